@@ -1,0 +1,161 @@
+//! A bounded binary reader and writer: the one place where bytes from outside are
+//! turned into lengths. Every length is checked against the bytes actually left
+//! and a caller-given cap before anything is allocated.
+
+use crate::SchemaError;
+
+pub struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new() -> Writer {
+        Writer { buf: Vec::new() }
+    }
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    pub fn u16(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+    /// Length-prefixed (u32) bytes. Callers keep lengths under their caps, so the
+    /// cast cannot truncate.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.raw(b);
+    }
+    pub fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8], what: &'static str) -> Reader<'a> {
+        Reader { buf, pos: 0, what }
+    }
+
+    fn err(&self, reason: &str) -> SchemaError {
+        SchemaError::malformed(self.what, format!("{reason} at byte {}", self.pos))
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], SchemaError> {
+        if n > self.remaining() {
+            return Err(self.err("truncated"));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], SchemaError> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, SchemaError> {
+        Ok(self.array::<1>()?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16, SchemaError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+    pub fn u32(&mut self) -> Result<u32, SchemaError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> Result<u64, SchemaError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+    pub fn i64(&mut self) -> Result<i64, SchemaError> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    /// Length-prefixed bytes, at most `cap` long.
+    pub fn bytes(&mut self, cap: usize) -> Result<&'a [u8], SchemaError> {
+        let n = self.u32()? as usize;
+        if n > cap {
+            return Err(self.err(&format!("field of {n} bytes exceeds limit {cap}")));
+        }
+        self.take(n)
+    }
+
+    pub fn str(&mut self, cap: usize) -> Result<&'a str, SchemaError> {
+        let b = self.bytes(cap)?;
+        std::str::from_utf8(b).map_err(|_| self.err("invalid UTF-8"))
+    }
+
+    /// A count of items that each take at least `min_item` bytes, at most `cap`:
+    /// the count is checked against the bytes left so a forged count cannot
+    /// make the caller reserve memory for items that are not there.
+    pub fn count(&mut self, cap: usize, min_item: usize) -> Result<usize, SchemaError> {
+        let n = self.u32()? as usize;
+        if n > cap || n.saturating_mul(min_item.max(1)) > self.remaining() {
+            return Err(self.err(&format!("count {n} exceeds limit or data")));
+        }
+        Ok(n)
+    }
+
+    pub fn finish(&self) -> Result<(), SchemaError> {
+        if self.remaining() != 0 {
+            return Err(self.err("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bounds() {
+        let mut w = Writer::new();
+        w.u8(1);
+        w.str("héllo");
+        w.u64(7);
+        let mut r = Reader::new(&w.buf, "test");
+        assert_eq!(r.u8().unwrap(), 1);
+        assert_eq!(r.str(100).unwrap(), "héllo");
+        assert_eq!(r.u64().unwrap(), 7);
+        r.finish().unwrap();
+        let mut r = Reader::new(&w.buf, "test");
+        r.u8().unwrap();
+        assert!(r.str(3).is_err(), "cap is enforced");
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff], "test");
+        assert!(r.count(usize::MAX, 1).is_err(), "count larger than data");
+        let mut r = Reader::new(&[0, 0, 0, 9, 1], "test");
+        assert!(r.bytes(100).is_err(), "truncated");
+    }
+}

@@ -1,0 +1,714 @@
+//! Case control operations and their resolution into a case's state.
+//!
+//! A case's control log is an authority graph (DESIGN.md, "Authority graphs"):
+//! each operation is signed by its author and names the hashes of the operations
+//! its author had seen (its parents). [`resolve`] folds the valid operations in a
+//! deterministic topological order (parents first, ties broken by hash), so the same
+//! set of operations gives the same state on every node in any arrival order.
+//!
+//! Layout (version 1): `version u8 | case [16] | author [32] | parents count u32,
+//! [32]* | time_ms i64 | tag u8 | body | signature [64]`.
+//!
+//! The case id is derived from the creator's key and a nonce in the create
+//! operation, so no one but the creator can write a genesis for a case id.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use casesync_crypto::hash::{Hash, sha256, sha256_parts};
+use casesync_crypto::identity::{self, SIGNATURE_LEN};
+use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
+
+use crate::card::{MAX_CARD_BYTES, NodeCard};
+use crate::codec::{Reader, Writer};
+use crate::{CaseId, SchemaError};
+
+const VERSION: u8 = 1;
+const SIGN_CONTEXT: &[u8] = b"casesync/control/v1";
+const META_CONTEXT: &[u8] = b"casesync/case-meta/v1";
+pub const MAX_PARENTS: usize = 256;
+pub const MAX_WRAPS: usize = 4096;
+pub const MAX_META_BYTES: usize = 64 * 1024;
+pub const MAX_OP_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Lead = 1,
+    Contributor = 2,
+    Observer = 3,
+    Relay = 4,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Lead => "lead",
+            Role::Contributor => "contributor",
+            Role::Observer => "observer",
+            Role::Relay => "relay",
+        }
+    }
+    fn from_u8(v: u8) -> Option<Role> {
+        [Role::Lead, Role::Contributor, Role::Observer, Role::Relay]
+            .into_iter()
+            .find(|r| *r as u8 == v)
+    }
+    /// Whether entries written by a member with this role are accepted.
+    pub fn may_write(self) -> bool {
+        matches!(self, Role::Lead | Role::Contributor)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = SchemaError;
+    fn from_str(s: &str) -> Result<Role, SchemaError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lead" => Ok(Role::Lead),
+            "contributor" => Ok(Role::Contributor),
+            "observer" => Ok(Role::Observer),
+            _ => Err(SchemaError::InvalidField {
+                field: "role".into(),
+                reason: "must be lead, contributor or observer".into(),
+            }),
+        }
+    }
+}
+
+/// A case key wrapped to one member (by its Ed25519 identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyWrap {
+    pub recipient: [u8; 32],
+    pub wrapped: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlBody {
+    /// Genesis: the creator becomes the first lead; carries the first key epoch and
+    /// the case metadata sealed under it.
+    Create {
+        nonce: [u8; 16],
+        creator: NodeCard,
+        salt: [u8; 32],
+        wraps: Vec<KeyWrap>,
+        sealed_meta: Vec<u8>,
+    },
+    AddMember {
+        card: NodeCard,
+        role: Role,
+    },
+    /// Gives existing epoch keys to members (e.g. a new member gets the history).
+    KeyShare {
+        epoch: Hash,
+        wraps: Vec<KeyWrap>,
+    },
+    /// A new key epoch (rotation).
+    KeyEpoch {
+        salt: [u8; 32],
+        wraps: Vec<KeyWrap>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct ControlOp {
+    pub case: CaseId,
+    pub author: [u8; 32],
+    pub parents: Vec<Hash>,
+    pub time_ms: i64,
+    pub body: ControlBody,
+    bytes: Vec<u8>,
+    hash: Hash,
+}
+
+/// The case id a creator with key `author` gets for `nonce`.
+pub fn case_id_for(author: &[u8; 32], nonce: &[u8; 16]) -> CaseId {
+    let h = sha256_parts(&[b"casesync/case-id/v1", author, nonce]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.0[..16]);
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    CaseId(id)
+}
+
+/// The HPKE context of a wrapped epoch key: binds case and epoch salt.
+pub fn wrap_context(case: &CaseId, salt: &[u8; 32]) -> Vec<u8> {
+    let mut c = case.0.to_vec();
+    c.extend_from_slice(salt);
+    c
+}
+
+/// Wraps `key` to each card's X25519 key.
+pub fn wrap_to(
+    key: &SymmetricKey,
+    case: &CaseId,
+    salt: &[u8; 32],
+    cards: &[&NodeCard],
+) -> Result<Vec<KeyWrap>, SchemaError> {
+    cards
+        .iter()
+        .map(|c| {
+            Ok(KeyWrap {
+                recipient: c.identity.ed25519,
+                wrapped: wrap::wrap_key(key, &c.identity.x25519, &wrap_context(case, salt))?,
+            })
+        })
+        .collect()
+}
+
+fn write_wraps(w: &mut Writer, wraps: &[KeyWrap]) {
+    w.u32(wraps.len() as u32);
+    for k in wraps {
+        w.raw(&k.recipient);
+        w.bytes(&k.wrapped);
+    }
+}
+
+fn read_wraps(r: &mut Reader<'_>) -> Result<Vec<KeyWrap>, SchemaError> {
+    let n = r.count(MAX_WRAPS, 36)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(KeyWrap {
+            recipient: r.array()?,
+            wrapped: r.bytes(wrap::WRAPPED_LEN)?.to_vec(),
+        });
+    }
+    Ok(v)
+}
+
+impl ControlOp {
+    pub fn create(
+        keys: &NodeKeys,
+        case: CaseId,
+        mut parents: Vec<Hash>,
+        time_ms: i64,
+        body: ControlBody,
+    ) -> Result<ControlOp, SchemaError> {
+        parents.sort();
+        parents.dedup();
+        let author = keys.public().ed25519;
+        let mut w = Writer::new();
+        w.u8(VERSION);
+        w.raw(&case.0);
+        w.raw(&author);
+        w.u32(parents.len() as u32);
+        for p in &parents {
+            w.raw(p.as_bytes());
+        }
+        w.i64(time_ms);
+        match &body {
+            ControlBody::Create {
+                nonce,
+                creator,
+                salt,
+                wraps,
+                sealed_meta,
+            } => {
+                w.u8(1);
+                w.raw(nonce);
+                w.bytes(creator.bytes());
+                w.raw(salt);
+                write_wraps(&mut w, wraps);
+                w.bytes(sealed_meta);
+            }
+            ControlBody::AddMember { card, role } => {
+                w.u8(2);
+                w.bytes(card.bytes());
+                w.u8(*role as u8);
+            }
+            ControlBody::KeyShare { epoch, wraps } => {
+                w.u8(3);
+                w.raw(epoch.as_bytes());
+                write_wraps(&mut w, wraps);
+            }
+            ControlBody::KeyEpoch { salt, wraps } => {
+                w.u8(4);
+                w.raw(salt);
+                write_wraps(&mut w, wraps);
+            }
+        }
+        let sig = keys.sign(SIGN_CONTEXT, &w.buf);
+        w.raw(&sig);
+        if w.buf.len() > MAX_OP_BYTES {
+            return Err(SchemaError::TooLarge {
+                what: "control operation",
+                size: w.buf.len(),
+                limit: MAX_OP_BYTES,
+            });
+        }
+        let hash = sha256(&w.buf);
+        Ok(ControlOp {
+            case,
+            author,
+            parents,
+            time_ms,
+            body,
+            bytes: w.buf,
+            hash,
+        })
+    }
+
+    /// Verifies the signature over `bytes`, then decodes.
+    pub fn decode_verified(bytes: &[u8]) -> Result<ControlOp, SchemaError> {
+        if bytes.len() > MAX_OP_BYTES {
+            return Err(SchemaError::TooLarge {
+                what: "control operation",
+                size: bytes.len(),
+                limit: MAX_OP_BYTES,
+            });
+        }
+        if bytes.len() < 1 + 16 + 32 + 4 + 8 + 1 + SIGNATURE_LEN {
+            return Err(SchemaError::malformed("control operation", "too short"));
+        }
+        if bytes[0] != VERSION {
+            return Err(SchemaError::UnsupportedVersion {
+                what: "control operation",
+                version: bytes[0],
+            });
+        }
+        let mut author = [0u8; 32];
+        author.copy_from_slice(&bytes[17..49]);
+        let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
+        let mut s = [0u8; SIGNATURE_LEN];
+        s.copy_from_slice(sig);
+        identity::verify(&author, SIGN_CONTEXT, signed, &s)
+            .map_err(|_| SchemaError::BadSignature("control operation"))?;
+        let mut r = Reader::new(signed, "control operation");
+        r.u8()?;
+        let case = CaseId(r.array()?);
+        let author = r.array()?;
+        let n = r.count(MAX_PARENTS, 32)?;
+        let mut parents = Vec::with_capacity(n);
+        for _ in 0..n {
+            parents.push(Hash(r.array()?));
+        }
+        let time_ms = r.i64()?;
+        let body = match r.u8()? {
+            1 => ControlBody::Create {
+                nonce: r.array()?,
+                creator: NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)?,
+                salt: r.array()?,
+                wraps: read_wraps(&mut r)?,
+                sealed_meta: r.bytes(MAX_META_BYTES)?.to_vec(),
+            },
+            2 => {
+                let card = NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)?;
+                let role = Role::from_u8(r.u8()?)
+                    .ok_or_else(|| SchemaError::malformed("control operation", "unknown role"))?;
+                ControlBody::AddMember { card, role }
+            }
+            3 => ControlBody::KeyShare {
+                epoch: Hash(r.array()?),
+                wraps: read_wraps(&mut r)?,
+            },
+            4 => ControlBody::KeyEpoch {
+                salt: r.array()?,
+                wraps: read_wraps(&mut r)?,
+            },
+            t => {
+                return Err(SchemaError::malformed(
+                    "control operation",
+                    format!("unknown operation tag {t}"),
+                ));
+            }
+        };
+        r.finish()?;
+        Ok(ControlOp {
+            case,
+            author,
+            parents,
+            time_ms,
+            body,
+            bytes: bytes.to_vec(),
+            hash: sha256(bytes),
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+}
+
+/// Case metadata, sealed in the create operation under the first epoch key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseMeta {
+    pub title: String,
+    pub require_justification: bool,
+}
+
+fn meta_aad(case: &CaseId) -> Vec<u8> {
+    let mut a = META_CONTEXT.to_vec();
+    a.extend_from_slice(&case.0);
+    a
+}
+
+impl CaseMeta {
+    pub fn seal(&self, case: &CaseId, key: &SymmetricKey) -> Result<Vec<u8>, SchemaError> {
+        let mut w = Writer::new();
+        w.u8(1);
+        w.str(&self.title);
+        w.u8(self.require_justification as u8);
+        Ok(key.seal(&meta_aad(case), &w.buf)?)
+    }
+
+    pub fn open(sealed: &[u8], case: &CaseId, key: &SymmetricKey) -> Result<CaseMeta, SchemaError> {
+        let plain = key.open(&meta_aad(case), sealed)?;
+        let mut r = Reader::new(&plain, "case metadata");
+        if r.u8()? != 1 {
+            return Err(SchemaError::malformed("case metadata", "unknown version"));
+        }
+        let title = r.str(MAX_META_BYTES)?.to_string();
+        let require_justification = r.u8()? != 0;
+        Ok(CaseMeta {
+            title,
+            require_justification,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub card: NodeCard,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug)]
+pub struct EpochInfo {
+    /// Hash of the operation that started the epoch.
+    pub id: Hash,
+    pub salt: [u8; 32],
+    /// Wrapped keys by recipient identity.
+    pub wraps: BTreeMap<[u8; 32], Vec<u8>>,
+}
+
+/// A case as its control log defines it.
+#[derive(Clone, Debug)]
+pub struct CaseState {
+    pub case: CaseId,
+    pub sealed_meta: Vec<u8>,
+    pub members: BTreeMap<[u8; 32], Member>,
+    /// Key epochs in resolved order; the last is the newest.
+    pub epochs: Vec<EpochInfo>,
+    /// Operations with no successor: the parents of the next operation.
+    pub heads: Vec<Hash>,
+    /// Operations that were well-formed but not authorized, with the reason.
+    pub rejected: Vec<(Hash, String)>,
+}
+
+impl CaseState {
+    pub fn epoch(&self, id: &Hash) -> Option<&EpochInfo> {
+        self.epochs.iter().find(|e| &e.id == id)
+    }
+    pub fn role_of(&self, node: &[u8; 32]) -> Option<Role> {
+        self.members.get(node).map(|m| m.role)
+    }
+}
+
+/// Folds a case's control operations into its state. Pure and deterministic:
+/// operations are applied parents-first, ties broken by hash; an operation whose
+/// parents are not all present is left out; one whose author lacked the authority
+/// at that point is recorded in `rejected` and has no effect.
+pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError> {
+    let by_hash: HashMap<Hash, &ControlOp> = ops
+        .iter()
+        .filter(|o| o.case == case)
+        .map(|o| (o.hash(), o))
+        .collect();
+    let mut waiting: HashMap<Hash, usize> = HashMap::new();
+    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+    let mut ready = BinaryHeap::new();
+    for (h, op) in &by_hash {
+        let missing = op
+            .parents
+            .iter()
+            .filter(|p| !by_hash.contains_key(p))
+            .count();
+        if missing > 0 {
+            continue;
+        }
+        waiting.insert(*h, op.parents.len());
+        for p in &op.parents {
+            children.entry(*p).or_default().push(*h);
+        }
+        if op.parents.is_empty() {
+            ready.push(Reverse(*h));
+        }
+    }
+    let mut state: Option<CaseState> = None;
+    let mut rejected = Vec::new();
+    let mut applied: BTreeSet<Hash> = BTreeSet::new();
+    while let Some(Reverse(h)) = ready.pop() {
+        let Some(op) = by_hash.get(&h) else { continue };
+        match apply(&mut state, case, op) {
+            Ok(()) => {
+                applied.insert(h);
+            }
+            Err(reason) => rejected.push((h, reason)),
+        }
+        for c in children.get(&h).into_iter().flatten() {
+            if let Some(n) = waiting.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(Reverse(*c));
+                }
+            }
+        }
+    }
+    let mut state = state
+        .ok_or_else(|| SchemaError::malformed("case control log", "no valid create operation"))?;
+    let referenced: BTreeSet<Hash> = applied
+        .iter()
+        .filter_map(|h| by_hash.get(h))
+        .flat_map(|o| o.parents.iter().copied())
+        .collect();
+    state.heads = applied
+        .into_iter()
+        .filter(|h| !referenced.contains(h))
+        .collect();
+    state.rejected = rejected;
+    Ok(state)
+}
+
+fn apply(state: &mut Option<CaseState>, case: CaseId, op: &ControlOp) -> Result<(), String> {
+    let Some(st) = state else {
+        let ControlBody::Create {
+            nonce,
+            creator,
+            salt,
+            wraps,
+            sealed_meta,
+        } = &op.body
+        else {
+            return Err("operation before the case's create".into());
+        };
+        if !op.parents.is_empty() || case_id_for(&op.author, nonce) != case {
+            return Err("create operation does not match the case id".into());
+        }
+        if creator.identity.ed25519 != op.author {
+            return Err("creator card is not the author's".into());
+        }
+        let mut members = BTreeMap::new();
+        members.insert(
+            op.author,
+            Member {
+                card: creator.clone(),
+                role: Role::Lead,
+            },
+        );
+        *state = Some(CaseState {
+            case,
+            sealed_meta: sealed_meta.clone(),
+            members,
+            epochs: vec![EpochInfo {
+                id: op.hash(),
+                salt: *salt,
+                wraps: wraps
+                    .iter()
+                    .map(|w| (w.recipient, w.wrapped.clone()))
+                    .collect(),
+            }],
+            heads: Vec::new(),
+            rejected: Vec::new(),
+        });
+        return Ok(());
+    };
+    if st.role_of(&op.author) != Some(Role::Lead) {
+        return Err("author is not a lead of the case".into());
+    }
+    match &op.body {
+        ControlBody::Create { .. } => Err("second create operation".into()),
+        ControlBody::AddMember { card, role } => {
+            if st.members.contains_key(&card.identity.ed25519) {
+                return Err("node is already a member".into());
+            }
+            st.members.insert(
+                card.identity.ed25519,
+                Member {
+                    card: card.clone(),
+                    role: *role,
+                },
+            );
+            Ok(())
+        }
+        ControlBody::KeyShare { epoch, wraps } => {
+            let members: BTreeSet<[u8; 32]> = st.members.keys().copied().collect();
+            let e = st
+                .epochs
+                .iter_mut()
+                .find(|e| &e.id == epoch)
+                .ok_or("key share for an unknown epoch")?;
+            for w in wraps.iter().filter(|w| members.contains(&w.recipient)) {
+                e.wraps
+                    .entry(w.recipient)
+                    .or_insert_with(|| w.wrapped.clone());
+            }
+            Ok(())
+        }
+        ControlBody::KeyEpoch { salt, wraps } => {
+            st.epochs.push(EpochInfo {
+                id: op.hash(),
+                salt: *salt,
+                wraps: wraps
+                    .iter()
+                    .map(|w| (w.recipient, w.wrapped.clone()))
+                    .collect(),
+            });
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        lead: NodeKeys,
+        lead_card: NodeCard,
+        other: NodeKeys,
+        other_card: NodeCard,
+        case: CaseId,
+        key: SymmetricKey,
+        create: ControlOp,
+    }
+
+    fn fixture() -> Fixture {
+        let lead = NodeKeys::generate().unwrap();
+        let lead_card = NodeCard::issue(&lead, "uk-east", "ROCU", "GB", 1).unwrap();
+        let other = NodeKeys::generate().unwrap();
+        let other_card = NodeCard::issue(&other, "ro-police", "IGPR", "RO", 1).unwrap();
+        let nonce = [4u8; 16];
+        let case = case_id_for(&lead.public().ed25519, &nonce);
+        let key = SymmetricKey::generate().unwrap();
+        let salt = [7u8; 32];
+        let meta = CaseMeta {
+            title: "Op Lantern".into(),
+            require_justification: false,
+        }
+        .seal(&case, &key)
+        .unwrap();
+        let create = ControlOp::create(
+            &lead,
+            case,
+            vec![],
+            1,
+            ControlBody::Create {
+                nonce,
+                creator: lead_card.clone(),
+                salt,
+                wraps: wrap_to(&key, &case, &salt, &[&lead_card]).unwrap(),
+                sealed_meta: meta,
+            },
+        )
+        .unwrap();
+        Fixture {
+            lead,
+            lead_card,
+            other,
+            other_card,
+            case,
+            key,
+            create,
+        }
+    }
+
+    #[test]
+    fn create_add_share_and_unwrap_by_the_new_member() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Contributor,
+            },
+        )
+        .unwrap();
+        let share = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![add.hash()],
+            3,
+            ControlBody::KeyShare {
+                epoch: f.create.hash(),
+                wraps: wrap_to(&f.key, &f.case, &[7u8; 32], &[&f.other_card]).unwrap(),
+            },
+        )
+        .unwrap();
+        let ops: Vec<ControlOp> = [&share, &f.create, &add]
+            .iter()
+            .map(|o| ControlOp::decode_verified(o.bytes()).unwrap())
+            .collect();
+        let st = resolve(f.case, &ops).unwrap();
+        assert_eq!(
+            st.role_of(&f.other.public().ed25519),
+            Some(Role::Contributor)
+        );
+        assert_eq!(st.heads, vec![share.hash()]);
+        let e = &st.epochs[0];
+        let k = wrap::unwrap_key(
+            &f.other,
+            &e.wraps[&f.other.public().ed25519],
+            &wrap_context(&f.case, &e.salt),
+        )
+        .unwrap();
+        assert_eq!(k, f.key);
+        assert_eq!(
+            CaseMeta::open(&st.sealed_meta, &f.case, &k).unwrap().title,
+            "Op Lantern"
+        );
+        let _ = &f.lead_card;
+    }
+
+    #[test]
+    fn non_leads_cannot_add_members_and_forged_geneses_fail() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.other,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Lead,
+            },
+        )
+        .unwrap();
+        let st = resolve(f.case, &[f.create.clone(), add.clone()]).unwrap();
+        assert_eq!(st.rejected.len(), 1);
+        assert!(st.role_of(&f.other.public().ed25519).is_none());
+        // Someone else's create for this case id is not a genesis.
+        let forged = ControlOp::create(
+            &f.other,
+            f.case,
+            vec![],
+            1,
+            ControlBody::Create {
+                nonce: [4u8; 16],
+                creator: f.other_card.clone(),
+                salt: [0; 32],
+                wraps: vec![],
+                sealed_meta: vec![],
+            },
+        )
+        .unwrap();
+        assert!(resolve(f.case, &[forged]).is_err());
+    }
+
+    #[test]
+    fn decode_rejects_every_flipped_byte() {
+        let f = fixture();
+        for i in 0..f.create.bytes().len() {
+            let mut b = f.create.bytes().to_vec();
+            b[i] ^= 0x10;
+            assert!(
+                ControlOp::decode_verified(&b).is_err(),
+                "flip at {i} accepted"
+            );
+        }
+    }
+}

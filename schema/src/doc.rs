@@ -1,0 +1,396 @@
+//! The mapping between a record and its Automerge document.
+//!
+//! Each record is its own small document (DESIGN.md, "Records and logs"):
+//!
+//! ```text
+//! ROOT { id, type, case, originator, created, updated: str,
+//!        grading?: str, releasable_to: [str], fields: { name: scalar },
+//!        ...keys this version does not know: kept untouched }
+//! ```
+//!
+//! Edits touch only the keys they change, so concurrent edits of different fields
+//! both survive a merge, and the same field converges to one value everywhere
+//! (Automerge's deterministic conflict winner).
+
+use std::collections::BTreeMap;
+
+use automerge::{
+    ActorId, AutoCommit, Change, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+    transaction::Transactable,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::grading::Grading;
+use crate::record::{FieldValue, Fields, RecordInput, RecordType, ReleasableTo};
+use crate::{CaseId, RecordId, SchemaError};
+
+const ENVELOPE_KEYS: [&str; 9] = [
+    "id",
+    "type",
+    "case",
+    "originator",
+    "created",
+    "updated",
+    "grading",
+    "releasable_to",
+    "fields",
+];
+
+/// What the node assigns to a new record.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub id: RecordId,
+    pub case: CaseId,
+    /// PeerId of the node that created the record.
+    pub originator: String,
+    /// RFC 3339 with offset.
+    pub created: String,
+}
+
+/// A change to an existing record.
+#[derive(Clone, Debug, Default)]
+pub struct RecordEdit {
+    pub set: Fields,
+    pub unset: Vec<String>,
+    pub grading: Option<Grading>,
+    pub releasable_to: Option<ReleasableTo>,
+}
+
+/// The record as users and scripts see it (`record show --json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    pub id: String,
+    pub case: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub fields: BTreeMap<String, FieldValue>,
+    pub originator: String,
+    pub created: String,
+    pub updated: String,
+    pub grading: Option<String>,
+    pub releasable_to: Vec<String>,
+    /// Top-level keys written by a newer version: shown and kept, never dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl RecordView {
+    /// The record's content as an input, to re-validate it after an edit.
+    pub fn to_input(&self) -> Result<RecordInput, SchemaError> {
+        Ok(RecordInput {
+            record_type: self.record_type.parse()?,
+            fields: self.fields.clone(),
+            grading: match &self.grading {
+                Some(g) => Some(crate::record::parse_grading(g)?),
+                None => None,
+            },
+            releasable_to: ReleasableTo(self.releasable_to.clone()),
+        })
+    }
+
+    pub fn record_type(&self) -> Result<RecordType, SchemaError> {
+        self.record_type.parse()
+    }
+}
+
+fn am(e: automerge::AutomergeError) -> SchemaError {
+    SchemaError::Automerge(e.to_string())
+}
+
+/// The Automerge actor of a node: derived from its identity key so the same node
+/// always writes as the same actor.
+pub fn actor_for(node_ed25519: &[u8; 32]) -> ActorId {
+    let h = casesync_crypto::hash::sha256_parts(&[b"casesync/actor/v1", node_ed25519]);
+    ActorId::from(&h.0[..16])
+}
+
+fn scalar(v: &FieldValue) -> ScalarValue {
+    match v {
+        FieldValue::Str(s) => ScalarValue::Str(s.as_str().into()),
+        FieldValue::Int(i) => ScalarValue::Int(*i),
+        FieldValue::Float(f) => ScalarValue::F64(*f),
+        FieldValue::Bool(b) => ScalarValue::Boolean(*b),
+    }
+}
+
+fn put_releasable(tx: &mut AutoCommit, r: &ReleasableTo) -> Result<(), SchemaError> {
+    let list = tx
+        .put_object(ROOT, "releasable_to", ObjType::List)
+        .map_err(am)?;
+    for (i, item) in r.0.iter().enumerate() {
+        tx.insert(&list, i, item.as_str()).map_err(am)?;
+    }
+    Ok(())
+}
+
+/// Creates a record's document and returns it with the bytes of its first change.
+pub fn new_record(
+    actor: ActorId,
+    env: &Envelope,
+    input: &RecordInput,
+    time_ms: i64,
+) -> Result<(AutoCommit, Vec<u8>), SchemaError> {
+    let mut doc = AutoCommit::new().with_actor(actor);
+    doc.put(ROOT, "id", env.id.to_string()).map_err(am)?;
+    doc.put(ROOT, "type", input.record_type.name())
+        .map_err(am)?;
+    doc.put(ROOT, "case", env.case.to_string()).map_err(am)?;
+    doc.put(ROOT, "originator", env.originator.as_str())
+        .map_err(am)?;
+    doc.put(ROOT, "created", env.created.as_str()).map_err(am)?;
+    doc.put(ROOT, "updated", env.created.as_str()).map_err(am)?;
+    if let Some(g) = &input.grading {
+        doc.put(ROOT, "grading", g.to_string()).map_err(am)?;
+    }
+    put_releasable(&mut doc, &input.releasable_to)?;
+    let fields = doc.put_object(ROOT, "fields", ObjType::Map).map_err(am)?;
+    for (k, v) in &input.fields {
+        doc.put(&fields, k.as_str(), scalar(v)).map_err(am)?;
+    }
+    doc.commit_with(automerge::transaction::CommitOptions::default().with_time(time_ms));
+    let change = doc
+        .get_last_local_change()
+        .ok_or_else(|| SchemaError::Automerge("no change was produced".into()))?;
+    Ok((doc, change.raw_bytes().to_vec()))
+}
+
+/// Applies an edit; returns the bytes of the new change, or `None` if nothing changed.
+pub fn apply_edit(
+    doc: &mut AutoCommit,
+    edit: &RecordEdit,
+    updated: &str,
+    time_ms: i64,
+) -> Result<Option<Vec<u8>>, SchemaError> {
+    let fields = match doc.get(ROOT, "fields").map_err(am)? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => doc.put_object(ROOT, "fields", ObjType::Map).map_err(am)?,
+    };
+    for (k, v) in &edit.set {
+        doc.put(&fields, k.as_str(), scalar(v)).map_err(am)?;
+    }
+    for k in &edit.unset {
+        doc.delete(&fields, k.as_str()).map_err(am)?;
+    }
+    if let Some(g) = &edit.grading {
+        doc.put(ROOT, "grading", g.to_string()).map_err(am)?;
+    }
+    if let Some(r) = &edit.releasable_to {
+        put_releasable(doc, r)?;
+    }
+    doc.put(ROOT, "updated", updated).map_err(am)?;
+    if doc
+        .commit_with(automerge::transaction::CommitOptions::default().with_time(time_ms))
+        .is_none()
+    {
+        return Ok(None);
+    }
+    Ok(doc.get_last_local_change().map(|c| c.raw_bytes().to_vec()))
+}
+
+/// Parses one Automerge change (as carried in a log entry payload).
+pub fn parse_change(bytes: &[u8]) -> Result<Change, SchemaError> {
+    Change::from_bytes(bytes.to_vec()).map_err(|e| SchemaError::Automerge(e.to_string()))
+}
+
+/// Rebuilds a document from a saved snapshot.
+pub fn load_snapshot(bytes: &[u8], actor: ActorId) -> Result<AutoCommit, SchemaError> {
+    Ok(AutoCommit::load(bytes).map_err(am)?.with_actor(actor))
+}
+
+/// Rebuilds a document from its changes (in any causal order Automerge accepts).
+pub fn from_changes(changes: Vec<Change>, actor: ActorId) -> Result<AutoCommit, SchemaError> {
+    let mut doc = AutoCommit::new().with_actor(actor);
+    doc.apply_changes(changes).map_err(am)?;
+    Ok(doc)
+}
+
+fn get_str(doc: &AutoCommit, key: &str) -> Result<Option<String>, SchemaError> {
+    match doc.get(ROOT, key).map_err(am)? {
+        Some((Value::Scalar(s), _)) => Ok(match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            other => Some(other.to_string()),
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn to_field(v: &ScalarValue) -> Option<FieldValue> {
+    match v {
+        ScalarValue::Str(s) => Some(FieldValue::Str(s.to_string())),
+        ScalarValue::Int(i) => Some(FieldValue::Int(*i)),
+        ScalarValue::Uint(u) => i64::try_from(*u).ok().map(FieldValue::Int),
+        ScalarValue::F64(f) => Some(FieldValue::Float(*f)),
+        ScalarValue::Boolean(b) => Some(FieldValue::Bool(*b)),
+        _ => None,
+    }
+}
+
+fn to_json(
+    doc: &AutoCommit,
+    v: Value<'_>,
+    id: &automerge::ObjId,
+    depth: usize,
+) -> serde_json::Value {
+    match v {
+        Value::Scalar(s) => match to_field(&s) {
+            Some(f) => serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::String(s.to_string()),
+        },
+        Value::Object(_) if depth > 8 => serde_json::Value::Null,
+        Value::Object(ObjType::Map | ObjType::Table) => {
+            let mut m = serde_json::Map::new();
+            for k in doc.keys(id) {
+                if let Ok(Some((v, child))) = doc.get(id, k.as_str()) {
+                    m.insert(k.clone(), to_json(doc, v, &child, depth + 1));
+                }
+            }
+            serde_json::Value::Object(m)
+        }
+        Value::Object(ObjType::List) => {
+            let mut a = Vec::new();
+            for i in 0..doc.length(id) {
+                if let Ok(Some((v, child))) = doc.get(id, i) {
+                    a.push(to_json(doc, v, &child, depth + 1));
+                }
+            }
+            serde_json::Value::Array(a)
+        }
+        Value::Object(ObjType::Text) => serde_json::Value::String(doc.text(id).unwrap_or_default()),
+    }
+}
+
+/// Reads the record's current view out of its document.
+pub fn view(doc: &AutoCommit) -> Result<RecordView, SchemaError> {
+    let need = |k: &'static str| -> Result<String, SchemaError> {
+        get_str(doc, k)?
+            .ok_or_else(|| SchemaError::malformed("record document", format!("missing `{k}`")))
+    };
+    let mut fields = BTreeMap::new();
+    if let Some((Value::Object(ObjType::Map), fid)) = doc.get(ROOT, "fields").map_err(am)? {
+        for k in doc.keys(&fid) {
+            if let Some((Value::Scalar(s), _)) = doc.get(&fid, k.as_str()).map_err(am)?
+                && let Some(f) = to_field(&s)
+            {
+                fields.insert(k, f);
+            }
+        }
+    }
+    let mut releasable_to = Vec::new();
+    if let Some((Value::Object(ObjType::List), lid)) = doc.get(ROOT, "releasable_to").map_err(am)? {
+        for i in 0..doc.length(&lid) {
+            if let Some((Value::Scalar(s), _)) = doc.get(&lid, i).map_err(am)?
+                && let ScalarValue::Str(s) = s.as_ref()
+            {
+                releasable_to.push(s.to_string());
+            }
+        }
+    }
+    let mut extra = BTreeMap::new();
+    for k in doc.keys(ROOT) {
+        if ENVELOPE_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some((v, id)) = doc.get(ROOT, k.as_str()).map_err(am)? {
+            extra.insert(k.clone(), to_json(doc, v, &id, 0));
+        }
+    }
+    Ok(RecordView {
+        id: need("id")?,
+        case: need("case")?,
+        record_type: need("type")?,
+        fields,
+        originator: need("originator")?,
+        created: need("created")?,
+        updated: need("updated")?,
+        grading: get_str(doc, "grading")?,
+        releasable_to,
+        extra,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Envelope {
+        Envelope {
+            id: RecordId::new_v7(),
+            case: CaseId([1; 16]),
+            originator: "12D3KooWtest".into(),
+            created: "2026-11-26T10:00:00+00:00".into(),
+        }
+    }
+
+    fn person(name: &str) -> RecordInput {
+        RecordInput {
+            record_type: RecordType::Person,
+            fields: [("name".to_string(), FieldValue::Str(name.into()))].into(),
+            grading: Some("3x5x2:1AP".parse().unwrap()),
+            releasable_to: ReleasableTo(vec!["GB".into(), "RO".into()]),
+        }
+    }
+
+    #[test]
+    fn create_view_round_trip_with_diacritics() {
+        let (doc, change) =
+            new_record(actor_for(&[1; 32]), &env(), &person("Ștefan Țăranu"), 1).unwrap();
+        let v = view(&doc).unwrap();
+        assert_eq!(v.fields["name"], FieldValue::Str("Ștefan Țăranu".into()));
+        assert_eq!(v.grading.as_deref(), Some("3x5x2:1AP"));
+        assert_eq!(v.releasable_to, vec!["GB", "RO"]);
+        let rebuilt =
+            from_changes(vec![parse_change(&change).unwrap()], actor_for(&[1; 32])).unwrap();
+        assert_eq!(view(&rebuilt).unwrap(), v);
+    }
+
+    #[test]
+    fn concurrent_edits_of_different_fields_both_survive() {
+        let (mut a, first) =
+            new_record(actor_for(&[1; 32]), &env(), &person("Victor Ilie"), 1).unwrap();
+        let mut b = from_changes(vec![parse_change(&first).unwrap()], actor_for(&[2; 32])).unwrap();
+        let edit = |k: &str, v: &str| RecordEdit {
+            set: [(k.to_string(), FieldValue::Str(v.into()))].into(),
+            ..Default::default()
+        };
+        let ca = apply_edit(
+            &mut a,
+            &edit("status", "arrested"),
+            "2026-11-26T11:00:00+00:00",
+            2,
+        )
+        .unwrap()
+        .unwrap();
+        let cb = apply_edit(
+            &mut b,
+            &edit("alias", "Vic"),
+            "2026-11-26T11:00:01+00:00",
+            2,
+        )
+        .unwrap()
+        .unwrap();
+        a.apply_changes(vec![parse_change(&cb).unwrap()]).unwrap();
+        b.apply_changes(vec![parse_change(&ca).unwrap()]).unwrap();
+        let (va, vb) = (view(&a).unwrap(), view(&b).unwrap());
+        assert_eq!(va, vb);
+        assert_eq!(va.fields["status"], FieldValue::Str("arrested".into()));
+        assert_eq!(va.fields["alias"], FieldValue::Str("Vic".into()));
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_kept_through_edits() {
+        let (mut doc, _) = new_record(actor_for(&[1; 32]), &env(), &person("x"), 1).unwrap();
+        doc.put(ROOT, "future_key", "from a newer node").unwrap();
+        doc.commit();
+        let edit = RecordEdit {
+            unset: vec!["name".into()],
+            ..Default::default()
+        };
+        apply_edit(&mut doc, &edit, "2026-11-26T12:00:00+00:00", 3).unwrap();
+        let v = view(&doc).unwrap();
+        assert_eq!(
+            v.extra["future_key"],
+            serde_json::json!("from a newer node")
+        );
+        assert!(!v.fields.contains_key("name"));
+    }
+}

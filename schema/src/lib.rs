@@ -1,0 +1,71 @@
+//! casesync-schema: what a case holds and how it is encoded. No I/O.
+//!
+//! Layout:
+//! - [`record`]: record types (POLE), required fields, validation, handling.
+//! - [`validate`]: validators for identifiers (IBAN, crypto addresses, dates, ...).
+//! - [`grading`]: intelligence grading systems (UK 3x5x2, 5x5x5, Europol).
+//! - [`doc`]: the mapping between a record and its Automerge document.
+//! - [`card`]: signed node cards (who a node is, its keys).
+//! - [`entry`]: the signed, encrypted log entry and its payload of Automerge changes.
+//! - [`control`]: case control operations (create, add member, key epochs).
+//! - [`codec`]: the bounded binary reader/writer every encoding here uses.
+//!
+//! Invariants: schema knows nothing about SQLite, files or the network; every
+//! decoder takes bytes from a possibly hostile peer, checks lengths against fixed
+//! caps before allocating, and verifies signatures before decoding the rest.
+
+pub mod card;
+pub mod codec;
+pub mod control;
+pub mod doc;
+pub mod entry;
+pub mod grading;
+pub mod ids;
+pub mod record;
+pub mod validate;
+
+pub use card::NodeCard;
+pub use ids::{CaseId, RecordId};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unknown record type `{0}` (known: {known})", known = record::RecordType::NAMES.join(", "))]
+    UnknownType(String),
+    #[error("{record_type} record needs field `{field}`")]
+    MissingField {
+        record_type: &'static str,
+        field: &'static str,
+    },
+    #[error("field `{field}`: {reason}")]
+    InvalidField { field: String, reason: String },
+    #[error("invalid grading `{value}`: {reason}")]
+    InvalidGrading { value: String, reason: String },
+    #[error("invalid id `{0}`: expected a UUID like 0192f0c1-7c1e-7b3a-9c1d-2f4e5a6b7c8d")]
+    InvalidId(String),
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("{what} is too large ({size} bytes, limit {limit})")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    #[error("unsupported {what} version {version}")]
+    UnsupportedVersion { what: &'static str, version: u8 },
+    #[error("signature check failed for {0}")]
+    BadSignature(&'static str),
+    #[error("automerge: {0}")]
+    Automerge(String),
+    #[error(transparent)]
+    Crypto(#[from] casesync_crypto::CryptoError),
+}
+
+impl SchemaError {
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> SchemaError {
+        SchemaError::Malformed {
+            what,
+            reason: reason.into(),
+        }
+    }
+}

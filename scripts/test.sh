@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test casesync has: formatting, lints, unit tests,
+# end-to-end tests against the real binary. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_cargo_tool() {
+  # $1 = cargo subcommand, $2 = crate to install if missing
+  if ! cargo "$1" --version >/dev/null 2>&1; then
+    echo "==> installing $2"
+    cargo install --locked "$2"
+  fi
+}
+
+command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+need_cargo_tool nextest cargo-nextest
+# sqlite3 lets tests tamper with a store the way a local operator would.
+if ! command -v sqlite3 >/dev/null; then
+  echo "==> installing sqlite3"
+  (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null || echo "warning: could not install sqlite3" >&2
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> build"
+cargo build --workspace --all-targets
+echo "==> tests"
+cargo nextest run --workspace --no-fail-fast "$@"
