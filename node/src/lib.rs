@@ -1,1 +1,54 @@
-pub fn x() {}
+//! casesync-node: a casesync node on one machine.
+//!
+//! Layout:
+//! - [`datadir`]: the data directory, the keystore file, unlocking.
+//! - [`store`]: SQLite; the only module that writes SQL.
+//! - [`sealing`]: storage-key sealing of rows and blind indexes.
+//! - [`cases`]: case control logs: create, members, key epochs.
+//! - [`log`]: the log engine: append signed, sealed entries; materialize records.
+//! - [`records`]: record add, edit, show, list, import on top of the log engine.
+//! - [`verify`]: `log verify`, re-checking every stored entry.
+//! - [`import`]: parsing JSON Lines and CSV import files.
+//! - [`clock`]: wall-clock time for people to read (never for decisions).
+//!
+//! The `casesync` binary (main.rs, cli.rs) is a thin layer over these.
+
+pub mod cases;
+pub mod clock;
+pub mod datadir;
+pub mod import;
+pub mod log;
+pub mod records;
+pub mod sealing;
+pub mod store;
+pub mod verify;
+
+pub use datadir::{DataDir, Node};
+
+/// Errors of the node library. Each message says what failed and, where the
+/// user can act, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Schema(#[from] casesync_schema::SchemaError),
+    #[error(transparent)]
+    Crypto(#[from] casesync_crypto::CryptoError),
+    #[error("{0}")]
+    Io(String),
+    /// A request that cannot be carried out as asked (unknown id, refused by policy).
+    #[error("{0}")]
+    Refused(String),
+    /// Stored data failed an integrity check.
+    #[error("{0}")]
+    Integrity(String),
+}
+
+impl From<rusqlite::Error> for NodeError {
+    fn from(e: rusqlite::Error) -> NodeError {
+        NodeError::Store(store::StoreError::Sql(e))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, NodeError>;

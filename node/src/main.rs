@@ -1,1 +1,478 @@
-fn main() {}
+//! The `casesync` binary: parse the command line, unlock the node, run one
+//! command, print its result. All logic lives in the library.
+
+mod cli;
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use casesync_node::{DataDir, Node, cases, import, records, verify};
+use casesync_schema::doc::RecordView;
+use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
+use clap::Parser;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use cli::{CaseCommand, Cli, Command, LogCommand, MemberCommand, RecordCommand};
+
+fn main() -> ExitCode {
+    casesync_node::clock::init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: what failed and what to do.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn data_dir(cli: &Cli) -> Result<DataDir> {
+    let root = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => DataDir::platform_default()
+            .ok_or_else(|| anyhow!("no data dir: pass --data-dir or set CASESYNC_HOME"))?,
+    };
+    Ok(DataDir::new(root))
+}
+
+/// The keystore passphrase: `CASESYNC_PASSPHRASE`, else a prompt on a terminal.
+fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
+    if let Some(p) = std::env::var_os("CASESYNC_PASSPHRASE") {
+        let p = p
+            .into_string()
+            .map_err(|_| anyhow!("CASESYNC_PASSPHRASE is not valid UTF-8"))?;
+        if p.is_empty() {
+            bail!("CASESYNC_PASSPHRASE is empty: set the keystore passphrase");
+        }
+        return Ok(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set CASESYNC_PASSPHRASE or run in a terminal to be prompted");
+    }
+    let p = Zeroizing::new(
+        rpassword::prompt_password("casesync passphrase: ")
+            .context("cannot read the passphrase")?,
+    );
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("repeat passphrase: ")
+                .context("cannot read the passphrase")?,
+        );
+        if *again != *p {
+            bail!("the passphrases did not match; nothing was created");
+        }
+    }
+    Ok(p)
+}
+
+fn unlock(cli: &Cli) -> Result<Node> {
+    let dir = data_dir(cli)?;
+    if !dir.is_initialized() {
+        // Say this before asking for a passphrase that cannot help.
+        dir.open_store()?;
+    }
+    Ok(dir.unlock(passphrase(false)?.as_bytes())?)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init { name, org, country } => {
+            let dir = data_dir(&cli)?;
+            if dir.is_initialized() {
+                // Refuse before prompting.
+                dir.init(name, org, country, b"-")?;
+            }
+            let node = dir.init(name, org, country, passphrase(true)?.as_bytes())?;
+            let peer = node.card.peer_id();
+            if cli.json {
+                print_json(
+                    &json!({"peer_id": peer, "name": node.card.name, "org": node.card.org, "country": node.card.country, "data_dir": dir.root}),
+                )?;
+            } else {
+                println!("{peer}");
+            }
+        }
+        Command::Id { card } => {
+            let c = data_dir(&cli)?.card()?;
+            if *card {
+                if cli.json {
+                    print_json(&json!({"card": c.to_text()}))?;
+                } else {
+                    println!("{}", c.to_text());
+                }
+            } else if cli.json {
+                print_json(
+                    &json!({"peer_id": c.peer_id(), "name": c.name, "org": c.org, "country": c.country}),
+                )?;
+            } else {
+                println!(
+                    "peer id:  {}\nname:     {}\norg:      {}\ncountry:  {}",
+                    c.peer_id(),
+                    c.name,
+                    c.org,
+                    c.country
+                );
+            }
+        }
+        Command::Case(cmd) => return case_command(&cli, cmd),
+        Command::Record(cmd) => return record_command(&cli, cmd),
+        Command::Log(LogCommand::Verify) => {
+            let store = data_dir(&cli)?.open_store()?;
+            let report = verify::verify_store(store.conn())?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                for f in &report.failures {
+                    println!("BAD {} (row {}): {}", f.item, f.row, f.reason);
+                }
+                println!(
+                    "checked {} entries in {} logs and {} control operations across {} cases: {} bad",
+                    report.entries, report.logs, report.control_ops, report.cases, report.failed
+                );
+            }
+            if let Some(first) = report.failures.first() {
+                bail!(
+                    "log verify found {} bad item(s); first: {} (row {}): {}",
+                    report.failed,
+                    first.item,
+                    first.row,
+                    first.reason
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
+    let conn = node.store.conn();
+    let members: Vec<_> = c
+        .state
+        .members
+        .values()
+        .map(|m| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name()}))
+        .collect();
+    let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
+    Ok(json!({
+        "id": c.id.to_string(),
+        "title": c.meta.title,
+        "require_justification": c.meta.require_justification,
+        "role": c.my_role(node).map(|r| r.name()),
+        "members": members,
+        "key_epoch": epoch,
+        "key_epochs": c.state.epochs.len(),
+        "records": casesync_node::store::record_count(conn, c.case_ref)?,
+        "entries": casesync_node::store::entry_count(conn, c.case_ref)?,
+    }))
+}
+
+fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        CaseCommand::Create {
+            title,
+            require_justification,
+        } => {
+            let id = cases::create(&node, title, *require_justification)?;
+            if cli.json {
+                print_json(&json!({"id": id.to_string(), "title": title.trim()}))?;
+            } else {
+                println!("{id}");
+            }
+        }
+        CaseCommand::List => {
+            let all = cases::list(&node)?;
+            if cli.json {
+                let v = all
+                    .iter()
+                    .map(|c| case_json(&node, c))
+                    .collect::<Result<Vec<_>>>()?;
+                print_json(&v)?;
+            } else if all.is_empty() {
+                println!("no cases yet: create one with `casesync case create --title TITLE`");
+            } else {
+                println!("{:<36}  {:<12}  {:>8}  TITLE", "ID", "ROLE", "RECORDS");
+                for c in &all {
+                    let n = casesync_node::store::record_count(node.store.conn(), c.case_ref)?;
+                    println!(
+                        "{:<36}  {:<12}  {:>8}  {}",
+                        c.id,
+                        c.my_role(&node).map(|r| r.name()).unwrap_or("-"),
+                        n,
+                        c.meta.title
+                    );
+                }
+            }
+        }
+        CaseCommand::Show { case } => {
+            let c = cases::load_by_text(&node, node.store.conn(), case)?;
+            let v = case_json(&node, &c)?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                println!("case:      {}\ntitle:     {}", c.id, c.meta.title);
+                println!("records:   {}\nentries:   {}", v["records"], v["entries"]);
+                println!(
+                    "key epoch: {} ({} in all)",
+                    c.state
+                        .epochs
+                        .last()
+                        .map(|e| e.id.short())
+                        .unwrap_or_default(),
+                    c.state.epochs.len()
+                );
+                if c.meta.require_justification {
+                    println!("policy:    every action needs --justification");
+                }
+                println!("members:");
+                for m in c.state.members.values() {
+                    println!(
+                        "  {:<12} {}  {} ({}, {})",
+                        m.role.name(),
+                        m.card.peer_id(),
+                        m.card.name,
+                        m.card.org,
+                        m.card.country
+                    );
+                }
+            }
+        }
+        CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
+            let card = cases::parse_member_arg(member)?;
+            let role = role.parse()?;
+            let id = cases::add_member(&node, case, &card, role)?;
+            if cli.json {
+                print_json(
+                    &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
+                )?;
+            } else {
+                println!(
+                    "added {} ({}) to case {id} as {}",
+                    card.name,
+                    card.peer_id(),
+                    role.name()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_fields(args: &[String]) -> Result<Vec<(String, FieldValue)>> {
+    args.iter()
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--field `{}` is not KEY=VALUE", cases_short(a)))?;
+            let k = k.trim();
+            casesync_schema::record::check_field_name(k)?;
+            Ok((k.to_string(), FieldValue::Str(v.to_string())))
+        })
+        .collect()
+}
+
+fn cases_short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
+    if cli.json {
+        return print_json(v);
+    }
+    println!("id:            {}", v.id);
+    println!("type:          {}", v.record_type);
+    println!("case:          {}", v.case);
+    for (k, val) in &v.fields {
+        println!("  {k}: {}", val.as_text());
+    }
+    if let Some(g) = &v.grading {
+        println!("grading:       {g}");
+    }
+    if !v.releasable_to.is_empty() {
+        println!("releasable to: {}", v.releasable_to.join(", "));
+    }
+    println!("originator:    {}", v.originator);
+    println!("created:       {}", v.created);
+    println!("updated:       {}", v.updated);
+    for (k, val) in &v.extra {
+        println!("  (newer) {k}: {val}");
+    }
+    Ok(())
+}
+
+fn summary(v: &RecordView) -> String {
+    let key = [
+        "name",
+        "title",
+        "number",
+        "iban",
+        "address",
+        "registration",
+        "text",
+        "file",
+        "link_type",
+    ];
+    key.iter()
+        .find_map(|k| v.fields.get(*k))
+        .map(|f| f.as_text())
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect()
+}
+
+fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        RecordCommand::Add {
+            case,
+            record_type,
+            fields,
+            file,
+            grading,
+            releasable_to,
+        } => {
+            let mut input = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    import::parse_json_line(1, text.trim())
+                        .with_context(|| format!("in {}", path.display()))?
+                }
+                None => {
+                    let t = record_type
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("--type is required (or --file RECORD.json)"))?;
+                    casesync_schema::record::RecordInput {
+                        record_type: t.parse()?,
+                        fields: Default::default(),
+                        grading: None,
+                        releasable_to: ReleasableTo::default(),
+                    }
+                }
+            };
+            if let (Some(t), Some(_)) = (record_type, file) {
+                input.record_type = t.parse()?;
+            }
+            for (k, v) in parse_fields(&fields.fields)? {
+                input.fields.insert(k, v);
+            }
+            if let Some(g) = grading {
+                input.grading = Some(casesync_schema::record::parse_grading(g)?);
+            }
+            if let Some(r) = releasable_to {
+                input.releasable_to = ReleasableTo::parse_list(r)?;
+            }
+            let v = records::add(&node, case, input)?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v.id);
+            }
+        }
+        RecordCommand::Edit {
+            record,
+            fields,
+            unset,
+        } => {
+            let set = parse_fields(&fields.fields)?;
+            if set.is_empty() && unset.is_empty() {
+                bail!("nothing to change: give --field KEY=VALUE or --unset KEY");
+            }
+            let v = records::edit(&node, record, set, unset.clone())?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v.id);
+            }
+        }
+        RecordCommand::Show { record } => {
+            let v = records::show(&node, record)?;
+            print_record(cli, &v)?;
+        }
+        RecordCommand::List { case, record_type } => {
+            let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
+            let list = records::list(&node, case, t)?;
+            if cli.json {
+                print_json(&list)?;
+            } else {
+                for v in &list {
+                    println!("{}  {:<13}  {}", v.id, v.record_type, summary(v));
+                }
+                println!("{} record(s)", list.len());
+            }
+        }
+        RecordCommand::Import { case, file, format } => {
+            let mut f = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let mut head = [0u8; 64];
+            let n = f
+                .read(&mut head)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let fmt = match format.as_deref() {
+                Some("csv") => import::Format::Csv,
+                Some(_) => import::Format::JsonLines,
+                None => import::Format::detect(&file.to_string_lossy(), &head[..n]),
+            };
+            let f = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let bar = progress_bar(file)?;
+            let mut source: Box<
+                dyn Iterator<
+                    Item = casesync_node::Result<(usize, casesync_schema::record::RecordInput)>,
+                >,
+            > = match fmt {
+                import::Format::JsonLines => Box::new(import::json_lines(f)),
+                import::Format::Csv => Box::new(import::csv_rows(f)?),
+            };
+            let report = records::import(&node, case, &mut source, &mut |n| {
+                if let Some(b) = &bar {
+                    b.set_position(n as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if cli.json {
+                print_json(&json!({"imported": report.records}))?;
+            } else {
+                println!("imported {} record(s)", report.records);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr, only when stderr is a terminal (never in scripts).
+fn progress_bar(file: &std::path::Path) -> Result<Option<indicatif::ProgressBar>> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    let mut lines = 0u64;
+    let mut f = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let bar = indicatif::ProgressBar::new(lines);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "importing {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Ok(Some(bar))
+}

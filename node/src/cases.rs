@@ -1,0 +1,325 @@
+//! Cases: each case's control log (create, members, key epochs) and its keys.
+//!
+//! The control log is stored as the signed operations; the case's state (members,
+//! roles, epochs) is always recomputed with the pure `control::resolve`, so what a
+//! node believes about a case is a function of the operations it holds.
+
+use casesync_crypto::{Hash, NodeKeys, SymmetricKey, wrap};
+use casesync_schema::control::{self, CaseMeta, CaseState, ControlBody, ControlOp, Role};
+use casesync_schema::record::ReleasableTo;
+use casesync_schema::{CaseId, NodeCard};
+use rusqlite::Connection;
+
+use crate::{Node, NodeError, Result, store};
+
+pub const MAX_TITLE: usize = 200;
+
+/// A case as this node sees it.
+pub struct Case {
+    pub case_ref: i64,
+    pub id: CaseId,
+    pub meta: CaseMeta,
+    pub state: CaseState,
+}
+
+impl Case {
+    pub fn my_role(&self, node: &Node) -> Option<Role> {
+        self.state.role_of(&node.keys.public().ed25519)
+    }
+}
+
+fn check_title(title: &str) -> Result<String> {
+    let t = title.trim();
+    if t.is_empty() || t.chars().count() > MAX_TITLE || t.chars().any(char::is_control) {
+        return Err(NodeError::Refused(format!(
+            "the case title must be 1-{MAX_TITLE} printable characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// Creates a case led by this node, with its first key epoch.
+pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<CaseId> {
+    let title = check_title(title)?;
+    let mut nonce = [0u8; 16];
+    casesync_crypto::random_bytes(&mut nonce)?;
+    let me = node.keys.public().ed25519;
+    let case = control::case_id_for(&me, &nonce);
+    let key = SymmetricKey::generate()?;
+    let salt = casesync_crypto::random_32()?;
+    let meta = CaseMeta {
+        title,
+        require_justification,
+    };
+    let sealed_meta = meta.seal(&case, &key)?;
+    let (ms, _) = crate::clock::now();
+    let op = ControlOp::create(
+        &node.keys,
+        case,
+        vec![],
+        ms,
+        ControlBody::Create {
+            nonce,
+            creator: node.card.clone(),
+            salt,
+            wraps: control::wrap_to(&key, &case, &salt, &[&node.card])?,
+            sealed_meta,
+        },
+    )?;
+    let local_meta = encode_local_meta(&meta);
+    let sealed_local = node.storage.seal_case_meta(&case.0, &local_meta)?;
+    let sealed_key = node.storage.seal_epoch_key(&case.0, &op.hash().0, &key)?;
+    node.store.write(|tx| -> Result<()> {
+        let case_ref = store::insert_case(tx, &case.0, &sealed_local)?;
+        store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
+        store::put_epoch_key(tx, case_ref, &op.hash(), &sealed_key)?;
+        Ok(())
+    })?;
+    Ok(case)
+}
+
+fn encode_local_meta(m: &CaseMeta) -> Vec<u8> {
+    let mut w = casesync_schema::codec::Writer::new();
+    w.u8(1);
+    w.str(&m.title);
+    w.u8(m.require_justification as u8);
+    w.buf
+}
+
+fn decode_local_meta(b: &[u8]) -> Result<CaseMeta> {
+    let mut r = casesync_schema::codec::Reader::new(b, "case metadata");
+    let _v = r.u8()?;
+    let title = r.str(64 * 1024)?.to_string();
+    let require_justification = r.u8()? != 0;
+    Ok(CaseMeta {
+        title,
+        require_justification,
+    })
+}
+
+/// Parses a case id given on the command line and loads the case.
+pub fn load_by_text(node: &Node, conn: &Connection, text: &str) -> Result<Case> {
+    let id: CaseId = text.trim().parse().map_err(|_| {
+        NodeError::Refused(format!(
+            "`{}` is not a case id (see `casesync case list`)",
+            short(text)
+        ))
+    })?;
+    load(node, conn, &id)
+}
+
+pub(crate) fn short(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(64).collect::<String>())
+    }
+}
+
+pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
+    let row = store::case_by_id(conn, &id.0)?.ok_or_else(|| {
+        NodeError::Refused(format!("unknown case {id} (see `casesync case list`)"))
+    })?;
+    load_row(node, conn, row)
+}
+
+fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
+    let id = CaseId(row.case_id);
+    let ops = store::control_ops(conn, row.case_ref)?
+        .into_iter()
+        .map(|o| {
+            let op = ControlOp::decode_verified(&o.bytes).map_err(|e| {
+                NodeError::Integrity(format!("control operation {} of case {id} failed verification: {e}; run `casesync log verify`", o.hash.short()))
+            })?;
+            if !op.hash().ct_eq(&o.hash) {
+                return Err(NodeError::Integrity(format!("control operation {} of case {id} does not match its hash", o.hash.short())));
+            }
+            Ok(op)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let state = control::resolve(id, &ops)?;
+    let meta = decode_local_meta(
+        &node
+            .storage
+            .open_case_meta(&row.case_id, &row.sealed_meta)?,
+    )?;
+    Ok(Case {
+        case_ref: row.case_ref,
+        id,
+        meta,
+        state,
+    })
+}
+
+pub fn list(node: &Node) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    store::list_cases(conn)?
+        .into_iter()
+        .map(|row| load_row(node, conn, row))
+        .collect()
+}
+
+/// The key of `epoch`, from the local cache or by unwrapping this node's share.
+pub fn epoch_key(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    epoch: &Hash,
+) -> Result<SymmetricKey> {
+    for (e, sealed) in store::epoch_keys(conn, case.case_ref)? {
+        if &e == epoch {
+            return node.storage.open_epoch_key(&case.id.0, &e.0, &sealed);
+        }
+    }
+    let info = case.state.epoch(epoch).ok_or_else(|| {
+        NodeError::Refused(format!(
+            "case {} has no key epoch {}",
+            case.id,
+            epoch.short()
+        ))
+    })?;
+    unwrap_epoch(&node.keys, &case.id, info)
+}
+
+/// Unwraps this node's copy of an epoch key from the control log.
+pub fn unwrap_epoch(
+    keys: &NodeKeys,
+    case: &CaseId,
+    info: &control::EpochInfo,
+) -> Result<SymmetricKey> {
+    let me = keys.public().ed25519;
+    let wrapped = info.wraps.get(&me).ok_or_else(|| {
+        NodeError::Refused(format!(
+            "this node holds no key for epoch {} of case {case}",
+            info.id.short()
+        ))
+    })?;
+    Ok(wrap::unwrap_key(
+        keys,
+        wrapped,
+        &control::wrap_context(case, &info.salt),
+    )?)
+}
+
+/// The newest epoch this node holds a key for: what new entries are sealed with.
+pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Hash, SymmetricKey)> {
+    for e in case.state.epochs.iter().rev() {
+        if let Ok(k) = epoch_key(node, conn, case, &e.id) {
+            return Ok((e.id, k));
+        }
+    }
+    Err(NodeError::Refused(format!(
+        "this node holds no key for case {}",
+        case.id
+    )))
+}
+
+/// Resolves a `PEER_ID|CARD` argument to a card.
+pub fn parse_member_arg(arg: &str) -> Result<NodeCard> {
+    let arg = arg.trim();
+    if arg.starts_with("cscard1.") {
+        return NodeCard::from_text(arg)
+            .map_err(|e| NodeError::Refused(format!("invalid node card: {e}")));
+    }
+    if arg.starts_with("12D3KooW") {
+        return Err(NodeError::Refused(
+            "adding a member by PeerId needs federation enrollment, which this node does not have yet; pass the node's card from `casesync id --card`".into(),
+        ));
+    }
+    Err(NodeError::Refused(format!(
+        "`{}` is neither a node card (from `casesync id --card`) nor a PeerId",
+        short(arg)
+    )))
+}
+
+/// Adds `card` to the case with `role` and shares every epoch key this node holds,
+/// so the new member can read the whole case history.
+pub fn add_member(node: &Node, case_text: &str, card: &NodeCard, role: Role) -> Result<CaseId> {
+    let me = node.keys.public().ed25519;
+    let case = load_by_text(node, node.store.conn(), case_text)?;
+    if case.state.role_of(&me) != Some(Role::Lead) {
+        return Err(NodeError::Refused(format!(
+            "only a lead of case {} can add members",
+            case.id
+        )));
+    }
+    if case.state.members.contains_key(&card.identity.ed25519) {
+        return Err(NodeError::Refused(format!(
+            "{} ({}) is already a member of case {}",
+            card.name,
+            card.peer_id(),
+            case.id
+        )));
+    }
+    check_handling_for_member(node, &case, card)?;
+    let conn = node.store.conn();
+    let mut wraps = Vec::new();
+    for e in &case.state.epochs {
+        let key = epoch_key(node, conn, &case, &e.id)?;
+        wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
+    }
+    let (ms, _) = crate::clock::now();
+    let add = ControlOp::create(
+        &node.keys,
+        case.id,
+        case.state.heads.clone(),
+        ms,
+        ControlBody::AddMember {
+            card: card.clone(),
+            role,
+        },
+    )?;
+    let mut ops = vec![add];
+    for (epoch, w) in wraps {
+        let parent = ops.last().map(|o| o.hash()).into_iter().collect();
+        ops.push(ControlOp::create(
+            &node.keys,
+            case.id,
+            parent,
+            ms,
+            ControlBody::KeyShare { epoch, wraps: w },
+        )?);
+    }
+    let case_ref = case.case_ref;
+    node.store.write(|tx| -> Result<()> {
+        for op in &ops {
+            store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
+        }
+        Ok(())
+    })?;
+    Ok(case.id)
+}
+
+/// A member outside a record's releasable_to cannot be added while the record is in the case.
+fn check_handling_for_member(node: &Node, case: &Case, card: &NodeCard) -> Result<()> {
+    for v in crate::records::views_in_case(node, node.store.conn(), case, None)? {
+        let r = ReleasableTo(v.releasable_to.clone());
+        if !r.permits(&card.org, &card.country) {
+            return Err(NodeError::Refused(format!(
+                "cannot add {} ({}, {}): record {} is releasable to {} only",
+                card.name,
+                card.org,
+                card.country,
+                v.id,
+                r.0.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A record whose releasable_to excludes a current member cannot enter the case.
+pub fn check_handling_for_record(case: &Case, releasable: &ReleasableTo) -> Result<()> {
+    for m in case.state.members.values() {
+        if !releasable.permits(&m.card.org, &m.card.country) {
+            return Err(NodeError::Refused(format!(
+                "record is releasable to {} only, but case member {} ({}, {}) is outside that",
+                releasable.0.join(", "),
+                m.card.name,
+                m.card.org,
+                m.card.country
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The command line, as specified in CLI.md. Parsing only: `main.rs` dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "casesync",
+    version,
+    about = "Offline-first, end-to-end encrypted case sharing for joint investigation teams",
+    long_about = "casesync keeps case records (people, organisations, phones, accounts, wallets, \
+locations, events, links, notes, evidence) as signed, encrypted CRDT documents in a local store.\n\n\
+The keystore passphrase comes from CASESYNC_PASSPHRASE, or a prompt on a terminal.",
+    after_help = "Examples:\n  casesync --data-dir ./uk-east init --name uk-east --org \"ROCU East\" --country GB\n  casesync case create --title \"Op Lantern\"\n  casesync record add CASE --type person --field name=\"Marin Dobre\" --field category=suspect"
+)]
+pub struct Cli {
+    /// The node's data directory [default: $XDG_DATA_HOME/casesync]
+    #[arg(long, global = true, env = "CASESYNC_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Machine-readable output on stdout (one JSON document)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The person acting, for the audit trail [default: the OS user]
+    #[arg(long, global = true, env = "CASESYNC_OPERATOR", value_name = "NAME")]
+    pub operator: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new node: identity keys, keystore, empty store; prints its PeerId
+    #[command(
+        after_help = "Example:\n  CASESYNC_PASSPHRASE=... casesync --data-dir ./ro-police init --name ro-police --org \"Poliția Română\" --country RO"
+    )]
+    Init {
+        /// Short node name, e.g. uk-east
+        #[arg(long)]
+        name: String,
+        /// Organisation running the node
+        #[arg(long)]
+        org: String,
+        /// ISO 3166 two-letter country code
+        #[arg(long)]
+        country: String,
+    },
+    /// Show this node's PeerId, name, organisation and country
+    #[command(
+        after_help = "Examples:\n  casesync id\n  casesync id --card > uk-east.card   # give this line to a case lead"
+    )]
+    Id {
+        /// Print only the signed node card, on one line
+        #[arg(long)]
+        card: bool,
+    },
+    /// Create, list and show cases; manage members
+    #[command(subcommand)]
+    Case(CaseCommand),
+    /// Add, edit, show, list and import records
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Check the stored logs
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaseCommand {
+    /// Open a new case led by this node; prints the case id
+    #[command(after_help = "Example:\n  casesync case create --title \"Op Lantern\"")]
+    Create {
+        #[arg(long)]
+        title: String,
+        /// Every action on this case must give --justification (enforced with the audit log)
+        #[arg(long)]
+        require_justification: bool,
+    },
+    /// List the cases this node holds
+    #[command(after_help = "Example:\n  casesync case list --json")]
+    List,
+    /// Title, members and roles, key epoch, record count
+    #[command(after_help = "Example:\n  casesync case show 0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8d")]
+    Show { case: String },
+    /// Manage case members
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Add a node to a case (lead only); it receives every key of the case
+    #[command(
+        after_help = "Example:\n  casesync case member add CASE \"$(cat ro-police.card)\" --role contributor"
+    )]
+    Add {
+        case: String,
+        /// The node's card (from `casesync id --card`)
+        member: String,
+        #[arg(long, value_parser = ["lead", "contributor", "observer"])]
+        role: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct FieldArgs {
+    /// Set a field (repeatable), e.g. --field name="Marin Dobre"
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecordCommand {
+    /// Add a record to a case; prints the record id
+    #[command(
+        after_help = "Types and required fields: person (name), organisation (name), vehicle (registration),\n\
+phone (number), bank_account (iban or number), crypto_wallet (address, currency),\n\
+location (address or lat/lon), event (title, when), link (from, to, link_type), note (text), evidence (file)\n\n\
+Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\" --field category=suspect --grading 3x5x2:1AP\n  casesync record add CASE --type bank_account --field iban=RO41RNCB0082044617040001 --releasable-to GB,RO\n  casesync record add CASE --file record.json"
+    )]
+    Add {
+        case: String,
+        /// Record type (see below)
+        #[arg(long = "type", value_name = "TYPE")]
+        record_type: Option<String>,
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// A JSON file shaped like one import line: {"type": ..., "fields": {...}}
+        #[arg(long, value_name = "RECORD.json")]
+        file: Option<PathBuf>,
+        /// SYSTEM:CODE, e.g. 3x5x2:1AP, 5x5x5:B24, europol:A1
+        #[arg(long)]
+        grading: Option<String>,
+        /// Countries or organisations that may receive it, e.g. GB,RO
+        #[arg(long, value_name = "LIST")]
+        releasable_to: Option<String>,
+    },
+    /// Change fields of a record
+    #[command(
+        after_help = "Example:\n  casesync record edit RECORD --field status=arrested --unset alias"
+    )]
+    Edit {
+        record: String,
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// Remove a field (repeatable)
+        #[arg(long = "unset", value_name = "KEY")]
+        unset: Vec<String>,
+    },
+    /// Show one record (after re-verifying its log entries)
+    #[command(after_help = "Example:\n  casesync record show RECORD --json")]
+    Show { record: String },
+    /// List the records of a case
+    #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
+    List {
+        case: String,
+        #[arg(long = "type", value_name = "TYPE")]
+        record_type: Option<String>,
+    },
+    /// Import records from JSON Lines or CSV, all or nothing
+    #[command(
+        after_help = "JSON Lines: one object per line, {\"type\": \"person\", \"fields\": {\"name\": \"...\"}, \"grading\": \"3x5x2:1AP\", \"releasable_to\": [\"GB\"]}\n\
+CSV: a header row with a `type` column, optional `grading` and `releasable_to` columns, every other column a field.\n\n\
+Example:\n  casesync record import CASE people.jsonl"
+    )]
+    Import {
+        case: String,
+        file: PathBuf,
+        /// Input format [default: from the file name, else from its first byte]
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// Re-check every stored entry (signatures, hashes, chains); non-zero on any failure
+    #[command(after_help = "Example:\n  casesync log verify --json")]
+    Verify,
+}

@@ -1,0 +1,189 @@
+//! The data directory: `keystore` (the sealed keys) and `casesync.db` (the store),
+//! and the unlocked [`Node`] that commands work on.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use casesync_crypto::keystore::{self, KdfParams, KeystoreSecrets};
+use casesync_crypto::{NodeKeys, SymmetricKey};
+use casesync_schema::NodeCard;
+
+use crate::sealing::StorageKeys;
+use crate::store::{self, Store};
+use crate::{NodeError, Result};
+
+const KEYSTORE_FILE: &str = "keystore";
+const DB_FILE: &str = "casesync.db";
+
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+/// An unlocked node: its keys in memory and its store open.
+pub struct Node {
+    pub dir: DataDir,
+    pub keys: NodeKeys,
+    pub storage: StorageKeys,
+    pub card: NodeCard,
+    pub store: Store,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    /// `$XDG_DATA_HOME/casesync`, else `~/.local/share/casesync`.
+    pub fn platform_default() -> Option<PathBuf> {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(x).join("casesync"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/casesync"))
+    }
+
+    pub fn keystore_path(&self) -> PathBuf {
+        self.root.join(KEYSTORE_FILE)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join(DB_FILE)
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.keystore_path().exists()
+    }
+
+    fn require_initialized(&self) -> Result<()> {
+        if !self.is_initialized() {
+            return Err(NodeError::Refused(format!(
+                "no casesync node in {}: run `casesync init --name NAME --org ORG --country CC` first (or pass --data-dir)",
+                self.root.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates a new node: keys, keystore sealed with `passphrase`, empty store.
+    pub fn init(&self, name: &str, org: &str, country: &str, passphrase: &[u8]) -> Result<Node> {
+        if self.keystore_path().exists() || self.db_path().exists() {
+            return Err(NodeError::Refused(format!(
+                "{} is already initialized (it holds a casesync node); use another --data-dir",
+                self.root.display()
+            )));
+        }
+        if passphrase.is_empty() {
+            return Err(NodeError::Refused(
+                "the passphrase must not be empty".into(),
+            ));
+        }
+        let keys = NodeKeys::generate()?;
+        let (ms, _) = crate::clock::now();
+        let card = NodeCard::issue(&keys, name, org, country, ms)?;
+        let storage = SymmetricKey::generate()?;
+        create_private_dir(&self.root)?;
+        let store = Store::open(&self.db_path())?;
+        store::meta_put(store.conn(), "card", card.bytes())?;
+        let secrets = KeystoreSecrets {
+            node: keys,
+            storage,
+        };
+        let sealed = keystore::seal(&secrets, passphrase, KdfParams::DEFAULT)?;
+        // The keystore is written last: its presence is what marks the node initialized.
+        write_private_file(&self.keystore_path(), &sealed)?;
+        Ok(Node {
+            dir: self.clone(),
+            storage: StorageKeys::new(&secrets.storage),
+            keys: secrets.node,
+            card,
+            store,
+        })
+    }
+
+    /// The node's own card, readable without the passphrase.
+    pub fn card(&self) -> Result<NodeCard> {
+        self.require_initialized()?;
+        let store = Store::open(&self.db_path())?;
+        let bytes = store::meta_get(store.conn(), "card")?.ok_or_else(|| {
+            NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
+        })?;
+        Ok(NodeCard::decode(&bytes)?)
+    }
+
+    /// Opens the store without unlocking keys (for commands that need no secret).
+    pub fn open_store(&self) -> Result<Store> {
+        self.require_initialized()?;
+        Ok(Store::open(&self.db_path())?)
+    }
+
+    /// Unlocks the keystore and opens the store.
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Node> {
+        self.require_initialized()?;
+        let file = fs::read(self.keystore_path()).map_err(|e| {
+            NodeError::Io(format!(
+                "cannot read keystore {}: {e}",
+                self.keystore_path().display()
+            ))
+        })?;
+        let secrets = keystore::open(&file, passphrase).map_err(|e| match e {
+            casesync_crypto::CryptoError::WrongPassphrase => NodeError::Refused(
+                "wrong passphrase: the keystore did not unlock (check CASESYNC_PASSPHRASE)".into(),
+            ),
+            other => NodeError::Crypto(other),
+        })?;
+        let store = Store::open(&self.db_path())?;
+        let bytes = store::meta_get(store.conn(), "card")?.ok_or_else(|| {
+            NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
+        })?;
+        let card = NodeCard::decode(&bytes)?;
+        if card.identity != secrets.node.public() {
+            return Err(NodeError::Integrity(
+                "the node card in the store does not match the keystore: the data dir was mixed up"
+                    .into(),
+            ));
+        }
+        Ok(Node {
+            dir: self.clone(),
+            storage: StorageKeys::new(&secrets.storage),
+            keys: secrets.node,
+            card,
+            store,
+        })
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path)
+        .map_err(|e| NodeError::Io(format!("cannot create {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename), readable by the owner only.
+fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| NodeError::Io(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = fs::remove_file(&tmp);
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    if let Some(parent) = path.parent()
+        && let Ok(d) = fs::File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! Records on top of the log engine: add, edit, show, list, import.
+//!
+//! Every write builds Automerge changes, appends them as entries to this node's
+//! log and updates the materialized state (sealed view, sealed snapshot once a
+//! record has more than one change) in one transaction. Every `show` re-verifies
+//! the entries that carry the record before returning it.
+
+use automerge::ActorId;
+use casesync_schema::RecordId;
+use casesync_schema::doc::{self, Envelope, RecordEdit, RecordView};
+use casesync_schema::entry::{LogEntry, RecordChange};
+use casesync_schema::record::{FieldValue, RecordInput, RecordType};
+use rayon::prelude::*;
+use rusqlite::Connection;
+
+use crate::cases::{self, Case};
+use crate::sealing::StorageKeys;
+use crate::store::{self, RecordRow};
+use crate::{Node, NodeError, Result, log};
+
+/// Records built in parallel per batch during bulk writes.
+const BATCH: usize = 2048;
+
+fn actor(node: &Node) -> ActorId {
+    doc::actor_for(&node.keys.public().ed25519)
+}
+
+fn require_writer(node: &Node, case: &Case) -> Result<()> {
+    match case.my_role(node) {
+        Some(r) if r.may_write() => Ok(()),
+        Some(r) => Err(NodeError::Refused(format!(
+            "this node is {} of case {}: it cannot write records",
+            r.name(),
+            case.id
+        ))),
+        None => Err(NodeError::Refused(format!(
+            "this node is not a member of case {}",
+            case.id
+        ))),
+    }
+}
+
+fn parse_record_id(text: &str) -> Result<RecordId> {
+    text.trim().parse().map_err(|_| {
+        NodeError::Refused(format!(
+            "`{}` is not a record id (see `casesync record list CASE`)",
+            cases::short(text)
+        ))
+    })
+}
+
+/// Finds a record by id: its case, its row.
+fn find(node: &Node, conn: &Connection, text: &str) -> Result<(Case, RecordRow, RecordId)> {
+    let rid = parse_record_id(text)?;
+    let row = store::record_by_index(conn, &node.storage.record_index(&rid.0))?
+        .ok_or_else(|| NodeError::Refused(format!("unknown record {rid}")))?;
+    let case_row = store::case_by_ref(conn, row.case_ref)?
+        .ok_or_else(|| NodeError::Integrity(format!("record {rid} belongs to no case")))?;
+    let case = cases::load(node, conn, &casesync_schema::CaseId(case_row.case_id))?;
+    Ok((case, row, rid))
+}
+
+fn open_view(storage: &StorageKeys, rid_index: &[u8; 32], sealed: &[u8]) -> Result<RecordView> {
+    let bytes = storage.open_view(rid_index, sealed)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))
+}
+
+/// Link endpoints must be records of the same case.
+fn check_link_targets(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    input: &RecordInput,
+) -> Result<()> {
+    if input.record_type != RecordType::Link {
+        return Ok(());
+    }
+    for end in ["from", "to"] {
+        let Some(v) = input.fields.get(end) else {
+            continue;
+        };
+        let rid = parse_record_id(&v.as_text())?;
+        match store::record_by_index(conn, &node.storage.record_index(&rid.0))? {
+            Some(r) if r.case_ref == case.case_ref => {}
+            _ => {
+                return Err(NodeError::Refused(format!(
+                    "link `{end}`: unknown record {rid} in case {}",
+                    case.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Built {
+    id: RecordId,
+    rid_index: [u8; 32],
+    type_index: [u8; 32],
+    sealed_view: Vec<u8>,
+    change: Vec<u8>,
+}
+
+fn build(
+    storage: &StorageKeys,
+    actor: &ActorId,
+    env: Envelope,
+    input: &RecordInput,
+    ms: i64,
+) -> std::result::Result<Built, NodeError> {
+    let (d, change) = doc::new_record(actor.clone(), &env, input, ms)?;
+    let view = doc::view(&d)?;
+    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
+    let rid_index = storage.record_index(&env.id.0);
+    Ok(Built {
+        id: env.id,
+        rid_index,
+        type_index: storage.type_index(&env.case.0, input.record_type.name()),
+        sealed_view: storage.seal_view(&rid_index, &json)?,
+        change,
+    })
+}
+
+/// Creates records from validated inputs inside a write transaction. Building the
+/// Automerge documents runs in parallel; SQLite writes stay on this thread.
+fn create_records(
+    conn: &Connection,
+    node: &Node,
+    case: &Case,
+    inputs: &[RecordInput],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<RecordId>> {
+    let (epoch, key) = cases::current_epoch(node, conn, case)?;
+    let (ms, created) = crate::clock::now();
+    let actor = actor(node);
+    let originator = node.card.peer_id();
+    let storage = &node.storage;
+    let mut ids = Vec::with_capacity(inputs.len());
+    let mut done = 0;
+    for chunk in inputs.chunks(BATCH) {
+        let envs: Vec<Envelope> = chunk
+            .iter()
+            .map(|_| Envelope {
+                id: RecordId::new_v7(),
+                case: case.id,
+                originator: originator.clone(),
+                created: created.clone(),
+            })
+            .collect();
+        let built = chunk
+            .par_iter()
+            .zip(envs.into_par_iter())
+            .map(|(input, env)| build(storage, &actor, env, input, ms))
+            .collect::<Result<Vec<Built>>>()?;
+        let mut rows = Vec::with_capacity(built.len());
+        let mut changes = Vec::with_capacity(built.len());
+        for b in built {
+            rows.push(store::insert_record(
+                conn,
+                case.case_ref,
+                &b.rid_index,
+                &b.type_index,
+                &b.sealed_view,
+            )?);
+            ids.push(b.id);
+            changes.push(RecordChange {
+                record: b.id,
+                change: b.change,
+            });
+        }
+        for a in log::append(conn, node, case, &epoch, &key, &changes)? {
+            for i in a.changes {
+                store::link_record_entry(conn, rows[i], a.row)?;
+            }
+        }
+        done += chunk.len();
+        progress(done);
+    }
+    Ok(ids)
+}
+
+/// Adds one record to a case.
+pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordView> {
+    let input = input.validate()?;
+    let id = node.store.write(|tx| -> Result<RecordId> {
+        let case = cases::load_by_text(node, tx, case_text)?;
+        require_writer(node, &case)?;
+        check_link_targets(node, tx, &case, &input)?;
+        cases::check_handling_for_record(&case, &input.releasable_to)?;
+        let ids = create_records(tx, node, &case, std::slice::from_ref(&input), &mut |_| {})?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| NodeError::Integrity("no record was created".into()))
+    })?;
+    show(node, &id.to_string())
+}
+
+/// What an import did.
+pub struct ImportReport {
+    pub records: usize,
+}
+
+/// Imports records all-or-nothing. Records are read, checked and written in
+/// batches inside one transaction, so memory stays bounded whatever the file size
+/// and any bad line (or a crash) leaves the store exactly as it was.
+pub fn import(
+    node: &Node,
+    case_text: &str,
+    source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<ImportReport> {
+    let at = |line: usize, e: NodeError| {
+        NodeError::Refused(format!("line {line}: {e}; nothing was imported"))
+    };
+    let count = node.store.write(|tx| -> Result<usize> {
+        let case = cases::load_by_text(node, tx, case_text)?;
+        require_writer(node, &case)?;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut done = 0;
+        let mut flush = |batch: &mut Vec<RecordInput>, done: &mut usize| -> Result<()> {
+            let base = *done;
+            create_records(tx, node, &case, batch, &mut |n| progress(base + n))?;
+            *done += batch.len();
+            batch.clear();
+            Ok(())
+        };
+        for item in source {
+            let (line, input) = item?;
+            let input = input.validate().map_err(|e| at(line, e.into()))?;
+            check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
+            cases::check_handling_for_record(&case, &input.releasable_to)
+                .map_err(|e| at(line, e))?;
+            batch.push(input);
+            if batch.len() == BATCH {
+                flush(&mut batch, &mut done)?;
+            }
+        }
+        if !batch.is_empty() {
+            flush(&mut batch, &mut done)?;
+        }
+        Ok(done)
+    })?;
+    let _ = node.store.checkpoint();
+    Ok(ImportReport { records: count })
+}
+
+/// Rebuilds a record's Automerge document: from its snapshot, or (for a record
+/// with a single change) from the verified entry that carries it.
+fn load_doc(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    row: &RecordRow,
+    rid: &RecordId,
+    entries: &[LogEntry],
+) -> Result<automerge::AutoCommit> {
+    let idx = node.storage.record_index(&rid.0);
+    if let Some(sealed) = &row.snapshot {
+        let snap = node.storage.open_snapshot(&idx, sealed)?;
+        return Ok(doc::load_snapshot(&snap, actor(node))?);
+    }
+    let mut changes = Vec::new();
+    for e in entries {
+        let key = cases::epoch_key(node, conn, case, &e.header.epoch)?;
+        for c in e.open(&key)?.into_iter().filter(|c| &c.record == rid) {
+            changes.push(doc::parse_change(&c.change)?);
+        }
+    }
+    if changes.is_empty() {
+        return Err(NodeError::Integrity(format!(
+            "record {rid} has no changes in its log entries"
+        )));
+    }
+    Ok(doc::from_changes(changes, actor(node))?)
+}
+
+/// Edits a record: sets and unsets fields. The result must still be a valid record.
+pub fn edit(
+    node: &Node,
+    record_text: &str,
+    set: Vec<(String, FieldValue)>,
+    unset: Vec<String>,
+) -> Result<RecordView> {
+    let rid = node.store.write(|tx| -> Result<RecordId> {
+        let (case, row, rid) = find(node, tx, record_text)?;
+        require_writer(node, &case)?;
+        let entries = log::verify_record_entries(tx, &case, row.row, &rid)?;
+        let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
+        let current = doc::view(&d)?;
+        let mut input = current.to_input()?;
+        for (k, v) in &set {
+            input.fields.insert(k.clone(), v.clone());
+        }
+        for k in &unset {
+            if input.fields.remove(k).is_none() {
+                return Err(NodeError::Refused(format!(
+                    "record {rid} has no field `{k}` to unset"
+                )));
+            }
+        }
+        let valid = input.validate()?;
+        check_link_targets(node, tx, &case, &valid)?;
+        let normalized = set
+            .iter()
+            .filter_map(|(k, _)| valid.fields.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let (ms, now) = crate::clock::now();
+        let edit = RecordEdit {
+            set: normalized,
+            unset,
+            ..Default::default()
+        };
+        let Some(change) = doc::apply_edit(&mut d, &edit, &now, ms)? else {
+            return Ok(rid);
+        };
+        let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+        for a in log::append(
+            tx,
+            node,
+            &case,
+            &epoch,
+            &key,
+            &[RecordChange {
+                record: rid,
+                change,
+            }],
+        )? {
+            store::link_record_entry(tx, row.row, a.row)?;
+        }
+        let idx = node.storage.record_index(&rid.0);
+        let view = serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
+        let snapshot = d.save();
+        store::update_record(
+            tx,
+            row.row,
+            &node.storage.seal_snapshot(&idx, &snapshot)?,
+            &node.storage.seal_view(&idx, &view)?,
+        )?;
+        Ok(rid)
+    })?;
+    show(node, &rid.to_string())
+}
+
+/// Shows a record after re-verifying every entry that carries it.
+pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
+    let conn = node.store.conn();
+    let (case, row, rid) = find(node, conn, record_text)?;
+    log::verify_record_entries(conn, &case, row.row, &rid)?;
+    let v = open_view(&node.storage, &node.storage.record_index(&rid.0), &row.view)?;
+    if v.id != rid.to_string() {
+        return Err(NodeError::Integrity(format!(
+            "stored view of record {rid} names another record"
+        )));
+    }
+    Ok(v)
+}
+
+/// Every record of a case (optionally of one type), from the sealed views.
+pub fn views_in_case(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    record_type: Option<RecordType>,
+) -> Result<Vec<RecordView>> {
+    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
+    let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
+    rows.iter()
+        .map(|r| open_view(&node.storage, &r.rid_index, &r.view))
+        .collect()
+}
+
+pub fn list(
+    node: &Node,
+    case_text: &str,
+    record_type: Option<RecordType>,
+) -> Result<Vec<RecordView>> {
+    let conn = node.store.conn();
+    let case = cases::load_by_text(node, conn, case_text)?;
+    let mut v = views_in_case(node, conn, &case, record_type)?;
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(v)
+}

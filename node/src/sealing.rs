@@ -1,0 +1,116 @@
+//! Sealing rows at rest with the node storage key, and blind indexes.
+//!
+//! Each sealed column uses a subkey of the storage key for its table and binds
+//! the row's identity as associated data, so a sealed value cannot be moved to
+//! another row or table without failing to open.
+
+use casesync_crypto::SymmetricKey;
+use casesync_crypto::hash::BlindIndexKey;
+
+use crate::{NodeError, Result};
+
+pub struct StorageKeys {
+    views: SymmetricKey,
+    snapshots: SymmetricKey,
+    case_meta: SymmetricKey,
+    epoch_keys: SymmetricKey,
+    record_ids: BlindIndexKey,
+    record_types: BlindIndexKey,
+}
+
+fn aad(table: &str, row: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(table.len() + 1 + row.len());
+    a.extend_from_slice(table.as_bytes());
+    a.push(0);
+    a.extend_from_slice(row);
+    a
+}
+
+fn open_err(what: &str) -> NodeError {
+    NodeError::Integrity(format!(
+        "stored {what} failed its integrity check (altered or from another node); run `casesync log verify`"
+    ))
+}
+
+impl StorageKeys {
+    pub fn new(storage: &SymmetricKey) -> StorageKeys {
+        StorageKeys {
+            views: storage.derive("records.view"),
+            snapshots: storage.derive("records.snapshot"),
+            case_meta: storage.derive("cases.sealed_meta"),
+            epoch_keys: storage.derive("epoch_keys.sealed_key"),
+            record_ids: BlindIndexKey::derive(storage.expose(), "records.rid_index"),
+            record_types: BlindIndexKey::derive(storage.expose(), "records.type_index"),
+        }
+    }
+
+    pub fn record_index(&self, record_id: &[u8; 16]) -> [u8; 32] {
+        self.record_ids.index(record_id)
+    }
+
+    pub fn type_index(&self, case_id: &[u8; 16], record_type: &str) -> [u8; 32] {
+        let mut v = case_id.to_vec();
+        v.extend_from_slice(record_type.as_bytes());
+        self.record_types.index(&v)
+    }
+
+    pub fn seal_view(&self, rid_index: &[u8; 32], view: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.views.seal(&aad("records.view", rid_index), view)?)
+    }
+    pub fn open_view(&self, rid_index: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.views
+            .open(&aad("records.view", rid_index), sealed)
+            .map_err(|_| open_err("record view"))
+    }
+    pub fn seal_snapshot(&self, rid_index: &[u8; 32], snap: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .snapshots
+            .seal(&aad("records.snapshot", rid_index), snap)?)
+    }
+    pub fn open_snapshot(&self, rid_index: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.snapshots
+            .open(&aad("records.snapshot", rid_index), sealed)
+            .map_err(|_| open_err("record snapshot"))
+    }
+    pub fn seal_case_meta(&self, case_id: &[u8; 16], meta: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .case_meta
+            .seal(&aad("cases.sealed_meta", case_id), meta)?)
+    }
+    pub fn open_case_meta(&self, case_id: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>> {
+        self.case_meta
+            .open(&aad("cases.sealed_meta", case_id), sealed)
+            .map_err(|_| open_err("case metadata"))
+    }
+    pub fn seal_epoch_key(
+        &self,
+        case_id: &[u8; 16],
+        epoch: &[u8; 32],
+        key: &SymmetricKey,
+    ) -> Result<Vec<u8>> {
+        let mut row = case_id.to_vec();
+        row.extend_from_slice(epoch);
+        Ok(self
+            .epoch_keys
+            .seal(&aad("epoch_keys", &row), key.expose())?)
+    }
+    pub fn open_epoch_key(
+        &self,
+        case_id: &[u8; 16],
+        epoch: &[u8; 32],
+        sealed: &[u8],
+    ) -> Result<SymmetricKey> {
+        let mut row = case_id.to_vec();
+        row.extend_from_slice(epoch);
+        let plain = zeroize::Zeroizing::new(
+            self.epoch_keys
+                .open(&aad("epoch_keys", &row), sealed)
+                .map_err(|_| open_err("case key"))?,
+        );
+        let bytes: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| open_err("case key"))?;
+        Ok(SymmetricKey::from_bytes(bytes))
+    }
+}

@@ -1,0 +1,474 @@
+//! The SQLite store: the only module that writes SQL.
+//!
+//! One database per node, WAL mode, foreign keys on, `synchronous = FULL` so a
+//! write a command reports as done survives a power cut. Migrations are
+//! append-only and each runs in a transaction with its `user_version` bump.
+//! Other modules get plain values in and out; they never see SQL.
+
+use std::path::Path;
+use std::time::Duration;
+
+use casesync_crypto::Hash;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// Migrations in order; index + 1 is the schema version. Only ever append.
+const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "the store was written by a newer casesync (schema {found}, this build knows {known}); upgrade casesync"
+    )]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // Pragmas outside any transaction: journal_mode is ignored inside one.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Freed pages are zeroed, so deleted ciphertext does not linger in the file.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-check under the write lock: another process may have migrated meanwhile.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction (the write lock is taken up front, so
+    /// two processes never both read-then-write the same log) and commits it; any
+    /// error rolls everything back, so a command either fully happens or not at all.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)?;
+        match f(&self.conn) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(StoreError::from(e).into())
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Folds the WAL back into the database file (after a bulk write).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn hash_of(v: Vec<u8>) -> Hash {
+    Hash::from_slice(&v).unwrap_or(Hash::ZERO)
+}
+
+// ---- meta ----
+
+pub fn meta_get(c: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+// ---- cases ----
+
+pub struct CaseRow {
+    pub case_ref: i64,
+    pub case_id: [u8; 16],
+    pub sealed_meta: Vec<u8>,
+}
+
+pub fn insert_case(c: &Connection, case_id: &[u8; 16], sealed_meta: &[u8]) -> Result<i64> {
+    c.execute(
+        "INSERT INTO cases (case_id, sealed_meta) VALUES (?1, ?2)",
+        params![&case_id[..], sealed_meta],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    let id: Vec<u8> = r.get(1)?;
+    let mut case_id = [0u8; 16];
+    if id.len() == 16 {
+        case_id.copy_from_slice(&id);
+    }
+    Ok(CaseRow {
+        case_ref: r.get(0)?,
+        case_id,
+        sealed_meta: r.get(2)?,
+    })
+}
+
+pub fn case_by_id(c: &Connection, case_id: &[u8; 16]) -> Result<Option<CaseRow>> {
+    Ok(c.query_row(
+        "SELECT id, case_id, sealed_meta FROM cases WHERE case_id = ?1",
+        [&case_id[..]],
+        case_row,
+    )
+    .optional()?)
+}
+
+pub fn case_by_ref(c: &Connection, case_ref: i64) -> Result<Option<CaseRow>> {
+    Ok(c.query_row(
+        "SELECT id, case_id, sealed_meta FROM cases WHERE id = ?1",
+        [case_ref],
+        case_row,
+    )
+    .optional()?)
+}
+
+pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
+    let mut s = c.prepare("SELECT id, case_id, sealed_meta FROM cases ORDER BY id")?;
+    let rows = s
+        .query_map([], case_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+// ---- control operations ----
+
+pub fn insert_control_op(c: &Connection, case_ref: i64, hash: &Hash, bytes: &[u8]) -> Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO control_ops (case_ref, hash, bytes) VALUES (?1, ?2, ?3)",
+        params![case_ref, &hash.0[..], bytes],
+    )?;
+    Ok(())
+}
+
+pub struct StoredOp {
+    pub row: i64,
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+pub fn control_ops(c: &Connection, case_ref: i64) -> Result<Vec<StoredOp>> {
+    let mut s =
+        c.prepare("SELECT id, hash, bytes FROM control_ops WHERE case_ref = ?1 ORDER BY id")?;
+    let rows = s
+        .query_map([case_ref], |r| {
+            Ok(StoredOp {
+                row: r.get(0)?,
+                hash: hash_of(r.get(1)?),
+                bytes: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn all_control_ops(c: &Connection) -> Result<Vec<(i64, StoredOp)>> {
+    let mut s =
+        c.prepare("SELECT case_ref, id, hash, bytes FROM control_ops ORDER BY case_ref, id")?;
+    let rows = s
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                StoredOp {
+                    row: r.get(1)?,
+                    hash: hash_of(r.get(2)?),
+                    bytes: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+// ---- epoch keys ----
+
+pub fn put_epoch_key(c: &Connection, case_ref: i64, epoch: &Hash, sealed: &[u8]) -> Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO epoch_keys (case_ref, epoch, sealed_key) VALUES (?1, ?2, ?3)",
+        params![case_ref, &epoch.0[..], sealed],
+    )?;
+    Ok(())
+}
+
+pub fn epoch_keys(c: &Connection, case_ref: i64) -> Result<Vec<(Hash, Vec<u8>)>> {
+    let mut s = c.prepare("SELECT epoch, sealed_key FROM epoch_keys WHERE case_ref = ?1")?;
+    let rows = s
+        .query_map([case_ref], |r| Ok((hash_of(r.get(0)?), r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+// ---- entries ----
+
+pub struct StoredEntry {
+    pub row: i64,
+    pub case_ref: i64,
+    pub author: Vec<u8>,
+    pub seq: i64,
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
+    Ok(StoredEntry {
+        row: r.get(0)?,
+        case_ref: r.get(1)?,
+        author: r.get(2)?,
+        seq: r.get(3)?,
+        hash: hash_of(r.get(4)?),
+        bytes: r.get(5)?,
+    })
+}
+
+const ENTRY_COLS: &str = "e.id, e.case_ref, e.author, e.seq, e.hash, e.bytes";
+
+pub fn insert_entry(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+    hash: &Hash,
+    bytes: &[u8],
+) -> Result<i64> {
+    c.execute(
+        "INSERT INTO entries (case_ref, author, seq, hash, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![case_ref, &author[..], seq as i64, &hash.0[..], bytes],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The last (seq, hash) of one author's log in a case.
+pub fn log_head(c: &Connection, case_ref: i64, author: &[u8; 32]) -> Result<Option<(u64, Hash)>> {
+    Ok(c
+        .query_row(
+            "SELECT seq, hash FROM entries WHERE case_ref = ?1 AND author = ?2 ORDER BY seq DESC LIMIT 1",
+            params![case_ref, &author[..]],
+            |r| Ok((r.get::<_, i64>(0)? as u64, hash_of(r.get(1)?))),
+        )
+        .optional()?)
+}
+
+/// Every author's last (seq, hash) in a case.
+pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Hash)>> {
+    let mut s = c.prepare(
+        "SELECT author, MAX(seq), hash FROM entries WHERE case_ref = ?1 GROUP BY author ORDER BY author",
+    )?;
+    let rows = s
+        .query_map([case_ref], |r| {
+            let a: Vec<u8> = r.get(0)?;
+            let mut author = [0u8; 32];
+            if a.len() == 32 {
+                author.copy_from_slice(&a);
+            }
+            Ok((author, r.get::<_, i64>(1)? as u64, hash_of(r.get(2)?)))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn entries_of_record(c: &Connection, record_ref: i64) -> Result<Vec<StoredEntry>> {
+    let mut s = c.prepare(&format!(
+        "SELECT {ENTRY_COLS} FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
+         WHERE re.record_ref = ?1 ORDER BY e.id"
+    ))?;
+    let rows = s
+        .query_map([record_ref], entry_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Calls `f` for every stored entry in (case, author, seq) order, one at a time,
+/// so verifying a large store does not hold it all in memory.
+pub fn for_each_entry(c: &Connection, mut f: impl FnMut(StoredEntry)) -> Result<()> {
+    let mut s = c.prepare(&format!(
+        "SELECT {ENTRY_COLS} FROM entries e ORDER BY e.case_ref, e.author, e.seq"
+    ))?;
+    let mut rows = s.query([])?;
+    while let Some(r) = rows.next()? {
+        f(entry_row(r)?);
+    }
+    Ok(())
+}
+
+pub fn entry_count(c: &Connection, case_ref: i64) -> Result<u64> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM entries WHERE case_ref = ?1",
+        [case_ref],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+// ---- records ----
+
+pub struct RecordRow {
+    pub row: i64,
+    pub case_ref: i64,
+    pub rid_index: [u8; 32],
+    pub snapshot: Option<Vec<u8>>,
+    pub view: Vec<u8>,
+}
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    let idx: Vec<u8> = r.get(4)?;
+    let mut rid_index = [0u8; 32];
+    if idx.len() == 32 {
+        rid_index.copy_from_slice(&idx);
+    }
+    Ok(RecordRow {
+        row: r.get(0)?,
+        case_ref: r.get(1)?,
+        rid_index,
+        snapshot: r.get(2)?,
+        view: r.get(3)?,
+    })
+}
+
+pub fn insert_record(
+    c: &Connection,
+    case_ref: i64,
+    rid_index: &[u8; 32],
+    type_index: &[u8; 32],
+    view: &[u8],
+) -> Result<i64> {
+    let mut s = c.prepare_cached(
+        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view) VALUES (?1, ?2, ?3, NULL, ?4)",
+    )?;
+    s.execute(params![case_ref, &rid_index[..], &type_index[..], view])?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn update_record(c: &Connection, row: i64, snapshot: &[u8], view: &[u8]) -> Result<()> {
+    c.execute(
+        "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
+        params![row, snapshot, view],
+    )?;
+    Ok(())
+}
+
+pub fn link_record_entry(c: &Connection, record_ref: i64, entry_ref: i64) -> Result<()> {
+    let mut s = c.prepare_cached(
+        "INSERT OR IGNORE INTO record_entries (record_ref, entry_ref) VALUES (?1, ?2)",
+    )?;
+    s.execute(params![record_ref, entry_ref])?;
+    Ok(())
+}
+
+pub fn record_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Option<RecordRow>> {
+    Ok(c.query_row(
+        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE rid_index = ?1",
+        [&rid_index[..]],
+        record_row,
+    )
+    .optional()?)
+}
+
+pub fn records_in_case(
+    c: &Connection,
+    case_ref: i64,
+    type_index: Option<&[u8; 32]>,
+) -> Result<Vec<RecordRow>> {
+    let rows = match type_index {
+        Some(t) => {
+            let mut s = c.prepare(
+                "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND type_index = ?2 ORDER BY id",
+            )?;
+            s.query_map(params![case_ref, &t[..]], record_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        None => {
+            let mut s = c.prepare("SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 ORDER BY id")?;
+            s.query_map([case_ref], record_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    Ok(rows)
+}
+
+pub fn record_count(c: &Connection, case_ref: i64) -> Result<u64> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM records WHERE case_ref = ?1",
+        [case_ref],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_to_a_fresh_database_and_are_idempotent() {
+        let dir = std::env::temp_dir().join(format!("casesync-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        drop(Store::open(&path).unwrap());
+        let s = Store::open(&path).unwrap();
+        let v: i64 = s
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        s.conn().pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
