@@ -75,7 +75,7 @@ pub enum CaseCommand {
     Create {
         #[arg(long)]
         title: String,
-        /// Every action on this case must give --justification (enforced with the audit log)
+        /// Record that every action on this case needs --justification (enforced once the audit log lands)
         #[arg(long)]
         require_justification: bool,
     },

@@ -109,8 +109,7 @@ fn build(
     input: &RecordInput,
     ms: i64,
 ) -> std::result::Result<Built, NodeError> {
-    let (d, change) = doc::new_record(actor.clone(), &env, input, ms)?;
-    let view = doc::view(&d)?;
+    let (_doc, change, view) = doc::new_record(actor.clone(), &env, input, ms)?;
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     let rid_index = storage.record_index(&env.id.0);
     Ok(Built {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks casesync on this machine: bulk import (records/s, bytes on disk per
+# record, peak RSS), time to open a node holding 100,000 records, and `record show`
+# latency. Prints a table and writes target/bench/node.json.
+#
+#   scripts/bench.sh            # 10,000 and 100,000 records
+#   BENCH_SIZES=1000 scripts/bench.sh   # quick run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v python3 >/dev/null || { echo "error: python3 is needed to drive the benchmark" >&2; exit 1; }
+echo "==> building casesync (release)" >&2
+cargo build --release -p casesync-node >&2
+exec python3 scripts/bench.py --bin target/release/casesync --out target/bench "$@"
