@@ -8,10 +8,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use casesync_crypto::identity::{self, SIGNATURE_LEN};
+use casesync_crypto::identity::SIGNATURE_LEN;
 use casesync_crypto::{NodeKeys, PublicIdentity};
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
 use crate::{SchemaError, validate};
 
 const VERSION: u8 = 1;
@@ -94,29 +94,17 @@ impl NodeCard {
 
     /// Decodes a card, verifying its self-signature before reading its fields.
     pub fn decode(bytes: &[u8]) -> Result<NodeCard, SchemaError> {
-        if bytes.len() > MAX_CARD_BYTES {
-            return Err(SchemaError::TooLarge {
+        let signed = verify_signed(
+            bytes,
+            &SignedLayout {
                 what: "node card",
-                size: bytes.len(),
-                limit: MAX_CARD_BYTES,
-            });
-        }
-        if bytes.len() < 1 + 64 + SIGNATURE_LEN {
-            return Err(SchemaError::malformed("node card", "too short"));
-        }
-        if bytes[0] != VERSION {
-            return Err(SchemaError::UnsupportedVersion {
-                what: "node card",
-                version: bytes[0],
-            });
-        }
-        let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-        let mut ed = [0u8; 32];
-        ed.copy_from_slice(&bytes[1..33]);
-        let mut s = [0u8; SIGNATURE_LEN];
-        s.copy_from_slice(sig);
-        identity::verify(&ed, CONTEXT, signed, &s)
-            .map_err(|_| SchemaError::BadSignature("node card"))?;
+                version: VERSION,
+                min_len: 1 + 64 + SIGNATURE_LEN,
+                max_len: MAX_CARD_BYTES,
+                key_at: 1,
+                context: CONTEXT,
+            },
+        )?;
         let mut r = Reader::new(signed, "node card");
         r.u8()?;
         let ed25519 = r.array::<32>()?;

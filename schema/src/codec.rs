@@ -2,6 +2,8 @@
 //! turned into lengths. Every length is checked against the bytes actually left
 //! and a caller-given cap before anything is allocated.
 
+use casesync_crypto::identity::{self, SIGNATURE_LEN};
+
 use crate::SchemaError;
 
 pub struct Writer {
@@ -133,6 +135,49 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// How a signed encoding is laid out, for [`verify_signed`].
+pub struct SignedLayout {
+    pub what: &'static str,
+    pub version: u8,
+    /// Shortest valid encoding, signature included.
+    pub min_len: usize,
+    /// Longest accepted encoding: checked before anything else.
+    pub max_len: usize,
+    /// Offset of the signer's Ed25519 key in the signed part.
+    pub key_at: usize,
+    /// Domain-separation context of the signature.
+    pub context: &'static [u8],
+}
+
+/// Checks size bounds and the version byte, then verifies the trailing Ed25519
+/// signature over everything before it with the key at its fixed offset. Returns
+/// the signed part; callers decode only that, and only after this succeeds.
+pub fn verify_signed<'a>(bytes: &'a [u8], l: &SignedLayout) -> Result<&'a [u8], SchemaError> {
+    if bytes.len() > l.max_len {
+        return Err(SchemaError::TooLarge {
+            what: l.what,
+            size: bytes.len(),
+            limit: l.max_len,
+        });
+    }
+    if bytes.len() < l.min_len.max(l.key_at + 32 + SIGNATURE_LEN) {
+        return Err(SchemaError::malformed(l.what, "too short"));
+    }
+    if bytes[0] != l.version {
+        return Err(SchemaError::UnsupportedVersion {
+            what: l.what,
+            version: bytes[0],
+        });
+    }
+    let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&signed[l.key_at..l.key_at + 32]);
+    let mut s = [0u8; SIGNATURE_LEN];
+    s.copy_from_slice(sig);
+    identity::verify(&key, l.context, signed, &s).map_err(|_| SchemaError::BadSignature(l.what))?;
+    Ok(signed)
 }
 
 #[cfg(test)]

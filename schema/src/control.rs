@@ -16,11 +16,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use casesync_crypto::hash::{Hash, sha256, sha256_parts};
-use casesync_crypto::identity::{self, SIGNATURE_LEN};
+use casesync_crypto::identity::SIGNATURE_LEN;
 use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
 
 use crate::card::{MAX_CARD_BYTES, NodeCard};
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
 use crate::{CaseId, SchemaError};
 
 const VERSION: u8 = 1;
@@ -248,29 +248,17 @@ impl ControlOp {
 
     /// Verifies the signature over `bytes`, then decodes.
     pub fn decode_verified(bytes: &[u8]) -> Result<ControlOp, SchemaError> {
-        if bytes.len() > MAX_OP_BYTES {
-            return Err(SchemaError::TooLarge {
+        let signed = verify_signed(
+            bytes,
+            &SignedLayout {
                 what: "control operation",
-                size: bytes.len(),
-                limit: MAX_OP_BYTES,
-            });
-        }
-        if bytes.len() < 1 + 16 + 32 + 4 + 8 + 1 + SIGNATURE_LEN {
-            return Err(SchemaError::malformed("control operation", "too short"));
-        }
-        if bytes[0] != VERSION {
-            return Err(SchemaError::UnsupportedVersion {
-                what: "control operation",
-                version: bytes[0],
-            });
-        }
-        let mut author = [0u8; 32];
-        author.copy_from_slice(&bytes[17..49]);
-        let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-        let mut s = [0u8; SIGNATURE_LEN];
-        s.copy_from_slice(sig);
-        identity::verify(&author, SIGN_CONTEXT, signed, &s)
-            .map_err(|_| SchemaError::BadSignature("control operation"))?;
+                version: VERSION,
+                min_len: 1 + 16 + 32 + 4 + 8 + 1 + SIGNATURE_LEN,
+                max_len: MAX_OP_BYTES,
+                key_at: 17,
+                context: SIGN_CONTEXT,
+            },
+        )?;
         let mut r = Reader::new(signed, "control operation");
         r.u8()?;
         let case = CaseId(r.array()?);

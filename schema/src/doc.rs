@@ -356,7 +356,10 @@ mod tests {
         let (doc, change, built) =
             new_record(actor_for(&[1; 32]), &env(), &person("Ștefan Țăranu"), 1).unwrap();
         let v = view(&doc).unwrap();
-        assert_eq!(built, v, "the view built from the input is the document's view");
+        assert_eq!(
+            built, v,
+            "the view built from the input is the document's view"
+        );
         assert_eq!(v.fields["name"], FieldValue::Str("Ștefan Țăranu".into()));
         assert_eq!(v.grading.as_deref(), Some("3x5x2:1AP"));
         assert_eq!(v.releasable_to, vec!["GB", "RO"]);

@@ -18,10 +18,10 @@
 //! compressed with LZ4 behind a declared size that is capped before decompressing.
 
 use casesync_crypto::hash::{Hash, sha256};
-use casesync_crypto::identity::{self, SIGNATURE_LEN};
+use casesync_crypto::identity::SIGNATURE_LEN;
 use casesync_crypto::{NodeKeys, SymmetricKey};
 
-use crate::codec::{Reader, Writer};
+use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
 use crate::{CaseId, RecordId, SchemaError};
 
 pub const ENTRY_VERSION: u8 = 1;
@@ -149,30 +149,17 @@ impl LogEntry {
     /// offset), then decodes. Nothing past the fixed header is read before the
     /// signature holds.
     pub fn decode_verified(bytes: &[u8]) -> Result<LogEntry, SchemaError> {
-        if bytes.len() > MAX_ENTRY_BYTES {
-            return Err(SchemaError::TooLarge {
+        let signed = verify_signed(
+            bytes,
+            &SignedLayout {
                 what: "log entry",
-                size: bytes.len(),
-                limit: MAX_ENTRY_BYTES,
-            });
-        }
-        if bytes.len() < FIXED_HEADER + 8 + SIGNATURE_LEN {
-            return Err(SchemaError::malformed("log entry", "too short"));
-        }
-        if bytes[0] != ENTRY_VERSION {
-            return Err(SchemaError::UnsupportedVersion {
-                what: "log entry",
-                version: bytes[0],
-            });
-        }
-        let mut author = [0u8; 32];
-        author.copy_from_slice(&bytes[17..49]);
-        let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-        let mut s = [0u8; SIGNATURE_LEN];
-        s.copy_from_slice(sig);
-        identity::verify(&author, SIGN_CONTEXT, signed, &s)
-            .map_err(|_| SchemaError::BadSignature("log entry"))?;
-
+                version: ENTRY_VERSION,
+                min_len: FIXED_HEADER + 8 + SIGNATURE_LEN,
+                max_len: MAX_ENTRY_BYTES,
+                key_at: 17,
+                context: SIGN_CONTEXT,
+            },
+        )?;
         let mut r = Reader::new(signed, "log entry");
         r.u8()?;
         let case = CaseId(r.array()?);
