@@ -101,6 +101,13 @@ pub fn verify_store(conn: &Connection) -> Result<VerifyReport> {
         }
         prev = Some((se.case_ref, se.author.clone(), se.seq, se.hash));
     })?;
+    for row in store::records_with_missing_entries(conn)? {
+        failures.push((
+            format!("record row {row}"),
+            row,
+            "its history refers to a log entry that is missing".into(),
+        ));
+    }
     report.entries = counts.0;
     report.logs = counts.1;
     for (item, row, reason) in failures {

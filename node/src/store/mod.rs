@@ -441,6 +441,20 @@ pub fn records_in_case(
     Ok(rows)
 }
 
+/// Record rows whose history is incomplete: linked to an entry that is gone, or
+/// linked to no entry at all (a hand-edited store).
+pub fn records_with_missing_entries(c: &Connection) -> Result<Vec<i64>> {
+    let mut s = c.prepare(
+        "SELECT r.id FROM records r WHERE NOT EXISTS (SELECT 1 FROM record_entries re WHERE re.record_ref = r.id) \
+         UNION SELECT re.record_ref FROM record_entries re LEFT JOIN entries e ON e.id = re.entry_ref WHERE e.id IS NULL \
+         ORDER BY 1",
+    )?;
+    let rows = s
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(rows)
+}
+
 pub fn record_count(c: &Connection, case_ref: i64) -> Result<u64> {
     Ok(c.query_row(
         "SELECT COUNT(*) FROM records WHERE case_ref = ?1",
