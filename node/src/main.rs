@@ -470,7 +470,7 @@ fn progress_bar(file: &std::path::Path) -> Result<Option<indicatif::ProgressBar>
     let bar = indicatif::ProgressBar::new(lines);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "importing {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+            "importing {bar:30} {pos}/{len} records, eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
