@@ -233,66 +233,69 @@ pub fn parse_member_arg(arg: &str) -> Result<NodeCard> {
 }
 
 /// Adds `card` to the case with `role` and shares every epoch key this node holds,
-/// so the new member can read the whole case history.
+/// so the new member can read the whole case history. The checks run inside the
+/// write transaction, so no record can slip in between check and addition.
 pub fn add_member(node: &Node, case_text: &str, card: &NodeCard, role: Role) -> Result<CaseId> {
     let me = node.keys.public().ed25519;
-    let case = load_by_text(node, node.store.conn(), case_text)?;
-    if case.state.role_of(&me) != Some(Role::Lead) {
-        return Err(NodeError::Refused(format!(
-            "only a lead of case {} can add members",
-            case.id
-        )));
-    }
-    if case.state.members.contains_key(&card.identity.ed25519) {
-        return Err(NodeError::Refused(format!(
-            "{} ({}) is already a member of case {}",
-            card.name,
-            card.peer_id(),
-            case.id
-        )));
-    }
-    check_handling_for_member(node, &case, card)?;
-    let conn = node.store.conn();
-    let mut wraps = Vec::new();
-    for e in &case.state.epochs {
-        let key = epoch_key(node, conn, &case, &e.id)?;
-        wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
-    }
-    let (ms, _) = crate::clock::now();
-    let add = ControlOp::create(
-        &node.keys,
-        case.id,
-        case.state.heads.clone(),
-        ms,
-        ControlBody::AddMember {
-            card: card.clone(),
-            role,
-        },
-    )?;
-    let mut ops = vec![add];
-    for (epoch, w) in wraps {
-        let parent = ops.last().map(|o| o.hash()).into_iter().collect();
-        ops.push(ControlOp::create(
+    node.store.write(|tx| -> Result<CaseId> {
+        let case = load_by_text(node, tx, case_text)?;
+        if case.state.role_of(&me) != Some(Role::Lead) {
+            return Err(NodeError::Refused(format!(
+                "only a lead of case {} can add members",
+                case.id
+            )));
+        }
+        if case.state.members.contains_key(&card.identity.ed25519) {
+            return Err(NodeError::Refused(format!(
+                "{} ({}) is already a member of case {}",
+                card.name,
+                card.peer_id(),
+                case.id
+            )));
+        }
+        check_handling_for_member(node, tx, &case, card)?;
+        let mut wraps = Vec::new();
+        for e in &case.state.epochs {
+            let key = epoch_key(node, tx, &case, &e.id)?;
+            wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
+        }
+        let (ms, _) = crate::clock::now();
+        let add = ControlOp::create(
             &node.keys,
             case.id,
-            parent,
+            case.state.heads.clone(),
             ms,
-            ControlBody::KeyShare { epoch, wraps: w },
-        )?);
-    }
-    let case_ref = case.case_ref;
-    node.store.write(|tx| -> Result<()> {
-        for op in &ops {
-            store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
+            ControlBody::AddMember {
+                card: card.clone(),
+                role,
+            },
+        )?;
+        let mut ops = vec![add];
+        for (epoch, w) in wraps {
+            let parent = ops.last().map(|o| o.hash()).into_iter().collect();
+            ops.push(ControlOp::create(
+                &node.keys,
+                case.id,
+                parent,
+                ms,
+                ControlBody::KeyShare { epoch, wraps: w },
+            )?);
         }
-        Ok(())
-    })?;
-    Ok(case.id)
+        for op in &ops {
+            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        }
+        Ok(case.id)
+    })
 }
 
 /// A member outside a record's releasable_to cannot be added while the record is in the case.
-fn check_handling_for_member(node: &Node, case: &Case, card: &NodeCard) -> Result<()> {
-    for v in crate::records::views_in_case(node, node.store.conn(), case, None)? {
+fn check_handling_for_member(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    card: &NodeCard,
+) -> Result<()> {
+    for v in crate::records::views_in_case(node, conn, case, None)? {
         let r = ReleasableTo(v.releasable_to.clone());
         if !r.permits(&card.org, &card.country) {
             return Err(NodeError::Refused(format!(

@@ -96,16 +96,28 @@ pub fn verify_stored(se: &StoredEntry, case: &CaseId) -> std::result::Result<Log
     Ok(e)
 }
 
-/// Verifies the entries that carry a record's changes; fails naming the first bad one.
+/// Verifies the entries that carry a record's changes; fails naming the first bad
+/// one, and fails if the record's history is empty or points at a missing entry.
 pub fn verify_record_entries(
     conn: &Connection,
     case: &Case,
     record_ref: i64,
     record: &RecordId,
 ) -> Result<Vec<LogEntry>> {
-    store::entries_of_record(conn, record_ref)?
+    let stored = store::entries_of_record(conn, record_ref)?;
+    if stored.is_empty() {
+        return Err(NodeError::Integrity(format!(
+            "record {record}: no log entry carries it; the store was altered, run `casesync log verify`"
+        )));
+    }
+    stored
         .iter()
         .map(|se| {
+            let Some(se) = se else {
+                return Err(NodeError::Integrity(format!(
+                    "record {record}: one of its log entries is missing (verification failed); the store was altered, run `casesync log verify`"
+                )));
+            };
             verify_stored(se, &case.id).map_err(|reason| {
                 NodeError::Integrity(format!(
                     "record {record}: log entry {} failed verification ({reason}); the store was altered, run `casesync log verify`",

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use casesync_node::{DataDir, Node, cases, import, records, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
-use clap::Parser;
+use clap::Parser as _;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -18,7 +18,10 @@ use cli::{CaseCommand, Cli, Command, LogCommand, MemberCommand, RecordCommand};
 
 fn main() -> ExitCode {
     casesync_node::clock::init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -28,6 +31,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version print as clap renders them; a usage mistake becomes the one
+/// `error:` line every failure gets (CLI.md), with a pointer to `--help`.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let message = text.split("\n\nUsage:").next().unwrap_or(text);
+    let message = message
+        .replace("\n\n  tip:", "; tip:")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("error: {message} (see `casesync --help`)");
+    ExitCode::from(2)
 }
 
 fn data_dir(cli: &Cli) -> Result<DataDir> {
@@ -275,6 +307,9 @@ fn parse_fields(args: &[String]) -> Result<Vec<(String, FieldValue)>> {
                 .ok_or_else(|| anyhow!("--field `{}` is not KEY=VALUE", cases_short(a)))?;
             let k = k.trim();
             casesync_schema::record::check_field_name(k)?;
+            if v.trim().is_empty() {
+                bail!("--field {k}= has no value; to remove a field use --unset {k}");
+            }
             Ok((k.to_string(), FieldValue::Str(v.to_string())))
         })
         .collect()

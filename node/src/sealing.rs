@@ -28,7 +28,7 @@ fn aad(table: &str, row: &[u8]) -> Vec<u8> {
 
 fn open_err(what: &str) -> NodeError {
     NodeError::Integrity(format!(
-        "stored {what} failed its integrity check (altered or from another node); run `casesync log verify`"
+        "stored {what} failed its integrity check: the database was altered by hand or damaged; restore the data dir from a backup"
     ))
 }
 

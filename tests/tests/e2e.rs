@@ -1,1 +1,22 @@
+//! End-to-end tests: the real `casesync` binary on real data dirs.
+//! One test binary (one link step); each group is a module.
 
+/// The harness: binary, temp dirs, nodes, output checks.
+mod util;
+
+/// No plaintext in any file of the data dir.
+mod at_rest;
+/// Refused input changes nothing.
+mod bad_input;
+/// init, id, help texts.
+mod cli;
+/// SIGKILL during import.
+mod crash;
+/// JSON Lines and CSV import, all or nothing.
+mod import;
+/// Members by card; handling rules.
+mod members;
+/// Record types, fields, unicode, edits.
+mod records;
+/// Hand-edited stores are detected.
+mod tamper;

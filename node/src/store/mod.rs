@@ -323,13 +323,18 @@ pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Ha
     Ok(rows)
 }
 
-pub fn entries_of_record(c: &Connection, record_ref: i64) -> Result<Vec<StoredEntry>> {
+/// The entries that carry a record's changes. `None` in the list marks a link to
+/// an entry that is no longer there (a hand-edited store); callers must refuse.
+pub fn entries_of_record(c: &Connection, record_ref: i64) -> Result<Vec<Option<StoredEntry>>> {
     let mut s = c.prepare(&format!(
-        "SELECT {ENTRY_COLS} FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
-         WHERE re.record_ref = ?1 ORDER BY e.id"
+        "SELECT {ENTRY_COLS} FROM record_entries re LEFT JOIN entries e ON e.id = re.entry_ref \
+         WHERE re.record_ref = ?1 ORDER BY re.entry_ref"
     ))?;
     let rows = s
-        .query_map([record_ref], entry_row)?
+        .query_map([record_ref], |r| match r.get::<_, Option<i64>>(0)? {
+            Some(_) => entry_row(r).map(Some),
+            None => Ok(None),
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -1,0 +1,170 @@
+//! Adding a member by its node card, and the handling rules (releasable_to)
+//! that can forbid it.
+
+use serde_json::Value;
+
+use crate::util::{Node, TestDir, str_of};
+
+#[track_caller]
+fn members(node: &Node, case: &str) -> Vec<Value> {
+    let shown = node.json(&["case", "show", case]);
+    shown["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("case show has no members array: {shown}"))
+        .clone()
+}
+
+#[test]
+fn member_add_by_card() {
+    let t = TestDir::new("members");
+    let a = t.node("a");
+    let b = t.node("b");
+    let a_peer = a.init("uk-east", "ROCU East", "GB");
+    let b_peer = b.init("ro-police", "Poliția Română", "RO");
+    let card = b.cmd(&["id", "--card"]).ok().trim().to_string();
+    assert!(card.starts_with("cscard1."), "{card}");
+    let case = a.create_case("Op Lantern");
+
+    let out = a.json(&[
+        "case",
+        "member",
+        "add",
+        &case,
+        &card,
+        "--role",
+        "contributor",
+    ]);
+    assert_eq!(out["peer_id"], b_peer.as_str(), "member add --json: {out}");
+    assert_eq!(out["role"], "contributor", "member add --json: {out}");
+
+    let m = members(&a, &case);
+    assert_eq!(m.len(), 2, "A and B: {m:#?}");
+    let mb = m
+        .iter()
+        .find(|x| x["peer_id"] == b_peer.as_str())
+        .unwrap_or_else(|| panic!("B ({b_peer}) is not listed: {m:#?}"));
+    assert_eq!(mb["role"], "contributor", "{mb}");
+    assert_eq!(mb["name"], "ro-police", "{mb}");
+    assert_eq!(mb["org"], "Poliția Română", "{mb}");
+    assert_eq!(mb["country"], "RO", "{mb}");
+    let ma = m
+        .iter()
+        .find(|x| x["peer_id"] == a_peer.as_str())
+        .unwrap_or_else(|| panic!("A ({a_peer}) is not listed: {m:#?}"));
+    assert_eq!(ma["role"], "lead", "{ma}");
+    let plain = a.cmd(&["case", "show", &case]).ok();
+    assert!(
+        plain.contains(&b_peer) && plain.contains("contributor"),
+        "`case show` should list B:\n{plain}"
+    );
+
+    // Each refusal: one error line, and the member list is unchanged.
+    let refused = |who: &str, role: &str, expect: &[&str]| {
+        let before = a.state(&[&case]);
+        let out = a.cmd(&["case", "member", "add", &case, who, "--role", role]);
+        let cmdline = out.cmdline.clone();
+        let line = out.error_line();
+        for e in expect {
+            assert!(line.contains(e), "`{cmdline}`: expected {e:?} in: {line}");
+        }
+        assert!(before == a.state(&[&case]), "`{cmdline}` changed the store");
+        line
+    };
+    refused(&card, "observer", &["already a member"]);
+    refused(&card, "contributor", &["already a member"]);
+    refused(&b_peer, "observer", &["card"]);
+    refused("cscard1.AAAA", "observer", &["card"]);
+    refused("garbage", "observer", &["card"]);
+    // A card whose signed content was altered (one character flipped in the
+    // middle of its base64) must not be accepted as B or anyone.
+    let mut forged: Vec<char> = card.chars().collect();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    refused(&forged, "observer", &["card"]);
+    // A's own card: A is already the lead.
+    let a_card = a.cmd(&["id", "--card"]).ok().trim().to_string();
+    refused(&a_card, "observer", &["already a member"]);
+    assert_eq!(members(&a, &case).len(), 2);
+
+    // Handling: B (RO) is a member, so a record releasable to GB only cannot
+    // enter the case; one releasable to GB and RO can.
+    let before = a.state(&[&case]);
+    let line = a
+        .cmd(&[
+            "record",
+            "add",
+            &case,
+            "--type",
+            "person",
+            "--field",
+            "name=Victim A",
+            "--releasable-to",
+            "GB",
+        ])
+        .error_line();
+    assert!(line.contains("releasable"), "{line}");
+    assert!(
+        before == a.state(&[&case]),
+        "the refused record was written"
+    );
+    let ok = a.add(
+        &case,
+        "person",
+        &[("name", "Victim A")],
+        &["--releasable-to", "GB,RO"],
+    );
+    // Releasable to B's organisation by name works too.
+    a.add(
+        &case,
+        "note",
+        &[("text", "for the Romanian police")],
+        &["--releasable-to", "GB,Poliția Română"],
+    );
+    assert_eq!(
+        a.show(&ok)["releasable_to"],
+        serde_json::json!(["GB", "RO"])
+    );
+    // The import path applies the same rule.
+    let file = t.write(
+        "gb-only.jsonl",
+        "{\"type\":\"note\",\"fields\":{\"text\":\"x\"},\"releasable_to\":[\"GB\"]}\n",
+    );
+    let before = a.state(&[&case]);
+    let line = a
+        .cmd(&["record", "import", &case, &file.display().to_string()])
+        .error_line();
+    assert!(
+        line.contains("releasable") && line.contains("line 1"),
+        "{line}"
+    );
+    assert!(
+        before == a.state(&[&case]),
+        "the refused import was written"
+    );
+
+    // A case holding a GB-only record cannot take B on.
+    let other = a.create_case("UK only");
+    let gb_only = a.add(
+        &other,
+        "person",
+        &[("name", "Victim B")],
+        &["--releasable-to", "GB"],
+    );
+    let before = a.state(&[&other]);
+    let line = a
+        .cmd(&["case", "member", "add", &other, &card, "--role", "observer"])
+        .error_line();
+    assert!(line.contains("releasable"), "{line}");
+    assert!(
+        line.contains(&gb_only),
+        "the error should name the record: {line}"
+    );
+    assert!(
+        before == a.state(&[&other]),
+        "the refused member was written"
+    );
+    let m = members(&a, &other);
+    assert_eq!(m.len(), 1, "only A: {m:#?}");
+    assert_eq!(str_of(&m[0], "peer_id"), a_peer);
+}
