@@ -264,3 +264,45 @@ fn import_bad_line_imports_nothing() {
 
     node.cmd(&["log", "verify"]).ok();
 }
+
+/// On a terminal, `record import` shows a progress bar on stderr; in a pipe (every
+/// other test) it prints none. `script` gives the child a pseudo-terminal.
+#[test]
+fn import_shows_progress_on_a_terminal() {
+    let t = TestDir::new("import_tty");
+    let node = t.node("uk");
+    node.init("uk-east", "ROCU East", "GB");
+    let case = node.create_case("tty");
+    let lines: String = (0..5000)
+        .map(|i| format!("{{\"type\":\"note\",\"fields\":{{\"text\":\"n{i}\"}}}}\n"))
+        .collect();
+    let file = t.write("notes.jsonl", lines);
+    let inner = node.cmdline(
+        &["record", "import", &case, &file.display().to_string()],
+        &[],
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("CASESYNC_PASSPHRASE", crate::util::PASSPHRASE)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs the import on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "import on a terminal failed: {screen}"
+    );
+    assert!(
+        screen.contains("importing") && screen.contains("/5000 records"),
+        "no progress bar on the terminal:\n{screen}"
+    );
+    assert!(screen.contains("imported 5000 record(s)"), "{screen}");
+    // Without a terminal: no bar.
+    let plain = node.cmd(&["record", "import", &case, &file.display().to_string()]);
+    assert!(
+        !plain.stderr.contains("importing"),
+        "a bar was drawn into a pipe: {}",
+        plain.stderr
+    );
+    assert_eq!(plain.ok().trim(), "imported 5000 record(s)");
+}
