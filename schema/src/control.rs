@@ -12,13 +12,13 @@
 //! The case id is derived from the creator's key and a nonce in the create
 //! operation, so no one but the creator can write a genesis for a case id.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use casesync_crypto::hash::{Hash, sha256, sha256_parts};
 use casesync_crypto::identity::SIGNATURE_LEN;
 use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
 
+use crate::authority;
 use crate::card::{MAX_CARD_BYTES, NodeCard};
 use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
 use crate::{CaseId, SchemaError};
@@ -399,64 +399,23 @@ impl CaseState {
 /// parents are not all present is left out; one whose author lacked the authority
 /// at that point is recorded in `rejected` and has no effect.
 pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError> {
-    let by_hash: HashMap<Hash, &ControlOp> = ops
-        .iter()
-        .filter(|o| o.case == case)
-        .map(|o| (o.hash(), o))
-        .collect();
-    let mut waiting: HashMap<Hash, usize> = HashMap::new();
-    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
-    let mut ready = BinaryHeap::new();
-    for (h, op) in &by_hash {
-        let missing = op
-            .parents
-            .iter()
-            .filter(|p| !by_hash.contains_key(p))
-            .count();
-        if missing > 0 {
-            continue;
-        }
-        waiting.insert(*h, op.parents.len());
-        for p in &op.parents {
-            children.entry(*p).or_default().push(*h);
-        }
-        if op.parents.is_empty() {
-            ready.push(Reverse(*h));
-        }
-    }
+    let mine: Vec<&ControlOp> = ops.iter().filter(|o| o.case == case).collect();
     let mut state: Option<CaseState> = None;
-    let mut rejected = Vec::new();
-    let mut applied: BTreeSet<Hash> = BTreeSet::new();
-    while let Some(Reverse(h)) = ready.pop() {
-        let Some(op) = by_hash.get(&h) else { continue };
-        match apply(&mut state, case, op) {
-            Ok(()) => {
-                applied.insert(h);
-            }
-            Err(reason) => rejected.push((h, reason)),
-        }
-        for c in children.get(&h).into_iter().flatten() {
-            if let Some(n) = waiting.get_mut(c) {
-                *n -= 1;
-                if *n == 0 {
-                    ready.push(Reverse(*c));
-                }
-            }
-        }
-    }
+    let folded = authority::fold(&mine, |op| apply(&mut state, case, op));
     let mut state = state
         .ok_or_else(|| SchemaError::malformed("case control log", "no valid create operation"))?;
-    let referenced: BTreeSet<Hash> = applied
-        .iter()
-        .filter_map(|h| by_hash.get(h))
-        .flat_map(|o| o.parents.iter().copied())
-        .collect();
-    state.heads = applied
-        .into_iter()
-        .filter(|h| !referenced.contains(h))
-        .collect();
-    state.rejected = rejected;
+    state.heads = folded.heads;
+    state.rejected = folded.rejected;
     Ok(state)
+}
+
+impl authority::AuthorityOp for ControlOp {
+    fn op_hash(&self) -> Hash {
+        self.hash
+    }
+    fn op_parents(&self) -> &[Hash] {
+        &self.parents
+    }
 }
 
 fn apply(state: &mut Option<CaseState>, case: CaseId, op: &ControlOp) -> Result<(), String> {

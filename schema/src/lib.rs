@@ -8,12 +8,15 @@
 //! - [`card`]: signed node cards (who a node is, its keys).
 //! - [`entry`]: the signed, encrypted log entry and its payload of Automerge changes.
 //! - [`control`]: case control operations (create, add member, key epochs).
+//! - [`authority`]: the deterministic fold shared by control logs and the registry.
+//! - [`registry`]: the federation trust registry (admin-signed statements).
 //! - [`codec`]: the bounded binary reader/writer every encoding here uses.
 //!
 //! Invariants: schema knows nothing about SQLite, files or the network; every
 //! decoder takes bytes from a possibly hostile peer, checks lengths against fixed
 //! caps before allocating, and verifies signatures before decoding the rest.
 
+pub mod authority;
 pub mod card;
 pub mod codec;
 pub mod control;
@@ -22,6 +25,7 @@ pub mod entry;
 pub mod grading;
 pub mod ids;
 pub mod record;
+pub mod registry;
 pub mod validate;
 
 pub use card::NodeCard;

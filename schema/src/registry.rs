@@ -1,0 +1,419 @@
+//! The federation trust registry: admin-signed statements of which nodes a
+//! federation trusts, folded with the same authority-graph rules as case control
+//! logs ([`crate::authority`]).
+//!
+//! Layout (version 1): `version u8 | federation [32] (zero in the genesis) |
+//! author [32] | parents count u32, [32]* | time_ms i64 | tag u8 | body |
+//! signature [64]`. The federation id is the hash of its genesis statement.
+//!
+//! A join token carries the registry statements an invited node needs to
+//! bootstrap (`csjoin1.` + base64url); every statement in it is verified.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use casesync_crypto::NodeKeys;
+use casesync_crypto::hash::{Hash, sha256};
+use casesync_crypto::identity::SIGNATURE_LEN;
+
+use crate::SchemaError;
+use crate::authority::{self, AuthorityOp};
+use crate::card::{MAX_CARD_BYTES, NodeCard};
+use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
+
+const VERSION: u8 = 1;
+const SIGN_CONTEXT: &[u8] = b"casesync/registry/v1";
+const TOKEN_PREFIX: &str = "csjoin1.";
+pub const MAX_OP_BYTES: usize = 16 * 1024;
+pub const MAX_PARENTS: usize = 256;
+pub const MAX_NAME: usize = 200;
+/// Statements a join token may carry.
+pub const MAX_TOKEN_OPS: usize = 4096;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryBody {
+    /// Starts a federation; the author is its first admin.
+    Genesis {
+        name: String,
+        nonce: [u8; 16],
+        admin: NodeCard,
+    },
+    /// An admin enrolls a node (or makes an enrolled node an admin).
+    Enroll { card: NodeCard, admin: bool },
+}
+
+#[derive(Clone, Debug)]
+pub struct RegistryOp {
+    pub federation: Hash,
+    pub author: [u8; 32],
+    pub parents: Vec<Hash>,
+    pub time_ms: i64,
+    pub body: RegistryBody,
+    bytes: Vec<u8>,
+    hash: Hash,
+}
+
+impl AuthorityOp for RegistryOp {
+    fn op_hash(&self) -> Hash {
+        self.hash
+    }
+    fn op_parents(&self) -> &[Hash] {
+        &self.parents
+    }
+}
+
+impl RegistryOp {
+    pub fn create(
+        keys: &NodeKeys,
+        federation: Hash,
+        mut parents: Vec<Hash>,
+        time_ms: i64,
+        body: RegistryBody,
+    ) -> Result<RegistryOp, SchemaError> {
+        parents.sort();
+        parents.dedup();
+        let author = keys.public().ed25519;
+        let mut w = Writer::new();
+        w.u8(VERSION);
+        w.raw(federation.as_bytes());
+        w.raw(&author);
+        w.u32(parents.len() as u32);
+        for p in &parents {
+            w.raw(p.as_bytes());
+        }
+        w.i64(time_ms);
+        match &body {
+            RegistryBody::Genesis { name, nonce, admin } => {
+                if name.trim().is_empty()
+                    || name.len() > MAX_NAME
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(SchemaError::InvalidField {
+                        field: "name".into(),
+                        reason: format!("must be 1-{MAX_NAME} printable characters"),
+                    });
+                }
+                w.u8(1);
+                w.str(name);
+                w.raw(nonce);
+                w.bytes(admin.bytes());
+            }
+            RegistryBody::Enroll { card, admin } => {
+                w.u8(2);
+                w.bytes(card.bytes());
+                w.u8(*admin as u8);
+            }
+        }
+        let sig = keys.sign(SIGN_CONTEXT, &w.buf);
+        w.raw(&sig);
+        let hash = sha256(&w.buf);
+        Ok(RegistryOp {
+            federation,
+            author,
+            parents,
+            time_ms,
+            body,
+            bytes: w.buf,
+            hash,
+        })
+    }
+
+    /// Verifies the signature over `bytes`, then decodes.
+    pub fn decode_verified(bytes: &[u8]) -> Result<RegistryOp, SchemaError> {
+        let signed = verify_signed(
+            bytes,
+            &SignedLayout {
+                what: "registry statement",
+                version: VERSION,
+                min_len: 1 + 32 + 32 + 4 + 8 + 1 + SIGNATURE_LEN,
+                max_len: MAX_OP_BYTES,
+                key_at: 33,
+                context: SIGN_CONTEXT,
+            },
+        )?;
+        let mut r = Reader::new(signed, "registry statement");
+        r.u8()?;
+        let federation = Hash(r.array()?);
+        let author = r.array()?;
+        let n = r.count(MAX_PARENTS, 32)?;
+        let mut parents = Vec::with_capacity(n);
+        for _ in 0..n {
+            parents.push(Hash(r.array()?));
+        }
+        let time_ms = r.i64()?;
+        let body = match r.u8()? {
+            1 => RegistryBody::Genesis {
+                name: r.str(MAX_NAME)?.to_string(),
+                nonce: r.array()?,
+                admin: NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)?,
+            },
+            2 => RegistryBody::Enroll {
+                card: NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)?,
+                admin: r.u8()? != 0,
+            },
+            t => {
+                return Err(SchemaError::malformed(
+                    "registry statement",
+                    format!("unknown statement tag {t}"),
+                ));
+            }
+        };
+        r.finish()?;
+        Ok(RegistryOp {
+            federation,
+            author,
+            parents,
+            time_ms,
+            body,
+            bytes: bytes.to_vec(),
+            hash: sha256(bytes),
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Enrolled {
+    pub card: NodeCard,
+    pub admin: bool,
+    /// Revocation arrives with issue 4; until then every enrolled node is active.
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RegistryState {
+    pub federation: Hash,
+    pub name: String,
+    pub nodes: BTreeMap<[u8; 32], Enrolled>,
+    pub heads: Vec<Hash>,
+    pub rejected: Vec<(Hash, String)>,
+}
+
+impl RegistryState {
+    pub fn is_active(&self, node: &[u8; 32]) -> bool {
+        self.nodes.get(node).is_some_and(|n| !n.revoked)
+    }
+    pub fn is_admin(&self, node: &[u8; 32]) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.admin && !n.revoked)
+    }
+    pub fn by_peer_id(&self, peer_id: &str) -> Option<&Enrolled> {
+        self.nodes.values().find(|n| n.card.peer_id() == peer_id)
+    }
+}
+
+/// Folds the statements of `federation` into its state.
+pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, SchemaError> {
+    let mine: Vec<&RegistryOp> = ops
+        .iter()
+        .filter(|o| {
+            o.federation == federation || (o.federation == Hash::ZERO && o.hash == federation)
+        })
+        .collect();
+    let mut state: Option<RegistryState> = None;
+    let folded = authority::fold(&mine, |op| apply(&mut state, federation, op));
+    let mut state = state
+        .ok_or_else(|| SchemaError::malformed("trust registry", "no valid genesis statement"))?;
+    state.heads = folded.heads;
+    state.rejected = folded.rejected;
+    Ok(state)
+}
+
+fn apply(
+    state: &mut Option<RegistryState>,
+    federation: Hash,
+    op: &RegistryOp,
+) -> Result<(), String> {
+    let Some(st) = state else {
+        let RegistryBody::Genesis { name, admin, .. } = &op.body else {
+            return Err("statement before the federation's genesis".into());
+        };
+        if op.hash != federation || op.federation != Hash::ZERO || !op.parents.is_empty() {
+            return Err("genesis does not match the federation id".into());
+        }
+        if admin.identity.ed25519 != op.author {
+            return Err("genesis admin card is not the author's".into());
+        }
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            op.author,
+            Enrolled {
+                card: admin.clone(),
+                admin: true,
+                revoked: false,
+            },
+        );
+        *state = Some(RegistryState {
+            federation,
+            name: name.clone(),
+            nodes,
+            heads: vec![],
+            rejected: vec![],
+        });
+        return Ok(());
+    };
+    if !st.is_admin(&op.author) {
+        return Err("author is not an admin of the federation".into());
+    }
+    match &op.body {
+        RegistryBody::Genesis { .. } => Err("second genesis".into()),
+        RegistryBody::Enroll { card, admin } => match st.nodes.get_mut(&card.identity.ed25519) {
+            Some(existing) if *admin && !existing.admin => {
+                existing.admin = true;
+                Ok(())
+            }
+            Some(_) => Err("node is already enrolled".into()),
+            None => {
+                st.nodes.insert(
+                    card.identity.ed25519,
+                    Enrolled {
+                        card: card.clone(),
+                        admin: *admin,
+                        revoked: false,
+                    },
+                );
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Encodes registry statements as a one-line join token.
+pub fn encode_token(ops: &[RegistryOp]) -> String {
+    let mut w = Writer::new();
+    w.u8(VERSION);
+    w.u32(ops.len() as u32);
+    for o in ops {
+        w.bytes(o.bytes());
+    }
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&w.buf))
+}
+
+/// Decodes a join token, verifying every statement in it.
+pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
+    let body = token.trim().strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
+        SchemaError::malformed(
+            "join token",
+            "expected text starting with `csjoin1.` (from `casesync federation invite`)",
+        )
+    })?;
+    let limit = MAX_TOKEN_OPS * (MAX_OP_BYTES / 4);
+    if body.len() > limit {
+        return Err(SchemaError::TooLarge {
+            what: "join token",
+            size: body.len(),
+            limit,
+        });
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))?;
+    let mut r = Reader::new(&bytes, "join token");
+    if r.u8()? != VERSION {
+        return Err(SchemaError::malformed("join token", "unsupported version"));
+    }
+    let n = r.count(MAX_TOKEN_OPS, 4)?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        ops.push(RegistryOp::decode_verified(r.bytes(MAX_OP_BYTES)?)?);
+    }
+    r.finish()?;
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, country: &str) -> (NodeKeys, NodeCard) {
+        let k = NodeKeys::generate().unwrap();
+        let c = NodeCard::issue(&k, name, name, country, 1).unwrap();
+        (k, c)
+    }
+
+    #[test]
+    fn genesis_enroll_token_round_trip() {
+        let (ak, ac) = node("uk-east", "GB");
+        let (bk, bc) = node("ro-police", "RO");
+        let (_, cc) = node("europol", "NL");
+        let g = RegistryOp::create(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [1; 16],
+                admin: ac,
+            },
+        )
+        .unwrap();
+        let fed = g.hash();
+        let e = RegistryOp::create(
+            &ak,
+            fed,
+            vec![fed],
+            2,
+            RegistryBody::Enroll {
+                card: bc.clone(),
+                admin: false,
+            },
+        )
+        .unwrap();
+        // A non-admin cannot enroll.
+        let x = RegistryOp::create(
+            &bk,
+            fed,
+            vec![e.hash()],
+            3,
+            RegistryBody::Enroll {
+                card: cc,
+                admin: false,
+            },
+        )
+        .unwrap();
+        let ops = decode_token(&encode_token(&[x, e, g])).unwrap();
+        let st = resolve(fed, &ops).unwrap();
+        assert_eq!(st.name, "JIT");
+        assert_eq!(st.nodes.len(), 2);
+        assert!(st.is_admin(&ak.public().ed25519));
+        assert!(st.is_active(&bk.public().ed25519) && !st.is_admin(&bk.public().ed25519));
+        assert_eq!(st.rejected.len(), 1);
+        assert!(st.by_peer_id(&bc.peer_id()).is_some());
+    }
+
+    #[test]
+    fn garbled_tokens_and_statements_are_refused() {
+        let (ak, ac) = node("uk-east", "GB");
+        let g = RegistryOp::create(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [1; 16],
+                admin: ac,
+            },
+        )
+        .unwrap();
+        for i in 0..g.bytes().len() {
+            let mut b = g.bytes().to_vec();
+            b[i] ^= 0x20;
+            assert!(
+                RegistryOp::decode_verified(&b).is_err(),
+                "flip at {i} accepted"
+            );
+        }
+        assert!(decode_token("csjoin1.%%%").is_err());
+        assert!(decode_token("hello").is_err());
+        assert!(resolve(Hash([7; 32]), &[g]).is_err(), "wrong federation id");
+    }
+}
