@@ -214,17 +214,41 @@ pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Has
     )))
 }
 
-/// Resolves a `PEER_ID|CARD` argument to a card.
-pub fn parse_member_arg(arg: &str) -> Result<NodeCard> {
+/// Resolves a `PEER_ID|CARD` argument to a card. In a federation the node must be
+/// enrolled and active (deny by default); a PeerId is looked up in the registry.
+/// A node in no federation can add members by card only.
+pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
     let arg = arg.trim();
+    let registry = crate::trust::load(conn)?;
     if arg.starts_with("cscard1.") {
-        return NodeCard::from_text(arg)
-            .map_err(|e| NodeError::Refused(format!("invalid node card: {e}")));
+        let card = NodeCard::from_text(arg)
+            .map_err(|e| NodeError::Refused(format!("invalid node card: {e}")))?;
+        if let Some(st) = &registry
+            && !st.is_active(&card.identity.ed25519)
+        {
+            return Err(NodeError::Refused(format!(
+                "{} ({}) is not enrolled in federation \"{}\": an admin runs `casesync federation invite CARD` first",
+                card.name,
+                card.peer_id(),
+                st.name
+            )));
+        }
+        return Ok(card);
     }
     if arg.starts_with("12D3KooW") {
-        return Err(NodeError::Refused(
-            "adding a member by PeerId needs federation enrollment, which this node does not have yet; pass the node's card from `casesync id --card`".into(),
-        ));
+        let Some(st) = registry else {
+            return Err(NodeError::Refused(
+                "adding a member by PeerId needs a federation (see `casesync federation create`); or pass the node's card from `casesync id --card`".into(),
+            ));
+        };
+        return match st.by_peer_id(arg) {
+            Some(n) if !n.revoked => Ok(n.card.clone()),
+            _ => Err(NodeError::Refused(format!(
+                "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
+                short(arg),
+                st.name
+            ))),
+        };
     }
     Err(NodeError::Refused(format!(
         "`{}` is neither a node card (from `casesync id --card`) nor a PeerId",
@@ -235,10 +259,16 @@ pub fn parse_member_arg(arg: &str) -> Result<NodeCard> {
 /// Adds `card` to the case with `role` and shares every epoch key this node holds,
 /// so the new member can read the whole case history. The checks run inside the
 /// write transaction, so no record can slip in between check and addition.
-pub fn add_member(node: &Node, case_text: &str, card: &NodeCard, role: Role) -> Result<CaseId> {
+pub fn add_member(
+    node: &Node,
+    case_text: &str,
+    member: &str,
+    role: Role,
+) -> Result<(CaseId, NodeCard)> {
     let me = node.keys.public().ed25519;
-    node.store.write(|tx| -> Result<CaseId> {
+    node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
         let case = load_by_text(node, tx, case_text)?;
+        let card = &resolve_member(tx, member)?;
         if case.state.role_of(&me) != Some(Role::Lead) {
             return Err(NodeError::Refused(format!(
                 "only a lead of case {} can add members",
@@ -284,7 +314,7 @@ pub fn add_member(node: &Node, case_text: &str, card: &NodeCard, role: Role) -> 
         for op in &ops {
             store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
         }
-        Ok(case.id)
+        Ok((case.id, card.clone()))
     })
 }
 

@@ -57,6 +57,12 @@ pub enum Command {
         #[arg(long)]
         card: bool,
     },
+    /// Create a federation, invite nodes into it, join one
+    #[command(subcommand)]
+    Federation(FederationCommand),
+    /// The nodes this federation trusts
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Create, list and show cases; manage members
     #[command(subcommand)]
     Case(CaseCommand),
@@ -66,6 +72,37 @@ pub enum Command {
     /// Check the stored logs
     #[command(subcommand)]
     Log(LogCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FederationCommand {
+    /// Start a federation with this node as its first admin; prints the federation id
+    #[command(after_help = "Example:\n  casesync federation create --name \"JIT Lantern\"")]
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Admin: enroll a node by its card; prints a one-line join token to send it
+    #[command(
+        after_help = "Example:\n  casesync federation invite \"$(cat ro-police.card)\" > ro-police.token"
+    )]
+    Invite {
+        /// The node's card (from `casesync id --card` on that node)
+        card: String,
+        /// Make the node an admin too
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Join the federation whose admin invited this node
+    #[command(after_help = "Example:\n  casesync federation join \"$(cat ro-police.token)\"")]
+    Join { token: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Enrolled nodes: PeerId, name, organisation, country, admin?, active|revoked
+    #[command(after_help = "Example:\n  casesync trust list --json")]
+    List,
 }
 
 #[derive(Subcommand, Debug)]

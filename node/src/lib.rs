@@ -4,6 +4,7 @@
 //! - [`datadir`]: the data directory, the keystore file, unlocking.
 //! - [`store`]: SQLite; the only module that writes SQL.
 //! - [`sealing`]: storage-key sealing of rows and blind indexes.
+//! - [`trust`]: the federation trust registry: create, invite, join.
 //! - [`cases`]: case control logs: create, members, key epochs.
 //! - [`log`]: the log engine: append signed, sealed entries; materialize records.
 //! - [`records`]: record add, edit, show, list, import on top of the log engine.
@@ -21,6 +22,7 @@ pub mod log;
 pub mod records;
 pub mod sealing;
 pub mod store;
+pub mod trust;
 pub mod verify;
 
 pub use datadir::{DataDir, Node};

@@ -7,14 +7,17 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use casesync_node::{DataDir, Node, cases, import, records, verify};
+use casesync_node::{DataDir, Node, cases, import, records, trust, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
 use clap::Parser as _;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use cli::{CaseCommand, Cli, Command, LogCommand, MemberCommand, RecordCommand};
+use cli::{
+    CaseCommand, Cli, Command, FederationCommand, LogCommand, MemberCommand, RecordCommand,
+    TrustCommand,
+};
 
 fn main() -> ExitCode {
     casesync_node::clock::init();
@@ -155,6 +158,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Federation(cmd) => return federation_command(&cli, cmd),
+        Command::Trust(TrustCommand::List) => {
+            let store = data_dir(&cli)?.open_store()?;
+            let Some(st) = trust::load(store.conn())? else {
+                bail!(
+                    "this node belongs to no federation: run `casesync federation create --name NAME`, or join one with a token"
+                );
+            };
+            print_trust(&cli, &st)?;
+        }
         Command::Case(cmd) => return case_command(&cli, cmd),
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
@@ -178,6 +191,77 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     first.item,
                     first.row,
                     first.reason
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_trust(cli: &Cli, st: &casesync_schema::registry::RegistryState) -> Result<()> {
+    let nodes: Vec<_> = st
+        .nodes
+        .values()
+        .map(|n| {
+            json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
+                   "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" }})
+        })
+        .collect();
+    if cli.json {
+        return print_json(
+            &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": nodes}),
+        );
+    }
+    println!("federation {} ({})", st.name, st.federation.to_hex());
+    for n in st.nodes.values() {
+        println!(
+            "{}  {:<14} {:<24} {}  {:<5}  {}",
+            n.card.peer_id(),
+            n.card.name,
+            n.card.org,
+            n.card.country,
+            if n.admin { "admin" } else { "-" },
+            if n.revoked { "revoked" } else { "active" }
+        );
+    }
+    Ok(())
+}
+
+fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        FederationCommand::Create { name } => {
+            let st = trust::create(&node, name)?;
+            if cli.json {
+                print_json(&json!({"federation": st.federation.to_hex(), "name": st.name}))?;
+            } else {
+                println!("{}", st.federation.to_hex());
+            }
+        }
+        FederationCommand::Invite { card, admin } => {
+            let card = casesync_schema::NodeCard::from_text(card)
+                .map_err(|e| anyhow!("invalid node card: {e}"))?;
+            let token = trust::invite(&node, &card, *admin)?;
+            if cli.json {
+                print_json(
+                    &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
+                )?;
+            } else {
+                println!("{token}");
+            }
+        }
+        FederationCommand::Join { token } => {
+            let st = trust::join(&node, token)?;
+            if cli.json {
+                print_json(
+                    &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": st.nodes.len()}),
+                )?;
+            } else {
+                println!(
+                    "joined federation {} ({}), {} node(s) enrolled",
+                    st.name,
+                    st.federation.to_hex(),
+                    st.nodes.len()
                 );
             }
         }
@@ -279,9 +363,8 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             }
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
-            let card = cases::parse_member_arg(member)?;
             let role = role.parse()?;
-            let id = cases::add_member(&node, case, &card, role)?;
+            let (id, card) = cases::add_member(&node, case, member, role)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),

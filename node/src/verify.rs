@@ -17,6 +17,7 @@ const MAX_LISTED: usize = 100;
 #[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
     pub cases: u64,
+    /// Case control operations and registry statements.
     pub control_ops: u64,
     pub logs: u64,
     pub entries: u64,
@@ -60,6 +61,18 @@ pub fn verify_store(conn: &Connection) -> Result<VerifyReport> {
                 report.fail(item, op.row, "bytes do not match the stored hash".into())
             }
             Ok(o) if o.case != case => report.fail(item, op.row, "filed under another case".into()),
+            Ok(_) => {}
+        }
+    }
+
+    for op in store::registry_ops(conn)? {
+        report.control_ops += 1;
+        let item = format!("registry statement {}", op.hash.short());
+        match casesync_schema::registry::RegistryOp::decode_verified(&op.bytes) {
+            Err(e) => report.fail(item, op.row, e.to_string()),
+            Ok(o) if !o.hash().ct_eq(&op.hash) => {
+                report.fail(item, op.row, "bytes do not match the stored hash".into())
+            }
             Ok(_) => {}
         }
     }

@@ -59,6 +59,10 @@ fn cli_basics() {
         &["record", "list"],
         &["record", "import"],
         &["log", "verify"],
+        &["federation", "create"],
+        &["federation", "invite"],
+        &["federation", "join"],
+        &["trust", "list"],
     ];
     for sub in subcommands {
         let mut args = sub.to_vec();

@@ -12,6 +12,8 @@ mod bad_input;
 mod cli;
 /// SIGKILL during import.
 mod crash;
+/// Federation trust registry; members by PeerId.
+mod federation;
 /// JSON Lines and CSV import, all or nothing.
 mod import;
 /// Members by card; handling rules.

@@ -12,7 +12,10 @@ use casesync_crypto::Hash;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Migrations in order; index + 1 is the schema version. Only ever append.
-const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("001_initial.sql"),
+    include_str!("002_registry.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -131,6 +134,30 @@ pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
         params![key, value],
     )?;
     Ok(())
+}
+
+// ---- trust registry ----
+
+pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO registry_ops (hash, bytes) VALUES (?1, ?2)",
+        params![&hash.0[..], bytes],
+    )?;
+    Ok(())
+}
+
+pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
+    let mut s = c.prepare("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| {
+            Ok(StoredOp {
+                row: r.get(0)?,
+                hash: hash_of(r.get(1)?),
+                bytes: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 // ---- cases ----

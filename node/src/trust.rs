@@ -1,0 +1,143 @@
+//! The federation trust registry on this node: create a federation, invite
+//! (enroll) nodes, join with a token, and answer "is this node enrolled?".
+//!
+//! The registry's state is always `registry::resolve` of the stored statements;
+//! the federation id this node belongs to is kept in `meta`.
+
+use casesync_crypto::Hash;
+use casesync_schema::NodeCard;
+use casesync_schema::registry::{self, RegistryBody, RegistryOp, RegistryState};
+use rusqlite::Connection;
+
+use crate::{Node, NodeError, Result, store};
+
+const META_FEDERATION: &str = "federation";
+
+/// The federation this node belongs to, if any, resolved from stored statements.
+pub fn load(conn: &Connection) -> Result<Option<RegistryState>> {
+    let Some(id) = store::meta_get(conn, META_FEDERATION)? else {
+        return Ok(None);
+    };
+    let fed = Hash::from_slice(&id)
+        .ok_or_else(|| NodeError::Integrity("stored federation id is malformed".into()))?;
+    let ops = store::registry_ops(conn)?
+        .iter()
+        .map(|o| {
+            let op = RegistryOp::decode_verified(&o.bytes).map_err(|e| {
+                NodeError::Integrity(format!(
+                    "registry statement {} failed verification: {e}",
+                    o.hash.short()
+                ))
+            })?;
+            if !op.hash().ct_eq(&o.hash) {
+                return Err(NodeError::Integrity(format!(
+                    "registry statement {} does not match its hash",
+                    o.hash.short()
+                )));
+            }
+            Ok(op)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(registry::resolve(fed, &ops)?))
+}
+
+fn require_none(conn: &Connection) -> Result<()> {
+    if let Some(st) = load(conn)? {
+        return Err(NodeError::Refused(format!(
+            "this node already belongs to federation \"{}\" ({})",
+            st.name,
+            st.federation.to_hex()
+        )));
+    }
+    Ok(())
+}
+
+/// Starts a federation with this node as its first admin; returns its state.
+pub fn create(node: &Node, name: &str) -> Result<RegistryState> {
+    node.store.write(|tx| -> Result<RegistryState> {
+        require_none(tx)?;
+        let mut nonce = [0u8; 16];
+        casesync_crypto::random_bytes(&mut nonce)?;
+        let (ms, _) = crate::clock::now();
+        let genesis = RegistryOp::create(
+            &node.keys,
+            Hash::ZERO,
+            vec![],
+            ms,
+            RegistryBody::Genesis {
+                name: name.trim().to_string(),
+                nonce,
+                admin: node.card.clone(),
+            },
+        )?;
+        store::insert_registry_op(tx, &genesis.hash(), genesis.bytes())?;
+        store::meta_put(tx, META_FEDERATION, genesis.hash().as_bytes())?;
+        load(tx)?.ok_or_else(|| NodeError::Integrity("the new federation did not resolve".into()))
+    })
+}
+
+/// Enrolls the node of `card` (admin only); returns the join token to send it.
+pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
+    node.store.write(|tx| -> Result<String> {
+        let st = load(tx)?.ok_or_else(|| {
+            NodeError::Refused("this node belongs to no federation: run `casesync federation create --name NAME` first".into())
+        })?;
+        if !st.is_admin(&node.keys.public().ed25519) {
+            return Err(NodeError::Refused("only a federation admin can invite nodes".into()));
+        }
+        let already = st.nodes.get(&card.identity.ed25519);
+        if already.is_some_and(|n| n.admin || !admin) {
+            return Err(NodeError::Refused(format!("{} ({}) is already enrolled", card.name, card.peer_id())));
+        }
+        let (ms, _) = crate::clock::now();
+        let op = RegistryOp::create(
+            &node.keys,
+            st.federation,
+            st.heads.clone(),
+            ms,
+            RegistryBody::Enroll { card: card.clone(), admin },
+        )?;
+        store::insert_registry_op(tx, &op.hash(), op.bytes())?;
+        let all = store::registry_ops(tx)?
+            .iter()
+            .map(|o| RegistryOp::decode_verified(&o.bytes))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(registry::encode_token(&all))
+    })
+}
+
+/// Joins the federation a token describes, if it enrolls this node.
+pub fn join(node: &Node, token: &str) -> Result<RegistryState> {
+    let ops = registry::decode_token(token)
+        .map_err(|e| NodeError::Refused(format!("invalid join token: {e}")))?;
+    let genesis = ops
+        .iter()
+        .find(|o| matches!(o.body, RegistryBody::Genesis { .. }))
+        .ok_or_else(|| {
+            NodeError::Refused("invalid join token: it holds no federation genesis".into())
+        })?;
+    let st = registry::resolve(genesis.hash(), &ops)?;
+    let me = node.keys.public().ed25519;
+    if !st.is_active(&me) {
+        return Err(NodeError::Refused(format!(
+            "this join token does not enroll this node ({}); ask the admin to invite this node's card",
+            node.card.peer_id()
+        )));
+    }
+    node.store.write(|tx| -> Result<RegistryState> {
+        if let Some(cur) = load(tx)?
+            && cur.federation != st.federation
+        {
+            return Err(NodeError::Refused(format!(
+                "this node already belongs to another federation (\"{}\")",
+                cur.name
+            )));
+        }
+        for op in &ops {
+            store::insert_registry_op(tx, &op.hash(), op.bytes())?;
+        }
+        store::meta_put(tx, META_FEDERATION, st.federation.as_bytes())?;
+        load(tx)?
+            .ok_or_else(|| NodeError::Integrity("the joined federation did not resolve".into()))
+    })
+}
