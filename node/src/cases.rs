@@ -78,7 +78,7 @@ pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<C
     Ok(case)
 }
 
-fn encode_local_meta(m: &CaseMeta) -> Vec<u8> {
+pub(crate) fn encode_local_meta(m: &CaseMeta) -> Vec<u8> {
     let mut w = casesync_schema::codec::Writer::new();
     w.u8(1);
     w.str(&m.title);

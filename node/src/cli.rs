@@ -69,6 +69,9 @@ pub enum Command {
     /// Add, edit, show, list and import records
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Carry cases between nodes on a file (air-gapped transfer)
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Check the stored logs
     #[command(subcommand)]
     Log(LogCommand),
@@ -210,6 +213,30 @@ Example:\n  casesync record import CASE people.jsonl"
         #[arg(long, value_parser = ["jsonl", "csv"])]
         format: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCommand {
+    /// Write a signed bundle of cases (encrypted to --for) to a file
+    #[command(
+        after_help = "With --for, only cases that node is a member of are included, and the file is\n\
+encrypted to that node's key. Without --for the file is signed but not encrypted (entries\n\
+stay sealed with their case keys; case ids and sizes are visible).\n\n\
+Example:\n  casesync bundle export --out lantern.bundle --case CASE --for 12D3KooW..."
+    )]
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A case to include (repeatable) [default: every case]
+        #[arg(long = "case", value_name = "CASE")]
+        cases: Vec<String>,
+        /// The receiving node: its PeerId (enrolled) or card
+        #[arg(long = "for", value_name = "PEER_ID|CARD")]
+        recipient: Option<String>,
+    },
+    /// Import a bundle: same checks as entries from the network; a changed file is rejected whole
+    #[command(after_help = "Example:\n  casesync bundle import lantern.bundle")]
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,16 +8,20 @@
 //! - [`cases`]: case control logs: create, members, key epochs.
 //! - [`log`]: the log engine: append signed, sealed entries; materialize records.
 //! - [`records`]: record add, edit, show, list, import on top of the log engine.
+//! - [`ingest`]: checks and materializes items written by other nodes.
+//! - [`bundle`]: bundle export and import (air-gapped transfer).
 //! - [`verify`]: `log verify`, re-checking every stored entry.
 //! - [`import`]: parsing JSON Lines and CSV import files.
 //! - [`clock`]: wall-clock time for people to read (never for decisions).
 //!
 //! The `casesync` binary (main.rs, cli.rs) is a thin layer over these.
 
+pub mod bundle;
 pub mod cases;
 pub mod clock;
 pub mod datadir;
 pub mod import;
+pub mod ingest;
 pub mod log;
 pub mod records;
 pub mod sealing;

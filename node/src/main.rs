@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use casesync_node::{DataDir, Node, cases, import, records, trust, verify};
+use casesync_node::{DataDir, Node, bundle, cases, import, records, trust, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
 use clap::Parser as _;
@@ -15,8 +15,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use cli::{
-    CaseCommand, Cli, Command, FederationCommand, LogCommand, MemberCommand, RecordCommand,
-    TrustCommand,
+    BundleCommand, CaseCommand, Cli, Command, FederationCommand, LogCommand, MemberCommand,
+    RecordCommand, TrustCommand,
 };
 
 fn main() -> ExitCode {
@@ -169,6 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_trust(&cli, &st)?;
         }
         Command::Case(cmd) => return case_command(&cli, cmd),
+        Command::Bundle(cmd) => return bundle_command(&cli, cmd),
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
             let store = data_dir(&cli)?.open_store()?;
@@ -262,6 +263,72 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                     st.name,
                     st.federation.to_hex(),
                     st.nodes.len()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        BundleCommand::Export {
+            out,
+            cases,
+            recipient,
+        } => {
+            let r = bundle::export(&node, cases, recipient.as_deref())?;
+            if r.cases == 0 {
+                bail!(
+                    "nothing to export: {}",
+                    if r.skipped.is_empty() {
+                        "this node holds no case".to_string()
+                    } else {
+                        r.skipped.join("; ")
+                    }
+                );
+            }
+            std::fs::write(out, &r.bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if cli.json {
+                print_json(
+                    &json!({"out": out, "bytes": r.bytes.len(), "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),
+                )?;
+            } else {
+                for s in &r.skipped {
+                    println!("skipped {s}");
+                }
+                println!(
+                    "wrote {} ({} bytes): {} case(s), {} entries",
+                    out.display(),
+                    r.bytes.len(),
+                    r.cases,
+                    r.entries
+                );
+            }
+        }
+        BundleCommand::Import { file } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (sender, r) = bundle::import(&node, &bytes)?;
+            if cli.json {
+                print_json(&json!({"sender": sender.peer_id(), "report": r}))?;
+            } else {
+                for x in &r.rejected {
+                    println!("rejected {x}");
+                }
+                println!(
+                    "from {} ({}): {} entries, {} control operations, {} registry statements; {} records new, {} updated; {} already held, {} rejected",
+                    sender.name,
+                    sender.peer_id(),
+                    r.entries,
+                    r.control_ops,
+                    r.registry_ops,
+                    r.records_created,
+                    r.records_updated,
+                    r.duplicates,
+                    r.rejected.len()
                 );
             }
         }

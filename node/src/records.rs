@@ -21,7 +21,7 @@ use crate::{Node, NodeError, Result, log};
 /// Records built in parallel per batch during bulk writes.
 const BATCH: usize = 2048;
 
-fn actor(node: &Node) -> ActorId {
+pub(crate) fn actor(node: &Node) -> ActorId {
     doc::actor_for(&node.keys.public().ed25519)
 }
 
@@ -246,7 +246,7 @@ pub fn import(
 
 /// Rebuilds a record's Automerge document: from its snapshot, or (for a record
 /// with a single change) from the verified entry that carries it.
-fn load_doc(
+pub(crate) fn load_doc(
     node: &Node,
     conn: &Connection,
     case: &Case,

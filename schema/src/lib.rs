@@ -17,6 +17,7 @@
 //! caps before allocating, and verifies signatures before decoding the rest.
 
 pub mod authority;
+pub mod bundle;
 pub mod card;
 pub mod codec;
 pub mod control;

@@ -63,6 +63,8 @@ fn cli_basics() {
         &["federation", "invite"],
         &["federation", "join"],
         &["trust", "list"],
+        &["bundle", "export"],
+        &["bundle", "import"],
     ];
     for sub in subcommands {
         let mut args = sub.to_vec();

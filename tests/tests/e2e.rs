@@ -8,6 +8,8 @@ mod util;
 mod at_rest;
 /// Refused input changes nothing.
 mod bad_input;
+/// Bundles: air-gapped transfer, convergence, tampering.
+mod bundle;
 /// init, id, help texts.
 mod cli;
 /// SIGKILL during import.

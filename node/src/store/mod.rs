@@ -332,6 +332,21 @@ pub fn log_head(c: &Connection, case_ref: i64, author: &[u8; 32]) -> Result<Opti
         .optional()?)
 }
 
+/// The hash of the entry at (author, seq) of a case, if held.
+pub fn entry_hash_at(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+) -> Result<Option<Hash>> {
+    Ok(c.query_row(
+        "SELECT hash FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq = ?3",
+        params![case_ref, &author[..], seq as i64],
+        |r| Ok(hash_of(r.get(0)?)),
+    )
+    .optional()?)
+}
+
 /// Every author's last (seq, hash) in a case.
 pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Hash)>> {
     let mut s = c.prepare(
@@ -373,6 +388,22 @@ pub fn for_each_entry(c: &Connection, mut f: impl FnMut(StoredEntry)) -> Result<
         "SELECT {ENTRY_COLS} FROM entries e ORDER BY e.case_ref, e.author, e.seq"
     ))?;
     let mut rows = s.query([])?;
+    while let Some(r) = rows.next()? {
+        f(entry_row(r)?);
+    }
+    Ok(())
+}
+
+/// Every entry of one case, in (author, seq) order.
+pub fn for_each_entry_of_case(
+    c: &Connection,
+    case_ref: i64,
+    mut f: impl FnMut(StoredEntry),
+) -> Result<()> {
+    let mut s = c.prepare(&format!(
+        "SELECT {ENTRY_COLS} FROM entries e WHERE e.case_ref = ?1 ORDER BY e.author, e.seq"
+    ))?;
+    let mut rows = s.query([case_ref])?;
     while let Some(r) = rows.next()? {
         f(entry_row(r)?);
     }

@@ -1,0 +1,94 @@
+//! Bundle export and import: everything a peer may need of the chosen cases, in
+//! one signed file (encrypted to the recipient when one is named), for
+//! air-gapped transfer. Import runs every item through [`crate::ingest`], the
+//! same checks as the network.
+
+use casesync_schema::NodeCard;
+use casesync_schema::bundle::{self, BundleBody, CaseItems};
+
+use crate::ingest::{self, IngestReport};
+use crate::{Node, NodeError, Result, cases, store};
+
+pub struct ExportReport {
+    pub bytes: Vec<u8>,
+    pub cases: usize,
+    pub control_ops: usize,
+    pub entries: usize,
+    pub skipped: Vec<String>,
+}
+
+/// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
+/// cases it is a member of go in (a case's entries go to its members only).
+pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Result<ExportReport> {
+    let conn = node.store.conn();
+    let to: Option<NodeCard> = recipient
+        .map(|r| cases::resolve_member(conn, r))
+        .transpose()?;
+    let chosen: Vec<cases::Case> = if case_texts.is_empty() {
+        cases::list(node)?
+    } else {
+        case_texts
+            .iter()
+            .map(|t| cases::load_by_text(node, conn, t))
+            .collect::<Result<_>>()?
+    };
+    let mut body = BundleBody {
+        registry_ops: store::registry_ops(conn)?
+            .into_iter()
+            .map(|o| o.bytes)
+            .collect(),
+        cases: Vec::new(),
+    };
+    let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
+    for c in chosen {
+        if let Some(to) = &to
+            && c.state.role_of(&to.identity.ed25519).is_none()
+        {
+            skipped.push(format!("case {}: {} is not a member", c.id, to.name));
+            continue;
+        }
+        let control_ops: Vec<Vec<u8>> = store::control_ops(conn, c.case_ref)?
+            .into_iter()
+            .map(|o| o.bytes)
+            .collect();
+        let mut entries = Vec::new();
+        store::for_each_entry_of_case(conn, c.case_ref, |e| entries.push(e.bytes))?;
+        n_ops += control_ops.len();
+        n_entries += entries.len();
+        body.cases.push(CaseItems {
+            case: c.id,
+            control_ops,
+            entries,
+        });
+    }
+    let bytes = bundle::seal(&node.keys, &node.card, to.as_ref(), &body)?;
+    Ok(ExportReport {
+        bytes,
+        cases: body.cases.len(),
+        control_ops: n_ops,
+        entries: n_entries,
+        skipped,
+    })
+}
+
+/// Imports a bundle: the file's signature and encryption are checked first (any
+/// change rejects it whole), then every item, all in one transaction.
+pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
+    let opened = bundle::open(&node.keys, file)
+        .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
+    let sender = opened.sender;
+    let report = node.store.write(|tx| -> Result<IngestReport> {
+        if let Some(st) = crate::trust::load(tx)?
+            && !st.is_active(&sender.identity.ed25519)
+        {
+            return Err(NodeError::Refused(format!(
+                "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported",
+                sender.name,
+                sender.peer_id(),
+                st.name
+            )));
+        }
+        ingest::ingest(node, tx, &opened.body)
+    })?;
+    Ok((sender, report))
+}

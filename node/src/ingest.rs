@@ -1,0 +1,352 @@
+//! Ingest: items written by other nodes (from a bundle now, from the network
+//! with sync) go through the same checks before anything is stored:
+//! signature first, then authority (a member allowed to write, under an epoch of
+//! the case), then the author's hash chain and the entry's view (everything it
+//! built on must be here), and only then are its changes materialized.
+//! An item that fails is named in the report and leaves no trace.
+
+use casesync_crypto::Hash;
+use casesync_schema::bundle::{BundleBody, CaseItems};
+use casesync_schema::control::{self, CaseMeta, ControlOp};
+use casesync_schema::doc;
+use casesync_schema::entry::{LogEntry, RecordChange};
+use casesync_schema::registry::RegistryOp;
+use casesync_schema::{CaseId, RecordId};
+use rusqlite::Connection;
+
+use crate::cases::{self, Case};
+use crate::{Node, NodeError, Result, log, store};
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct IngestReport {
+    pub registry_ops: usize,
+    pub control_ops: usize,
+    pub entries: usize,
+    pub duplicates: usize,
+    pub records_created: usize,
+    pub records_updated: usize,
+    /// Items refused, each with its reason.
+    pub rejected: Vec<String>,
+}
+
+/// Ingests a bundle's items inside the caller's write transaction.
+pub fn ingest(node: &Node, conn: &Connection, body: &BundleBody) -> Result<IngestReport> {
+    let mut report = IngestReport::default();
+    ingest_registry(conn, &body.registry_ops, &mut report)?;
+    for items in &body.cases {
+        ingest_case(node, conn, items, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport) -> Result<()> {
+    let Some(st) = crate::trust::load(conn)? else {
+        if !ops.is_empty() {
+            report.rejected.push(
+                "registry statements: this node belongs to no federation (join with a token first)"
+                    .into(),
+            );
+        }
+        return Ok(());
+    };
+    for bytes in ops {
+        match RegistryOp::decode_verified(bytes) {
+            Err(e) => report.rejected.push(format!("registry statement: {e}")),
+            Ok(op) if op.federation != st.federation && op.hash() != st.federation => {
+                report.rejected.push(format!(
+                    "registry statement {}: another federation",
+                    op.hash().short()
+                ))
+            }
+            Ok(op) => {
+                if conn.execute(
+                    "INSERT OR IGNORE INTO registry_ops (hash, bytes) VALUES (?1, ?2)",
+                    rusqlite::params![&op.hash().0[..], op.bytes()],
+                )? > 0
+                {
+                    report.registry_ops += 1;
+                }
+            }
+        }
+    }
+    // Statements that do not fold (unauthorized) stay stored but have no effect;
+    // the registry must still resolve.
+    crate::trust::load(conn)?;
+    Ok(())
+}
+
+fn ingest_case(
+    node: &Node,
+    conn: &Connection,
+    items: &CaseItems,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let case_id = items.case;
+    let existing = store::case_by_id(conn, &case_id.0)?;
+    let mut ops: Vec<ControlOp> = match &existing {
+        Some(row) => store::control_ops(conn, row.case_ref)?
+            .iter()
+            .map(|o| ControlOp::decode_verified(&o.bytes))
+            .collect::<std::result::Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let known: std::collections::HashSet<Hash> = ops.iter().map(|o| o.hash()).collect();
+    let mut new_ops = Vec::new();
+    for bytes in &items.control_ops {
+        match ControlOp::decode_verified(bytes) {
+            Err(e) => report
+                .rejected
+                .push(format!("case {case_id}: control operation: {e}")),
+            Ok(op) if op.case != case_id => report.rejected.push(format!(
+                "case {case_id}: control operation filed under another case"
+            )),
+            Ok(op) if known.contains(&op.hash()) => {}
+            Ok(op) => new_ops.push(op),
+        }
+    }
+    ops.extend(new_ops.iter().cloned());
+    let state = match control::resolve(case_id, &ops) {
+        Ok(s) => s,
+        Err(e) => {
+            report.rejected.push(format!("case {case_id}: {e}"));
+            return Ok(());
+        }
+    };
+    let me = node.keys.public().ed25519;
+    if state.role_of(&me).is_none() {
+        // Deny by default: nothing of a case this node is not a member of is kept.
+        report.rejected.push(format!(
+            "case {case_id}: this node is not a member; nothing of it was kept"
+        ));
+        return Ok(());
+    }
+    let case_ref = match existing {
+        Some(row) => row.case_ref,
+        None => {
+            let title = state
+                .epochs
+                .first()
+                .and_then(|e| cases::unwrap_epoch(&node.keys, &case_id, e).ok())
+                .and_then(|k| CaseMeta::open(&state.sealed_meta, &case_id, &k).ok())
+                .unwrap_or(CaseMeta {
+                    title: "(title not shared with this node)".into(),
+                    require_justification: false,
+                });
+            let sealed = node
+                .storage
+                .seal_case_meta(&case_id.0, &cases::encode_local_meta(&title))?;
+            store::insert_case(conn, &case_id.0, &sealed)?
+        }
+    };
+    for op in &new_ops {
+        store::insert_control_op(conn, case_ref, &op.hash(), op.bytes())?;
+        report.control_ops += 1;
+    }
+    for e in &state.epochs {
+        if let Ok(k) = cases::unwrap_epoch(&node.keys, &case_id, e) {
+            store::put_epoch_key(
+                conn,
+                case_ref,
+                &e.id,
+                &node.storage.seal_epoch_key(&case_id.0, &e.id.0, &k)?,
+            )?;
+        }
+    }
+    let case = cases::load(node, conn, &case_id)?;
+    let mut pending = Vec::new();
+    for bytes in &items.entries {
+        match LogEntry::decode_verified(bytes) {
+            Err(e) => report.rejected.push(format!("case {case_id}: entry: {e}")),
+            Ok(e) if e.header.case != case_id => report
+                .rejected
+                .push(format!("case {case_id}: entry filed under another case")),
+            Ok(e) => pending.push(e),
+        }
+    }
+    pending.sort_by_key(|e| (e.header.author, e.header.seq));
+    // Apply entries whose predecessor and view are present, until nothing moves.
+    loop {
+        let mut progressed = false;
+        let mut waiting = Vec::new();
+        for e in pending {
+            match readiness(conn, case_ref, &e)? {
+                Ready::Duplicate => {
+                    report.duplicates += 1;
+                    progressed = true;
+                }
+                Ready::Conflict(reason) => report
+                    .rejected
+                    .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                Ready::Wait => waiting.push(e),
+                Ready::Yes => {
+                    progressed = true;
+                    match apply_entry(node, conn, &case, &e) {
+                        Ok((created, updated)) => {
+                            report.entries += 1;
+                            report.records_created += created;
+                            report.records_updated += updated;
+                        }
+                        Err(reason) => report
+                            .rejected
+                            .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                    }
+                }
+            }
+        }
+        pending = waiting;
+        if !progressed || pending.is_empty() {
+            break;
+        }
+    }
+    for e in pending {
+        report.rejected.push(format!(
+            "entry {}: waits for entries it builds on that this node does not hold",
+            name(&case_id, &e)
+        ));
+    }
+    Ok(())
+}
+
+fn name(case: &CaseId, e: &LogEntry) -> String {
+    log::entry_name(case, &e.header.author, e.header.seq as i64)
+}
+
+enum Ready {
+    Yes,
+    Wait,
+    Duplicate,
+    Conflict(String),
+}
+
+fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
+    let h = &e.header;
+    if let Some(stored) = store::entry_hash_at(conn, case_ref, &h.author, h.seq)? {
+        return Ok(if stored.ct_eq(&e.hash()) {
+            Ready::Duplicate
+        } else {
+            Ready::Conflict("another entry with the same author and seq is already held (equivocation); kept out".into())
+        });
+    }
+    let head = store::log_head(conn, case_ref, &h.author)?;
+    let chained = match head {
+        None => h.seq == 1,
+        Some((seq, hash)) => h.seq == seq + 1 && h.prev.ct_eq(&hash),
+    };
+    if !chained {
+        if let Some((seq, _)) = head
+            && h.seq == seq + 1
+        {
+            return Ok(Ready::Conflict(
+                "does not chain to the author's previous entry".into(),
+            ));
+        }
+        return Ok(Ready::Wait);
+    }
+    for v in &h.view {
+        match store::entry_hash_at(conn, case_ref, &v.author, v.seq)? {
+            Some(stored) if stored.ct_eq(&v.hash) => {}
+            Some(_) => {
+                return Ok(Ready::Conflict(
+                    "its view names an entry this node holds with other content".into(),
+                ));
+            }
+            None => return Ok(Ready::Wait),
+        }
+    }
+    Ok(Ready::Yes)
+}
+
+/// Checks authority, opens and materializes one entry. Returns (created, updated)
+/// record counts, or the reason it was refused (nothing stored then).
+fn apply_entry(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    e: &LogEntry,
+) -> std::result::Result<(usize, usize), String> {
+    let h = &e.header;
+    match case.state.role_of(&h.author) {
+        Some(r) if r.may_write() => {}
+        Some(r) => {
+            return Err(format!(
+                "author is {} of the case and may not write",
+                r.name()
+            ));
+        }
+        None => return Err("author is not a member of the case".into()),
+    }
+    if case.state.epoch(&h.epoch).is_none() {
+        return Err("sealed under a key epoch the case does not have".into());
+    }
+    let key = cases::epoch_key(node, conn, case, &h.epoch).map_err(|e| e.to_string())?;
+    let changes: Vec<RecordChange> = e.open(&key).map_err(|e| format!("payload: {e}"))?;
+    let parsed = changes
+        .iter()
+        .map(|c| doc::parse_change(&c.change).map(|p| (c.record, p)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("payload: {e}"))?;
+    let row = store::insert_entry(conn, case.case_ref, &h.author, h.seq, &e.hash(), e.bytes())
+        .map_err(|e| e.to_string())?;
+    let mut counts = (0, 0);
+    for (rid, change) in parsed {
+        materialize(node, conn, case, row, &rid, change, &mut counts).map_err(|e| e.to_string())?;
+    }
+    Ok(counts)
+}
+
+fn materialize(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    entry_row: i64,
+    rid: &RecordId,
+    change: automerge::Change,
+    counts: &mut (usize, usize),
+) -> Result<()> {
+    let idx = node.storage.record_index(&rid.0);
+    match store::record_by_index(conn, &idx)? {
+        Some(row) => {
+            if row.case_ref != case.case_ref {
+                return Err(NodeError::Refused(format!(
+                    "record {rid} belongs to another case"
+                )));
+            }
+            let entries = log::verify_record_entries(conn, case, row.row, rid)?;
+            let mut d = crate::records::load_doc(node, conn, case, &row, rid, &entries)?;
+            d.apply_changes(vec![change])
+                .map_err(|e| NodeError::Refused(format!("record {rid}: {e}")))?;
+            store::link_record_entry(conn, row.row, entry_row)?;
+            let view =
+                serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
+            let snapshot = d.save();
+            store::update_record(
+                conn,
+                row.row,
+                &node.storage.seal_snapshot(&idx, &snapshot)?,
+                &node.storage.seal_view(&idx, &view)?,
+            )?;
+            counts.1 += 1;
+        }
+        None => {
+            let d = doc::from_changes(vec![change], crate::records::actor(node))?;
+            let view = doc::view(&d)?;
+            if view.id != rid.to_string() || view.case != case.id.to_string() {
+                return Err(NodeError::Refused(format!(
+                    "record {rid}: its document names another record or case"
+                )));
+            }
+            let type_index = node.storage.type_index(&case.id.0, &view.record_type);
+            let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
+            let row = store::insert_record(
+                conn,
+                case.case_ref,
+                &idx,
+                &type_index,
+                &node.storage.seal_view(&idx, &json)?,
+            )?;
+            store::link_record_entry(conn, row, entry_row)?;
+            counts.0 += 1;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Bundles: air-gapped transfer with the same checks as the network.
+
+use crate::util::{Node, TestDir, files_under, find_bytes};
+
+fn card_of(n: &Node) -> String {
+    n.cmd(&["id", "--card"]).ok().trim().to_string()
+}
+
+fn list_json(n: &Node, case: &str) -> String {
+    n.cmd(&["--json", "record", "list", case]).ok()
+}
+
+fn export(from: &Node, t: &TestDir, name: &str, to: &Node) -> std::path::PathBuf {
+    let out = t.join(name);
+    from.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        &out.display().to_string(),
+        "--for",
+        &card_of(to),
+    ])
+    .ok();
+    out
+}
+
+#[test]
+fn bundles_converge_two_nodes_and_merge_concurrent_edits() {
+    let t = TestDir::new("bundle_converge");
+    let a = t.node("uk");
+    let b = t.node("ro");
+    let c = t.node("outsider");
+    a.init("uk-east", "ROCU East", "GB");
+    b.init("ro-police", "Poliția Română", "RO");
+    c.init("outsider", "Nobody", "FR");
+    let case = a.create_case("Op Lantern");
+    a.cmd(&[
+        "case",
+        "member",
+        "add",
+        &case,
+        &card_of(&b),
+        "--role",
+        "contributor",
+    ])
+    .ok();
+    let victor = a.add(&case, "person", &[("name", "Victor Ilie")], &[]);
+    a.add(&case, "phone", &[("number", "07700 900123")], &[]);
+    a.cmd(&["record", "edit", &victor, "--field", "category=suspect"])
+        .ok();
+
+    // A -> B: B holds exactly A's case.
+    let ab = export(&a, &t, "ab.bundle", &b);
+    let r = b.json(&["bundle", "import", &ab.display().to_string()]);
+    assert_eq!(r["report"]["entries"], 3, "{r}");
+    assert_eq!(list_json(&b, &case), list_json(&a, &case));
+    // Importing the same bundle again changes nothing.
+    let again = b.json(&["bundle", "import", &ab.display().to_string()]);
+    assert_eq!(again["report"]["entries"], 0);
+    assert_eq!(again["report"]["duplicates"], 3);
+
+    // Offline on both sides: different fields, and the same field.
+    a.cmd(&[
+        "record",
+        "edit",
+        &victor,
+        "--field",
+        "status=arrested",
+        "--field",
+        "custody=Corby",
+    ])
+    .ok();
+    b.cmd(&[
+        "record",
+        "edit",
+        &victor,
+        "--field",
+        "status=wanted",
+        "--field",
+        "alias=Vic",
+    ])
+    .ok();
+    b.add(&case, "person", &[("name", "Marin Dobre")], &[]);
+    let ab2 = export(&a, &t, "ab2.bundle", &b);
+    let ba2 = export(&b, &t, "ba2.bundle", &a);
+    b.cmd(&["bundle", "import", &ab2.display().to_string()])
+        .ok();
+    a.cmd(&["bundle", "import", &ba2.display().to_string()])
+        .ok();
+    let (la, lb) = (list_json(&a, &case), list_json(&b, &case));
+    assert_eq!(la, lb, "both nodes hold the same case");
+    let v = a.show(&victor);
+    assert_eq!(v["fields"]["custody"], "Corby");
+    assert_eq!(v["fields"]["alias"], "Vic");
+    let status = v["fields"]["status"].as_str().unwrap();
+    assert!(status == "arrested" || status == "wanted", "{status}");
+    assert_eq!(a.json(&["log", "verify"])["failed"], 0);
+    assert_eq!(b.json(&["log", "verify"])["failed"], 0);
+
+    // The outsider cannot open a bundle made for B, and an unencrypted export of the
+    // case leaves nothing of it in its data dir.
+    let e = c
+        .cmd(&["bundle", "import", &ab.display().to_string()])
+        .err();
+    assert!(e.contains("another node"), "{e}");
+    let open = t.join("open.bundle");
+    a.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        &open.display().to_string(),
+        "--case",
+        &case,
+    ])
+    .ok();
+    let r = c.json(&["bundle", "import", &open.display().to_string()]);
+    assert_eq!(r["report"]["entries"], 0, "{r}");
+    assert!(
+        r["report"]["rejected"].to_string().contains("not a member"),
+        "{r}"
+    );
+    assert!(
+        c.cmd(&["record", "list", &case])
+            .err()
+            .contains("unknown case")
+    );
+    let case_bytes = uuid_bytes(&case);
+    for f in files_under(&c.dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            find_bytes(&bytes, &case_bytes).is_none(),
+            "{} holds the case id",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn a_tampered_bundle_is_rejected_whole() {
+    let t = TestDir::new("bundle_tamper");
+    let a = t.node("uk");
+    let b = t.node("ro");
+    a.init("uk-east", "ROCU East", "GB");
+    b.init("ro-police", "Poliția Română", "RO");
+    let case = a.create_case("c");
+    a.cmd(&[
+        "case",
+        "member",
+        "add",
+        &case,
+        &card_of(&b),
+        "--role",
+        "contributor",
+    ])
+    .ok();
+    a.add(&case, "note", &[("text", "one")], &[]);
+    let f = export(&a, &t, "ab.bundle", &b);
+    let good = std::fs::read(&f).unwrap();
+    for pos in [0, 20, good.len() / 2, good.len() - 70, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x01;
+        let p = t.join(format!("bad{pos}.bundle"));
+        std::fs::write(&p, &bad).unwrap();
+        let before = b.state(&[]);
+        let e = b.cmd(&["bundle", "import", &p.display().to_string()]).err();
+        assert!(e.contains("bundle rejected"), "byte {pos}: {e}");
+        assert_eq!(
+            b.state(&[]),
+            before,
+            "byte {pos}: a rejected bundle changed the store"
+        );
+    }
+    let trunc = t.join("trunc.bundle");
+    std::fs::write(&trunc, &good[..good.len() / 3]).unwrap();
+    assert!(
+        b.cmd(&["bundle", "import", &trunc.display().to_string()])
+            .err()
+            .contains("bundle rejected")
+    );
+    b.cmd(&["bundle", "import", &f.display().to_string()]).ok();
+    assert_eq!(b.list(&case).len(), 1);
+}
+
+fn uuid_bytes(s: &str) -> Vec<u8> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
