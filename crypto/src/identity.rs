@@ -59,8 +59,25 @@ impl NodeKeys {
         self.signing.sign(&m).to_bytes()
     }
 
+    /// The same Ed25519 key as a libp2p keypair, so the Noise handshake
+    /// authenticates the node with the key that signs its entries.
+    pub fn libp2p_keypair(&self) -> Result<libp2p_identity::Keypair, CryptoError> {
+        let mut seed = Zeroizing::new(self.signing.to_bytes());
+        libp2p_identity::Keypair::ed25519_from_bytes(seed.as_mut())
+            .map_err(|_| CryptoError::BadPublicKey)
+    }
+
     pub(crate) fn x25519_secret(&self) -> &[u8; 32] {
         &self.x25519_secret
+    }
+}
+
+impl Clone for NodeKeys {
+    fn clone(&self) -> NodeKeys {
+        NodeKeys {
+            signing: self.signing.clone(),
+            x25519_secret: self.x25519_secret.clone(),
+        }
     }
 }
 
@@ -147,6 +164,14 @@ mod tests {
         assert_eq!(id, again.public().peer_id().unwrap());
         // Ed25519 PeerIds are identity multihashes: base58 "12D3KooW...".
         assert!(id.starts_with("12D3KooW"), "{id}");
+        assert_eq!(
+            k.libp2p_keypair()
+                .unwrap()
+                .public()
+                .to_peer_id()
+                .to_base58(),
+            id
+        );
     }
 
     #[test]

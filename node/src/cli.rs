@@ -69,6 +69,40 @@ pub enum Command {
     /// Add, edit, show, list and import records
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Run the node: listen, sync with enrolled peers, push local writes
+    #[command(
+        after_help = "Prints `listening on MULTIADDR/p2p/PEERID` for each address; stops cleanly on SIGINT or SIGTERM.\n\n\
+Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.1/tcp/7002/p2p/12D3KooW..."
+    )]
+    Serve {
+        /// Address to listen on (repeatable) [default: /ip4/127.0.0.1/tcp/0]
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// A peer to dial, ending in /p2p/PEER_ID (repeatable; also `peer add`)
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<String>,
+    },
+    /// Connect to peers, sync every shared case once, print what moved
+    #[command(
+        after_help = "Exits non-zero if no peer answered.\n\nExample:\n  casesync sync --once --peer /ip4/127.0.0.1/tcp/7002/p2p/12D3KooW... --timeout 30"
+    )]
+    Sync {
+        /// Sync once and exit (the only mode; `serve` syncs continuously)
+        #[arg(long, required = true)]
+        once: bool,
+        /// A peer to sync with (repeatable) [default: the peers of `peer list`]
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<String>,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Remember peers to dial
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Federation, peers, and per case: logs, heads, last sync
+    #[command(after_help = "Example:\n  casesync status --json")]
+    Status,
     /// Carry cases between nodes on a file (air-gapped transfer)
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -213,6 +247,16 @@ Example:\n  casesync record import CASE people.jsonl"
         #[arg(long, value_parser = ["jsonl", "csv"])]
         format: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerCommand {
+    /// Remember a peer address (must end in /p2p/PEER_ID)
+    #[command(after_help = "Example:\n  casesync peer add /ip4/127.0.0.1/tcp/7002/p2p/12D3KooW...")]
+    Add { addr: String },
+    /// The remembered peers and when each last synced
+    #[command(after_help = "Example:\n  casesync peer list --json")]
+    List,
 }
 
 #[derive(Subcommand, Debug)]

@@ -153,6 +153,21 @@ impl DataDir {
     }
 }
 
+impl Node {
+    /// A second handle on the same node: its own SQLite connection, the same keys.
+    /// Network exchanges run on their own handle so inbound requests are served
+    /// while an exchange waits on a peer.
+    pub fn try_clone(&self) -> Result<Node> {
+        Ok(Node {
+            dir: self.dir.clone(),
+            keys: self.keys.clone(),
+            storage: self.storage.clone(),
+            card: self.card.clone(),
+            store: Store::open(&self.dir.db_path())?,
+        })
+    }
+}
+
 fn create_private_dir(path: &Path) -> Result<()> {
     fs::create_dir_all(path)
         .map_err(|e| NodeError::Io(format!("cannot create {}: {e}", path.display())))?;

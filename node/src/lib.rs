@@ -23,9 +23,12 @@ pub mod datadir;
 pub mod import;
 pub mod ingest;
 pub mod log;
+pub mod net;
 pub mod records;
 pub mod sealing;
+pub mod serve;
 pub mod store;
+pub mod sync;
 pub mod trust;
 pub mod verify;
 

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use casesync_node::{DataDir, Node, bundle, cases, import, records, trust, verify};
+use casesync_node::{DataDir, Node, bundle, cases, import, records, serve, store, trust, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
 use clap::Parser as _;
@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use cli::{
     BundleCommand, CaseCommand, Cli, Command, FederationCommand, LogCommand, MemberCommand,
-    RecordCommand, TrustCommand,
+    PeerCommand, RecordCommand, TrustCommand,
 };
 
 fn main() -> ExitCode {
@@ -170,6 +170,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Case(cmd) => return case_command(&cli, cmd),
         Command::Bundle(cmd) => return bundle_command(&cli, cmd),
+        Command::Serve { listen, peer } => {
+            let node = unlock(&cli)?;
+            let listen = if listen.is_empty() {
+                vec!["/ip4/127.0.0.1/tcp/0".to_string()]
+            } else {
+                listen.clone()
+            };
+            let opts = serve::Options {
+                listen: parse_addrs(&listen)?,
+                peers: parse_addrs(peer)?,
+                once: false,
+                timeout: std::time::Duration::from_secs(0),
+            };
+            run_network(node, opts, true)?;
+        }
+        Command::Sync {
+            once: _,
+            peer,
+            timeout,
+        } => {
+            let node = unlock(&cli)?;
+            let opts = serve::Options {
+                listen: vec![],
+                peers: parse_addrs(peer)?,
+                once: true,
+                timeout: std::time::Duration::from_secs(*timeout),
+            };
+            if opts.peers.is_empty() && store::peers(node.store.conn())?.is_empty() {
+                bail!(
+                    "no peer to sync with: pass --peer MULTIADDR or `casesync peer add MULTIADDR`"
+                );
+            }
+            let results = run_network(node, opts, false)?;
+            if cli.json {
+                print_json(&results)?;
+            } else {
+                for r in &results {
+                    match &r.error {
+                        None => println!(
+                            "{}: received {} entries, sent {}",
+                            r.peer, r.received, r.sent
+                        ),
+                        Some(e) => println!("{}: failed: {e}", r.peer),
+                    }
+                }
+            }
+            if !results.iter().any(|r| r.error.is_none()) {
+                bail!(
+                    "no peer answered: check the addresses (they end in /p2p/PEER_ID), that the peers run `casesync serve`, and that they are enrolled"
+                );
+            }
+        }
+        Command::Peer(PeerCommand::Add { addr }) => {
+            let m = parse_addrs(std::slice::from_ref(addr))?;
+            let store = data_dir(&cli)?.open_store()?;
+            let added = store::add_peer(store.conn(), &m[0].to_string())?;
+            if cli.json {
+                print_json(&json!({"addr": m[0].to_string(), "added": added}))?;
+            } else if added {
+                println!("added {}", m[0]);
+            } else {
+                println!("already known: {}", m[0]);
+            }
+        }
+        Command::Peer(PeerCommand::List) => {
+            let store = data_dir(&cli)?.open_store()?;
+            let peers = store::peers(store.conn())?;
+            if cli.json {
+                print_json(
+                    &peers
+                        .iter()
+                        .map(|(a, l)| json!({"addr": a, "last_sync": l}))
+                        .collect::<Vec<_>>(),
+                )?;
+            } else {
+                for (a, l) in &peers {
+                    println!("{a}  last sync: {}", l.as_deref().unwrap_or("never"));
+                }
+            }
+        }
+        Command::Status => return status_command(&cli),
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
             let store = data_dir(&cli)?.open_store()?;
@@ -263,6 +344,140 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                     st.name,
                     st.federation.to_hex(),
                     st.nodes.len()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_addrs(addrs: &[String]) -> Result<Vec<libp2p::Multiaddr>> {
+    addrs
+        .iter()
+        .map(|a| {
+            let m: libp2p::Multiaddr = a.trim().parse().map_err(|e| {
+                anyhow!(
+                    "`{}` is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/7001",
+                    cases_short(a)
+                )
+            })?;
+            Ok(m)
+        })
+        .collect()
+}
+
+/// Runs the network on a single-threaded runtime until done (sync) or until
+/// SIGINT/SIGTERM (serve).
+fn run_network(
+    node: Node,
+    opts: serve::Options,
+    until_signal: bool,
+) -> Result<Vec<serve::Exchange>> {
+    for p in &opts.peers {
+        if !p
+            .iter()
+            .any(|x| matches!(x, libp2p::multiaddr::Protocol::P2p(_)))
+        {
+            bail!("peer address {p} must end in /p2p/PEER_ID");
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let results = local.block_on(&rt, async move {
+        let shutdown = async move {
+            if until_signal {
+                wait_for_signal().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        serve::run(node, opts, shutdown).await
+    })?;
+    Ok(results)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn status_command(cli: &Cli) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    let conn = node.store.conn();
+    let fed = trust::load(conn)?;
+    let peers = store::peers(conn)?;
+    let mut case_rows = Vec::new();
+    for c in cases::list(&node)? {
+        let logs: Vec<_> = store::log_heads(conn, c.case_ref)?
+            .into_iter()
+            .map(|(author, seq, hash)| {
+                let peer = casesync_crypto::identity::peer_id_of(&author).unwrap_or_default();
+                let name = c
+                    .state
+                    .members
+                    .get(&author)
+                    .map(|m| m.card.name.clone())
+                    .unwrap_or_default();
+                json!({"author": peer, "name": name, "seq": seq, "head": hash.to_hex()})
+            })
+            .collect();
+        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs}));
+    }
+    let v = json!({
+        "peer_id": node.card.peer_id(),
+        "federation": fed.as_ref().map(|f| json!({"id": f.federation.to_hex(), "name": f.name, "nodes": f.nodes.len()})),
+        "peers": peers.iter().map(|(a, l)| json!({"addr": a, "last_sync": l})).collect::<Vec<_>>(),
+        "cases": case_rows,
+    });
+    if cli.json {
+        print_json(&v)?;
+    } else {
+        println!("node:       {} ({})", node.card.name, node.card.peer_id());
+        match &fed {
+            Some(f) => println!("federation: {} ({} nodes)", f.name, f.nodes.len()),
+            None => println!("federation: none"),
+        }
+        for (a, l) in &peers {
+            println!(
+                "peer:       {a}  last sync: {}",
+                l.as_deref().unwrap_or("never")
+            );
+        }
+        for c in v["cases"].as_array().into_iter().flatten() {
+            println!(
+                "case {}  {}",
+                c["id"].as_str().unwrap_or_default(),
+                c["title"].as_str().unwrap_or_default()
+            );
+            for l in c["logs"].as_array().into_iter().flatten() {
+                println!(
+                    "  log {:<14} seq {:>6}  head {}",
+                    l["name"].as_str().unwrap_or_default(),
+                    l["seq"],
+                    &l["head"].as_str().unwrap_or_default()
+                        [..12.min(l["head"].as_str().unwrap_or_default().len())]
                 );
             }
         }

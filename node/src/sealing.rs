@@ -9,6 +9,7 @@ use casesync_crypto::hash::BlindIndexKey;
 
 use crate::{NodeError, Result};
 
+#[derive(Clone)]
 pub struct StorageKeys {
     views: SymmetricKey,
     snapshots: SymmetricKey,

@@ -57,7 +57,7 @@ fn read_list(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, SchemaError> {
 }
 
 impl BundleBody {
-    fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(VERSION);
         write_list(&mut w, &self.registry_ops);
@@ -70,7 +70,7 @@ impl BundleBody {
         w.buf
     }
 
-    fn decode(b: &[u8]) -> Result<BundleBody, SchemaError> {
+    pub fn decode(b: &[u8]) -> Result<BundleBody, SchemaError> {
         let mut r = Reader::new(b, "bundle body");
         if r.u8()? != VERSION {
             return Err(SchemaError::malformed("bundle body", "unsupported version"));

@@ -65,6 +65,11 @@ fn cli_basics() {
         &["trust", "list"],
         &["bundle", "export"],
         &["bundle", "import"],
+        &["serve"],
+        &["sync"],
+        &["peer", "add"],
+        &["peer", "list"],
+        &["status"],
     ];
     for sub in subcommands {
         let mut args = sub.to_vec();

@@ -20,6 +20,8 @@ mod federation;
 mod import;
 /// Members by card; handling rules.
 mod members;
+/// Sync between `serve` processes on 127.0.0.1.
+mod network;
 /// Record types, fields, unicode, edits.
 mod records;
 /// Hand-edited stores are detected.

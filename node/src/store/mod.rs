@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 const MIGRATIONS: &[&str] = &[
     include_str!("001_initial.sql"),
     include_str!("002_registry.sql"),
+    include_str!("003_peers.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +159,28 @@ pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+// ---- peers ----
+
+pub fn add_peer(c: &Connection, addr: &str) -> Result<bool> {
+    Ok(c.execute("INSERT OR IGNORE INTO peers (addr) VALUES (?1)", [addr])? > 0)
+}
+
+pub fn peers(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
+    let mut s = c.prepare("SELECT addr, last_sync FROM peers ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn peer_synced(c: &Connection, peer_id: &str, when: &str) -> Result<()> {
+    c.execute(
+        "UPDATE peers SET last_sync = ?2 WHERE addr LIKE '%/p2p/' || ?1",
+        params![peer_id, when],
+    )?;
+    Ok(())
 }
 
 // ---- cases ----
@@ -408,6 +431,36 @@ pub fn for_each_entry_of_case(
         f(entry_row(r)?);
     }
     Ok(())
+}
+
+/// Up to `limit` entries of one author's log after `seq`, in order.
+pub fn entries_after(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+    limit: usize,
+) -> Result<Vec<StoredEntry>> {
+    let mut s = c.prepare_cached(&format!(
+        "SELECT {ENTRY_COLS} FROM entries e WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq > ?3 ORDER BY e.seq LIMIT ?4"
+    ))?;
+    let rows = s
+        .query_map(
+            params![case_ref, &author[..], seq as i64, limit as i64],
+            entry_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// A number that changes whenever anything is appended to the store (by this or
+/// another process): how `serve` notices local writes to push.
+pub fn change_marker(c: &Connection) -> Result<(i64, i64, i64)> {
+    Ok(c.query_row(
+        "SELECT (SELECT IFNULL(MAX(id), 0) FROM entries), (SELECT IFNULL(MAX(id), 0) FROM control_ops), (SELECT IFNULL(MAX(id), 0) FROM registry_ops)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
 }
 
 pub fn entry_count(c: &Connection, case_ref: i64) -> Result<u64> {

@@ -1,0 +1,358 @@
+//! The network: one task owns the libp2p Swarm (TCP + Noise + Yamux, identify,
+//! request-response with CBOR); the rest of the node drives it through a
+//! cloneable [`Client`] and receives [`Event`]s (the pattern of rust-libp2p's
+//! file-sharing example).
+//!
+//! Only enrolled, active nodes may connect: the allow list is the registry's,
+//! and any other PeerId is denied once the Noise handshake proves who it is.
+
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, allow_block_list, identify, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+
+use protocol::{MAX_MESSAGE_BYTES, PROTOCOL, SyncRequest, SyncResponse};
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    identify: identify::Behaviour,
+    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+}
+
+/// What the node asks of the network task.
+enum Command {
+    Listen {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Request {
+        peer: PeerId,
+        request: SyncRequest,
+        reply: oneshot::Sender<Result<SyncResponse, String>>,
+    },
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    Allow {
+        peers: Vec<PeerId>,
+    },
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum Event {
+    Listening(Multiaddr),
+    Connected(PeerId),
+    Disconnected(PeerId),
+    Inbound {
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    },
+    /// A connection was refused or failed; for the log.
+    Refused(String),
+}
+
+/// A handle to the network task. Cloneable; the task ends when every handle is dropped.
+#[derive(Clone)]
+pub struct Client {
+    /// Commands to the network task, which owns the other half.
+    commands: mpsc::Sender<Command>,
+}
+
+fn closed() -> String {
+    "the network task has stopped".to_string()
+}
+
+impl Client {
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Listen { addr, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Dial { addr, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: SyncRequest,
+    ) -> Result<SyncResponse, String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+    pub async fn respond(&self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
+        let _ = self
+            .commands
+            .send(Command::Respond { channel, response })
+            .await;
+    }
+    pub async fn allow(&self, peers: Vec<PeerId>) {
+        let _ = self.commands.send(Command::Allow { peers }).await;
+    }
+}
+
+/// Owns the Swarm; run it with [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: libp2p::Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    pending_dial: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    pending_request: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    allowed: Vec<PeerId>,
+    /// Peers dialed on the operator's explicit request.
+    explicit: std::collections::HashSet<PeerId>,
+}
+
+/// Builds the network for `keypair`: a client handle, the event stream, and the
+/// event loop to spawn.
+pub fn new(
+    keypair: libp2p::identity::Keypair,
+) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), String> {
+    let codec = request_response::cbor::codec::Codec::<SyncRequest, SyncResponse>::default()
+        .set_request_size_maximum(MAX_MESSAGE_BYTES)
+        .set_response_size_maximum(MAX_MESSAGE_BYTES);
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| e.to_string())?
+        .with_behaviour(|key| Behaviour {
+            allow: allow_block_list::Behaviour::default(),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/casesync/1".into(),
+                key.public(),
+            )),
+            sync: request_response::Behaviour::with_codec(
+                codec,
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            ),
+        })
+        .map_err(|e| e.to_string())?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    let (ctx, crx) = mpsc::channel(64);
+    let (etx, erx) = mpsc::channel(256);
+    Ok((
+        Client { commands: ctx },
+        erx,
+        EventLoop {
+            swarm,
+            commands: crx,
+            events: etx,
+            pending_dial: HashMap::new(),
+            pending_request: HashMap::new(),
+            allowed: Vec::new(),
+            explicit: Default::default(),
+        },
+    ))
+}
+
+impl EventLoop {
+    /// Runs until every [`Client`] is dropped.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event).await,
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Listen { addr, reply } => {
+                let _ = reply.send(
+                    self.swarm
+                        .listen_on(addr)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Command::Dial { addr, reply } => {
+                let peer = addr.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                    _ => None,
+                });
+                match peer {
+                    Some(peer) if self.swarm.is_connected(&peer) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(peer) => {
+                        // An address the operator asked to dial may connect even if the
+                        // registry does not list it (requests are still checked against
+                        // the registry, so an unenrolled peer gets nothing).
+                        self.explicit.insert(peer);
+                        self.swarm.behaviour_mut().allow.allow_peer(peer);
+                        match self.swarm.dial(addr) {
+                            Ok(()) => self.pending_dial.entry(peer).or_default().push(reply),
+                            Err(e) => {
+                                let _ = reply.send(Err(e.to_string()));
+                            }
+                        }
+                    }
+                    None => {
+                        let _ = reply.send(Err("the address must end in /p2p/PEER_ID".into()));
+                    }
+                }
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending_request.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Command::Allow { peers } => {
+                for p in self.allowed.drain(..).collect::<Vec<_>>() {
+                    if !peers.contains(&p) && !self.explicit.contains(&p) {
+                        self.swarm.behaviour_mut().allow.disallow_peer(p);
+                    }
+                }
+                for p in &peers {
+                    self.swarm.behaviour_mut().allow.allow_peer(*p);
+                }
+                self.allowed = peers;
+            }
+        }
+    }
+
+    async fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let _ = self.events.send(Event::Listening(address)).await;
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                for r in self.pending_dial.remove(&peer_id).into_iter().flatten() {
+                    let _ = r.send(Ok(()));
+                }
+                let _ = self.events.send(Event::Connected(peer_id)).await;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                let _ = self.events.send(Event::Disconnected(peer_id)).await;
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(p) = peer_id {
+                    for r in self.pending_dial.remove(&p).into_iter().flatten() {
+                        let _ = r.send(Err(error.to_string()));
+                    }
+                }
+                let _ = self
+                    .events
+                    .send(Event::Refused(format!(
+                        "outgoing connection failed: {error}"
+                    )))
+                    .await;
+            }
+            SwarmEvent::IncomingConnectionError {
+                peer_id,
+                send_back_addr,
+                error,
+                ..
+            } => {
+                let who = peer_id
+                    .map(|p| p.to_base58())
+                    .unwrap_or_else(|| "an unknown peer".into());
+                let _ = self
+                    .events
+                    .send(Event::Refused(format!(
+                        "refused incoming connection from {who} at {send_back_addr} (not an enrolled node): {error}"
+                    )))
+                    .await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e).await,
+            // identify and allow-list events, and the rest: nothing to do.
+            _ => {}
+        }
+    }
+
+    async fn on_sync(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let _ = self
+                        .events
+                        .send(Event::Inbound {
+                            peer,
+                            request,
+                            channel,
+                        })
+                        .await;
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(r) = self.pending_request.remove(&request_id) {
+                        let _ = r.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(r) = self.pending_request.remove(&request_id) {
+                    let _ = r.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                let _ = self
+                    .events
+                    .send(Event::Refused(format!(
+                        "inbound request from {peer} failed: {error}"
+                    )))
+                    .await;
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The sync protocol's messages (request-response, CBOR). Every byte field is a
+//! `serde_bytes` buffer; every list is capped where it is decoded or used, and
+//! the codec caps whole messages.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL: &str = "/casesync/sync/1";
+/// Largest request or response on the wire.
+pub const MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
+/// Item bytes a responder puts in one response; the requester asks again for more.
+pub const RESPONSE_BUDGET: usize = 4 * 1024 * 1024;
+/// Most cases one summary may list.
+pub const MAX_CASES: usize = 100_000;
+/// Most author logs per case in one summary.
+pub const MAX_LOGS: usize = 10_000;
+
+/// What a node holds of one case: its control operation count and each
+/// author's last seq.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseHave {
+    #[serde(with = "serde_bytes")]
+    pub case: Vec<u8>,
+    pub control_ops: u32,
+    pub logs: Vec<LogHave>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHave {
+    #[serde(with = "serde_bytes")]
+    pub author: Vec<u8>,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// "This is what I hold; send me what I lack of our shared cases."
+    Pull {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        have: Vec<CaseHave>,
+    },
+    /// Items the sender computed the receiver lacks (an encoded bundle body).
+    Deliver {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// Items for the requester, whether more remain, and the responder's own
+    /// summary so the requester can deliver what the responder lacks.
+    Items {
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        more: bool,
+        have: Vec<CaseHave>,
+    },
+    /// A delivery was ingested: how many entries were new.
+    Accepted { entries: u64, rejected: u64 },
+    /// The request was refused; nothing was sent or stored.
+    Refused { reason: String },
+}

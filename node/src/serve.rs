@@ -1,0 +1,377 @@
+//! Running the node on the network: `serve` (listen, sync with every enrolled
+//! peer on connect, push local writes at once, anti-entropy every few seconds)
+//! and `sync --once` (connect, exchange, report, exit).
+//!
+//! Everything runs on one thread (a tokio `LocalSet`): the network task owns the
+//! Swarm, this driver owns the node; each exchange with a peer runs as its own
+//! local task on its own store connection, so inbound requests are answered while
+//! an exchange waits.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use casesync_schema::bundle::BundleBody;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+
+use crate::net::protocol::{RESPONSE_BUDGET, SyncRequest, SyncResponse};
+use crate::net::{self, Client, Event};
+use crate::{Node, NodeError, Result, ingest, store, sync, trust};
+
+pub struct Options {
+    pub listen: Vec<Multiaddr>,
+    pub peers: Vec<Multiaddr>,
+    /// `sync --once`: exchange with the given peers and return.
+    pub once: bool,
+    pub timeout: Duration,
+}
+
+/// What one exchange with a peer moved.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exchange {
+    pub peer: String,
+    pub received: u64,
+    pub sent: u64,
+    pub error: Option<String>,
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("casesync: {}", msg.as_ref());
+}
+
+/// The ed25519 key of an enrolled, active peer.
+fn enrolled_key(node: &Node, peer: &PeerId) -> Result<Option<[u8; 32]>> {
+    let Some(st) = trust::load(node.store.conn())? else {
+        return Ok(None);
+    };
+    Ok(st
+        .by_peer_id(&peer.to_base58())
+        .filter(|n| !n.revoked)
+        .map(|n| n.card.identity.ed25519))
+}
+
+fn federation(node: &Node) -> Result<Vec<u8>> {
+    trust::load(node.store.conn())?
+        .map(|st| st.federation.0.to_vec())
+        .ok_or_else(|| NodeError::Refused("this node belongs to no federation: sync needs one (see `casesync federation create|join`)".into()))
+}
+
+fn allowed_peers(node: &Node) -> Result<Vec<PeerId>> {
+    let me = node.card.peer_id();
+    let Some(st) = trust::load(node.store.conn())? else {
+        return Ok(vec![]);
+    };
+    Ok(st
+        .nodes
+        .values()
+        .filter(|n| !n.revoked)
+        .map(|n| n.card.peer_id())
+        .filter(|p| *p != me)
+        .filter_map(|p| p.parse().ok())
+        .collect())
+}
+
+/// Answers one request from `peer` (already connected, so enrolled).
+pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> SyncResponse {
+    match answer_inner(node, peer, request) {
+        Ok(r) => r,
+        Err(e) => SyncResponse::Refused {
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<SyncResponse> {
+    let fed = federation(node)?;
+    let Some(key) = enrolled_key(node, peer)? else {
+        log(format!(
+            "refused a request from {peer}: not an enrolled node"
+        ));
+        return Ok(SyncResponse::Refused {
+            reason: "not an enrolled node".into(),
+        });
+    };
+    match request {
+        SyncRequest::Pull {
+            federation,
+            mut have,
+        } => {
+            if federation != fed {
+                return Ok(SyncResponse::Refused {
+                    reason: "another federation".into(),
+                });
+            }
+            let conn = node.store.conn();
+            let (body, more) = sync::items_for(node, conn, &key, &mut have, RESPONSE_BUDGET)?;
+            let mine = sync::summary(node, conn, Some(&key))?;
+            Ok(SyncResponse::Items {
+                body: body.encode(),
+                more,
+                have: mine,
+            })
+        }
+        SyncRequest::Deliver { federation, body } => {
+            if federation != fed {
+                return Ok(SyncResponse::Refused {
+                    reason: "another federation".into(),
+                });
+            }
+            let body = BundleBody::decode(&body)?;
+            let r = node.store.write(|tx| ingest::ingest(node, tx, &body))?;
+            for x in &r.rejected {
+                log(format!("rejected from {peer}: {x}"));
+            }
+            Ok(SyncResponse::Accepted {
+                entries: r.entries as u64,
+                rejected: r.rejected.len() as u64,
+            })
+        }
+    }
+}
+
+/// Pulls what `peer` has that this node lacks, then delivers what it lacks.
+pub async fn exchange(node: &Node, client: &Client, peer: PeerId) -> Result<Exchange> {
+    let fed = federation(node)?;
+    let key = enrolled_key(node, &peer)?
+        .ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
+    let mut received = 0u64;
+    let mut rounds = 0;
+    let mut theirs = loop {
+        rounds += 1;
+        let have = sync::summary(node, node.store.conn(), Some(&key))?;
+        let resp = client
+            .request(
+                peer,
+                SyncRequest::Pull {
+                    federation: fed.clone(),
+                    have,
+                },
+            )
+            .await
+            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))?;
+        match resp {
+            SyncResponse::Items { body, more, have } => {
+                let body = BundleBody::decode(&body)?;
+                let r = node.store.write(|tx| ingest::ingest(node, tx, &body))?;
+                for x in &r.rejected {
+                    log(format!("rejected from {peer}: {x}"));
+                }
+                received += r.entries as u64;
+                // A peer that keeps saying "more" without sending anything new is
+                // not making progress: stop rather than loop.
+                if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
+                    break have;
+                }
+            }
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            SyncResponse::Accepted { .. } => {
+                return Err(NodeError::Io(format!("{peer} answered out of turn")));
+            }
+        }
+    };
+    let mut sent = 0u64;
+    loop {
+        let (body, more) =
+            sync::items_for(node, node.store.conn(), &key, &mut theirs, RESPONSE_BUDGET)?;
+        if body.cases.is_empty() {
+            break;
+        }
+        let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
+        match client
+            .request(
+                peer,
+                SyncRequest::Deliver {
+                    federation: fed.clone(),
+                    body: body.encode(),
+                },
+            )
+            .await
+            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))?
+        {
+            SyncResponse::Accepted { entries, .. } => sent += entries.min(n as u64),
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            SyncResponse::Items { .. } => {
+                return Err(NodeError::Io(format!("{peer} answered out of turn")));
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    let (_, now) = crate::clock::now();
+    let _ = store::peer_synced(node.store.conn(), &peer.to_base58(), &now);
+    Ok(Exchange {
+        peer: peer.to_base58(),
+        received,
+        sent,
+        error: None,
+    })
+}
+
+/// Runs the node on the network until `shutdown` resolves (or, with `once`,
+/// until every given peer has been synced or the timeout passes).
+pub async fn run(
+    node: Node,
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Vec<Exchange>> {
+    federation(&node)?;
+    let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
+        .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
+    tokio::task::spawn_local(event_loop.run());
+    client.allow(allowed_peers(&node)?).await;
+    let me = node.card.peer_id();
+    for addr in &opts.listen {
+        client
+            .listen(addr.clone())
+            .await
+            .map_err(|e| NodeError::Io(format!("cannot listen on {addr}: {e}")))?;
+    }
+    let mut dial: Vec<Multiaddr> = opts.peers.clone();
+    if !opts.once || dial.is_empty() {
+        for (a, _) in store::peers(node.store.conn())? {
+            if let Ok(m) = a.parse::<Multiaddr>()
+                && !dial.contains(&m)
+            {
+                dial.push(m);
+            }
+        }
+    }
+    let expected: HashSet<PeerId> = dial
+        .iter()
+        .filter_map(|a| {
+            a.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            })
+        })
+        .collect();
+    for a in &dial {
+        let c = client.clone();
+        let a = a.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(e) = c.dial(a.clone()).await {
+                log(format!("cannot reach {a}: {e}"));
+            }
+        });
+    }
+
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Exchange>();
+    let in_flight: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
+    let again: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
+    let start_exchange = |peer: PeerId| -> Result<()> {
+        if !in_flight.borrow_mut().insert(peer) {
+            again.borrow_mut().insert(peer);
+            return Ok(());
+        }
+        let handle = node.try_clone()?;
+        let c = client.clone();
+        let tx = done_tx.clone();
+        tokio::task::spawn_local(async move {
+            let r = match exchange(&handle, &c, peer).await {
+                Ok(x) => x,
+                Err(e) => Exchange {
+                    peer: peer.to_base58(),
+                    received: 0,
+                    sent: 0,
+                    error: Some(e.to_string()),
+                },
+            };
+            let _ = tx.send(r);
+        });
+        Ok(())
+    };
+
+    let mut connected: HashSet<PeerId> = HashSet::new();
+    let mut results: HashMap<PeerId, Exchange> = HashMap::new();
+    let mut marker = store::change_marker(node.store.conn())?;
+    let mut push_tick = tokio::time::interval(Duration::from_millis(100));
+    let mut entropy_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut redial_tick = tokio::time::interval(Duration::from_secs(1));
+    let deadline = tokio::time::sleep(opts.timeout);
+    tokio::pin!(deadline);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = &mut deadline, if opts.once => break,
+            Some(ev) = events.recv() => match ev {
+                Event::Listening(a) => {
+                    println!("listening on {a}/p2p/{me}");
+                }
+                Event::Connected(p) => {
+                    if enrolled_key(&node, &p)?.is_none() {
+                        log(format!("connected to {p}, which is not enrolled: it gets nothing"));
+                    } else {
+                        connected.insert(p);
+                        if !opts.once || expected.contains(&p) {
+                            start_exchange(p)?;
+                        }
+                    }
+                }
+                Event::Disconnected(p) => {
+                    connected.remove(&p);
+                }
+                Event::Inbound { peer, request, channel } => {
+                    let response = answer(&node, &peer, request);
+                    client.respond(channel, response).await;
+                }
+                Event::Refused(msg) => log(msg),
+            },
+            Some(x) = done_rx.recv() => {
+                let p: Option<PeerId> = x.peer.parse().ok();
+                if let Some(p) = p {
+                    in_flight.borrow_mut().remove(&p);
+                    if again.borrow_mut().remove(&p) && connected.contains(&p) {
+                        start_exchange(p)?;
+                    }
+                    match &x.error {
+                        Some(e) => log(format!("sync with {p} failed: {e}")),
+                        None if x.received + x.sent > 0 => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
+                        None => {}
+                    }
+                    results.insert(p, x);
+                }
+                if opts.once && !expected.is_empty() && expected.iter().all(|p| results.contains_key(p)) {
+                    break;
+                }
+            }
+            _ = push_tick.tick(), if !opts.once => {
+                // Writes by this or another process on the same data dir: push now.
+                let now = store::change_marker(node.store.conn())?;
+                if now != marker {
+                    marker = now;
+                    for p in connected.clone() {
+                        start_exchange(p)?;
+                    }
+                }
+            }
+            _ = entropy_tick.tick(), if !opts.once => {
+                client.allow(allowed_peers(&node)?).await;
+                for p in connected.clone() {
+                    start_exchange(p)?;
+                }
+            }
+            _ = redial_tick.tick() => {
+                for a in &dial {
+                    let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
+                    if !known {
+                        let c = client.clone();
+                        let a = a.clone();
+                        tokio::task::spawn_local(async move {
+                            let _ = c.dial(a).await;
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(results.into_values().collect())
+}

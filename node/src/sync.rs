@@ -1,0 +1,144 @@
+//! Sync planning over the store: what this node holds of each shared case, and
+//! which items a peer lacks given its summary. Pure decisions over stored data;
+//! the network (`net`) only carries the messages.
+
+use casesync_schema::CaseId;
+use casesync_schema::bundle::{BundleBody, CaseItems};
+use rusqlite::Connection;
+
+use crate::net::protocol::{CaseHave, LogHave, MAX_CASES, MAX_LOGS};
+use crate::{Node, Result, cases, store};
+
+/// This node's summary of every case it holds (or only those `peer` is a member of).
+pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<CaseHave>> {
+    let mut out = Vec::new();
+    for c in cases::list(node)? {
+        if let Some(p) = peer
+            && c.state.role_of(p).is_none()
+        {
+            continue;
+        }
+        let control_ops = store::control_ops(conn, c.case_ref)?.len() as u32;
+        let logs = store::log_heads(conn, c.case_ref)?
+            .into_iter()
+            .map(|(author, seq, _)| LogHave {
+                author: author.to_vec(),
+                seq,
+            })
+            .collect();
+        out.push(CaseHave {
+            case: c.id.0.to_vec(),
+            control_ops,
+            logs,
+        });
+    }
+    Ok(out)
+}
+
+fn their_seq(have: Option<&CaseHave>, author: &[u8; 32]) -> u64 {
+    have.and_then(|h| {
+        h.logs
+            .iter()
+            .take(MAX_LOGS)
+            .find(|l| l.author[..] == author[..])
+    })
+    .map(|l| l.seq)
+    .unwrap_or(0)
+}
+
+/// Items `peer` lacks of the cases it is a member of, given its summary `their`,
+/// within `budget` bytes of entries. `their` is advanced past what is included,
+/// so calling again yields the next batch; returns whether more remain.
+pub fn items_for(
+    node: &Node,
+    conn: &Connection,
+    peer: &[u8; 32],
+    their: &mut Vec<CaseHave>,
+    budget: usize,
+) -> Result<(BundleBody, bool)> {
+    let mut body = BundleBody {
+        registry_ops: Vec::new(),
+        cases: Vec::new(),
+    };
+    let mut used = 0usize;
+    let mut more = false;
+    their.truncate(MAX_CASES);
+    for c in cases::list(node)? {
+        if c.state.role_of(peer).is_none() {
+            continue;
+        }
+        let idx = their.iter().position(|h| h.case[..] == c.id.0[..]);
+        let ops = store::control_ops(conn, c.case_ref)?;
+        let their_ops = idx.map(|i| their[i].control_ops as usize).unwrap_or(0);
+        let mut items = CaseItems {
+            case: CaseId(c.id.0),
+            control_ops: Vec::new(),
+            entries: Vec::new(),
+        };
+        if their_ops < ops.len() {
+            used += ops.iter().map(|o| o.bytes.len()).sum::<usize>();
+            items.control_ops = ops.into_iter().map(|o| o.bytes).collect();
+        }
+        let mut advanced: Vec<LogHave> = Vec::new();
+        for (author, seq, _) in store::log_heads(conn, c.case_ref)? {
+            let from = their_seq(idx.map(|i| &their[i]), &author);
+            if seq <= from {
+                continue;
+            }
+            let mut last = from;
+            for e in store::entries_after(conn, c.case_ref, &author, from, 4096)? {
+                if used + e.bytes.len() > budget && used > 0 {
+                    more = true;
+                    break;
+                }
+                used += e.bytes.len();
+                last = e.seq as u64;
+                items.entries.push(e.bytes);
+            }
+            if last < seq {
+                more = true;
+            }
+            advanced.push(LogHave {
+                author: author.to_vec(),
+                seq: last,
+            });
+            if more {
+                break;
+            }
+        }
+        let n_ops = items.control_ops.len();
+        if !items.control_ops.is_empty() || !items.entries.is_empty() {
+            body.cases.push(items);
+        }
+        // Record what the peer now has, for the next batch.
+        let h = match idx {
+            Some(i) => &mut their[i],
+            None => {
+                their.push(CaseHave {
+                    case: c.id.0.to_vec(),
+                    control_ops: 0,
+                    logs: Vec::new(),
+                });
+                let last = their.len() - 1;
+                &mut their[last]
+            }
+        };
+        h.control_ops = h.control_ops.max(n_ops as u32);
+        for a in advanced {
+            match h.logs.iter_mut().find(|l| l.author == a.author) {
+                Some(l) => l.seq = l.seq.max(a.seq),
+                None => h.logs.push(a),
+            }
+        }
+        if more {
+            break;
+        }
+    }
+    if !body.cases.is_empty() {
+        body.registry_ops = store::registry_ops(conn)?
+            .into_iter()
+            .map(|o| o.bytes)
+            .collect();
+    }
+    Ok((body, more))
+}

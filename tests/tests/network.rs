@@ -1,0 +1,284 @@
+//! Sync over the network: separate `casesync serve` processes on 127.0.0.1.
+//! Every wait polls with a generous deadline; speed is measured in bench.sh.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::{Node, TestDir, files_under, find_bytes};
+
+/// A running `casesync serve`, stopped (SIGTERM, then SIGKILL) on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(node: &Node, peers: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
+        for p in peers {
+            args.push("--peer");
+            args.push(p);
+        }
+        let stderr = node
+            .dir
+            .with_extension(format!("serve-{}.err", std::process::id()));
+        let mut cmd = node.command(&args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()));
+        let mut child = cmd.spawn().expect("start casesync serve");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "serve printed no `listening on` line; stderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            });
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn card_of(n: &Node) -> String {
+    n.cmd(&["id", "--card"]).ok().trim().to_string()
+}
+
+fn peer_of(n: &Node) -> String {
+    n.json(&["id"])["peer_id"].as_str().unwrap().to_string()
+}
+
+/// Polls until `f` holds, or fails after `secs` with `what`.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+fn list(n: &Node, case: &str) -> String {
+    n.cmd(&["--json", "record", "list", case]).ok()
+}
+
+/// A federation of `names`, the first as admin; returns the nodes.
+fn federation(t: &TestDir, names: &[(&str, &str)]) -> Vec<Node> {
+    let nodes: Vec<Node> = names.iter().map(|(n, _)| t.node(n)).collect();
+    for (node, (name, cc)) in nodes.iter().zip(names) {
+        node.init(name, &format!("Unit {name}"), cc);
+    }
+    nodes[0]
+        .cmd(&["federation", "create", "--name", "JIT"])
+        .ok();
+    for n in &nodes[1..] {
+        let token = nodes[0].cmd(&["federation", "invite", &card_of(n)]).ok();
+        n.cmd(&["federation", "join", token.trim()]).ok();
+    }
+    nodes
+}
+
+#[test]
+fn three_serving_nodes_converge_push_and_merge_offline_edits() {
+    let t = TestDir::new("net_converge");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    for n in [b, c] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &case,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    let victor = a.add(&case, "person", &[("name", "Victor Ilie")], &[]);
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr, &sb.addr]);
+    eventually(60, "B and C receive the case", || {
+        b.cmd(&["record", "show", &victor]).status.success()
+            && c.cmd(&["record", "show", &victor]).status.success()
+    });
+
+    // Writes on each node, made while serve runs, reach every node.
+    b.add(&case, "phone", &[("number", "+40 700 000 111")], &[]);
+    c.add(
+        &case,
+        "crypto_wallet",
+        &[
+            ("address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"),
+            ("currency", "BTC"),
+        ],
+        &[],
+    );
+    let from_a = a.add(&case, "note", &[("text", "pushed")], &[]);
+    let took = eventually(60, "a record added on A is visible on C", || {
+        c.cmd(&["record", "show", &from_a]).status.success()
+    });
+    eprintln!("A -> C visible after {took:?}");
+    eventually(60, "all three hold the same case", || {
+        let l = list(a, &case);
+        l == list(b, &case) && l == list(c, &case)
+    });
+    assert_eq!(a.list(&case).len(), 4);
+
+    // B goes offline; A and B edit the same record; B comes back.
+    drop(sb);
+    a.cmd(&["record", "edit", &victor, "--field", "status=arrested"])
+        .ok();
+    b.cmd(&[
+        "record",
+        "edit",
+        &victor,
+        "--field",
+        "alias=Vic",
+        "--field",
+        "status=wanted",
+    ])
+    .ok();
+    for i in 0..20 {
+        a.add(
+            &case,
+            "note",
+            &[("text", &format!("while B was down {i}"))],
+            &[],
+        );
+    }
+    let _sb = Server::start(b, &[&sa.addr]);
+    eventually(60, "B catches up and its edit reaches the others", || {
+        let l = list(a, &case);
+        l == list(b, &case) && l == list(c, &case) && a.show(&victor)["fields"]["alias"] == "Vic"
+    });
+    let v = c.show(&victor);
+    assert_eq!(v["fields"]["alias"], "Vic");
+    let status = v["fields"]["status"].as_str().unwrap().to_string();
+    assert!(status == "arrested" || status == "wanted", "{status}");
+    assert_eq!(
+        b.show(&victor)["fields"]["status"],
+        status.as_str(),
+        "the same field converges to one value"
+    );
+    for n in [a, b, c] {
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+    }
+    drop(sc);
+}
+
+#[test]
+fn a_case_never_reaches_a_non_member_and_strangers_are_refused() {
+    let t = TestDir::new("net_members");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("A and B only");
+    a.cmd(&[
+        "case",
+        "member",
+        "add",
+        &case,
+        &peer_of(b),
+        "--role",
+        "contributor",
+    ])
+    .ok();
+    let r = a.add(&case, "person", &[("name", "Victim A")], &[]);
+    let sa = Server::start(a, &[]);
+    let _sb = Server::start(b, &[&sa.addr]);
+    let _sc = Server::start(c, &[&sa.addr]);
+    eventually(60, "B receives the case", || {
+        b.cmd(&["record", "show", &r]).status.success()
+    });
+    // C has been connected to A all along (anti-entropy runs every 5 s): give it
+    // two rounds, then check it holds nothing of the case.
+    let out = c
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "20"])
+        .ok();
+    assert!(out.contains("received 0 entries"), "{out}");
+    let db = c.db();
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "C holds entries of a case it is not a member of");
+    let case_bytes: Vec<u8> = {
+        let hex: String = case.chars().filter(|c| *c != '-').collect();
+        (0..16)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    for f in files_under(&c.dir) {
+        assert!(
+            find_bytes(&std::fs::read(&f).unwrap(), &case_bytes).is_none(),
+            "{} names the case",
+            f.display()
+        );
+    }
+
+    // A node of another federation cannot connect or obtain anything; A logs it.
+    let stranger = t.node("stranger");
+    stranger.init("stranger", "Nobody", "FR");
+    stranger
+        .cmd(&["federation", "create", "--name", "other"])
+        .ok();
+    let e = stranger
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "5"])
+        .err();
+    assert!(e.contains("no peer answered"), "{e}");
+    let n: i64 = stranger
+        .db()
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    let spid = peer_of(&stranger);
+    eventually(10, "A logs the refused connection", || {
+        sa.log()
+            .contains(&format!("refused incoming connection from {spid}"))
+    });
+}
