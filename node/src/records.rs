@@ -29,7 +29,7 @@ fn require_writer(node: &Node, case: &Case) -> Result<()> {
     match case.my_role(node) {
         Some(r) if r.may_write() => Ok(()),
         Some(r) => Err(NodeError::Refused(format!(
-            "this node is {} of case {}: it cannot write records",
+            "this node's role in case {1} is {0}: it cannot write records",
             r.name(),
             case.id
         ))),
