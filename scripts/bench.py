@@ -83,6 +83,117 @@ def make_jsonl(path, n, seed=7):
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+def peer_id(bin_, data):
+    return json.loads(run(bin_, data, ["--json", "id"])[1])["peer_id"]
+
+
+def federation(bin_, work, names):
+    """Inits nodes, the first creates a federation and enrolls the rest."""
+    dirs = [os.path.join(work, n) for n in names]
+    for d, n in zip(dirs, names):
+        run(bin_, d, ["init", "--name", n, "--org", f"Unit {n}", "--country", "GB"])
+    run(bin_, dirs[0], ["federation", "create", "--name", "bench"])
+    for d in dirs[1:]:
+        card = run(bin_, d, ["id", "--card"])[1].strip()
+        token = run(bin_, dirs[0], ["federation", "invite", card])[1].strip()
+        run(bin_, d, ["federation", "join", token])
+    return dirs
+
+
+def serve(bin_, data, peers):
+    env = dict(os.environ, CASESYNC_PASSPHRASE=PASS, CASESYNC_OPERATOR="bench")
+    args = [bin_, "--data-dir", data, "serve", "--listen", "/ip4/127.0.0.1/tcp/0"]
+    for p in peers:
+        args += ["--peer", p]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("listening on "):
+        sys.exit(f"error: serve did not start: {line!r}")
+    return p, line.split(" ", 2)[2].strip()
+
+
+def max_entry(data):
+    import sqlite3
+    c = sqlite3.connect(f"file:{os.path.join(data, 'casesync.db')}?mode=ro", uri=True, timeout=30)
+    try:
+        return c.execute("SELECT IFNULL(MAX(id), 0), COUNT(*) FROM entries").fetchone()
+    finally:
+        c.close()
+
+
+def wait_entries(data, count, timeout=120):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if max_entry(data)[1] >= count:
+            return time.monotonic()
+        time.sleep(0.002)
+    sys.exit(f"error: {data} did not reach {count} entries")
+
+
+def edit_latency(bin_, nodes, case, rid, n=30):
+    """Edits on nodes[0]; time until the last node holds the new entry (polling its
+    store read-only, so no unlock cost is counted)."""
+    lat = []
+    for i in range(n):
+        before = max_entry(nodes[-1])[1]
+        run(bin_, nodes[0], ["record", "edit", rid, "--field", f"status=s{i}"])
+        t_written = time.monotonic()
+        t_seen = wait_entries(nodes[-1], before + 1)
+        lat.append((t_seen - t_written) * 1000)
+    return lat
+
+
+def sync_rows(bin_, work, sizes, result, rows):
+    result["sync"] = {"initial": [], "latency": []}
+    for n in sizes:
+        base = os.path.join(work, f"sync-{n}")
+        a, b = federation(bin_, base, ["a", "b"])
+        _, case = run(bin_, a, ["case", "create", "--title", "sync bench"])
+        case = case.strip()
+        run(bin_, a, ["case", "member", "add", case, peer_id(bin_, b), "--role", "contributor"])
+        run(bin_, a, ["record", "import", case, os.path.join(work, f"people-{n}.jsonl")])
+        import sqlite3
+        c = sqlite3.connect(os.path.join(a, "casesync.db"))
+        entry_bytes = c.execute("SELECT SUM(length(bytes)) FROM entries").fetchone()[0]
+        c.close()
+        p, addr = serve(bin_, a, [])
+        try:
+            dt, rss = run_rss(bin_, b, ["sync", "--once", "--peer", addr, "--timeout", "600"])
+        finally:
+            p.terminate()
+            p.wait()
+        r = {"records": n, "seconds": round(dt, 2), "receiver_peak_rss_mib": round(rss / 2**20, 1),
+             "entry_bytes": entry_bytes}
+        result["sync"]["initial"].append(r)
+        rows.append((f"initial sync {n:,} records", f"{dt:.2f} s", f"{entry_bytes / 2**20:.1f} MiB of entries",
+                     f"receiver peak RSS {r['receiver_peak_rss_mib']} MiB", "(wire overhead not counted)"))
+    # Edit-to-visible: two connected nodes, then a line of five.
+    for count in (2, 5):
+        base = os.path.join(work, f"line-{count}")
+        nodes = federation(bin_, base, [f"n{i}" for i in range(count)])
+        _, case = run(bin_, nodes[0], ["case", "create", "--title", "latency"])
+        case = case.strip()
+        for d in nodes[1:]:
+            run(bin_, nodes[0], ["case", "member", "add", case, peer_id(bin_, d), "--role", "contributor"])
+        rid = run(bin_, nodes[0], ["record", "add", case, "--type", "person", "--field", "name=x"])[1].strip()
+        procs, prev = [], []
+        try:
+            for d in nodes:
+                p, addr = serve(bin_, d, prev[-1:])
+                procs.append(p)
+                prev.append(addr)
+            wait_entries(nodes[-1], 1, timeout=120)
+            lat = edit_latency(bin_, nodes, case, rid)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait()
+        r = {"nodes": count, "p50_ms": round(percentile(lat, 50), 1), "p99_ms": round(percentile(lat, 99), 1), "samples": len(lat)}
+        result["sync"]["latency"].append(r)
+        rows.append((f"edit-to-visible, {'2 connected nodes' if count == 2 else '5-node line, end to end'}",
+                     f"p50 {r['p50_ms']} ms", f"p99 {r['p99_ms']} ms", f"{len(lat)} edits", ""))
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
@@ -141,6 +252,8 @@ def main():
                       "note": "whole `casesync record show` process: start, Argon2id unlock, verify entries, decrypt"}
     rows.append(("record show (whole command)", f"p50 {result['show']['p50_ms']} ms", f"p99 {result['show']['p99_ms']} ms",
                  f"after edit p50 {result['show']['edited_p50_ms']} ms", ""))
+    if os.environ.get("BENCH_SYNC", "1") != "0":
+        sync_rows(a.bin, work, sizes, result, rows)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "node.json"), "w") as f:
         json.dump(result, f, indent=2)
