@@ -12,6 +12,9 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use casesync_crypto::Hash;
 
+use crate::SchemaError;
+use crate::codec::{Reader, Writer};
+
 pub trait AuthorityOp {
     fn op_hash(&self) -> Hash;
     fn op_parents(&self) -> &[Hash];
@@ -80,6 +83,58 @@ pub fn fold<O: AuthorityOp>(ops: &[&O], mut apply: impl FnMut(&O) -> Result<(), 
     heads.sort();
     out.heads = heads;
     out
+}
+
+/// The header every authority operation starts with: version, scope (a case id
+/// or a federation id), author, parents, and the author's clock (for people).
+pub(crate) struct OpHeader<const S: usize> {
+    pub scope: [u8; S],
+    pub author: [u8; 32],
+    pub parents: Vec<Hash>,
+    pub time_ms: i64,
+}
+
+/// Writes an operation header; parents are sorted and deduplicated first, so the
+/// same causal past always encodes the same way.
+pub(crate) fn write_header(
+    w: &mut Writer,
+    version: u8,
+    scope: &[u8],
+    author: &[u8; 32],
+    parents: &mut Vec<Hash>,
+    time_ms: i64,
+) {
+    parents.sort();
+    parents.dedup();
+    w.u8(version);
+    w.raw(scope);
+    w.raw(author);
+    w.u32(parents.len() as u32);
+    for p in parents.iter() {
+        w.raw(p.as_bytes());
+    }
+    w.i64(time_ms);
+}
+
+/// Reads what [`write_header`] wrote (the version byte was checked by `verify_signed`).
+pub(crate) fn read_header<const S: usize>(
+    r: &mut Reader<'_>,
+    max_parents: usize,
+) -> Result<OpHeader<S>, SchemaError> {
+    r.u8()?;
+    let scope = r.array()?;
+    let author = r.array()?;
+    let n = r.count(max_parents, 32)?;
+    let mut parents = Vec::with_capacity(n);
+    for _ in 0..n {
+        parents.push(Hash(r.array()?));
+    }
+    Ok(OpHeader {
+        scope,
+        author,
+        parents,
+        time_ms: r.i64()?,
+    })
 }
 
 #[cfg(test)]

@@ -182,18 +182,9 @@ impl ControlOp {
         time_ms: i64,
         body: ControlBody,
     ) -> Result<ControlOp, SchemaError> {
-        parents.sort();
-        parents.dedup();
         let author = keys.public().ed25519;
         let mut w = Writer::new();
-        w.u8(VERSION);
-        w.raw(&case.0);
-        w.raw(&author);
-        w.u32(parents.len() as u32);
-        for p in &parents {
-            w.raw(p.as_bytes());
-        }
-        w.i64(time_ms);
+        authority::write_header(&mut w, VERSION, &case.0, &author, &mut parents, time_ms);
         match &body {
             ControlBody::Create {
                 nonce,
@@ -260,15 +251,8 @@ impl ControlOp {
             },
         )?;
         let mut r = Reader::new(signed, "control operation");
-        r.u8()?;
-        let case = CaseId(r.array()?);
-        let author = r.array()?;
-        let n = r.count(MAX_PARENTS, 32)?;
-        let mut parents = Vec::with_capacity(n);
-        for _ in 0..n {
-            parents.push(Hash(r.array()?));
-        }
-        let time_ms = r.i64()?;
+        let h = authority::read_header::<16>(&mut r, MAX_PARENTS)?;
+        let (case, author, parents, time_ms) = (CaseId(h.scope), h.author, h.parents, h.time_ms);
         let body = match r.u8()? {
             1 => ControlBody::Create {
                 nonce: r.array()?,

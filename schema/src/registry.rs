@@ -71,18 +71,16 @@ impl RegistryOp {
         time_ms: i64,
         body: RegistryBody,
     ) -> Result<RegistryOp, SchemaError> {
-        parents.sort();
-        parents.dedup();
         let author = keys.public().ed25519;
         let mut w = Writer::new();
-        w.u8(VERSION);
-        w.raw(federation.as_bytes());
-        w.raw(&author);
-        w.u32(parents.len() as u32);
-        for p in &parents {
-            w.raw(p.as_bytes());
-        }
-        w.i64(time_ms);
+        authority::write_header(
+            &mut w,
+            VERSION,
+            federation.as_bytes(),
+            &author,
+            &mut parents,
+            time_ms,
+        );
         match &body {
             RegistryBody::Genesis { name, nonce, admin } => {
                 if name.trim().is_empty()
@@ -133,15 +131,9 @@ impl RegistryOp {
             },
         )?;
         let mut r = Reader::new(signed, "registry statement");
-        r.u8()?;
-        let federation = Hash(r.array()?);
-        let author = r.array()?;
-        let n = r.count(MAX_PARENTS, 32)?;
-        let mut parents = Vec::with_capacity(n);
-        for _ in 0..n {
-            parents.push(Hash(r.array()?));
-        }
-        let time_ms = r.i64()?;
+        let h = authority::read_header::<32>(&mut r, MAX_PARENTS)?;
+        let (federation, author, parents, time_ms) =
+            (Hash(h.scope), h.author, h.parents, h.time_ms);
         let body = match r.u8()? {
             1 => RegistryBody::Genesis {
                 name: r.str(MAX_NAME)?.to_string(),
