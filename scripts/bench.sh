@@ -8,6 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "error: python3 is needed to drive the benchmark" >&2; exit 1; }
+# /usr/bin/time measures each command's peak RSS.
+if [ ! -x /usr/bin/time ]; then
+  echo "==> installing time" >&2
+  (apt-get update -qq && apt-get install -y -qq time) >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+fi
 echo "==> building casesync (release)" >&2
 cargo build --release -p casesync-node >&2
 exec python3 scripts/bench.py --bin target/release/casesync --out target/bench "$@"
