@@ -59,11 +59,7 @@ fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport
                 ))
             }
             Ok(op) => {
-                if conn.execute(
-                    "INSERT OR IGNORE INTO registry_ops (hash, bytes) VALUES (?1, ?2)",
-                    rusqlite::params![&op.hash().0[..], op.bytes()],
-                )? > 0
-                {
+                if store::insert_registry_op(conn, &op.hash(), op.bytes())? {
                     report.registry_ops += 1;
                 }
             }

@@ -139,24 +139,18 @@ pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
 
 // ---- trust registry ----
 
-pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<()> {
-    c.execute(
+/// Stores a registry statement; returns whether it was new.
+pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<bool> {
+    Ok(c.execute(
         "INSERT OR IGNORE INTO registry_ops (hash, bytes) VALUES (?1, ?2)",
         params![&hash.0[..], bytes],
-    )?;
-    Ok(())
+    )? > 0)
 }
 
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
     let mut s = c.prepare("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
     let rows = s
-        .query_map([], |r| {
-            Ok(StoredOp {
-                row: r.get(0)?,
-                hash: hash_of(r.get(1)?),
-                bytes: r.get(2)?,
-            })
-        })?
+        .query_map([], |r| stored_op(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -254,17 +248,20 @@ pub struct StoredOp {
     pub bytes: Vec<u8>,
 }
 
+/// Reads a `StoredOp` from columns `at`, `at + 1`, `at + 2` (id, hash, bytes).
+fn stored_op(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredOp> {
+    Ok(StoredOp {
+        row: r.get(at)?,
+        hash: hash_of(r.get(at + 1)?),
+        bytes: r.get(at + 2)?,
+    })
+}
+
 pub fn control_ops(c: &Connection, case_ref: i64) -> Result<Vec<StoredOp>> {
     let mut s =
         c.prepare("SELECT id, hash, bytes FROM control_ops WHERE case_ref = ?1 ORDER BY id")?;
     let rows = s
-        .query_map([case_ref], |r| {
-            Ok(StoredOp {
-                row: r.get(0)?,
-                hash: hash_of(r.get(1)?),
-                bytes: r.get(2)?,
-            })
-        })?
+        .query_map([case_ref], |r| stored_op(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -273,16 +270,7 @@ pub fn all_control_ops(c: &Connection) -> Result<Vec<(i64, StoredOp)>> {
     let mut s =
         c.prepare("SELECT case_ref, id, hash, bytes FROM control_ops ORDER BY case_ref, id")?;
     let rows = s
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                StoredOp {
-                    row: r.get(1)?,
-                    hash: hash_of(r.get(2)?),
-                    bytes: r.get(3)?,
-                },
-            ))
-        })?
+        .query_map([], |r| Ok((r.get(0)?, stored_op(r, 1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
