@@ -42,21 +42,19 @@ fn log(msg: impl AsRef<str>) {
     eprintln!("casesync: {}", msg.as_ref());
 }
 
-/// The ed25519 key of an enrolled, active peer.
-fn enrolled_key(node: &Node, peer: &PeerId) -> Result<Option<[u8; 32]>> {
-    let Some(st) = trust::load(node.store.conn())? else {
-        return Ok(None);
-    };
-    Ok(st
+/// The federation id, and the ed25519 key of `peer` if it is enrolled and active:
+/// one registry load (and one pass of signature checks) per request or exchange.
+fn federation_and_peer(node: &Node, peer: &PeerId) -> Result<(Vec<u8>, Option<[u8; 32]>)> {
+    let st = trust::load(node.store.conn())?.ok_or_else(|| {
+        NodeError::Refused(
+            "this node belongs to no federation: sync needs one (see `casesync federation create|join`)".into(),
+        )
+    })?;
+    let key = st
         .by_peer_id(&peer.to_base58())
         .filter(|n| !n.revoked)
-        .map(|n| n.card.identity.ed25519))
-}
-
-fn federation(node: &Node) -> Result<Vec<u8>> {
-    trust::load(node.store.conn())?
-        .map(|st| st.federation.0.to_vec())
-        .ok_or_else(|| NodeError::Refused("this node belongs to no federation: sync needs one (see `casesync federation create|join`)".into()))
+        .map(|n| n.card.identity.ed25519);
+    Ok((st.federation.0.to_vec(), key))
 }
 
 fn allowed_peers(node: &Node) -> Result<Vec<PeerId>> {
@@ -85,8 +83,8 @@ pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> SyncResponse 
 }
 
 fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<SyncResponse> {
-    let fed = federation(node)?;
-    let Some(key) = enrolled_key(node, peer)? else {
+    let (fed, key) = federation_and_peer(node, peer)?;
+    let Some(key) = key else {
         log(format!(
             "refused a request from {peer}: not an enrolled node"
         ));
@@ -134,9 +132,8 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
 
 /// Pulls what `peer` has that this node lacks, then delivers what it lacks.
 pub async fn exchange(node: &Node, client: &Client, peer: PeerId) -> Result<Exchange> {
-    let fed = federation(node)?;
-    let key = enrolled_key(node, &peer)?
-        .ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
+    let (fed, key) = federation_and_peer(node, &peer)?;
+    let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
     let mut received = 0u64;
     let mut rounds = 0;
     let mut theirs = loop {
@@ -222,7 +219,9 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Vec<Exchange>> {
-    federation(&node)?;
+    // Fail early, before any network setup, if there is no federation.
+    let me_peer = node.keys.libp2p_keypair()?.public().to_peer_id();
+    federation_and_peer(&node, &me_peer)?;
     let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
         .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
     tokio::task::spawn_local(event_loop.run());
@@ -307,7 +306,7 @@ pub async fn run(
                     println!("listening on {a}/p2p/{me}");
                 }
                 Event::Connected(p) => {
-                    if enrolled_key(&node, &p)?.is_none() {
+                    if federation_and_peer(&node, &p)?.1.is_none() {
                         log(format!("connected to {p}, which is not enrolled: it gets nothing"));
                     } else {
                         connected.insert(p);

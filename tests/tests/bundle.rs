@@ -1,10 +1,6 @@
 //! Bundles: air-gapped transfer with the same checks as the network.
 
-use crate::util::{Node, TestDir, files_under, find_bytes};
-
-fn card_of(n: &Node) -> String {
-    n.cmd(&["id", "--card"]).ok().trim().to_string()
-}
+use crate::util::{Node, TestDir, card_of, files_under, find_bytes, uuid_bytes};
 
 fn list_json(n: &Node, case: &str) -> String {
     n.cmd(&["--json", "record", "list", case]).ok()
@@ -179,11 +175,4 @@ fn a_tampered_bundle_is_rejected_whole() {
     );
     b.cmd(&["bundle", "import", &f.display().to_string()]).ok();
     assert_eq!(b.list(&case).len(), 1);
-}
-
-fn uuid_bytes(s: &str) -> Vec<u8> {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    (0..16)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }

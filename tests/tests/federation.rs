@@ -3,15 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Node, TestDir};
-
-fn peer_of(n: &Node) -> String {
-    n.json(&["id"])["peer_id"].as_str().unwrap().to_string()
-}
-
-fn card_of(n: &Node) -> String {
-    n.cmd(&["id", "--card"]).ok().trim().to_string()
-}
+use crate::util::{TestDir, card_of, peer_of};
 
 fn nodes_of(trust: &Value) -> Vec<(String, bool, String)> {
     let mut v: Vec<_> = trust["nodes"]

@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, TestDir, files_under, find_bytes};
+use crate::util::{Node, TestDir, card_of, files_under, find_bytes, peer_of, uuid_bytes};
 
 /// A running `casesync serve`, stopped (SIGTERM, then SIGKILL) on drop.
 struct Server {
@@ -74,14 +74,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn card_of(n: &Node) -> String {
-    n.cmd(&["id", "--card"]).ok().trim().to_string()
-}
-
-fn peer_of(n: &Node) -> String {
-    n.json(&["id"])["peer_id"].as_str().unwrap().to_string()
 }
 
 /// Polls until `f` holds, or fails after `secs` with `what`.
@@ -247,12 +239,7 @@ fn a_case_never_reaches_a_non_member_and_strangers_are_refused() {
         .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0, "C holds entries of a case it is not a member of");
-    let case_bytes: Vec<u8> = {
-        let hex: String = case.chars().filter(|c| *c != '-').collect();
-        (0..16)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    };
+    let case_bytes = uuid_bytes(&case);
     for f in files_under(&c.dir) {
         assert!(
             find_bytes(&std::fs::read(&f).unwrap(), &case_bytes).is_none(),

@@ -502,3 +502,21 @@ pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("expected string `{key}` in {v}"))
 }
+
+/// The node's signed card (`id --card`).
+pub fn card_of(n: &Node) -> String {
+    n.cmd(&["id", "--card"]).ok().trim().to_string()
+}
+
+/// The node's PeerId (`id --json`).
+pub fn peer_of(n: &Node) -> String {
+    n.json(&["id"])["peer_id"].as_str().unwrap().to_string()
+}
+
+/// The 16 bytes of a hyphenated UUID (a case id as it would sit in a file).
+pub fn uuid_bytes(s: &str) -> Vec<u8> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
