@@ -102,16 +102,81 @@ def federation(bin_, work, names):
     return dirs
 
 
-def serve(bin_, data, peers):
+def serve(bin_, data, peers, extra=()):
     env = dict(os.environ, CASESYNC_PASSPHRASE=PASS, CASESYNC_OPERATOR="bench")
-    args = [bin_, "--data-dir", data, "serve", "--listen", "/ip4/127.0.0.1/tcp/0"]
+    args = [bin_, "--data-dir", data, "serve", "--listen", "/ip4/127.0.0.1/tcp/0"] + list(extra)
     for p in peers:
         args += ["--peer", p]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    err = open(data + ".serve.log", "w") if os.environ.get("BENCH_KEEP_LOGS") else subprocess.DEVNULL
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
     line = p.stdout.readline()
     if not line.startswith("listening on "):
         sys.exit(f"error: serve did not start: {line!r}")
     return p, line.split(" ", 2)[2].strip()
+
+
+class CountingProxy:
+    """A TCP relay on 127.0.0.1 that counts every byte in both directions: the
+    bytes on the wire (Noise, Yamux and protocol framing included)."""
+
+    def __init__(self, target_port):
+        import socket
+        import threading
+        self.target = target_port
+        self.bytes = 0
+        self.lock = threading.Lock()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                with self.lock:
+                    self.bytes += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def take(self):
+        with self.lock:
+            b, self.bytes = self.bytes, 0
+        return b
+
+    def via(self, addr):
+        """The multiaddr `addr` (…/tcp/PORT/p2p/ID) rewritten to dial through the proxy."""
+        parts = addr.split("/")
+        parts[parts.index("tcp") + 1] = str(self.port)
+        return "/".join(parts)
+
+    @staticmethod
+    def to(addr):
+        parts = addr.split("/")
+        return CountingProxy(int(parts[parts.index("tcp") + 1]))
 
 
 def max_entry(data):
@@ -159,16 +224,19 @@ def sync_rows(bin_, work, sizes, result, rows):
         entry_bytes = c.execute("SELECT SUM(length(bytes)) FROM entries").fetchone()[0]
         c.close()
         p, addr = serve(bin_, a, [])
+        proxy = CountingProxy.to(addr)
         try:
-            dt, rss = run_rss(bin_, b, ["sync", "--once", "--peer", addr, "--timeout", "600"])
+            dt, rss = run_rss(bin_, b, ["sync", "--once", "--peer", proxy.via(addr), "--timeout", "600"])
         finally:
             p.terminate()
             p.wait()
+        wire = proxy.take()
         r = {"records": n, "seconds": round(dt, 2), "receiver_peak_rss_mib": round(rss / 2**20, 1),
-             "entry_bytes": entry_bytes}
+             "entry_bytes": entry_bytes, "wire_bytes": wire}
         result["sync"]["initial"].append(r)
-        rows.append((f"initial sync {n:,} records", f"{dt:.2f} s", f"{entry_bytes / 2**20:.1f} MiB of entries",
-                     f"receiver peak RSS {r['receiver_peak_rss_mib']} MiB", "(wire overhead not counted)"))
+        rows.append((f"initial sync {n:,} records", f"{dt:.2f} s", f"{wire / 2**20:.1f} MiB on the wire "
+                     f"({entry_bytes / 2**20:.1f} MiB of entries)",
+                     f"receiver peak RSS {r['receiver_peak_rss_mib']} MiB", "whole `sync --once` process"))
     # Edit-to-visible: two connected nodes, then a line of five.
     for count in (2, 5):
         base = os.path.join(work, f"line-{count}")
@@ -194,6 +262,61 @@ def sync_rows(bin_, work, sizes, result, rows):
         result["sync"]["latency"].append(r)
         rows.append((f"edit-to-visible, {'2 connected nodes' if count == 2 else '5-node line, end to end'}",
                      f"p50 {r['p50_ms']} ms", f"p99 {r['p99_ms']} ms", f"{len(lat)} edits", ""))
+
+
+def anti_entropy_rows(bin_, work, result, rows, counts=(1, 1000)):
+    """Bytes per anti-entropy round between two in-sync serving nodes that share
+    `count` cases. Only B runs rounds (A's interval is a day), one per second, so
+    the bytes counted over a window divided by the seconds is bytes per round."""
+    from concurrent.futures import ThreadPoolExecutor
+    result["sync"]["anti_entropy"] = []
+    for count in counts:
+        base = os.path.join(work, f"entropy-{count}")
+        a, b = federation(bin_, base, ["a", "b"])
+        pid_b = peer_id(bin_, b)
+
+        def shared_case(i):
+            _, case = run(bin_, a, ["case", "create", "--title", f"case {i}"])
+            run(bin_, a, ["case", "member", "add", case.strip(), pid_b, "--role", "contributor"])
+            return case.strip()
+        with ThreadPoolExecutor(2) as ex:
+            cases = list(ex.map(shared_case, range(count)))
+        run(bin_, a, ["record", "add", cases[0], "--type", "person", "--field", "name=x"])
+        pa, addr_a = serve(bin_, a, [], ["--anti-entropy", "86400"])
+        proxy = CountingProxy.to(addr_a)
+        pb, _ = serve(bin_, b, [proxy.via(addr_a)], ["--anti-entropy", "1"])
+        try:
+            wait_entries(b, 1, timeout=300)
+            import sqlite3
+            t0 = time.monotonic()
+            while True:
+                c = sqlite3.connect(f"file:{os.path.join(b, 'casesync.db')}?mode=ro", uri=True, timeout=30)
+                held = c.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+                c.close()
+                if held >= count:
+                    break
+                if time.monotonic() - t0 > 600:
+                    sys.exit(f"error: B holds {held} of {count} cases")
+                time.sleep(0.1)
+            # Settled when two seconds pass with no more than two rounds' worth
+            # of bytes (the initial exchanges, summaries included, are over).
+            proxy.take()
+            for _ in range(30):
+                time.sleep(2)
+                if proxy.take() < 4096:
+                    break
+            window = 10
+            time.sleep(window)
+            wire = proxy.take()
+        finally:
+            for p in (pa, pb):
+                p.terminate()
+                p.wait()
+        per_round = wire / window
+        r = {"shared_cases": count, "bytes_per_round": round(per_round), "window_s": window, "rounds_per_s": 1}
+        result["sync"]["anti_entropy"].append(r)
+        rows.append((f"anti-entropy round, in sync, {count:,} shared case{'s' if count > 1 else ''}",
+                     f"{per_round:,.0f} B/round", "both directions, on the wire", f"{window} rounds measured", ""))
 
 
 def percentile(xs, p):
@@ -256,6 +379,7 @@ def main():
                  f"after edit p50 {result['show']['edited_p50_ms']} ms", ""))
     if os.environ.get("BENCH_SYNC", "1") != "0":
         sync_rows(a.bin, work, sizes, result, rows)
+        anti_entropy_rows(a.bin, work, result, rows)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "node.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks casesync on this machine: bulk import (records/s, bytes on disk per
-# record, peak RSS), time to open a node holding 100,000 records, and `record show`
-# latency. Prints a table and writes target/bench/node.json.
+# record, peak RSS), time to open a node holding 100,000 records, `record show`
+# latency, initial sync between two processes (seconds, bytes on the wire through
+# a counting TCP relay, peak RSS), edit-to-visible latency (2 nodes, 5-node
+# line), and bytes per anti-entropy round between in-sync nodes sharing 1 and
+# 1,000 cases. Prints a table and writes target/bench/node.json.
 #
-#   scripts/bench.sh            # 10,000 and 100,000 records
-#   BENCH_SIZES=1000 scripts/bench.sh   # quick run
+#   scripts/bench.sh                          # 10,000 and 100,000 records
+#   BENCH_SIZES=1000 scripts/bench.sh         # quick run
+#   BENCH_SYNC=0 scripts/bench.sh             # local rows only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "error: python3 is needed to drive the benchmark" >&2; exit 1; }

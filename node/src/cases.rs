@@ -9,12 +9,15 @@ use casesync_schema::control::{self, CaseMeta, CaseState, ControlBody, ControlOp
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::{CaseId, NodeCard};
 use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::{Node, NodeError, Result, store};
 
 pub const MAX_TITLE: usize = 200;
 
 /// A case as this node sees it.
+#[derive(Clone)]
 pub struct Case {
     pub case_ref: i64,
     pub id: CaseId,
@@ -123,21 +126,45 @@ pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
     load_row(node, conn, row)
 }
 
+/// Case states this process has resolved, by case id, with the fingerprint of
+/// the control operations they were resolved from. Verifying and resolving a
+/// control log costs signature checks, and a long-running `serve` loads every
+/// shared case on every sync round: this does it once per change of the log.
+/// `resolve` is a pure function of the operations, so the same operations (by
+/// hash, checked against their bytes when first verified) give the same state.
+#[derive(Clone, Default)]
+pub struct CaseCache(Arc<Mutex<HashMap<[u8; 16], Resolved>>>);
+
+/// A case state and the fingerprint of the operations it was resolved from.
+type Resolved = (Hash, CaseState);
+
+impl CaseCache {
+    fn get(&self, id: &CaseId, fingerprint: &Hash) -> Option<CaseState> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&id.0)
+            .filter(|(f, _)| f == fingerprint)
+            .map(|(_, s)| s.clone())
+    }
+    fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(id.0, (fingerprint, state.clone()));
+    }
+}
+
 fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
     let id = CaseId(row.case_id);
-    let ops = store::control_ops(conn, row.case_ref)?
-        .into_iter()
-        .map(|o| {
-            let op = ControlOp::decode_verified(&o.bytes).map_err(|e| {
-                NodeError::Integrity(format!("control operation {} of case {id} failed verification: {e}; run `casesync log verify`", o.hash.short()))
-            })?;
-            if !op.hash().ct_eq(&o.hash) {
-                return Err(NodeError::Integrity(format!("control operation {} of case {id} does not match its hash", o.hash.short())));
-            }
-            Ok(op)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let state = control::resolve(id, &ops)?;
+    let hashes = store::control_op_hashes(conn, row.case_ref)?;
+    let mut parts: Vec<&[u8]> = vec![&row.case_id];
+    parts.extend(hashes.iter().map(|h| &h.0[..]));
+    let fingerprint = casesync_crypto::hash::sha256_parts(&parts);
+    let state = match node.cases.get(&id, &fingerprint) {
+        Some(s) => s,
+        None => {
+            let s = resolve_stored(conn, row.case_ref, id)?;
+            node.cases.put(&id, fingerprint, &s);
+            s
+        }
+    };
     let meta = decode_local_meta(
         &node
             .storage
@@ -149,6 +176,23 @@ fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case>
         meta,
         state,
     })
+}
+
+/// Verifies every stored control operation of a case and resolves them.
+fn resolve_stored(conn: &Connection, case_ref: i64, id: CaseId) -> Result<CaseState> {
+    let ops = store::control_ops(conn, case_ref)?
+        .into_iter()
+        .map(|o| {
+            let op = ControlOp::decode_verified(&o.bytes).map_err(|e| {
+                NodeError::Integrity(format!("control operation {} of case {id} failed verification: {e}; run `casesync log verify`", o.hash.short()))
+            })?;
+            if !op.hash().ct_eq(&o.hash) {
+                return Err(NodeError::Integrity(format!("control operation {} of case {id} does not match its hash", o.hash.short())));
+            }
+            Ok(op)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(control::resolve(id, &ops)?)
 }
 
 pub fn list(node: &Node) -> Result<Vec<Case>> {

@@ -81,6 +81,10 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
         /// A peer to dial, ending in /p2p/PEER_ID (repeatable; also `peer add`)
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
+        /// Seconds between anti-entropy rounds with each connected peer (local
+        /// writes are pushed at once whatever this is)
+        #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = parse_interval)]
+        anti_entropy: f64,
     },
     /// Connect to peers, sync every shared case once, print what moved
     #[command(
@@ -288,4 +292,16 @@ pub enum LogCommand {
     /// Re-check every stored entry (signatures, hashes, chains); non-zero on any failure
     #[command(after_help = "Example:\n  casesync log verify --json")]
     Verify,
+}
+
+/// An anti-entropy interval: at least 0.1 s (each round costs a digest on both
+/// sides), at most a day.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.1..=86_400.0).contains(&v) {
+        return Err(format!("{s} is out of range: give 0.1 to 86400 seconds"));
+    }
+    Ok(v)
 }

@@ -28,6 +28,9 @@ pub struct Node {
     pub storage: StorageKeys,
     pub card: NodeCard,
     pub store: Store,
+    /// Cases already loaded (control log verified and resolved) by this process,
+    /// shared by every handle of the node.
+    pub(crate) cases: crate::cases::CaseCache,
 }
 
 impl DataDir {
@@ -98,6 +101,7 @@ impl DataDir {
             keys: secrets.node,
             card,
             store,
+            cases: Default::default(),
         })
     }
 
@@ -149,6 +153,7 @@ impl DataDir {
             keys: secrets.node,
             card,
             store,
+            cases: Default::default(),
         })
     }
 }
@@ -164,6 +169,7 @@ impl Node {
             storage: self.storage.clone(),
             card: self.card.clone(),
             store: Store::open(&self.dir.db_path())?,
+            cases: self.cases.clone(),
         })
     }
 }

@@ -12,10 +12,20 @@ use casesync_schema::doc;
 use casesync_schema::entry::{LogEntry, RecordChange};
 use casesync_schema::registry::RegistryOp;
 use casesync_schema::{CaseId, RecordId};
+use std::collections::HashMap;
+
+use automerge::ActorId;
+use casesync_crypto::SymmetricKey;
+use rayon::prelude::*;
 use rusqlite::Connection;
 
 use crate::cases::{self, Case};
+use crate::sealing::StorageKeys;
 use crate::{Node, NodeError, Result, log, store};
+
+/// Entry bytes prepared (opened, records built) at once: bounds the memory an
+/// ingest holds however large the batch.
+const PREPARE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct IngestReport {
@@ -149,42 +159,74 @@ fn ingest_case(
         }
     }
     let case = cases::load(node, conn, &case_id)?;
-    let mut pending = Vec::new();
-    for bytes in &items.entries {
-        match LogEntry::decode_verified(bytes) {
+    // Signatures first, on every core: nothing of an entry is looked at before
+    // its signature holds.
+    let decoded: Vec<_> = items
+        .entries
+        .par_iter()
+        .map(|b| LogEntry::decode_verified(b))
+        .collect();
+    let mut verified = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        match d {
             Err(e) => report.rejected.push(format!("case {case_id}: entry: {e}")),
             Ok(e) if e.header.case != case_id => report
                 .rejected
                 .push(format!("case {case_id}: entry filed under another case")),
-            Ok(e) => pending.push(e),
+            Ok(e) => verified.push(e),
         }
     }
+    // Then, chunk by chunk (bounded memory), the work that needs no store, also
+    // on every core: authority, opening the payload, building the record each
+    // creating change makes. Then, in log order, the checks against the store and
+    // the writes. Entries whose predecessor or view is not here yet wait for the
+    // next pass; passes go on while they make progress.
+    let keys = epoch_keys(node, conn, &case, &verified);
+    let storage = &node.storage;
+    let actor = crate::records::actor(node);
+    let mut pending = verified;
     pending.sort_by_key(|e| (e.header.author, e.header.seq));
-    // Apply entries whose predecessor and view are present, until nothing moves.
     loop {
         let mut progressed = false;
         let mut waiting = Vec::new();
-        for e in pending {
-            match readiness(conn, case_ref, &e)? {
-                Ready::Duplicate => {
-                    report.duplicates += 1;
-                    progressed = true;
-                }
-                Ready::Conflict(reason) => report
-                    .rejected
-                    .push(format!("entry {}: {reason}", name(&case_id, &e))),
-                Ready::Wait => waiting.push(e),
-                Ready::Yes => {
-                    progressed = true;
-                    match apply_entry(node, conn, &case, &e) {
-                        Ok((created, updated)) => {
-                            report.entries += 1;
-                            report.records_created += created;
-                            report.records_updated += updated;
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut size = 0;
+            while let Some(e) =
+                rest.next_if(|e| chunk.is_empty() || size + e.bytes().len() <= PREPARE_BYTES)
+            {
+                size += e.bytes().len();
+                chunk.push(e);
+            }
+            let prepared: Vec<Prepared> = chunk
+                .par_iter()
+                .map(|e| prepare(storage, &actor, &case, &keys, e))
+                .collect();
+            for (e, prepared) in chunk.into_iter().zip(prepared) {
+                match readiness(conn, case_ref, &e)? {
+                    Ready::Duplicate => {
+                        report.duplicates += 1;
+                        progressed = true;
+                    }
+                    Ready::Conflict(reason) => report
+                        .rejected
+                        .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                    Ready::Wait => waiting.push(e),
+                    Ready::Yes => {
+                        progressed = true;
+                        match store::savepoint(conn, || {
+                            apply_entry(node, conn, &case, &e, prepared)
+                        })? {
+                            Ok((created, updated)) => {
+                                report.entries += 1;
+                                report.records_created += created;
+                                report.records_updated += updated;
+                            }
+                            Err(reason) => report
+                                .rejected
+                                .push(format!("entry {}: {reason}", name(&case_id, &e))),
                         }
-                        Err(reason) => report
-                            .rejected
-                            .push(format!("entry {}: {reason}", name(&case_id, &e))),
                     }
                 }
             }
@@ -252,14 +294,47 @@ fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
     Ok(Ready::Yes)
 }
 
-/// Checks authority, opens and materializes one entry. Returns (created, updated)
-/// record counts, or the reason it was refused (nothing stored then).
-fn apply_entry(
+/// The keys of the epochs `entries` name, read from the store once per batch so
+/// that opening payloads needs no store. An epoch this node cannot open maps to
+/// the reason, which every entry under it reports.
+fn epoch_keys(
     node: &Node,
     conn: &Connection,
     case: &Case,
+    entries: &[LogEntry],
+) -> HashMap<Hash, std::result::Result<SymmetricKey, String>> {
+    let mut keys = HashMap::new();
+    for e in entries {
+        let epoch = e.header.epoch;
+        if case.state.epoch(&epoch).is_some() && !keys.contains_key(&epoch) {
+            let k = cases::epoch_key(node, conn, case, &epoch).map_err(|e| e.to_string());
+            keys.insert(epoch, k);
+        }
+    }
+    keys
+}
+
+/// A record as one creating change makes it, ready to insert.
+struct NewRecord {
+    index: [u8; 32],
+    type_index: [u8; 32],
+    sealed_view: Vec<u8>,
+}
+
+/// An entry's changes, opened, each with the record it would create if the
+/// record is not yet held (a change with no dependencies creates one).
+type Prepared = std::result::Result<Vec<(RecordId, automerge::Change, Option<NewRecord>)>, String>;
+
+/// Everything about applying `e` that needs no store: the author's authority,
+/// the epoch, opening and parsing the payload, building new records. Pure, so
+/// it runs on every core.
+fn prepare(
+    storage: &StorageKeys,
+    actor: &ActorId,
+    case: &Case,
+    keys: &HashMap<Hash, std::result::Result<SymmetricKey, String>>,
     e: &LogEntry,
-) -> std::result::Result<(usize, usize), String> {
+) -> Prepared {
     let h = &e.header;
     match case.state.role_of(&h.author) {
         Some(r) if r.may_write() => {}
@@ -271,25 +346,75 @@ fn apply_entry(
         }
         None => return Err("author is not a member of the case".into()),
     }
-    if case.state.epoch(&h.epoch).is_none() {
-        return Err("sealed under a key epoch the case does not have".into());
-    }
-    let key = cases::epoch_key(node, conn, case, &h.epoch).map_err(|e| e.to_string())?;
-    let changes: Vec<RecordChange> = e.open(&key).map_err(|e| format!("payload: {e}"))?;
-    let parsed = changes
+    let key = match keys.get(&h.epoch) {
+        None => return Err("sealed under a key epoch the case does not have".into()),
+        Some(Err(reason)) => return Err(reason.clone()),
+        Some(Ok(k)) => k,
+    };
+    let changes: Vec<RecordChange> = e.open(key).map_err(|e| format!("payload: {e}"))?;
+    changes
         .iter()
-        .map(|c| doc::parse_change(&c.change).map(|p| (c.record, p)))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| format!("payload: {e}"))?;
+        .map(|c| {
+            let change = doc::parse_change(&c.change).map_err(|e| format!("payload: {e}"))?;
+            let created = if change.deps().is_empty() {
+                new_record(storage, actor, case, &c.record, change.clone()).ok()
+            } else {
+                None
+            };
+            Ok((c.record, change, created))
+        })
+        .collect()
+}
+
+/// The record that `change`, its first, makes.
+fn new_record(
+    storage: &StorageKeys,
+    actor: &ActorId,
+    case: &Case,
+    rid: &RecordId,
+    change: automerge::Change,
+) -> Result<NewRecord> {
+    let view = match doc::view_of_first_change(&change) {
+        Some(v) => v,
+        None => doc::view(&doc::from_changes(vec![change], actor.clone())?)?,
+    };
+    if view.id != rid.to_string() || view.case != case.id.to_string() {
+        return Err(NodeError::Refused(format!(
+            "record {rid}: its document names another record or case"
+        )));
+    }
+    let index = storage.record_index(&rid.0);
+    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
+    Ok(NewRecord {
+        index,
+        type_index: storage.type_index(&case.id.0, &view.record_type),
+        sealed_view: storage.seal_view(&index, &json)?,
+    })
+}
+
+/// Stores one prepared entry and materializes its changes. Returns (created,
+/// updated) record counts, or the reason it was refused (the caller runs it in a
+/// savepoint, so nothing of a refused entry stays).
+fn apply_entry(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    e: &LogEntry,
+    prepared: Prepared,
+) -> std::result::Result<(usize, usize), String> {
+    let parsed = prepared?;
+    let h = &e.header;
     let row = store::insert_entry(conn, case.case_ref, &h.author, h.seq, &e.hash(), e.bytes())
         .map_err(|e| e.to_string())?;
     let mut counts = (0, 0);
-    for (rid, change) in parsed {
-        materialize(node, conn, case, row, &rid, change, &mut counts).map_err(|e| e.to_string())?;
+    for (rid, change, created) in parsed {
+        materialize(node, conn, case, row, &rid, change, created, &mut counts)
+            .map_err(|e| e.to_string())?;
     }
     Ok(counts)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn materialize(
     node: &Node,
     conn: &Connection,
@@ -297,6 +422,7 @@ fn materialize(
     entry_row: i64,
     rid: &RecordId,
     change: automerge::Change,
+    created: Option<NewRecord>,
     counts: &mut (usize, usize),
 ) -> Result<()> {
     let idx = node.storage.record_index(&rid.0);
@@ -324,22 +450,18 @@ fn materialize(
             counts.1 += 1;
         }
         None => {
-            let d = doc::from_changes(vec![change], crate::records::actor(node))?;
-            let view = doc::view(&d)?;
-            if view.id != rid.to_string() || view.case != case.id.to_string() {
-                return Err(NodeError::Refused(format!(
-                    "record {rid}: its document names another record or case"
-                )));
-            }
-            let type_index = node.storage.type_index(&case.id.0, &view.record_type);
-            let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
-            let row = store::insert_record(
-                conn,
-                case.case_ref,
-                &idx,
-                &type_index,
-                &node.storage.seal_view(&idx, &json)?,
-            )?;
+            let r = match created {
+                Some(r) => r,
+                None => new_record(
+                    &node.storage,
+                    &crate::records::actor(node),
+                    case,
+                    rid,
+                    change,
+                )?,
+            };
+            let row =
+                store::insert_record(conn, case.case_ref, &r.index, &r.type_index, &r.sealed_view)?;
             store::link_record_entry(conn, row, entry_row)?;
             counts.0 += 1;
         }

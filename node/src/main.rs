@@ -170,7 +170,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Case(cmd) => return case_command(&cli, cmd),
         Command::Bundle(cmd) => return bundle_command(&cli, cmd),
-        Command::Serve { listen, peer } => {
+        Command::Serve {
+            listen,
+            peer,
+            anti_entropy,
+        } => {
             let node = unlock(&cli)?;
             let listen = if listen.is_empty() {
                 vec!["/ip4/127.0.0.1/tcp/0".to_string()]
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 peers: parse_addrs(peer)?,
                 once: false,
                 timeout: std::time::Duration::from_secs(0),
+                anti_entropy: std::time::Duration::from_secs_f64(*anti_entropy),
             };
             run_network(node, opts, true)?;
         }
@@ -196,6 +201,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 peers: parse_addrs(peer)?,
                 once: true,
                 timeout: std::time::Duration::from_secs(*timeout),
+                anti_entropy: std::time::Duration::from_secs(5),
             };
             if opts.peers.is_empty() && store::peers(node.store.conn())?.is_empty() {
                 bail!(

@@ -27,6 +27,8 @@ pub struct Options {
     /// `sync --once`: exchange with the given peers and return.
     pub once: bool,
     pub timeout: Duration,
+    /// Time between anti-entropy rounds with each connected peer.
+    pub anti_entropy: Duration,
 }
 
 /// What one exchange with a peer moved.
@@ -92,9 +94,22 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             reason: "not an enrolled node".into(),
         });
     };
+    let conn = node.store.conn();
     match request {
+        SyncRequest::Digest { federation, digest } => {
+            if federation != fed {
+                return Ok(SyncResponse::Refused {
+                    reason: "another federation".into(),
+                });
+            }
+            let mine = sync::digest(node, conn, &key)?;
+            Ok(SyncResponse::Digest {
+                same: casesync_crypto::hash::ct_eq(&mine.0, &digest),
+            })
+        }
         SyncRequest::Pull {
             federation,
+            mut registry_ops,
             mut have,
         } => {
             if federation != fed {
@@ -102,12 +117,19 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
                     reason: "another federation".into(),
                 });
             }
-            let conn = node.store.conn();
-            let (body, more) = sync::items_for(node, conn, &key, &mut have, RESPONSE_BUDGET)?;
+            let (body, more) = sync::items_for(
+                node,
+                conn,
+                &key,
+                &mut have,
+                &mut registry_ops,
+                RESPONSE_BUDGET,
+            )?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: body.encode(),
                 more,
+                registry_ops: sync::registry_count(conn)?,
                 have: mine,
             })
         }
@@ -130,27 +152,63 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
     }
 }
 
+fn out_of_turn(peer: &PeerId) -> NodeError {
+    NodeError::Io(format!("{peer} answered out of turn"))
+}
+
 /// Pulls what `peer` has that this node lacks, then delivers what it lacks.
-pub async fn exchange(node: &Node, client: &Client, peer: PeerId) -> Result<Exchange> {
+/// With `probe` (anti-entropy), first compares digests and stops there if they
+/// match, and only pulls; a push after a local write skips the digest, since
+/// something changed, and delivers.
+pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -> Result<Exchange> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
+    let ask = |request: SyncRequest| async move {
+        client
+            .request(peer, request)
+            .await
+            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))
+    };
+    let in_sync = || Exchange {
+        peer: peer.to_base58(),
+        received: 0,
+        sent: 0,
+        error: None,
+    };
+    if probe {
+        let digest = sync::digest(node, node.store.conn(), &key)?;
+        match ask(SyncRequest::Digest {
+            federation: fed.clone(),
+            digest: digest.0.to_vec(),
+        })
+        .await?
+        {
+            SyncResponse::Digest { same: true } => return Ok(in_sync()),
+            SyncResponse::Digest { same: false } => {}
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+    }
     let mut received = 0u64;
     let mut rounds = 0;
-    let mut theirs = loop {
+    let (mut theirs, mut their_registry) = loop {
         rounds += 1;
-        let have = sync::summary(node, node.store.conn(), Some(&key))?;
-        let resp = client
-            .request(
-                peer,
-                SyncRequest::Pull {
-                    federation: fed.clone(),
-                    have,
-                },
-            )
-            .await
-            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))?;
+        let conn = node.store.conn();
+        let resp = ask(SyncRequest::Pull {
+            federation: fed.clone(),
+            registry_ops: sync::registry_count(conn)?,
+            have: sync::summary(node, conn, Some(&key))?,
+        })
+        .await?;
         match resp {
-            SyncResponse::Items { body, more, have } => {
+            SyncResponse::Items {
+                body,
+                more,
+                registry_ops,
+                have,
+            } => {
                 let body = BundleBody::decode(&body)?;
                 let r = node.store.write(|tx| ingest::ingest(node, tx, &body))?;
                 for x in &r.rejected {
@@ -160,43 +218,46 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId) -> Result<Exch
                 // A peer that keeps saying "more" without sending anything new is
                 // not making progress: stop rather than loop.
                 if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
-                    break have;
+                    break (have, registry_ops);
                 }
             }
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }
-            SyncResponse::Accepted { .. } => {
-                return Err(NodeError::Io(format!("{peer} answered out of turn")));
-            }
+            _ => return Err(out_of_turn(&peer)),
         }
     };
     let mut sent = 0u64;
+    // An anti-entropy round only pulls: the peer runs its own rounds and pulls
+    // what it lacks, and delivering too would send the same entries twice while
+    // it does. A push (after a local write) and `sync --once` also deliver.
     loop {
-        let (body, more) =
-            sync::items_for(node, node.store.conn(), &key, &mut theirs, RESPONSE_BUDGET)?;
-        if body.cases.is_empty() {
+        if probe {
+            break;
+        }
+        let (body, more) = sync::items_for(
+            node,
+            node.store.conn(),
+            &key,
+            &mut theirs,
+            &mut their_registry,
+            RESPONSE_BUDGET,
+        )?;
+        if body.cases.is_empty() && body.registry_ops.is_empty() {
             break;
         }
         let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
-        match client
-            .request(
-                peer,
-                SyncRequest::Deliver {
-                    federation: fed.clone(),
-                    body: body.encode(),
-                },
-            )
-            .await
-            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))?
+        match ask(SyncRequest::Deliver {
+            federation: fed.clone(),
+            body: body.encode(),
+        })
+        .await?
         {
             SyncResponse::Accepted { entries, .. } => sent += entries.min(n as u64),
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }
-            SyncResponse::Items { .. } => {
-                return Err(NodeError::Io(format!("{peer} answered out of turn")));
-            }
+            _ => return Err(out_of_turn(&peer)),
         }
         if !more {
             break;
@@ -264,17 +325,21 @@ pub async fn run(
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Exchange>();
     let in_flight: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
-    let again: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
-    let start_exchange = |peer: PeerId| -> Result<()> {
+    // Peers to exchange with again when their running exchange ends, and whether
+    // that one may start with a digest probe (not if a local write asked for it).
+    let again: Rc<RefCell<HashMap<PeerId, bool>>> = Rc::default();
+    let start_exchange = |peer: PeerId, probe: bool| -> Result<()> {
         if !in_flight.borrow_mut().insert(peer) {
-            again.borrow_mut().insert(peer);
+            let mut again = again.borrow_mut();
+            let p = again.entry(peer).or_insert(probe);
+            *p &= probe;
             return Ok(());
         }
         let handle = node.try_clone()?;
         let c = client.clone();
         let tx = done_tx.clone();
         tokio::task::spawn_local(async move {
-            let r = match exchange(&handle, &c, peer).await {
+            let r = match exchange(&handle, &c, peer, probe).await {
                 Ok(x) => x,
                 Err(e) => Exchange {
                     peer: peer.to_base58(),
@@ -291,9 +356,15 @@ pub async fn run(
     let mut connected: HashSet<PeerId> = HashSet::new();
     let mut results: HashMap<PeerId, Exchange> = HashMap::new();
     let mut marker = store::change_marker(node.store.conn())?;
-    let mut push_tick = tokio::time::interval(Duration::from_millis(100));
-    let mut entropy_tick = tokio::time::interval(Duration::from_secs(5));
+    // Polling the change marker is one indexed query: cheap enough to notice a
+    // write by another process on this data dir within a few milliseconds.
+    let mut push_tick = tokio::time::interval(Duration::from_millis(20));
+    let mut entropy_tick = tokio::time::interval(opts.anti_entropy);
     let mut redial_tick = tokio::time::interval(Duration::from_secs(1));
+    // A busy moment delays ticks; it must not be followed by a burst of them.
+    for t in [&mut push_tick, &mut entropy_tick, &mut redial_tick] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     let deadline = tokio::time::sleep(opts.timeout);
     tokio::pin!(deadline);
     tokio::pin!(shutdown);
@@ -311,7 +382,7 @@ pub async fn run(
                     } else {
                         connected.insert(p);
                         if !opts.once || expected.contains(&p) {
-                            start_exchange(p)?;
+                            start_exchange(p, !opts.once)?;
                         }
                     }
                 }
@@ -320,7 +391,16 @@ pub async fn run(
                 }
                 Event::Inbound { peer, request, channel } => {
                     let response = answer(&node, &peer, request);
+                    let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
                     client.respond(channel, response).await;
+                    if fresh {
+                        // Relay at once what a peer delivered (a line of nodes must
+                        // not wait a push tick at every hop).
+                        marker = store::change_marker(node.store.conn())?;
+                        for p in connected.iter().filter(|p| **p != peer) {
+                            start_exchange(*p, false)?;
+                        }
+                    }
                 }
                 Event::Refused(msg) => log(msg),
             },
@@ -328,13 +408,23 @@ pub async fn run(
                 let p: Option<PeerId> = x.peer.parse().ok();
                 if let Some(p) = p {
                     in_flight.borrow_mut().remove(&p);
-                    if again.borrow_mut().remove(&p) && connected.contains(&p) {
-                        start_exchange(p)?;
+                    let rerun = again.borrow_mut().remove(&p);
+                    if let Some(probe) = rerun && connected.contains(&p) {
+                        start_exchange(p, probe)?;
                     }
+                    if x.received > 0 && !opts.once {
+                        // Relay at once what was pulled from `p`.
+                        marker = store::change_marker(node.store.conn())?;
+                        for q in connected.iter().filter(|q| **q != p) {
+                            start_exchange(*q, false)?;
+                        }
+                    }
+                    // `sync --once` prints its results itself; a peer that went
+                    // away explains its own failed exchange.
                     match &x.error {
-                        Some(e) => log(format!("sync with {p} failed: {e}")),
-                        None if x.received + x.sent > 0 => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
-                        None => {}
+                        Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
+                        None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
+                        _ => {}
                     }
                     results.insert(p, x);
                 }
@@ -346,16 +436,20 @@ pub async fn run(
                 // Writes by this or another process on the same data dir: push now.
                 let now = store::change_marker(node.store.conn())?;
                 if now != marker {
+                    if now.2 != marker.2 {
+                        // New registry statements: nodes enrolled or revoked.
+                        client.allow(allowed_peers(&node)?).await;
+                    }
                     marker = now;
                     for p in connected.clone() {
-                        start_exchange(p)?;
+                        start_exchange(p, false)?;
                     }
                 }
             }
             _ = entropy_tick.tick(), if !opts.once => {
                 client.allow(allowed_peers(&node)?).await;
                 for p in connected.clone() {
-                    start_exchange(p)?;
+                    start_exchange(p, true)?;
                 }
             }
             _ = redial_tick.tick() => {

@@ -2,6 +2,8 @@
 //! which items a peer lacks given its summary. Pure decisions over stored data;
 //! the network (`net`) only carries the messages.
 
+use casesync_crypto::Hash;
+use casesync_crypto::hash::sha256;
 use casesync_schema::CaseId;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use rusqlite::Connection;
@@ -9,8 +11,16 @@ use rusqlite::Connection;
 use crate::net::protocol::{CaseHave, LogHave, MAX_CASES, MAX_LOGS};
 use crate::{Node, Result, cases, store};
 
-/// This node's summary of every case it holds (or only those `peer` is a member of).
-pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<CaseHave>> {
+/// What this node holds of one case it shares with a peer.
+struct Held {
+    case: [u8; 16],
+    control_ops: u32,
+    /// Each author's (key, last seq, hash of that entry), ordered by author.
+    heads: Vec<([u8; 32], u64, Hash)>,
+}
+
+/// What this node holds of every case (or only those `peer` is a member of).
+fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<Held>> {
     let mut out = Vec::new();
     for c in cases::list(node)? {
         if let Some(p) = peer
@@ -18,21 +28,67 @@ pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Resul
         {
             continue;
         }
-        let control_ops = store::control_ops(conn, c.case_ref)?.len() as u32;
-        let logs = store::log_heads(conn, c.case_ref)?
-            .into_iter()
-            .map(|(author, seq, _)| LogHave {
-                author: author.to_vec(),
-                seq,
-            })
-            .collect();
-        out.push(CaseHave {
-            case: c.id.0.to_vec(),
-            control_ops,
-            logs,
+        out.push(Held {
+            case: c.id.0,
+            control_ops: store::control_op_hashes(conn, c.case_ref)?.len() as u32,
+            heads: store::log_heads(conn, c.case_ref)?,
         });
     }
+    out.sort_by_key(|h| h.case);
     Ok(out)
+}
+
+/// This node's summary of every case it holds (or only those `peer` is a member of).
+pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<CaseHave>> {
+    Ok(held(node, conn, peer)?
+        .into_iter()
+        .map(|h| CaseHave {
+            case: h.case.to_vec(),
+            control_ops: h.control_ops,
+            logs: h
+                .heads
+                .into_iter()
+                .map(|(author, seq, _)| LogHave {
+                    author: author.to_vec(),
+                    seq,
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// How many registry statements this node holds.
+pub fn registry_count(conn: &Connection) -> Result<u32> {
+    Ok(store::registry_ops(conn)?.len() as u32)
+}
+
+/// One hash of the registry and of everything this node holds of the cases it
+/// shares with `peer`, heads included. Two nodes that hold the same compute the
+/// same digest (each lists the cases the other is a member of, and members are
+/// part of what they hold), so an anti-entropy round between in-sync peers is
+/// this one digest each way whatever the number of cases.
+pub fn digest(node: &Node, conn: &Connection, peer: &[u8; 32]) -> Result<Hash> {
+    let mut registry: Vec<Hash> = store::registry_ops(conn)?
+        .into_iter()
+        .map(|o| o.hash)
+        .collect();
+    registry.sort_by_key(|h| h.0);
+    let mut w: Vec<u8> = b"casesync/sync-digest/v1".to_vec();
+    w.extend_from_slice(&(registry.len() as u64).to_be_bytes());
+    for h in &registry {
+        w.extend_from_slice(&h.0);
+    }
+    for h in held(node, conn, Some(peer))? {
+        w.extend_from_slice(&h.case);
+        w.extend_from_slice(&h.control_ops.to_be_bytes());
+        w.extend_from_slice(&(h.heads.len() as u64).to_be_bytes());
+        for (author, seq, hash) in &h.heads {
+            w.extend_from_slice(author);
+            w.extend_from_slice(&seq.to_be_bytes());
+            w.extend_from_slice(&hash.0);
+        }
+    }
+    Ok(sha256(&w))
 }
 
 fn their_seq(have: Option<&CaseHave>, author: &[u8; 32]) -> u64 {
@@ -47,6 +103,7 @@ fn their_seq(have: Option<&CaseHave>, author: &[u8; 32]) -> u64 {
 }
 
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
+/// and the registry statements it lacks given how many it holds (`their_registry`),
 /// within `budget` bytes of entries. `their` is advanced past what is included,
 /// so calling again yields the next batch; returns whether more remain.
 pub fn items_for(
@@ -54,6 +111,7 @@ pub fn items_for(
     conn: &Connection,
     peer: &[u8; 32],
     their: &mut Vec<CaseHave>,
+    their_registry: &mut u32,
     budget: usize,
 ) -> Result<(BundleBody, bool)> {
     let mut body = BundleBody {
@@ -134,11 +192,13 @@ pub fn items_for(
             break;
         }
     }
-    if !body.cases.is_empty() {
-        body.registry_ops = store::registry_ops(conn)?
-            .into_iter()
-            .map(|o| o.bytes)
-            .collect();
+    // The registry travels with case items (their authority rests on it) and on
+    // its own to a peer that holds fewer statements: it reaches every enrolled
+    // node, case or no case. Statements are few and small; all of them go.
+    let registry = store::registry_ops(conn)?;
+    if !body.cases.is_empty() || (*their_registry as usize) < registry.len() {
+        *their_registry = (*their_registry).max(registry.len() as u32);
+        body.registry_ops = registry.into_iter().map(|o| o.bytes).collect();
     }
     Ok((body, more))
 }

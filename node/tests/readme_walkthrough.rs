@@ -25,7 +25,7 @@ fn readme_walkthrough_runs_as_written() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert!(
-        script.contains("casesync init"),
+        script.contains("init --name"),
         "walkthrough block not found:\n{block}"
     );
 
@@ -62,7 +62,12 @@ fn readme_walkthrough_runs_as_written() {
         "{stdout}"
     );
     assert!(stdout.contains("imported 2 record(s)"), "{stdout}");
-    assert!(stdout.contains("7 record(s)"), "{stdout}");
+    assert_eq!(
+        stdout.matches("7 record(s)").count(),
+        3,
+        "every node holds the whole case:\n{stdout}"
+    );
+    assert!(stdout.contains("received"), "{stdout}");
     assert!(stdout.contains(": 0 bad"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

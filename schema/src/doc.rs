@@ -280,6 +280,104 @@ fn to_json(
     }
 }
 
+/// The view of a record whose whole document is `change` (its first change: no
+/// dependencies), read straight from the change's operations. Building the
+/// document and reading it back costs ~110 us a record on automerge 0.12; this
+/// costs a tenth of that, and receiving a case is mostly new records.
+///
+/// Only the plain shape `new_record` writes is read this way: scalars at the
+/// root, a `fields` map of scalars, a `releasable_to` list of strings, each key
+/// written once. Anything else (a nested object under an unknown key, a key
+/// written twice, deletes, counters, marks) returns `None`, and the caller builds
+/// the document, so both ways always give the same view (a test holds them to it).
+pub fn view_of_first_change(change: &Change) -> Option<RecordView> {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
+    if !change.deps().is_empty() {
+        return None;
+    }
+    let expanded = change.decode();
+    let actor = expanded.actor_id.clone();
+    let id_of = |i: usize| OpId(expanded.start_op.get() + i as u64, actor.clone());
+    let mut root: BTreeMap<String, ScalarValue> = BTreeMap::new();
+    let (mut fields_obj, mut list_obj) = (None, None);
+    for (i, op) in expanded.operations.iter().enumerate() {
+        if !op.pred.is_empty() || op.insert || op.obj != ObjectId::Root {
+            continue;
+        }
+        let Key::Map(k) = &op.key else { return None };
+        match (&op.action, k.as_str()) {
+            (OpType::Put(v), k) if !matches!(k, "fields" | "releasable_to") => {
+                if root.insert(k.to_string(), v.clone()).is_some() {
+                    return None;
+                }
+            }
+            (OpType::Make(ObjType::Map), "fields") if fields_obj.is_none() => {
+                fields_obj = Some(ObjectId::Id(id_of(i)))
+            }
+            (OpType::Make(ObjType::List), "releasable_to") if list_obj.is_none() => {
+                list_obj = Some(ObjectId::Id(id_of(i)))
+            }
+            _ => return None,
+        }
+    }
+    let mut fields = BTreeMap::new();
+    let mut releasable_to = Vec::new();
+    let mut last_element = ElementId::Head;
+    for (i, op) in expanded.operations.iter().enumerate() {
+        if !op.pred.is_empty() {
+            return None;
+        }
+        if op.obj == ObjectId::Root {
+            if op.insert {
+                return None;
+            }
+            continue;
+        }
+        match (&op.action, &op.key) {
+            (OpType::Put(v), Key::Map(k)) if Some(&op.obj) == fields_obj.as_ref() && !op.insert => {
+                let f = to_field(v)?;
+                if fields.insert(k.to_string(), f).is_some() {
+                    return None;
+                }
+            }
+            (OpType::Put(ScalarValue::Str(v)), Key::Seq(after))
+                if Some(&op.obj) == list_obj.as_ref() && op.insert && *after == last_element =>
+            {
+                releasable_to.push(v.to_string());
+                last_element = ElementId::Id(id_of(i));
+            }
+            _ => return None,
+        }
+    }
+    let text = |v: &ScalarValue| match v {
+        ScalarValue::Str(s) => s.to_string(),
+        other => other.to_string(),
+    };
+    let need = |k: &str| root.get(k).map(text);
+    let mut extra = BTreeMap::new();
+    for (k, v) in &root {
+        if !ENVELOPE_KEYS.contains(&k.as_str()) {
+            let json = match to_field(v) {
+                Some(f) => serde_json::to_value(f).ok()?,
+                None => serde_json::Value::String(v.to_string()),
+            };
+            extra.insert(k.clone(), json);
+        }
+    }
+    Some(RecordView {
+        id: need("id")?,
+        case: need("case")?,
+        record_type: need("type")?,
+        fields,
+        originator: need("originator")?,
+        created: need("created")?,
+        updated: need("updated")?,
+        grading: need("grading"),
+        releasable_to,
+        extra,
+    })
+}
+
 /// Reads the record's current view out of its document.
 pub fn view(doc: &AutoCommit) -> Result<RecordView, SchemaError> {
     let need = |k: &'static str| -> Result<String, SchemaError> {
@@ -417,5 +515,69 @@ mod tests {
             serde_json::json!("from a newer node")
         );
         assert!(!v.fields.contains_key("name"));
+    }
+
+    /// The fast view of a first change is the document's view, for every shape
+    /// it accepts; for any other shape it declines.
+    #[test]
+    fn the_view_of_a_first_change_is_the_documents_view() {
+        let actor = actor_for(&[3; 32]);
+        let check = |change: &Change| {
+            let slow = view(&from_changes(vec![change.clone()], actor.clone()).unwrap());
+            let fast = view_of_first_change(change);
+            if let Some(fast) = &fast {
+                assert_eq!(Some(fast), slow.as_ref().ok(), "{slow:?}");
+            }
+            fast
+        };
+        let shapes: Vec<RecordInput> = vec![
+            person("Ștefan Țăranu"),
+            RecordInput {
+                record_type: RecordType::Note,
+                fields: [
+                    ("text".to_string(), FieldValue::Str(String::new())),
+                    ("n".to_string(), FieldValue::Int(-7)),
+                    ("f".to_string(), FieldValue::Float(1.5)),
+                    ("b".to_string(), FieldValue::Bool(true)),
+                ]
+                .into(),
+                grading: None,
+                releasable_to: ReleasableTo(vec![]),
+            },
+            RecordInput {
+                releasable_to: ReleasableTo((0..30).map(|i| format!("C{i}")).collect()),
+                ..person("many")
+            },
+        ];
+        for input in &shapes {
+            let (_, bytes, built) = new_record(actor.clone(), &env(), input, 5).unwrap();
+            let fast = check(&parse_change(&bytes).unwrap()).expect("plain shape is read");
+            assert_eq!(fast, built);
+        }
+        // An unknown scalar key is read into `extra`.
+        let mut d = AutoCommit::new().with_actor(actor.clone());
+        for k in ["id", "type", "case", "originator", "created", "updated"] {
+            d.put(ROOT, k, format!("v-{k}")).unwrap();
+        }
+        d.put(ROOT, "future", 42).unwrap();
+        d.commit();
+        let c = d.get_last_local_change().unwrap().clone();
+        assert_eq!(check(&c).unwrap().extra["future"], serde_json::json!(42));
+        // Shapes it declines: a key written twice, a nested unknown object, a
+        // later change.
+        let mut d = AutoCommit::new().with_actor(actor.clone());
+        d.put(ROOT, "id", "a").unwrap();
+        d.put(ROOT, "id", "b").unwrap();
+        d.commit();
+        assert!(check(&d.get_last_local_change().unwrap().clone()).is_none());
+        let mut d = AutoCommit::new().with_actor(actor.clone());
+        let m = d.put_object(ROOT, "future", ObjType::Map).unwrap();
+        d.put(&m, "x", 1).unwrap();
+        d.commit();
+        assert!(check(&d.get_last_local_change().unwrap().clone()).is_none());
+        let (mut doc, _, _) = new_record(actor.clone(), &env(), &person("x"), 1).unwrap();
+        doc.put(ROOT, "updated", "later").unwrap();
+        doc.commit();
+        assert!(view_of_first_change(&doc.get_last_local_change().unwrap().clone()).is_none());
     }
 }

@@ -269,3 +269,38 @@ fn a_case_never_reaches_a_non_member_and_strangers_are_refused() {
             .contains(&format!("refused incoming connection from {spid}"))
     });
 }
+
+#[test]
+fn the_registry_reaches_nodes_that_share_no_case() {
+    let t = TestDir::new("net_registry");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // A enrolls a new node after B joined; A and B share no case.
+    let d = t.node("europol");
+    d.init("europol", "Europol", "NL");
+    let token = a.cmd(&["federation", "invite", &card_of(&d)]).ok();
+    d.cmd(&["federation", "join", token.trim()]).ok();
+    let dpid = peer_of(&d);
+    let b_knows_d = || {
+        b.json(&["trust", "list"])["nodes"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().any(|n| n["peer_id"] == dpid.as_str()))
+    };
+    assert!(!b_knows_d(), "B cannot know D before any sync");
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    eventually(
+        30,
+        "the enrollment reaches B through sync with A",
+        b_knows_d,
+    );
+    // B now lets D in: D syncs with B directly.
+    let out = d
+        .cmd(&["sync", "--once", "--peer", &sb.addr, "--timeout", "20"])
+        .ok();
+    assert!(out.contains("received 0 entries"), "{out}");
+    assert!(
+        !sb.log()
+            .contains(&format!("refused incoming connection from {dpid}"))
+    );
+}

@@ -33,10 +33,21 @@ pub struct LogHave {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SyncRequest {
-    /// "This is what I hold; send me what I lack of our shared cases."
+    /// "Here is the digest of what I hold of the registry and our shared cases;
+    /// is yours the same?" The first message of an anti-entropy round: when
+    /// peers are in sync it is the whole round.
+    Digest {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        digest: Vec<u8>,
+    },
+    /// "This is what I hold; send me what I lack of our shared cases and of the
+    /// registry."
     Pull {
         #[serde(with = "serde_bytes")]
         federation: Vec<u8>,
+        registry_ops: u32,
         have: Vec<CaseHave>,
     },
     /// Items the sender computed the receiver lacks (an encoded bundle body).
@@ -56,8 +67,11 @@ pub enum SyncResponse {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
         more: bool,
+        registry_ops: u32,
         have: Vec<CaseHave>,
     },
+    /// The answer to a digest: whether the responder's digest is the same.
+    Digest { same: bool },
     /// A delivery was ingested: how many entries were new.
     Accepted { entries: u64, rejected: u64 },
     /// The request was refused; nothing was sent or stored.

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("001_initial.sql"),
     include_str!("002_registry.sql"),
     include_str!("003_peers.sql"),
+    include_str!("004_indexes.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,22 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// Runs `f` inside a savepoint of the caller's transaction: what `f` wrote is
+/// kept if it returns `Ok` and undone if it returns `Err`, so one refused item of
+/// a batch leaves no trace while the rest of the batch commits.
+pub fn savepoint<T, E>(
+    c: &Connection,
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> Result<std::result::Result<T, E>> {
+    c.execute_batch("SAVEPOINT item")?;
+    let r = f();
+    match &r {
+        Ok(_) => c.execute_batch("RELEASE item")?,
+        Err(_) => c.execute_batch("ROLLBACK TO item; RELEASE item")?,
+    }
+    Ok(r)
 }
 
 fn hash_of(v: Vec<u8>) -> Hash {
@@ -262,6 +279,15 @@ pub fn control_ops(c: &Connection, case_ref: i64) -> Result<Vec<StoredOp>> {
         c.prepare("SELECT id, hash, bytes FROM control_ops WHERE case_ref = ?1 ORDER BY id")?;
     let rows = s
         .query_map([case_ref], |r| stored_op(r, 0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The hashes of a case's control operations, in the order they were stored.
+pub fn control_op_hashes(c: &Connection, case_ref: i64) -> Result<Vec<Hash>> {
+    let mut s = c.prepare_cached("SELECT hash FROM control_ops WHERE case_ref = ?1 ORDER BY id")?;
+    let rows = s
+        .query_map([case_ref], |r| Ok(hash_of(r.get(0)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
