@@ -88,7 +88,12 @@ pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
                 st.name
             )));
         }
-        ingest::ingest(node, tx, &opened.body)
+        ingest::ingest(
+            node,
+            tx,
+            &opened.body,
+            &format!("bundle from {}", sender.peer_id()),
+        )
     })?;
     Ok((sender, report))
 }

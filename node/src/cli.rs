@@ -144,6 +144,18 @@ pub enum TrustCommand {
     /// Enrolled nodes: PeerId, name, organisation, country, admin?, active|revoked
     #[command(after_help = "Example:\n  casesync trust list --json")]
     List,
+    /// Revoke an enrolled node (admin only; final): every node that learns it
+    /// closes and refuses connections from it and sends it nothing more
+    #[command(
+        after_help = "The statement reaches every enrolled node by sync. Cases the node was a member of keep what it wrote before; its leads remove it from each case with a cut.\n\nExample:\n  casesync trust revoke 12D3KooW... --reason \"laptop seized 2026-11-26\""
+    )]
+    Revoke {
+        /// The PeerId of the node to revoke (see `casesync trust list`)
+        peer_id: String,
+        /// Why; recorded in the signed statement
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

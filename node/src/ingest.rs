@@ -1,9 +1,12 @@
-//! Ingest: items written by other nodes (from a bundle now, from the network
-//! with sync) go through the same checks before anything is stored:
-//! signature first, then authority (a member allowed to write, under an epoch of
-//! the case), then the author's hash chain and the entry's view (everything it
-//! built on must be here), and only then are its changes materialized.
-//! An item that fails is named in the report and leaves no trace.
+//! Ingest: items written by other nodes (from the network or a bundle) go
+//! through the same checks before anything is stored: signature first, then
+//! authority (a member allowed to write, under an epoch of the case), then the
+//! author's hash chain and the entry's view (everything it built on must be
+//! here), and only then are its changes materialized.
+//! An item that fails is named in the report and leaves no trace. An entry that
+//! passes the first two checks but arrived before what it builds on waits in
+//! `waiting_entries` (bounded per source) and is retried whenever its case is
+//! ingested again: entries may arrive in any order.
 
 use casesync_crypto::Hash;
 use casesync_schema::bundle::{BundleBody, CaseItems};
@@ -27,6 +30,11 @@ use crate::{Node, NodeError, Result, log, store};
 /// ingest holds however large the batch.
 const PREPARE_BYTES: usize = 1 << 20;
 
+/// Bounds on the entries one source may leave waiting for what they build on:
+/// enough for any honest reordering, too little to fill a disk.
+const MAX_WAITING_PER_SOURCE: u64 = 10_000;
+const MAX_WAITING_BYTES_PER_SOURCE: u64 = 64 << 20;
+
 #[derive(Debug, Default, serde::Serialize)]
 pub struct IngestReport {
     pub registry_ops: usize,
@@ -35,16 +43,25 @@ pub struct IngestReport {
     pub duplicates: usize,
     pub records_created: usize,
     pub records_updated: usize,
+    /// Entries kept until what they build on arrives.
+    pub waiting: usize,
     /// Items refused, each with its reason.
     pub rejected: Vec<String>,
 }
 
 /// Ingests a bundle's items inside the caller's write transaction.
-pub fn ingest(node: &Node, conn: &Connection, body: &BundleBody) -> Result<IngestReport> {
+/// `source` names the sender (a PeerId, or the bundle's sender) for the bounds
+/// on what may wait.
+pub fn ingest(
+    node: &Node,
+    conn: &Connection,
+    body: &BundleBody,
+    source: &str,
+) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     ingest_registry(conn, &body.registry_ops, &mut report)?;
     for items in &body.cases {
-        ingest_case(node, conn, items, &mut report)?;
+        ingest_case(node, conn, items, source, &mut report)?;
     }
     Ok(report)
 }
@@ -85,6 +102,7 @@ fn ingest_case(
     node: &Node,
     conn: &Connection,
     items: &CaseItems,
+    source: &str,
     report: &mut IngestReport,
 ) -> Result<()> {
     let case_id = items.case;
@@ -166,14 +184,22 @@ fn ingest_case(
         .par_iter()
         .map(|b| LogEntry::decode_verified(b))
         .collect();
-    let mut verified = Vec::with_capacity(decoded.len());
+    // Each entry with its row in `waiting_entries` if it was waiting there.
+    let mut verified: Vec<(LogEntry, Option<i64>)> = Vec::with_capacity(decoded.len());
     for d in decoded {
         match d {
             Err(e) => report.rejected.push(format!("case {case_id}: entry: {e}")),
             Ok(e) if e.header.case != case_id => report
                 .rejected
                 .push(format!("case {case_id}: entry filed under another case")),
-            Ok(e) => verified.push(e),
+            Ok(e) => verified.push((e, None)),
+        }
+    }
+    // Entries that arrived earlier than what they build on get another chance.
+    for (row, bytes) in store::waiting_in_case(conn, case_ref)? {
+        match LogEntry::decode_verified(&bytes) {
+            Ok(e) if e.header.case == case_id => verified.push((e, Some(row))),
+            _ => store::delete_waiting(conn, row)?,
         }
     }
     // Then, chunk by chunk (bounded memory), the work that needs no store, also
@@ -181,11 +207,11 @@ fn ingest_case(
     // creating change makes. Then, in log order, the checks against the store and
     // the writes. Entries whose predecessor or view is not here yet wait for the
     // next pass; passes go on while they make progress.
-    let keys = epoch_keys(node, conn, &case, &verified);
+    let keys = epoch_keys(node, conn, &case, verified.iter().map(|(e, _)| e));
     let storage = &node.storage;
     let actor = crate::records::actor(node);
     let mut pending = verified;
-    pending.sort_by_key(|e| (e.header.author, e.header.seq));
+    pending.sort_by_key(|(e, _)| (e.header.author, e.header.seq));
     loop {
         let mut progressed = false;
         let mut waiting = Vec::new();
@@ -193,18 +219,31 @@ fn ingest_case(
         while rest.peek().is_some() {
             let mut chunk = Vec::new();
             let mut size = 0;
-            while let Some(e) =
-                rest.next_if(|e| chunk.is_empty() || size + e.bytes().len() <= PREPARE_BYTES)
+            while let Some(item) =
+                rest.next_if(|(e, _)| chunk.is_empty() || size + e.bytes().len() <= PREPARE_BYTES)
             {
-                size += e.bytes().len();
-                chunk.push(e);
+                size += item.0.bytes().len();
+                chunk.push(item);
             }
             let prepared: Vec<Prepared> = chunk
                 .par_iter()
-                .map(|e| prepare(storage, &actor, &case, &keys, e))
+                .map(|(e, _)| prepare(storage, &actor, &case, &keys, e))
                 .collect();
-            for (e, prepared) in chunk.into_iter().zip(prepared) {
-                match readiness(conn, case_ref, &e)? {
+            for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
+                let ready = match readiness(conn, case_ref, &e)? {
+                    // What cannot be applied whatever arrives is refused now.
+                    Ready::Wait => match &prepared {
+                        Err(reason) => Ready::Conflict(reason.clone()),
+                        Ok(_) => Ready::Wait,
+                    },
+                    r => r,
+                };
+                if !matches!(ready, Ready::Wait)
+                    && let Some(row) = row
+                {
+                    store::delete_waiting(conn, row)?;
+                }
+                match ready {
                     Ready::Duplicate => {
                         report.duplicates += 1;
                         progressed = true;
@@ -212,7 +251,7 @@ fn ingest_case(
                     Ready::Conflict(reason) => report
                         .rejected
                         .push(format!("entry {}: {reason}", name(&case_id, &e))),
-                    Ready::Wait => waiting.push(e),
+                    Ready::Wait => waiting.push((e, row)),
                     Ready::Yes => {
                         progressed = true;
                         match store::savepoint(conn, || {
@@ -236,11 +275,24 @@ fn ingest_case(
             break;
         }
     }
-    for e in pending {
-        report.rejected.push(format!(
-            "entry {}: waits for entries it builds on that this node does not hold",
-            name(&case_id, &e)
-        ));
+    // What still waits is kept (within bounds per source) until the gap is filled.
+    for (e, row) in pending {
+        if row.is_some() {
+            continue;
+        }
+        let (count, bytes) = store::waiting_from(conn, source)?;
+        if count >= MAX_WAITING_PER_SOURCE
+            || bytes + e.bytes().len() as u64 > MAX_WAITING_BYTES_PER_SOURCE
+        {
+            report.rejected.push(format!(
+                "entry {}: builds on entries this node does not hold, and {source} already has {count} entries waiting ({bytes} bytes); not kept",
+                name(&case_id, &e)
+            ));
+            continue;
+        }
+        if store::insert_waiting(conn, case_ref, &e.hash(), e.bytes(), source)? {
+            report.waiting += 1;
+        }
     }
     Ok(())
 }
@@ -297,11 +349,11 @@ fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
 /// The keys of the epochs `entries` name, read from the store once per batch so
 /// that opening payloads needs no store. An epoch this node cannot open maps to
 /// the reason, which every entry under it reports.
-fn epoch_keys(
+fn epoch_keys<'a>(
     node: &Node,
     conn: &Connection,
     case: &Case,
-    entries: &[LogEntry],
+    entries: impl Iterator<Item = &'a LogEntry>,
 ) -> HashMap<Hash, std::result::Result<SymmetricKey, String>> {
     let mut keys = HashMap::new();
     for e in entries {

@@ -168,6 +168,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             print_trust(&cli, &st)?;
         }
+        Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
+            let node = unlock(&cli)?;
+            let n = trust::revoke(&node, peer_id, reason)?;
+            if cli.json {
+                print_json(
+                    &json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked", "reason": reason.trim()}),
+                )?;
+            } else {
+                println!(
+                    "revoked {} ({}); the statement reaches the other nodes by sync",
+                    n.card.name,
+                    n.card.peer_id()
+                );
+            }
+        }
         Command::Case(cmd) => return case_command(&cli, cmd),
         Command::Bundle(cmd) => return bundle_command(&cli, cmd),
         Command::Serve {
@@ -292,7 +307,8 @@ fn print_trust(cli: &Cli, st: &casesync_schema::registry::RegistryState) -> Resu
         .values()
         .map(|n| {
             json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
-                   "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" }})
+                   "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
+                   "revocation_reason": n.revocation.as_ref().map(|(r, _)| r)})
         })
         .collect();
     if cli.json {
@@ -540,7 +556,7 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                     println!("rejected {x}");
                 }
                 println!(
-                    "from {} ({}): {} entries, {} control operations, {} registry statements; {} records new, {} updated; {} already held, {} rejected",
+                    "from {} ({}): {} entries, {} control operations, {} registry statements; {} records new, {} updated; {} already held, {} waiting for entries they build on, {} rejected",
                     sender.name,
                     sender.peer_id(),
                     r.entries,
@@ -549,6 +565,7 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                     r.records_created,
                     r.records_updated,
                     r.duplicates,
+                    r.waiting,
                     r.rejected.len()
                 );
             }

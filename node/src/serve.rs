@@ -59,19 +59,28 @@ fn federation_and_peer(node: &Node, peer: &PeerId) -> Result<(Vec<u8>, Option<[u
     Ok((st.federation.0.to_vec(), key))
 }
 
-fn allowed_peers(node: &Node) -> Result<Vec<PeerId>> {
+/// The peers that may connect (enrolled and active, not this node) and those
+/// that never may again (revoked).
+fn allowed_peers(node: &Node) -> Result<(Vec<PeerId>, Vec<PeerId>)> {
     let me = node.card.peer_id();
     let Some(st) = trust::load(node.store.conn())? else {
-        return Ok(vec![]);
+        return Ok((vec![], vec![]));
     };
-    Ok(st
-        .nodes
-        .values()
-        .filter(|n| !n.revoked)
-        .map(|n| n.card.peer_id())
-        .filter(|p| *p != me)
-        .filter_map(|p| p.parse().ok())
-        .collect())
+    let (mut allowed, mut revoked) = (Vec::new(), Vec::new());
+    for n in st.nodes.values() {
+        let p = n.card.peer_id();
+        if p == me {
+            continue;
+        }
+        if let Ok(id) = p.parse::<PeerId>() {
+            if n.revoked {
+                revoked.push(id);
+            } else {
+                allowed.push(id);
+            }
+        }
+    }
+    Ok((allowed, revoked))
 }
 
 /// Answers one request from `peer` (already connected, so enrolled).
@@ -140,7 +149,9 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
                 });
             }
             let body = BundleBody::decode(&body)?;
-            let r = node.store.write(|tx| ingest::ingest(node, tx, &body))?;
+            let r = node
+                .store
+                .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
             for x in &r.rejected {
                 log(format!("rejected from {peer}: {x}"));
             }
@@ -210,7 +221,9 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
                 have,
             } => {
                 let body = BundleBody::decode(&body)?;
-                let r = node.store.write(|tx| ingest::ingest(node, tx, &body))?;
+                let r = node
+                    .store
+                    .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
                 for x in &r.rejected {
                     log(format!("rejected from {peer}: {x}"));
                 }
@@ -286,7 +299,10 @@ pub async fn run(
     let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
         .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
     tokio::task::spawn_local(event_loop.run());
-    client.allow(allowed_peers(&node)?).await;
+    {
+        let (allowed, revoked) = allowed_peers(&node)?;
+        client.allow(allowed, revoked).await;
+    }
     let me = node.card.peer_id();
     for addr in &opts.listen {
         client
@@ -370,101 +386,107 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
-            _ = &mut deadline, if opts.once => break,
-            Some(ev) = events.recv() => match ev {
-                Event::Listening(a) => {
-                    println!("listening on {a}/p2p/{me}");
-                }
-                Event::Connected(p) => {
-                    if federation_and_peer(&node, &p)?.1.is_none() {
-                        log(format!("connected to {p}, which is not enrolled: it gets nothing"));
-                    } else {
-                        connected.insert(p);
-                        if !opts.once || expected.contains(&p) {
-                            start_exchange(p, !opts.once)?;
+                _ = &mut shutdown => break,
+                _ = &mut deadline, if opts.once => break,
+                Some(ev) = events.recv() => match ev {
+                    Event::Listening(a) => {
+                        println!("listening on {a}/p2p/{me}");
+                    }
+                    Event::Connected(p) => {
+                        if federation_and_peer(&node, &p)?.1.is_none() {
+                            log(format!("connected to {p}, which is not enrolled: it gets nothing"));
+                        } else {
+                            connected.insert(p);
+                            if !opts.once || expected.contains(&p) {
+                                start_exchange(p, !opts.once)?;
+                            }
                         }
                     }
-                }
-                Event::Disconnected(p) => {
-                    connected.remove(&p);
-                }
-                Event::Inbound { peer, request, channel } => {
-                    let response = answer(&node, &peer, request);
-                    let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
-                    client.respond(channel, response).await;
-                    if fresh {
-                        // Relay at once what a peer delivered (a line of nodes must
-                        // not wait a push tick at every hop).
-                        marker = store::change_marker(node.store.conn())?;
-                        for p in connected.iter().filter(|p| **p != peer) {
-                            start_exchange(*p, false)?;
+                    Event::Disconnected(p) => {
+                        connected.remove(&p);
+                    }
+                    Event::Inbound { peer, request, channel } => {
+                        let response = answer(&node, &peer, request);
+                        let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
+                        client.respond(channel, response).await;
+                        if fresh {
+                            // Relay at once what a peer delivered (a line of nodes must
+                            // not wait a push tick at every hop).
+                            marker = store::change_marker(node.store.conn())?;
+                            for p in connected.iter().filter(|p| **p != peer) {
+                                start_exchange(*p, false)?;
+                            }
                         }
                     }
-                }
-                Event::Refused(msg) => log(msg),
-            },
-            Some(x) = done_rx.recv() => {
-                let p: Option<PeerId> = x.peer.parse().ok();
-                if let Some(p) = p {
-                    in_flight.borrow_mut().remove(&p);
-                    let rerun = again.borrow_mut().remove(&p);
-                    if let Some(probe) = rerun && connected.contains(&p) {
-                        start_exchange(p, probe)?;
-                    }
-                    if x.received > 0 && !opts.once {
-                        // Relay at once what was pulled from `p`.
-                        marker = store::change_marker(node.store.conn())?;
-                        for q in connected.iter().filter(|q| **q != p) {
-                            start_exchange(*q, false)?;
+                    Event::Refused(msg) => log(msg),
+                },
+                Some(x) = done_rx.recv() => {
+                    let p: Option<PeerId> = x.peer.parse().ok();
+                    if let Some(p) = p {
+                        in_flight.borrow_mut().remove(&p);
+                        let rerun = again.borrow_mut().remove(&p);
+                        if let Some(probe) = rerun && connected.contains(&p) {
+                            start_exchange(p, probe)?;
                         }
+                        if x.received > 0 && !opts.once {
+                            // Relay at once what was pulled from `p`.
+                            marker = store::change_marker(node.store.conn())?;
+                            for q in connected.iter().filter(|q| **q != p) {
+                                start_exchange(*q, false)?;
+                            }
+                        }
+                        // `sync --once` prints its results itself; a peer that went
+                        // away explains its own failed exchange.
+                        match &x.error {
+                            Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
+                            None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
+                            _ => {}
+                        }
+                        results.insert(p, x);
                     }
-                    // `sync --once` prints its results itself; a peer that went
-                    // away explains its own failed exchange.
-                    match &x.error {
-                        Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
-                        None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
-                        _ => {}
-                    }
-                    results.insert(p, x);
-                }
-                if opts.once && !expected.is_empty() && expected.iter().all(|p| results.contains_key(p)) {
-                    break;
-                }
-            }
-            _ = push_tick.tick(), if !opts.once => {
-                // Writes by this or another process on the same data dir: push now.
-                let now = store::change_marker(node.store.conn())?;
-                if now != marker {
-                    if now.2 != marker.2 {
-                        // New registry statements: nodes enrolled or revoked.
-                        client.allow(allowed_peers(&node)?).await;
-                    }
-                    marker = now;
-                    for p in connected.clone() {
-                        start_exchange(p, false)?;
+                    if opts.once && !expected.is_empty() && expected.iter().all(|p| results.contains_key(p)) {
+                        break;
                     }
                 }
-            }
-            _ = entropy_tick.tick(), if !opts.once => {
-                client.allow(allowed_peers(&node)?).await;
-                for p in connected.clone() {
-                    start_exchange(p, true)?;
-                }
-            }
-            _ = redial_tick.tick() => {
-                for a in &dial {
-                    let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
-                    if !known {
-                        let c = client.clone();
-                        let a = a.clone();
-                        tokio::task::spawn_local(async move {
-                            let _ = c.dial(a).await;
-                        });
-                    }
-                }
-            }
+                _ = push_tick.tick(), if !opts.once => {
+                    // Writes by this or another process on the same data dir: push now.
+                    let now = store::change_marker(node.store.conn())?;
+                    if now != marker {
+                        if now.2 != marker.2 {
+                            // New registry statements: nodes enrolled or revoked.
+                            {
+            let (allowed, revoked) = allowed_peers(&node)?;
+            client.allow(allowed, revoked).await;
         }
+                        }
+                        marker = now;
+                        for p in connected.clone() {
+                            start_exchange(p, false)?;
+                        }
+                    }
+                }
+                _ = entropy_tick.tick(), if !opts.once => {
+                    {
+            let (allowed, revoked) = allowed_peers(&node)?;
+            client.allow(allowed, revoked).await;
+        }
+                    for p in connected.clone() {
+                        start_exchange(p, true)?;
+                    }
+                }
+                _ = redial_tick.tick() => {
+                    for a in &dial {
+                        let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
+                        if !known {
+                            let c = client.clone();
+                            let a = a.clone();
+                            tokio::task::spawn_local(async move {
+                                let _ = c.dial(a).await;
+                            });
+                        }
+                    }
+                }
+            }
     }
     Ok(results.into_values().collect())
 }

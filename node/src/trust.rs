@@ -6,7 +6,7 @@
 
 use casesync_crypto::Hash;
 use casesync_schema::NodeCard;
-use casesync_schema::registry::{self, RegistryBody, RegistryOp, RegistryState};
+use casesync_schema::registry::{self, Enrolled, RegistryBody, RegistryOp, RegistryState};
 use rusqlite::Connection;
 
 use crate::{Node, NodeError, Result, store};
@@ -103,6 +103,60 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
             .map(|o| RegistryOp::decode_verified(&o.bytes))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(registry::encode_token(&all))
+    })
+}
+
+/// Revokes an enrolled node (admin only, final). Every node that learns the
+/// statement closes and refuses connections from it and sends it nothing more.
+pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(NodeError::Refused(
+            "give the reason for the revocation with --reason TEXT".into(),
+        ));
+    }
+    node.store.write(|tx| -> Result<Enrolled> {
+        let st = load(tx)?
+            .ok_or_else(|| NodeError::Refused("this node belongs to no federation".into()))?;
+        if !st.is_admin(&node.keys.public().ed25519) {
+            return Err(NodeError::Refused(
+                "only a federation admin can revoke nodes".into(),
+            ));
+        }
+        let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {
+            NodeError::Refused(format!(
+                "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
+                crate::cases::short(peer_id),
+                st.name
+            ))
+        })?;
+        if target.revoked {
+            return Err(NodeError::Refused(format!(
+                "{} ({}) is already revoked",
+                target.card.name,
+                target.card.peer_id()
+            )));
+        }
+        let id = target.card.identity.ed25519;
+        let (ms, _) = crate::clock::now();
+        let op = RegistryOp::create(
+            &node.keys,
+            st.federation,
+            st.heads.clone(),
+            ms,
+            RegistryBody::Revoke {
+                node: id,
+                reason: reason.to_string(),
+            },
+        )?;
+        store::insert_registry_op(tx, &op.hash(), op.bytes())?;
+        let st =
+            load(tx)?.ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
+        st.nodes
+            .get(&id)
+            .filter(|n| n.revoked)
+            .cloned()
+            .ok_or_else(|| NodeError::Integrity("the revocation did not take effect".into()))
     })
 }
 

@@ -1,11 +1,22 @@
-//! Authority graphs (DESIGN.md): the one deterministic order in which a set of
-//! signed operations is folded into state. Used by case control logs and the
-//! federation trust registry alike.
+//! Authority graphs (DESIGN.md): one pure resolution of a set of signed
+//! operations into state, used by case control logs and the federation trust
+//! registry alike.
 //!
-//! Operations name their parents (the operations their author had seen). An
-//! operation is applied only once all its parents are present and applied or
-//! rejected; ready operations are taken in hash order, so the same set gives the
-//! same order, and so the same state, on every node whatever the arrival order.
+//! Operations name their parents (the operations their author had seen), so
+//! they form a DAG. The rules:
+//! - An operation is *authorized* if its author had the authority for it in the
+//!   state of its own causal past (its ancestors), not in whatever the resolving
+//!   node knows now.
+//! - Removal wins: an operation by X that is concurrent with (neither before nor
+//!   after) an authorized operation removing X is discarded. Removals themselves
+//!   are never discarded this way, so two leads (or admins) that remove each
+//!   other concurrently are both removed.
+//! - State is the fold of the operations that are authorized and not discarded,
+//!   in one deterministic topological order: parents first, ties by hash.
+//!
+//! An operation whose parents are not all present is left out, as are its
+//! descendants. The same set of operations gives the same state on every node
+//! in any arrival order (property-tested in `control`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -18,24 +29,60 @@ use crate::codec::{Reader, Writer};
 pub trait AuthorityOp {
     fn op_hash(&self) -> Hash;
     fn op_parents(&self) -> &[Hash];
+    /// The node that signed the operation.
+    fn op_author(&self) -> [u8; 32];
+    /// The node this operation removes (a member removal, a revocation), if any.
+    fn op_removes(&self) -> Option<[u8; 32]>;
 }
 
-/// The outcome of a fold.
+/// How a state is built from operations: whether an operation is authorized in
+/// a given state (`None` before the genesis), and its effect once it is.
+pub trait Rules {
+    type Op: AuthorityOp;
+    type State;
+    fn authorize(&self, state: Option<&Self::State>, op: &Self::Op) -> Result<(), String>;
+    /// The effect of an operation that is authorized and not discarded; only a
+    /// genesis sees `None`. Effects must tolerate concurrent effects already
+    /// applied (e.g. a key wrap for a member removed meanwhile is ignored).
+    fn apply(&self, state: &mut Option<Self::State>, op: &Self::Op);
+}
+
+/// The outcome of a resolution.
 #[derive(Debug, Default)]
 pub struct Folded {
     /// Operations that took effect, in fold order.
     pub applied: Vec<Hash>,
-    /// Operations that were well-formed but not authorized, with the reason.
+    /// Operations that were well-formed but took no effect, with the reason.
     pub rejected: Vec<(Hash, String)>,
     /// Applied operations no applied operation names as parent: the parents of
     /// the next operation written.
     pub heads: Vec<Hash>,
 }
 
-/// Folds `ops` in deterministic topological order, calling `apply` on each; an
-/// `Err(reason)` rejects that operation (it has no effect). Operations with a
-/// parent that is not in `ops` are left out, as are their descendants.
-pub fn fold<O: AuthorityOp>(ops: &[&O], mut apply: impl FnMut(&O) -> Result<(), String>) -> Folded {
+/// A set of positions in the topological order.
+#[derive(Clone)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn has(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn union(&mut self, o: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            *a |= b;
+        }
+    }
+}
+
+/// The deterministic topological order of `ops` (parents first, ties by hash),
+/// leaving out operations with a missing parent and their descendants.
+fn topological<'a, O: AuthorityOp>(ops: &[&'a O]) -> Vec<&'a O> {
     let by_hash: HashMap<Hash, &O> = ops.iter().map(|o| (o.op_hash(), *o)).collect();
     let mut waiting: HashMap<Hash, usize> = HashMap::new();
     let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
@@ -52,13 +99,10 @@ pub fn fold<O: AuthorityOp>(ops: &[&O], mut apply: impl FnMut(&O) -> Result<(), 
             ready.push(Reverse(*h));
         }
     }
-    let mut out = Folded::default();
+    let mut order = Vec::with_capacity(by_hash.len());
     while let Some(Reverse(h)) = ready.pop() {
         let Some(op) = by_hash.get(&h) else { continue };
-        match apply(op) {
-            Ok(()) => out.applied.push(h),
-            Err(reason) => out.rejected.push((h, reason)),
-        }
+        order.push(*op);
         for c in children.get(&h).into_iter().flatten() {
             if let Some(n) = waiting.get_mut(c) {
                 *n -= 1;
@@ -68,10 +112,85 @@ pub fn fold<O: AuthorityOp>(ops: &[&O], mut apply: impl FnMut(&O) -> Result<(), 
             }
         }
     }
-    let referenced: BTreeSet<Hash> = out
-        .applied
+    order
+}
+
+/// Resolves `ops` under `rules` into a state (`None` if no genesis took effect).
+pub fn resolve<R: Rules>(rules: &R, ops: &[&R::Op]) -> (Option<R::State>, Folded) {
+    let order = topological(ops);
+    let n = order.len();
+    let pos: HashMap<Hash, usize> = order
         .iter()
-        .filter_map(|h| by_hash.get(h))
+        .enumerate()
+        .map(|(i, o)| (o.op_hash(), i))
+        .collect();
+    // Strict ancestors of each operation, by position.
+    let mut anc: Vec<Bits> = Vec::with_capacity(n);
+    for op in &order {
+        let mut a = Bits::new(n);
+        for p in op.op_parents() {
+            if let Some(&j) = pos.get(p) {
+                a.set(j);
+                let pa = anc[j].clone();
+                a.union(&pa);
+            }
+        }
+        anc.push(a);
+    }
+    let mut authorized: Vec<Result<(), String>> = Vec::with_capacity(n);
+    // Authorized removals so far: (position, removed node).
+    let mut removals: Vec<(usize, [u8; 32])> = Vec::new();
+    // Whether op `j` is discarded within a set (given as a membership test):
+    // an authorized removal of its author in the set, concurrent with it.
+    let discarded = |j: usize,
+                     in_set: &dyn Fn(usize) -> bool,
+                     removals: &[(usize, [u8; 32])],
+                     anc: &[Bits]|
+     -> bool {
+        let op = order[j];
+        op.op_removes().is_none()
+            && removals.iter().any(|&(r, removed)| {
+                removed == op.op_author() && r != j && in_set(r) && !anc[j].has(r) && !anc[r].has(j)
+            })
+    };
+    for i in 0..n {
+        let mut state = None;
+        for j in 0..i {
+            if anc[i].has(j)
+                && authorized[j].is_ok()
+                && !discarded(j, &|r| anc[i].has(r), &removals, &anc)
+            {
+                rules.apply(&mut state, order[j]);
+            }
+        }
+        let verdict = rules.authorize(state.as_ref(), order[i]);
+        if verdict.is_ok()
+            && let Some(removed) = order[i].op_removes()
+        {
+            removals.push((i, removed));
+        }
+        authorized.push(verdict);
+    }
+    let mut out = Folded::default();
+    let mut state = None;
+    for (j, verdict) in authorized.into_iter().enumerate() {
+        let h = order[j].op_hash();
+        match verdict {
+            Err(reason) => out.rejected.push((h, reason)),
+            Ok(()) if discarded(j, &|_| true, &removals, &anc) => out.rejected.push((
+                h,
+                "its author was removed concurrently (removal wins)".into(),
+            )),
+            Ok(()) => {
+                rules.apply(&mut state, order[j]);
+                out.applied.push(h);
+            }
+        }
+    }
+    let applied: BTreeSet<Hash> = out.applied.iter().copied().collect();
+    let referenced: BTreeSet<Hash> = order
+        .iter()
+        .filter(|o| applied.contains(&o.op_hash()))
         .flat_map(|o| o.op_parents().iter().copied())
         .collect();
     let mut heads: Vec<Hash> = out
@@ -82,7 +201,7 @@ pub fn fold<O: AuthorityOp>(ops: &[&O], mut apply: impl FnMut(&O) -> Result<(), 
         .collect();
     heads.sort();
     out.heads = heads;
-    out
+    (state, out)
 }
 
 /// The header every authority operation starts with: version, scope (a case id
@@ -141,58 +260,121 @@ pub(crate) fn read_header<const S: usize>(
 mod tests {
     use super::*;
 
-    struct Op(Hash, Vec<Hash>);
+    /// A toy graph: members who may add and remove members.
+    struct Op {
+        hash: Hash,
+        parents: Vec<Hash>,
+        author: u8,
+        add: Option<u8>,
+        remove: Option<u8>,
+    }
     impl AuthorityOp for Op {
         fn op_hash(&self) -> Hash {
-            self.0
+            self.hash
         }
         fn op_parents(&self) -> &[Hash] {
-            &self.1
+            &self.parents
+        }
+        fn op_author(&self) -> [u8; 32] {
+            [self.author; 32]
+        }
+        fn op_removes(&self) -> Option<[u8; 32]> {
+            self.remove.map(|r| [r; 32])
+        }
+    }
+    struct Members;
+    impl Rules for Members {
+        type Op = Op;
+        type State = BTreeSet<u8>;
+        fn authorize(&self, st: Option<&BTreeSet<u8>>, op: &Op) -> Result<(), String> {
+            match st {
+                None if op.parents.is_empty() => Ok(()),
+                None => Err("before genesis".into()),
+                Some(s) if s.contains(&op.author) => Ok(()),
+                Some(_) => Err("not a member".into()),
+            }
+        }
+        fn apply(&self, st: &mut Option<BTreeSet<u8>>, op: &Op) {
+            let s = st.get_or_insert_with(|| [op.author].into());
+            if let Some(a) = op.add {
+                s.insert(a);
+            }
+            if let Some(r) = op.remove {
+                s.remove(&r);
+            }
         }
     }
 
     fn h(b: u8) -> Hash {
         Hash([b; 32])
     }
-
-    #[test]
-    fn order_is_the_same_for_any_arrival_order_and_parents_come_first() {
-        let ops = [
-            Op(h(9), vec![]),
-            Op(h(3), vec![h(9)]),
-            Op(h(5), vec![h(9)]),
-            Op(h(1), vec![h(3), h(5)]),
-            Op(h(7), vec![h(42)]),
-        ];
-        let mut seen = Vec::new();
-        let refs: Vec<&Op> = ops.iter().collect();
-        let a = fold(&refs, |o| {
-            seen.push(o.0);
-            Ok(())
-        });
-        assert_eq!(
-            seen,
-            vec![h(9), h(3), h(5), h(1)],
-            "missing-parent op left out"
-        );
-        let rev: Vec<&Op> = ops.iter().rev().collect();
-        let b = fold(&rev, |_| Ok(()));
-        assert_eq!(a.applied, b.applied);
-        assert_eq!(a.heads, vec![h(1)]);
+    fn op(hash: u8, parents: &[u8], author: u8, add: Option<u8>, remove: Option<u8>) -> Op {
+        Op {
+            hash: h(hash),
+            parents: parents.iter().map(|p| h(*p)).collect(),
+            author,
+            add,
+            remove,
+        }
     }
 
     #[test]
-    fn rejected_ops_do_not_count_as_heads() {
-        let ops = [Op(h(9), vec![]), Op(h(3), vec![h(9)])];
+    fn order_is_the_same_for_any_arrival_order_and_missing_parents_are_left_out() {
+        let ops = [
+            op(9, &[], 1, Some(2), None),
+            op(3, &[9], 1, Some(3), None),
+            op(5, &[9], 2, Some(4), None),
+            op(1, &[3, 5], 3, Some(5), None),
+            op(7, &[42], 1, Some(6), None),
+        ];
         let refs: Vec<&Op> = ops.iter().collect();
-        let f = fold(&refs, |o| {
-            if o.0 == h(3) {
-                Err("no".into())
-            } else {
-                Ok(())
-            }
-        });
-        assert_eq!(f.heads, vec![h(9)]);
-        assert_eq!(f.rejected.len(), 1);
+        let (sa, a) = resolve(&Members, &refs);
+        assert_eq!(a.applied, vec![h(9), h(3), h(5), h(1)]);
+        let rev: Vec<&Op> = ops.iter().rev().collect();
+        let (sb, b) = resolve(&Members, &rev);
+        assert_eq!(a.applied, b.applied);
+        assert_eq!(sa, sb);
+        assert_eq!(a.heads, vec![h(1)]);
+        assert_eq!(sa.unwrap(), [1, 2, 3, 4, 5].into());
+    }
+
+    #[test]
+    fn authority_comes_from_the_causal_past_and_removal_wins() {
+        // 1 creates and adds 2; concurrently 1 removes 2 and 2 adds 3.
+        let ops = [
+            op(10, &[], 1, Some(2), None),
+            op(20, &[10], 1, None, Some(2)),
+            op(30, &[10], 2, Some(3), None),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        let (st, f) = resolve(&Members, &refs);
+        assert_eq!(st.unwrap(), [1].into(), "2's concurrent add is discarded");
+        assert!(
+            f.rejected
+                .iter()
+                .any(|(x, why)| *x == h(30) && why.contains("removal wins"))
+        );
+        // Mutual removal: both are removed.
+        let ops = [
+            op(10, &[], 1, Some(2), None),
+            op(20, &[10], 1, None, Some(2)),
+            op(30, &[10], 2, None, Some(1)),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        assert_eq!(resolve(&Members, &refs).0.unwrap(), BTreeSet::new());
+        // An operation after its author's removal (in its causal past) is not authorized.
+        let ops = [
+            op(10, &[], 1, Some(2), None),
+            op(20, &[10], 1, None, Some(2)),
+            op(30, &[20], 2, Some(3), None),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        let (st, f) = resolve(&Members, &refs);
+        assert_eq!(st.unwrap(), [1].into());
+        assert!(
+            f.rejected
+                .iter()
+                .any(|(x, why)| *x == h(30) && why == "not a member")
+        );
     }
 }

@@ -30,6 +30,8 @@ pub const MAX_PARENTS: usize = 256;
 pub const MAX_WRAPS: usize = 4096;
 pub const MAX_META_BYTES: usize = 64 * 1024;
 pub const MAX_OP_BYTES: usize = 1024 * 1024;
+/// Longest reason a removal may give.
+pub const MAX_REASON: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -103,6 +105,17 @@ pub enum ControlBody {
     },
     /// A new key epoch (rotation).
     KeyEpoch {
+        salt: [u8; 32],
+        wraps: Vec<KeyWrap>,
+    },
+    /// Removes a member: its content log is cut at `cut_seq` (the last of its
+    /// entries the remover accepts; `cut_hash` is that entry's hash, zero for
+    /// seq 0), and a new key epoch starts, wrapped to the remaining members only.
+    RemoveMember {
+        member: [u8; 32],
+        cut_seq: u64,
+        cut_hash: Hash,
+        reason: String,
         salt: [u8; 32],
         wraps: Vec<KeyWrap>,
     },
@@ -215,6 +228,28 @@ impl ControlOp {
                 w.raw(salt);
                 write_wraps(&mut w, wraps);
             }
+            ControlBody::RemoveMember {
+                member,
+                cut_seq,
+                cut_hash,
+                reason,
+                salt,
+                wraps,
+            } => {
+                if reason.len() > MAX_REASON {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("at most {MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(5);
+                w.raw(member);
+                w.u64(*cut_seq);
+                w.raw(cut_hash.as_bytes());
+                w.str(reason);
+                w.raw(salt);
+                write_wraps(&mut w, wraps);
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -272,6 +307,14 @@ impl ControlOp {
                 wraps: read_wraps(&mut r)?,
             },
             4 => ControlBody::KeyEpoch {
+                salt: r.array()?,
+                wraps: read_wraps(&mut r)?,
+            },
+            5 => ControlBody::RemoveMember {
+                member: r.array()?,
+                cut_seq: r.u64()?,
+                cut_hash: Hash(r.array()?),
+                reason: r.str(MAX_REASON)?.to_string(),
                 salt: r.array()?,
                 wraps: read_wraps(&mut r)?,
             },
@@ -355,12 +398,25 @@ pub struct EpochInfo {
     pub wraps: BTreeMap<[u8; 32], Vec<u8>>,
 }
 
+/// Where a removed member's content log ends for this case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub cut_seq: u64,
+    pub cut_hash: Hash,
+    pub reason: String,
+    /// The removing operation.
+    pub by: Hash,
+}
+
 /// A case as its control log defines it.
 #[derive(Clone, Debug)]
 pub struct CaseState {
     pub case: CaseId,
     pub sealed_meta: Vec<u8>,
     pub members: BTreeMap<[u8; 32], Member>,
+    /// Removed members and where their logs are cut (the smallest cut of
+    /// concurrent removals).
+    pub removed: BTreeMap<[u8; 32], Removal>,
     /// Key epochs in resolved order; the last is the newest.
     pub epochs: Vec<EpochInfo>,
     /// Operations with no successor: the parents of the next operation.
@@ -378,14 +434,13 @@ impl CaseState {
     }
 }
 
-/// Folds a case's control operations into its state. Pure and deterministic:
-/// operations are applied parents-first, ties broken by hash; an operation whose
-/// parents are not all present is left out; one whose author lacked the authority
-/// at that point is recorded in `rejected` and has no effect.
+/// Resolves a case's control operations into its state (the authority-graph
+/// rules of [`authority`]): pure and deterministic, the same operations give
+/// the same state in any order. Operations that took no effect are listed in
+/// `rejected` with the reason.
 pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError> {
     let mine: Vec<&ControlOp> = ops.iter().filter(|o| o.case == case).collect();
-    let mut state: Option<CaseState> = None;
-    let folded = authority::fold(&mine, |op| apply(&mut state, case, op));
+    let (state, folded) = authority::resolve(&CaseRules { case }, &mine);
     let mut state = state
         .ok_or_else(|| SchemaError::malformed("case control log", "no valid create operation"))?;
     state.heads = folded.heads;
@@ -400,93 +455,161 @@ impl authority::AuthorityOp for ControlOp {
     fn op_parents(&self) -> &[Hash] {
         &self.parents
     }
+    fn op_author(&self) -> [u8; 32] {
+        self.author
+    }
+    fn op_removes(&self) -> Option<[u8; 32]> {
+        match &self.body {
+            ControlBody::RemoveMember { member, .. } => Some(*member),
+            _ => None,
+        }
+    }
 }
 
-fn apply(state: &mut Option<CaseState>, case: CaseId, op: &ControlOp) -> Result<(), String> {
-    let Some(st) = state else {
-        let ControlBody::Create {
-            nonce,
-            creator,
-            salt,
-            wraps,
-            sealed_meta,
-        } = &op.body
-        else {
-            return Err("operation before the case's create".into());
-        };
-        if !op.parents.is_empty() || case_id_for(&op.author, nonce) != case {
-            return Err("create operation does not match the case id".into());
-        }
-        if creator.identity.ed25519 != op.author {
-            return Err("creator card is not the author's".into());
-        }
-        let mut members = BTreeMap::new();
-        members.insert(
-            op.author,
-            Member {
-                card: creator.clone(),
-                role: Role::Lead,
-            },
-        );
-        *state = Some(CaseState {
-            case,
-            sealed_meta: sealed_meta.clone(),
-            members,
-            epochs: vec![EpochInfo {
-                id: op.hash(),
-                salt: *salt,
-                wraps: wraps
-                    .iter()
-                    .map(|w| (w.recipient, w.wrapped.clone()))
-                    .collect(),
-            }],
-            heads: Vec::new(),
-            rejected: Vec::new(),
-        });
-        return Ok(());
-    };
-    if st.role_of(&op.author) != Some(Role::Lead) {
-        return Err("author is not a lead of the case".into());
+struct CaseRules {
+    case: CaseId,
+}
+
+fn epoch_of(id: Hash, salt: &[u8; 32], wraps: &[KeyWrap]) -> EpochInfo {
+    EpochInfo {
+        id,
+        salt: *salt,
+        wraps: wraps
+            .iter()
+            .map(|w| (w.recipient, w.wrapped.clone()))
+            .collect(),
     }
-    match &op.body {
-        ControlBody::Create { .. } => Err("second create operation".into()),
-        ControlBody::AddMember { card, role } => {
-            if st.members.contains_key(&card.identity.ed25519) {
-                return Err("node is already a member".into());
+}
+
+impl authority::Rules for CaseRules {
+    type Op = ControlOp;
+    type State = CaseState;
+
+    fn authorize(&self, state: Option<&CaseState>, op: &ControlOp) -> Result<(), String> {
+        let Some(st) = state else {
+            let ControlBody::Create { nonce, creator, .. } = &op.body else {
+                return Err("operation before the case's create".into());
+            };
+            if !op.parents.is_empty() || case_id_for(&op.author, nonce) != self.case {
+                return Err("create operation does not match the case id".into());
             }
-            st.members.insert(
-                card.identity.ed25519,
-                Member {
-                    card: card.clone(),
-                    role: *role,
-                },
-            );
-            Ok(())
-        }
-        ControlBody::KeyShare { epoch, wraps } => {
-            let members: BTreeSet<[u8; 32]> = st.members.keys().copied().collect();
-            let e = st
-                .epochs
-                .iter_mut()
-                .find(|e| &e.id == epoch)
-                .ok_or("key share for an unknown epoch")?;
-            for w in wraps.iter().filter(|w| members.contains(&w.recipient)) {
-                e.wraps
-                    .entry(w.recipient)
-                    .or_insert_with(|| w.wrapped.clone());
+            if creator.identity.ed25519 != op.author {
+                return Err("creator card is not the author's".into());
             }
-            Ok(())
+            return Ok(());
+        };
+        if st.role_of(&op.author) != Some(Role::Lead) {
+            return Err("author is not a lead of the case".into());
         }
-        ControlBody::KeyEpoch { salt, wraps } => {
-            st.epochs.push(EpochInfo {
-                id: op.hash(),
-                salt: *salt,
-                wraps: wraps
-                    .iter()
-                    .map(|w| (w.recipient, w.wrapped.clone()))
-                    .collect(),
-            });
-            Ok(())
+        match &op.body {
+            ControlBody::Create { .. } => Err("second create operation".into()),
+            ControlBody::AddMember { card, .. } => {
+                if st.members.contains_key(&card.identity.ed25519) {
+                    Err("node is already a member".into())
+                } else if st.removed.contains_key(&card.identity.ed25519) {
+                    Err("node was removed from the case; removal is final".into())
+                } else {
+                    Ok(())
+                }
+            }
+            ControlBody::KeyShare { epoch, .. } => match st.epoch(epoch) {
+                Some(_) => Ok(()),
+                None => Err("key share for an unknown epoch".into()),
+            },
+            ControlBody::KeyEpoch { .. } => Ok(()),
+            ControlBody::RemoveMember { member, wraps, .. } => {
+                if !st.members.contains_key(member) {
+                    Err("node is not a member".into())
+                } else if wraps.iter().any(|w| &w.recipient == member) {
+                    Err("the new epoch key is wrapped to the removed member".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn apply(&self, state: &mut Option<CaseState>, op: &ControlOp) {
+        let Some(st) = state else {
+            if let ControlBody::Create {
+                creator,
+                salt,
+                wraps,
+                sealed_meta,
+                ..
+            } = &op.body
+            {
+                let mut members = BTreeMap::new();
+                members.insert(
+                    op.author,
+                    Member {
+                        card: creator.clone(),
+                        role: Role::Lead,
+                    },
+                );
+                *state = Some(CaseState {
+                    case: self.case,
+                    sealed_meta: sealed_meta.clone(),
+                    members,
+                    removed: BTreeMap::new(),
+                    epochs: vec![epoch_of(op.hash(), salt, wraps)],
+                    heads: Vec::new(),
+                    rejected: Vec::new(),
+                });
+            }
+            return;
+        };
+        match &op.body {
+            ControlBody::Create { .. } => {}
+            ControlBody::AddMember { card, role } => {
+                let id = card.identity.ed25519;
+                // Concurrent adds of one node: the first in fold order stands;
+                // a concurrent removal wins over any add.
+                if !st.removed.contains_key(&id) {
+                    st.members.entry(id).or_insert_with(|| Member {
+                        card: card.clone(),
+                        role: *role,
+                    });
+                }
+            }
+            ControlBody::KeyShare { epoch, wraps } => {
+                let members: BTreeSet<[u8; 32]> = st.members.keys().copied().collect();
+                if let Some(e) = st.epochs.iter_mut().find(|e| &e.id == epoch) {
+                    for w in wraps.iter().filter(|w| members.contains(&w.recipient)) {
+                        e.wraps
+                            .entry(w.recipient)
+                            .or_insert_with(|| w.wrapped.clone());
+                    }
+                }
+            }
+            ControlBody::KeyEpoch { salt, wraps } => {
+                st.epochs.push(epoch_of(op.hash(), salt, wraps));
+            }
+            ControlBody::RemoveMember {
+                member,
+                cut_seq,
+                cut_hash,
+                reason,
+                salt,
+                wraps,
+            } => {
+                st.members.remove(member);
+                let removal = Removal {
+                    cut_seq: *cut_seq,
+                    cut_hash: *cut_hash,
+                    reason: reason.clone(),
+                    by: op.hash(),
+                };
+                // With several removals of one node, the smallest cut applies.
+                match st.removed.get_mut(member) {
+                    Some(r) if r.cut_seq <= *cut_seq => {}
+                    Some(r) => *r = removal,
+                    None => {
+                        st.removed.insert(*member, removal);
+                    }
+                }
+                st.epochs.push(epoch_of(op.hash(), salt, wraps));
+            }
         }
     }
 }
@@ -641,5 +764,225 @@ mod tests {
                 "flip at {i} accepted"
             );
         }
+    }
+
+    /// A small deterministic generator (xorshift), so failures replay by seed.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// What a resolved state says, comparable across resolutions.
+    fn summary(st: &CaseState) -> String {
+        let members: Vec<String> = st
+            .members
+            .iter()
+            .map(|(k, m)| format!("{}:{}", k[0], m.role.name()))
+            .collect();
+        let removed: Vec<String> = st
+            .removed
+            .iter()
+            .map(|(k, r)| format!("{}@{}", k[0], r.cut_seq))
+            .collect();
+        let epochs: Vec<String> = st
+            .epochs
+            .iter()
+            .map(|e| format!("{}:{}", e.id.short(), e.wraps.len()))
+            .collect();
+        format!(
+            "members {members:?} removed {removed:?} epochs {epochs:?} heads {:?} rejected {}",
+            st.heads,
+            st.rejected.len()
+        )
+    }
+
+    /// The property of DESIGN.md's authority graphs: leads working apart (each
+    /// sees only the operations it has synced) write adds, removals, rotations
+    /// and key shares, including mutual removals, adds during rotations and
+    /// actions concurrent with the actor's removal; every arrival order of the
+    /// resulting operations resolves to one state.
+    #[test]
+    fn any_order_of_concurrent_operations_resolves_to_one_state() {
+        let f = fixture();
+        let keys: Vec<NodeKeys> = (0..4).map(|_| NodeKeys::generate().unwrap()).collect();
+        let cards: Vec<NodeCard> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeCard::issue(k, &format!("n{i}"), "Org", "GB", 1).unwrap())
+            .collect();
+        let mut concurrent_conflicts = 0;
+        for seed in 1..=40u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Replica 0 is the creator; replicas 1 and 2 are made leads up front,
+            // then everyone works apart, syncing now and then.
+            let mut all: Vec<ControlOp> = vec![f.create.clone()];
+            let mut parents = vec![f.create.hash()];
+            for c in &cards[..2] {
+                let op = ControlOp::create(
+                    &f.lead,
+                    f.case,
+                    parents.clone(),
+                    2,
+                    ControlBody::AddMember {
+                        card: c.clone(),
+                        role: Role::Lead,
+                    },
+                )
+                .unwrap();
+                parents = vec![op.hash()];
+                all.push(op);
+            }
+            let authors = [&f.lead, &keys[0], &keys[1]];
+            let mut known: Vec<Vec<ControlOp>> = vec![all.clone(); 3];
+            for step in 0..8 {
+                let who = rng.below(3);
+                if rng.below(4) == 0 {
+                    // Sync: `who` learns everything written so far.
+                    known[who] = all.clone();
+                    continue;
+                }
+                let Ok(view) = resolve(f.case, &known[who]) else {
+                    continue;
+                };
+                let target = rng.below(4);
+                let card = &cards[target];
+                let id = card.identity.ed25519;
+                let body = match rng.below(4) {
+                    0 => ControlBody::AddMember {
+                        card: card.clone(),
+                        role: Role::Contributor,
+                    },
+                    1 => ControlBody::RemoveMember {
+                        member: if rng.below(2) == 0 {
+                            id
+                        } else {
+                            f.lead.public().ed25519
+                        },
+                        cut_seq: rng.below(5) as u64,
+                        cut_hash: Hash::ZERO,
+                        reason: "left the team".into(),
+                        salt: [step as u8; 32],
+                        wraps: vec![],
+                    },
+                    2 => ControlBody::KeyEpoch {
+                        salt: [step as u8 + 100; 32],
+                        wraps: vec![],
+                    },
+                    _ => ControlBody::KeyShare {
+                        epoch: view.epochs.last().unwrap().id,
+                        wraps: vec![],
+                    },
+                };
+                let op =
+                    ControlOp::create(authors[who], f.case, view.heads.clone(), 3 + step, body)
+                        .unwrap();
+                known[who].push(op.clone());
+                all.push(op);
+            }
+            let reference = resolve(f.case, &all).unwrap();
+            if reference
+                .rejected
+                .iter()
+                .any(|(_, why)| why.contains("removal wins"))
+            {
+                concurrent_conflicts += 1;
+            }
+            for _ in 0..12 {
+                let mut shuffled = all.clone();
+                for i in (1..shuffled.len()).rev() {
+                    shuffled.swap(i, rng.below(i + 1));
+                }
+                let st = resolve(f.case, &shuffled).unwrap();
+                assert_eq!(summary(&st), summary(&reference), "seed {seed}");
+            }
+        }
+        assert!(
+            concurrent_conflicts > 0,
+            "the generator never produced an action concurrent with its author's removal"
+        );
+    }
+
+    #[test]
+    fn leads_that_remove_each_other_concurrently_are_both_removed() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Lead,
+            },
+        )
+        .unwrap();
+        let remove = |by: &NodeKeys, who: [u8; 32]| {
+            ControlOp::create(
+                by,
+                f.case,
+                vec![add.hash()],
+                3,
+                ControlBody::RemoveMember {
+                    member: who,
+                    cut_seq: 0,
+                    cut_hash: Hash::ZERO,
+                    reason: "dispute".into(),
+                    salt: [9; 32],
+                    wraps: vec![],
+                },
+            )
+            .unwrap()
+        };
+        let a = remove(&f.lead, f.other.public().ed25519);
+        let b = remove(&f.other, f.lead.public().ed25519);
+        let st = resolve(
+            f.case,
+            &[b.clone(), f.create.clone(), a.clone(), add.clone()],
+        )
+        .unwrap();
+        assert!(st.members.is_empty(), "{:?}", st.members.keys());
+        assert_eq!(st.removed.len(), 2);
+        // A case with no lead left is read-only: nobody can add a lead back.
+        let again = ControlOp::create(
+            &f.lead,
+            f.case,
+            st.heads.clone(),
+            4,
+            ControlBody::AddMember {
+                card: f.lead_card.clone(),
+                role: Role::Lead,
+            },
+        )
+        .unwrap();
+        let ops = [f.create.clone(), add.clone(), a.clone(), b.clone(), again];
+        let st = resolve(f.case, &ops).unwrap();
+        assert!(st.members.is_empty());
+        // Removal is final: a lead cannot add a removed node back.
+        let again = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![a.hash()],
+            4,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Contributor,
+            },
+        )
+        .unwrap();
+        let st = resolve(f.case, &[f.create.clone(), add.clone(), a.clone(), again]).unwrap();
+        assert!(st.role_of(&f.other.public().ed25519).is_none());
+        assert!(
+            st.rejected
+                .iter()
+                .any(|(_, why)| why.contains("removal is final"))
+        );
     }
 }

@@ -28,6 +28,8 @@ const TOKEN_PREFIX: &str = "csjoin1.";
 pub const MAX_OP_BYTES: usize = 16 * 1024;
 pub const MAX_PARENTS: usize = 256;
 pub const MAX_NAME: usize = 200;
+/// Longest reason a revocation may give.
+pub const MAX_REASON: usize = 1000;
 /// Statements a join token may carry.
 pub const MAX_TOKEN_OPS: usize = 4096;
 
@@ -41,6 +43,8 @@ pub enum RegistryBody {
     },
     /// An admin enrolls a node (or makes an enrolled node an admin).
     Enroll { card: NodeCard, admin: bool },
+    /// An admin revokes a node: final; it may never be enrolled again.
+    Revoke { node: [u8; 32], reason: String },
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +64,15 @@ impl AuthorityOp for RegistryOp {
     }
     fn op_parents(&self) -> &[Hash] {
         &self.parents
+    }
+    fn op_author(&self) -> [u8; 32] {
+        self.author
+    }
+    fn op_removes(&self) -> Option<[u8; 32]> {
+        match &self.body {
+            RegistryBody::Revoke { node, .. } => Some(*node),
+            _ => None,
+        }
     }
 }
 
@@ -101,6 +114,17 @@ impl RegistryOp {
                 w.u8(2);
                 w.bytes(card.bytes());
                 w.u8(*admin as u8);
+            }
+            RegistryBody::Revoke { node, reason } => {
+                if reason.trim().is_empty() || reason.len() > MAX_REASON {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("must be 1-{MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(3);
+                w.raw(node);
+                w.str(reason);
             }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
@@ -144,6 +168,10 @@ impl RegistryOp {
                 card: NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)?,
                 admin: r.u8()? != 0,
             },
+            3 => RegistryBody::Revoke {
+                node: r.array()?,
+                reason: r.str(MAX_REASON)?.to_string(),
+            },
             t => {
                 return Err(SchemaError::malformed(
                     "registry statement",
@@ -176,8 +204,9 @@ impl RegistryOp {
 pub struct Enrolled {
     pub card: NodeCard,
     pub admin: bool,
-    /// Revocation arrives with issue 4; until then every enrolled node is active.
     pub revoked: bool,
+    /// Why it was revoked, and by which statement.
+    pub revocation: Option<(String, Hash)>,
 }
 
 #[derive(Clone, Debug)]
@@ -201,7 +230,9 @@ impl RegistryState {
     }
 }
 
-/// Folds the statements of `federation` into its state.
+/// Resolves the statements of `federation` into its state (the authority-graph
+/// rules of [`authority`]: authority from each statement's causal past,
+/// revocation wins over concurrent statements of the revoked admin).
 pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, SchemaError> {
     let mine: Vec<&RegistryOp> = ops
         .iter()
@@ -209,8 +240,7 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
             o.federation == federation || (o.federation == Hash::ZERO && o.hash == federation)
         })
         .collect();
-    let mut state: Option<RegistryState> = None;
-    let folded = authority::fold(&mine, |op| apply(&mut state, federation, op));
+    let (state, folded) = authority::resolve(&RegistryRules { federation }, &mine);
     let mut state = state
         .ok_or_else(|| SchemaError::malformed("trust registry", "no valid genesis statement"))?;
     state.heads = folded.heads;
@@ -218,62 +248,94 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
     Ok(state)
 }
 
-fn apply(
-    state: &mut Option<RegistryState>,
+struct RegistryRules {
     federation: Hash,
-    op: &RegistryOp,
-) -> Result<(), String> {
-    let Some(st) = state else {
-        let RegistryBody::Genesis { name, admin, .. } = &op.body else {
-            return Err("statement before the federation's genesis".into());
-        };
-        if op.hash != federation || op.federation != Hash::ZERO || !op.parents.is_empty() {
-            return Err("genesis does not match the federation id".into());
-        }
-        if admin.identity.ed25519 != op.author {
-            return Err("genesis admin card is not the author's".into());
-        }
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            op.author,
-            Enrolled {
-                card: admin.clone(),
-                admin: true,
-                revoked: false,
-            },
-        );
-        *state = Some(RegistryState {
-            federation,
-            name: name.clone(),
-            nodes,
-            heads: vec![],
-            rejected: vec![],
-        });
-        return Ok(());
-    };
-    if !st.is_admin(&op.author) {
-        return Err("author is not an admin of the federation".into());
-    }
-    match &op.body {
-        RegistryBody::Genesis { .. } => Err("second genesis".into()),
-        RegistryBody::Enroll { card, admin } => match st.nodes.get_mut(&card.identity.ed25519) {
-            Some(existing) if *admin && !existing.admin => {
-                existing.admin = true;
-                Ok(())
+}
+
+impl authority::Rules for RegistryRules {
+    type Op = RegistryOp;
+    type State = RegistryState;
+
+    fn authorize(&self, state: Option<&RegistryState>, op: &RegistryOp) -> Result<(), String> {
+        let Some(st) = state else {
+            let RegistryBody::Genesis { admin, .. } = &op.body else {
+                return Err("statement before the federation's genesis".into());
+            };
+            if op.hash != self.federation || op.federation != Hash::ZERO || !op.parents.is_empty() {
+                return Err("genesis does not match the federation id".into());
             }
-            Some(_) => Err("node is already enrolled".into()),
-            None => {
-                st.nodes.insert(
-                    card.identity.ed25519,
+            if admin.identity.ed25519 != op.author {
+                return Err("genesis admin card is not the author's".into());
+            }
+            return Ok(());
+        };
+        if !st.is_admin(&op.author) {
+            return Err("author is not an admin of the federation".into());
+        }
+        match &op.body {
+            RegistryBody::Genesis { .. } => Err("second genesis".into()),
+            RegistryBody::Enroll { card, admin } => match st.nodes.get(&card.identity.ed25519) {
+                Some(n) if n.revoked => Err("node was revoked; revocation is final".into()),
+                Some(n) if *admin && !n.admin => Ok(()),
+                Some(_) => Err("node is already enrolled".into()),
+                None => Ok(()),
+            },
+            RegistryBody::Revoke { node, .. } => match st.nodes.get(node) {
+                None => Err("node is not enrolled".into()),
+                Some(n) if n.revoked => Err("node is already revoked".into()),
+                Some(_) => Ok(()),
+            },
+        }
+    }
+
+    fn apply(&self, state: &mut Option<RegistryState>, op: &RegistryOp) {
+        let Some(st) = state else {
+            if let RegistryBody::Genesis { name, admin, .. } = &op.body {
+                let mut nodes = BTreeMap::new();
+                nodes.insert(
+                    op.author,
                     Enrolled {
-                        card: card.clone(),
-                        admin: *admin,
+                        card: admin.clone(),
+                        admin: true,
                         revoked: false,
+                        revocation: None,
                     },
                 );
-                Ok(())
+                *state = Some(RegistryState {
+                    federation: self.federation,
+                    name: name.clone(),
+                    nodes,
+                    heads: vec![],
+                    rejected: vec![],
+                });
             }
-        },
+            return;
+        };
+        match &op.body {
+            RegistryBody::Genesis { .. } => {}
+            RegistryBody::Enroll { card, admin } => {
+                let n = st
+                    .nodes
+                    .entry(card.identity.ed25519)
+                    .or_insert_with(|| Enrolled {
+                        card: card.clone(),
+                        admin: false,
+                        revoked: false,
+                        revocation: None,
+                    });
+                // A concurrent revocation wins over any enrollment.
+                n.admin |= *admin && !n.revoked;
+            }
+            RegistryBody::Revoke { node, reason } => {
+                if let Some(n) = st.nodes.get_mut(node)
+                    && !n.revoked
+                {
+                    n.revoked = true;
+                    n.admin = false;
+                    n.revocation = Some((reason.clone(), op.hash));
+                }
+            }
+        }
     }
 }
 
@@ -407,5 +469,111 @@ mod tests {
         assert!(decode_token("csjoin1.%%%").is_err());
         assert!(decode_token("hello").is_err());
         assert!(resolve(Hash([7; 32]), &[g]).is_err(), "wrong federation id");
+    }
+
+    /// Revocation: final, wins over what the revoked admin did concurrently, and
+    /// two admins that revoke each other are both revoked, in any order.
+    #[test]
+    fn revocation_is_final_and_wins_over_concurrent_statements() {
+        let (ak, ac) = node("uk-east", "GB");
+        let (bk, bc) = node("ro-police", "RO");
+        let (_, cc) = node("europol", "NL");
+        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, body: RegistryBody| {
+            RegistryOp::create(k, fed, parents, 1, body).unwrap()
+        };
+        let g = op(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [2; 16],
+                admin: ac,
+            },
+        );
+        let fed = g.hash();
+        let b_admin = op(
+            &ak,
+            fed,
+            vec![fed],
+            RegistryBody::Enroll {
+                card: bc.clone(),
+                admin: true,
+            },
+        );
+        let revoke = |by: &NodeKeys, who: [u8; 32]| {
+            op(
+                by,
+                fed,
+                vec![b_admin.hash()],
+                RegistryBody::Revoke {
+                    node: who,
+                    reason: "compromised".into(),
+                },
+            )
+        };
+        let (a_id, b_id) = (ak.public().ed25519, bk.public().ed25519);
+        // B enrolls C while A revokes B, concurrently: B's statement is discarded.
+        let b_enrolls_c = op(
+            &bk,
+            fed,
+            vec![b_admin.hash()],
+            RegistryBody::Enroll {
+                card: cc.clone(),
+                admin: false,
+            },
+        );
+        let a_revokes_b = revoke(&ak, b_id);
+        for ops in [
+            vec![
+                g.clone(),
+                b_admin.clone(),
+                b_enrolls_c.clone(),
+                a_revokes_b.clone(),
+            ],
+            vec![
+                a_revokes_b.clone(),
+                b_enrolls_c.clone(),
+                b_admin.clone(),
+                g.clone(),
+            ],
+        ] {
+            let st = resolve(fed, &ops).unwrap();
+            assert!(!st.is_active(&b_id));
+            assert!(!st.is_active(&cc.identity.ed25519), "discarded enrollment");
+            assert_eq!(
+                st.nodes[&b_id].revocation.as_ref().map(|r| r.0.as_str()),
+                Some("compromised")
+            );
+        }
+        // Mutual revocation: both revoked.
+        let st = resolve(
+            fed,
+            &[
+                g.clone(),
+                b_admin.clone(),
+                revoke(&bk, a_id),
+                a_revokes_b.clone(),
+            ],
+        )
+        .unwrap();
+        assert!(!st.is_active(&a_id) && !st.is_active(&b_id));
+        // Final: enrolling a revoked node again is refused.
+        let again = op(
+            &ak,
+            fed,
+            vec![a_revokes_b.hash()],
+            RegistryBody::Enroll {
+                card: bc,
+                admin: false,
+            },
+        );
+        let st = resolve(fed, &[g, b_admin, a_revokes_b, again]).unwrap();
+        assert!(!st.is_active(&b_id));
+        assert!(
+            st.rejected
+                .iter()
+                .any(|(_, why)| why.contains("revocation is final"))
+        );
     }
 }

@@ -304,3 +304,107 @@ fn the_registry_reaches_nodes_that_share_no_case() {
             .contains(&format!("refused incoming connection from {dpid}"))
     );
 }
+
+#[test]
+fn a_revoked_node_is_cut_off_everywhere() {
+    let t = TestDir::new("net_revoke");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("laptop", "GB")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    for n in [b, c] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &case,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    let first = a.add(&case, "person", &[("name", "Before revocation")], &[]);
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr, &sb.addr]);
+    eventually(60, "C receives the case", || {
+        c.cmd(&["record", "show", &first]).status.success()
+    });
+    let cpid = peer_of(c);
+
+    // Only an admin may revoke, with a reason; the unknown and the revoked are refused.
+    let e = b
+        .cmd(&["trust", "revoke", &cpid, "--reason", "x"])
+        .error_line();
+    assert!(e.contains("only a federation admin"), "{e}");
+    let e = a.cmd(&["trust", "revoke", &cpid]).err();
+    assert!(e.contains("--reason"), "{e}");
+    let out = a
+        .cmd(&["trust", "revoke", &cpid, "--reason", "laptop seized"])
+        .ok();
+    assert!(out.contains("revoked laptop"), "{out}");
+    let e = a
+        .cmd(&["trust", "revoke", &cpid, "--reason", "again"])
+        .error_line();
+    assert!(e.contains("already revoked"), "{e}");
+    let e = a
+        .cmd(&["trust", "revoke", "12D3KooWnotanode", "--reason", "x"])
+        .error_line();
+    assert!(e.contains("not enrolled"), "{e}");
+
+    // The statement reaches B by sync; both list C as revoked.
+    eventually(30, "B learns the revocation", || {
+        b.json(&["trust", "list"])["nodes"]
+            .as_array()
+            .is_some_and(|ns| {
+                ns.iter()
+                    .any(|n| n["peer_id"] == cpid.as_str() && n["status"] == "revoked")
+            })
+    });
+    let listed = a.json(&["trust", "list"]);
+    assert!(
+        listed["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["revocation_reason"] == "laptop seized"),
+        "{listed}"
+    );
+
+    // C gets nothing new and what it writes reaches nobody.
+    let after = a.add(&case, "note", &[("text", "after revocation")], &[]);
+    let from_c = c.add(
+        &case,
+        "note",
+        &[("text", "written by the revoked node")],
+        &[],
+    );
+    eventually(30, "B receives A's new record", || {
+        b.cmd(&["record", "show", &after]).status.success()
+    });
+    let e = c
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "5"])
+        .err();
+    assert!(e.contains("no peer answered"), "{e}");
+    drop(sc);
+    assert!(
+        !c.cmd(&["record", "show", &after]).status.success(),
+        "the revoked node received a record written after its revocation"
+    );
+    for n in [a, b] {
+        assert!(
+            !n.cmd(&["record", "show", &from_c]).status.success(),
+            "a record by the revoked node was accepted"
+        );
+    }
+    eventually(10, "A logs refused connections from C", || {
+        sa.log()
+            .contains(&format!("refused incoming connection from {cpid}"))
+            || sb
+                .log()
+                .contains(&format!("refused incoming connection from {cpid}"))
+    });
+}

@@ -47,6 +47,7 @@ enum Command {
     },
     Allow {
         peers: Vec<PeerId>,
+        revoked: Vec<PeerId>,
     },
 }
 
@@ -115,8 +116,10 @@ impl Client {
             .send(Command::Respond { channel, response })
             .await;
     }
-    pub async fn allow(&self, peers: Vec<PeerId>) {
-        let _ = self.commands.send(Command::Allow { peers }).await;
+    /// Sets the peers that may connect (enrolled, active) and those that may
+    /// never connect again (revoked): their connections are closed.
+    pub async fn allow(&self, peers: Vec<PeerId>, revoked: Vec<PeerId>) {
+        let _ = self.commands.send(Command::Allow { peers, revoked }).await;
     }
 }
 
@@ -130,6 +133,8 @@ pub struct EventLoop {
     allowed: Vec<PeerId>,
     /// Peers dialed on the operator's explicit request.
     explicit: std::collections::HashSet<PeerId>,
+    /// Revoked nodes: never dialed, never allowed.
+    revoked: std::collections::HashSet<PeerId>,
 }
 
 /// Builds the network for `keypair`: a client handle, the event stream, and the
@@ -176,6 +181,7 @@ pub fn new(
             pending_request: HashMap::new(),
             allowed: Vec::new(),
             explicit: Default::default(),
+            revoked: Default::default(),
         },
     ))
 }
@@ -213,6 +219,9 @@ impl EventLoop {
                     Some(peer) if self.swarm.is_connected(&peer) => {
                         let _ = reply.send(Ok(()));
                     }
+                    Some(peer) if self.revoked.contains(&peer) => {
+                        let _ = reply.send(Err(format!("{peer} is revoked")));
+                    }
                     Some(peer) => {
                         // An address the operator asked to dial may connect even if the
                         // registry does not list it (requests are still checked against
@@ -246,7 +255,14 @@ impl EventLoop {
                     .sync
                     .send_response(channel, response);
             }
-            Command::Allow { peers } => {
+            Command::Allow { peers, revoked } => {
+                // A revoked node is cut off at once, even one the operator dialed
+                // by hand: disallowing closes its connections.
+                for p in &revoked {
+                    self.explicit.remove(p);
+                    self.revoked.insert(*p);
+                    self.swarm.behaviour_mut().allow.disallow_peer(*p);
+                }
                 for p in self.allowed.drain(..).collect::<Vec<_>>() {
                     if !peers.contains(&p) && !self.explicit.contains(&p) {
                         self.swarm.behaviour_mut().allow.disallow_peer(p);

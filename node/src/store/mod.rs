@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("002_registry.sql"),
     include_str!("003_peers.sql"),
     include_str!("004_indexes.sql"),
+    include_str!("005_waiting.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +466,46 @@ pub fn entries_after(
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+// ---- entries waiting for what they build on ----
+
+/// Keeps an entry that cannot be applied yet; returns whether it was new.
+pub fn insert_waiting(
+    c: &Connection,
+    case_ref: i64,
+    hash: &Hash,
+    bytes: &[u8],
+    source: &str,
+) -> Result<bool> {
+    Ok(c.execute(
+        "INSERT OR IGNORE INTO waiting_entries (case_ref, hash, bytes, source) VALUES (?1, ?2, ?3, ?4)",
+        params![case_ref, &hash.0[..], bytes, source],
+    )? > 0)
+}
+
+/// The waiting entries of a case: (row, bytes).
+pub fn waiting_in_case(c: &Connection, case_ref: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut s =
+        c.prepare("SELECT id, bytes FROM waiting_entries WHERE case_ref = ?1 ORDER BY id")?;
+    let rows = s
+        .query_map([case_ref], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn delete_waiting(c: &Connection, row: i64) -> Result<()> {
+    c.execute("DELETE FROM waiting_entries WHERE id = ?1", [row])?;
+    Ok(())
+}
+
+/// How many entries, and how many bytes, wait from `source`.
+pub fn waiting_from(c: &Connection, source: &str) -> Result<(u64, u64)> {
+    Ok(c.query_row(
+        "SELECT COUNT(*), IFNULL(SUM(length(bytes)), 0) FROM waiting_entries WHERE source = ?1",
+        [source],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )?)
 }
 
 /// A number that changes whenever anything is appended to the store (by this or
