@@ -362,6 +362,123 @@ pub fn add_member(
     })
 }
 
+/// Removes a member (lead only): one control operation that cuts the member's
+/// log at the last of its entries this node holds and starts a new key epoch
+/// wrapped to the remaining members only, so the removed node cannot read
+/// anything written afterwards. Final: the node cannot be added again.
+pub fn remove_member(
+    node: &Node,
+    case_text: &str,
+    member: &str,
+    reason: &str,
+) -> Result<(CaseId, NodeCard, u64)> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(NodeError::Refused(
+            "give the reason for the removal with --reason TEXT".into(),
+        ));
+    }
+    let me = node.keys.public().ed25519;
+    node.store.write(|tx| -> Result<(CaseId, NodeCard, u64)> {
+        let case = load_by_text(node, tx, case_text)?;
+        if case.state.role_of(&me) != Some(Role::Lead) {
+            return Err(NodeError::Refused(format!(
+                "only a lead of case {} can remove members",
+                case.id
+            )));
+        }
+        let arg = member.trim();
+        let removed = case
+            .state
+            .members
+            .values()
+            .find(|m| m.card.peer_id() == arg || m.card.to_text() == arg)
+            .map(|m| m.card.clone())
+            .ok_or_else(|| {
+                NodeError::Refused(format!(
+                    "{} is not a member of case {} (see `casesync case show {}`)",
+                    short(arg),
+                    case.id,
+                    case.id
+                ))
+            })?;
+        let id = removed.identity.ed25519;
+        let (cut_seq, cut_hash) =
+            store::log_head(tx, case.case_ref, &id)?.unwrap_or((0, Hash::ZERO));
+        let key = SymmetricKey::generate()?;
+        let mut salt = [0u8; 32];
+        casesync_crypto::random_bytes(&mut salt)?;
+        let remaining: Vec<&NodeCard> = case
+            .state
+            .members
+            .iter()
+            .filter(|(k, _)| **k != id)
+            .map(|(_, m)| &m.card)
+            .collect();
+        let wraps = control::wrap_to(&key, &case.id, &salt, &remaining)?;
+        let (ms, _) = crate::clock::now();
+        let op = ControlOp::create(
+            &node.keys,
+            case.id,
+            case.state.heads.clone(),
+            ms,
+            ControlBody::RemoveMember {
+                member: id,
+                cut_seq,
+                cut_hash,
+                reason: reason.to_string(),
+                salt,
+                wraps,
+            },
+        )?;
+        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        store::put_epoch_key(
+            tx,
+            case.case_ref,
+            &op.hash(),
+            &node
+                .storage
+                .seal_epoch_key(&case.id.0, &op.hash().0, &key)?,
+        )?;
+        Ok((case.id, removed, cut_seq))
+    })
+}
+
+/// Removes every revoked node from the cases this node leads, each with a cut
+/// at its last entry held here (DESIGN.md: "a lead that sees the revocation
+/// removes the node with a cut"). Returns what was removed.
+pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
+    let Some(registry) = crate::trust::load(node.store.conn())? else {
+        return Ok(vec![]);
+    };
+    let me = node.keys.public().ed25519;
+    let mut done = Vec::new();
+    for case in list(node)? {
+        if case.state.role_of(&me) != Some(Role::Lead) {
+            continue;
+        }
+        for (id, m) in &case.state.members {
+            let Some(n) = registry.nodes.get(id).filter(|n| n.revoked) else {
+                continue;
+            };
+            let why = n
+                .revocation
+                .as_ref()
+                .map(|(r, _)| r.as_str())
+                .unwrap_or("no reason given");
+            let reason = format!("revoked from the federation: {why}");
+            // Another process (or lead) may have removed it meanwhile: the
+            // removal re-checks membership in its own transaction and refuses.
+            match remove_member(node, &case.id.to_string(), &m.card.peer_id(), &reason) {
+                Ok((cid, card, _)) => done.push((cid, card)),
+                Err(NodeError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// A member outside a record's releasable_to cannot be added while the record is in the case.
 fn check_handling_for_member(
     node: &Node,

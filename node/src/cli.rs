@@ -193,6 +193,19 @@ pub enum MemberCommand {
         #[arg(long, value_parser = ["lead", "contributor", "observer"])]
         role: String,
     },
+    /// Remove a node from a case (lead only; final): a new key epoch goes to the
+    /// remaining members, and the node's log is cut at its last entry held here
+    #[command(
+        after_help = "Entries the removed node wrote after the cut are rejected by every node; it receives nothing more of the case and cannot read anything written after its removal.\n\nExample:\n  casesync case member remove CASE 12D3KooW... --reason \"left the JIT\""
+    )]
+    Remove {
+        case: String,
+        /// The member's PeerId or card
+        member: String,
+        /// Why; recorded in the signed operation
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Args, Debug)]

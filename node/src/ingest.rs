@@ -396,7 +396,30 @@ fn prepare(
                 r.name()
             ));
         }
-        None => return Err("author is not a member of the case".into()),
+        None => match case.state.removed.get(&h.author) {
+            // A removed member's log is kept up to the cut, and only as it was.
+            Some(cut) if h.seq < cut.cut_seq && cut.role.may_write() => {}
+            Some(cut)
+                if h.seq == cut.cut_seq
+                    && cut.role.may_write()
+                    && e.hash().ct_eq(&cut.cut_hash) => {}
+            Some(cut) if h.seq == cut.cut_seq && cut.role.may_write() => {
+                return Err("is not the entry its author's removal cut the log at".into());
+            }
+            Some(cut) if cut.role.may_write() => {
+                return Err(format!(
+                    "author was removed from the case (\"{}\"); its entries after seq {} are not accepted",
+                    cut.reason, cut.cut_seq
+                ));
+            }
+            Some(cut) => {
+                return Err(format!(
+                    "author was {} of the case and may not write",
+                    cut.role.name()
+                ));
+            }
+            None => return Err("author is not a member of the case".into()),
+        },
     }
     let key = match keys.get(&h.epoch) {
         None => return Err("sealed under a key epoch the case does not have".into()),

@@ -171,9 +171,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;
             let n = trust::revoke(&node, peer_id, reason)?;
+            let cut = cases::cut_revoked(&node)?;
+            let cut_cases: Vec<String> = cut.iter().map(|(c, _)| c.to_string()).collect();
             if cli.json {
                 print_json(
-                    &json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked", "reason": reason.trim()}),
+                    &json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked",
+                                   "reason": reason.trim(), "removed_from_cases": cut_cases}),
                 )?;
             } else {
                 println!(
@@ -181,6 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     n.card.name,
                     n.card.peer_id()
                 );
+                for c in &cut_cases {
+                    println!("removed it from case {c}, which this node leads");
+                }
             }
         }
         Command::Case(cmd) => return case_command(&cli, cmd),
@@ -583,12 +589,22 @@ fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
         .map(|m| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name()}))
         .collect();
     let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
+    let removed: Vec<_> = c
+        .state
+        .removed
+        .iter()
+        .map(|(k, r)| {
+            json!({"peer_id": casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
+                   "cut_seq": r.cut_seq, "reason": r.reason})
+        })
+        .collect();
     Ok(json!({
         "id": c.id.to_string(),
         "title": c.meta.title,
         "require_justification": c.meta.require_justification,
         "role": c.my_role(node).map(|r| r.name()),
         "members": members,
+        "removed": removed,
         "key_epoch": epoch,
         "key_epochs": c.state.epochs.len(),
         "records": casesync_node::store::record_count(conn, c.case_ref)?,
@@ -665,6 +681,14 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                         m.card.country
                     );
                 }
+                for r in v["removed"].as_array().into_iter().flatten() {
+                    println!(
+                        "  removed      {}  log cut at seq {}: {}",
+                        r["peer_id"].as_str().unwrap_or_default(),
+                        r["cut_seq"],
+                        r["reason"].as_str().unwrap_or_default()
+                    );
+                }
             }
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
@@ -680,6 +704,24 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     card.name,
                     card.peer_id(),
                     role.name()
+                );
+            }
+        }
+        CaseCommand::Member(MemberCommand::Remove {
+            case,
+            member,
+            reason,
+        }) => {
+            let (id, card, cut) = cases::remove_member(&node, case, member, reason)?;
+            if cli.json {
+                print_json(
+                    &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "cut_seq": cut, "reason": reason.trim()}),
+                )?;
+            } else {
+                println!(
+                    "removed {} ({}) from case {id}; its log is cut at seq {cut} and a new key epoch excludes it",
+                    card.name,
+                    card.peer_id()
                 );
             }
         }

@@ -83,6 +83,30 @@ fn allowed_peers(node: &Node) -> Result<(Vec<PeerId>, Vec<PeerId>)> {
     Ok((allowed, revoked))
 }
 
+/// Puts the registry into effect: the transport's allow list (revoked nodes
+/// are cut off), and, in the cases this node leads, the removal of revoked
+/// members with a cut.
+async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
+    let (allowed, revoked) = allowed_peers(node)?;
+    client.allow(allowed, revoked).await;
+    // A failed cut is retried at the next round; it must not stop the node.
+    match crate::cases::cut_revoked(node) {
+        Ok(cut) => {
+            for (c, card) in cut {
+                log(format!(
+                    "removed revoked node {} ({}) from case {c}",
+                    card.name,
+                    card.peer_id()
+                ));
+            }
+        }
+        Err(e) => log(format!(
+            "could not remove revoked nodes from cases yet: {e}"
+        )),
+    }
+    Ok(())
+}
+
 /// Answers one request from `peer` (already connected, so enrolled).
 pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> SyncResponse {
     match answer_inner(node, peer, request) {
@@ -299,10 +323,7 @@ pub async fn run(
     let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
         .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
     tokio::task::spawn_local(event_loop.run());
-    {
-        let (allowed, revoked) = allowed_peers(&node)?;
-        client.allow(allowed, revoked).await;
-    }
+    apply_registry(&node, &client).await?;
     let me = node.card.peer_id();
     for addr in &opts.listen {
         client
@@ -386,107 +407,101 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-                _ = &mut shutdown => break,
-                _ = &mut deadline, if opts.once => break,
-                Some(ev) = events.recv() => match ev {
-                    Event::Listening(a) => {
-                        println!("listening on {a}/p2p/{me}");
-                    }
-                    Event::Connected(p) => {
-                        if federation_and_peer(&node, &p)?.1.is_none() {
-                            log(format!("connected to {p}, which is not enrolled: it gets nothing"));
-                        } else {
-                            connected.insert(p);
-                            if !opts.once || expected.contains(&p) {
-                                start_exchange(p, !opts.once)?;
-                            }
-                        }
-                    }
-                    Event::Disconnected(p) => {
-                        connected.remove(&p);
-                    }
-                    Event::Inbound { peer, request, channel } => {
-                        let response = answer(&node, &peer, request);
-                        let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
-                        client.respond(channel, response).await;
-                        if fresh {
-                            // Relay at once what a peer delivered (a line of nodes must
-                            // not wait a push tick at every hop).
-                            marker = store::change_marker(node.store.conn())?;
-                            for p in connected.iter().filter(|p| **p != peer) {
-                                start_exchange(*p, false)?;
-                            }
-                        }
-                    }
-                    Event::Refused(msg) => log(msg),
-                },
-                Some(x) = done_rx.recv() => {
-                    let p: Option<PeerId> = x.peer.parse().ok();
-                    if let Some(p) = p {
-                        in_flight.borrow_mut().remove(&p);
-                        let rerun = again.borrow_mut().remove(&p);
-                        if let Some(probe) = rerun && connected.contains(&p) {
-                            start_exchange(p, probe)?;
-                        }
-                        if x.received > 0 && !opts.once {
-                            // Relay at once what was pulled from `p`.
-                            marker = store::change_marker(node.store.conn())?;
-                            for q in connected.iter().filter(|q| **q != p) {
-                                start_exchange(*q, false)?;
-                            }
-                        }
-                        // `sync --once` prints its results itself; a peer that went
-                        // away explains its own failed exchange.
-                        match &x.error {
-                            Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
-                            None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
-                            _ => {}
-                        }
-                        results.insert(p, x);
-                    }
-                    if opts.once && !expected.is_empty() && expected.iter().all(|p| results.contains_key(p)) {
-                        break;
-                    }
+            _ = &mut shutdown => break,
+            _ = &mut deadline, if opts.once => break,
+            Some(ev) = events.recv() => match ev {
+                Event::Listening(a) => {
+                    println!("listening on {a}/p2p/{me}");
                 }
-                _ = push_tick.tick(), if !opts.once => {
-                    // Writes by this or another process on the same data dir: push now.
-                    let now = store::change_marker(node.store.conn())?;
-                    if now != marker {
-                        if now.2 != marker.2 {
-                            // New registry statements: nodes enrolled or revoked.
-                            {
-            let (allowed, revoked) = allowed_peers(&node)?;
-            client.allow(allowed, revoked).await;
-        }
-                        }
-                        marker = now;
-                        for p in connected.clone() {
-                            start_exchange(p, false)?;
+                Event::Connected(p) => {
+                    if federation_and_peer(&node, &p)?.1.is_none() {
+                        log(format!("connected to {p}, which is not enrolled: it gets nothing"));
+                    } else {
+                        connected.insert(p);
+                        if !opts.once || expected.contains(&p) {
+                            start_exchange(p, !opts.once)?;
                         }
                     }
                 }
-                _ = entropy_tick.tick(), if !opts.once => {
-                    {
-            let (allowed, revoked) = allowed_peers(&node)?;
-            client.allow(allowed, revoked).await;
-        }
+                Event::Disconnected(p) => {
+                    connected.remove(&p);
+                }
+                Event::Inbound { peer, request, channel } => {
+                    let response = answer(&node, &peer, request);
+                    let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
+                    client.respond(channel, response).await;
+                    if fresh {
+                        // Relay at once what a peer delivered (a line of nodes must
+                        // not wait a push tick at every hop).
+                        marker = store::change_marker(node.store.conn())?;
+                        for p in connected.iter().filter(|p| **p != peer) {
+                            start_exchange(*p, false)?;
+                        }
+                    }
+                }
+                Event::Refused(msg) => log(msg),
+            },
+            Some(x) = done_rx.recv() => {
+                let p: Option<PeerId> = x.peer.parse().ok();
+                if let Some(p) = p {
+                    in_flight.borrow_mut().remove(&p);
+                    let rerun = again.borrow_mut().remove(&p);
+                    if let Some(probe) = rerun && connected.contains(&p) {
+                        start_exchange(p, probe)?;
+                    }
+                    if x.received > 0 && !opts.once {
+                        // Relay at once what was pulled from `p`.
+                        marker = store::change_marker(node.store.conn())?;
+                        for q in connected.iter().filter(|q| **q != p) {
+                            start_exchange(*q, false)?;
+                        }
+                    }
+                    // `sync --once` prints its results itself; a peer that went
+                    // away explains its own failed exchange.
+                    match &x.error {
+                        Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
+                        None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
+                        _ => {}
+                    }
+                    results.insert(p, x);
+                }
+                if opts.once && !expected.is_empty() && expected.iter().all(|p| results.contains_key(p)) {
+                    break;
+                }
+            }
+            _ = push_tick.tick(), if !opts.once => {
+                // Writes by this or another process on the same data dir: push now.
+                let now = store::change_marker(node.store.conn())?;
+                if now != marker {
+                    if now.2 != marker.2 {
+                        // New registry statements: nodes enrolled or revoked.
+                        apply_registry(&node, &client).await?;
+                    }
+                    marker = now;
                     for p in connected.clone() {
-                        start_exchange(p, true)?;
-                    }
-                }
-                _ = redial_tick.tick() => {
-                    for a in &dial {
-                        let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
-                        if !known {
-                            let c = client.clone();
-                            let a = a.clone();
-                            tokio::task::spawn_local(async move {
-                                let _ = c.dial(a).await;
-                            });
-                        }
+                        start_exchange(p, false)?;
                     }
                 }
             }
+            _ = entropy_tick.tick(), if !opts.once => {
+                apply_registry(&node, &client).await?;
+                for p in connected.clone() {
+                    start_exchange(p, true)?;
+                }
+            }
+            _ = redial_tick.tick() => {
+                for a in &dial {
+                    let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
+                    if !known {
+                        let c = client.clone();
+                        let a = a.clone();
+                        tokio::task::spawn_local(async move {
+                            let _ = c.dial(a).await;
+                        });
+                    }
+                }
+            }
+        }
     }
     Ok(results.into_values().collect())
 }

@@ -401,6 +401,9 @@ pub struct EpochInfo {
 /// Where a removed member's content log ends for this case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removal {
+    /// The role the member had when removed: whether its entries up to the cut
+    /// were writes it was allowed to make.
+    pub role: Role,
     pub cut_seq: u64,
     pub cut_hash: Hash,
     pub reason: String,
@@ -593,8 +596,12 @@ impl authority::Rules for CaseRules {
                 salt,
                 wraps,
             } => {
-                st.members.remove(member);
+                let role = st.members.remove(member).map(|m| m.role);
+                let role = role
+                    .or_else(|| st.removed.get(member).map(|r| r.role))
+                    .unwrap_or(Role::Observer);
                 let removal = Removal {
+                    role,
                     cut_seq: *cut_seq,
                     cut_hash: *cut_hash,
                     reason: reason.clone(),

@@ -334,6 +334,24 @@ fn a_revoked_node_is_cut_off_everywhere() {
         c.cmd(&["record", "show", &first]).status.success()
     });
     let cpid = peer_of(c);
+    // B (which learned of C by sync) leads a case of its own with C in it.
+    eventually(30, "B learns of C", || {
+        b.cmd(&["trust", "list"]).ok().contains(&cpid)
+    });
+    let case_b = b.create_case("B's case");
+    b.cmd(&[
+        "case",
+        "member",
+        "add",
+        &case_b,
+        &cpid,
+        "--role",
+        "contributor",
+    ])
+    .ok();
+    eventually(30, "C receives B's case", || {
+        c.cmd(&["case", "show", &case_b]).status.success()
+    });
 
     // Only an admin may revoke, with a reason; the unknown and the revoked are refused.
     let e = b
@@ -346,6 +364,10 @@ fn a_revoked_node_is_cut_off_everywhere() {
         .cmd(&["trust", "revoke", &cpid, "--reason", "laptop seized"])
         .ok();
     assert!(out.contains("revoked laptop"), "{out}");
+    assert!(
+        out.contains(&format!("removed it from case {case}")),
+        "the admin, lead of the case, cuts the revoked node from it: {out}"
+    );
     let e = a
         .cmd(&["trust", "revoke", &cpid, "--reason", "again"])
         .error_line();
@@ -363,6 +385,12 @@ fn a_revoked_node_is_cut_off_everywhere() {
                 ns.iter()
                     .any(|n| n["peer_id"] == cpid.as_str() && n["status"] == "revoked")
             })
+    });
+    // B, lead of its own case, cuts C from it when it learns the revocation.
+    eventually(30, "B removes C from the case it leads", || {
+        b.json(&["case", "show", &case_b])["removed"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["peer_id"] == cpid.as_str()))
     });
     let listed = a.json(&["trust", "list"]);
     assert!(
@@ -407,4 +435,124 @@ fn a_revoked_node_is_cut_off_everywhere() {
                 .log()
                 .contains(&format!("refused incoming connection from {cpid}"))
     });
+}
+
+#[test]
+fn a_removed_member_is_cut_at_its_last_entry_and_reads_nothing_new() {
+    let t = TestDir::new("net_remove");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("partner", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    for n in [b, c] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &case,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    let cpid = peer_of(c);
+    // A and C serve; B is offline. C writes one record, which A receives.
+    let sa = Server::start(a, &[]);
+    let sc = Server::start(c, &[&sa.addr]);
+    eventually(30, "C receives the case", || {
+        c.cmd(&["case", "show", &case]).status.success()
+    });
+    let before = c.add(&case, "person", &[("name", "Written before removal")], &[]);
+    eventually(60, "A receives C's record", || {
+        a.cmd(&["record", "show", &before]).status.success()
+    });
+
+    // Only a lead removes, with a reason; A cuts C's log at its entry 1.
+    let e = c
+        .cmd(&[
+            "case",
+            "member",
+            "remove",
+            &case,
+            &peer_of(b),
+            "--reason",
+            "x",
+        ])
+        .error_line();
+    assert!(e.contains("only a lead"), "{e}");
+    let out = a
+        .cmd(&[
+            "case",
+            "member",
+            "remove",
+            &case,
+            &cpid,
+            "--reason",
+            "left the JIT",
+        ])
+        .ok();
+    assert!(out.contains("cut at seq 1"), "{out}");
+    let e = a
+        .cmd(&[
+            "case", "member", "remove", &case, &cpid, "--reason", "again",
+        ])
+        .error_line();
+    assert!(e.contains("not a member"), "{e}");
+    let shown = a.json(&["case", "show", &case]);
+    assert_eq!(shown["removed"][0]["peer_id"], cpid.as_str(), "{shown}");
+    assert_eq!(shown["removed"][0]["cut_seq"], 1);
+    assert!(
+        shown["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["peer_id"] != cpid.as_str())
+    );
+
+    // New records reach B (which also accepts C's entry up to the cut), never C.
+    let after = a.add(&case, "note", &[("text", "after the removal")], &[]);
+    let past_cut = c.add(&case, "note", &[("text", "written after removal")], &[]);
+    let _sb = Server::start(b, &[&sa.addr]);
+    eventually(
+        60,
+        "B receives the case, the new record and C's entry up to the cut",
+        || {
+            b.cmd(&["record", "show", &after]).status.success()
+                && b.cmd(&["record", "show", &before]).status.success()
+        },
+    );
+    let out = c
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "20"])
+        .ok();
+    assert!(out.contains("received 0 entries"), "{out}");
+    assert!(!c.cmd(&["record", "show", &after]).status.success());
+    // What C wrote past the cut is accepted nowhere.
+    eventually(30, "A rejects C's entry past the cut", || {
+        sa.log()
+            .contains("its entries after seq 1 are not accepted")
+    });
+    for n in [a, b] {
+        assert!(
+            !n.cmd(&["record", "show", &past_cut]).status.success(),
+            "an entry past the cut was accepted"
+        );
+    }
+    drop(sc);
+
+    // Even with the ciphertext in hand (a bundle from A), C reads nothing new:
+    // the new epoch key was never wrapped to it.
+    let file = t.join("after-removal.bundle");
+    a.cmd(&["bundle", "export", "--out", file.to_str().unwrap()])
+        .ok();
+    let out = c.cmd(&["bundle", "import", file.to_str().unwrap()]).ok();
+    assert!(out.contains("not a member"), "{out}");
+    assert!(!c.cmd(&["record", "show", &after]).status.success());
+    for n in [a, b] {
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+    }
+    let l = list(a, &case);
+    eventually(30, "A and B hold the same case", || list(b, &case) == l);
 }
