@@ -16,6 +16,8 @@ mod cli;
 mod crash;
 /// Federation trust registry; members by PeerId.
 mod federation;
+/// A hostile enrolled peer speaking the protocol: every misbehaviour is refused.
+mod hostile_peer;
 /// JSON Lines and CSV import, all or nothing.
 mod import;
 /// Members by card; handling rules.

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::util::{Node, TestDir, card_of, files_under, find_bytes, peer_of, uuid_bytes};
 
 /// A running `casesync serve`, stopped (SIGTERM, then SIGKILL) on drop.
-struct Server {
-    child: Child,
-    addr: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     stderr: std::path::PathBuf,
 }
 
 impl Server {
-    fn start(node: &Node, peers: &[&str]) -> Server {
+    pub(crate) fn start(node: &Node, peers: &[&str]) -> Server {
         let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
         for p in peers {
             args.push("--peer");
@@ -53,7 +53,7 @@ impl Server {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
@@ -77,7 +77,7 @@ impl Drop for Server {
 }
 
 /// Polls until `f` holds, or fails after `secs` with `what`.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+pub(crate) fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
         if f() {
@@ -93,7 +93,7 @@ fn list(n: &Node, case: &str) -> String {
 }
 
 /// A federation of `names`, the first as admin; returns the nodes.
-fn federation(t: &TestDir, names: &[(&str, &str)]) -> Vec<Node> {
+pub(crate) fn federation(t: &TestDir, names: &[(&str, &str)]) -> Vec<Node> {
     let nodes: Vec<Node> = names.iter().map(|(n, _)| t.node(n)).collect();
     for (node, (name, cc)) in nodes.iter().zip(names) {
         node.init(name, &format!("Unit {name}"), cc);

@@ -1,0 +1,431 @@
+//! A hostile peer: this test process holds an enrolled node's keys (unlocked
+//! from its real data dir) and speaks the sync protocol over real libp2p to an
+//! honest `casesync serve` process, but misbehaves. Every attack must be
+//! refused, the honest node must keep serving its other peers, and nothing it
+//! stores may change except the record of the refusal (THREATS.md).
+
+use casesync_crypto::{Hash, SymmetricKey};
+use casesync_node::net::protocol::{CaseHave, SyncRequest, SyncResponse};
+use casesync_node::net::{self, Client};
+use casesync_node::{DataDir, cases};
+use casesync_schema::bundle::{BundleBody, CaseItems};
+use casesync_schema::doc::{self, Envelope};
+use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange, encode_payload};
+use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
+use casesync_schema::{CaseId, RecordId};
+use libp2p::{Multiaddr, PeerId};
+
+use crate::network::{Server, eventually, federation};
+use crate::util::{Node, PASSPHRASE, TestDir, dump_db, peer_of};
+
+/// The tables that hold what a node knows; `peers` (last sync times) and
+/// `waiting_entries` (the record of entries that wait) are left out.
+const CONTENT_TABLES: [&str; 8] = [
+    "cases",
+    "control_ops",
+    "entries",
+    "epoch_keys",
+    "meta",
+    "record_entries",
+    "records",
+    "registry_ops",
+];
+
+fn content(n: &Node) -> String {
+    let dump = dump_db(&n.db_path());
+    let mut out = String::new();
+    let mut keep = false;
+    for line in dump.lines() {
+        if let Some(rest) = line.strip_prefix("table ") {
+            keep = CONTENT_TABLES
+                .iter()
+                .any(|t| rest.starts_with(&format!("{t}:")));
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn waiting(n: &Node) -> i64 {
+    n.db()
+        .query_row("SELECT COUNT(*) FROM waiting_entries", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The hostile side: a libp2p client with the hostile node's identity.
+struct Hostile {
+    client: Client,
+    target: PeerId,
+    federation: Vec<u8>,
+    keys: casesync_crypto::NodeKeys,
+}
+
+impl Hostile {
+    async fn ask(&self, request: SyncRequest) -> Result<SyncResponse, String> {
+        self.client.request(self.target, request).await
+    }
+
+    async fn deliver(&self, case: CaseId, entries: Vec<Vec<u8>>) -> SyncResponse {
+        let body = BundleBody {
+            registry_ops: vec![],
+            cases: vec![CaseItems {
+                case,
+                control_ops: vec![],
+                entries,
+            }],
+        };
+        self.ask(SyncRequest::Deliver {
+            federation: self.federation.clone(),
+            body: body.encode(),
+        })
+        .await
+        .expect("the honest node answers a delivery")
+    }
+
+    /// A well-formed entry of this node in `case` carrying one new person.
+    fn entry(
+        &self,
+        case: CaseId,
+        seq: u64,
+        prev: Hash,
+        epoch: Hash,
+        key: &SymmetricKey,
+    ) -> LogEntry {
+        let me = self.keys.public().ed25519;
+        let id = RecordId::new_v7();
+        let env = Envelope {
+            id,
+            case,
+            originator: casesync_crypto::identity::peer_id_of(&me).unwrap(),
+            created: "2026-11-26T10:00:00+00:00".into(),
+        };
+        let input = RecordInput {
+            record_type: RecordType::Person,
+            fields: [("name".to_string(), FieldValue::Str(format!("forged {seq}")))].into(),
+            grading: None,
+            releasable_to: ReleasableTo(vec![]),
+        };
+        let (_, change, _) = doc::new_record(doc::actor_for(&me), &env, &input, 0).unwrap();
+        let payload = encode_payload(&[RecordChange { record: id, change }]);
+        let header = EntryHeader {
+            case,
+            author: me,
+            seq,
+            prev,
+            epoch,
+            time_ms: 0,
+            view: vec![],
+        };
+        LogEntry::create(&self.keys, header, key, &payload).unwrap()
+    }
+}
+
+fn accepted(r: &SyncResponse) -> (u64, u64) {
+    match r {
+        SyncResponse::Accepted { entries, rejected } => (*entries, *rejected),
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving() {
+    let t = TestDir::new("hostile");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    // Case X: H contributes. Case Y: H observes. Case Z: A and B only.
+    let add = |case: &str, n: &Node, role: &str| {
+        a.cmd(&["case", "member", "add", case, &peer_of(n), "--role", role])
+            .ok();
+    };
+    let x = a.create_case("X");
+    add(&x, b, "contributor");
+    add(&x, h, "contributor");
+    let y = a.create_case("Y");
+    add(&y, h, "observer");
+    let z = a.create_case("Z");
+    add(&z, b, "contributor");
+    for c in [&x, &y, &z] {
+        a.add(c, "person", &[("name", "Honest record")], &[]);
+    }
+    let sa = Server::start(a, &[]);
+    // H takes what it may have, through the front door.
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let (case_x, case_y, case_z): (CaseId, CaseId, CaseId) =
+        (x.parse().unwrap(), y.parse().unwrap(), z.parse().unwrap());
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let (epoch_x, key_x) = {
+        let c = cases::load(&hn, conn, &case_x).unwrap();
+        cases::current_epoch(&hn, conn, &c).unwrap()
+    };
+    let (epoch_y, key_y) = {
+        let c = cases::load(&hn, conn, &case_y).unwrap();
+        cases::current_epoch(&hn, conn, &c).unwrap()
+    };
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+
+    let target_addr: Multiaddr = sa.addr.parse().unwrap();
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let before_attacks = local.block_on(&rt, async {
+        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        // Requests from the honest node go unanswered: a hostile peer's right.
+        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+        client.allow(vec![target], vec![]).await;
+        client.dial(target_addr).await.unwrap();
+        let hostile = Hostile {
+            client,
+            target,
+            federation: federation.0.to_vec(),
+            keys: hn.keys.clone(),
+        };
+
+        // A legitimate write first: H's entry 1 in X is accepted.
+        let good = hostile.entry(case_x, 1, Hash::ZERO, epoch_x, &key_x);
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![good.bytes().to_vec()]).await),
+            (1, 0)
+        );
+        let before = content(a);
+
+        // 1. A bad signature.
+        let mut bad = hostile
+            .entry(case_x, 2, good.hash(), epoch_x, &key_x)
+            .bytes()
+            .to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![bad]).await),
+            (0, 1),
+            "bad signature"
+        );
+        // 2. Signed by H, claiming to be written by B.
+        let mut forged = hostile
+            .entry(case_x, 1, Hash::ZERO, epoch_x, &key_x)
+            .bytes()
+            .to_vec();
+        let b_key = casesync_node::trust::load(conn)
+            .unwrap()
+            .unwrap()
+            .by_peer_id(&peer_of(b))
+            .unwrap()
+            .card
+            .identity
+            .ed25519;
+        forged[1 + 16..1 + 16 + 32].copy_from_slice(&b_key);
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![forged]).await),
+            (0, 1),
+            "author forged"
+        );
+        // 3. An entry in a case H is not a member of.
+        let outsider = hostile.entry(case_z, 1, Hash::ZERO, epoch_x, &key_x);
+        assert_eq!(
+            accepted(
+                &hostile
+                    .deliver(case_z, vec![outsider.bytes().to_vec()])
+                    .await
+            ),
+            (0, 1),
+            "non-member"
+        );
+        // 4. An observer writing.
+        let observer = hostile.entry(case_y, 1, Hash::ZERO, epoch_y, &key_y);
+        assert_eq!(
+            accepted(
+                &hostile
+                    .deliver(case_y, vec![observer.bytes().to_vec()])
+                    .await
+            ),
+            (0, 1),
+            "observer"
+        );
+        // 5. A key epoch the case does not have.
+        let stray = SymmetricKey::generate().unwrap();
+        let unknown = hostile.entry(case_x, 2, good.hash(), Hash([9; 32]), &stray);
+        assert_eq!(
+            accepted(
+                &hostile
+                    .deliver(case_x, vec![unknown.bytes().to_vec()])
+                    .await
+            ),
+            (0, 1),
+            "unknown epoch"
+        );
+        // 6. Replay: the accepted entry again changes nothing.
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![good.bytes().to_vec()]).await),
+            (0, 0),
+            "replay"
+        );
+        // 7. Equivocation: another entry 1.
+        let fork = hostile.entry(case_x, 1, Hash::ZERO, epoch_x, &key_x);
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![fork.bytes().to_vec()]).await),
+            (0, 1),
+            "equivocation"
+        );
+        // 8. An entry filed under another case than it names.
+        let misfiled = hostile.entry(case_x, 2, good.hash(), epoch_x, &key_x);
+        assert_eq!(
+            accepted(
+                &hostile
+                    .deliver(case_y, vec![misfiled.bytes().to_vec()])
+                    .await
+            ),
+            (0, 1),
+            "misfiled"
+        );
+        // 9. Garbage as a delivery, and another federation's id: refused whole.
+        let garbage = hostile
+            .ask(SyncRequest::Deliver {
+                federation: federation.0.to_vec(),
+                body: vec![0xff; 4096],
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(garbage, SyncResponse::Refused { .. }),
+            "{garbage:?}"
+        );
+        let other = hostile
+            .ask(SyncRequest::Pull {
+                federation: vec![7; 32],
+                registry_ops: 0,
+                have: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(matches!(other, SyncResponse::Refused { .. }), "{other:?}");
+        // 10. Asking for a case H is not a member of: nothing of it comes back.
+        let probe = hostile
+            .ask(SyncRequest::Pull {
+                federation: federation.0.to_vec(),
+                registry_ops: 0,
+                have: vec![CaseHave {
+                    case: case_z.0.to_vec(),
+                    control_ops: 0,
+                    logs: vec![],
+                }],
+            })
+            .await
+            .unwrap();
+        let SyncResponse::Items { body, have, .. } = probe else {
+            panic!("{probe:?}")
+        };
+        let body = BundleBody::decode(&body).unwrap();
+        assert!(
+            body.cases.iter().all(|c| c.case != case_z),
+            "Z's items reached a non-member"
+        );
+        assert!(
+            have.iter().all(|c| c.case != case_z.0.to_vec()),
+            "Z's summary reached a non-member"
+        );
+        // 11. A flood of concurrent requests: bounded work, and the node stays up.
+        let flood: Vec<_> = (0..200)
+            .map(|_| {
+                let c = hostile.client.clone();
+                let fed = federation.0.to_vec();
+                tokio::task::spawn_local(async move {
+                    c.request(
+                        target,
+                        SyncRequest::Digest {
+                            federation: fed,
+                            digest: vec![0; 32],
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        for f in flood {
+            if let Ok(Ok(SyncResponse::Digest { .. })) = f.await {
+                answered += 1;
+            }
+        }
+        // Work per peer is bounded: requests past the per-connection stream
+        // limit are dropped, not queued without end; the node answers again at once.
+        assert!(answered > 0, "the flood got no answer at all");
+        eprintln!("flood of 200 concurrent requests: {answered} answered, the rest dropped");
+        let again = hostile
+            .ask(SyncRequest::Digest {
+                federation: federation.0.to_vec(),
+                digest: vec![0; 32],
+            })
+            .await;
+        assert!(
+            matches!(again, Ok(SyncResponse::Digest { .. })),
+            "{again:?}"
+        );
+        before
+    });
+    // Nothing the honest node knows changed; it logged the refusals.
+    assert_eq!(
+        content(a),
+        before_attacks,
+        "an attack changed the honest node's store"
+    );
+    for what in [
+        "signature check failed",
+        "not a member",
+        "may not write",
+        "key epoch",
+        "equivocation",
+        "filed under another case",
+    ] {
+        assert!(
+            sa.log().contains(what),
+            "no logged rejection naming `{what}`:\n{}",
+            sa.log()
+        );
+    }
+    // 12. A gap that is never filled: the entry waits, bounded, and nothing else changes.
+    local.block_on(&rt, async {
+        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+        client.allow(vec![target], vec![]).await;
+        client.dial(sa.addr.parse().unwrap()).await.unwrap();
+        let hostile = Hostile {
+            client,
+            target,
+            federation: federation.0.to_vec(),
+            keys: hn.keys.clone(),
+        };
+        let gap = hostile.entry(case_x, 7, Hash([3; 32]), epoch_x, &key_x);
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![gap.bytes().to_vec()]).await),
+            (0, 0),
+            "gap"
+        );
+    });
+    assert_eq!(waiting(a), 1);
+    assert_eq!(content(a), before_attacks);
+    // The honest node still serves its other peers.
+    let out = b
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(out.contains("received"), "{out}");
+    eventually(10, "B holds case Z", || {
+        b.cmd(&["case", "show", &z]).status.success()
+    });
+    assert_eq!(a.json(&["log", "verify"])["failed"], 0);
+}
