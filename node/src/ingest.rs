@@ -210,6 +210,10 @@ fn ingest_case(
     let keys = epoch_keys(node, conn, &case, verified.iter().map(|(e, _)| e));
     let storage = &node.storage;
     let actor = crate::records::actor(node);
+    let mut frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case_ref)?
+        .into_iter()
+        .map(|q| (q.author, q.seq))
+        .collect();
     let mut pending = verified;
     pending.sort_by_key(|(e, _)| (e.header.author, e.header.seq));
     loop {
@@ -230,7 +234,12 @@ fn ingest_case(
                 .map(|(e, _)| prepare(storage, &actor, &case, &keys, e))
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
+                let frozen_at = frozen.get(&e.header.author).copied();
                 let ready = match readiness(conn, case_ref, &e)? {
+                    _ if frozen_at.is_some_and(|f| e.header.seq >= f) => Ready::Conflict(format!(
+                        "its author's log in this case is frozen before seq {} (a proved equivocation)",
+                        frozen_at.unwrap_or_default()
+                    )),
                     // What cannot be applied whatever arrives is refused now.
                     Ready::Wait => match &prepared {
                         Err(reason) => Ready::Conflict(reason.clone()),
@@ -252,6 +261,14 @@ fn ingest_case(
                         .rejected
                         .push(format!("entry {}: {reason}", name(&case_id, &e))),
                     Ready::Wait => waiting.push((e, row)),
+                    Ready::Equivocation => {
+                        let at = freeze(node, conn, &case, &e)?;
+                        frozen.insert(e.header.author, at);
+                        report.rejected.push(format!(
+                            "entry {}: equivocation: its author signed two different entries with this seq; both are kept as proof and its log in this case is frozen before seq {at}",
+                            name(&case_id, &e)
+                        ));
+                    }
                     Ready::Yes => {
                         progressed = true;
                         match store::savepoint(conn, || {
@@ -297,6 +314,31 @@ fn ingest_case(
     Ok(())
 }
 
+/// `e` forks its author's log: another entry with the same seq is held. Keeps
+/// both as proof, and freezes the author's log in the case before the lowest
+/// proved fork: its entries from there on are taken out (records rebuilt from
+/// what remains) and never accepted again. Every node that holds a proof
+/// freezes at the same point, whichever fork it saw first. Returns that seq.
+fn freeze(node: &Node, conn: &Connection, case: &Case, e: &LogEntry) -> Result<u64> {
+    let h = &e.header;
+    let held = store::entries_after(conn, case.case_ref, &h.author, h.seq.saturating_sub(1), 1)?
+        .into_iter()
+        .find(|x| x.seq as u64 == h.seq)
+        .ok_or_else(|| NodeError::Integrity("the forked entry vanished".into()))?;
+    let at = store::insert_equivocation(
+        conn,
+        case.case_ref,
+        &h.author,
+        h.seq,
+        &held.bytes,
+        e.bytes(),
+    )?;
+    for record in store::remove_entries_from(conn, case.case_ref, &h.author, at)? {
+        crate::records::rebuild(node, conn, case, record)?;
+    }
+    Ok(at)
+}
+
 fn name(case: &CaseId, e: &LogEntry) -> String {
     log::entry_name(case, &e.header.author, e.header.seq as i64)
 }
@@ -306,6 +348,8 @@ enum Ready {
     Wait,
     Duplicate,
     Conflict(String),
+    /// Another entry with the same author and seq is held: a fork.
+    Equivocation,
 }
 
 fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
@@ -314,7 +358,7 @@ fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
         return Ok(if stored.ct_eq(&e.hash()) {
             Ready::Duplicate
         } else {
-            Ready::Conflict("another entry with the same author and seq is already held (equivocation); kept out".into())
+            Ready::Equivocation
         });
     }
     let head = store::log_head(conn, case_ref, &h.author)?;

@@ -166,7 +166,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "this node belongs to no federation: run `casesync federation create --name NAME`, or join one with a token"
                 );
             };
-            print_trust(&cli, &st)?;
+            let flagged = store::equivocators(store.conn())?;
+            print_trust(&cli, &st, &flagged)?;
         }
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;
@@ -307,14 +308,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_trust(cli: &Cli, st: &casesync_schema::registry::RegistryState) -> Result<()> {
+/// `flagged`: nodes proved to have equivocated, with the number of cases.
+fn print_trust(
+    cli: &Cli,
+    st: &casesync_schema::registry::RegistryState,
+    flagged: &[([u8; 32], u64)],
+) -> Result<()> {
+    let forks = |id: &[u8; 32]| {
+        flagged
+            .iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
     let nodes: Vec<_> = st
         .nodes
-        .values()
-        .map(|n| {
+        .iter()
+        .map(|(id, n)| {
             json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
                    "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
-                   "revocation_reason": n.revocation.as_ref().map(|(r, _)| r)})
+                   "revocation_reason": n.revocation.as_ref().map(|(r, _)| r),
+                   "equivocated_in_cases": forks(id)})
         })
         .collect();
     if cli.json {
@@ -333,6 +347,12 @@ fn print_trust(cli: &Cli, st: &casesync_schema::registry::RegistryState) -> Resu
             if n.admin { "admin" } else { "-" },
             if n.revoked { "revoked" } else { "active" }
         );
+        let f = forks(&n.card.identity.ed25519);
+        if f > 0 {
+            println!(
+                "    EQUIVOCATED: signed two different entries with one seq in {f} case(s); its log is frozen there"
+            );
+        }
     }
     Ok(())
 }
@@ -471,7 +491,11 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
                 json!({"author": peer, "name": name, "seq": seq, "head": hash.to_hex()})
             })
             .collect();
-        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs}));
+        let frozen: Vec<_> = store::equivocations(conn, c.case_ref)?
+            .into_iter()
+            .map(|q| json!({"author": casesync_crypto::identity::peer_id_of(&q.author).unwrap_or_default(), "frozen_before_seq": q.seq}))
+            .collect();
+        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs, "frozen": frozen}));
     }
     let v = json!({
         "peer_id": node.card.peer_id(),
@@ -499,6 +523,13 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
                 c["id"].as_str().unwrap_or_default(),
                 c["title"].as_str().unwrap_or_default()
             );
+            for f in c["frozen"].as_array().into_iter().flatten() {
+                println!(
+                    "  EQUIVOCATION by {}: its log is frozen before seq {}",
+                    f["author"].as_str().unwrap_or_default(),
+                    f["frozen_before_seq"]
+                );
+            }
             for l in c["logs"].as_array().into_iter().flatten() {
                 println!(
                     "  log {:<14} seq {:>6}  head {}",

@@ -274,6 +274,46 @@ pub(crate) fn load_doc(
     Ok(doc::from_changes(changes, actor(node))?)
 }
 
+/// Rebuilds a record's materialized state from the entries still linked to it
+/// (after entries were taken out of a frozen log); a record none of whose
+/// entries remain is deleted.
+pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i64) -> Result<()> {
+    let Some(row) = store::record_by_row(conn, record_row)? else {
+        return Ok(());
+    };
+    let view = open_view(&node.storage, &row.rid_index, &row.view)?;
+    let rid = parse_record_id(&view.id)?;
+    let mut changes = Vec::new();
+    for se in store::entries_of_record(conn, row.row)?
+        .into_iter()
+        .flatten()
+    {
+        let e = LogEntry::decode_verified(&se.bytes)?;
+        let key = cases::epoch_key(node, conn, case, &e.header.epoch)?;
+        for c in e.open(&key)?.into_iter().filter(|c| c.record == rid) {
+            changes.push(doc::parse_change(&c.change)?);
+        }
+    }
+    if changes.is_empty() {
+        return store::delete_record(conn, row.row).map_err(Into::into);
+    }
+    let single = changes.len() == 1;
+    let mut d = doc::from_changes(changes, actor(node))?;
+    let json = serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
+    let snapshot = if single {
+        None
+    } else {
+        Some(node.storage.seal_snapshot(&row.rid_index, &d.save())?)
+    };
+    store::set_record(
+        conn,
+        row.row,
+        snapshot.as_deref(),
+        &node.storage.seal_view(&row.rid_index, &json)?,
+    )?;
+    Ok(())
+}
+
 /// Edits a record: sets and unsets fields. The result must still be a valid record.
 pub fn edit(
     node: &Node,

@@ -433,7 +433,11 @@ pub async fn run(
                     if fresh {
                         // Relay at once what a peer delivered (a line of nodes must
                         // not wait a push tick at every hop).
-                        marker = store::change_marker(node.store.conn())?;
+                        let now = store::change_marker(node.store.conn())?;
+                        if now.2 != marker.2 {
+                            apply_registry(&node, &client).await?;
+                        }
+                        marker = now;
                         for p in connected.iter().filter(|p| **p != peer) {
                             start_exchange(*p, false)?;
                         }
@@ -451,7 +455,11 @@ pub async fn run(
                     }
                     if x.received > 0 && !opts.once {
                         // Relay at once what was pulled from `p`.
-                        marker = store::change_marker(node.store.conn())?;
+                        let now = store::change_marker(node.store.conn())?;
+                        if now.2 != marker.2 {
+                            apply_registry(&node, &client).await?;
+                        }
+                        marker = now;
                         for q in connected.iter().filter(|q| **q != p) {
                             start_exchange(*q, false)?;
                         }

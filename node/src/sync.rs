@@ -17,6 +17,8 @@ struct Held {
     control_ops: u32,
     /// Each author's (key, last seq, hash of that entry), ordered by author.
     heads: Vec<([u8; 32], u64, Hash)>,
+    /// Logs frozen after a proved equivocation: (author, frozen before seq).
+    frozen: Vec<([u8; 32], u64)>,
 }
 
 /// What this node holds of every case (or only those `peer` is a member of).
@@ -32,6 +34,10 @@ fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<H
             case: c.id.0,
             control_ops: store::control_op_hashes(conn, c.case_ref)?.len() as u32,
             heads: store::log_heads(conn, c.case_ref)?,
+            frozen: store::equivocations(conn, c.case_ref)?
+                .into_iter()
+                .map(|q| (q.author, q.seq))
+                .collect(),
         });
     }
     out.sort_by_key(|h| h.case);
@@ -48,9 +54,19 @@ pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Resul
             logs: h
                 .heads
                 .into_iter()
-                .map(|(author, seq, _)| LogHave {
+                .map(|(author, seq, hash)| LogHave {
                     author: author.to_vec(),
                     seq,
+                    head: hash.0.to_vec(),
+                })
+                .collect(),
+            frozen: h
+                .frozen
+                .into_iter()
+                .map(|(author, seq)| LogHave {
+                    author: author.to_vec(),
+                    seq,
+                    head: Vec::new(),
                 })
                 .collect(),
         })
@@ -87,19 +103,25 @@ pub fn digest(node: &Node, conn: &Connection, peer: &[u8; 32]) -> Result<Hash> {
             w.extend_from_slice(&seq.to_be_bytes());
             w.extend_from_slice(&hash.0);
         }
+        w.extend_from_slice(&(h.frozen.len() as u64).to_be_bytes());
+        for (author, seq) in &h.frozen {
+            w.extend_from_slice(author);
+            w.extend_from_slice(&seq.to_be_bytes());
+        }
     }
     Ok(sha256(&w))
 }
 
-fn their_seq(have: Option<&CaseHave>, author: &[u8; 32]) -> u64 {
+/// The peer's last seq of `author`'s log, and the hash it holds there.
+fn their_head<'a>(have: Option<&'a CaseHave>, author: &[u8; 32]) -> (u64, &'a [u8]) {
     have.and_then(|h| {
         h.logs
             .iter()
             .take(MAX_LOGS)
             .find(|l| l.author[..] == author[..])
     })
-    .map(|l| l.seq)
-    .unwrap_or(0)
+    .map(|l| (l.seq, &l.head[..]))
+    .unwrap_or((0, &[]))
 }
 
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
@@ -137,9 +159,47 @@ pub fn items_for(
             used += ops.iter().map(|o| o.bytes.len()).sum::<usize>();
             items.control_ops = ops.into_iter().map(|o| o.bytes).collect();
         }
+        // Proofs of equivocation go to every peer that has not frozen the log
+        // yet: with both entries it detects the fork itself and freezes alike.
+        let mut proofs_sent = Vec::new();
+        for q in store::equivocations(conn, c.case_ref)? {
+            let known = idx.is_some_and(|i| {
+                their[i]
+                    .frozen
+                    .iter()
+                    .take(MAX_LOGS)
+                    .any(|f| f.author[..] == q.author[..] && f.seq <= q.seq)
+            });
+            if !known {
+                used += q.entry_a.len() + q.entry_b.len();
+                items.entries.push(q.entry_a);
+                items.entries.push(q.entry_b);
+                proofs_sent.push(LogHave {
+                    author: q.author.to_vec(),
+                    seq: q.seq,
+                    head: Vec::new(),
+                });
+            }
+        }
         let mut advanced: Vec<LogHave> = Vec::new();
         for (author, seq, _) in store::log_heads(conn, c.case_ref)? {
-            let from = their_seq(idx.map(|i| &their[i]), &author);
+            let (from, their_hash) = their_head(idx.map(|i| &their[i]), &author);
+            if from > 0
+                && their_hash.len() == 32
+                && let Some(mine) = store::entry_hash_at(conn, c.case_ref, &author, from)?
+                && !mine.ct_eq(&Hash::from_slice(their_hash).unwrap_or(Hash::ZERO))
+            {
+                // The peer holds another entry at `from`: a fork. Send ours;
+                // with both in hand it proves the equivocation and freezes.
+                if let Some(e) = store::entries_after(conn, c.case_ref, &author, from - 1, 1)?
+                    .into_iter()
+                    .next()
+                {
+                    used += e.bytes.len();
+                    items.entries.push(e.bytes);
+                }
+                continue;
+            }
             if seq <= from {
                 continue;
             }
@@ -159,6 +219,7 @@ pub fn items_for(
             advanced.push(LogHave {
                 author: author.to_vec(),
                 seq: last,
+                head: Vec::new(),
             });
             if more {
                 break;
@@ -176,12 +237,14 @@ pub fn items_for(
                     case: c.id.0.to_vec(),
                     control_ops: 0,
                     logs: Vec::new(),
+                    frozen: Vec::new(),
                 });
                 let last = their.len() - 1;
                 &mut their[last]
             }
         };
         h.control_ops = h.control_ops.max(n_ops as u32);
+        h.frozen.extend(proofs_sent);
         for a in advanced {
             match h.logs.iter_mut().find(|l| l.author == a.author) {
                 Some(l) => l.seq = l.seq.max(a.seq),

@@ -274,13 +274,6 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
             (0, 0),
             "replay"
         );
-        // 7. Equivocation: another entry 1.
-        let fork = hostile.entry(case_x, 1, Hash::ZERO, epoch_x, &key_x);
-        assert_eq!(
-            accepted(&hostile.deliver(case_x, vec![fork.bytes().to_vec()]).await),
-            (0, 1),
-            "equivocation"
-        );
         // 8. An entry filed under another case than it names.
         let misfiled = hostile.entry(case_x, 2, good.hash(), epoch_x, &key_x);
         assert_eq!(
@@ -322,6 +315,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                     case: case_z.0.to_vec(),
                     control_ops: 0,
                     logs: vec![],
+                    frozen: vec![],
                 }],
             })
             .await
@@ -388,7 +382,6 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         "not a member",
         "may not write",
         "key epoch",
-        "equivocation",
         "filed under another case",
     ] {
         assert!(
@@ -428,4 +421,151 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         b.cmd(&["case", "show", &z]).status.success()
     });
     assert_eq!(a.json(&["log", "verify"])["failed"], 0);
+}
+
+/// Equivocation: H signs two different entries 1 in case X and gives one to
+/// A and the other to B. Whoever saw which first, both end up holding the
+/// proof and freezing H's log in X before seq 1; H is flagged.
+#[test]
+fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
+    let t = TestDir::new("equivocation");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    for n in [b, h] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &x,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    let honest = a.add(&x, "person", &[("name", "Honest record")], &[]);
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    eventually(30, "B receives the case", || {
+        b.cmd(&["record", "show", &honest]).status.success()
+    });
+    let hpid = peer_of(h);
+    eventually(30, "B knows H from the registry A sent", || {
+        b.cmd(&["trust", "list"]).ok().contains(&hpid)
+    });
+    let case_x: CaseId = x.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let (epoch_x, key_x) = {
+        let c = cases::load(&hn, conn, &case_x).unwrap();
+        cases::current_epoch(&hn, conn, &c).unwrap()
+    };
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let hpid = peer_of(h);
+    local.block_on(&rt, async {
+        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+        let (pa, pb): (PeerId, PeerId) = (peer_of(a).parse().unwrap(), peer_of(b).parse().unwrap());
+        client.allow(vec![pa, pb], vec![]).await;
+        client.dial(sa.addr.parse().unwrap()).await.unwrap();
+        // B lets H in once it has applied the registry it got from A: poll.
+        let mut b_lets_in = false;
+        for _ in 0..100 {
+            let _ = client.dial(sb.addr.parse().unwrap()).await;
+            let probe = SyncRequest::Digest {
+                federation: federation.0.to_vec(),
+                digest: vec![0; 32],
+            };
+            if let Ok(SyncResponse::Digest { .. }) = client.request(pb, probe).await {
+                b_lets_in = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(b_lets_in, "B never accepted H");
+        let to = |target: PeerId| Hostile {
+            client: client.clone(),
+            target,
+            federation: federation.0.to_vec(),
+            keys: hn.keys.clone(),
+        };
+        let one = to(pa).entry(case_x, 1, Hash::ZERO, epoch_x, &key_x);
+        let other = to(pa).entry(case_x, 1, Hash::ZERO, epoch_x, &key_x);
+        assert_eq!(
+            accepted(&to(pa).deliver(case_x, vec![one.bytes().to_vec()]).await),
+            (1, 0)
+        );
+        // A relays `one` to B at once, so B may already hold it when `other`
+        // arrives (then B proves the fork right there); either way one of the
+        // two entries is taken or refused, and the end state must be the same.
+        let (n, r) = accepted(&to(pb).deliver(case_x, vec![other.bytes().to_vec()]).await);
+        assert_eq!(n + r, 1);
+        let two = to(pa).entry(case_x, 2, one.hash(), epoch_x, &key_x);
+        let (n, r) = accepted(&to(pa).deliver(case_x, vec![two.bytes().to_vec()]).await);
+        assert_eq!(n + r, 1);
+    });
+    // A and B sync: each detects the fork, keeps the proof and freezes H's log.
+    let frozen = |n: &Node| -> i64 {
+        n.db()
+            .query_row(
+                "SELECT COUNT(*) FROM equivocations WHERE seq = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    eventually(60, "A and B both hold the proof", || {
+        frozen(a) == 1 && frozen(b) == 1
+    });
+    eventually(30, "A and B hold the same case", || list(a) == list(b));
+    fn list(n: &Node) -> String {
+        n.cmd(&[
+            "--json",
+            "record",
+            "list",
+            n.json(&["case", "list"])[0]["id"].as_str().unwrap(),
+        ])
+        .ok()
+    }
+    for n in [a, b] {
+        let ids: Vec<String> = n
+            .json(&["record", "list", &x])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, vec![honest.clone()], "only the honest record remains");
+        let entries: i64 = n
+            .db()
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(entries, 1, "H's entries from the fork on are gone");
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+        let trust = n.json(&["trust", "list"]);
+        let flagged = trust["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["peer_id"] == hpid.as_str())
+            .unwrap()["equivocated_in_cases"]
+            .clone();
+        assert_eq!(flagged, 1, "{trust}");
+    }
+    assert!(sa.log().contains("equivocation") || sb.log().contains("equivocation"));
 }

@@ -22,6 +22,10 @@ pub struct CaseHave {
     pub case: Vec<u8>,
     pub control_ops: u32,
     pub logs: Vec<LogHave>,
+    /// Logs frozen after a proved equivocation, each with the seq it is frozen
+    /// before: a peer that lists one needs no proof of it.
+    #[serde(default)]
+    pub frozen: Vec<LogHave>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +33,10 @@ pub struct LogHave {
     #[serde(with = "serde_bytes")]
     pub author: Vec<u8>,
     pub seq: u64,
+    /// Hash of the entry at `seq`, so a peer holding another entry there (a
+    /// fork) sends its own and the fork is proved; empty where not known.
+    #[serde(default, with = "serde_bytes")]
+    pub head: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

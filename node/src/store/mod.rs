@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("003_peers.sql"),
     include_str!("004_indexes.sql"),
     include_str!("005_waiting.sql"),
+    include_str!("006_equivocations.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -466,6 +467,128 @@ pub fn entries_after(
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+// ---- equivocation: proofs and frozen logs ----
+
+/// Records a proof that `author` equivocated at `seq` in a case; keeps the
+/// lowest seq if there are several. Returns the seq the log is frozen before.
+pub fn insert_equivocation(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+    entry_a: &[u8],
+    entry_b: &[u8],
+) -> Result<u64> {
+    c.execute(
+        "INSERT INTO equivocations (case_ref, author, seq, entry_a, entry_b) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (case_ref, author) DO UPDATE SET seq = excluded.seq, entry_a = excluded.entry_a, entry_b = excluded.entry_b \
+         WHERE excluded.seq < equivocations.seq",
+        params![case_ref, &author[..], seq as i64, entry_a, entry_b],
+    )?;
+    Ok(c.query_row(
+        "SELECT seq FROM equivocations WHERE case_ref = ?1 AND author = ?2",
+        params![case_ref, &author[..]],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// A proof of equivocation: the author, the seq, and the two entries.
+pub struct Equivocation {
+    pub author: [u8; 32],
+    pub seq: u64,
+    pub entry_a: Vec<u8>,
+    pub entry_b: Vec<u8>,
+}
+
+pub fn equivocations(c: &Connection, case_ref: i64) -> Result<Vec<Equivocation>> {
+    let mut s = c.prepare_cached(
+        "SELECT author, seq, entry_a, entry_b FROM equivocations WHERE case_ref = ?1 ORDER BY author",
+    )?;
+    let rows = s
+        .query_map([case_ref], |r| {
+            let a: Vec<u8> = r.get(0)?;
+            let mut author = [0u8; 32];
+            if a.len() == 32 {
+                author.copy_from_slice(&a);
+            }
+            Ok(Equivocation {
+                author,
+                seq: r.get::<_, i64>(1)? as u64,
+                entry_a: r.get(2)?,
+                entry_b: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Every author proved to have equivocated, with the number of cases.
+pub fn equivocators(c: &Connection) -> Result<Vec<([u8; 32], u64)>> {
+    let mut s = c.prepare("SELECT author, COUNT(*) FROM equivocations GROUP BY author")?;
+    let rows = s
+        .query_map([], |r| {
+            let a: Vec<u8> = r.get(0)?;
+            let mut author = [0u8; 32];
+            if a.len() == 32 {
+                author.copy_from_slice(&a);
+            }
+            Ok((author, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Removes an author's entries from `seq` on in a case (a frozen log), with
+/// their links and waiting copies; returns the records they touched.
+pub fn remove_entries_from(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+) -> Result<Vec<i64>> {
+    let mut s = c.prepare(
+        "SELECT DISTINCT re.record_ref FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
+         WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq >= ?3",
+    )?;
+    let records = s
+        .query_map(params![case_ref, &author[..], seq as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    c.execute(
+        "DELETE FROM record_entries WHERE entry_ref IN \
+         (SELECT id FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3)",
+        params![case_ref, &author[..], seq as i64],
+    )?;
+    c.execute(
+        "DELETE FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3",
+        params![case_ref, &author[..], seq as i64],
+    )?;
+    Ok(records)
+}
+
+pub fn record_by_row(c: &Connection, row: i64) -> Result<Option<RecordRow>> {
+    Ok(c.query_row(
+        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE id = ?1",
+        [row],
+        record_row,
+    )
+    .optional()?)
+}
+
+/// Replaces a record's materialized state (snapshot `None`: a single change).
+pub fn set_record(c: &Connection, row: i64, snapshot: Option<&[u8]>, view: &[u8]) -> Result<()> {
+    c.execute(
+        "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
+        params![row, snapshot, view],
+    )?;
+    Ok(())
+}
+
+pub fn delete_record(c: &Connection, row: i64) -> Result<()> {
+    c.execute("DELETE FROM record_entries WHERE record_ref = ?1", [row])?;
+    c.execute("DELETE FROM records WHERE id = ?1", [row])?;
+    Ok(())
 }
 
 // ---- entries waiting for what they build on ----
