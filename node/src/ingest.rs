@@ -177,6 +177,7 @@ fn ingest_case(
         }
     }
     let case = cases::load(node, conn, &case_id)?;
+    enforce_cuts(node, conn, &case, report)?;
     // Signatures first, on every core: nothing of an entry is looked at before
     // its signature holds.
     let decoded: Vec<_> = items
@@ -310,6 +311,42 @@ fn ingest_case(
         if store::insert_waiting(conn, case_ref, &e.hash(), e.bytes(), source)? {
             report.waiting += 1;
         }
+    }
+    Ok(())
+}
+
+/// Takes out a removed member's entries past its cut that this node accepted
+/// before it learned of the removal (DESIGN.md: "every node accepts that
+/// member's entries up to the cut and rejects the rest"), and rebuilds the
+/// records they touched, so every node holds the same log whatever the order
+/// in which entries and removal arrived.
+fn enforce_cuts(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    report: &mut IngestReport,
+) -> Result<()> {
+    for (author, cut) in &case.state.removed {
+        let Some((head, _)) = store::log_head(conn, case.case_ref, author)? else {
+            continue;
+        };
+        let at_cut = store::entry_hash_at(conn, case.case_ref, author, cut.cut_seq)?;
+        let from = match at_cut {
+            // Another entry than the one the removal names sits at the cut.
+            Some(h) if cut.cut_seq > 0 && !h.ct_eq(&cut.cut_hash) => cut.cut_seq,
+            _ if head > cut.cut_seq => cut.cut_seq + 1,
+            _ => continue,
+        };
+        let records = store::remove_entries_from(conn, case.case_ref, author, from)?;
+        for r in &records {
+            crate::records::rebuild(node, conn, case, *r)?;
+        }
+        report.rejected.push(format!(
+            "case {}: entries of removed member {} from seq {from} on were taken out (accepted before the removal was known); {} record(s) rebuilt",
+            case.id,
+            casesync_crypto::identity::peer_id_of(author).unwrap_or_default(),
+            records.len()
+        ));
     }
     Ok(())
 }

@@ -556,3 +556,74 @@ fn a_removed_member_is_cut_at_its_last_entry_and_reads_nothing_new() {
     let l = list(a, &case);
     eventually(30, "A and B hold the same case", || list(b, &case) == l);
 }
+
+#[test]
+fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
+    let t = TestDir::new("net_cut_late");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("partner", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    for n in [b, c] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &case,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr, &sb.addr]);
+    eventually(60, "B and C receive the case", || {
+        b.cmd(&["case", "show", &case]).status.success()
+            && c.cmd(&["case", "show", &case]).status.success()
+    });
+    let first = c.add(&case, "person", &[("name", "Within the cut")], &[]);
+    eventually(60, "A and B receive C's first record", || {
+        a.cmd(&["record", "show", &first]).status.success()
+            && b.cmd(&["record", "show", &first]).status.success()
+    });
+    // A goes offline and removes C there (cut at C's entry 1); meanwhile C
+    // writes again and B, not knowing of the removal, accepts it.
+    drop(sa);
+    let out = a
+        .cmd(&[
+            "case",
+            "member",
+            "remove",
+            &case,
+            &peer_of(c),
+            "--reason",
+            "left",
+        ])
+        .ok();
+    assert!(out.contains("cut at seq 1"), "{out}");
+    let late = c.add(&case, "note", &[("text", "past the cut")], &[]);
+    let edit_victim = c.cmd(&["record", "edit", &first, "--field", "status=edited late"]);
+    assert!(edit_victim.status.success());
+    eventually(60, "B accepts C's later writes", || {
+        b.cmd(&["record", "show", &late]).status.success()
+    });
+    drop(sc);
+    // A comes back: B learns of the removal and takes C's entries past the cut out.
+    let _sa = Server::start(a, &[&sb.addr]);
+    eventually(60, "B takes out what C wrote past the cut", || {
+        !b.cmd(&["record", "show", &late]).status.success()
+    });
+    let shown = b.show(&first);
+    assert!(
+        shown["fields"].get("status").is_none(),
+        "an edit past the cut survived: {shown}"
+    );
+    eventually(30, "A and B hold the same case", || {
+        list(a, &case) == list(b, &case)
+    });
+    assert_eq!(b.json(&["log", "verify"])["failed"], 0);
+}
