@@ -52,6 +52,10 @@ pub enum NodeError {
     /// Stored data failed an integrity check.
     #[error("{0}")]
     Integrity(String),
+    /// A peer broke the sync protocol (undecodable message, another
+    /// federation's id); it is disconnected.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
 }
 
 impl From<rusqlite::Error> for NodeError {

@@ -107,13 +107,33 @@ async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Answers one request from `peer` (already connected, so enrolled).
-pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> SyncResponse {
+/// Answers one request from `peer` (already connected, so enrolled), and says
+/// whether the request broke the protocol (the peer is then disconnected).
+pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> (SyncResponse, Option<String>) {
     match answer_inner(node, peer, request) {
-        Ok(r) => r,
-        Err(e) => SyncResponse::Refused {
-            reason: e.to_string(),
-        },
+        Ok(r) => (r, None),
+        Err(NodeError::Protocol(why)) => (
+            SyncResponse::Refused {
+                reason: format!("protocol violation: {why}"),
+            },
+            Some(why),
+        ),
+        Err(e) => (
+            SyncResponse::Refused {
+                reason: e.to_string(),
+            },
+            None,
+        ),
+    }
+}
+
+fn same_federation(theirs: &[u8], ours: &[u8]) -> Result<()> {
+    if theirs == ours {
+        Ok(())
+    } else {
+        Err(NodeError::Protocol(
+            "the request names another federation".into(),
+        ))
     }
 }
 
@@ -130,11 +150,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
     let conn = node.store.conn();
     match request {
         SyncRequest::Digest { federation, digest } => {
-            if federation != fed {
-                return Ok(SyncResponse::Refused {
-                    reason: "another federation".into(),
-                });
-            }
+            same_federation(&federation, &fed)?;
             let mine = sync::digest(node, conn, &key)?;
             Ok(SyncResponse::Digest {
                 same: casesync_crypto::hash::ct_eq(&mine.0, &digest),
@@ -145,11 +161,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             mut registry_ops,
             mut have,
         } => {
-            if federation != fed {
-                return Ok(SyncResponse::Refused {
-                    reason: "another federation".into(),
-                });
-            }
+            same_federation(&federation, &fed)?;
             let (body, more) = sync::items_for(
                 node,
                 conn,
@@ -167,12 +179,9 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             })
         }
         SyncRequest::Deliver { federation, body } => {
-            if federation != fed {
-                return Ok(SyncResponse::Refused {
-                    reason: "another federation".into(),
-                });
-            }
-            let body = BundleBody::decode(&body)?;
+            same_federation(&federation, &fed)?;
+            let body = BundleBody::decode(&body)
+                .map_err(|e| NodeError::Protocol(format!("undecodable delivery: {e}")))?;
             let r = node
                 .store
                 .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
@@ -427,9 +436,13 @@ pub async fn run(
                     connected.remove(&p);
                 }
                 Event::Inbound { peer, request, channel } => {
-                    let response = answer(&node, &peer, request);
+                    let (response, violation) = answer(&node, &peer, request);
                     let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
                     client.respond(channel, response).await;
+                    if let Some(why) = violation {
+                        log(format!("disconnected {peer}: it broke the sync protocol ({why})"));
+                        client.disconnect(peer).await;
+                    }
                     if fresh {
                         // Relay at once what a peer delivered (a line of nodes must
                         // not wait a push tick at every hop).

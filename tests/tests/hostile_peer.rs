@@ -285,27 +285,41 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
             (0, 1),
             "misfiled"
         );
-        // 9. Garbage as a delivery, and another federation's id: refused whole.
+        // 9. Garbage as a delivery, and another federation's id: refused whole,
+        // and the peer is disconnected (the refusal may or may not beat the
+        // disconnection to it); it dials again for what follows.
+        let redial = || async {
+            for _ in 0..100 {
+                if hostile.client.dial(sa.addr.parse().unwrap()).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("cannot reconnect to the honest node");
+        };
         let garbage = hostile
             .ask(SyncRequest::Deliver {
                 federation: federation.0.to_vec(),
                 body: vec![0xff; 4096],
             })
-            .await
-            .unwrap();
+            .await;
         assert!(
-            matches!(garbage, SyncResponse::Refused { .. }),
+            !matches!(garbage, Ok(SyncResponse::Accepted { .. })),
             "{garbage:?}"
         );
+        redial().await;
         let other = hostile
             .ask(SyncRequest::Pull {
                 federation: vec![7; 32],
                 registry_ops: 0,
                 have: vec![],
             })
-            .await
-            .unwrap();
-        assert!(matches!(other, SyncResponse::Refused { .. }), "{other:?}");
+            .await;
+        assert!(
+            !matches!(other, Ok(SyncResponse::Items { .. })),
+            "{other:?}"
+        );
+        redial().await;
         // 10. Asking for a case H is not a member of: nothing of it comes back.
         let probe = hostile
             .ask(SyncRequest::Pull {
@@ -383,6 +397,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         "may not write",
         "key epoch",
         "filed under another case",
+        "broke the sync protocol",
     ] {
         assert!(
             sa.log().contains(what),
@@ -568,4 +583,177 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
         assert_eq!(flagged, 1, "{trust}");
     }
     assert!(sa.log().contains("equivocation") || sb.log().contains("equivocation"));
+}
+
+/// A codec that writes whatever bytes it is given: the hostile side's way to
+/// put malformed, truncated and oversized messages on the honest node's stream.
+#[derive(Clone, Default)]
+struct RawBytes;
+
+impl libp2p::request_response::Codec for RawBytes {
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        use futures::AsyncReadExt;
+        let mut v = Vec::new();
+        io.take(1 << 20).read_to_end(&mut v).await?;
+        Ok(v)
+    }
+    async fn read_response<T>(&mut self, p: &Self::Protocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        self.read_request(p, io).await
+    }
+    async fn write_request<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        use futures::AsyncWriteExt;
+        io.write_all(&req).await?;
+        io.close().await
+    }
+    async fn write_response<T>(
+        &mut self,
+        p: &Self::Protocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        self.write_request(p, io, res).await
+    }
+}
+
+/// Malformed CBOR, a truncated message, and one over the size limit, written
+/// raw on the sync protocol's stream: none gets an answer, nothing stored
+/// changes, and the node keeps serving others.
+#[test]
+fn malformed_truncated_and_oversized_messages_get_no_answer_and_change_nothing() {
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+
+    let t = TestDir::new("hostile_raw");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    for n in [b, h] {
+        a.cmd(&[
+            "case",
+            "member",
+            "add",
+            &x,
+            &peer_of(n),
+            "--role",
+            "contributor",
+        ])
+        .ok();
+    }
+    a.add(&x, "person", &[("name", "Honest record")], &[]);
+    let sa = Server::start(a, &[]);
+    let before = content(a);
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let addr: Multiaddr = sa.addr.parse().unwrap();
+    let not_cbor = serde_json::to_vec(&serde_json::json!({"not": "cbor"})).unwrap();
+    let mut oversized = vec![0xa1u8; 17 * 1024 * 1024];
+    oversized[0] = 0x9b; // a CBOR array claiming an enormous length
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("malformed", not_cbor),
+        ("truncated", vec![0xa1, 0x64, b'P', b'u']),
+        ("oversized", oversized),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (what, bytes) in cases {
+            let mut swarm =
+                libp2p::SwarmBuilder::with_existing_identity(hn.keys.libp2p_keypair().unwrap())
+                    .with_tokio()
+                    .with_tcp(
+                        libp2p::tcp::Config::default(),
+                        libp2p::noise::Config::new,
+                        libp2p::yamux::Config::default,
+                    )
+                    .unwrap()
+                    .with_behaviour(|_| {
+                        request_response::Behaviour::with_codec(
+                            RawBytes,
+                            [(
+                                libp2p::StreamProtocol::new("/casesync/sync/1"),
+                                ProtocolSupport::Outbound,
+                            )],
+                            request_response::Config::default()
+                                .with_request_timeout(std::time::Duration::from_secs(60)),
+                        )
+                    })
+                    .unwrap()
+                    .build();
+            swarm.dial(addr.clone()).unwrap();
+            let mut sent = false;
+            let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                loop {
+                    match swarm.select_next_some().await {
+                        SwarmEvent::ConnectionEstablished { .. } if !sent => {
+                            swarm.behaviour_mut().send_request(&target, bytes.clone());
+                            sent = true;
+                        }
+                        // A closed stream reads as an empty response: no answer.
+                        SwarmEvent::Behaviour(request_response::Event::Message {
+                            message: request_response::Message::Response { response, .. },
+                            ..
+                        }) => {
+                            break if response.is_empty() {
+                                "stream closed without an answer".to_string()
+                            } else {
+                                "answered".to_string()
+                            };
+                        }
+                        SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                            error,
+                            ..
+                        }) => break format!("failed: {error}"),
+                        SwarmEvent::ConnectionClosed { .. } if sent => {
+                            break "disconnected".to_string();
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| "no answer within 30 s".to_string());
+            eprintln!("raw {what} message: {outcome}");
+            assert_ne!(outcome, "answered", "{what}: a raw message got an answer");
+        }
+    });
+    // Undecodable frames are dropped by libp2p's request-response without an
+    // event, so the node neither logs them nor disconnects the peer yet (see
+    // the issue note); the oversized one costs the peer its connection.
+    assert_eq!(
+        content(a),
+        before,
+        "a raw message changed the honest node's store"
+    );
+    // A keeps serving its other peers.
+    let out = b
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(out.contains("received"), "{out}");
 }

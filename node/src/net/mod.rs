@@ -49,6 +49,9 @@ enum Command {
         peers: Vec<PeerId>,
         revoked: Vec<PeerId>,
     },
+    Disconnect {
+        peer: PeerId,
+    },
 }
 
 /// What the network tells the node.
@@ -115,6 +118,11 @@ impl Client {
             .commands
             .send(Command::Respond { channel, response })
             .await;
+    }
+    /// Closes every connection to `peer` (it broke the protocol); it may dial
+    /// again, and is disconnected again if it goes on.
+    pub async fn disconnect(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Disconnect { peer }).await;
     }
     /// Sets the peers that may connect (enrolled, active) and those that may
     /// never connect again (revoked): their connections are closed.
@@ -255,6 +263,9 @@ impl EventLoop {
                     .sync
                     .send_response(channel, response);
             }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Allow { peers, revoked } => {
                 // A revoked node is cut off at once, even one the operator dialed
                 // by hand: disallowing closes its connections.
@@ -361,11 +372,19 @@ impl EventLoop {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                // A request that could not be read (malformed CBOR, oversized,
+                // truncated) breaks the protocol: the peer is disconnected.
+                let broke = matches!(error, request_response::InboundFailure::Io(_));
+                if broke {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
                 let _ = self
                     .events
-                    .send(Event::Refused(format!(
-                        "inbound request from {peer} failed: {error}"
-                    )))
+                    .send(Event::Refused(if broke {
+                        format!("disconnected {peer}: it broke the sync protocol ({error})")
+                    } else {
+                        format!("inbound request from {peer} failed: {error}")
+                    }))
                     .await;
             }
             request_response::Event::ResponseSent { .. } => {}
