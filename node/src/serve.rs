@@ -107,6 +107,21 @@ async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Notes what was appended to the store since `marker` (by any process) and
+/// puts new registry statements into effect; returns whether anything changed.
+async fn take_changes(node: &Node, client: &Client, marker: &mut (i64, i64, i64)) -> Result<bool> {
+    let now = store::change_marker(node.store.conn())?;
+    if now == *marker {
+        return Ok(false);
+    }
+    if now.2 != marker.2 {
+        // New registry statements: nodes enrolled or revoked.
+        apply_registry(node, client).await?;
+    }
+    *marker = now;
+    Ok(true)
+}
+
 /// Answers one request from `peer` (already connected, so enrolled), and says
 /// whether the request broke the protocol (the peer is then disconnected).
 pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> (SyncResponse, Option<String>) {
@@ -446,11 +461,7 @@ pub async fn run(
                     if fresh {
                         // Relay at once what a peer delivered (a line of nodes must
                         // not wait a push tick at every hop).
-                        let now = store::change_marker(node.store.conn())?;
-                        if now.2 != marker.2 {
-                            apply_registry(&node, &client).await?;
-                        }
-                        marker = now;
+                        take_changes(&node, &client, &mut marker).await?;
                         for p in connected.iter().filter(|p| **p != peer) {
                             start_exchange(*p, false)?;
                         }
@@ -468,11 +479,7 @@ pub async fn run(
                     }
                     if x.received > 0 && !opts.once {
                         // Relay at once what was pulled from `p`.
-                        let now = store::change_marker(node.store.conn())?;
-                        if now.2 != marker.2 {
-                            apply_registry(&node, &client).await?;
-                        }
-                        marker = now;
+                        take_changes(&node, &client, &mut marker).await?;
                         for q in connected.iter().filter(|q| **q != p) {
                             start_exchange(*q, false)?;
                         }
@@ -492,13 +499,7 @@ pub async fn run(
             }
             _ = push_tick.tick(), if !opts.once => {
                 // Writes by this or another process on the same data dir: push now.
-                let now = store::change_marker(node.store.conn())?;
-                if now != marker {
-                    if now.2 != marker.2 {
-                        // New registry statements: nodes enrolled or revoked.
-                        apply_registry(&node, &client).await?;
-                    }
-                    marker = now;
+                if take_changes(&node, &client, &mut marker).await? {
                     for p in connected.clone() {
                         start_exchange(p, false)?;
                     }

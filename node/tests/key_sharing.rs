@@ -2,8 +2,9 @@
 //! alone. Two real data dirs, the real binary for every write; the library only
 //! reads what the binary stored, as the next issue's sync will ship it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+use common::{PASS, casesync, temp_root};
 
 use casesync_node::{DataDir, cases, store};
 use casesync_schema::control::{self, ControlOp};
@@ -11,34 +12,9 @@ use casesync_schema::doc;
 use casesync_schema::entry::LogEntry;
 use casesync_schema::{CaseId, RecordId};
 
-const PASS: &str = "key-sharing-test";
-
-fn temp_root() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("casesync-keyshare-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn casesync(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_casesync"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("CASESYNC_PASSPHRASE", PASS)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "casesync {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn case_key_wrapped_to_a_card_unwraps_only_on_that_node() {
-    let root = temp_root();
+    let root = temp_root("keyshare");
     let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
     casesync(
         &a,

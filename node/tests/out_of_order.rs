@@ -3,37 +3,14 @@
 //! data dirs written by the real binary; the library ingests what A stored, in
 //! the order a misbehaving or lossy link would deliver it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+mod common;
+use common::{PASS, casesync, temp_root};
 
 use casesync_node::{DataDir, ingest, store};
 use casesync_schema::CaseId;
 use casesync_schema::bundle::{BundleBody, CaseItems};
-
-const PASS: &str = "out-of-order-test";
-
-fn casesync(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_casesync"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("CASESYNC_PASSPHRASE", PASS)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "casesync {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn root() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("casesync-ooo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn count(dir: &Path, table: &str) -> i64 {
     let s = DataDir::new(dir).open_store().unwrap();
@@ -44,7 +21,7 @@ fn count(dir: &Path, table: &str) -> i64 {
 
 #[test]
 fn entries_that_arrive_before_their_predecessor_wait_and_then_apply() {
-    let root = root();
+    let root = temp_root("ooo");
     let (a, b) = (root.join("a"), root.join("b"));
     casesync(
         &a,

@@ -139,10 +139,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
     );
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
     // Case X: H contributes. Case Y: H observes. Case Z: A and B only.
-    let add = |case: &str, n: &Node, role: &str| {
-        a.cmd(&["case", "member", "add", case, &peer_of(n), "--role", role])
-            .ok();
-    };
+    let add = |case: &str, n: &Node, role: &str| a.add_member(case, n, role);
     let x = a.create_case("X");
     add(&x, b, "contributor");
     add(&x, h, "contributor");
@@ -438,32 +435,32 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
     assert_eq!(a.json(&["log", "verify"])["failed"], 0);
 }
 
+/// A federation of A (admin), B and the hostile H; case X led by A with B and
+/// H as contributors and one honest record; A serving. Returns the test dir,
+/// the nodes, the case, the record and A's server.
+fn scene(name: &str) -> (TestDir, Vec<Node>, String, String, Server) {
+    let t = TestDir::new(name);
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let a = &nodes[0];
+    let x = a.create_case("X");
+    for n in &nodes[1..] {
+        a.add_member(&x, n, "contributor");
+    }
+    let honest = a.add(&x, "person", &[("name", "Honest record")], &[]);
+    let sa = Server::start(a, &[]);
+    (t, nodes, x, honest, sa)
+}
+
 /// Equivocation: H signs two different entries 1 in case X and gives one to
 /// A and the other to B. Whoever saw which first, both end up holding the
 /// proof and freezing H's log in X before seq 1; H is flagged.
 #[test]
 fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
-    let t = TestDir::new("equivocation");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, x, honest, sa) = scene("equivocation");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    for n in [b, h] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &x,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
-    }
-    let honest = a.add(&x, "person", &[("name", "Honest record")], &[]);
-    let sa = Server::start(a, &[]);
     let sb = Server::start(b, &[&sa.addr]);
     h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
         .ok();
@@ -645,27 +642,8 @@ fn malformed_truncated_and_oversized_messages_get_no_answer_and_change_nothing()
     use libp2p::request_response::{self, ProtocolSupport};
     use libp2p::swarm::SwarmEvent;
 
-    let t = TestDir::new("hostile_raw");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, _x, _honest, sa) = scene("hostile_raw");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    for n in [b, h] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &x,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
-    }
-    a.add(&x, "person", &[("name", "Honest record")], &[]);
-    let sa = Server::start(a, &[]);
     let before = content(a);
     let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
     let target: PeerId = peer_of(a).parse().unwrap();

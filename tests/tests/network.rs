@@ -118,16 +118,7 @@ fn three_serving_nodes_converge_push_and_merge_offline_edits() {
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("Op Lantern");
     for n in [b, c] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &case,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
+        a.add_member(&case, n, "contributor");
     }
     let victor = a.add(&case, "person", &[("name", "Victor Ilie")], &[]);
     let sa = Server::start(a, &[]);
@@ -211,16 +202,7 @@ fn a_case_never_reaches_a_non_member_and_strangers_are_refused() {
     );
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("A and B only");
-    a.cmd(&[
-        "case",
-        "member",
-        "add",
-        &case,
-        &peer_of(b),
-        "--role",
-        "contributor",
-    ])
-    .ok();
+    a.add_member(&case, b, "contributor");
     let r = a.add(&case, "person", &[("name", "Victim A")], &[]);
     let sa = Server::start(a, &[]);
     let _sb = Server::start(b, &[&sa.addr]);
@@ -315,16 +297,7 @@ fn a_revoked_node_is_cut_off_everywhere() {
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("Op Lantern");
     for n in [b, c] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &case,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
+        a.add_member(&case, n, "contributor");
     }
     let first = a.add(&case, "person", &[("name", "Before revocation")], &[]);
     let sa = Server::start(a, &[]);
@@ -447,16 +420,7 @@ fn a_removed_member_is_cut_at_its_last_entry_and_reads_nothing_new() {
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("Op Lantern");
     for n in [b, c] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &case,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
+        a.add_member(&case, n, "contributor");
     }
     let cpid = peer_of(c);
     // A and C serve; B is offline. C writes one record, which A receives.
@@ -567,16 +531,7 @@ fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("Op Lantern");
     for n in [b, c] {
-        a.cmd(&[
-            "case",
-            "member",
-            "add",
-            &case,
-            &peer_of(n),
-            "--role",
-            "contributor",
-        ])
-        .ok();
+        a.add_member(&case, n, "contributor");
     }
     let sa = Server::start(a, &[]);
     let sb = Server::start(b, &[&sa.addr]);

@@ -284,6 +284,14 @@ impl Node {
         id
     }
 
+    /// `case member add CASE PEER_ID --role ROLE`, with `member`'s PeerId.
+    #[track_caller]
+    pub fn add_member(&self, case: &str, member: &Node, role: &str) {
+        let pid = peer_of(member);
+        self.cmd(&["case", "member", "add", case, &pid, "--role", role])
+            .ok();
+    }
+
     /// `record add CASE --type TYPE --field K=V... EXTRA...`; returns the record id.
     #[track_caller]
     pub fn add(

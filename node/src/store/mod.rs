@@ -135,6 +135,11 @@ pub fn savepoint<T, E>(
     Ok(r)
 }
 
+/// A 32-byte key column (an author); zeros if the row was tampered to another length.
+fn key_of(v: Vec<u8>) -> [u8; 32] {
+    <[u8; 32]>::try_from(v.as_slice()).unwrap_or([0; 32])
+}
+
 fn hash_of(v: Vec<u8>) -> Hash {
     Hash::from_slice(&v).unwrap_or(Hash::ZERO)
 }
@@ -393,11 +398,7 @@ pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Ha
     )?;
     let rows = s
         .query_map([case_ref], |r| {
-            let a: Vec<u8> = r.get(0)?;
-            let mut author = [0u8; 32];
-            if a.len() == 32 {
-                author.copy_from_slice(&a);
-            }
+            let author = key_of(r.get(0)?);
             Ok((author, r.get::<_, i64>(1)? as u64, hash_of(r.get(2)?)))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -508,11 +509,7 @@ pub fn equivocations(c: &Connection, case_ref: i64) -> Result<Vec<Equivocation>>
     )?;
     let rows = s
         .query_map([case_ref], |r| {
-            let a: Vec<u8> = r.get(0)?;
-            let mut author = [0u8; 32];
-            if a.len() == 32 {
-                author.copy_from_slice(&a);
-            }
+            let author = key_of(r.get(0)?);
             Ok(Equivocation {
                 author,
                 seq: r.get::<_, i64>(1)? as u64,
@@ -529,11 +526,7 @@ pub fn equivocators(c: &Connection) -> Result<Vec<([u8; 32], u64)>> {
     let mut s = c.prepare("SELECT author, COUNT(*) FROM equivocations GROUP BY author")?;
     let rows = s
         .query_map([], |r| {
-            let a: Vec<u8> = r.get(0)?;
-            let mut author = [0u8; 32];
-            if a.len() == 32 {
-                author.copy_from_slice(&a);
-            }
+            let author = key_of(r.get(0)?);
             Ok((author, r.get::<_, i64>(1)? as u64))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
