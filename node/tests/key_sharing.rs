@@ -2,7 +2,6 @@
 //! alone. Two real data dirs, the real binary for every write; the library only
 //! reads what the binary stored, as the next issue's sync will ship it.
 
-
 mod common;
 use common::{PASS, casesync, temp_root};
 
