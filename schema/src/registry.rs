@@ -576,4 +576,110 @@ mod tests {
                 .any(|(_, why)| why.contains("revocation is final"))
         );
     }
+
+    /// The registry's side of the authority-graph property: admins working
+    /// apart enroll, promote and revoke (each other included), syncing now and
+    /// then; every arrival order of the statements resolves to one state.
+    #[test]
+    fn any_order_of_concurrent_statements_resolves_to_one_state() {
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+        }
+        let people: Vec<(NodeKeys, NodeCard)> =
+            (0..5).map(|i| node(&format!("n{i}"), "GB")).collect();
+        let summary = |st: &RegistryState| -> String {
+            let nodes: Vec<String> = st
+                .nodes
+                .iter()
+                .map(|(k, n)| format!("{}:{}:{}", k[0], n.admin, n.revoked))
+                .collect();
+            format!("{nodes:?} heads {:?}", st.heads)
+        };
+        let mut revocations_lost = 0;
+        for seed in 1..=40u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let g = RegistryOp::create(
+                &people[0].0,
+                Hash::ZERO,
+                vec![],
+                1,
+                RegistryBody::Genesis {
+                    name: "JIT".into(),
+                    nonce: [seed as u8; 16],
+                    admin: people[0].1.clone(),
+                },
+            )
+            .unwrap();
+            let fed = g.hash();
+            let mut all = vec![g];
+            for who in [1, 2] {
+                let heads = resolve(fed, &all).unwrap().heads;
+                all.push(
+                    RegistryOp::create(
+                        &people[0].0,
+                        fed,
+                        heads,
+                        2,
+                        RegistryBody::Enroll {
+                            card: people[who].1.clone(),
+                            admin: true,
+                        },
+                    )
+                    .unwrap(),
+                );
+            }
+            let mut known = vec![all.clone(); 3];
+            for step in 0..8 {
+                let who = rng.below(3);
+                if rng.below(4) == 0 {
+                    known[who] = all.clone();
+                    continue;
+                }
+                let view = resolve(fed, &known[who]).unwrap();
+                let target = rng.below(5);
+                let body = if rng.below(2) == 0 {
+                    RegistryBody::Revoke {
+                        node: people[target].0.public().ed25519,
+                        reason: format!("step {step}"),
+                    }
+                } else {
+                    RegistryBody::Enroll {
+                        card: people[target].1.clone(),
+                        admin: rng.below(2) == 0,
+                    }
+                };
+                let op =
+                    RegistryOp::create(&people[who].0, fed, view.heads.clone(), 3 + step, body)
+                        .unwrap();
+                known[who].push(op.clone());
+                all.push(op);
+            }
+            let reference = resolve(fed, &all).unwrap();
+            if reference
+                .rejected
+                .iter()
+                .any(|(_, why)| why.contains("removal wins"))
+            {
+                revocations_lost += 1;
+            }
+            for _ in 0..12 {
+                let mut shuffled = all.clone();
+                for i in (1..shuffled.len()).rev() {
+                    shuffled.swap(i, rng.below(i + 1));
+                }
+                let st = resolve(fed, &shuffled).unwrap();
+                assert_eq!(summary(&st), summary(&reference), "seed {seed}");
+            }
+        }
+        assert!(
+            revocations_lost > 0,
+            "the generator never produced a statement concurrent with its author's revocation"
+        );
+    }
 }
