@@ -75,7 +75,7 @@ pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Resul
 
 /// How many registry statements this node holds.
 pub fn registry_count(conn: &Connection) -> Result<u32> {
-    Ok(store::registry_ops(conn)?.len() as u32)
+    store::registry_op_count(conn).map_err(Into::into)
 }
 
 /// One hash of the registry and of everything this node holds of the cases it

@@ -76,28 +76,52 @@ pub fn create(node: &Node, name: &str) -> Result<RegistryState> {
     })
 }
 
+/// The registry, if this node is an admin of its federation; `action` names
+/// what was refused otherwise.
+fn as_admin(node: &Node, conn: &Connection, action: &str) -> Result<RegistryState> {
+    let st = load(conn)?.ok_or_else(|| {
+        NodeError::Refused(
+            "this node belongs to no federation: run `casesync federation create --name NAME` first"
+                .into(),
+        )
+    })?;
+    if !st.is_admin(&node.keys.public().ed25519) {
+        return Err(NodeError::Refused(format!(
+            "only a federation admin can {action} nodes"
+        )));
+    }
+    Ok(st)
+}
+
+/// Signs `body` on the registry's current heads and stores it.
+fn append(node: &Node, conn: &Connection, st: &RegistryState, body: RegistryBody) -> Result<()> {
+    let (ms, _) = crate::clock::now();
+    let op = RegistryOp::create(&node.keys, st.federation, st.heads.clone(), ms, body)?;
+    store::insert_registry_op(conn, &op.hash(), op.bytes())?;
+    Ok(())
+}
+
 /// Enrolls the node of `card` (admin only); returns the join token to send it.
 pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
     node.store.write(|tx| -> Result<String> {
-        let st = load(tx)?.ok_or_else(|| {
-            NodeError::Refused("this node belongs to no federation: run `casesync federation create --name NAME` first".into())
-        })?;
-        if !st.is_admin(&node.keys.public().ed25519) {
-            return Err(NodeError::Refused("only a federation admin can invite nodes".into()));
-        }
+        let st = as_admin(node, tx, "invite")?;
         let already = st.nodes.get(&card.identity.ed25519);
         if already.is_some_and(|n| n.admin || !admin) {
-            return Err(NodeError::Refused(format!("{} ({}) is already enrolled", card.name, card.peer_id())));
+            return Err(NodeError::Refused(format!(
+                "{} ({}) is already enrolled",
+                card.name,
+                card.peer_id()
+            )));
         }
-        let (ms, _) = crate::clock::now();
-        let op = RegistryOp::create(
-            &node.keys,
-            st.federation,
-            st.heads.clone(),
-            ms,
-            RegistryBody::Enroll { card: card.clone(), admin },
+        append(
+            node,
+            tx,
+            &st,
+            RegistryBody::Enroll {
+                card: card.clone(),
+                admin,
+            },
         )?;
-        store::insert_registry_op(tx, &op.hash(), op.bytes())?;
         let all = store::registry_ops(tx)?
             .iter()
             .map(|o| RegistryOp::decode_verified(&o.bytes))
@@ -116,13 +140,7 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
         ));
     }
     node.store.write(|tx| -> Result<Enrolled> {
-        let st = load(tx)?
-            .ok_or_else(|| NodeError::Refused("this node belongs to no federation".into()))?;
-        if !st.is_admin(&node.keys.public().ed25519) {
-            return Err(NodeError::Refused(
-                "only a federation admin can revoke nodes".into(),
-            ));
-        }
+        let st = as_admin(node, tx, "revoke")?;
         let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {
             NodeError::Refused(format!(
                 "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
@@ -138,18 +156,15 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
             )));
         }
         let id = target.card.identity.ed25519;
-        let (ms, _) = crate::clock::now();
-        let op = RegistryOp::create(
-            &node.keys,
-            st.federation,
-            st.heads.clone(),
-            ms,
+        append(
+            node,
+            tx,
+            &st,
             RegistryBody::Revoke {
                 node: id,
                 reason: reason.to_string(),
             },
         )?;
-        store::insert_registry_op(tx, &op.hash(), op.bytes())?;
         let st =
             load(tx)?.ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
         st.nodes

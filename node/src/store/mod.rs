@@ -171,6 +171,12 @@ pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<b
     )? > 0)
 }
 
+pub fn registry_op_count(c: &Connection) -> Result<u32> {
+    Ok(c.query_row("SELECT COUNT(*) FROM registry_ops", [], |r| {
+        r.get::<_, i64>(0)
+    })? as u32)
+}
+
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
     let mut s = c.prepare("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
     let rows = s
