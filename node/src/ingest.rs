@@ -10,12 +10,12 @@
 
 use casesync_crypto::Hash;
 use casesync_schema::bundle::{BundleBody, CaseItems};
-use casesync_schema::control::{self, CaseMeta, ControlOp};
+use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
-use casesync_schema::entry::{LogEntry, RecordChange};
+use casesync_schema::entry::{LogEntry, RecordChange, ViewItem};
 use casesync_schema::registry::RegistryOp;
 use casesync_schema::{CaseId, RecordId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use automerge::ActorId;
 use casesync_crypto::SymmetricKey;
@@ -177,7 +177,6 @@ fn ingest_case(
         }
     }
     let case = cases::load(node, conn, &case_id)?;
-    enforce_cuts(node, conn, &case, report)?;
     // Signatures first, on every core: nothing of an entry is looked at before
     // its signature holds.
     let decoded: Vec<_> = items
@@ -215,6 +214,8 @@ fn ingest_case(
         .into_iter()
         .map(|q| (q.author, q.seq))
         .collect();
+    let ends = log_ends(conn, &case, &verified, &frozen)?;
+    enforce_cuts(node, conn, &case, &ends, report)?;
     let mut pending = verified;
     pending.sort_by_key(|(e, _)| (e.header.author, e.header.seq));
     loop {
@@ -232,7 +233,7 @@ fn ingest_case(
             }
             let prepared: Vec<Prepared> = chunk
                 .par_iter()
-                .map(|(e, _)| prepare(storage, &actor, &case, &keys, e))
+                .map(|(e, _)| prepare(storage, &actor, &case, &ends, &keys, e))
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
                 let frozen_at = frozen.get(&e.header.author).copied();
@@ -315,26 +316,71 @@ fn ingest_case(
     Ok(())
 }
 
-/// Takes out a removed member's entries past its cut that this node accepted
-/// before it learned of the removal (DESIGN.md: "every node accepts that
-/// member's entries up to the cut and rejects the rest"), and rebuilds the
+/// Where each removed writer's log ends in this case ([`control::log_ends`]),
+/// counting the views of the entries held, waiting and arriving: an entry past
+/// the cut is accepted after all if a remaining writer built on it. Views are
+/// read only when some removed writer's log goes past its cut, here or
+/// arriving; entries of frozen logs from their fork on vouch for nothing.
+fn log_ends(
+    conn: &Connection,
+    case: &Case,
+    arriving: &[(LogEntry, Option<i64>)],
+    frozen: &HashMap<[u8; 32], u64>,
+) -> Result<BTreeMap<[u8; 32], LogEnd>> {
+    let cuts = control::log_ends(&case.state, []);
+    let mut past = arriving.iter().any(|(e, _)| {
+        cuts.get(&e.header.author)
+            .is_some_and(|end| e.header.seq > end.seq)
+    });
+    for (author, end) in &cuts {
+        past |= store::log_head(conn, case.case_ref, author)?.is_some_and(|(seq, _)| seq > end.seq);
+    }
+    if !past {
+        return Ok(cuts);
+    }
+    let counts = |author: &[u8; 32], seq: u64| frozen.get(author).is_none_or(|f| seq < *f);
+    let mut views: Vec<([u8; 32], Vec<ViewItem>)> = arriving
+        .iter()
+        .map(|(e, _)| &e.header)
+        .filter(|h| counts(&h.author, h.seq))
+        .map(|h| (h.author, h.view.clone()))
+        .collect();
+    // Stored entries were verified when they were accepted; one that no longer
+    // decodes vouches for nothing (`log verify` names it).
+    store::for_each_entry_of_case(conn, case.case_ref, |stored| {
+        if let Ok(e) = LogEntry::decode_verified(&stored.bytes)
+            && counts(&e.header.author, e.header.seq)
+        {
+            views.push((e.header.author, e.header.view));
+        }
+    })?;
+    Ok(control::log_ends(
+        &case.state,
+        views.iter().map(|(a, v)| (a, v.as_slice())),
+    ))
+}
+
+/// Takes out a removed member's entries past where its log ends that this node
+/// accepted before it learned of the removal (DESIGN.md: "every node accepts
+/// that member's entries up to the cut and rejects the rest"), and rebuilds the
 /// records they touched, so every node holds the same log whatever the order
 /// in which entries and removal arrived.
 fn enforce_cuts(
     node: &Node,
     conn: &Connection,
     case: &Case,
+    ends: &BTreeMap<[u8; 32], LogEnd>,
     report: &mut IngestReport,
 ) -> Result<()> {
-    for (author, cut) in &case.state.removed {
+    for (author, end) in ends {
         let Some((head, _)) = store::log_head(conn, case.case_ref, author)? else {
             continue;
         };
-        let at_cut = store::entry_hash_at(conn, case.case_ref, author, cut.cut_seq)?;
-        let from = match at_cut {
-            // Another entry than the one the removal names sits at the cut.
-            Some(h) if cut.cut_seq > 0 && !h.ct_eq(&cut.cut_hash) => cut.cut_seq,
-            _ if head > cut.cut_seq => cut.cut_seq + 1,
+        let at_end = store::entry_hash_at(conn, case.case_ref, author, end.seq)?;
+        let from = match at_end {
+            // Another entry than the one the log ends with sits at its end.
+            Some(h) if end.seq > 0 && !h.ct_eq(&end.hash) => end.seq,
+            _ if head > end.seq => end.seq + 1,
             _ => continue,
         };
         let records = store::remove_entries_from(conn, case.case_ref, author, from)?;
@@ -465,6 +511,7 @@ fn prepare(
     storage: &StorageKeys,
     actor: &ActorId,
     case: &Case,
+    ends: &BTreeMap<[u8; 32], LogEnd>,
     keys: &HashMap<Hash, std::result::Result<SymmetricKey, String>>,
     e: &LogEntry,
 ) -> Prepared {
@@ -477,29 +524,27 @@ fn prepare(
                 r.name()
             ));
         }
-        None => match case.state.removed.get(&h.author) {
-            // A removed member's log is kept up to the cut, and only as it was.
-            Some(cut) if h.seq < cut.cut_seq && cut.role.may_write() => {}
-            Some(cut)
-                if h.seq == cut.cut_seq
-                    && cut.role.may_write()
-                    && e.hash().ct_eq(&cut.cut_hash) => {}
-            Some(cut) if h.seq == cut.cut_seq && cut.role.may_write() => {
-                return Err("is not the entry its author's removal cut the log at".into());
+        None => match (case.state.removed.get(&h.author), ends.get(&h.author)) {
+            // A removed writer's log is kept up to where it ends (its cut, or
+            // the furthest entry a remaining writer built on), and only as it was.
+            (Some(_), Some(end)) if h.seq < end.seq => {}
+            (Some(_), Some(end)) if h.seq == end.seq && e.hash().ct_eq(&end.hash) => {}
+            (Some(_), Some(end)) if h.seq == end.seq => {
+                return Err("is not the entry its author's log in this case ends with".into());
             }
-            Some(cut) if cut.role.may_write() => {
+            (Some(cut), Some(end)) => {
                 return Err(format!(
                     "author was removed from the case (\"{}\"); its entries after seq {} are not accepted",
-                    cut.reason, cut.cut_seq
+                    cut.reason, end.seq
                 ));
             }
-            Some(cut) => {
+            (Some(cut), None) => {
                 return Err(format!(
                     "author was {} of the case and may not write",
                     cut.role.name()
                 ));
             }
-            None => return Err("author is not a member of the case".into()),
+            (None, _) => return Err("author is not a member of the case".into()),
         },
     }
     let key = match keys.get(&h.epoch) {

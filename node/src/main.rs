@@ -495,7 +495,7 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
             .into_iter()
             .map(|q| json!({"author": casesync_crypto::identity::peer_id_of(&q.author).unwrap_or_default(), "frozen_before_seq": q.seq}))
             .collect();
-        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs, "frozen": frozen}));
+        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs, "frozen": frozen, "waiting": store::waiting_count(conn, c.case_ref)?}));
     }
     let v = json!({
         "peer_id": node.card.peer_id(),
@@ -529,6 +529,9 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
                     f["author"].as_str().unwrap_or_default(),
                     f["frozen_before_seq"]
                 );
+            }
+            if c["waiting"].as_u64().unwrap_or_default() > 0 {
+                println!("  {} entries wait for entries they build on", c["waiting"]);
             }
             for l in c["logs"].as_array().into_iter().flatten() {
                 println!(

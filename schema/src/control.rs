@@ -21,6 +21,7 @@ use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
 use crate::authority;
 use crate::card::{MAX_CARD_BYTES, NodeCard};
 use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
+use crate::entry::ViewItem;
 use crate::{CaseId, SchemaError};
 
 const VERSION: u8 = 1;
@@ -437,6 +438,58 @@ impl CaseState {
     }
 }
 
+/// Where a removed member's content log ends: its last accepted seq and that
+/// entry's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogEnd {
+    pub seq: u64,
+    pub hash: Hash,
+}
+
+/// Where each removed writer's log ends once vouching is counted (DESIGN.md,
+/// "Cases and keys"): at the removal's cut, or further where an entry of a
+/// remaining writer names a later entry of that member in its view, since that
+/// writer built on it and its changes may depend on it. `views` are the views of
+/// the entries that may vouch (the caller leaves out what it does not accept,
+/// such as frozen logs); only current writers vouch. Pure: the same state and
+/// views give the same ends on every node.
+pub fn log_ends<'a>(
+    state: &CaseState,
+    views: impl IntoIterator<Item = (&'a [u8; 32], &'a [ViewItem])>,
+) -> BTreeMap<[u8; 32], LogEnd> {
+    let mut ends: BTreeMap<[u8; 32], LogEnd> = state
+        .removed
+        .iter()
+        .filter(|(_, r)| r.role.may_write())
+        .map(|(a, r)| {
+            let end = LogEnd {
+                seq: r.cut_seq,
+                hash: r.cut_hash,
+            };
+            (*a, end)
+        })
+        .collect();
+    if ends.is_empty() {
+        return ends;
+    }
+    for (writer, view) in views {
+        if !state.role_of(writer).is_some_and(Role::may_write) {
+            continue;
+        }
+        for v in view {
+            if let Some(end) = ends.get_mut(&v.author)
+                && v.seq > end.seq
+            {
+                *end = LogEnd {
+                    seq: v.seq,
+                    hash: v.hash,
+                };
+            }
+        }
+    }
+    ends
+}
+
 /// Resolves a case's control operations into its state (the authority-graph
 /// rules of [`authority`]): pure and deterministic, the same operations give
 /// the same state in any order. Operations that took no effect are listed in
@@ -672,6 +725,80 @@ mod tests {
             case,
             key,
             create,
+        }
+    }
+
+    #[test]
+    fn a_removed_writers_log_ends_at_its_cut_unless_a_remaining_writer_built_further() {
+        let f = fixture();
+        let (lead, removed, observer) =
+            (f.lead.public().ed25519, f.other.public().ed25519, [9u8; 32]);
+        let h = |n: u8| Hash([n; 32]);
+        let mut st = CaseState {
+            case: f.case,
+            sealed_meta: vec![],
+            members: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            epochs: vec![],
+            heads: vec![],
+            rejected: vec![],
+        };
+        st.members.insert(
+            lead,
+            Member {
+                card: f.lead_card.clone(),
+                role: Role::Lead,
+            },
+        );
+        st.members.insert(
+            observer,
+            Member {
+                card: f.other_card.clone(),
+                role: Role::Observer,
+            },
+        );
+        st.removed.insert(
+            removed,
+            Removal {
+                role: Role::Contributor,
+                cut_seq: 2,
+                cut_hash: h(2),
+                reason: "left".into(),
+                by: h(0),
+            },
+        );
+        let item = |seq: u64| ViewItem {
+            author: removed,
+            seq,
+            hash: h(seq as u8),
+        };
+        let cut = LogEnd { seq: 2, hash: h(2) };
+        assert_eq!(log_ends(&st, []).get(&removed), Some(&cut));
+        // An observer's view, the removed member's own, and a view below the
+        // cut move nothing.
+        let own = [item(5)];
+        let low = [item(1)];
+        let ends = log_ends(
+            &st,
+            [
+                (&observer, &own[..]),
+                (&removed, &own[..]),
+                (&lead, &low[..]),
+            ],
+        );
+        assert_eq!(ends.get(&removed), Some(&cut));
+        // A remaining writer that built on entry 4 keeps entries 3 and 4; the
+        // furthest view wins whatever the order.
+        let four = [item(4)];
+        let three = [item(3)];
+        for views in [
+            [(&lead, &four[..]), (&lead, &three[..])],
+            [(&lead, &three[..]), (&lead, &four[..])],
+        ] {
+            assert_eq!(
+                log_ends(&st, views).get(&removed),
+                Some(&LogEnd { seq: 4, hash: h(4) })
+            );
         }
     }
 

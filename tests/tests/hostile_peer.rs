@@ -423,6 +423,18 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         );
     });
     assert_eq!(waiting(a), 1);
+    let status = a.json(&["status"]);
+    let waits: Vec<_> = status["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["waiting"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        waits.iter().sum::<u64>(),
+        1,
+        "status shows what waits: {status}"
+    );
     assert_eq!(content(a), before_attacks);
     // The honest node still serves its other peers.
     let out = b

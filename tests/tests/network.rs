@@ -582,3 +582,63 @@ fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
     });
     assert_eq!(b.json(&["log", "verify"])["failed"], 0);
 }
+
+#[test]
+fn entries_past_the_cut_that_a_remaining_member_built_on_are_kept() {
+    let t = TestDir::new("net_cut_vouched");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("partner", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    for n in [b, c] {
+        a.add_member(&case, n, "contributor");
+    }
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr, &sb.addr]);
+    eventually(60, "B and C receive the case", || {
+        b.cmd(&["case", "show", &case]).status.success()
+            && c.cmd(&["case", "show", &case]).status.success()
+    });
+    let first = c.add(&case, "person", &[("name", "Within the cut")], &[]);
+    eventually(60, "A and B receive C's first record", || {
+        a.cmd(&["record", "show", &first]).status.success()
+            && b.cmd(&["record", "show", &first]).status.success()
+    });
+    // A removes C while offline (cut at C's entry 1). C writes on; B accepts
+    // it and builds on it (an edit of C's new record), not knowing of the removal.
+    drop(sa);
+    a.cmd(&[
+        "case",
+        "member",
+        "remove",
+        &case,
+        &peer_of(c),
+        "--reason",
+        "left",
+    ])
+    .ok();
+    let late = c.add(&case, "note", &[("text", "past the cut")], &[]);
+    eventually(60, "B accepts C's later write", || {
+        b.cmd(&["record", "show", &late]).status.success()
+    });
+    drop(sc);
+    b.cmd(&["record", "edit", &late, "--field", "status=checked by B"])
+        .ok();
+    // A comes back. B's edit has C's entry 2 in its view, so that entry stays
+    // on B and is accepted on A, and B's edit is not stranded.
+    let _sa = Server::start(a, &[&sb.addr]);
+    eventually(60, "A holds C's vouched entry and B's edit of it", || {
+        a.cmd(&["record", "show", &late]).status.success()
+            && a.show(&late)["fields"]["status"] == "checked by B"
+    });
+    eventually(30, "A and B hold the same case", || {
+        list(a, &case) == list(b, &case)
+    });
+    assert_eq!(b.show(&late)["fields"]["text"], "past the cut");
+    for n in [a, b] {
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+    }
+}

@@ -621,6 +621,15 @@ pub fn delete_waiting(c: &Connection, row: i64) -> Result<()> {
     Ok(())
 }
 
+/// How many entries of a case wait for entries they build on.
+pub fn waiting_count(c: &Connection, case_ref: i64) -> Result<u64> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM waiting_entries WHERE case_ref = ?1",
+        [case_ref],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
 /// How many entries, and how many bytes, wait from `source`.
 pub fn waiting_from(c: &Connection, source: &str) -> Result<(u64, u64)> {
     Ok(c.query_row(
