@@ -557,6 +557,7 @@ fn prepare(
         .iter()
         .map(|c| {
             let change = doc::parse_change(&c.change).map_err(|e| format!("payload: {e}"))?;
+            doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
             let created = if change.deps().is_empty() {
                 new_record(storage, actor, case, &c.record, change.clone()).ok()
             } else {

@@ -11,13 +11,14 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use casesync_schema::bundle::BundleBody;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
-use crate::net::protocol::{RESPONSE_BUDGET, SyncRequest, SyncResponse};
+use crate::net::budget::{Admit, RequestBudget};
+use crate::net::protocol::{MAX_ENTRIES_PER_MESSAGE, RESPONSE_BUDGET, SyncRequest, SyncResponse};
 use crate::net::{self, Client, Event};
 use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
@@ -197,6 +198,14 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             same_federation(&federation, &fed)?;
             let body = BundleBody::decode(&body)
                 .map_err(|e| NodeError::Protocol(format!("undecodable delivery: {e}")))?;
+            let entries: usize = body.cases.iter().map(|c| c.entries.len()).sum();
+            // Twice the cap: room for the equivocation proofs a sender adds
+            // outside its count.
+            if entries > MAX_ENTRIES_PER_MESSAGE * 2 {
+                return Err(NodeError::Protocol(format!(
+                    "a delivery of {entries} entries (at most {MAX_ENTRIES_PER_MESSAGE} per message)"
+                )));
+            }
             let r = node
                 .store
                 .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
@@ -414,6 +423,7 @@ pub async fn run(
         Ok(())
     };
 
+    let mut budget = RequestBudget::default();
     let mut connected: HashSet<PeerId> = HashSet::new();
     let mut results: HashMap<PeerId, Exchange> = HashMap::new();
     let mut marker = store::change_marker(node.store.conn())?;
@@ -451,6 +461,14 @@ pub async fn run(
                     connected.remove(&p);
                 }
                 Event::Inbound { peer, request, channel } => {
+                    if let Admit::No { first } = budget.admit(peer, Instant::now()) {
+                        // Refused unread: a flood costs this, not a store query each.
+                        if first {
+                            log(format!("refusing requests from {peer}: over its budget of {} a second", net::budget::RATE_PER_SEC));
+                        }
+                        client.respond(channel, SyncResponse::Refused { reason: "too many requests; slow down".into() }).await;
+                        continue;
+                    }
                     let (response, violation) = answer(&node, &peer, request);
                     let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
                     client.respond(channel, response).await;

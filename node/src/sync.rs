@@ -8,7 +8,7 @@ use casesync_schema::CaseId;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use rusqlite::Connection;
 
-use crate::net::protocol::{CaseHave, LogHave, MAX_CASES, MAX_LOGS};
+use crate::net::protocol::{CaseHave, LogHave, MAX_CASES, MAX_ENTRIES_PER_MESSAGE, MAX_LOGS};
 use crate::{Node, Result, cases, store};
 
 /// What this node holds of one case it shares with a peer.
@@ -141,6 +141,8 @@ pub fn items_for(
         cases: Vec::new(),
     };
     let mut used = 0usize;
+    // Entries from logs (proofs and fork answers are few and not counted).
+    let mut count = 0usize;
     let mut more = false;
     their.truncate(MAX_CASES);
     for c in cases::list(node)? {
@@ -205,11 +207,12 @@ pub fn items_for(
             }
             let mut last = from;
             for e in store::entries_after(conn, c.case_ref, &author, from, 4096)? {
-                if used + e.bytes.len() > budget && used > 0 {
+                if (used + e.bytes.len() > budget && used > 0) || count >= MAX_ENTRIES_PER_MESSAGE {
                     more = true;
                     break;
                 }
                 used += e.bytes.len();
+                count += 1;
                 last = e.seq as u64;
                 items.entries.push(e.bytes);
             }

@@ -21,7 +21,9 @@ use automerge::{
 use serde::{Deserialize, Serialize};
 
 use crate::grading::Grading;
-use crate::record::{FieldValue, Fields, RecordInput, RecordType, ReleasableTo};
+use crate::record::{
+    FieldValue, Fields, MAX_FIELD_NAME, MAX_VALUE_BYTES, RecordInput, RecordType, ReleasableTo,
+};
 use crate::{CaseId, RecordId, SchemaError};
 
 const ENVELOPE_KEYS: [&str; 9] = [
@@ -211,6 +213,40 @@ pub fn apply_edit(
 /// Parses one Automerge change (as carried in a log entry payload).
 pub fn parse_change(bytes: &[u8]) -> Result<Change, SchemaError> {
     Change::from_bytes(bytes.to_vec()).map_err(|e| SchemaError::Automerge(e.to_string()))
+}
+
+/// Checks what one change writes against the record limits that do not depend
+/// on other changes: no value longer than [`MAX_VALUE_BYTES`], no key longer
+/// than [`MAX_FIELD_NAME`]. Ingest runs it on every change from a peer, so an
+/// oversized field is refused whoever wrote it; limits on the whole record are
+/// not checked there, since concurrent changes that each pass could merge over
+/// them, and refusing the later one would depend on arrival order.
+pub fn check_change(change: &Change) -> Result<(), SchemaError> {
+    use automerge::legacy::{Key, OpType};
+    for op in change.decode().operations {
+        if let Key::Map(k) = &op.key
+            && k.len() > MAX_FIELD_NAME
+        {
+            return Err(SchemaError::TooLarge {
+                what: "field name",
+                size: k.len(),
+                limit: MAX_FIELD_NAME,
+            });
+        }
+        let len = match &op.action {
+            OpType::Put(ScalarValue::Str(v)) => v.len(),
+            OpType::Put(ScalarValue::Bytes(v)) => v.len(),
+            _ => 0,
+        };
+        if len > MAX_VALUE_BYTES {
+            return Err(SchemaError::TooLarge {
+                what: "field value",
+                size: len,
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds a document from a saved snapshot.
@@ -447,6 +483,27 @@ mod tests {
             grading: Some("3x5x2:1AP".parse().unwrap()),
             releasable_to: ReleasableTo(vec!["GB".into(), "RO".into()]),
         }
+    }
+
+    #[test]
+    fn a_change_with_an_oversized_value_or_key_is_refused_whoever_wrote_it() {
+        // doc::new_record does not validate: it is what a hostile writer uses.
+        let ok = |input: &RecordInput| {
+            let (_, c, _) = new_record(actor_for(&[1; 32]), &env(), input, 1).unwrap();
+            check_change(&parse_change(&c).unwrap())
+        };
+        assert!(ok(&person(&"x".repeat(MAX_VALUE_BYTES))).is_ok());
+        let err = ok(&person(&"x".repeat(MAX_VALUE_BYTES + 1))).unwrap_err();
+        assert!(
+            err.to_string().contains("field value is too large"),
+            "{err}"
+        );
+        let mut long_key = person("Ana");
+        long_key
+            .fields
+            .insert("k".repeat(MAX_FIELD_NAME + 1), FieldValue::Str("v".into()));
+        let err = ok(&long_key).unwrap_err();
+        assert!(err.to_string().contains("field name is too large"), "{err}");
     }
 
     #[test]

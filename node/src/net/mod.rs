@@ -1,11 +1,13 @@
 //! The network: one task owns the libp2p Swarm (TCP + Noise + Yamux, identify,
-//! request-response with CBOR); the rest of the node drives it through a
+//! request-response with CBOR, connection limits); the rest of the node drives it through a
 //! cloneable [`Client`] and receives [`Event`]s (the pattern of rust-libp2p's
 //! file-sharing example).
 //!
 //! Only enrolled, active nodes may connect: the allow list is the registry's,
 //! and any other PeerId is denied once the Noise handshake proves who it is.
 
+pub mod budget;
+pub mod codec;
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -14,16 +16,37 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, allow_block_list, identify, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, noise, tcp,
+    yamux,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use protocol::{MAX_MESSAGE_BYTES, PROTOCOL, SyncRequest, SyncResponse};
+use codec::{Frame, SyncCodec};
+use protocol::{PROTOCOL, SyncRequest, SyncResponse};
+
+/// Connections one peer may hold at once: its `serve`, a `sync --once` run
+/// beside it on the same data dir (same PeerId), and a dial in each direction
+/// at the same moment. More is waste or abuse.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Connections being set up at once, from anyone: bounds what strangers cost
+/// before the Noise handshake says who they are.
+const MAX_PENDING_INCOMING: u32 = 64;
+/// Requests in flight on one connection, both directions together. With the
+/// message cap and the connection limit this bounds what one enrolled peer can
+/// make the node buffer (4 x 8 x 16 MiB); honest peers have one exchange at a
+/// time.
+const MAX_STREAMS_PER_CONNECTION: usize = 8;
+/// A request that is not answered (or not fully sent) within this is dropped,
+/// so a peer that stalls mid-message holds a stream no longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
-    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    sync: request_response::Behaviour<SyncCodec>,
 }
 
 /// What the node asks of the network task.
@@ -42,7 +65,7 @@ enum Command {
         reply: oneshot::Sender<Result<SyncResponse, String>>,
     },
     Respond {
-        channel: ResponseChannel<SyncResponse>,
+        channel: ResponseChannel<Frame<SyncResponse>>,
         response: SyncResponse,
     },
     Allow {
@@ -63,7 +86,7 @@ pub enum Event {
     Inbound {
         peer: PeerId,
         request: SyncRequest,
-        channel: ResponseChannel<SyncResponse>,
+        channel: ResponseChannel<Frame<SyncResponse>>,
     },
     /// A connection was refused or failed; for the log.
     Refused(String),
@@ -113,7 +136,11 @@ impl Client {
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
-    pub async fn respond(&self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
+    pub async fn respond(
+        &self,
+        channel: ResponseChannel<Frame<SyncResponse>>,
+        response: SyncResponse,
+    ) {
         let _ = self
             .commands
             .send(Command::Respond { channel, response })
@@ -150,9 +177,6 @@ pub struct EventLoop {
 pub fn new(
     keypair: libp2p::identity::Keypair,
 ) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), String> {
-    let codec = request_response::cbor::codec::Codec::<SyncRequest, SyncResponse>::default()
-        .set_request_size_maximum(MAX_MESSAGE_BYTES)
-        .set_response_size_maximum(MAX_MESSAGE_BYTES);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -163,14 +187,21 @@ pub fn new(
         .map_err(|e| e.to_string())?
         .with_behaviour(|key| Behaviour {
             allow: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+            ),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/casesync/1".into(),
                 key.public(),
             )),
             sync: request_response::Behaviour::with_codec(
-                codec,
+                SyncCodec,
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+                request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
             ),
         })
         .map_err(|e| e.to_string())?
@@ -253,7 +284,11 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, Frame::Message(request));
                 self.pending_request.insert(id, reply);
             }
             Command::Respond { channel, response } => {
@@ -261,7 +296,7 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .sync
-                    .send_response(channel, response);
+                    .send_response(channel, Frame::Message(response));
             }
             Command::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
@@ -340,11 +375,27 @@ impl EventLoop {
         }
     }
 
-    async fn on_sync(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
+    /// Closes every connection to `peer`, which broke the protocol, and says so.
+    async fn cut_off(&mut self, peer: PeerId, why: String) {
+        let _ = self.swarm.disconnect_peer_id(peer);
+        let _ = self
+            .events
+            .send(Event::Refused(format!(
+                "disconnected {peer}: it broke the sync protocol ({why})"
+            )))
+            .await;
+    }
+
+    async fn on_sync(
+        &mut self,
+        e: request_response::Event<Frame<SyncRequest>, Frame<SyncResponse>>,
+    ) {
         match e {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request: Frame::Message(request),
+                    channel,
+                    ..
                 } => {
                     let _ = self
                         .events
@@ -355,12 +406,33 @@ impl EventLoop {
                         })
                         .await;
                 }
+                request_response::Message::Request {
+                    request: Frame::Broken(why),
+                    channel,
+                    ..
+                } => {
+                    // Said once, for an honest peer with a bug; then cut off.
+                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                        channel,
+                        Frame::Message(SyncResponse::Refused {
+                            reason: format!("protocol violation: {why}"),
+                        }),
+                    );
+                    self.cut_off(peer, why).await;
+                }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
+                    let answer = match response {
+                        Frame::Message(r) => Ok(r),
+                        Frame::Broken(why) => {
+                            self.cut_off(peer, format!("its answer: {why}")).await;
+                            Err(format!("{peer} answered with {why}"))
+                        }
+                    };
                     if let Some(r) = self.pending_request.remove(&request_id) {
-                        let _ = r.send(Ok(response));
+                        let _ = r.send(answer);
                     }
                 }
             },
@@ -372,19 +444,14 @@ impl EventLoop {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                // A request that could not be read (malformed CBOR, oversized,
-                // truncated) breaks the protocol: the peer is disconnected.
-                let broke = matches!(error, request_response::InboundFailure::Io(_));
-                if broke {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
+                // The stream failed (reset, timed out, connection gone): no
+                // fault of the peer's that can be proved; what it sent that
+                // could not be read arrives as a broken frame instead.
                 let _ = self
                     .events
-                    .send(Event::Refused(if broke {
-                        format!("disconnected {peer}: it broke the sync protocol ({error})")
-                    } else {
-                        format!("inbound request from {peer} failed: {error}")
-                    }))
+                    .send(Event::Refused(format!(
+                        "inbound request from {peer} failed: {error}"
+                    )))
                     .await;
             }
             request_response::Event::ResponseSent { .. } => {}

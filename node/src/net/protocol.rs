@@ -9,6 +9,9 @@ pub const PROTOCOL: &str = "/casesync/sync/1";
 pub const MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Item bytes a responder puts in one response; the requester asks again for more.
 pub const RESPONSE_BUDGET: usize = 4 * 1024 * 1024;
+/// Most entries in one response or delivery, however small: bounds the
+/// per-entry work (a signature check, a store lookup) one message can ask for.
+pub const MAX_ENTRIES_PER_MESSAGE: usize = 4096;
 /// Most cases one summary may list.
 pub const MAX_CASES: usize = 100_000;
 /// Most author logs per case in one summary.

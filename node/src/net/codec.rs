@@ -1,0 +1,178 @@
+//! The sync protocol's codec: one CBOR message each way per stream, capped at
+//! [`MAX_MESSAGE_BYTES`].
+//!
+//! libp2p's stock CBOR codec fails the stream on a message it cannot read, and
+//! request-response reports such a failure nowhere (a debug line at most), so a
+//! peer could send garbage without end and never be noticed. This codec reads
+//! the bytes and hands up what it could not decode as [`Frame::Broken`], so the
+//! node answers it, logs the peer and disconnects it like any other protocol
+//! violation. Only a failure of the stream itself (a reset, a dropped
+//! connection) is an I/O error.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::protocol::{MAX_MESSAGE_BYTES, SyncRequest, SyncResponse};
+
+/// One message as read off the wire.
+#[derive(Debug)]
+pub enum Frame<M> {
+    Message(M),
+    /// Bytes that are not a message of the protocol: over the cap, truncated,
+    /// not CBOR, or CBOR of another shape. Says which, for the log.
+    Broken(String),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncCodec;
+
+/// Reads one message: everything the peer writes before closing its side,
+/// at most one byte past the cap (so an oversized message costs at most the
+/// cap in memory), then decodes it.
+async fn read_frame<M, T>(io: &mut T) -> io::Result<Frame<M>>
+where
+    M: DeserializeOwned,
+    T: AsyncRead + Unpin + Send,
+{
+    let mut bytes = Vec::new();
+    io.take(MAX_MESSAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await?;
+    if bytes.is_empty() {
+        // The peer closed the stream without a word: it chose not to answer
+        // (it may be shutting down), which breaks nothing.
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream closed without a message",
+        ));
+    }
+    Ok(decode_frame(&bytes))
+}
+
+/// Decodes one message's bytes; pure, so it is tested without a network.
+pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Frame<M> {
+    if bytes.len() as u64 > MAX_MESSAGE_BYTES {
+        return Frame::Broken(format!(
+            "a message over the {} MiB limit",
+            MAX_MESSAGE_BYTES >> 20
+        ));
+    }
+    match cbor4ii::serde::from_slice(bytes) {
+        Ok(m) => Frame::Message(m),
+        Err(e) => Frame::Broken(format!(
+            "{} bytes that are not a message of the sync protocol (truncated or malformed: {e})",
+            bytes.len()
+        )),
+    }
+}
+
+async fn write_frame<M, T>(io: &mut T, frame: Frame<M>) -> io::Result<()>
+where
+    M: Serialize,
+    T: AsyncWrite + Unpin + Send,
+{
+    let Frame::Message(m) = frame else {
+        return Err(io::Error::other("a broken frame is never sent"));
+    };
+    let bytes = cbor4ii::serde::to_vec(Vec::new(), &m).map_err(io::Error::other)?;
+    if bytes.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(io::Error::other(format!(
+            "a message of {} bytes is over the {} MiB limit",
+            bytes.len(),
+            MAX_MESSAGE_BYTES >> 20
+        )));
+    }
+    // request-response closes the stream after this.
+    io.write_all(&bytes).await
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Frame<SyncRequest>;
+    type Response = Frame<SyncResponse>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io).await
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Self::Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Self::Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Self::Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(r: &SyncRequest) -> Vec<u8> {
+        cbor4ii::serde::to_vec(Vec::new(), r).unwrap()
+    }
+
+    #[test]
+    fn a_message_decodes_and_everything_else_is_named_broken() {
+        let digest = SyncRequest::Digest {
+            federation: vec![1; 32],
+            digest: vec![2; 32],
+        };
+        let bytes = encode(&digest);
+        assert!(matches!(
+            decode_frame::<SyncRequest>(&bytes),
+            Frame::Message(SyncRequest::Digest { .. })
+        ));
+        let broken = |b: &[u8]| match decode_frame::<SyncRequest>(b) {
+            Frame::Broken(why) => why,
+            Frame::Message(m) => panic!("decoded {m:?}"),
+        };
+        assert!(broken(&bytes[..bytes.len() / 2]).contains("truncated or malformed"));
+        assert!(broken(b"{\"not\": \"cbor\"}").contains("not a message"));
+        assert!(broken(&[]).contains("0 bytes"));
+        // CBOR, but not of the protocol's shape.
+        let other = cbor4ii::serde::to_vec(Vec::new(), &vec![1u32, 2, 3]).unwrap();
+        assert!(broken(&other).contains("not a message"));
+        // A length prefix claiming more than is there allocates nothing.
+        let mut huge = vec![0x9b];
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(broken(&huge).contains("not a message"));
+        let over = vec![0u8; MAX_MESSAGE_BYTES as usize + 1];
+        assert!(broken(&over).contains("over the 16 MiB limit"));
+    }
+}
