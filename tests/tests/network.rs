@@ -521,11 +521,12 @@ fn a_removed_member_is_cut_at_its_last_entry_and_reads_nothing_new() {
     eventually(30, "A and B hold the same case", || list(b, &case) == l);
 }
 
-#[test]
-fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
-    let t = TestDir::new("net_cut_late");
+/// Lead A, contributors B and C serving, C's first record everywhere; then A,
+/// offline, removes C with a cut at C's entry 1. Returns the nodes, the case,
+/// C's first record, and the servers of B and C (A's is stopped).
+fn removed_while_offline(t: &TestDir) -> (Vec<Node>, String, String, Server, Server) {
     let nodes = federation(
-        &t,
+        t,
         &[("uk-east", "GB"), ("ro-police", "RO"), ("partner", "NL")],
     );
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
@@ -545,8 +546,6 @@ fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
         a.cmd(&["record", "show", &first]).status.success()
             && b.cmd(&["record", "show", &first]).status.success()
     });
-    // A goes offline and removes C there (cut at C's entry 1); meanwhile C
-    // writes again and B, not knowing of the removal, accepts it.
     drop(sa);
     let out = a
         .cmd(&[
@@ -560,6 +559,15 @@ fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
         ])
         .ok();
     assert!(out.contains("cut at seq 1"), "{out}");
+    (nodes, case, first, sb, sc)
+}
+
+#[test]
+fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
+    let t = TestDir::new("net_cut_late");
+    let (nodes, case, first, sb, sc) = removed_while_offline(&t);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    // C writes again and B, not knowing of the removal, accepts it.
     let late = c.add(&case, "note", &[("text", "past the cut")], &[]);
     let edit_victim = c.cmd(&["record", "edit", &first, "--field", "status=edited late"]);
     assert!(edit_victim.status.success());
@@ -586,40 +594,10 @@ fn entries_past_the_cut_accepted_before_the_removal_are_taken_out() {
 #[test]
 fn entries_past_the_cut_that_a_remaining_member_built_on_are_kept() {
     let t = TestDir::new("net_cut_vouched");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("partner", "NL")],
-    );
+    let (nodes, case, _, sb, sc) = removed_while_offline(&t);
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-    let case = a.create_case("Op Lantern");
-    for n in [b, c] {
-        a.add_member(&case, n, "contributor");
-    }
-    let sa = Server::start(a, &[]);
-    let sb = Server::start(b, &[&sa.addr]);
-    let sc = Server::start(c, &[&sa.addr, &sb.addr]);
-    eventually(60, "B and C receive the case", || {
-        b.cmd(&["case", "show", &case]).status.success()
-            && c.cmd(&["case", "show", &case]).status.success()
-    });
-    let first = c.add(&case, "person", &[("name", "Within the cut")], &[]);
-    eventually(60, "A and B receive C's first record", || {
-        a.cmd(&["record", "show", &first]).status.success()
-            && b.cmd(&["record", "show", &first]).status.success()
-    });
-    // A removes C while offline (cut at C's entry 1). C writes on; B accepts
-    // it and builds on it (an edit of C's new record), not knowing of the removal.
-    drop(sa);
-    a.cmd(&[
-        "case",
-        "member",
-        "remove",
-        &case,
-        &peer_of(c),
-        "--reason",
-        "left",
-    ])
-    .ok();
+    // C writes on; B accepts it and builds on it (an edit of C's new record),
+    // not knowing of the removal.
     let late = c.add(&case, "note", &[("text", "past the cut")], &[]);
     eventually(60, "B accepts C's later write", || {
         b.cmd(&["record", "show", &late]).status.success()
