@@ -319,6 +319,23 @@ def anti_entropy_rows(bin_, work, result, rows, counts=(1, 1000)):
                      f"{per_round:,.0f} B/round", "both directions, on the wire", f"{window} rounds measured", ""))
 
 
+def audit_cost_rows(bin_, work, result, rows):
+    """The cost of auditing: import N records and show 1,000 of them through the
+    audited command paths and through the same raw operations, in one process
+    (node/examples/audit_cost.rs), as ratios."""
+    ex = os.path.join(os.path.dirname(bin_), "examples", "audit_cost")
+    n = int(os.environ.get("BENCH_AUDIT_N", "10000"))
+    out = subprocess.run([ex, os.path.join(work, "audit-cost"), str(n), "1000"],
+                         capture_output=True, text=True, check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    result["audit_cost"] = r
+    rows.append((f"audit cost: import {n:,} records", f"audited {r['import_audited_s']:.2f} s",
+                 f"raw {r['import_raw_s']:.2f} s", f"ratio {r['import_ratio']:.2f}x", ""))
+    rows.append((f"audit cost: show {r['show_records']:,} records", f"audited {r['show_audited_s']:.2f} s",
+                 f"raw {r['show_raw_s']:.2f} s", f"ratio {r['show_ratio']:.2f}x",
+                 f"{(r['show_audited_s'] - r['show_raw_s']) / r['show_records'] * 1000:.2f} ms per audited show"))
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
@@ -377,6 +394,7 @@ def main():
                       "note": "whole `casesync record show` process: start, Argon2id unlock, verify entries, decrypt"}
     rows.append(("record show (whole command)", f"p50 {result['show']['p50_ms']} ms", f"p99 {result['show']['p99_ms']} ms",
                  f"after edit p50 {result['show']['edited_p50_ms']} ms", ""))
+    audit_cost_rows(a.bin, work, result, rows)
     if os.environ.get("BENCH_SYNC", "1") != "0":
         sync_rows(a.bin, work, sizes, result, rows)
         anti_entropy_rows(a.bin, work, result, rows)

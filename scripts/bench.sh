@@ -4,7 +4,8 @@
 # latency, initial sync between two processes (seconds, bytes on the wire through
 # a counting TCP relay, peak RSS), edit-to-visible latency (2 nodes, 5-node
 # line), and bytes per anti-entropy round between in-sync nodes sharing 1 and
-# 1,000 cases. Prints a table and writes target/bench/node.json.
+# 1,000 cases, and the cost of auditing (import and show, audited vs raw, as
+# ratios in one run). Prints a table and writes target/bench/node.json.
 #
 #   scripts/bench.sh                          # 10,000 and 100,000 records
 #   BENCH_SIZES=1000 scripts/bench.sh         # quick run
@@ -18,5 +19,5 @@ if [ ! -x /usr/bin/time ]; then
   (apt-get update -qq && apt-get install -y -qq time) >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 fi
 echo "==> building casesync (release)" >&2
-cargo build --release -p casesync-node >&2
+cargo build --release -p casesync-node --bin casesync --example audit_cost >&2
 exec python3 scripts/bench.py --bin target/release/casesync --out target/bench "$@"

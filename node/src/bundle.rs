@@ -6,6 +6,7 @@
 use casesync_schema::NodeCard;
 use casesync_schema::bundle::{self, BundleBody, CaseItems};
 
+use crate::audit::Action;
 use crate::ingest::{self, IngestReport};
 use crate::{Node, NodeError, Result, cases, store};
 
@@ -40,7 +41,9 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
         cases: Vec::new(),
     };
     let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
+    let mut sent = Vec::new();
     for c in chosen {
+        crate::audit::require_justification(node, &c)?;
         if let Some(to) = &to
             && c.state.role_of(&to.identity.ed25519).is_none()
         {
@@ -52,7 +55,12 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             .map(|o| o.bytes)
             .collect();
         let mut entries = Vec::new();
-        store::for_each_entry_of_case(conn, c.case_ref, |e| entries.push(e.bytes))?;
+        store::for_each_entry_of_case(conn, c.case_ref, |e| {
+            if let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) {
+                sent.push((c.id, author, e.seq as u64));
+            }
+            entries.push(e.bytes)
+        })?;
         n_ops += control_ops.len();
         n_entries += entries.len();
         body.cases.push(CaseItems {
@@ -62,6 +70,19 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
         });
     }
     let bytes = bundle::seal(&node.keys, &node.card, to.as_ref(), &body)?;
+    // Audited before the file exists: a disclosure may be recorded that a
+    // failed write then did not make, never the other way round.
+    let peer = to.as_ref().map(|t| t.peer_id());
+    node.store.write(|tx| {
+        crate::audit::disclosed(
+            node,
+            tx,
+            Action::BundleExport,
+            peer.as_deref(),
+            &body,
+            &sent,
+        )
+    })?;
     Ok(ExportReport {
         bytes,
         cases: body.cases.len(),
@@ -88,12 +109,14 @@ pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
                 st.name
             )));
         }
-        ingest::ingest(
+        let r = ingest::ingest(
             node,
             tx,
             &opened.body,
             &format!("bundle from {}", sender.peer_id()),
-        )
+        )?;
+        crate::audit::received(node, tx, Action::BundleImport, &sender.peer_id(), &r)?;
+        Ok(r)
     })?;
     Ok((sender, report))
 }

@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::audit::{self, Action, Event};
 use crate::{Node, NodeError, Result, store};
 
 pub const MAX_TITLE: usize = 200;
@@ -76,6 +77,14 @@ pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<C
         let case_ref = store::insert_case(tx, &case.0, &sealed_local)?;
         store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
         store::put_epoch_key(tx, case_ref, &op.hash(), &sealed_key)?;
+        let ev = Event::new(Action::CaseCreate)
+            .case(case)
+            .detail(if require_justification {
+                "every action on this case requires a justification"
+            } else {
+                "no justification required"
+            });
+        audit::append(node, tx, ev)?;
         Ok(())
     })?;
     Ok(case)
@@ -327,6 +336,7 @@ pub fn add_member(
                 case.id
             )));
         }
+        audit::require_justification(node, &case)?;
         check_handling_for_member(node, tx, &case, card)?;
         let mut wraps = Vec::new();
         for e in &case.state.epochs {
@@ -358,6 +368,15 @@ pub fn add_member(
         for op in &ops {
             store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
         }
+        let ev = Event::new(Action::MemberAdd)
+            .case(case.id)
+            .peer(card.peer_id())
+            .detail(format!(
+                "added as {}; the keys of {} epoch(s) wrapped to it",
+                role.name(),
+                ops.len() - 1
+            ));
+        audit::append(node, tx, ev)?;
         Ok((case.id, card.clone()))
     })
 }
@@ -371,6 +390,19 @@ pub fn remove_member(
     case_text: &str,
     member: &str,
     reason: &str,
+) -> Result<(CaseId, NodeCard, u64)> {
+    remove(node, case_text, member, reason, true)
+}
+
+/// [`remove_member`]; `asked` is false when the node removes a revoked node on
+/// its own, which needs no operator's justification (the revocation is the
+/// reason, and it is in the audit entry).
+fn remove(
+    node: &Node,
+    case_text: &str,
+    member: &str,
+    reason: &str,
+    asked: bool,
 ) -> Result<(CaseId, NodeCard, u64)> {
     let reason = reason.trim();
     if reason.is_empty() {
@@ -386,6 +418,9 @@ pub fn remove_member(
                 "only a lead of case {} can remove members",
                 case.id
             )));
+        }
+        if asked {
+            audit::require_justification(node, &case)?;
         }
         let arg = member.trim();
         let removed = case
@@ -440,6 +475,13 @@ pub fn remove_member(
                 .storage
                 .seal_epoch_key(&case.id.0, &op.hash().0, &key)?,
         )?;
+        let ev = Event::new(Action::MemberRemove)
+            .case(case.id)
+            .peer(removed.peer_id())
+            .detail(format!(
+                "{reason}; its log cut at seq {cut_seq}; a new key epoch for the remaining members"
+            ));
+        audit::append(node, tx, ev)?;
         Ok((case.id, removed, cut_seq))
     })
 }
@@ -469,7 +511,13 @@ pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
             let reason = format!("revoked from the federation: {why}");
             // Another process (or lead) may have removed it meanwhile: the
             // removal re-checks membership in its own transaction and refuses.
-            match remove_member(node, &case.id.to_string(), &m.card.peer_id(), &reason) {
+            match remove(
+                node,
+                &case.id.to_string(),
+                &m.card.peer_id(),
+                &reason,
+                false,
+            ) {
                 Ok((cid, card, _)) => done.push((cid, card)),
                 Err(NodeError::Refused(_)) => {}
                 Err(e) => return Err(e),

@@ -27,6 +27,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CASESYNC_OPERATOR", value_name = "NAME")]
     pub operator: Option<String>,
 
+    /// Why this action is taken, recorded with it in the audit log (required on cases created with --require-justification)
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub justification: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -113,6 +117,9 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
     /// Check the stored logs
     #[command(subcommand)]
     Log(LogCommand),
+    /// The audit log: who did what with case data, when and why (append-only, signed)
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,7 +172,7 @@ pub enum CaseCommand {
     Create {
         #[arg(long)]
         title: String,
-        /// Record that every action on this case needs --justification (enforced once the audit log lands)
+        /// Every action on this case's data then needs --justification TEXT; without it the command fails and the refusal is audited
         #[arg(long)]
         require_justification: bool,
     },
@@ -317,6 +324,41 @@ pub enum LogCommand {
     /// Re-check every stored entry (signatures, hashes, chains); non-zero on any failure
     #[command(after_help = "Example:\n  casesync log verify --json")]
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Audit entries, oldest first, filtered by case, time, action or operator
+    #[command(
+        after_help = "Examples:\n  casesync audit list --case CASE --since 2026-11-01T00:00:00+00:00\n  casesync audit list --action consultation --by j.smith --json"
+    )]
+    List {
+        /// Only entries about this case
+        #[arg(long, value_name = "CASE")]
+        case: Option<String>,
+        /// Only entries at or after this time (RFC 3339)
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        /// Only this action (e.g. record.show) or category (collection, alteration, consultation, disclosure, combination, erasure, rejection, membership, trust, access)
+        #[arg(long, value_name = "ACTION")]
+        action: Option<String>,
+        /// Only entries by this operator (`--operator` names who runs this command)
+        #[arg(long, value_name = "OPERATOR")]
+        by: Option<String>,
+    },
+    /// Re-check the whole audit chain (hashes, signatures, order, head); non-zero and the first bad entry on any change
+    #[command(after_help = "Example:\n  casesync audit verify --json")]
+    Verify,
+    /// Write one case's audit entries as JSON Lines (a signed header line first), for a data protection officer
+    #[command(
+        after_help = "Example:\n  casesync audit export --case CASE --out lantern-audit.jsonl"
+    )]
+    Export {
+        #[arg(long, value_name = "CASE")]
+        case: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// An anti-entropy interval: at least 0.1 s (each round costs a digest on both

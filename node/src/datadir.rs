@@ -31,6 +31,8 @@ pub struct Node {
     /// Cases already loaded (control log verified and resolved) by this process,
     /// shared by every handle of the node.
     pub(crate) cases: crate::cases::CaseCache,
+    /// Who acts through this handle and why, for the audit log.
+    pub actor: crate::audit::Actor,
 }
 
 impl DataDir {
@@ -95,14 +97,19 @@ impl DataDir {
         let sealed = keystore::seal(&secrets, passphrase, KdfParams::DEFAULT)?;
         // The keystore is written last: its presence is what marks the node initialized.
         write_private_file(&self.keystore_path(), &sealed)?;
-        Ok(Node {
+        let node = Node {
             dir: self.clone(),
             storage: StorageKeys::new(&secrets.storage),
             keys: secrets.node,
             card,
             store,
             cases: Default::default(),
-        })
+            actor: crate::audit::Actor {
+                operator: crate::audit::Actor::os_user(),
+                justification: None,
+            },
+        };
+        Ok(node)
     }
 
     /// The node's own card, readable without the passphrase.
@@ -147,14 +154,20 @@ impl DataDir {
                     .into(),
             ));
         }
-        Ok(Node {
+        let node = Node {
             dir: self.clone(),
             storage: StorageKeys::new(&secrets.storage),
             keys: secrets.node,
             card,
             store,
             cases: Default::default(),
-        })
+            actor: crate::audit::Actor {
+                operator: crate::audit::Actor::os_user(),
+                justification: None,
+            },
+        };
+        crate::audit::fold_pending(&node)?;
+        Ok(node)
     }
 }
 
@@ -170,6 +183,7 @@ impl Node {
             card: self.card.clone(),
             store: Store::open(&self.dir.db_path())?,
             cases: self.cases.clone(),
+            actor: self.actor.clone(),
         })
     }
 }

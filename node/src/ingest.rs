@@ -47,6 +47,16 @@ pub struct IngestReport {
     pub waiting: usize,
     /// Items refused, each with its reason.
     pub rejected: Vec<String>,
+    /// Entries accepted, as (case, author, seq): for the audit log.
+    #[serde(skip)]
+    pub accepted: Vec<(CaseId, [u8; 32], u64)>,
+    /// Records created or updated, with their case.
+    #[serde(skip)]
+    pub records: Vec<(CaseId, RecordId)>,
+    /// Entries taken out of a log (a removal's cut, a proved fork): which, in
+    /// which case.
+    #[serde(skip)]
+    pub erased: Vec<(CaseId, String)>,
 }
 
 /// Ingests a bundle's items inside the caller's write transaction.
@@ -266,6 +276,13 @@ fn ingest_case(
                     Ready::Equivocation => {
                         let at = freeze(node, conn, &case, &e)?;
                         frozen.insert(e.header.author, at);
+                        report.erased.push((
+                            case_id,
+                            format!(
+                                "entries of {} from seq {at} on: its log is frozen (a proved equivocation)",
+                                casesync_crypto::identity::peer_id_of(&e.header.author).unwrap_or_default()
+                            ),
+                        ));
                         report.rejected.push(format!(
                             "entry {}: equivocation: its author signed two different entries with this seq; both are kept as proof and its log in this case is frozen before seq {at}",
                             name(&case_id, &e)
@@ -276,10 +293,16 @@ fn ingest_case(
                         match store::savepoint(conn, || {
                             apply_entry(node, conn, &case, &e, prepared)
                         })? {
-                            Ok((created, updated)) => {
+                            Ok((created, updated, rids)) => {
                                 report.entries += 1;
                                 report.records_created += created;
                                 report.records_updated += updated;
+                                report
+                                    .accepted
+                                    .push((case_id, e.header.author, e.header.seq));
+                                report
+                                    .records
+                                    .extend(rids.into_iter().map(|r| (case_id, r)));
                             }
                             Err(reason) => report
                                 .rejected
@@ -387,6 +410,14 @@ fn enforce_cuts(
         for r in &records {
             crate::records::rebuild(node, conn, case, *r)?;
         }
+        report.erased.push((
+            case.id,
+            format!(
+                "entries of removed member {} from seq {from} on (past where its log ends); {} record(s) rebuilt",
+                casesync_crypto::identity::peer_id_of(author).unwrap_or_default(),
+                records.len()
+            ),
+        ));
         report.rejected.push(format!(
             "case {}: entries of removed member {} from seq {from} on were taken out (accepted before the removal was known); {} record(s) rebuilt",
             case.id,
@@ -603,17 +634,19 @@ fn apply_entry(
     case: &Case,
     e: &LogEntry,
     prepared: Prepared,
-) -> std::result::Result<(usize, usize), String> {
+) -> std::result::Result<(usize, usize, Vec<RecordId>), String> {
     let parsed = prepared?;
     let h = &e.header;
     let row = store::insert_entry(conn, case.case_ref, &h.author, h.seq, &e.hash(), e.bytes())
         .map_err(|e| e.to_string())?;
     let mut counts = (0, 0);
+    let mut rids = Vec::with_capacity(parsed.len());
     for (rid, change, created) in parsed {
         materialize(node, conn, case, row, &rid, change, created, &mut counts)
             .map_err(|e| e.to_string())?;
+        rids.push(rid);
     }
-    Ok(counts)
+    Ok((counts.0, counts.1, rids))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,11 +11,15 @@
 //! - [`ingest`]: checks and materializes items written by other nodes.
 //! - [`bundle`]: bundle export and import (air-gapped transfer).
 //! - [`verify`]: `log verify`, re-checking every stored entry.
+//! - [`audit`]: the audit log: append (in the action's transaction), verify, list, export.
 //! - [`import`]: parsing JSON Lines and CSV import files.
 //! - [`clock`]: wall-clock time for people to read (never for decisions).
 //!
 //! The `casesync` binary (main.rs, cli.rs) is a thin layer over these.
 
+pub mod audit;
+#[doc(hidden)]
+pub mod bench;
 pub mod bundle;
 pub mod cases;
 pub mod clock;

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
+use casesync_node::audit::{self, Action, Event};
 use casesync_node::{DataDir, Node, bundle, cases, import, records, serve, store, trust, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
@@ -15,8 +16,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use cli::{
-    BundleCommand, CaseCommand, Cli, Command, FederationCommand, LogCommand, MemberCommand,
-    PeerCommand, RecordCommand, TrustCommand,
+    AuditCommand, BundleCommand, CaseCommand, Cli, Command, FederationCommand, LogCommand,
+    MemberCommand, PeerCommand, RecordCommand, TrustCommand,
 };
 
 fn main() -> ExitCode {
@@ -104,13 +105,68 @@ fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
     Ok(p)
 }
 
+fn operator(cli: &Cli) -> String {
+    cli.operator
+        .clone()
+        .filter(|o| !o.trim().is_empty())
+        .unwrap_or_else(audit::Actor::os_user)
+}
+
 fn unlock(cli: &Cli) -> Result<Node> {
     let dir = data_dir(cli)?;
     if !dir.is_initialized() {
         // Say this before asking for a passphrase that cannot help.
         dir.open_store()?;
     }
-    Ok(dir.unlock(passphrase(false)?.as_bytes())?)
+    let mut node = match dir.unlock(passphrase(false)?.as_bytes()) {
+        Ok(n) => n,
+        Err(e) => {
+            if let casesync_node::NodeError::Refused(m) = &e
+                && m.contains("passphrase")
+                && let Err(ae) = audit::note_failed_unlock(&dir, &operator(cli), "wrong passphrase")
+            {
+                eprintln!(
+                    "warning: the failed unlock could not be recorded for the audit log: {ae}"
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    node.actor = audit::Actor {
+        operator: operator(cli),
+        justification: cli
+            .justification
+            .as_ref()
+            .map(|j| j.trim().to_string())
+            .filter(|j| !j.is_empty()),
+    };
+    Ok(node)
+}
+
+/// Runs an action and, if it fails once the node is unlocked, records the
+/// refusal in the audit log in a transaction of its own (the failed action
+/// rolled back and left nothing else): "logged as refused".
+fn audited<T>(
+    node: &Node,
+    action: Action,
+    case: Option<&str>,
+    record: Option<&str>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let r = f();
+    if let Err(e) = &r {
+        let mut ev = Event::new(action).refused(format!("{e:#}"));
+        if let Some(c) = case.and_then(|c| c.trim().parse::<casesync_schema::CaseId>().ok()) {
+            ev = ev.case(c);
+        }
+        if let Some(rec) = record {
+            ev = ev.records([rec.trim()]);
+        }
+        if let Err(ae) = audit::append_alone(node, ev) {
+            eprintln!("warning: the refusal could not be recorded in the audit log: {ae}");
+        }
+    }
+    r
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -171,7 +227,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;
-            let n = trust::revoke(&node, peer_id, reason)?;
+            let n = audited(&node, Action::TrustRevoke, None, None, || {
+                Ok(trust::revoke(&node, peer_id, reason)?)
+            })?;
             let cut = cases::cut_revoked(&node)?;
             let cut_cases: Vec<String> = cut.iter().map(|(c, _)| c.to_string()).collect();
             if cli.json {
@@ -279,6 +337,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Status => return status_command(&cli),
+        Command::Audit(cmd) => return audit_command(&cli, cmd),
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
             let store = data_dir(&cli)?.open_store()?;
@@ -371,7 +430,9 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
         FederationCommand::Invite { card, admin } => {
             let card = casesync_schema::NodeCard::from_text(card)
                 .map_err(|e| anyhow!("invalid node card: {e}"))?;
-            let token = trust::invite(&node, &card, *admin)?;
+            let token = audited(&node, Action::FederationInvite, None, None, || {
+                Ok(trust::invite(&node, &card, *admin)?)
+            })?;
             if cli.json {
                 print_json(
                     &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
@@ -555,7 +616,10 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
             cases,
             recipient,
         } => {
-            let r = bundle::export(&node, cases, recipient.as_deref())?;
+            let one = (cases.len() == 1).then(|| cases[0].as_str());
+            let r = audited(&node, Action::BundleExport, one, None, || {
+                Ok(bundle::export(&node, cases, recipient.as_deref())?)
+            })?;
             if r.cases == 0 {
                 bail!(
                     "nothing to export: {}",
@@ -588,7 +652,9 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
         BundleCommand::Import { file } => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let (sender, r) = bundle::import(&node, &bytes)?;
+            let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
+                Ok(bundle::import(&node, &bytes)?)
+            })?;
             if cli.json {
                 print_json(&json!({"sender": sender.peer_id(), "report": r}))?;
             } else {
@@ -685,8 +751,21 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             }
         }
         CaseCommand::Show { case } => {
-            let c = cases::load_by_text(&node, node.store.conn(), case)?;
-            let v = case_json(&node, &c)?;
+            let (c, v) = audited(&node, Action::CaseShow, Some(case), None, || {
+                let c = cases::load_by_text(&node, node.store.conn(), case)?;
+                let v = case_json(&node, &c)?;
+                let members: Vec<String> =
+                    c.state.members.values().map(|m| m.card.peer_id()).collect();
+                audit::append_alone(
+                    &node,
+                    Event::new(Action::CaseShow).case(c.id).detail(format!(
+                        "title, {} member(s): {}",
+                        members.len(),
+                        members.join(", ")
+                    )),
+                )?;
+                Ok((c, v))
+            })?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -727,7 +806,9 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
             let role = role.parse()?;
-            let (id, card) = cases::add_member(&node, case, member, role)?;
+            let (id, card) = audited(&node, Action::MemberAdd, Some(case), None, || {
+                Ok(cases::add_member(&node, case, member, role)?)
+            })?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
@@ -746,7 +827,9 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             member,
             reason,
         }) => {
-            let (id, card, cut) = cases::remove_member(&node, case, member, reason)?;
+            let (id, card, cut) = audited(&node, Action::MemberRemove, Some(case), None, || {
+                Ok(cases::remove_member(&node, case, member, reason)?)
+            })?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "cut_seq": cut, "reason": reason.trim()}),
@@ -871,7 +954,9 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             if let Some(r) = releasable_to {
                 input.releasable_to = ReleasableTo::parse_list(r)?;
             }
-            let v = records::add(&node, case, input)?;
+            let v = audited(&node, Action::RecordAdd, Some(case), None, || {
+                Ok(records::add(&node, case, input)?)
+            })?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -887,7 +972,9 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             if set.is_empty() && unset.is_empty() {
                 bail!("nothing to change: give --field KEY=VALUE or --unset KEY");
             }
-            let v = records::edit(&node, record, set, unset.clone())?;
+            let v = audited(&node, Action::RecordEdit, None, Some(record), || {
+                Ok(records::edit(&node, record, set, unset.clone())?)
+            })?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -895,12 +982,16 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             }
         }
         RecordCommand::Show { record } => {
-            let v = records::show(&node, record)?;
+            let v = audited(&node, Action::RecordShow, None, Some(record), || {
+                Ok(records::show(&node, record)?)
+            })?;
             print_record(cli, &v)?;
         }
         RecordCommand::List { case, record_type } => {
             let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
-            let list = records::list(&node, case, t)?;
+            let list = audited(&node, Action::RecordList, Some(case), None, || {
+                Ok(records::list(&node, case, t)?)
+            })?;
             if cli.json {
                 print_json(&list)?;
             } else {
@@ -933,10 +1024,12 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
                 import::Format::JsonLines => Box::new(import::json_lines(f)),
                 import::Format::Csv => Box::new(import::csv_rows(f)?),
             };
-            let report = records::import(&node, case, &mut source, &mut |n| {
-                if let Some(b) = &bar {
-                    b.set_position(n as u64);
-                }
+            let report = audited(&node, Action::RecordImport, Some(case), None, || {
+                Ok(records::import(&node, case, &mut source, &mut |n| {
+                    if let Some(b) = &bar {
+                        b.set_position(n as u64);
+                    }
+                })?)
             })?;
             if let Some(b) = bar {
                 b.finish_and_clear();
@@ -974,4 +1067,128 @@ fn progress_bar(file: &std::path::Path) -> Result<Option<indicatif::ProgressBar>
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Ok(Some(bar))
+}
+
+fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify => {
+            // Keyless, like `log verify`: nothing is opened, only links and
+            // signatures are checked.
+            let store = data_dir(cli)?.open_store()?;
+            let r = audit::verify(store.conn())?;
+            if cli.json {
+                print_json(
+                    &json!({"entries": r.entries, "ok": r.fault.is_none(), "first_bad": r.fault}),
+                )?;
+            } else if r.fault.is_none() {
+                println!(
+                    "audit log verified: {} entries, chain and signatures intact",
+                    r.entries
+                );
+            }
+            if let Some(f) = r.fault {
+                bail!(
+                    "audit log verification failed at entry {}: {} ({} entries before it verified); the audit log was altered: keep this data dir as evidence and restore from a backup",
+                    f.seq,
+                    f.reason,
+                    r.entries
+                );
+            }
+        }
+        AuditCommand::List {
+            case,
+            since,
+            action,
+            by,
+        } => {
+            let node = unlock(cli)?;
+            let filter = audit::Filter {
+                case: case
+                    .as_deref()
+                    .map(|c| {
+                        c.trim()
+                            .parse::<casesync_schema::CaseId>()
+                            .map_err(|e| anyhow!("--case {c:?} is not a case id: {e}"))
+                    })
+                    .transpose()?,
+                since: since.as_deref().map(audit::parse_since).transpose()?,
+                action: action.clone(),
+                operator: by.clone(),
+            };
+            let entries = audit::list(&node, &filter)?;
+            // Reading the audit log is itself recorded.
+            let mut ev =
+                Event::new(Action::AuditList).detail(format!("{} entries shown", entries.len()));
+            if let Some(c) = filter.case {
+                ev = ev.case(c);
+            }
+            audit::append_alone(&node, ev)?;
+            if cli.json {
+                print_json(&entries)?;
+            } else {
+                for e in &entries {
+                    println!(
+                        "{:>6}  {}  {:<14} {:<18} {:<8} {}{}{}{}",
+                        e.seq,
+                        e.time,
+                        e.operator,
+                        e.action,
+                        match e.outcome {
+                            audit::Outcome::Ok => "ok",
+                            audit::Outcome::Refused => "REFUSED",
+                        },
+                        e.case
+                            .as_deref()
+                            .map(|c| format!("case {c} "))
+                            .unwrap_or_default(),
+                        if e.records.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{} record(s) ", e.records.len())
+                        },
+                        e.peer
+                            .as_deref()
+                            .map(|p| format!("peer {p} "))
+                            .unwrap_or_default(),
+                        e.detail
+                            .as_deref()
+                            .map(|d| format!("- {d}"))
+                            .unwrap_or_default(),
+                    );
+                }
+                println!("{} entries", entries.len());
+            }
+        }
+        AuditCommand::Export { case, out } => {
+            let node = unlock(cli)?;
+            let r = audited(&node, Action::AuditExport, Some(case), None, || {
+                let c = cases::load_by_text(&node, node.store.conn(), case)?;
+                let r = audit::export(&node, &c, out)?;
+                audit::append_alone(
+                    &node,
+                    Event::new(Action::AuditExport).case(c.id).detail(format!(
+                        "{} entries written to {}",
+                        r.entries,
+                        out.display()
+                    )),
+                )?;
+                Ok(r)
+            })?;
+            if cli.json {
+                print_json(
+                    &json!({"out": out, "entries": r.entries, "chain_verified": r.chain_fault.is_none(), "chain_entries": r.chain_entries}),
+                )?;
+            } else {
+                println!("wrote {} audit entries to {}", r.entries, out.display());
+            }
+            if let Some(f) = r.chain_fault {
+                bail!(
+                    "the export was written, but the audit chain fails at entry {}: {} (the header says so)",
+                    f.seq,
+                    f.reason
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ use casesync_schema::record::{FieldValue, RecordInput, RecordType};
 use rayon::prelude::*;
 use rusqlite::Connection;
 
+use crate::audit::{self, Action, Event};
 use crate::cases::{self, Case};
 use crate::sealing::StorageKeys;
 use crate::store::{self, RecordRow};
@@ -182,17 +183,31 @@ fn create_records(
 /// Adds one record to a case.
 pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordView> {
     let input = input.validate()?;
-    let id = node.store.write(|tx| -> Result<RecordId> {
+    node.store.write(|tx| -> Result<RecordView> {
         let case = cases::load_by_text(node, tx, case_text)?;
+        audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
         check_link_targets(node, tx, &case, &input)?;
         cases::check_handling_for_record(&case, &input.releasable_to)?;
         let ids = create_records(tx, node, &case, std::slice::from_ref(&input), &mut |_| {})?;
-        ids.into_iter()
+        let id = ids
+            .into_iter()
             .next()
-            .ok_or_else(|| NodeError::Integrity("no record was created".into()))
-    })?;
-    show(node, &id.to_string())
+            .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
+        // A link combines records: it is audited as such, naming both ends.
+        let ev = match input.record_type {
+            RecordType::Link => Event::new(Action::RecordLink).records(
+                std::iter::once(id.to_string()).chain(
+                    ["from", "to"]
+                        .iter()
+                        .filter_map(|k| input.fields.get(*k).map(|v| v.as_text())),
+                ),
+            ),
+            _ => Event::new(Action::RecordAdd).records([id]),
+        };
+        audit::append(node, tx, ev.case(case.id))?;
+        view_of(node, tx, &id.to_string())
+    })
 }
 
 /// What an import did.
@@ -209,17 +224,33 @@ pub fn import(
     source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<ImportReport> {
+    import_with(node, case_text, source, progress, true)
+}
+
+/// [`import`], with or without its audit entry: without only for measuring
+/// what auditing costs ([`crate::bench`]); no command imports unaudited.
+pub(crate) fn import_with(
+    node: &Node,
+    case_text: &str,
+    source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
+    progress: &mut dyn FnMut(usize),
+    audited: bool,
+) -> Result<ImportReport> {
     let at = |line: usize, e: NodeError| {
         NodeError::Refused(format!("line {line}: {e}; nothing was imported"))
     };
     let count = node.store.write(|tx| -> Result<usize> {
         let case = cases::load_by_text(node, tx, case_text)?;
+        audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
         let mut batch = Vec::with_capacity(BATCH);
         let mut done = 0;
+        let mut created: Vec<RecordId> = Vec::new();
         let mut flush = |batch: &mut Vec<RecordInput>, done: &mut usize| -> Result<()> {
             let base = *done;
-            create_records(tx, node, &case, batch, &mut |n| progress(base + n))?;
+            created.extend(create_records(tx, node, &case, batch, &mut |n| {
+                progress(base + n)
+            })?);
             *done += batch.len();
             batch.clear();
             Ok(())
@@ -237,6 +268,13 @@ pub fn import(
         }
         if !batch.is_empty() {
             flush(&mut batch, &mut done)?;
+        }
+        if audited {
+            let ev = Event::new(Action::RecordImport)
+                .case(case.id)
+                .records(created)
+                .detail(format!("{done} record(s) imported"));
+            audit::append(node, tx, ev)?;
         }
         Ok(done)
     })?;
@@ -321,8 +359,9 @@ pub fn edit(
     set: Vec<(String, FieldValue)>,
     unset: Vec<String>,
 ) -> Result<RecordView> {
-    let rid = node.store.write(|tx| -> Result<RecordId> {
+    node.store.write(|tx| -> Result<RecordView> {
         let (case, row, rid) = find(node, tx, record_text)?;
+        audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
         let entries = log::verify_record_entries(tx, &case, row.row, &rid)?;
         let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
@@ -350,8 +389,23 @@ pub fn edit(
             unset,
             ..Default::default()
         };
+        let fields: Vec<String> = edit
+            .set
+            .keys()
+            .cloned()
+            .chain(edit.unset.iter().map(|k| format!("-{k}")))
+            .collect();
+        let ev = Event::new(Action::RecordEdit)
+            .case(case.id)
+            .records([rid])
+            .detail(format!("fields: {}", fields.join(", ")));
         let Some(change) = doc::apply_edit(&mut d, &edit, &now, ms)? else {
-            return Ok(rid);
+            audit::append(
+                node,
+                tx,
+                ev.detail("no change: the fields already held these values"),
+            )?;
+            return view_of(node, tx, &rid.to_string());
         };
         let (epoch, key) = cases::current_epoch(node, tx, &case)?;
         for a in log::append(
@@ -376,14 +430,30 @@ pub fn edit(
             &node.storage.seal_snapshot(&idx, &snapshot)?,
             &node.storage.seal_view(&idx, &view)?,
         )?;
-        Ok(rid)
-    })?;
-    show(node, &rid.to_string())
+        audit::append(node, tx, ev)?;
+        view_of(node, tx, &rid.to_string())
+    })
 }
 
-/// Shows a record after re-verifying every entry that carries it.
+/// Shows a record after re-verifying every entry that carries it; the
+/// consultation is audited in the same transaction.
 pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
-    let conn = node.store.conn();
+    node.store.write(|tx| -> Result<RecordView> {
+        let (case, _, rid) = find(node, tx, record_text)?;
+        audit::require_justification(node, &case)?;
+        let v = view_of(node, tx, record_text)?;
+        audit::append(
+            node,
+            tx,
+            Event::new(Action::RecordShow).case(case.id).records([rid]),
+        )?;
+        Ok(v)
+    })
+}
+
+/// A record's current view, after re-verifying every entry that carries it.
+/// Not audited: for the commands that audit what they do and then show it.
+pub(crate) fn view_of(node: &Node, conn: &Connection, record_text: &str) -> Result<RecordView> {
     let (case, row, rid) = find(node, conn, record_text)?;
     log::verify_record_entries(conn, &case, row.row, &rid)?;
     let v = open_view(&node.storage, &node.storage.record_index(&rid.0), &row.view)?;
@@ -414,9 +484,18 @@ pub fn list(
     case_text: &str,
     record_type: Option<RecordType>,
 ) -> Result<Vec<RecordView>> {
-    let conn = node.store.conn();
-    let case = cases::load_by_text(node, conn, case_text)?;
-    let mut v = views_in_case(node, conn, &case, record_type)?;
-    v.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(v)
+    node.store.write(|tx| -> Result<Vec<RecordView>> {
+        let case = cases::load_by_text(node, tx, case_text)?;
+        audit::require_justification(node, &case)?;
+        let mut v = views_in_case(node, tx, &case, record_type)?;
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut ev = Event::new(Action::RecordList)
+            .case(case.id)
+            .records(v.iter().map(|r| r.id.clone()));
+        if let Some(t) = record_type {
+            ev = ev.detail(format!("type {}", t.name()));
+        }
+        audit::append(node, tx, ev)?;
+        Ok(v)
+    })
 }

@@ -17,6 +17,8 @@ pub struct StorageKeys {
     epoch_keys: SymmetricKey,
     record_ids: BlindIndexKey,
     record_types: BlindIndexKey,
+    audit: SymmetricKey,
+    audit_cases: BlindIndexKey,
 }
 
 fn aad(table: &str, row: &[u8]) -> Vec<u8> {
@@ -42,6 +44,8 @@ impl StorageKeys {
             epoch_keys: storage.derive("epoch_keys.sealed_key"),
             record_ids: BlindIndexKey::derive(storage.expose(), "records.rid_index"),
             record_types: BlindIndexKey::derive(storage.expose(), "records.type_index"),
+            audit: storage.derive("audit_log.sealed"),
+            audit_cases: BlindIndexKey::derive(storage.expose(), "audit_log.case_index"),
         }
     }
 
@@ -53,6 +57,24 @@ impl StorageKeys {
         let mut v = case_id.to_vec();
         v.extend_from_slice(record_type.as_bytes());
         self.record_types.index(&v)
+    }
+
+    /// The blind index an audit entry of `case_id` is filed under.
+    pub fn audit_case_index(&self, case_id: &[u8; 16]) -> [u8; 32] {
+        self.audit_cases.index(case_id)
+    }
+
+    /// An audit entry sealed at rest, bound to its seq.
+    pub fn seal_audit(&self, seq: u64, entry: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .audit
+            .seal(&aad("audit_log", &seq.to_be_bytes()), entry)?)
+    }
+
+    pub fn open_audit(&self, seq: u64, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.audit
+            .open(&aad("audit_log", &seq.to_be_bytes()), sealed)
+            .map_err(|_| open_err(&format!("audit entry {seq}")))
     }
 
     pub fn seal_view(&self, rid_index: &[u8; 32], view: &[u8]) -> Result<Vec<u8>> {

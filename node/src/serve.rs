@@ -17,6 +17,7 @@ use casesync_schema::bundle::BundleBody;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
+use crate::audit::{self, Action};
 use crate::net::budget::{Admit, RequestBudget};
 use crate::net::protocol::{MAX_ENTRIES_PER_MESSAGE, RESPONSE_BUDGET, SyncRequest, SyncResponse};
 use crate::net::{self, Client, Event};
@@ -178,18 +179,24 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let (body, more) = sync::items_for(
-                node,
-                conn,
-                &key,
-                &mut have,
-                &mut registry_ops,
-                RESPONSE_BUDGET,
-            )?;
+            // What is sent is a disclosure: audited in the transaction that
+            // reads it, before it leaves.
+            let items = node.store.write(|tx| -> Result<sync::Items> {
+                let items = sync::items_for(
+                    node,
+                    tx,
+                    &key,
+                    &mut have,
+                    &mut registry_ops,
+                    RESPONSE_BUDGET,
+                )?;
+                audit::sent(node, tx, &peer.to_base58(), &items)?;
+                Ok(items)
+            })?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
-                body: body.encode(),
-                more,
+                body: items.body.encode(),
+                more: items.more,
                 registry_ops: sync::registry_count(conn)?,
                 have: mine,
             })
@@ -206,9 +213,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
                     "a delivery of {entries} entries (at most {MAX_ENTRIES_PER_MESSAGE} per message)"
                 )));
             }
-            let r = node
-                .store
-                .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
+            let r = node.store.write(|tx| receive(node, tx, &body, peer))?;
             for x in &r.rejected {
                 log(format!("rejected from {peer}: {x}"));
             }
@@ -218,6 +223,19 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             })
         }
     }
+}
+
+/// Ingests what `peer` sent and audits it, in the caller's transaction.
+fn receive(
+    node: &Node,
+    tx: &rusqlite::Connection,
+    body: &BundleBody,
+    peer: &PeerId,
+) -> Result<ingest::IngestReport> {
+    let who = peer.to_base58();
+    let r = ingest::ingest(node, tx, body, &who)?;
+    audit::received(node, tx, Action::SyncReceive, &who, &r)?;
+    Ok(r)
 }
 
 fn out_of_turn(peer: &PeerId) -> NodeError {
@@ -278,9 +296,7 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
                 have,
             } => {
                 let body = BundleBody::decode(&body)?;
-                let r = node
-                    .store
-                    .write(|tx| ingest::ingest(node, tx, &body, &peer.to_base58()))?;
+                let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
                 for x in &r.rejected {
                     log(format!("rejected from {peer}: {x}"));
                 }
@@ -305,17 +321,24 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
         if probe {
             break;
         }
-        let (body, more) = sync::items_for(
-            node,
-            node.store.conn(),
-            &key,
-            &mut theirs,
-            &mut their_registry,
-            RESPONSE_BUDGET,
-        )?;
-        if body.cases.is_empty() && body.registry_ops.is_empty() {
+        let items = node.store.write(|tx| -> Result<Option<sync::Items>> {
+            let items = sync::items_for(
+                node,
+                tx,
+                &key,
+                &mut theirs,
+                &mut their_registry,
+                RESPONSE_BUDGET,
+            )?;
+            if items.body.cases.is_empty() && items.body.registry_ops.is_empty() {
+                return Ok(None);
+            }
+            audit::sent(node, tx, &peer.to_base58(), &items)?;
+            Ok(Some(items))
+        })?;
+        let Some(sync::Items { body, more, .. }) = items else {
             break;
-        }
+        };
         let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
         match ask(SyncRequest::Deliver {
             federation: fed.clone(),

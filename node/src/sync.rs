@@ -124,10 +124,19 @@ fn their_head<'a>(have: Option<&'a CaseHave>, author: &[u8; 32]) -> (u64, &'a [u
     .unwrap_or((0, &[]))
 }
 
+/// One batch of items for a peer.
+pub struct Items {
+    pub body: BundleBody,
+    /// Whether more remain after this batch.
+    pub more: bool,
+    /// The log entries in `body`, (case, author, seq), for the audit log.
+    pub sent: Vec<(CaseId, [u8; 32], u64)>,
+}
+
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
 /// and the registry statements it lacks given how many it holds (`their_registry`),
 /// within `budget` bytes of entries. `their` is advanced past what is included,
-/// so calling again yields the next batch; returns whether more remain.
+/// so calling again yields the next batch.
 pub fn items_for(
     node: &Node,
     conn: &Connection,
@@ -135,7 +144,7 @@ pub fn items_for(
     their: &mut Vec<CaseHave>,
     their_registry: &mut u32,
     budget: usize,
-) -> Result<(BundleBody, bool)> {
+) -> Result<Items> {
     let mut body = BundleBody {
         registry_ops: Vec::new(),
         cases: Vec::new(),
@@ -144,6 +153,7 @@ pub fn items_for(
     // Entries from logs (proofs and fork answers are few and not counted).
     let mut count = 0usize;
     let mut more = false;
+    let mut sent = Vec::new();
     their.truncate(MAX_CASES);
     for c in cases::list(node)? {
         if c.state.role_of(peer).is_none() {
@@ -174,6 +184,7 @@ pub fn items_for(
             });
             if !known {
                 used += q.entry_a.len() + q.entry_b.len();
+                sent.push((c.id, q.author, q.seq));
                 items.entries.push(q.entry_a);
                 items.entries.push(q.entry_b);
                 proofs_sent.push(LogHave {
@@ -198,6 +209,7 @@ pub fn items_for(
                     .next()
                 {
                     used += e.bytes.len();
+                    sent.push((c.id, author, e.seq as u64));
                     items.entries.push(e.bytes);
                 }
                 continue;
@@ -214,6 +226,7 @@ pub fn items_for(
                 used += e.bytes.len();
                 count += 1;
                 last = e.seq as u64;
+                sent.push((c.id, author, last));
                 items.entries.push(e.bytes);
             }
             if last < seq {
@@ -266,5 +279,5 @@ pub fn items_for(
         *their_registry = (*their_registry).max(registry.len() as u32);
         body.registry_ops = registry.into_iter().map(|o| o.bytes).collect();
     }
-    Ok((body, more))
+    Ok(Items { body, more, sent })
 }

@@ -9,6 +9,7 @@ use casesync_schema::NodeCard;
 use casesync_schema::registry::{self, Enrolled, RegistryBody, RegistryOp, RegistryState};
 use rusqlite::Connection;
 
+use crate::audit::{self, Action, Event};
 use crate::{Node, NodeError, Result, store};
 
 const META_FEDERATION: &str = "federation";
@@ -72,6 +73,12 @@ pub fn create(node: &Node, name: &str) -> Result<RegistryState> {
         )?;
         store::insert_registry_op(tx, &genesis.hash(), genesis.bytes())?;
         store::meta_put(tx, META_FEDERATION, genesis.hash().as_bytes())?;
+        let ev = Event::new(Action::FederationCreate).detail(format!(
+            "federation \"{}\" ({})",
+            name.trim(),
+            genesis.hash().to_hex()
+        ));
+        audit::append(node, tx, ev)?;
         load(tx)?.ok_or_else(|| NodeError::Integrity("the new federation did not resolve".into()))
     })
 }
@@ -122,6 +129,16 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
                 admin,
             },
         )?;
+        let ev = Event::new(Action::FederationInvite)
+            .peer(card.peer_id())
+            .detail(format!(
+                "enrolled {} ({}, {}){}",
+                card.name,
+                card.org,
+                card.country,
+                if admin { " as an admin" } else { "" }
+            ));
+        audit::append(node, tx, ev)?;
         let all = store::registry_ops(tx)?
             .iter()
             .map(|o| RegistryOp::decode_verified(&o.bytes))
@@ -165,6 +182,10 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
                 reason: reason.to_string(),
             },
         )?;
+        let ev = Event::new(Action::TrustRevoke)
+            .peer(target.card.peer_id())
+            .detail(reason);
+        audit::append(node, tx, ev)?;
         let st =
             load(tx)?.ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
         st.nodes
@@ -206,6 +227,12 @@ pub fn join(node: &Node, token: &str) -> Result<RegistryState> {
             store::insert_registry_op(tx, &op.hash(), op.bytes())?;
         }
         store::meta_put(tx, META_FEDERATION, st.federation.as_bytes())?;
+        let ev = Event::new(Action::FederationJoin).detail(format!(
+            "joined federation \"{}\" ({})",
+            st.name,
+            st.federation.to_hex()
+        ));
+        audit::append(node, tx, ev)?;
         load(tx)?
             .ok_or_else(|| NodeError::Integrity("the joined federation did not resolve".into()))
     })

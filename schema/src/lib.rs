@@ -10,12 +10,14 @@
 //! - [`control`]: case control operations (create, add member, key epochs).
 //! - [`authority`]: the deterministic fold shared by control logs and the registry.
 //! - [`registry`]: the federation trust registry (admin-signed statements).
+//! - [`audit`]: how audit entries are chained and signed, and how a chain is checked.
 //! - [`codec`]: the bounded binary reader/writer every encoding here uses.
 //!
 //! Invariants: schema knows nothing about SQLite, files or the network; every
 //! decoder takes bytes from a possibly hostile peer, checks lengths against fixed
 //! caps before allocating, and verifies signatures before decoding the rest.
 
+pub mod audit;
 pub mod authority;
 pub mod bundle;
 pub mod card;

@@ -162,6 +162,24 @@ fn run(name: &str, plan: &Plan, mut line: impl FnMut(usize) -> String) {
     );
     let imported = after.len() - before.len();
     eprintln!("after the crash the case holds {imported} of {n} imported records");
+    // The import and its audit entry commit together or not at all.
+    let audit = node.json(&["audit", "verify"]);
+    assert_eq!(audit["ok"], true, "audit verify after the crash: {audit}");
+    let imports = node.json(&["audit", "list", "--action", "record.import"]);
+    let done: Vec<_> = imports
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "ok")
+        .collect();
+    assert_eq!(
+        done.len(),
+        usize::from(imported == n),
+        "{imported} records imported, audit entries: {imports}"
+    );
+    if let Some(e) = done.first() {
+        assert_eq!(e["records"].as_array().unwrap().len(), n);
+    }
     assert!(
         imported == 0 || imported == n,
         "a killed import must be all or nothing, but {imported} of {n} records are there"

@@ -6,6 +6,8 @@ mod util;
 
 /// No plaintext in any file of the data dir.
 mod at_rest;
+/// The audit log: every operation, sync disclosures, tamper evidence.
+mod audit;
 /// Refused input changes nothing.
 mod bad_input;
 /// Bundles: air-gapped transfer, convergence, tampering.

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("004_indexes.sql"),
     include_str!("005_waiting.sql"),
     include_str!("006_equivocations.sql"),
+    include_str!("007_audit.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -763,6 +764,100 @@ pub fn record_count(c: &Connection, case_ref: i64) -> Result<u64> {
         [case_ref],
         |r| r.get::<_, i64>(0),
     )? as u64)
+}
+
+// ---- audit ----
+
+/// One stored audit row (`seq`, sealed entry, link hash, signature).
+pub struct AuditRow {
+    pub seq: u64,
+    pub sealed: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+const AUDIT_HEAD: &str = "audit_head";
+
+/// The last audit entry's seq and link hash, as recorded when it was written.
+pub fn audit_head(c: &Connection) -> Result<Option<(u64, Hash)>> {
+    Ok(meta_get(c, AUDIT_HEAD)?.and_then(|v| {
+        let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+        Some((seq, Hash::from_slice(v.get(8..40)?)?))
+    }))
+}
+
+/// Appends one audit row and moves the head to it (inside the caller's
+/// transaction, with the action it records).
+pub fn audit_append(
+    c: &Connection,
+    seq: u64,
+    case_index: Option<&[u8; 32]>,
+    sealed: &[u8],
+    hash: &Hash,
+    signature: &[u8],
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO audit_log (seq, case_index, sealed, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![seq as i64, case_index.map(|x| &x[..]), sealed, &hash.0[..], signature],
+    )?;
+    let mut head = (seq).to_be_bytes().to_vec();
+    head.extend_from_slice(&hash.0);
+    meta_put(c, AUDIT_HEAD, &head)
+}
+
+/// Every audit row in seq order (optionally one case's), for `f`.
+pub fn for_each_audit_row<E: From<StoreError>>(
+    c: &Connection,
+    case_index: Option<&[u8; 32]>,
+    mut f: impl FnMut(AuditRow) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut s = c.prepare(
+        "SELECT seq, sealed, hash, signature FROM audit_log WHERE ?1 IS NULL OR case_index = ?1 ORDER BY seq",
+    )
+    .map_err(StoreError::from)?;
+    let mut rows = s
+        .query(params![case_index.map(|x| &x[..])])
+        .map_err(StoreError::from)?;
+    while let Some(r) = rows.next().map_err(StoreError::from)? {
+        let row = (|| {
+            // Columns read as whatever bytes they hold: a hand-edited row may
+            // have changed type, and must fail verification, not the read.
+            let bytes = |i: usize| -> rusqlite::Result<Vec<u8>> {
+                Ok(r.get_ref(i)?
+                    .as_bytes()
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default())
+            };
+            Ok::<_, rusqlite::Error>(AuditRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                sealed: bytes(1)?,
+                hash: bytes(2)?,
+                signature: bytes(3)?,
+            })
+        })()
+        .map_err(StoreError::from)?;
+        f(row)?;
+    }
+    Ok(())
+}
+
+pub fn insert_audit_pending(c: &Connection, entry: &str) -> Result<()> {
+    c.execute("INSERT INTO audit_pending (entry) VALUES (?1)", [entry])?;
+    Ok(())
+}
+
+/// Events waiting to join the chain, oldest first: (row, entry JSON).
+pub fn audit_pending(c: &Connection) -> Result<Vec<(i64, String)>> {
+    let mut s = c.prepare("SELECT id, entry FROM audit_pending ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn delete_audit_pending(c: &Connection, row: i64) -> Result<()> {
+    c.execute("DELETE FROM audit_pending WHERE id = ?1", [row])?;
+    Ok(())
 }
 
 #[cfg(test)]

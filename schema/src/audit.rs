@@ -1,0 +1,210 @@
+//! The audit chain: how audit entries are linked and signed, and how a chain
+//! is checked. Pure; the node's `audit` module stores and seals the entries.
+//!
+//! Each entry is stored sealed (its content is as sensitive as the case: it
+//! says who looked at which person). Its link is
+//! `hash = SHA-256(context | seq | previous hash | sealed bytes)`, signed by the
+//! node key, so the chain can be checked without opening anything: an edited,
+//! deleted, inserted or reordered row breaks a hash, a gap in seq or a
+//! signature, and a truncated tail no longer reaches the recorded head.
+
+use casesync_crypto::NodeKeys;
+use casesync_crypto::hash::{Hash, sha256_parts};
+use casesync_crypto::identity::{SIGNATURE_LEN, verify};
+
+const LINK_CONTEXT: &[u8] = b"casesync/audit/v1";
+
+/// The link of entry `seq` after `prev` (zero before the first entry).
+pub fn link_hash(seq: u64, prev: &Hash, sealed: &[u8]) -> Hash {
+    sha256_parts(&[LINK_CONTEXT, &seq.to_be_bytes(), prev.as_bytes(), sealed])
+}
+
+pub fn sign_link(keys: &NodeKeys, hash: &Hash) -> [u8; SIGNATURE_LEN] {
+    keys.sign(LINK_CONTEXT, hash.as_bytes())
+}
+
+/// One stored row of the chain, as read back (possibly tampered with).
+#[derive(Clone, Debug)]
+pub struct ChainRow {
+    pub seq: u64,
+    pub sealed: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// The first place a chain fails, with what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChainFault {
+    /// The seq of the first bad entry (or the first missing one).
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// Checks a chain in the order its rows are stored, against the node's public
+/// key and the head recorded when the last entry was written. Returns how many
+/// entries were checked, or the first fault.
+pub struct ChainCheck<'a> {
+    node: &'a [u8; 32],
+    prev: Hash,
+    next_seq: u64,
+}
+
+impl<'a> ChainCheck<'a> {
+    pub fn new(node: &'a [u8; 32]) -> ChainCheck<'a> {
+        ChainCheck {
+            node,
+            prev: Hash::ZERO,
+            next_seq: 1,
+        }
+    }
+
+    /// Checks the next row.
+    pub fn row(&mut self, r: &ChainRow) -> Result<(), ChainFault> {
+        let fault = |seq: u64, reason: String| Err(ChainFault { seq, reason });
+        if r.seq != self.next_seq {
+            return fault(
+                self.next_seq,
+                if r.seq > self.next_seq {
+                    format!(
+                        "entries {} to {} are missing (deleted)",
+                        self.next_seq,
+                        r.seq - 1
+                    )
+                } else {
+                    format!("entry {} is out of order (reordered or inserted)", r.seq)
+                },
+            );
+        }
+        let expect = link_hash(r.seq, &self.prev, &r.sealed);
+        let stored = Hash::from_slice(&r.hash).unwrap_or(Hash::ZERO);
+        if !expect.ct_eq(&stored) {
+            return fault(
+                r.seq,
+                "its content or position was changed (the hash chain breaks here)".into(),
+            );
+        }
+        let sig: [u8; SIGNATURE_LEN] = match r.signature.as_slice().try_into() {
+            Ok(s) => s,
+            Err(_) => return fault(r.seq, "its signature is malformed".into()),
+        };
+        if verify(self.node, LINK_CONTEXT, expect.as_bytes(), &sig).is_err() {
+            return fault(r.seq, "its signature is not this node's".into());
+        }
+        self.prev = expect;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// After the last row: the chain must end at the recorded head.
+    pub fn finish(self, head: Option<(u64, Hash)>) -> Result<u64, ChainFault> {
+        let last = self.next_seq - 1;
+        match head {
+            None if last == 0 => Ok(0),
+            None => Err(ChainFault {
+                seq: 1,
+                reason: "the log has entries but no recorded head (the head was removed)".into(),
+            }),
+            Some((seq, hash)) if seq == last && hash.ct_eq(&self.prev) => Ok(last),
+            Some((seq, _)) if seq > last => Err(ChainFault {
+                seq: last + 1,
+                reason: format!(
+                    "the log ends at entry {last} but its head names entry {seq}: entries {} to {seq} were removed (truncated)",
+                    last + 1
+                ),
+            }),
+            Some((seq, _)) => Err(ChainFault {
+                seq: seq.min(last),
+                reason: format!(
+                    "the recorded head (entry {seq}) does not match the log's last entry ({last})"
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(keys: &NodeKeys, n: u64) -> Vec<ChainRow> {
+        let mut prev = Hash::ZERO;
+        (1..=n)
+            .map(|seq| {
+                let sealed = format!("sealed {seq}").into_bytes();
+                let hash = link_hash(seq, &prev, &sealed);
+                prev = hash;
+                ChainRow {
+                    seq,
+                    sealed,
+                    hash: hash.0.to_vec(),
+                    signature: sign_link(keys, &hash).to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    fn check(
+        node: &[u8; 32],
+        rows: &[ChainRow],
+        head: Option<(u64, Hash)>,
+    ) -> Result<u64, ChainFault> {
+        let mut c = ChainCheck::new(node);
+        for r in rows {
+            c.row(r)?;
+        }
+        c.finish(head)
+    }
+
+    fn head(rows: &[ChainRow]) -> Option<(u64, Hash)> {
+        rows.last()
+            .map(|r| (r.seq, Hash::from_slice(&r.hash).unwrap()))
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies_and_every_change_names_its_place() {
+        let keys = NodeKeys::generate().unwrap();
+        let me = keys.public().ed25519;
+        let rows = chain(&keys, 5);
+        let h = head(&rows);
+        assert_eq!(check(&me, &rows, h), Ok(5));
+        assert_eq!(check(&me, &[], None), Ok(0));
+
+        let mut edited = rows.clone();
+        edited[2].sealed[0] ^= 1;
+        assert_eq!(check(&me, &edited, h).unwrap_err().seq, 3);
+
+        let mut deleted = rows.clone();
+        deleted.remove(1);
+        let f = check(&me, &deleted, h).unwrap_err();
+        assert_eq!(f.seq, 2);
+        assert!(f.reason.contains("missing"), "{f:?}");
+
+        // Rows swapped with their seq renumbered: the hashes no longer chain.
+        let mut reordered = rows.clone();
+        reordered.swap(1, 2);
+        reordered[1].seq = 2;
+        reordered[2].seq = 3;
+        assert_eq!(check(&me, &reordered, h).unwrap_err().seq, 2);
+        // Swapped without renumbering: out of order.
+        let mut swapped = rows.clone();
+        swapped.swap(1, 2);
+        assert_eq!(check(&me, &swapped, h).unwrap_err().seq, 2);
+
+        let f = check(&me, &rows[..3], h).unwrap_err();
+        assert_eq!(f.seq, 4);
+        assert!(f.reason.contains("truncated"), "{f:?}");
+        assert!(
+            check(&me, &rows, None).is_err(),
+            "a removed head is noticed"
+        );
+
+        // Re-hashed by someone without the node key: the signature fails.
+        let mut forged = rows.clone();
+        forged[4].sealed = b"forged".to_vec();
+        let prev = Hash::from_slice(&forged[3].hash).unwrap();
+        forged[4].hash = link_hash(5, &prev, &forged[4].sealed).0.to_vec();
+        let f = check(&me, &forged, h).unwrap_err();
+        assert_eq!(f.seq, 5);
+        assert!(f.reason.contains("signature"), "{f:?}");
+    }
+}
