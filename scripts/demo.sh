@@ -105,7 +105,7 @@ cs ro-police record add "$CASE" --type location --field address="Str. Fictivă 1
 cs ro-police record add "$CASE" --type event --field title="recruitment meeting" --field when=2021-03-14 >/dev/null
 cs ro-police record add "$CASE" --type link --field from="$ELENA" --field to="$TRD" --field link_type=director >/dev/null
 VICTOR=$(cs uk-east record add "$CASE" --type person --field name="Victor Ilie" --field category=suspect --field role="UK controller")
-cs uk-east record add "$CASE" --type person --field name="Victim A" --field category=victim --releasable-to GB,RO,Europol >/dev/null
+VICTIM=$(cs uk-east record add "$CASE" --type person --field name="Victim A" --field category=victim --releasable-to GB,RO,Europol)
 SPARKLE=$(cs uk-east record add "$CASE" --type organisation --field name="Sparkle Hand Car Wash Ltd" --field country=GB)
 cs uk-east record add "$CASE" --type phone --field number="07700 900123" >/dev/null
 cs uk-east record add "$CASE" --type bank_account --field iban=GB29NWBK60161331926819 >/dev/null
@@ -152,10 +152,17 @@ cs ro-police record list "$CASE"
 cs uk-east case show "$CASE"
 
 say "9. integrity and rest: every log verifies; no name is readable on disk"
-for n in uk-east ro-police europol uk-force; do cs "$n" log verify; done
+for n in uk-east ro-police europol uk-force; do cs "$n" log verify; cs "$n" audit verify; done
 if grep -r -a -l -e "Marin Dobre" -e "Victim A" -e "RO41RNCB" "$DEMO"/*/; then
   echo "unexpected: plaintext found at rest" >&2; exit 1
 fi
 echo "grep for \"Marin Dobre\", \"Victim A\", \"RO41RNCB\" in every data dir: nothing found"
+
+say "10. the audit log on uk-east: who consulted Victim A, and which nodes received the case"
+CASESYNC_OPERATOR="dc.hughes@uk-east" "$BIN" --data-dir "$DEMO/uk-east" --justification "safeguarding review" record show "$VICTIM" >/dev/null
+cs uk-east audit list --case "$CASE" --action consultation | grep -e "$VICTIM"
+echo "--- disclosures of the case's entries (sync.send), by receiving node:"
+cs uk-east audit list --case "$CASE" --action sync.send | grep -o "peer [^ ]*" | sort | uniq -c
+cs uk-east audit export --case "$CASE" --out "$DEMO/lantern-audit.jsonl"
 echo
 echo "demo finished; data dirs and serve logs are in $DEMO"

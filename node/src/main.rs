@@ -1128,7 +1128,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
             } else {
                 for e in &entries {
                     println!(
-                        "{:>6}  {}  {:<14} {:<18} {:<8} {}{}{}{}",
+                        "{:>6}  {}  {:<14} {:<18} {:<8} {}{}{}{}{}",
                         e.seq,
                         e.time,
                         e.operator,
@@ -1141,14 +1141,18 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                             .as_deref()
                             .map(|c| format!("case {c} "))
                             .unwrap_or_default(),
-                        if e.records.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{} record(s) ", e.records.len())
+                        match e.records.len() {
+                            0 => String::new(),
+                            1..=3 => format!("records {} ", e.records.join(", ")),
+                            n => format!("{n} records "),
                         },
                         e.peer
                             .as_deref()
                             .map(|p| format!("peer {p} "))
+                            .unwrap_or_default(),
+                        e.justification
+                            .as_deref()
+                            .map(|j| format!("why: {j} "))
                             .unwrap_or_default(),
                         e.detail
                             .as_deref()

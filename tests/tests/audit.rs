@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::network::{Server, federation};
-use crate::util::{Node, OPERATOR, TestDir, copy_dir, find_bytes, peer_of};
+use crate::util::{Node, OPERATOR, TestDir, copy_dir, find_bytes, peer_of, sqlite3};
 
 /// `audit list --json ARGS`, as an array.
 #[track_caller]
@@ -336,11 +336,13 @@ fn an_edited_deleted_reordered_or_truncated_audit_log_fails_verify_at_the_place(
     assert!(a.cmd(&["audit", "verify"]).ok().contains("verified"));
 
     // No code path may edit or delete: the store refuses it.
-    let e = a
-        .db()
-        .execute("DELETE FROM audit_log WHERE seq = 1", [])
-        .unwrap_err();
-    assert!(e.to_string().contains("append-only"), "{e}");
+    for sql in [
+        "DELETE FROM audit_log WHERE seq = 1",
+        "UPDATE audit_log SET sealed = X'00' WHERE seq = 1",
+    ] {
+        let e = a.db().execute(sql, []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
 
     // Someone with the sqlite3 tool drops the guards and edits rows.
     let cases = [
@@ -365,11 +367,10 @@ fn an_edited_deleted_reordered_or_truncated_audit_log_fails_verify_at_the_place(
         let dir = t.join(what);
         copy_dir(&a.dir, &dir);
         let c = Node::at(&dir);
-        c.db()
-            .execute_batch(&format!(
-                "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; {sql};"
-            ))
-            .unwrap();
+        sqlite3(
+            &c.db_path(),
+            &format!("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; {sql};"),
+        );
         let err = c.cmd(&["audit", "verify"]).err();
         assert!(
             err.contains(&format!("failed at entry {at}:")),

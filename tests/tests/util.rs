@@ -533,3 +533,19 @@ pub fn uuid_bytes(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect()
 }
+
+/// Runs `sql` on the store at `db` with the sqlite3 command-line tool, as a
+/// local operator editing the database by hand would (scripts/test.sh installs it).
+#[track_caller]
+pub fn sqlite3(db: &Path, sql: &str) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}); scripts/test.sh installs it"));
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
