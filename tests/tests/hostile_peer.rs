@@ -325,12 +325,27 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         // 9. Garbage as a delivery, and another federation's id: refused whole,
         // and the peer is disconnected (the refusal may or may not beat the
         // disconnection to it); it dials again for what follows.
+        // Dials again until a request goes through: the node closes the old
+        // connection a moment after its refusal, so a dial that finds it still
+        // up is not yet a new connection.
         let redial = || async {
             for _ in 0..100 {
-                if hostile.client.dial(sa.addr.parse().unwrap()).await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if hostile.client.dial(sa.addr.parse().unwrap()).await.is_err() {
+                    continue;
+                }
+                let probe = hostile
+                    .ask(SyncRequest::Digest {
+                        federation: federation.0.to_vec(),
+                        digest: vec![0; 32],
+                    })
+                    .await;
+                if matches!(
+                    probe,
+                    Ok(SyncResponse::Digest { .. } | SyncResponse::Refused { .. })
+                ) {
                     return;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             panic!("cannot reconnect to the honest node");
         };
@@ -387,8 +402,11 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         // stream limit): past its budget the peer gets cheap refusals, not
         // work, and the node answers again once the peer slows down.
         let started = std::time::Instant::now();
-        let (mut answered, mut refused) = (0usize, 0usize);
-        for _ in 0..25 {
+        let (mut answered, mut refused, mut dropped) = (0usize, 0usize, 0usize);
+        for _ in 0..100 {
+            if answered + refused >= 200 {
+                break;
+            }
             let wave: Vec<_> = (0..8)
                 .map(|_| {
                     let c = hostile.client.clone();
@@ -413,16 +431,25 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                     {
                         refused += 1
                     }
+                    // The disconnection of attack 9 may land after the
+                    // redial found the old connection still up: dial again.
+                    Err(e) if e.contains("closed") => dropped += 1,
                     other => panic!("flood: {other:?}"),
                 }
             }
+            if dropped > 0 {
+                redial().await;
+            }
         }
         let secs = started.elapsed().as_secs_f64();
-        eprintln!("flood of 200 requests in {secs:.2} s: {answered} answered, {refused} refused");
-        assert_eq!(answered + refused, 200);
+        eprintln!(
+            "flood of 200 requests in {secs:.2} s: {answered} answered, {refused} refused ({dropped} lost to a late disconnection and sent again)"
+        );
+        assert!(answered + refused >= 200);
+        assert!(dropped <= 16, "{dropped} requests lost: the connection kept closing");
         // Earlier attacks in this test spent part of the burst.
         assert!(answered >= 32, "the burst was not served: {answered}");
-        let allowed = 64.0 + 32.0 * secs + 8.0;
+        let allowed = 64.0 + 32.0 * secs + 16.0;
         assert!(
             (answered as f64) <= allowed,
             "{answered} answered, the budget allows {allowed:.0}"
@@ -438,6 +465,9 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                 .await;
             if matches!(again, Ok(SyncResponse::Digest { .. })) {
                 break;
+            }
+            if again.is_err() {
+                redial().await;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
