@@ -31,7 +31,9 @@ start() {
   local node=$1; shift
   local args=()
   for p in "$@"; do args+=(--peer "$p"); done
-  cs "$node" serve --listen /ip4/127.0.0.1/tcp/0 "${args[@]}" >"$DEMO/$node.out" 2>"$DEMO/$node.log" &
+  # The binary itself in the background (not through `cs`, whose subshell
+  # would get the PID): `stop` and the exit trap must reach the serve process.
+  CASESYNC_OPERATOR="analyst@$node" "$BIN" --data-dir "$DEMO/$node" serve --listen /ip4/127.0.0.1/tcp/0 "${args[@]}" >"$DEMO/$node.out" 2>"$DEMO/$node.log" &
   local pid=$!
   PIDS+=("$pid")
   eval "PID_${node//-/_}=$pid"
