@@ -346,6 +346,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true", help="the side-by-side table only, at small sizes")
+    ap.add_argument("--no-compare", action="store_true", help="casesync's own rows only")
     a = ap.parse_args()
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000").split(",")]
     work = os.path.abspath(os.path.join(a.out, "work"))
@@ -353,6 +355,16 @@ def main():
     os.makedirs(work)
     rows = []
     result = {"machine": {"cores": os.cpu_count()}, "import": [], "open": None, "show": None}
+    if not a.no_compare:
+        import compare
+        compare.compare(a.bin, work, a.quick, result)
+        if a.quick:
+            os.makedirs(a.out, exist_ok=True)
+            with open(os.path.join(a.out, "compare.json"), "w") as f:
+                json.dump(result, f, indent=2)
+            print(f"\nwrote {os.path.join(a.out, 'compare.json')}")
+            shutil.rmtree(work, ignore_errors=True)
+            return
     largest = None
     for n in sizes:
         src = os.path.join(work, f"people-{n}.jsonl")

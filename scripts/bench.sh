@@ -8,6 +8,7 @@
 # ratios in one run). Prints a table and writes target/bench/node.json.
 #
 #   scripts/bench.sh                          # 10,000 and 100,000 records
+#   scripts/bench.sh --quick                  # the side-by-side table at 1,000 records
 #   BENCH_SIZES=1000 scripts/bench.sh         # quick run
 #   BENCH_SYNC=0 scripts/bench.sh             # local rows only
 set -euo pipefail
@@ -20,4 +21,15 @@ if [ ! -x /usr/bin/time ]; then
 fi
 echo "==> building casesync (release)" >&2
 cargo build --release -p casesync-node --bin casesync --example audit_cost >&2
+# The peers casesync is compared with, pinned: automerge-repo (Node.js) and samod
+# (Rust, its own Cargo project outside the workspace). A peer that cannot be
+# set up is left out of the table with a warning.
+if command -v npm >/dev/null && [ ! -d bench/peers/js/node_modules ]; then
+  echo "==> installing the automerge-repo harness (npm)" >&2
+  (cd bench/peers/js && npm install --no-audit --no-fund >&2) || echo "warning: automerge-repo harness not installed" >&2
+fi
+if [ -f bench/peers/samod/Cargo.toml ]; then
+  echo "==> building the samod harness (release)" >&2
+  cargo build --release --locked --manifest-path bench/peers/samod/Cargo.toml >&2 || echo "warning: samod harness not built" >&2
+fi
 exec python3 scripts/bench.py --bin target/release/casesync --out target/bench "$@"
