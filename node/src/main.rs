@@ -230,8 +230,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let n = audited(&node, Action::TrustRevoke, None, None, || {
                 Ok(trust::revoke(&node, peer_id, reason)?)
             })?;
-            let cut = cases::cut_revoked(&node)?;
-            let cut_cases: Vec<String> = cut.iter().map(|(c, _)| c.to_string()).collect();
+            cases::cut_revoked(&node)?;
+            // A running `serve` on this data dir may have made the cut first:
+            // report every case this node leads that the node is now cut from.
+            let me = node.keys.public().ed25519;
+            let id = n.card.identity.ed25519;
+            let cut_cases: Vec<String> = cases::list(&node)?
+                .iter()
+                .filter(|c| c.state.role_of(&me) == Some(casesync_schema::control::Role::Lead))
+                .filter(|c| c.state.removed.contains_key(&id))
+                .map(|c| c.id.to_string())
+                .collect();
             if cli.json {
                 print_json(
                     &json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked",
