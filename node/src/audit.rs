@@ -27,121 +27,62 @@ use crate::cases::Case;
 use crate::datadir::DataDir;
 use crate::{Node, NodeError, Result, store};
 
-/// What happened, by its name in the log; each belongs to one category of the
-/// law's list (collection, alteration, consultation, disclosure, combination,
-/// erasure) or to the node's own housekeeping (trust, membership, access,
-/// rejection).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    RecordAdd,
-    RecordLink,
-    RecordImport,
-    RecordEdit,
-    RecordShow,
-    RecordList,
-    CaseShow,
-    BundleExport,
-    BundleImport,
-    SyncSend,
-    SyncReceive,
-    SyncReject,
-    EntriesErased,
-    CaseCreate,
-    MemberAdd,
-    MemberRemove,
-    FederationCreate,
-    FederationInvite,
-    FederationJoin,
-    TrustRevoke,
-    Unlock,
-    AuditList,
-    AuditExport,
+/// One table for the actions: the variant, its name in the log, its category.
+macro_rules! actions {
+    ($($variant:ident => $name:literal, $category:literal;)*) => {
+        /// What happened, by its name in the log; each belongs to one category
+        /// of the law's list (collection, alteration, consultation, disclosure,
+        /// combination, erasure) or to the node's own housekeeping (trust,
+        /// membership, access, rejection).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Action {
+            $($variant,)*
+        }
+
+        impl Action {
+            /// Every action, for listings and tests.
+            pub const ALL: &[Action] = &[$(Action::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                }
+            }
+
+            pub fn category(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $category,)*
+                }
+            }
+        }
+    };
 }
 
-impl Action {
-    /// Every action, for listings and tests.
-    pub const ALL: [Action; 23] = {
-        use Action::*;
-        [
-            RecordAdd,
-            RecordLink,
-            RecordImport,
-            RecordEdit,
-            RecordShow,
-            RecordList,
-            CaseShow,
-            BundleExport,
-            BundleImport,
-            SyncSend,
-            SyncReceive,
-            SyncReject,
-            EntriesErased,
-            CaseCreate,
-            MemberAdd,
-            MemberRemove,
-            FederationCreate,
-            FederationInvite,
-            FederationJoin,
-            TrustRevoke,
-            Unlock,
-            AuditList,
-            AuditExport,
-        ]
-    };
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::RecordAdd => "record.add",
-            Action::RecordLink => "record.link",
-            Action::RecordImport => "record.import",
-            Action::RecordEdit => "record.edit",
-            Action::RecordShow => "record.show",
-            Action::RecordList => "record.list",
-            Action::CaseShow => "case.show",
-            Action::BundleExport => "bundle.export",
-            Action::BundleImport => "bundle.import",
-            Action::SyncSend => "sync.send",
-            Action::SyncReceive => "sync.receive",
-            Action::SyncReject => "sync.reject",
-            Action::EntriesErased => "entries.erase",
-            Action::CaseCreate => "case.create",
-            Action::MemberAdd => "case.member.add",
-            Action::MemberRemove => "case.member.remove",
-            Action::FederationCreate => "federation.create",
-            Action::FederationInvite => "federation.invite",
-            Action::FederationJoin => "federation.join",
-            Action::TrustRevoke => "trust.revoke",
-            Action::Unlock => "node.unlock",
-            Action::AuditList => "audit.list",
-            Action::AuditExport => "audit.export",
-        }
-    }
-
-    pub fn category(self) -> &'static str {
-        match self {
-            Action::RecordAdd
-            | Action::RecordImport
-            | Action::BundleImport
-            | Action::SyncReceive => "collection",
-            Action::RecordLink => "combination",
-            Action::RecordEdit => "alteration",
-            Action::RecordShow | Action::RecordList | Action::CaseShow | Action::AuditList => {
-                "consultation"
-            }
-            // A member added is given the case keys: the case is disclosed to it.
-            Action::BundleExport | Action::SyncSend | Action::MemberAdd | Action::AuditExport => {
-                "disclosure"
-            }
-            Action::EntriesErased => "erasure",
-            Action::SyncReject => "rejection",
-            Action::CaseCreate | Action::MemberRemove => "membership",
-            Action::FederationCreate
-            | Action::FederationInvite
-            | Action::FederationJoin
-            | Action::TrustRevoke => "trust",
-            Action::Unlock => "access",
-        }
-    }
+actions! {
+    RecordAdd => "record.add", "collection";
+    RecordLink => "record.link", "combination";
+    RecordImport => "record.import", "collection";
+    RecordEdit => "record.edit", "alteration";
+    RecordShow => "record.show", "consultation";
+    RecordList => "record.list", "consultation";
+    CaseShow => "case.show", "consultation";
+    BundleExport => "bundle.export", "disclosure";
+    BundleImport => "bundle.import", "collection";
+    SyncSend => "sync.send", "disclosure";
+    SyncReceive => "sync.receive", "collection";
+    SyncReject => "sync.reject", "rejection";
+    EntriesErased => "entries.erase", "erasure";
+    CaseCreate => "case.create", "membership";
+    // A member added is given the case keys: the case is disclosed to it.
+    MemberAdd => "case.member.add", "disclosure";
+    MemberRemove => "case.member.remove", "membership";
+    FederationCreate => "federation.create", "trust";
+    FederationInvite => "federation.invite", "trust";
+    FederationJoin => "federation.join", "trust";
+    TrustRevoke => "trust.revoke", "trust";
+    Unlock => "node.unlock", "access";
+    AuditList => "audit.list", "consultation";
+    AuditExport => "audit.export", "disclosure";
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,11 +437,7 @@ pub struct VerifyReport {
 /// against the node's key (from its stored card), and the recorded head.
 /// Needs no passphrase: nothing is opened.
 pub fn verify(conn: &Connection) -> Result<VerifyReport> {
-    let card = store::meta_get(conn, "card")?.ok_or_else(|| {
-        NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
-    })?;
-    let card = casesync_schema::NodeCard::decode(&card)?;
-    let key = card.identity.ed25519;
+    let key = crate::datadir::stored_card(conn)?.identity.ed25519;
     let mut check = ChainCheck::new(&key);
     let mut count = 0u64;
     let mut fault = None;

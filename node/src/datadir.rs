@@ -115,11 +115,7 @@ impl DataDir {
     /// The node's own card, readable without the passphrase.
     pub fn card(&self) -> Result<NodeCard> {
         self.require_initialized()?;
-        let store = Store::open(&self.db_path())?;
-        let bytes = store::meta_get(store.conn(), "card")?.ok_or_else(|| {
-            NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
-        })?;
-        Ok(NodeCard::decode(&bytes)?)
+        stored_card(Store::open(&self.db_path())?.conn())
     }
 
     /// Opens the store without unlocking keys (for commands that need no secret).
@@ -128,8 +124,19 @@ impl DataDir {
         Ok(Store::open(&self.db_path())?)
     }
 
-    /// Unlocks the keystore and opens the store.
+    /// Unlocks the keystore and opens the store, acting as the OS user.
     pub fn unlock(&self, passphrase: &[u8]) -> Result<Node> {
+        let actor = crate::audit::Actor {
+            operator: crate::audit::Actor::os_user(),
+            justification: None,
+        };
+        self.unlock_as(passphrase, actor)
+    }
+
+    /// Unlocks the keystore and opens the store, for `actor`. A wrong
+    /// passphrase is recorded for the audit log (it joins the chain at the
+    /// next unlock).
+    pub fn unlock_as(&self, passphrase: &[u8], actor: crate::audit::Actor) -> Result<Node> {
         self.require_initialized()?;
         let file = fs::read(self.keystore_path()).map_err(|e| {
             NodeError::Io(format!(
@@ -137,17 +144,25 @@ impl DataDir {
                 self.keystore_path().display()
             ))
         })?;
-        let secrets = keystore::open(&file, passphrase).map_err(|e| match e {
-            casesync_crypto::CryptoError::WrongPassphrase => NodeError::Refused(
-                "wrong passphrase: the keystore did not unlock (check CASESYNC_PASSPHRASE)".into(),
-            ),
-            other => NodeError::Crypto(other),
-        })?;
+        let secrets = match keystore::open(&file, passphrase) {
+            Ok(s) => s,
+            Err(casesync_crypto::CryptoError::WrongPassphrase) => {
+                if let Err(e) =
+                    crate::audit::note_failed_unlock(self, &actor.operator, "wrong passphrase")
+                {
+                    eprintln!(
+                        "warning: the failed unlock could not be recorded for the audit log: {e}"
+                    );
+                }
+                return Err(NodeError::Refused(
+                    "wrong passphrase: the keystore did not unlock (check CASESYNC_PASSPHRASE)"
+                        .into(),
+                ));
+            }
+            Err(other) => return Err(NodeError::Crypto(other)),
+        };
         let store = Store::open(&self.db_path())?;
-        let bytes = store::meta_get(store.conn(), "card")?.ok_or_else(|| {
-            NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
-        })?;
-        let card = NodeCard::decode(&bytes)?;
+        let card = stored_card(store.conn())?;
         if card.identity != secrets.node.public() {
             return Err(NodeError::Integrity(
                 "the node card in the store does not match the keystore: the data dir was mixed up"
@@ -161,10 +176,7 @@ impl DataDir {
             card,
             store,
             cases: Default::default(),
-            actor: crate::audit::Actor {
-                operator: crate::audit::Actor::os_user(),
-                justification: None,
-            },
+            actor,
         };
         crate::audit::fold_pending(&node)?;
         Ok(node)
@@ -221,4 +233,12 @@ fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The node's card as stored in the data dir (public: no passphrase needed).
+pub(crate) fn stored_card(conn: &rusqlite::Connection) -> Result<NodeCard> {
+    let bytes = store::meta_get(conn, "card")?.ok_or_else(|| {
+        NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
+    })?;
+    Ok(NodeCard::decode(&bytes)?)
 }

@@ -105,42 +105,25 @@ fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
     Ok(p)
 }
 
-fn operator(cli: &Cli) -> String {
-    cli.operator
-        .clone()
-        .filter(|o| !o.trim().is_empty())
-        .unwrap_or_else(audit::Actor::os_user)
-}
-
 fn unlock(cli: &Cli) -> Result<Node> {
     let dir = data_dir(cli)?;
     if !dir.is_initialized() {
         // Say this before asking for a passphrase that cannot help.
         dir.open_store()?;
     }
-    let mut node = match dir.unlock(passphrase(false)?.as_bytes()) {
-        Ok(n) => n,
-        Err(e) => {
-            if let casesync_node::NodeError::Refused(m) = &e
-                && m.contains("passphrase")
-                && let Err(ae) = audit::note_failed_unlock(&dir, &operator(cli), "wrong passphrase")
-            {
-                eprintln!(
-                    "warning: the failed unlock could not be recorded for the audit log: {ae}"
-                );
-            }
-            return Err(e.into());
-        }
-    };
-    node.actor = audit::Actor {
-        operator: operator(cli),
+    let actor = audit::Actor {
+        operator: cli
+            .operator
+            .clone()
+            .filter(|o| !o.trim().is_empty())
+            .unwrap_or_else(audit::Actor::os_user),
         justification: cli
             .justification
             .as_ref()
             .map(|j| j.trim().to_string())
             .filter(|j| !j.is_empty()),
     };
-    Ok(node)
+    Ok(dir.unlock_as(passphrase(false)?.as_bytes(), actor)?)
 }
 
 /// Runs an action and, if it fails once the node is unlocked, records the

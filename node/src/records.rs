@@ -439,9 +439,9 @@ pub fn edit(
 /// consultation is audited in the same transaction.
 pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
     node.store.write(|tx| -> Result<RecordView> {
-        let (case, _, rid) = find(node, tx, record_text)?;
+        let (case, row, rid) = find(node, tx, record_text)?;
         audit::require_justification(node, &case)?;
-        let v = view_of(node, tx, record_text)?;
+        let v = view_of_row(node, tx, &case, &row, &rid)?;
         audit::append(
             node,
             tx,
@@ -455,7 +455,17 @@ pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
 /// Not audited: for the commands that audit what they do and then show it.
 pub(crate) fn view_of(node: &Node, conn: &Connection, record_text: &str) -> Result<RecordView> {
     let (case, row, rid) = find(node, conn, record_text)?;
-    log::verify_record_entries(conn, &case, row.row, &rid)?;
+    view_of_row(node, conn, &case, &row, &rid)
+}
+
+fn view_of_row(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    row: &RecordRow,
+    rid: &RecordId,
+) -> Result<RecordView> {
+    log::verify_record_entries(conn, case, row.row, rid)?;
     let v = open_view(&node.storage, &node.storage.record_index(&rid.0), &row.view)?;
     if v.id != rid.to_string() {
         return Err(NodeError::Integrity(format!(

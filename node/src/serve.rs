@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::audit::{self, Action};
 use crate::net::budget::{Admit, RequestBudget};
-use crate::net::protocol::{MAX_ENTRIES_PER_MESSAGE, RESPONSE_BUDGET, SyncRequest, SyncResponse};
+use crate::net::protocol::{
+    CaseHave, MAX_ENTRIES_PER_MESSAGE, RESPONSE_BUDGET, SyncRequest, SyncResponse,
+};
 use crate::net::{self, Client, Event};
 use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
@@ -179,20 +181,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            // What is sent is a disclosure: audited in the transaction that
-            // reads it, before it leaves.
-            let items = node.store.write(|tx| -> Result<sync::Items> {
-                let items = sync::items_for(
-                    node,
-                    tx,
-                    &key,
-                    &mut have,
-                    &mut registry_ops,
-                    RESPONSE_BUDGET,
-                )?;
-                audit::sent(node, tx, &peer.to_base58(), &items)?;
-                Ok(items)
-            })?;
+            let items = items_to_send(node, peer, &key, &mut have, &mut registry_ops)?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: items.body.encode(),
@@ -223,6 +212,23 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             })
         }
     }
+}
+
+/// The next batch of items `peer` lacks ([`sync::items_for`]). What is sent is
+/// a disclosure: it is audited in the transaction that reads it, before it
+/// leaves (an empty batch leaves no entry).
+fn items_to_send(
+    node: &Node,
+    peer: &PeerId,
+    key: &[u8; 32],
+    theirs: &mut Vec<CaseHave>,
+    their_registry: &mut u32,
+) -> Result<sync::Items> {
+    node.store.write(|tx| {
+        let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
+        audit::sent(node, tx, &peer.to_base58(), &items)?;
+        Ok(items)
+    })
 }
 
 /// Ingests what `peer` sent and audits it, in the caller's transaction.
@@ -321,24 +327,11 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
         if probe {
             break;
         }
-        let items = node.store.write(|tx| -> Result<Option<sync::Items>> {
-            let items = sync::items_for(
-                node,
-                tx,
-                &key,
-                &mut theirs,
-                &mut their_registry,
-                RESPONSE_BUDGET,
-            )?;
-            if items.body.cases.is_empty() && items.body.registry_ops.is_empty() {
-                return Ok(None);
-            }
-            audit::sent(node, tx, &peer.to_base58(), &items)?;
-            Ok(Some(items))
-        })?;
-        let Some(sync::Items { body, more, .. }) = items else {
+        let sync::Items { body, more, .. } =
+            items_to_send(node, &peer, &key, &mut theirs, &mut their_registry)?;
+        if body.cases.is_empty() && body.registry_ops.is_empty() {
             break;
-        };
+        }
         let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
         match ask(SyncRequest::Deliver {
             federation: fed.clone(),
