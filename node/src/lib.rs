@@ -35,6 +35,7 @@ pub mod store;
 pub mod sync;
 pub mod trust;
 pub mod verify;
+pub mod wake;
 
 pub use datadir::{DataDir, Node};
 

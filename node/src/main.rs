@@ -26,8 +26,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // A `serve` running on this data dir pushes what this command wrote at
+    // once (`wake`); a command that wrote nothing costs it one query.
+    let dir = data_dir(&cli).ok();
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => {
+            if let Some(d) = dir {
+                casesync_node::wake::notify(&d);
+            }
+            code
+        }
         Err(e) => {
             // One line: what failed and what to do.
             let msg = format!("{e:#}").replace('\n', " ");

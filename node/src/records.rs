@@ -110,7 +110,7 @@ fn build(
     input: &RecordInput,
     ms: i64,
 ) -> std::result::Result<Built, NodeError> {
-    let (_doc, change, view) = doc::new_record(actor.clone(), &env, input, ms)?;
+    let (change, view) = doc::first_change(actor.clone(), &env, input, ms);
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     let rid_index = storage.record_index(&env.id.0);
     Ok(Built {
@@ -122,60 +122,87 @@ fn build(
     })
 }
 
-/// Creates records from validated inputs inside a write transaction. Building the
-/// Automerge documents runs in parallel; SQLite writes stay on this thread.
+/// Creates records from validated inputs inside a write transaction.
 fn create_records(
     conn: &Connection,
     node: &Node,
     case: &Case,
     inputs: &[RecordInput],
-    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<RecordId>> {
     let (epoch, key) = cases::current_epoch(node, conn, case)?;
-    let (ms, created) = crate::clock::now();
-    let actor = actor(node);
-    let originator = node.card.peer_id();
-    let storage = &node.storage;
-    let mut ids = Vec::with_capacity(inputs.len());
-    let mut done = 0;
-    for chunk in inputs.chunks(BATCH) {
-        let envs: Vec<Envelope> = chunk
-            .iter()
-            .map(|_| Envelope {
-                id: RecordId::new_v7(),
-                case: case.id,
-                originator: originator.clone(),
-                created: created.clone(),
-            })
-            .collect();
-        let built = chunk
+    let built = RecordBuilder::new(node, case).build(inputs)?;
+    store_records(conn, node, case, &epoch, &key, built)
+}
+
+/// What building records needs of the node (the node itself, holding a store
+/// connection, stays on the thread that owns the transaction).
+struct RecordBuilder<'a> {
+    storage: &'a StorageKeys,
+    actor: ActorId,
+    originator: String,
+    case: casesync_schema::CaseId,
+}
+
+impl<'a> RecordBuilder<'a> {
+    fn new(node: &'a Node, case: &Case) -> Self {
+        RecordBuilder {
+            storage: &node.storage,
+            actor: actor(node),
+            originator: node.card.peer_id(),
+            case: case.id,
+        }
+    }
+
+    /// The store-free half of creating records: each record's first change,
+    /// sealed view and blind indexes, built on every core.
+    fn build(&self, inputs: &[RecordInput]) -> Result<Vec<Built>> {
+        let (ms, created) = crate::clock::now();
+        inputs
             .par_iter()
-            .zip(envs.into_par_iter())
-            .map(|(input, env)| build(storage, &actor, env, input, ms))
-            .collect::<Result<Vec<Built>>>()?;
-        let mut rows = Vec::with_capacity(built.len());
-        let mut changes = Vec::with_capacity(built.len());
-        for b in built {
-            rows.push(store::insert_record(
-                conn,
-                case.case_ref,
-                &b.rid_index,
-                &b.type_index,
-                &b.sealed_view,
-            )?);
-            ids.push(b.id);
-            changes.push(RecordChange {
-                record: b.id,
-                change: b.change,
-            });
+            .map(|input| {
+                let env = Envelope {
+                    id: RecordId::new_v7(),
+                    case: self.case,
+                    originator: self.originator.clone(),
+                    created: created.clone(),
+                };
+                build(self.storage, &self.actor, env, input, ms)
+            })
+            .collect()
+    }
+}
+
+/// The store half: inserts built records and appends their changes to this
+/// node's log, in the caller's transaction.
+fn store_records(
+    conn: &Connection,
+    node: &Node,
+    case: &Case,
+    epoch: &casesync_crypto::Hash,
+    key: &casesync_crypto::aead::SymmetricKey,
+    built: Vec<Built>,
+) -> Result<Vec<RecordId>> {
+    let mut ids = Vec::with_capacity(built.len());
+    let mut rows = Vec::with_capacity(built.len());
+    let mut changes = Vec::with_capacity(built.len());
+    for b in built {
+        rows.push(store::insert_record(
+            conn,
+            case.case_ref,
+            &b.rid_index,
+            &b.type_index,
+            &b.sealed_view,
+        )?);
+        ids.push(b.id);
+        changes.push(RecordChange {
+            record: b.id,
+            change: b.change,
+        });
+    }
+    for a in log::append(conn, node, case, epoch, key, &changes)? {
+        for i in a.changes {
+            store::link_record_entry(conn, rows[i], a.row)?;
         }
-        for a in log::append(conn, node, case, &epoch, &key, &changes)? {
-            for i in a.changes {
-                store::link_record_entry(conn, rows[i], a.row)?;
-            }
-        }
-        done += chunk.len();
-        progress(done);
     }
     Ok(ids)
 }
@@ -189,7 +216,7 @@ pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordVie
         require_writer(node, &case)?;
         check_link_targets(node, tx, &case, &input)?;
         cases::check_handling_for_record(&case, &input.releasable_to)?;
-        let ids = create_records(tx, node, &case, std::slice::from_ref(&input), &mut |_| {})?;
+        let ids = create_records(tx, node, &case, std::slice::from_ref(&input))?;
         let id = ids
             .into_iter()
             .next()
@@ -243,32 +270,64 @@ pub(crate) fn import_with(
         let case = cases::load_by_text(node, tx, case_text)?;
         audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut done = 0;
+        let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+        // A pipeline: this thread reads, checks and stores; a builder thread
+        // builds the batch read before (on every core) meanwhile. At most two
+        // batches are in flight, so memory stays bounded.
         let mut created: Vec<RecordId> = Vec::new();
-        let mut flush = |batch: &mut Vec<RecordInput>, done: &mut usize| -> Result<()> {
-            let base = *done;
-            created.extend(create_records(tx, node, &case, batch, &mut |n| {
-                progress(base + n)
-            })?);
-            *done += batch.len();
-            batch.clear();
-            Ok(())
-        };
-        for item in source {
-            let (line, input) = item?;
-            let input = input.validate().map_err(|e| at(line, e.into()))?;
-            check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
-            cases::check_handling_for_record(&case, &input.releasable_to)
-                .map_err(|e| at(line, e))?;
-            batch.push(input);
-            if batch.len() == BATCH {
-                flush(&mut batch, &mut done)?;
+        let done = std::thread::scope(|s| -> Result<usize> {
+            let (to_build, inputs) = std::sync::mpsc::sync_channel::<Vec<RecordInput>>(1);
+            let (built_tx, built) = std::sync::mpsc::sync_channel::<Result<Vec<Built>>>(1);
+            let builder = RecordBuilder::new(node, &case);
+            s.spawn(move || {
+                for batch in inputs {
+                    if built_tx.send(builder.build(&batch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut in_flight = 0usize;
+            let mut done = 0usize;
+            let mut store_next = |done: &mut usize| -> Result<()> {
+                let b = built
+                    .recv()
+                    .map_err(|_| NodeError::Io("the record builder stopped".into()))??;
+                *done += b.len();
+                created.extend(store_records(tx, node, &case, &epoch, &key, b)?);
+                progress(*done);
+                Ok(())
+            };
+            let mut send = |batch: Vec<RecordInput>, in_flight: &mut usize, done: &mut usize| {
+                to_build
+                    .send(batch)
+                    .map_err(|_| NodeError::Io("the record builder stopped".into()))?;
+                *in_flight += 1;
+                while *in_flight >= 2 {
+                    store_next(done)?;
+                    *in_flight -= 1;
+                }
+                Ok::<(), NodeError>(())
+            };
+            let mut batch = Vec::with_capacity(BATCH);
+            for item in source {
+                let (line, input) = item?;
+                let input = input.validate().map_err(|e| at(line, e.into()))?;
+                check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
+                cases::check_handling_for_record(&case, &input.releasable_to)
+                    .map_err(|e| at(line, e))?;
+                batch.push(input);
+                if batch.len() == BATCH {
+                    send(std::mem::take(&mut batch), &mut in_flight, &mut done)?;
+                }
             }
-        }
-        if !batch.is_empty() {
-            flush(&mut batch, &mut done)?;
-        }
+            if !batch.is_empty() {
+                send(batch, &mut in_flight, &mut done)?;
+            }
+            for _ in 0..in_flight {
+                store_next(&mut done)?;
+            }
+            Ok(done)
+        })?;
         if audited {
             let ev = Event::new(Action::RecordImport)
                 .case(case.id)

@@ -111,6 +111,20 @@ async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Resolves when a local write may have happened: the wake socket fired, or the
+/// poll tick came. Both are cancel-safe, as `select!` needs.
+async fn maybe_written(wake: Option<&crate::wake::Listener>, tick: &mut tokio::time::Interval) {
+    match wake {
+        Some(w) => tokio::select! {
+            _ = w.woken() => {}
+            _ = tick.tick() => {}
+        },
+        None => {
+            tick.tick().await;
+        }
+    }
+}
+
 /// Notes what was appended to the store since `marker` (by any process) and
 /// puts new registry statements into effect; returns whether anything changed.
 async fn take_changes(node: &Node, client: &Client, marker: &mut (i64, i64, i64)) -> Result<bool> {
@@ -202,7 +216,11 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
                     "a delivery of {entries} entries (at most {MAX_ENTRIES_PER_MESSAGE} per message)"
                 )));
             }
-            let r = node.store.write(|tx| receive(node, tx, &body, peer))?;
+            // A push the peer can send again: visible now, durable with the
+            // next synced commit (`Store::write_unsynced`).
+            let r = node
+                .store
+                .write_unsynced(|tx| receive(node, tx, &body, peer))?;
             for x in &r.rejected {
                 log(format!("rejected from {peer}: {x}"));
             }
@@ -248,11 +266,24 @@ fn out_of_turn(peer: &PeerId) -> NodeError {
     NodeError::Io(format!("{peer} answered out of turn"))
 }
 
+/// What this node knows a peer holds: the summary and registry count it sent in
+/// the last pull, advanced past everything delivered to it since.
+pub type Known = (Vec<CaseHave>, u32);
+
 /// Pulls what `peer` has that this node lacks, then delivers what it lacks.
 /// With `probe` (anti-entropy), first compares digests and stops there if they
-/// match, and only pulls; a push after a local write skips the digest, since
-/// something changed, and delivers.
-pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -> Result<Exchange> {
+/// match, and only pulls. A push (after a local write) skips the digest, since
+/// something changed, and delivers; given what the peer is `known` to hold, it
+/// skips the pull too and delivers at once (one round trip: the peer pushes its
+/// own writes, and anti-entropy repairs whatever the knowledge missed).
+/// Returns what the peer is known to hold afterwards.
+pub async fn exchange(
+    node: &Node,
+    client: &Client,
+    peer: PeerId,
+    probe: bool,
+    known: Option<Known>,
+) -> Result<(Exchange, Option<Known>)> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
     let ask = |request: SyncRequest| async move {
@@ -275,7 +306,7 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
         })
         .await?
         {
-            SyncResponse::Digest { same: true } => return Ok(in_sync()),
+            SyncResponse::Digest { same: true } => return Ok((in_sync(), known)),
             SyncResponse::Digest { same: false } => {}
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
@@ -285,38 +316,43 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
     }
     let mut received = 0u64;
     let mut rounds = 0;
-    let (mut theirs, mut their_registry) = loop {
-        rounds += 1;
-        let conn = node.store.conn();
-        let resp = ask(SyncRequest::Pull {
-            federation: fed.clone(),
-            registry_ops: sync::registry_count(conn)?,
-            have: sync::summary(node, conn, Some(&key))?,
-        })
-        .await?;
-        match resp {
-            SyncResponse::Items {
-                body,
-                more,
-                registry_ops,
-                have,
-            } => {
-                let body = BundleBody::decode(&body)?;
-                let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
-                for x in &r.rejected {
-                    log(format!("rejected from {peer}: {x}"));
+    let push_to_known = if probe { None } else { known };
+    let (mut theirs, mut their_registry) = if let Some(k) = push_to_known {
+        k
+    } else {
+        loop {
+            rounds += 1;
+            let conn = node.store.conn();
+            let resp = ask(SyncRequest::Pull {
+                federation: fed.clone(),
+                registry_ops: sync::registry_count(conn)?,
+                have: sync::summary(node, conn, Some(&key))?,
+            })
+            .await?;
+            match resp {
+                SyncResponse::Items {
+                    body,
+                    more,
+                    registry_ops,
+                    have,
+                } => {
+                    let body = BundleBody::decode(&body)?;
+                    let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
+                    for x in &r.rejected {
+                        log(format!("rejected from {peer}: {x}"));
+                    }
+                    received += r.entries as u64;
+                    // A peer that keeps saying "more" without sending anything new is
+                    // not making progress: stop rather than loop.
+                    if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
+                        break (have, registry_ops);
+                    }
                 }
-                received += r.entries as u64;
-                // A peer that keeps saying "more" without sending anything new is
-                // not making progress: stop rather than loop.
-                if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
-                    break (have, registry_ops);
+                SyncResponse::Refused { reason } => {
+                    return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
                 }
+                _ => return Err(out_of_turn(&peer)),
             }
-            SyncResponse::Refused { reason } => {
-                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
-            }
-            _ => return Err(out_of_turn(&peer)),
         }
     };
     let mut sent = 0u64;
@@ -351,12 +387,15 @@ pub async fn exchange(node: &Node, client: &Client, peer: PeerId, probe: bool) -
     }
     let (_, now) = crate::clock::now();
     let _ = store::peer_synced(node.store.conn(), &peer.to_base58(), &now);
-    Ok(Exchange {
-        peer: peer.to_base58(),
-        received,
-        sent,
-        error: None,
-    })
+    Ok((
+        Exchange {
+            peer: peer.to_base58(),
+            received,
+            sent,
+            error: None,
+        },
+        Some((theirs, their_registry)),
+    ))
 }
 
 /// Runs the node on the network until `shutdown` resolves (or, with `once`,
@@ -414,6 +453,10 @@ pub async fn run(
     // Peers to exchange with again when their running exchange ends, and whether
     // that one may start with a digest probe (not if a local write asked for it).
     let again: Rc<RefCell<HashMap<PeerId, bool>>> = Rc::default();
+    // What each connected peer is known to hold, so a push delivers at once.
+    // Taken by a running exchange and put back when it succeeds; forgotten
+    // when it fails or the peer disconnects (the next exchange pulls).
+    let known: Rc<RefCell<HashMap<PeerId, Known>>> = Rc::default();
     let start_exchange = |peer: PeerId, probe: bool| -> Result<()> {
         if !in_flight.borrow_mut().insert(peer) {
             let mut again = again.borrow_mut();
@@ -424,9 +467,16 @@ pub async fn run(
         let handle = node.try_clone()?;
         let c = client.clone();
         let tx = done_tx.clone();
+        let known = known.clone();
+        let prior = known.borrow_mut().remove(&peer);
         tokio::task::spawn_local(async move {
-            let r = match exchange(&handle, &c, peer, probe).await {
-                Ok(x) => x,
+            let r = match exchange(&handle, &c, peer, probe, prior).await {
+                Ok((x, k)) => {
+                    if let Some(k) = k {
+                        known.borrow_mut().insert(peer, k);
+                    }
+                    x
+                }
                 Err(e) => Exchange {
                     peer: peer.to_base58(),
                     received: 0,
@@ -443,9 +493,25 @@ pub async fn run(
     let mut connected: HashSet<PeerId> = HashSet::new();
     let mut results: HashMap<PeerId, Exchange> = HashMap::new();
     let mut marker = store::change_marker(node.store.conn())?;
-    // Polling the change marker is one indexed query: cheap enough to notice a
-    // write by another process on this data dir within a few milliseconds.
-    let mut push_tick = tokio::time::interval(Duration::from_millis(20));
+    // A write by another process on this data dir wakes this one at once
+    // (`wake`); the change marker is also polled (one indexed query), often
+    // where no wake socket could be bound and rarely where one is.
+    let wake = if opts.once {
+        None
+    } else {
+        match crate::wake::Listener::bind(&node.dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log(format!(
+                    "cannot bind the wake socket in {} ({e}); noticing local writes by polling",
+                    node.dir.root.display()
+                ));
+                None
+            }
+        }
+    };
+    let poll = if wake.is_some() { 500 } else { 20 };
+    let mut push_tick = tokio::time::interval(Duration::from_millis(poll));
     let mut entropy_tick = tokio::time::interval(opts.anti_entropy);
     let mut redial_tick = tokio::time::interval(Duration::from_secs(1));
     // A busy moment delays ticks; it must not be followed by a burst of them.
@@ -475,6 +541,7 @@ pub async fn run(
                 }
                 Event::Disconnected(p) => {
                     connected.remove(&p);
+                    known.borrow_mut().remove(&p);
                 }
                 Event::Inbound { peer, request, channel } => {
                     if let Admit::No { first } = budget.admit(peer, Instant::now()) {
@@ -531,7 +598,7 @@ pub async fn run(
                     break;
                 }
             }
-            _ = push_tick.tick(), if !opts.once => {
+            _ = maybe_written(wake.as_ref(), &mut push_tick), if !opts.once => {
                 // Writes by this or another process on the same data dir: push now.
                 if take_changes(&node, &client, &mut marker).await? {
                     for p in connected.clone() {

@@ -263,7 +263,10 @@ pub fn items_for(
         h.frozen.extend(proofs_sent);
         for a in advanced {
             match h.logs.iter_mut().find(|l| l.author == a.author) {
-                Some(l) => l.seq = l.seq.max(a.seq),
+                // The head hash they sent was of their old last entry: keeping
+                // it would look like a fork at the new seq on the next batch.
+                Some(l) if a.seq > l.seq => *l = a,
+                Some(_) => {}
                 None => h.logs.push(a),
             }
         }

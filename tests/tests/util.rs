@@ -464,14 +464,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let ft = e.file_type().expect("cannot stat a directory entry");
         if ft.is_dir() {
             copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
+        } else if ft.is_file() {
             std::fs::copy(e.path(), to.join(e.file_name()))
                 .unwrap_or_else(|err| panic!("cannot copy {}: {err}", e.path().display()));
         }
     }
 }
 
-/// Every file under `dir`, recursively.
+/// Every regular file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -481,9 +481,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         for e in entries {
             let e = e.expect("cannot read a directory entry");
             let p = e.path();
-            if e.file_type().expect("cannot stat").is_dir() {
+            let t = e.file_type().expect("cannot stat");
+            if t.is_dir() {
                 stack.push(p);
-            } else {
+            } else if t.is_file() {
+                // Regular files only: a running serve's wake socket holds nothing.
                 out.push(p);
             }
         }

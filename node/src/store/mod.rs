@@ -112,6 +112,29 @@ impl Store {
         }
     }
 
+    /// Like [`Store::write`], but the commit does not wait for the disk
+    /// (`synchronous = NORMAL` for this one transaction): a power cut may roll
+    /// it back, never corrupt the store, and the next synced commit (any
+    /// [`Store::write`]) makes it durable with everything before it. Only for
+    /// items a peer pushed and can send again, received together with their
+    /// audit entries (so a lost receipt loses its entry too); never for what a
+    /// command reports as done, nor for an entry recording what left the node.
+    pub fn write_unsynced<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(StoreError::from)?;
+        let r = self.write(f);
+        // Back to FULL whatever happened; if even that fails, this connection
+        // must not be used for writes a command reports as durable.
+        match self.conn.pragma_update(None, "synchronous", "FULL") {
+            Ok(()) => r,
+            Err(e) => Err(StoreError::from(e).into()),
+        }
+    }
+
     /// Folds the WAL back into the database file (after a bulk write).
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
