@@ -1,6 +1,18 @@
 //! The `casesync` binary: parse the command line, unlock the node, run one
 //! command, print its result. All logic lives in the library.
 
+/// `println!` that does not panic when stdout is gone: a reader that stopped
+/// early (`casesync record list CASE | head`) ends the command as SIGPIPE ends
+/// any Unix tool (status 141), not with a panic and a backtrace.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
 mod cli;
 
 use std::io::{IsTerminal, Read};
@@ -160,8 +172,16 @@ fn audited<T>(
     r
 }
 
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -180,7 +200,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &json!({"peer_id": peer, "name": node.card.name, "org": node.card.org, "country": node.card.country, "data_dir": dir.root}),
                 )?;
             } else {
-                println!("{peer}");
+                outln!("{peer}");
             }
         }
         Command::Id { card } => {
@@ -189,14 +209,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 if cli.json {
                     print_json(&json!({"card": c.to_text()}))?;
                 } else {
-                    println!("{}", c.to_text());
+                    outln!("{}", c.to_text());
                 }
             } else if cli.json {
                 print_json(
                     &json!({"peer_id": c.peer_id(), "name": c.name, "org": c.org, "country": c.country}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "peer id:  {}\nname:     {}\norg:      {}\ncountry:  {}",
                     c.peer_id(),
                     c.name,
@@ -238,13 +258,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                    "reason": reason.trim(), "removed_from_cases": cut_cases}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "revoked {} ({}); the statement reaches the other nodes by sync",
                     n.card.name,
                     n.card.peer_id()
                 );
                 for c in &cut_cases {
-                    println!("removed it from case {c}, which this node leads");
+                    outln!("removed it from case {c}, which this node leads");
                 }
             }
         }
@@ -294,11 +314,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 for r in &results {
                     match &r.error {
-                        None => println!(
+                        None => outln!(
                             "{}: received {} entries, sent {}",
-                            r.peer, r.received, r.sent
+                            r.peer,
+                            r.received,
+                            r.sent
                         ),
-                        Some(e) => println!("{}: failed: {e}", r.peer),
+                        Some(e) => outln!("{}: failed: {e}", r.peer),
                     }
                 }
             }
@@ -315,9 +337,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if cli.json {
                 print_json(&json!({"addr": m[0].to_string(), "added": added}))?;
             } else if added {
-                println!("added {}", m[0]);
+                outln!("added {}", m[0]);
             } else {
-                println!("already known: {}", m[0]);
+                outln!("already known: {}", m[0]);
             }
         }
         Command::Peer(PeerCommand::List) => {
@@ -332,7 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )?;
             } else {
                 for (a, l) in &peers {
-                    println!("{a}  last sync: {}", l.as_deref().unwrap_or("never"));
+                    outln!("{a}  last sync: {}", l.as_deref().unwrap_or("never"));
                 }
             }
         }
@@ -346,11 +368,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 for f in &report.failures {
-                    println!("BAD {} (row {}): {}", f.item, f.row, f.reason);
+                    outln!("BAD {} (row {}): {}", f.item, f.row, f.reason);
                 }
-                println!(
+                outln!(
                     "checked {} entries in {} logs and {} control operations across {} cases: {} bad",
-                    report.entries, report.logs, report.control_ops, report.cases, report.failed
+                    report.entries,
+                    report.logs,
+                    report.control_ops,
+                    report.cases,
+                    report.failed
                 );
             }
             if let Some(first) = report.failures.first() {
@@ -395,9 +421,9 @@ fn print_trust(
             &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": nodes}),
         );
     }
-    println!("federation {} ({})", st.name, st.federation.to_hex());
+    outln!("federation {} ({})", st.name, st.federation.to_hex());
     for n in st.nodes.values() {
-        println!(
+        outln!(
             "{}  {:<14} {:<24} {}  {:<5}  {}",
             n.card.peer_id(),
             n.card.name,
@@ -408,7 +434,7 @@ fn print_trust(
         );
         let f = forks(&n.card.identity.ed25519);
         if f > 0 {
-            println!(
+            outln!(
                 "    EQUIVOCATED: signed two different entries with one seq in {f} case(s); its log is frozen there"
             );
         }
@@ -424,7 +450,7 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&json!({"federation": st.federation.to_hex(), "name": st.name}))?;
             } else {
-                println!("{}", st.federation.to_hex());
+                outln!("{}", st.federation.to_hex());
             }
         }
         FederationCommand::Invite { card, admin } => {
@@ -438,7 +464,7 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                     &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
                 )?;
             } else {
-                println!("{token}");
+                outln!("{token}");
             }
         }
         FederationCommand::Join { token } => {
@@ -448,7 +474,7 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                     &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": st.nodes.len()}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "joined federation {} ({}), {} node(s) enrolled",
                     st.name,
                     st.federation.to_hex(),
@@ -567,35 +593,35 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
     if cli.json {
         print_json(&v)?;
     } else {
-        println!("node:       {} ({})", node.card.name, node.card.peer_id());
+        outln!("node:       {} ({})", node.card.name, node.card.peer_id());
         match &fed {
-            Some(f) => println!("federation: {} ({} nodes)", f.name, f.nodes.len()),
-            None => println!("federation: none"),
+            Some(f) => outln!("federation: {} ({} nodes)", f.name, f.nodes.len()),
+            None => outln!("federation: none"),
         }
         for (a, l) in &peers {
-            println!(
+            outln!(
                 "peer:       {a}  last sync: {}",
                 l.as_deref().unwrap_or("never")
             );
         }
         for c in v["cases"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "case {}  {}",
                 c["id"].as_str().unwrap_or_default(),
                 c["title"].as_str().unwrap_or_default()
             );
             for f in c["frozen"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "  EQUIVOCATION by {}: its log is frozen before seq {}",
                     f["author"].as_str().unwrap_or_default(),
                     f["frozen_before_seq"]
                 );
             }
             if c["waiting"].as_u64().unwrap_or_default() > 0 {
-                println!("  {} entries wait for entries they build on", c["waiting"]);
+                outln!("  {} entries wait for entries they build on", c["waiting"]);
             }
             for l in c["logs"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "  log {:<14} seq {:>6}  head {}",
                     l["name"].as_str().unwrap_or_default(),
                     l["seq"],
@@ -638,9 +664,9 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                 )?;
             } else {
                 for s in &r.skipped {
-                    println!("skipped {s}");
+                    outln!("skipped {s}");
                 }
-                println!(
+                outln!(
                     "wrote {} ({} bytes): {} case(s), {} entries",
                     out.display(),
                     r.bytes.len(),
@@ -659,9 +685,9 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                 print_json(&json!({"sender": sender.peer_id(), "report": r}))?;
             } else {
                 for x in &r.rejected {
-                    println!("rejected {x}");
+                    outln!("rejected {x}");
                 }
-                println!(
+                outln!(
                     "from {} ({}): {} entries, {} control operations, {} registry statements; {} records new, {} updated; {} already held, {} waiting for entries they build on, {} rejected",
                     sender.name,
                     sender.peer_id(),
@@ -723,7 +749,7 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&json!({"id": id.to_string(), "title": title.trim()}))?;
             } else {
-                println!("{id}");
+                outln!("{id}");
             }
         }
         CaseCommand::List => {
@@ -735,12 +761,12 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     .collect::<Result<Vec<_>>>()?;
                 print_json(&v)?;
             } else if all.is_empty() {
-                println!("no cases yet: create one with `casesync case create --title TITLE`");
+                outln!("no cases yet: create one with `casesync case create --title TITLE`");
             } else {
-                println!("{:<36}  {:<12}  {:>8}  TITLE", "ID", "ROLE", "RECORDS");
+                outln!("{:<36}  {:<12}  {:>8}  TITLE", "ID", "ROLE", "RECORDS");
                 for c in &all {
                     let n = casesync_node::store::record_count(node.store.conn(), c.case_ref)?;
-                    println!(
+                    outln!(
                         "{:<36}  {:<12}  {:>8}  {}",
                         c.id,
                         c.my_role(&node).map(|r| r.name()).unwrap_or("-"),
@@ -769,9 +795,9 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&v)?;
             } else {
-                println!("case:      {}\ntitle:     {}", c.id, c.meta.title);
-                println!("records:   {}\nentries:   {}", v["records"], v["entries"]);
-                println!(
+                outln!("case:      {}\ntitle:     {}", c.id, c.meta.title);
+                outln!("records:   {}\nentries:   {}", v["records"], v["entries"]);
+                outln!(
                     "key epoch: {} ({} in all)",
                     c.state
                         .epochs
@@ -781,11 +807,11 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     c.state.epochs.len()
                 );
                 if c.meta.require_justification {
-                    println!("policy:    every action needs --justification");
+                    outln!("policy:    every action needs --justification");
                 }
-                println!("members:");
+                outln!("members:");
                 for m in c.state.members.values() {
-                    println!(
+                    outln!(
                         "  {:<12} {}  {} ({}, {})",
                         m.role.name(),
                         m.card.peer_id(),
@@ -795,7 +821,7 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     );
                 }
                 for r in v["removed"].as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "  removed      {}  log cut at seq {}: {}",
                         r["peer_id"].as_str().unwrap_or_default(),
                         r["cut_seq"],
@@ -814,7 +840,7 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "added {} ({}) to case {id} as {}",
                     card.name,
                     card.peer_id(),
@@ -835,7 +861,7 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "cut_seq": cut, "reason": reason.trim()}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "removed {} ({}) from case {id}; its log is cut at seq {cut} and a new key epoch excludes it",
                     card.name,
                     card.peer_id()
@@ -870,23 +896,23 @@ fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
     if cli.json {
         return print_json(v);
     }
-    println!("id:            {}", v.id);
-    println!("type:          {}", v.record_type);
-    println!("case:          {}", v.case);
+    outln!("id:            {}", v.id);
+    outln!("type:          {}", v.record_type);
+    outln!("case:          {}", v.case);
     for (k, val) in &v.fields {
-        println!("  {k}: {}", val.as_text());
+        outln!("  {k}: {}", val.as_text());
     }
     if let Some(g) = &v.grading {
-        println!("grading:       {g}");
+        outln!("grading:       {g}");
     }
     if !v.releasable_to.is_empty() {
-        println!("releasable to: {}", v.releasable_to.join(", "));
+        outln!("releasable to: {}", v.releasable_to.join(", "));
     }
-    println!("originator:    {}", v.originator);
-    println!("created:       {}", v.created);
-    println!("updated:       {}", v.updated);
+    outln!("originator:    {}", v.originator);
+    outln!("created:       {}", v.created);
+    outln!("updated:       {}", v.updated);
     for (k, val) in &v.extra {
-        println!("  (newer) {k}: {val}");
+        outln!("  (newer) {k}: {val}");
     }
     Ok(())
 }
@@ -960,7 +986,7 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&v)?;
             } else {
-                println!("{}", v.id);
+                outln!("{}", v.id);
             }
         }
         RecordCommand::Edit {
@@ -978,7 +1004,7 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&v)?;
             } else {
-                println!("{}", v.id);
+                outln!("{}", v.id);
             }
         }
         RecordCommand::Show { record } => {
@@ -996,9 +1022,9 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
                 print_json(&list)?;
             } else {
                 for v in &list {
-                    println!("{}  {:<13}  {}", v.id, v.record_type, summary(v));
+                    outln!("{}  {:<13}  {}", v.id, v.record_type, summary(v));
                 }
-                println!("{} record(s)", list.len());
+                outln!("{} record(s)", list.len());
             }
         }
         RecordCommand::Import { case, file, format } => {
@@ -1037,7 +1063,7 @@ fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
             if cli.json {
                 print_json(&json!({"imported": report.records}))?;
             } else {
-                println!("imported {} record(s)", report.records);
+                outln!("imported {} record(s)", report.records);
             }
         }
     }
@@ -1081,7 +1107,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                     &json!({"entries": r.entries, "ok": r.fault.is_none(), "first_bad": r.fault}),
                 )?;
             } else if r.fault.is_none() {
-                println!(
+                outln!(
                     "audit log verified: {} entries, chain and signatures intact",
                     r.entries
                 );
@@ -1127,7 +1153,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                 print_json(&entries)?;
             } else {
                 for e in &entries {
-                    println!(
+                    outln!(
                         "{:>6}  {}  {:<14} {:<18} {:<8} {}{}{}{}{}",
                         e.seq,
                         e.time,
@@ -1160,7 +1186,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                             .unwrap_or_default(),
                     );
                 }
-                println!("{} entries", entries.len());
+                outln!("{} entries", entries.len());
             }
         }
         AuditCommand::Export { case, out } => {
@@ -1183,7 +1209,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                     &json!({"out": out, "entries": r.entries, "chain_verified": r.chain_fault.is_none(), "chain_entries": r.chain_entries}),
                 )?;
             } else {
-                println!("wrote {} audit entries to {}", r.entries, out.display());
+                outln!("wrote {} audit entries to {}", r.entries, out.display());
             }
             if let Some(f) = r.chain_fault {
                 bail!(

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::io::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -527,7 +528,10 @@ pub async fn run(
             _ = &mut deadline, if opts.once => break,
             Some(ev) = events.recv() => match ev {
                 Event::Listening(a) => {
-                    println!("listening on {a}/p2p/{me}");
+                    // Scripts read this line; one that stopped reading must
+                    // not stop the node (println! would panic on a closed pipe).
+                    let mut out = std::io::stdout();
+                    let _ = writeln!(out, "listening on {a}/p2p/{me}").and_then(|_| out.flush());
                 }
                 Event::Connected(p) => {
                     if federation_and_peer(&node, &p)?.1.is_none() {

@@ -100,13 +100,47 @@ impl FromStr for RecordType {
 
 /// A field value: a JSON scalar. Strings are the norm; numbers and booleans from
 /// JSON imports are kept as they came.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     Bool(bool),
     Int(i64),
     Float(f64),
     Str(String),
+}
+
+/// By the JSON type, in one pass. (Serde's `untagged` would try each variant in
+/// turn and format an error for every miss: most of the time of reading 100,000
+/// stored views went to error messages for strings that were not booleans.)
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<FieldValue, E> {
+                Ok(i64::try_from(v).map_or(FieldValue::Float(v as f64), FieldValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<FieldValue, E> {
+                Ok(FieldValue::Str(v))
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
 }
 
 impl FieldValue {
@@ -421,6 +455,32 @@ pub fn parse_grading(s: &str) -> Result<Grading, SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_values_read_back_as_the_json_type_they_were_written_as() {
+        let values = [
+            FieldValue::Bool(true),
+            FieldValue::Int(-7),
+            FieldValue::Float(2.5),
+            FieldValue::Str("12".into()),
+            FieldValue::Str("true".into()),
+        ];
+        for v in values {
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(
+                serde_json::from_str::<FieldValue>(&json).unwrap(),
+                v,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::from_str::<FieldValue>("18446744073709551615").unwrap(),
+            FieldValue::Float(u64::MAX as f64)
+        );
+        for bad in ["null", "{}", "[1]"] {
+            assert!(serde_json::from_str::<FieldValue>(bad).is_err(), "{bad}");
+        }
+    }
 
     fn input(t: &str, fields: &[(&str, &str)]) -> RecordInput {
         RecordInput {

@@ -87,3 +87,33 @@ fn cli_basics() {
         );
     }
 }
+
+/// A reader that stops early (`casesync ... | head`) ends the command the way
+/// SIGPIPE ends any Unix tool: status 141, no panic, no backtrace.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::Read;
+    let t = TestDir::new("cli_closed_stdout");
+    let node = t.node("gb");
+    node.init("gb-nca", "National Crime Agency", "GB");
+    let case = node.cmd(&["case", "create", "--title", "pipe"]).ok();
+    let case = case.trim();
+    let line = r#"{"type":"person","fields":{"name":"Ana Pop","notes":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}"#;
+    let file = t.write("people.jsonl", format!("{line}\n").repeat(3000));
+    node.cmd(&["record", "import", case, file.to_str().expect("utf-8 path")])
+        .ok();
+    let mut child = node
+        .command(&["--json", "record", "list", case])
+        .spawn()
+        .expect("start casesync");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut first = [0u8; 16];
+    stdout
+        .read_exact(&mut first)
+        .expect("read the start of the listing");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait for casesync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("005_waiting.sql"),
     include_str!("006_equivocations.sql"),
     include_str!("007_audit.sql"),
+    include_str!("008_records_by_case.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
