@@ -588,9 +588,10 @@ fn prepare(
         .iter()
         .map(|c| {
             let change = doc::parse_change(&c.change).map_err(|e| format!("payload: {e}"))?;
-            doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
+            let expanded =
+                doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
             let created = if change.deps().is_empty() {
-                new_record(storage, actor, case, &c.record, change.clone()).ok()
+                new_record(storage, actor, case, &c.record, &change, &expanded).ok()
             } else {
                 None
             };
@@ -605,11 +606,12 @@ fn new_record(
     actor: &ActorId,
     case: &Case,
     rid: &RecordId,
-    change: automerge::Change,
+    change: &automerge::Change,
+    expanded: &automerge::ExpandedChange,
 ) -> Result<NewRecord> {
-    let view = match doc::view_of_first_change(&change) {
+    let view = match doc::view_of_first_change(expanded) {
         Some(v) => v,
-        None => doc::view(&doc::from_changes(vec![change], actor.clone())?)?,
+        None => doc::view(&doc::from_changes(vec![change.clone()], actor.clone())?)?,
     };
     if view.id != rid.to_string() || view.case != case.id.to_string() {
         return Err(NodeError::Refused(format!(
@@ -692,7 +694,8 @@ fn materialize(
                     &crate::records::actor(node),
                     case,
                     rid,
-                    change,
+                    &change,
+                    &change.decode(),
                 )?,
             };
             let row =

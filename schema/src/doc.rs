@@ -291,9 +291,13 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, SchemaError> {
 /// oversized field is refused whoever wrote it; limits on the whole record are
 /// not checked there, since concurrent changes that each pass could merge over
 /// them, and refusing the later one would depend on arrival order.
-pub fn check_change(change: &Change) -> Result<(), SchemaError> {
+///
+/// Returns the change's decoded (expanded) form, so a caller that reads its ops
+/// too ([`view_of_first_change`]) does not decode it again.
+pub fn check_change(change: &Change) -> Result<automerge::ExpandedChange, SchemaError> {
     use automerge::legacy::{Key, OpType};
-    for op in change.decode().operations {
+    let expanded = change.decode();
+    for op in &expanded.operations {
         if let Key::Map(k) = &op.key
             && k.len() > MAX_FIELD_NAME
         {
@@ -316,7 +320,7 @@ pub fn check_change(change: &Change) -> Result<(), SchemaError> {
             });
         }
     }
-    Ok(())
+    Ok(expanded)
 }
 
 /// Rebuilds a document from a saved snapshot.
@@ -396,12 +400,11 @@ fn to_json(
 /// written once. Anything else (a nested object under an unknown key, a key
 /// written twice, deletes, counters, marks) returns `None`, and the caller builds
 /// the document, so both ways always give the same view (a test holds them to it).
-pub fn view_of_first_change(change: &Change) -> Option<RecordView> {
+pub fn view_of_first_change(expanded: &automerge::ExpandedChange) -> Option<RecordView> {
     use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
-    if !change.deps().is_empty() {
+    if !expanded.deps.is_empty() || expanded.seq != 1 {
         return None;
     }
-    let expanded = change.decode();
     let actor = expanded.actor_id.clone();
     let id_of = |i: usize| OpId(expanded.start_op.get() + i as u64, actor.clone());
     let mut root: BTreeMap<String, ScalarValue> = BTreeMap::new();
@@ -590,7 +593,7 @@ mod tests {
             check_change(&change).unwrap();
             assert_eq!(change.seq(), 1);
             assert!(change.deps().is_empty());
-            assert_eq!(view_of_first_change(&change).unwrap(), built);
+            assert_eq!(view_of_first_change(&change.decode()).unwrap(), built);
             let doc = from_changes(vec![change], actor_for(&[4; 32])).unwrap();
             assert_eq!(view(&doc).unwrap(), built);
         }
@@ -671,7 +674,7 @@ mod tests {
         let actor = actor_for(&[3; 32]);
         let check = |change: &Change| {
             let slow = view(&from_changes(vec![change.clone()], actor.clone()).unwrap());
-            let fast = view_of_first_change(change);
+            let fast = view_of_first_change(&change.decode());
             if let Some(fast) = &fast {
                 assert_eq!(Some(fast), slow.as_ref().ok(), "{slow:?}");
             }
@@ -725,6 +728,6 @@ mod tests {
         let (mut doc, _, _) = new_record(actor.clone(), &env(), &person("x"), 1).unwrap();
         doc.put(ROOT, "updated", "later").unwrap();
         doc.commit();
-        assert!(view_of_first_change(&doc.get_last_local_change().unwrap().clone()).is_none());
+        assert!(view_of_first_change(&doc.get_last_local_change().unwrap().decode()).is_none());
     }
 }

@@ -39,7 +39,25 @@ pub struct Store {
     conn: Connection,
 }
 
+/// Runs one statement through the connection's statement cache: the same few
+/// statements run once per entry or record in bulk work, and preparing each
+/// anew was a tenth of receiving a case.
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// [`exec`] for a query of one row.
+fn query_one<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn configure(conn: &Connection) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(Duration::from_secs(30))?;
     // Pragmas outside any transaction: journal_mode is ignored inside one.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -55,7 +73,7 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current: i64 = query_one(conn, "PRAGMA user_version", [], |r| r.get(0))?;
     if current > known {
         return Err(StoreError::TooNew {
             found: current,
@@ -173,13 +191,16 @@ fn hash_of(v: Vec<u8>) -> Hash {
 
 pub fn meta_get(c: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(
-        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?,
+        query_one(c, "SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?,
     )
 }
 
 pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
         params![key, value],
     )?;
@@ -190,20 +211,21 @@ pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
 
 /// Stores a registry statement; returns whether it was new.
 pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<bool> {
-    Ok(c.execute(
+    Ok(exec(
+        c,
         "INSERT OR IGNORE INTO registry_ops (hash, bytes) VALUES (?1, ?2)",
         params![&hash.0[..], bytes],
     )? > 0)
 }
 
 pub fn registry_op_count(c: &Connection) -> Result<u32> {
-    Ok(c.query_row("SELECT COUNT(*) FROM registry_ops", [], |r| {
+    Ok(query_one(c, "SELECT COUNT(*) FROM registry_ops", [], |r| {
         r.get::<_, i64>(0)
     })? as u32)
 }
 
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
-    let mut s = c.prepare("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
+    let mut s = c.prepare_cached("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
     let rows = s
         .query_map([], |r| stored_op(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -213,11 +235,11 @@ pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
 // ---- peers ----
 
 pub fn add_peer(c: &Connection, addr: &str) -> Result<bool> {
-    Ok(c.execute("INSERT OR IGNORE INTO peers (addr) VALUES (?1)", [addr])? > 0)
+    Ok(exec(c, "INSERT OR IGNORE INTO peers (addr) VALUES (?1)", [addr])? > 0)
 }
 
 pub fn peers(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
-    let mut s = c.prepare("SELECT addr, last_sync FROM peers ORDER BY id")?;
+    let mut s = c.prepare_cached("SELECT addr, last_sync FROM peers ORDER BY id")?;
     let rows = s
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -225,7 +247,8 @@ pub fn peers(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
 }
 
 pub fn peer_synced(c: &Connection, peer_id: &str, when: &str) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "UPDATE peers SET last_sync = ?2 WHERE addr LIKE '%/p2p/' || ?1",
         params![peer_id, when],
     )?;
@@ -241,7 +264,8 @@ pub struct CaseRow {
 }
 
 pub fn insert_case(c: &Connection, case_id: &[u8; 16], sealed_meta: &[u8]) -> Result<i64> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO cases (case_id, sealed_meta) VALUES (?1, ?2)",
         params![&case_id[..], sealed_meta],
     )?;
@@ -262,7 +286,8 @@ fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
 }
 
 pub fn case_by_id(c: &Connection, case_id: &[u8; 16]) -> Result<Option<CaseRow>> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT id, case_id, sealed_meta FROM cases WHERE case_id = ?1",
         [&case_id[..]],
         case_row,
@@ -271,7 +296,8 @@ pub fn case_by_id(c: &Connection, case_id: &[u8; 16]) -> Result<Option<CaseRow>>
 }
 
 pub fn case_by_ref(c: &Connection, case_ref: i64) -> Result<Option<CaseRow>> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT id, case_id, sealed_meta FROM cases WHERE id = ?1",
         [case_ref],
         case_row,
@@ -280,7 +306,7 @@ pub fn case_by_ref(c: &Connection, case_ref: i64) -> Result<Option<CaseRow>> {
 }
 
 pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
-    let mut s = c.prepare("SELECT id, case_id, sealed_meta FROM cases ORDER BY id")?;
+    let mut s = c.prepare_cached("SELECT id, case_id, sealed_meta FROM cases ORDER BY id")?;
     let rows = s
         .query_map([], case_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -290,7 +316,8 @@ pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
 // ---- control operations ----
 
 pub fn insert_control_op(c: &Connection, case_ref: i64, hash: &Hash, bytes: &[u8]) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT OR IGNORE INTO control_ops (case_ref, hash, bytes) VALUES (?1, ?2, ?3)",
         params![case_ref, &hash.0[..], bytes],
     )?;
@@ -313,8 +340,9 @@ fn stored_op(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredOp> {
 }
 
 pub fn control_ops(c: &Connection, case_ref: i64) -> Result<Vec<StoredOp>> {
-    let mut s =
-        c.prepare("SELECT id, hash, bytes FROM control_ops WHERE case_ref = ?1 ORDER BY id")?;
+    let mut s = c.prepare_cached(
+        "SELECT id, hash, bytes FROM control_ops WHERE case_ref = ?1 ORDER BY id",
+    )?;
     let rows = s
         .query_map([case_ref], |r| stored_op(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -331,8 +359,9 @@ pub fn control_op_hashes(c: &Connection, case_ref: i64) -> Result<Vec<Hash>> {
 }
 
 pub fn all_control_ops(c: &Connection) -> Result<Vec<(i64, StoredOp)>> {
-    let mut s =
-        c.prepare("SELECT case_ref, id, hash, bytes FROM control_ops ORDER BY case_ref, id")?;
+    let mut s = c.prepare_cached(
+        "SELECT case_ref, id, hash, bytes FROM control_ops ORDER BY case_ref, id",
+    )?;
     let rows = s
         .query_map([], |r| Ok((r.get(0)?, stored_op(r, 1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -342,7 +371,8 @@ pub fn all_control_ops(c: &Connection) -> Result<Vec<(i64, StoredOp)>> {
 // ---- epoch keys ----
 
 pub fn put_epoch_key(c: &Connection, case_ref: i64, epoch: &Hash, sealed: &[u8]) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT OR IGNORE INTO epoch_keys (case_ref, epoch, sealed_key) VALUES (?1, ?2, ?3)",
         params![case_ref, &epoch.0[..], sealed],
     )?;
@@ -350,7 +380,7 @@ pub fn put_epoch_key(c: &Connection, case_ref: i64, epoch: &Hash, sealed: &[u8])
 }
 
 pub fn epoch_keys(c: &Connection, case_ref: i64) -> Result<Vec<(Hash, Vec<u8>)>> {
-    let mut s = c.prepare("SELECT epoch, sealed_key FROM epoch_keys WHERE case_ref = ?1")?;
+    let mut s = c.prepare_cached("SELECT epoch, sealed_key FROM epoch_keys WHERE case_ref = ?1")?;
     let rows = s
         .query_map([case_ref], |r| Ok((hash_of(r.get(0)?), r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -389,7 +419,8 @@ pub fn insert_entry(
     hash: &Hash,
     bytes: &[u8],
 ) -> Result<i64> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO entries (case_ref, author, seq, hash, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![case_ref, &author[..], seq as i64, &hash.0[..], bytes],
     )?;
@@ -414,7 +445,8 @@ pub fn entry_hash_at(
     author: &[u8; 32],
     seq: u64,
 ) -> Result<Option<Hash>> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT hash FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq = ?3",
         params![case_ref, &author[..], seq as i64],
         |r| Ok(hash_of(r.get(0)?)),
@@ -424,7 +456,7 @@ pub fn entry_hash_at(
 
 /// Every author's last (seq, hash) in a case.
 pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Hash)>> {
-    let mut s = c.prepare(
+    let mut s = c.prepare_cached(
         "SELECT author, MAX(seq), hash FROM entries WHERE case_ref = ?1 GROUP BY author ORDER BY author",
     )?;
     let rows = s
@@ -439,7 +471,7 @@ pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Ha
 /// The entries that carry a record's changes. `None` in the list marks a link to
 /// an entry that is no longer there (a hand-edited store); callers must refuse.
 pub fn entries_of_record(c: &Connection, record_ref: i64) -> Result<Vec<Option<StoredEntry>>> {
-    let mut s = c.prepare(&format!(
+    let mut s = c.prepare_cached(&format!(
         "SELECT {ENTRY_COLS} FROM record_entries re LEFT JOIN entries e ON e.id = re.entry_ref \
          WHERE re.record_ref = ?1 ORDER BY re.entry_ref"
     ))?;
@@ -455,7 +487,7 @@ pub fn entries_of_record(c: &Connection, record_ref: i64) -> Result<Vec<Option<S
 /// Calls `f` for every stored entry in (case, author, seq) order, one at a time,
 /// so verifying a large store does not hold it all in memory.
 pub fn for_each_entry(c: &Connection, mut f: impl FnMut(StoredEntry)) -> Result<()> {
-    let mut s = c.prepare(&format!(
+    let mut s = c.prepare_cached(&format!(
         "SELECT {ENTRY_COLS} FROM entries e ORDER BY e.case_ref, e.author, e.seq"
     ))?;
     let mut rows = s.query([])?;
@@ -471,7 +503,7 @@ pub fn for_each_entry_of_case(
     case_ref: i64,
     mut f: impl FnMut(StoredEntry),
 ) -> Result<()> {
-    let mut s = c.prepare(&format!(
+    let mut s = c.prepare_cached(&format!(
         "SELECT {ENTRY_COLS} FROM entries e WHERE e.case_ref = ?1 ORDER BY e.author, e.seq"
     ))?;
     let mut rows = s.query([case_ref])?;
@@ -513,13 +545,15 @@ pub fn insert_equivocation(
     entry_a: &[u8],
     entry_b: &[u8],
 ) -> Result<u64> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO equivocations (case_ref, author, seq, entry_a, entry_b) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (case_ref, author) DO UPDATE SET seq = excluded.seq, entry_a = excluded.entry_a, entry_b = excluded.entry_b \
          WHERE excluded.seq < equivocations.seq",
         params![case_ref, &author[..], seq as i64, entry_a, entry_b],
     )?;
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT seq FROM equivocations WHERE case_ref = ?1 AND author = ?2",
         params![case_ref, &author[..]],
         |r| r.get::<_, i64>(0),
@@ -554,7 +588,7 @@ pub fn equivocations(c: &Connection, case_ref: i64) -> Result<Vec<Equivocation>>
 
 /// Every author proved to have equivocated, with the number of cases.
 pub fn equivocators(c: &Connection) -> Result<Vec<([u8; 32], u64)>> {
-    let mut s = c.prepare("SELECT author, COUNT(*) FROM equivocations GROUP BY author")?;
+    let mut s = c.prepare_cached("SELECT author, COUNT(*) FROM equivocations GROUP BY author")?;
     let rows = s
         .query_map([], |r| {
             let author = key_of(r.get(0)?);
@@ -572,19 +606,21 @@ pub fn remove_entries_from(
     author: &[u8; 32],
     seq: u64,
 ) -> Result<Vec<i64>> {
-    let mut s = c.prepare(
+    let mut s = c.prepare_cached(
         "SELECT DISTINCT re.record_ref FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
          WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq >= ?3",
     )?;
     let records = s
         .query_map(params![case_ref, &author[..], seq as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    c.execute(
+    exec(
+        c,
         "DELETE FROM record_entries WHERE entry_ref IN \
          (SELECT id FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3)",
         params![case_ref, &author[..], seq as i64],
     )?;
-    c.execute(
+    exec(
+        c,
         "DELETE FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3",
         params![case_ref, &author[..], seq as i64],
     )?;
@@ -592,7 +628,8 @@ pub fn remove_entries_from(
 }
 
 pub fn record_by_row(c: &Connection, row: i64) -> Result<Option<RecordRow>> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE id = ?1",
         [row],
         record_row,
@@ -602,7 +639,8 @@ pub fn record_by_row(c: &Connection, row: i64) -> Result<Option<RecordRow>> {
 
 /// Replaces a record's materialized state (snapshot `None`: a single change).
 pub fn set_record(c: &Connection, row: i64, snapshot: Option<&[u8]>, view: &[u8]) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
         params![row, snapshot, view],
     )?;
@@ -610,8 +648,8 @@ pub fn set_record(c: &Connection, row: i64, snapshot: Option<&[u8]>, view: &[u8]
 }
 
 pub fn delete_record(c: &Connection, row: i64) -> Result<()> {
-    c.execute("DELETE FROM record_entries WHERE record_ref = ?1", [row])?;
-    c.execute("DELETE FROM records WHERE id = ?1", [row])?;
+    exec(c, "DELETE FROM record_entries WHERE record_ref = ?1", [row])?;
+    exec(c, "DELETE FROM records WHERE id = ?1", [row])?;
     Ok(())
 }
 
@@ -625,7 +663,8 @@ pub fn insert_waiting(
     bytes: &[u8],
     source: &str,
 ) -> Result<bool> {
-    Ok(c.execute(
+    Ok(exec(
+        c,
         "INSERT OR IGNORE INTO waiting_entries (case_ref, hash, bytes, source) VALUES (?1, ?2, ?3, ?4)",
         params![case_ref, &hash.0[..], bytes, source],
     )? > 0)
@@ -634,7 +673,7 @@ pub fn insert_waiting(
 /// The waiting entries of a case: (row, bytes).
 pub fn waiting_in_case(c: &Connection, case_ref: i64) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut s =
-        c.prepare("SELECT id, bytes FROM waiting_entries WHERE case_ref = ?1 ORDER BY id")?;
+        c.prepare_cached("SELECT id, bytes FROM waiting_entries WHERE case_ref = ?1 ORDER BY id")?;
     let rows = s
         .query_map([case_ref], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -642,13 +681,14 @@ pub fn waiting_in_case(c: &Connection, case_ref: i64) -> Result<Vec<(i64, Vec<u8
 }
 
 pub fn delete_waiting(c: &Connection, row: i64) -> Result<()> {
-    c.execute("DELETE FROM waiting_entries WHERE id = ?1", [row])?;
+    exec(c, "DELETE FROM waiting_entries WHERE id = ?1", [row])?;
     Ok(())
 }
 
 /// How many entries of a case wait for entries they build on.
 pub fn waiting_count(c: &Connection, case_ref: i64) -> Result<u64> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT COUNT(*) FROM waiting_entries WHERE case_ref = ?1",
         [case_ref],
         |r| r.get::<_, i64>(0),
@@ -657,7 +697,8 @@ pub fn waiting_count(c: &Connection, case_ref: i64) -> Result<u64> {
 
 /// How many entries, and how many bytes, wait from `source`.
 pub fn waiting_from(c: &Connection, source: &str) -> Result<(u64, u64)> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT COUNT(*), IFNULL(SUM(length(bytes)), 0) FROM waiting_entries WHERE source = ?1",
         [source],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
@@ -667,7 +708,8 @@ pub fn waiting_from(c: &Connection, source: &str) -> Result<(u64, u64)> {
 /// A number that changes whenever anything is appended to the store (by this or
 /// another process): how `serve` notices local writes to push.
 pub fn change_marker(c: &Connection) -> Result<(i64, i64, i64)> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT (SELECT IFNULL(MAX(id), 0) FROM entries), (SELECT IFNULL(MAX(id), 0) FROM control_ops), (SELECT IFNULL(MAX(id), 0) FROM registry_ops)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -675,7 +717,8 @@ pub fn change_marker(c: &Connection) -> Result<(i64, i64, i64)> {
 }
 
 pub fn entry_count(c: &Connection, case_ref: i64) -> Result<u64> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT COUNT(*) FROM entries WHERE case_ref = ?1",
         [case_ref],
         |r| r.get::<_, i64>(0),
@@ -722,7 +765,8 @@ pub fn insert_record(
 }
 
 pub fn update_record(c: &Connection, row: i64, snapshot: &[u8], view: &[u8]) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
         params![row, snapshot, view],
     )?;
@@ -738,7 +782,8 @@ pub fn link_record_entry(c: &Connection, record_ref: i64, entry_ref: i64) -> Res
 }
 
 pub fn record_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Option<RecordRow>> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE rid_index = ?1",
         [&rid_index[..]],
         record_row,
@@ -753,14 +798,14 @@ pub fn records_in_case(
 ) -> Result<Vec<RecordRow>> {
     let rows = match type_index {
         Some(t) => {
-            let mut s = c.prepare(
+            let mut s = c.prepare_cached(
                 "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND type_index = ?2 ORDER BY id",
             )?;
             s.query_map(params![case_ref, &t[..]], record_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
         None => {
-            let mut s = c.prepare("SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 ORDER BY id")?;
+            let mut s = c.prepare_cached("SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 ORDER BY id")?;
             s.query_map([case_ref], record_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
@@ -771,7 +816,7 @@ pub fn records_in_case(
 /// Record rows whose history is incomplete: linked to an entry that is gone, or
 /// linked to no entry at all (a hand-edited store).
 pub fn records_with_missing_entries(c: &Connection) -> Result<Vec<i64>> {
-    let mut s = c.prepare(
+    let mut s = c.prepare_cached(
         "SELECT r.id FROM records r WHERE NOT EXISTS (SELECT 1 FROM record_entries re WHERE re.record_ref = r.id) \
          UNION SELECT re.record_ref FROM record_entries re LEFT JOIN entries e ON e.id = re.entry_ref WHERE e.id IS NULL \
          ORDER BY 1",
@@ -783,7 +828,8 @@ pub fn records_with_missing_entries(c: &Connection) -> Result<Vec<i64>> {
 }
 
 pub fn record_count(c: &Connection, case_ref: i64) -> Result<u64> {
-    Ok(c.query_row(
+    Ok(query_one(
+        c,
         "SELECT COUNT(*) FROM records WHERE case_ref = ?1",
         [case_ref],
         |r| r.get::<_, i64>(0),
@@ -820,9 +866,16 @@ pub fn audit_append(
     hash: &Hash,
     signature: &[u8],
 ) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO audit_log (seq, case_index, sealed, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![seq as i64, case_index.map(|x| &x[..]), sealed, &hash.0[..], signature],
+        params![
+            seq as i64,
+            case_index.map(|x| &x[..]),
+            sealed,
+            &hash.0[..],
+            signature
+        ],
     )?;
     let mut head = (seq).to_be_bytes().to_vec();
     head.extend_from_slice(&hash.0);
@@ -835,7 +888,7 @@ pub fn for_each_audit_row<E: From<StoreError>>(
     case_index: Option<&[u8; 32]>,
     mut f: impl FnMut(AuditRow) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let mut s = c.prepare(
+    let mut s = c.prepare_cached(
         "SELECT seq, sealed, hash, signature FROM audit_log WHERE ?1 IS NULL OR case_index = ?1 ORDER BY seq",
     )
     .map_err(StoreError::from)?;
@@ -866,13 +919,13 @@ pub fn for_each_audit_row<E: From<StoreError>>(
 }
 
 pub fn insert_audit_pending(c: &Connection, entry: &str) -> Result<()> {
-    c.execute("INSERT INTO audit_pending (entry) VALUES (?1)", [entry])?;
+    exec(c, "INSERT INTO audit_pending (entry) VALUES (?1)", [entry])?;
     Ok(())
 }
 
 /// Events waiting to join the chain, oldest first: (row, entry JSON).
 pub fn audit_pending(c: &Connection) -> Result<Vec<(i64, String)>> {
-    let mut s = c.prepare("SELECT id, entry FROM audit_pending ORDER BY id")?;
+    let mut s = c.prepare_cached("SELECT id, entry FROM audit_pending ORDER BY id")?;
     let rows = s
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -880,7 +933,7 @@ pub fn audit_pending(c: &Connection) -> Result<Vec<(i64, String)>> {
 }
 
 pub fn delete_audit_pending(c: &Connection, row: i64) -> Result<()> {
-    c.execute("DELETE FROM audit_pending WHERE id = ?1", [row])?;
+    exec(c, "DELETE FROM audit_pending WHERE id = ?1", [row])?;
     Ok(())
 }
 
