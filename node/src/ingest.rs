@@ -77,6 +77,9 @@ pub fn ingest(
 }
 
 fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
     let Some(st) = crate::trust::load(conn)? else {
         if !ops.is_empty() {
             report.rejected.push(
@@ -117,6 +120,26 @@ fn ingest_case(
 ) -> Result<()> {
     let case_id = items.case;
     let existing = store::case_by_id(conn, &case_id.0)?;
+    if existing.is_some() {
+        // The common case (entries of a case this node holds, no new control
+        // operations) needs no resolution here: `cases::load` keeps the state
+        // resolved per set of operations.
+        let held = store::control_op_hashes(conn, existing.as_ref().map_or(0, |r| r.case_ref))?;
+        let all_held = items.control_ops.iter().all(|b| {
+            let h = casesync_crypto::hash::sha256(b);
+            held.iter().any(|k| k.ct_eq(&h))
+        });
+        if all_held {
+            let case = cases::load(node, conn, &case_id)?;
+            if case.state.role_of(&node.keys.public().ed25519).is_none() {
+                report.rejected.push(format!(
+                    "case {case_id}: this node is not a member; nothing of it was kept"
+                ));
+                return Ok(());
+            }
+            return ingest_entries(node, conn, &case, items, source, report);
+        }
+    }
     let mut ops: Vec<ControlOp> = match &existing {
         Some(row) => store::control_ops(conn, row.case_ref)?
             .iter()
@@ -187,6 +210,20 @@ fn ingest_case(
         }
     }
     let case = cases::load(node, conn, &case_id)?;
+    ingest_entries(node, conn, &case, items, source, report)
+}
+
+/// The entries of a case this node holds and is a member of.
+fn ingest_entries(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    items: &CaseItems,
+    source: &str,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let case_id = case.id;
+    let case_ref = case.case_ref;
     // Signatures first, on every core: nothing of an entry is looked at before
     // its signature holds.
     let decoded: Vec<_> = items
@@ -217,15 +254,15 @@ fn ingest_case(
     // creating change makes. Then, in log order, the checks against the store and
     // the writes. Entries whose predecessor or view is not here yet wait for the
     // next pass; passes go on while they make progress.
-    let keys = epoch_keys(node, conn, &case, verified.iter().map(|(e, _)| e));
+    let keys = epoch_keys(node, conn, case, verified.iter().map(|(e, _)| e));
     let storage = &node.storage;
     let actor = crate::records::actor(node);
     let mut frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case_ref)?
         .into_iter()
         .map(|q| (q.author, q.seq))
         .collect();
-    let ends = log_ends(conn, &case, &verified, &frozen)?;
-    enforce_cuts(node, conn, &case, &ends, report)?;
+    let ends = log_ends(conn, case, &verified, &frozen)?;
+    enforce_cuts(node, conn, case, &ends, report)?;
     let mut pending = verified;
     pending.sort_by_key(|(e, _)| (e.header.author, e.header.seq));
     loop {
@@ -243,7 +280,7 @@ fn ingest_case(
             }
             let prepared: Vec<Prepared> = chunk
                 .par_iter()
-                .map(|(e, _)| prepare(storage, &actor, &case, &ends, &keys, e))
+                .map(|(e, _)| prepare(storage, &actor, case, &ends, &keys, e))
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
                 let frozen_at = frozen.get(&e.header.author).copied();
@@ -274,7 +311,7 @@ fn ingest_case(
                         .push(format!("entry {}: {reason}", name(&case_id, &e))),
                     Ready::Wait => waiting.push((e, row)),
                     Ready::Equivocation => {
-                        let at = freeze(node, conn, &case, &e)?;
+                        let at = freeze(node, conn, case, &e)?;
                         frozen.insert(e.header.author, at);
                         report.erased.push((
                             case_id,
@@ -291,7 +328,7 @@ fn ingest_case(
                     Ready::Yes => {
                         progressed = true;
                         match store::savepoint(conn, || {
-                            apply_entry(node, conn, &case, &e, prepared)
+                            apply_entry(node, conn, case, &e, prepared)
                         })? {
                             Ok((created, updated, rids)) => {
                                 report.entries += 1;

@@ -26,6 +26,9 @@ use crate::net::protocol::{
 use crate::net::{self, Client, Event};
 use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
+/// Store connections kept open for the next exchanges.
+const MAX_SPARE_HANDLES: usize = 4;
+
 pub struct Options {
     pub listen: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
@@ -196,7 +199,14 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let items = items_to_send(node, peer, &key, &mut have, &mut registry_ops)?;
+            let items = items_to_send(
+                node,
+                peer,
+                &key,
+                &mut have,
+                &mut registry_ops,
+                sync::RegistryWith::CaseItems,
+            )?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: items.body.encode(),
@@ -242,9 +252,18 @@ fn items_to_send(
     key: &[u8; 32],
     theirs: &mut Vec<CaseHave>,
     their_registry: &mut u32,
+    registry_with: sync::RegistryWith,
 ) -> Result<sync::Items> {
     node.store.write(|tx| {
-        let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
+        let items = sync::items_for(
+            node,
+            tx,
+            key,
+            theirs,
+            their_registry,
+            RESPONSE_BUDGET,
+            registry_with,
+        )?;
         audit::sent(node, tx, &peer.to_base58(), &items)?;
         Ok(items)
     })
@@ -318,6 +337,10 @@ pub async fn exchange(
     let mut received = 0u64;
     let mut rounds = 0;
     let push_to_known = if probe { None } else { known };
+    let registry_with = match push_to_known {
+        Some(_) => sync::RegistryWith::Fewer,
+        None => sync::RegistryWith::CaseItems,
+    };
     let (mut theirs, mut their_registry) = if let Some(k) = push_to_known {
         k
     } else {
@@ -364,8 +387,14 @@ pub async fn exchange(
         if probe {
             break;
         }
-        let sync::Items { body, more, .. } =
-            items_to_send(node, &peer, &key, &mut theirs, &mut their_registry)?;
+        let sync::Items { body, more, .. } = items_to_send(
+            node,
+            &peer,
+            &key,
+            &mut theirs,
+            &mut their_registry,
+            registry_with,
+        )?;
         if body.cases.is_empty() && body.registry_ops.is_empty() {
             break;
         }
@@ -458,6 +487,7 @@ pub async fn run(
     // Taken by a running exchange and put back when it succeeds; forgotten
     // when it fails or the peer disconnects (the next exchange pulls).
     let known: Rc<RefCell<HashMap<PeerId, Known>>> = Rc::default();
+    let handles: Rc<RefCell<Vec<Node>>> = Rc::default();
     let start_exchange = |peer: PeerId, probe: bool| -> Result<()> {
         if !in_flight.borrow_mut().insert(peer) {
             let mut again = again.borrow_mut();
@@ -465,7 +495,14 @@ pub async fn run(
             *p &= probe;
             return Ok(());
         }
-        let handle = node.try_clone()?;
+        // A store connection per running exchange, reused: opening one costs
+        // a couple of milliseconds, a push's whole budget.
+        let spare = handles.borrow_mut().pop();
+        let handle = match spare {
+            Some(h) => h,
+            None => node.try_clone()?,
+        };
+        let handles = handles.clone();
         let c = client.clone();
         let tx = done_tx.clone();
         let known = known.clone();
@@ -485,6 +522,12 @@ pub async fn run(
                     error: Some(e.to_string()),
                 },
             };
+            {
+                let mut spare = handles.borrow_mut();
+                if spare.len() < MAX_SPARE_HANDLES {
+                    spare.push(handle);
+                }
+            }
             let _ = tx.send(r);
         });
         Ok(())

@@ -133,6 +133,20 @@ pub struct Items {
     pub sent: Vec<(CaseId, [u8; 32], u64)>,
 }
 
+/// Which registry statements go with a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RegistryWith {
+    /// All of them with any case items (their authority rests on them), and on
+    /// their own to a peer that holds fewer: answers to a pull, whose count may
+    /// hide a different set (two admins enrolling nodes concurrently).
+    CaseItems,
+    /// Only to a peer known to hold fewer: a push to a peer whose holdings are
+    /// known from the last exchange. (If its set differs all the same, what it
+    /// cannot place waits or is refused, and the next anti-entropy pull, which
+    /// brings every statement, repairs it.)
+    Fewer,
+}
+
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
 /// and the registry statements it lacks given how many it holds (`their_registry`),
 /// within `budget` bytes of entries. `their` is advanced past what is included,
@@ -144,6 +158,7 @@ pub fn items_for(
     their: &mut Vec<CaseHave>,
     their_registry: &mut u32,
     budget: usize,
+    registry_with: RegistryWith,
 ) -> Result<Items> {
     let mut body = BundleBody {
         registry_ops: Vec::new(),
@@ -278,7 +293,8 @@ pub fn items_for(
     // its own to a peer that holds fewer statements: it reaches every enrolled
     // node, case or no case. Statements are few and small; all of them go.
     let registry = store::registry_ops(conn)?;
-    if !body.cases.is_empty() || (*their_registry as usize) < registry.len() {
+    let with_cases = registry_with == RegistryWith::CaseItems && !body.cases.is_empty();
+    if with_cases || (*their_registry as usize) < registry.len() {
         *their_registry = (*their_registry).max(registry.len() as u32);
         body.registry_ops = registry.into_iter().map(|o| o.bytes).collect();
     }

@@ -224,6 +224,19 @@ pub fn registry_op_count(c: &Connection) -> Result<u32> {
     })? as u32)
 }
 
+/// The hashes of the stored registry statements, in order: a fingerprint of the
+/// registry without reading (or verifying) the statements.
+pub fn registry_op_hashes(c: &Connection) -> Result<Vec<Hash>> {
+    let mut s = c.prepare_cached("SELECT hash FROM registry_ops ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| {
+            let b: Vec<u8> = r.get(0)?;
+            Ok(Hash::from_slice(&b).unwrap_or(Hash::ZERO))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
     let mut s = c.prepare_cached("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
     let rows = s
