@@ -18,11 +18,11 @@ import { performance } from "node:perf_hooks";
 for (const k of ["log", "info", "debug", "warn"]) console[k] = (...a) => console.error(...a);
 
 const USAGE = `usage:
-  node harness.mjs write  --dir DIR --records N [--batch 20] [--strings text|immutable] [--warmup 0] [--fsync]
-  node harness.mjs reopen --dir DIR [--ids FILE] [--concurrency 1000]
-  node harness.mjs serve  --dir DIR --port PORT [--watch URL --expect K --out FILE]
-  node harness.mjs fetch  --dir DIR --port PORT --ids FILE [--timeout 300] [--concurrency 1000] [--fsync]
-  node harness.mjs edit   --port PORT --url URL --edits K [--interval-ms 20] [--settle-ms 1000] [--timeout 60]`;
+  node harness.mjs write  --dir DIR (--records N | --cases C --per-case P) [--batch 20] [--strings text|immutable] [--warmup 0] [--fsync]
+  node harness.mjs reopen --dir DIR [--ids FILE] [--per-case P] [--concurrency 1000]
+  node harness.mjs serve  --dir DIR --port PORT [--upstream PORT] [--open URL] [--watch URL --expect K --out FILE]
+  node harness.mjs fetch  --dir DIR --port PORT --ids FILE [--per-case P] [--existing] [--timeout 300] [--concurrency 1000] [--fsync]
+  node harness.mjs edit   --port PORT --url URL --edits K [--warmup 0] [--interval-ms 20] [--settle-ms 1000] [--timeout 60]`;
 
 // ---------------------------------------------------------------- utilities
 
@@ -47,11 +47,11 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 // Command line: `--name value` or `--name=value`; boolean flags take no value.
 const COMMANDS = {
-  write: { required: ["dir", "records"], optional: ["batch", "strings", "warmup"], flags: ["fsync"] },
-  reopen: { required: ["dir"], optional: ["ids", "concurrency"], flags: [] },
-  serve: { required: ["dir", "port"], optional: ["watch", "expect", "out"], flags: [] },
-  fetch: { required: ["dir", "port", "ids"], optional: ["timeout", "concurrency"], flags: ["fsync"] },
-  edit: { required: ["port", "url", "edits"], optional: ["interval-ms", "settle-ms", "timeout"], flags: [] },
+  write: { required: ["dir"], optional: ["records", "cases", "per-case", "batch", "strings", "warmup"], flags: ["fsync"] },
+  reopen: { required: ["dir"], optional: ["ids", "per-case", "concurrency"], flags: [] },
+  serve: { required: ["dir", "port"], optional: ["upstream", "open", "watch", "expect", "out"], flags: [] },
+  fetch: { required: ["dir", "port", "ids"], optional: ["per-case", "timeout", "concurrency"], flags: ["fsync", "existing"] },
+  edit: { required: ["port", "url", "edits"], optional: ["interval-ms", "settle-ms", "timeout", "warmup"], flags: [] },
 };
 
 function parseArgs(argv) {
@@ -202,6 +202,21 @@ function hasAllFields(doc) {
   return true;
 }
 
+// A "case" document (write --cases C --per-case P): case c holds records
+// c*P .. c*P+P-1 in one map, record key -> {f0..f7}, one change per record.
+const recordKey = r => `r${String(r).padStart(8, "0")}`;
+
+/**
+ * What a complete document k (line k+1 of the ids file) looks like: one
+ * record with f0..f7 (perCase undefined), or perCase records each with f0..f7.
+ */
+function docComplete(doc, k, perCase) {
+  if (!perCase) return hasAllFields(doc);
+  if (!doc || typeof doc !== "object") return false;
+  for (let j = 0; j < perCase; j++) if (!hasAllFields(doc[recordKey(k * perCase + j)])) return false;
+  return true;
+}
+
 const EDIT_RE = /^edit (\d+) (\d+(?:\.\d+)?)$/;
 
 // ------------------------------------------------------------ the libraries
@@ -285,11 +300,26 @@ async function closeRepo(repo) {
 
 const sharePolicy = async () => true; // share every document with every peer that asks
 
+// Outstanding finds in `fetch`. Fewer or more measured no different: both
+// ends are CPU-bound in the library either way (README).
+const FETCH_CONCURRENCY = 1000;
+
 // ---------------------------------------------------------------- commands
+
+/** --records N (one record per document) or --cases C --per-case P. */
+function shapeOpts(opts) {
+  const hasRecords = "records" in opts;
+  const hasCases = "cases" in opts || "per-case" in opts;
+  if (hasRecords === hasCases) throw new UsageError("give either --records N or --cases C --per-case P");
+  if (hasRecords) return { docs: intOpt(opts, "records", { min: 1 }), perCase: undefined };
+  if (!("cases" in opts && "per-case" in opts)) throw new UsageError("--cases and --per-case go together");
+  return { docs: intOpt(opts, "cases", { min: 1 }), perCase: intOpt(opts, "per-case", { min: 1 }) };
+}
 
 async function cmdWrite(opts, L) {
   const dir = path.resolve(opts.dir);
-  const records = intOpt(opts, "records", { min: 1 });
+  const { docs, perCase } = shapeOpts(opts);
+  const records = perCase ? docs * perCase : docs;
   const batch = intOpt(opts, "batch", { def: 20, min: 1 });
   const warmup = intOpt(opts, "warmup", { def: 0 });
   const strings = opts.strings ?? "text";
@@ -305,30 +335,42 @@ async function cmdWrite(opts, L) {
     for (let i = 0; i < FIELDS; i++) rec[`f${i}`] = wrap(fieldValue(r, i));
     return rec;
   };
+  // Document k: record k (one change holding all 8 fields), or case k: its
+  // first record in the creating change, then one change per further record.
+  const createDoc = k => {
+    if (!perCase) return repo.create(makeRecord(k));
+    const first = k * perCase;
+    const handle = repo.create({ [recordKey(first)]: makeRecord(first) });
+    for (let r = first + 1; r < first + perCase; r++)
+      handle.change(d => {
+        d[recordKey(r)] = makeRecord(r);
+      });
+    return handle;
+  };
 
   // Optional, untimed: build throwaway records in memory first, so the timed
   // part does not include the WebAssembly warm-up of a fresh process.
   for (let r = 0; r < warmup; r++) L.A.from(makeRecord(r));
 
-  const urls = new Array(records);
+  const urls = new Array(docs);
   let lastLog = performance.now();
   const t0 = performance.now();
   // Create and flush in batches. repo.flush() saves its documents
   // concurrently, so one flush of everything would open a file per document at
   // once; and a batch flushed within the repo's 100 ms autosave debounce is
   // not written a second time by the autosave.
-  for (let start = 0; start < records; start += batch) {
-    const end = Math.min(records, start + batch);
+  for (let start = 0; start < docs; start += batch) {
+    const end = Math.min(docs, start + batch);
     const ids = [];
-    for (let r = start; r < end; r++) {
-      const handle = repo.create(makeRecord(r)); // one change holding all 8 fields
-      urls[r] = handle.url;
+    for (let k = start; k < end; k++) {
+      const handle = createDoc(k);
+      urls[k] = handle.url;
       ids.push(handle.documentId);
     }
     await repo.flush(ids);
     if (performance.now() - lastLog > 2000) {
       lastLog = performance.now();
-      log(`write: ${end}/${records} flushed`);
+      log(`write: ${end}/${docs} flushed`);
     }
   }
   await storage.drain();
@@ -338,13 +380,14 @@ async function cmdWrite(opts, L) {
   await fsp.writeFile(path.join(dir, "ids.txt"), urls.join("\n") + "\n");
   await closeRepo(repo);
   await storage.drain();
-  log(`write: ${records} docs, ${storage.saves} storage writes, strings=${strings}${opts.fsync ? ", fsynced" : ""}`);
-  finish({ records, seconds });
+  log(`write: ${docs} docs, ${storage.saves} storage writes, strings=${strings}${opts.fsync ? ", fsynced" : ""}`);
+  finish({ records, docs, seconds });
 }
 
 async function cmdReopen(opts, L) {
   const dir = path.resolve(opts.dir);
   const concurrency = intOpt(opts, "concurrency", { def: 1000, min: 1 });
+  const perCase = intOpt(opts, "per-case", { min: 1 });
   await requireDir(dir);
   const urls = await readIds(opts.ids ?? path.join(dir, "ids.txt"), L.isValidAutomergeUrl);
 
@@ -360,9 +403,12 @@ async function cmdReopen(opts, L) {
       throw new Error(`document ${url} (line ${k + 1}) could not be loaded from ${dir}: ${e.message}`);
     }
     const doc = handle.doc();
-    if (!hasAllFields(doc)) throw new Error(`document ${url} (line ${k + 1}) lacks some of f0..f${FIELDS - 1}`);
+    if (!docComplete(doc, k, perCase))
+      throw new Error(`document ${url} (line ${k + 1}) lacks some records or some of f0..f${FIELDS - 1}`);
+    const rec = perCase ? doc[recordKey(k * perCase)] : doc;
+    const r = perCase ? k * perCase : k;
     for (let i = 0; i < FIELDS; i++) {
-      if (String(doc[`f${i}`]) !== fieldValue(k, i)) {
+      if (String(rec[`f${i}`]) !== fieldValue(r, i)) {
         mismatched++;
         break;
       }
@@ -384,6 +430,8 @@ async function cmdServe(opts, L) {
     if (!L.isValidAutomergeUrl(opts.watch)) throw new UsageError(`--watch is not an automerge URL: '${opts.watch}'`);
     expect = intOpt(opts, "expect", { min: 1 });
   }
+  const upstream = "upstream" in opts ? intOpt(opts, "upstream", { min: 1, max: 65535 }) : undefined;
+  if (opts.open && !L.isValidAutomergeUrl(opts.open)) throw new UsageError(`--open is not an automerge URL: '${opts.open}'`);
   await requireDir(dir);
 
   const storage = new L.TrackedNodeFSStorage(dir);
@@ -394,7 +442,30 @@ async function cmdServe(opts, L) {
   });
   const wss = new L.WebSocketServer({ server: httpServer });
   const adapter = new L.WebSocketServerAdapter(wss);
-  const repo = new L.Repo({ storage, network: [adapter], sharePolicy });
+  // --upstream: also a client of another server, so a line of servers relays
+  // changes hop by hop (each server syncs every open document with every peer).
+  const network = [adapter];
+  if (upstream) network.push(new L.WebSocketClientAdapter(`ws://127.0.0.1:${upstream}`, 1000));
+  const repo = new L.Repo({ storage, network, sharePolicy });
+  // Before our port opens the only peer that can appear is the upstream one.
+  const upstreamUp = upstream
+    ? new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no connection to upstream port ${upstream} within 30 s`)), 30_000);
+        repo.networkSubsystem.once("peer", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      })
+    : Promise.resolve();
+  // --open: load a document now, so it is synced with every peer as soon as
+  // they connect (a relay in the line needs the document open to pass edits on).
+  if (opts.open) {
+    try {
+      await repo.find(opts.open); // the repo keeps the handle
+    } catch (e) {
+      throw new Error(`cannot load ${opts.open} from ${dir}: ${e.message}`);
+    }
+  }
 
   let peers = 0;
   wss.on("connection", sock => {
@@ -468,6 +539,9 @@ async function cmdServe(opts, L) {
     });
   });
   wss.on("error", e => log(`serve: websocket server error: ${e.message}`));
+  // With --upstream, say "listening" only once connected to it: a driver that
+  // starts a line of servers one after another then has the line connected.
+  await upstreamUp;
   process.stdout.write(JSON.stringify({ listening: port }) + "\n");
 
   let stopping = false;
@@ -500,7 +574,8 @@ async function cmdServe(opts, L) {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-async function findComplete(L, repo, url, signal) {
+/** Resolves with the handle once `url` is ready and complete(doc) holds, or null if signal aborts first. */
+async function findComplete(L, repo, url, signal, complete) {
   let handle;
   try {
     handle = await repo.find(url, { signal });
@@ -516,10 +591,15 @@ async function findComplete(L, repo, url, signal) {
       return null;
     }
   }
-  if (hasAllFields(handle.doc())) return handle;
-  return await new Promise(resolve => {
-    const onChange = ({ doc }) => {
-      if (hasAllFields(doc)) {
+  return waitFor(handle, "change", () => complete(handle.doc()), signal);
+}
+
+/** Resolves with handle once test() holds, re-checking on every `event` of the handle; null if signal aborts first. */
+function waitFor(handle, event, test, signal) {
+  if (test()) return Promise.resolve(handle);
+  return new Promise(resolve => {
+    const onEvent = () => {
+      if (test()) {
         cleanup();
         resolve(handle);
       }
@@ -529,44 +609,71 @@ async function findComplete(L, repo, url, signal) {
       resolve(null);
     };
     const cleanup = () => {
-      handle.off("change", onChange);
+      handle.off(event, onEvent);
       signal.removeEventListener("abort", onAbort);
     };
-    handle.on("change", onChange);
+    handle.on(event, onEvent);
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+const sameHeads = (a, b) => !!a && !!b && a.length === b.length && [...a].sort().join() === [...b].sort().join();
+
+/** The storage id of the first peer to connect (the server), or null if signal aborts first. */
+async function serverStorageId(repo, signal) {
+  while (!signal.aborted) {
+    for (const peer of repo.peers) {
+      const sid = repo.getStorageIdOfPeer(peer);
+      if (sid) return sid;
+    }
+    await sleep(5);
+  }
+  return null;
 }
 
 async function cmdFetch(opts, L) {
   const dir = path.resolve(opts.dir);
   const port = portOpt(opts);
   const timeout = numOpt(opts, "timeout", { def: 300, min: 0.001 });
-  const concurrency = intOpt(opts, "concurrency", { def: 1000, min: 1 });
+  const concurrency = intOpt(opts, "concurrency", { def: FETCH_CONCURRENCY, min: 1 });
+  const perCase = intOpt(opts, "per-case", { min: 1 });
   const urls = await readIds(opts.ids, L.isValidAutomergeUrl);
-  await ensureEmptyDir(dir);
+  // --existing: DIR already holds the documents (an earlier fetch); load them
+  // and sync them with the server, which is how automerge-repo catches up
+  // after a reconnect (one sync exchange per document).
+  if (opts.existing) await requireDir(dir);
+  else await ensureEmptyDir(dir);
 
   const storage = new L.TrackedNodeFSStorage(dir);
   const ac = new AbortController();
   setMaxListeners(0, ac.signal); // one listener per in-flight find
   const ready = [];
-  let unavailable = 0;
+  const index = new Map(urls.map((u, k) => [u, k]));
 
   const t0 = performance.now();
   const timer = setTimeout(() => ac.abort(), timeout * 1000);
   const client = new L.WebSocketClientAdapter(`ws://127.0.0.1:${port}`, 1000);
   const repo = new L.Repo({ storage, network: [client] });
-  const progress = setInterval(() => log(`fetch: ${ready.length}/${urls.length} present`), 2000);
+  const progress = setInterval(() => log(`fetch: ${ready.length}/${urls.length} ${opts.existing ? "in sync" : "present"}`), 2000);
+  const sid = opts.existing ? serverStorageId(repo, ac.signal) : null;
   await pool(urls, concurrency, async url => {
     if (ac.signal.aborted) return;
-    const h = await findComplete(L, repo, url, ac.signal);
+    const complete = doc => docComplete(doc, index.get(url), perCase);
+    let h = await findComplete(L, repo, url, ac.signal, complete);
+    if (h && opts.existing) {
+      // Loaded from disk at once; done when the server has acknowledged our
+      // heads for it (the repo records the heads each peer reports per storage id).
+      const storageId = await sid;
+      if (!storageId) return;
+      h = await waitFor(h, "remote-heads", () => sameHeads(h.getSyncInfo(storageId)?.lastHeads, h.heads()), ac.signal);
+    }
     if (h) ready.push(h.documentId);
-    else if (!ac.signal.aborted) unavailable++;
   });
   const seconds = (performance.now() - t0) / 1000;
   clearTimeout(timer);
   clearInterval(progress);
   const complete = ready.length === urls.length;
-  if (!complete) log(`fetch: timed out after ${timeout} s with ${ready.length}/${urls.length} documents present`);
+  if (!complete) log(`fetch: timed out after ${timeout} s with ${ready.length}/${urls.length} documents ${opts.existing ? "in sync" : "present"}`);
 
   await repo.flush(ready);
   await storage.drain();
@@ -584,6 +691,7 @@ async function cmdEdit(opts, L) {
   const interval = numOpt(opts, "interval-ms", { def: 20 });
   const settle = numOpt(opts, "settle-ms", { def: 1000 });
   const timeout = numOpt(opts, "timeout", { def: 60, min: 0.001 });
+  const warmup = intOpt(opts, "warmup", { def: 0 });
 
   const client = new L.WebSocketClientAdapter(`ws://127.0.0.1:${port}`, 1000);
   const repo = new L.Repo({ network: [client] }); // in memory: no storage
@@ -595,11 +703,22 @@ async function cmdEdit(opts, L) {
   }
   // Keep f0's type (collaborative text or immutable string) as the writer made it.
   const immutable = L.A.isImmutableString(handle.doc().f0);
-  for (let i = 0; i < edits; i++) {
-    const value = `edit ${i} ${nowMs().toFixed(3)}`;
+  const setF0 = value =>
     handle.change(d => {
       d.f0 = immutable ? new L.A.ImmutableString(value) : value;
     });
+  // --warmup: edits a watcher ignores (`warmup <i>` is not an `edit` value),
+  // then a pause, so the measured edits do not pay the first-use costs
+  // (JIT, WebAssembly) of every process on the way.
+  if (warmup > 0) {
+    for (let i = 0; i < warmup; i++) {
+      setF0(`warmup ${i}`);
+      if (interval > 0) await sleep(interval);
+    }
+    await sleep(settle);
+  }
+  for (let i = 0; i < edits; i++) {
+    setF0(`edit ${i} ${nowMs().toFixed(3)}`);
     if (interval > 0) await sleep(interval);
   }
   await sleep(settle); // let the repo's debounced sync send the last edit

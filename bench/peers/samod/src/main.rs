@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use automerge::{
-    Automerge, AutomergeError, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+    Automerge, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
     transaction::Transactable,
 };
 use futures::{FutureExt, StreamExt, stream};
@@ -32,11 +32,11 @@ use samod::{
 use serde_json::{Value as Json, json};
 
 const USAGE: &str = "usage:
-  samod-harness write  --dir DIR --records N [--concurrency 64] [--warmup 0] [--no-fsync]
-  samod-harness reopen --dir DIR [--ids FILE] [--concurrency 1000]
-  samod-harness serve  --dir DIR --port PORT [--watch ID --expect K --out FILE] [--nodelay]
-  samod-harness fetch  --dir DIR --port PORT --ids FILE [--timeout 300] [--concurrency 1000] [--no-fsync] [--nodelay]
-  samod-harness edit   --port PORT --id ID --edits K [--interval-ms 20] [--settle-ms 1000] [--timeout 60] [--nodelay]";
+  samod-harness write  --dir DIR (--records N | --cases C --per-case P) [--concurrency 64] [--warmup 0] [--no-fsync]
+  samod-harness reopen --dir DIR [--ids FILE] [--per-case P] [--concurrency 1000]
+  samod-harness serve  --dir DIR --port PORT [--upstream PORT] [--open ID] [--watch ID --expect K --out FILE] [--nodelay]
+  samod-harness fetch  --dir DIR --port PORT --ids FILE [--per-case P] [--existing] [--timeout 300] [--concurrency 1000] [--no-fsync] [--nodelay]
+  samod-harness edit   --port PORT --id ID --edits K [--warmup 0] [--interval-ms 20] [--settle-ms 1000] [--timeout 60] [--nodelay]";
 
 // ---------------------------------------------------------------- utilities
 
@@ -79,32 +79,32 @@ struct CommandSpec {
 fn spec(cmd: &str) -> Option<CommandSpec> {
     Some(match cmd {
         "write" => CommandSpec {
-            required: &["dir", "records"],
-            optional: &["concurrency", "warmup", "strings"],
+            required: &["dir"],
+            optional: &["records", "cases", "per-case", "concurrency", "warmup", "strings"],
             flags: &["fsync", "no-fsync"],
             aliases: &[("batch", "concurrency")],
         },
         "reopen" => CommandSpec {
             required: &["dir"],
-            optional: &["ids", "concurrency"],
+            optional: &["ids", "per-case", "concurrency"],
             flags: &[],
             aliases: &[],
         },
         "serve" => CommandSpec {
             required: &["dir", "port"],
-            optional: &["watch", "expect", "out"],
+            optional: &["upstream", "open", "watch", "expect", "out"],
             flags: &["nodelay"],
             aliases: &[],
         },
         "fetch" => CommandSpec {
             required: &["dir", "port", "ids"],
-            optional: &["timeout", "concurrency"],
-            flags: &["fsync", "no-fsync", "nodelay"],
+            optional: &["per-case", "timeout", "concurrency"],
+            flags: &["fsync", "no-fsync", "nodelay", "existing"],
             aliases: &[],
         },
         "edit" => CommandSpec {
             required: &["port", "id", "edits"],
-            optional: &["interval-ms", "settle-ms", "timeout"],
+            optional: &["interval-ms", "settle-ms", "timeout", "warmup"],
             flags: &["nodelay"],
             aliases: &[("url", "id")],
         },
@@ -375,6 +375,10 @@ async fn stop_repo(repo: &Repo, what: &str) {
 // ------------------------------------------------------------ record model
 
 const FIELDS: usize = 8;
+/// How many documents `fetch` searches for at once. 50, 200 and all of them
+/// measured the same: the time goes to samod-core's hub, which does work per
+/// loaded document on every event whatever the number of searches (README).
+const FETCH_CONCURRENCY: u64 = 1000;
 const FIELD_LEN: usize = 30;
 
 fn field_value(r: usize, i: usize) -> String {
@@ -385,26 +389,55 @@ fn field_value(r: usize, i: usize) -> String {
     s
 }
 
+/// Puts record `r`'s f0..f7 as scalar strings into `obj`.
+fn put_record(tx: &mut impl Transactable, obj: &ObjId, r: usize) -> Result<(), AutomergeError> {
+    for i in 0..FIELDS {
+        tx.put(obj, format!("f{i}"), field_value(r, i))?;
+    }
+    Ok(())
+}
+
 /// A fresh Automerge document holding record `r`: one change (one
 /// transaction) putting f0..f7 as scalar strings.
 fn make_record(r: usize) -> Result<Automerge> {
     let mut doc = Automerge::new();
-    doc.transact::<_, _, AutomergeError>(|tx| {
-        for i in 0..FIELDS {
-            tx.put(ROOT, format!("f{i}"), field_value(r, i))?;
-        }
-        Ok(())
-    })
-    .map_err(|f| anyhow!("building record {r}: {}", f.error))?;
+    doc.transact::<_, _, AutomergeError>(|tx| put_record(tx, &ROOT, r))
+        .map_err(|f| anyhow!("building record {r}: {}", f.error))?;
     Ok(doc)
 }
 
-/// The string form of a field: a scalar string, any other scalar rendered, or
-/// the content of a text object. `heads` = None reads the current state.
-fn field_string(doc: &Automerge, key: &str, heads: Option<&[ChangeHash]>) -> Option<String> {
+/// The key of record `r` in a case document.
+fn record_key(r: usize) -> String {
+    format!("r{r:08}")
+}
+
+/// A fresh "case" document `k` (write --cases C --per-case P): records
+/// k*P .. k*P+P-1 in one map, record key -> map of f0..f7, one change
+/// (one transaction) per record.
+fn make_case(k: usize, per_case: usize) -> Result<Automerge> {
+    let mut doc = Automerge::new();
+    for r in k * per_case..(k + 1) * per_case {
+        doc.transact::<_, _, AutomergeError>(|tx| {
+            let rec = tx.put_object(ROOT, record_key(r), ObjType::Map)?;
+            put_record(tx, &rec, r)
+        })
+        .map_err(|f| anyhow!("building case {k}, record {r}: {}", f.error))?;
+    }
+    Ok(doc)
+}
+
+/// The string form of field `key` of `obj`: a scalar string, any other scalar
+/// rendered, or the content of a text object. `heads` = None reads the
+/// current state.
+fn field_string(
+    doc: &Automerge,
+    obj: &ObjId,
+    key: &str,
+    heads: Option<&[ChangeHash]>,
+) -> Option<String> {
     let got = match heads {
-        Some(h) => doc.get_at(ROOT, key, h),
-        None => doc.get(ROOT, key),
+        Some(h) => doc.get_at(obj, key, h),
+        None => doc.get(obj, key),
     };
     match got.ok()?? {
         (Value::Scalar(s), _) => match s.as_ref() {
@@ -420,18 +453,38 @@ fn field_string(doc: &Automerge, key: &str, heads: Option<&[ChangeHash]>) -> Opt
     }
 }
 
-fn record_fields(doc: &Automerge) -> Option<Vec<String>> {
+fn record_fields(doc: &Automerge, obj: &ObjId) -> Option<Vec<String>> {
     (0..FIELDS)
-        .map(|i| field_string(doc, &format!("f{i}"), None))
+        .map(|i| field_string(doc, obj, &format!("f{i}"), None))
         .collect()
 }
 
-fn has_all_fields(doc: &Automerge) -> bool {
+fn has_all_fields(doc: &Automerge, obj: &ObjId) -> bool {
     (0..FIELDS).all(|i| {
-        doc.get(ROOT, format!("f{i}"))
+        doc.get(obj, format!("f{i}"))
             .ok()
             .flatten()
             .is_some_and(|(v, _)| !matches!(v, Value::Scalar(ref s) if s.is_null()))
+    })
+}
+
+/// The object holding record `r` of document `k`: the root (one record per
+/// document), or the record's map in a case document.
+fn record_obj(doc: &Automerge, k: usize, per_case: Option<usize>, j: usize) -> Option<ObjId> {
+    match per_case {
+        None => Some(ROOT),
+        Some(p) => match doc.get(ROOT, record_key(k * p + j)).ok()?? {
+            (Value::Object(ObjType::Map), id) => Some(id),
+            _ => None,
+        },
+    }
+}
+
+/// Whether document `k` (line k+1 of the ids file) is complete: one record
+/// with f0..f7, or all `per_case` records of case k, each with f0..f7.
+fn doc_complete(doc: &Automerge, k: usize, per_case: Option<usize>) -> bool {
+    (0..per_case.unwrap_or(1)).all(|j| {
+        record_obj(doc, k, per_case, j).is_some_and(|obj| has_all_fields(doc, &obj))
     })
 }
 
@@ -525,11 +578,11 @@ async fn search_until_found(repo: &Repo, doc_id: DocumentId) -> Result<DocHandle
     }
 }
 
-/// Wait until the document has all 8 fields (normally true as soon as it is found).
-async fn until_all_fields(handle: &DocHandle) -> Result<()> {
+/// Wait until document `k` is complete (normally true as soon as it is found).
+async fn until_complete(handle: &DocHandle, k: usize, per_case: Option<usize>) -> Result<()> {
     let mut changes = handle.changes(); // subscribe before looking: no missed change
     loop {
-        if handle.with_document(|d| has_all_fields(d)) {
+        if handle.with_document(|d| doc_complete(d, k, per_case)) {
             return Ok(());
         }
         changes
@@ -541,9 +594,34 @@ async fn until_all_fields(handle: &DocHandle) -> Result<()> {
 
 // ---------------------------------------------------------------- commands
 
+/// `--records N` (one record per document) or `--cases C --per-case P`:
+/// (number of documents, records per case document).
+fn shape_opts(o: &Opts) -> Result<(usize, Option<usize>)> {
+    let records = o.str("records").is_some();
+    let cases = o.str("cases").is_some() || o.str("per-case").is_some();
+    if records == cases {
+        return Err(usage("give either --records N or --cases C --per-case P"));
+    }
+    if records {
+        return Ok((o.int("records", None, 1, 100_000_000)? as usize, None));
+    }
+    Ok((
+        o.int("cases", None, 1, 100_000_000)? as usize,
+        Some(o.int("per-case", None, 1, 1_000_000)? as usize),
+    ))
+}
+
+fn per_case_opt(o: &Opts) -> Result<Option<usize>> {
+    match o.str("per-case") {
+        Some(_) => Ok(Some(o.int("per-case", None, 1, 1_000_000)? as usize)),
+        None => Ok(None),
+    }
+}
+
 async fn cmd_write(o: &Opts) -> Result<Option<Json>> {
     let dir = abs(o.req("dir"))?;
-    let records = o.int("records", None, 1, 100_000_000)? as usize;
+    let (docs, per_case) = shape_opts(o)?;
+    let records = docs * per_case.unwrap_or(1);
     let concurrency = o.int("concurrency", Some(64), 1, 1_000_000)? as usize;
     let warmup = o.int("warmup", Some(0), 0, 100_000_000)? as usize;
     if let Some(s) = o.str("strings")
@@ -570,25 +648,28 @@ async fn cmd_write(o: &Opts) -> Result<Option<Json>> {
         .await;
 
     let t0 = Instant::now();
-    let mut urls: Vec<String> = Vec::with_capacity(records);
+    let mut urls: Vec<String> = Vec::with_capacity(docs);
     let mut last_log = Instant::now();
     {
-        let mut created = stream::iter(0..records)
-            .map(|r| {
+        let mut created = stream::iter(0..docs)
+            .map(|k| {
                 let repo = repo.clone();
                 async move {
-                    let doc = make_record(r)?;
+                    let doc = match per_case {
+                        None => make_record(k)?,
+                        Some(p) => make_case(k, p)?,
+                    };
                     repo.create(doc)
                         .await
-                        .map_err(|_| anyhow!("repo stopped while creating record {r}"))
+                        .map_err(|_| anyhow!("repo stopped while creating document {k}"))
                 }
             })
-            .buffered(concurrency); // keeps record order: urls[r] is record r
+            .buffered(concurrency); // keeps order: urls[k] is document k
         while let Some(handle) = created.next().await {
             urls.push(handle?.url().to_string());
             if last_log.elapsed() > Duration::from_secs(2) {
                 last_log = Instant::now();
-                log(format!("write: {}/{records} created", urls.len()));
+                log(format!("write: {}/{docs} created", urls.len()));
             }
         }
     }
@@ -606,16 +687,19 @@ async fn cmd_write(o: &Opts) -> Result<Option<Json>> {
         .with_context(|| format!("cannot write {}", ids_path.display()))?;
     match synced {
         Some((f, d)) => log(format!(
-            "write: {records} docs, fsynced {f} files and {d} directories"
+            "write: {docs} docs, fsynced {f} files and {d} directories"
         )),
-        None => log(format!("write: {records} docs, not fsynced (--no-fsync)")),
+        None => log(format!("write: {docs} docs, not fsynced (--no-fsync)")),
     }
-    Ok(Some(json!({"records": records, "seconds": seconds})))
+    Ok(Some(
+        json!({"records": records, "docs": docs, "seconds": seconds}),
+    ))
 }
 
 async fn cmd_reopen(o: &Opts) -> Result<Option<Json>> {
     let dir = abs(o.req("dir"))?;
     let concurrency = o.int("concurrency", Some(1000), 1, 1_000_000)? as usize;
+    let per_case = per_case_opt(o)?;
     require_dir(&dir)?;
     let ids_file = match o.str("ids") {
         Some(f) => abs(f)?,
@@ -642,17 +726,25 @@ async fn cmd_reopen(o: &Opts) -> Result<Option<Json>> {
                     .ok_or_else(|| {
                         anyhow!("document {id} (line {}) is not in {}", k + 1, dir.display())
                     })?;
-                let fields = handle.with_document(|d| record_fields(d)).ok_or_else(|| {
+                // Complete, and the first record's values as generated.
+                let fields = handle.with_document(|d| {
+                    if !doc_complete(d, k, per_case) {
+                        return None;
+                    }
+                    record_fields(d, &record_obj(d, k, per_case, 0)?)
+                });
+                let fields = fields.ok_or_else(|| {
                     anyhow!(
-                        "document {id} (line {}) lacks some of f0..f{}",
+                        "document {id} (line {}) lacks some records or some of f0..f{}",
                         k + 1,
                         FIELDS - 1
                     )
                 })?;
+                let first = k * per_case.unwrap_or(1);
                 if fields
                     .iter()
                     .enumerate()
-                    .any(|(i, v)| *v != field_value(k, i))
+                    .any(|(i, v)| *v != field_value(first, i))
                 {
                     mismatched.fetch_add(1, Ordering::Relaxed);
                 }
@@ -723,6 +815,14 @@ async fn cmd_serve(o: &Opts) -> Result<Option<Json>> {
         )),
         None => None,
     };
+    let upstream = match o.str("upstream") {
+        Some(_) => Some(o.int("upstream", None, 1, 65535)? as u16),
+        None => None,
+    };
+    let open = match o.str("open") {
+        Some(id) => Some(parse_doc_id(id).map_err(|e| usage(format!("--open: {e}")))?),
+        None => None,
+    };
     require_dir(&dir)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -734,6 +834,24 @@ async fn cmd_serve(o: &Opts) -> Result<Option<Json>> {
         .with_share_policy(ShareConfig::read_write())
         .load()
         .await;
+
+    // --open: load a document now. samod connects every loaded document to
+    // every connection, so a relay in a line of servers passes its edits on.
+    let _opened = match open {
+        Some(doc_id) => Some(
+            repo.find(doc_id.clone())
+                .await
+                .map_err(|_| anyhow!("repo stopped"))?
+                .ok_or_else(|| anyhow!("cannot load {doc_id} from {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    // --upstream: also dial another server, so a line of servers relays
+    // changes hop by hop.
+    let _upstream = match upstream {
+        Some(up) => Some(dial(&repo, up, nodelay)?),
+        None => None,
+    };
 
     // ---- optional latency watch, set up before the port opens so no edit
     // can arrive unobserved.
@@ -762,11 +880,11 @@ async fn cmd_serve(o: &Opts) -> Result<Option<Json>> {
                 let values = h.with_document(|d| {
                     let mut vals = Vec::new();
                     for c in d.get_changes(&last_heads) {
-                        if let Some(v) = field_string(d, "f0", Some(&[c.hash()])) {
+                        if let Some(v) = field_string(d, &ROOT, "f0", Some(&[c.hash()])) {
                             vals.push(v);
                         }
                     }
-                    if let Some(v) = field_string(d, "f0", None) {
+                    if let Some(v) = field_string(d, &ROOT, "f0", None) {
                         vals.push(v);
                     }
                     last_heads = d.get_heads();
@@ -823,6 +941,16 @@ async fn cmd_serve(o: &Opts) -> Result<Option<Json>> {
             }
         });
     }
+    // With --upstream, say "listening" only once connected to it: a driver
+    // that starts a line of servers one after another then has the line
+    // connected.
+    if let Some(d) = &_upstream {
+        match tokio::time::timeout(Duration::from_secs(30), d.established()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("connection to upstream port {} failed: {e:?}", upstream.unwrap()),
+            Err(_) => bail!("no connection to upstream port {} within 30 s", upstream.unwrap()),
+        }
+    }
     print_result(&json!({"listening": port}));
 
     let sig = loop {
@@ -861,14 +989,23 @@ async fn cmd_fetch(o: &Opts) -> Result<Option<Json>> {
     let dir = abs(o.req("dir"))?;
     let port = o.port()?;
     let timeout = o.num("timeout", 300.0, 0.001)?;
-    let concurrency = o.int("concurrency", Some(1000), 1, 1_000_000)? as usize;
+    let concurrency = o.int("concurrency", Some(FETCH_CONCURRENCY), 1, 1_000_000)? as usize;
+    let per_case = per_case_opt(o)?;
     if o.flag("fsync") && o.flag("no-fsync") {
         return Err(usage("--fsync and --no-fsync contradict each other"));
     }
     let fsync = !o.flag("no-fsync");
     let nodelay = o.flag("nodelay");
     let ids = read_ids(&abs(o.req("ids"))?)?;
-    ensure_empty_dir(&dir)?;
+    // --existing: DIR already holds the documents (an earlier fetch); load
+    // them and sync them with the server, which is how samod catches up after
+    // a reconnect (one sync exchange per document).
+    let existing = o.flag("existing");
+    if existing {
+        require_dir(&dir)?;
+    } else {
+        ensure_empty_dir(&dir)?;
+    }
 
     let repo = Repo::build_tokio()
         .with_storage(TokioFilesystemStorage::new(&dir))
@@ -885,19 +1022,44 @@ async fn cmd_fetch(o: &Opts) -> Result<Option<Json>> {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 log(format!(
-                    "fetch: {}/{total} present",
-                    present.load(Ordering::Relaxed)
+                    "fetch: {}/{total} {}",
+                    present.load(Ordering::Relaxed),
+                    if existing { "in sync" } else { "present" }
                 ));
             }
         })
     };
-    let all = stream::iter(ids)
-        .map(|id| {
+    // The connection to the server, once it is up (for --existing).
+    let conn = {
+        let dialer = dialer.clone();
+        async move {
+            // (String errors: a shared future's output must be Clone.)
+            dialer
+                .established()
+                .await
+                .map_err(|e| format!("connection failed: {e:?}"))?;
+            dialer
+                .connection_id()
+                .ok_or_else(|| "connection closed".to_string())
+        }
+        .boxed()
+        .shared()
+    };
+    let all = stream::iter(ids.into_iter().enumerate())
+        .map(|(k, id)| {
             let repo = repo.clone();
             let present = present.clone();
+            let conn = conn.clone();
             async move {
                 let handle = search_until_found(&repo, id).await?;
-                until_all_fields(&handle).await?;
+                until_complete(&handle, k, per_case).await?;
+                if existing {
+                    // Loaded from disk at once; done when both sides have
+                    // said they hold each other's heads.
+                    let conn = conn.await.map_err(|e| anyhow!("{e}"))?;
+                    handle.they_have_our_changes(conn).await;
+                    handle.we_have_their_changes(conn).await;
+                }
                 present.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, anyhow::Error>(())
             }
@@ -939,6 +1101,7 @@ async fn cmd_edit(o: &Opts) -> Result<Option<Json>> {
     let interval = o.num("interval-ms", 20.0, 0.0)?;
     let settle = o.num("settle-ms", 1000.0, 0.0)?;
     let timeout = o.num("timeout", 60.0, 0.001)?;
+    let warmup = o.int("warmup", Some(0), 0, 100_000_000)?;
     let nodelay = o.flag("nodelay");
 
     let repo = Repo::build_tokio().load().await; // in memory: no storage
@@ -952,27 +1115,36 @@ async fn cmd_edit(o: &Opts) -> Result<Option<Json>> {
         anyhow!("could not get {doc_id} from tcp://127.0.0.1:{port} within {timeout} s")
     })??;
 
-    for i in 0..edits {
-        let value = format!("edit {i} {:.3}", now_unix_ms());
-        handle
-            .with_document(|d| {
-                d.transact::<_, _, AutomergeError>(|tx| {
-                    // Keep f0's kind: a text object is updated in place, a
-                    // scalar string (what `write` makes) is overwritten.
-                    match tx.get(ROOT, "f0")? {
-                        Some((Value::Object(ObjType::Text), text)) => {
-                            tx.update_text(&text, &value)?
-                        }
-                        _ => tx.put(ROOT, "f0", value.as_str())?,
-                    }
-                    Ok(())
-                })
-                .map(|_| ())
-                .map_err(|f| f.error.to_string())
+    let set_f0 = |value: &str| {
+        handle.with_document(|d| {
+            d.transact::<_, _, AutomergeError>(|tx| {
+                // Keep f0's kind: a text object is updated in place, a
+                // scalar string (what `write` makes) is overwritten.
+                match tx.get(ROOT, "f0")? {
+                    Some((Value::Object(ObjType::Text), text)) => tx.update_text(&text, value)?,
+                    _ => tx.put(ROOT, "f0", value)?,
+                }
+                Ok(())
             })
-            .map_err(|e| anyhow!("edit {i}: {e}"))?;
+            .map(|_| ())
+            .map_err(|f| anyhow!("{}", f.error))
+        })
+    };
+    let pause = |ms: f64| tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0));
+    // --warmup: edits a watcher ignores (`warmup <i>` is not an `edit`
+    // value), then a pause, so the measured edits do not pay the first-use
+    // costs of every process on the way.
+    if warmup > 0 {
+        for i in 0..warmup {
+            set_f0(&format!("warmup {i}")).map_err(|e| anyhow!("warm-up edit {i}: {e}"))?;
+            pause(interval).await;
+        }
+        pause(settle).await;
+    }
+    for i in 0..edits {
+        set_f0(&format!("edit {i} {:.3}", now_unix_ms())).map_err(|e| anyhow!("edit {i}: {e}"))?;
         if interval > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(interval / 1000.0)).await;
+            pause(interval).await;
         }
     }
     // Let the last change reach the server before the connection goes away.
