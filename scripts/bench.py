@@ -379,11 +379,11 @@ def main():
     if not a.no_compare:
         import compare
         compare.compare(a.bin, work, a.quick, result)
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "compare.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"\nwrote {os.path.join(a.out, 'compare.json')}")
         if a.quick:
-            os.makedirs(a.out, exist_ok=True)
-            with open(os.path.join(a.out, "compare.json"), "w") as f:
-                json.dump(result, f, indent=2)
-            print(f"\nwrote {os.path.join(a.out, 'compare.json')}")
             remove_in_background(work)
             return
     largest = None

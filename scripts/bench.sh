@@ -5,10 +5,13 @@
 # a counting TCP relay, peak RSS), edit-to-visible latency (2 nodes, 5-node
 # line), and bytes per anti-entropy round between in-sync nodes sharing 1 and
 # 1,000 cases, and the cost of auditing (import and show, audited vs raw, as
-# ratios in one run). Prints a table and writes target/bench/node.json.
+# ratios in one run). Prints a table and writes target/bench/node.json. First,
+# the same scenarios side by side with automerge-repo and samod (see
+# BENCHMARKS.md): target/bench/compare.json.
 #
-#   scripts/bench.sh                          # 10,000 and 100,000 records
-#   scripts/bench.sh --quick                  # the side-by-side table at 1,000 records
+#   scripts/bench.sh                          # 10,000 and 100,000 records, 20 attempts
+#   scripts/bench.sh --quick                  # the side-by-side table at small sizes
+#   BENCH_ONLY=sync,latency scripts/bench.sh --quick   # some scenarios of it
 #   BENCH_SIZES=1000 scripts/bench.sh         # quick run
 #   BENCH_SYNC=0 scripts/bench.sh             # local rows only
 set -euo pipefail
