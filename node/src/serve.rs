@@ -296,6 +296,8 @@ pub type Known = (Vec<CaseHave>, u32);
 /// something changed, and delivers; given what the peer is `known` to hold, it
 /// skips the pull too and delivers at once (one round trip: the peer pushes its
 /// own writes, and anti-entropy repairs whatever the knowledge missed).
+/// With `digest_first` (`sync --once`), compares digests first as a probe does,
+/// and stops there if they match; otherwise pulls and delivers.
 /// Returns what the peer is known to hold afterwards.
 pub async fn exchange(
     node: &Node,
@@ -303,6 +305,7 @@ pub async fn exchange(
     peer: PeerId,
     probe: bool,
     known: Option<Known>,
+    digest_first: bool,
 ) -> Result<(Exchange, Option<Known>)> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
@@ -318,7 +321,7 @@ pub async fn exchange(
         sent: 0,
         error: None,
     };
-    if probe {
+    if probe || digest_first {
         let digest = sync::digest(node, node.store.conn(), &key)?;
         match ask(SyncRequest::Digest {
             federation: fed.clone(),
@@ -488,6 +491,9 @@ pub async fn run(
     // when it fails or the peer disconnects (the next exchange pulls).
     let known: Rc<RefCell<HashMap<PeerId, Known>>> = Rc::default();
     let handles: Rc<RefCell<Vec<Node>>> = Rc::default();
+    // `sync --once` first compares digests too: reconnecting in-sync nodes
+    // then costs one digest each way, not a summary of every shared case.
+    let digest_first = opts.once;
     let start_exchange = |peer: PeerId, probe: bool| -> Result<()> {
         if !in_flight.borrow_mut().insert(peer) {
             let mut again = again.borrow_mut();
@@ -508,7 +514,7 @@ pub async fn run(
         let known = known.clone();
         let prior = known.borrow_mut().remove(&peer);
         tokio::task::spawn_local(async move {
-            let r = match exchange(&handle, &c, peer, probe, prior).await {
+            let r = match exchange(&handle, &c, peer, probe, prior, digest_first).await {
                 Ok((x, k)) => {
                     if let Some(k) = k {
                         known.borrow_mut().insert(peer, k);
