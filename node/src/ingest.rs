@@ -81,12 +81,10 @@ fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport
         return Ok(());
     }
     let Some(st) = crate::trust::load(conn)? else {
-        if !ops.is_empty() {
-            report.rejected.push(
-                "registry statements: this node belongs to no federation (join with a token first)"
-                    .into(),
-            );
-        }
+        report.rejected.push(
+            "registry statements: this node belongs to no federation (join with a token first)"
+                .into(),
+        );
         return Ok(());
     };
     for bytes in ops {
@@ -120,21 +118,18 @@ fn ingest_case(
 ) -> Result<()> {
     let case_id = items.case;
     let existing = store::case_by_id(conn, &case_id.0)?;
-    if existing.is_some() {
+    if let Some(row) = &existing {
         // The common case (entries of a case this node holds, no new control
         // operations) needs no resolution here: `cases::load` keeps the state
         // resolved per set of operations.
-        let held = store::control_op_hashes(conn, existing.as_ref().map_or(0, |r| r.case_ref))?;
+        let held = store::control_op_hashes(conn, row.case_ref)?;
         let all_held = items.control_ops.iter().all(|b| {
             let h = casesync_crypto::hash::sha256(b);
             held.iter().any(|k| k.ct_eq(&h))
         });
         if all_held {
             let case = cases::load(node, conn, &case_id)?;
-            if case.state.role_of(&node.keys.public().ed25519).is_none() {
-                report.rejected.push(format!(
-                    "case {case_id}: this node is not a member; nothing of it was kept"
-                ));
+            if !is_member(node, &case.state, case_id, report) {
                 return Ok(());
             }
             return ingest_entries(node, conn, &case, items, source, report);
@@ -169,12 +164,7 @@ fn ingest_case(
             return Ok(());
         }
     };
-    let me = node.keys.public().ed25519;
-    if state.role_of(&me).is_none() {
-        // Deny by default: nothing of a case this node is not a member of is kept.
-        report.rejected.push(format!(
-            "case {case_id}: this node is not a member; nothing of it was kept"
-        ));
+    if !is_member(node, &state, case_id, report) {
         return Ok(());
     }
     let case_ref = match existing {
@@ -211,6 +201,23 @@ fn ingest_case(
     }
     let case = cases::load(node, conn, &case_id)?;
     ingest_entries(node, conn, &case, items, source, report)
+}
+
+/// Deny by default: nothing of a case this node is not a member of is kept.
+/// Says so in `report` when it is not.
+fn is_member(
+    node: &Node,
+    state: &control::CaseState,
+    case_id: CaseId,
+    report: &mut IngestReport,
+) -> bool {
+    let member = state.role_of(&node.keys.public().ed25519).is_some();
+    if !member {
+        report.rejected.push(format!(
+            "case {case_id}: this node is not a member; nothing of it was kept"
+        ));
+    }
+    member
 }
 
 /// The entries of a case this node holds and is a member of.

@@ -286,6 +286,64 @@ fn out_of_turn(peer: &PeerId) -> NodeError {
     NodeError::Io(format!("{peer} answered out of turn"))
 }
 
+async fn ask(client: &Client, peer: PeerId, request: SyncRequest) -> Result<SyncResponse> {
+    client
+        .request(peer, request)
+        .await
+        .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))
+}
+
+/// Pulls, batch by batch, what `peer` has that this node lacks. Returns how many
+/// entries were new and what the peer holds (its summary and registry count).
+async fn pull(
+    node: &Node,
+    client: &Client,
+    peer: PeerId,
+    fed: &[u8],
+    key: &[u8; 32],
+) -> Result<(u64, Known)> {
+    let mut received = 0u64;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let conn = node.store.conn();
+        let resp = ask(
+            client,
+            peer,
+            SyncRequest::Pull {
+                federation: fed.to_vec(),
+                registry_ops: sync::registry_count(conn)?,
+                have: sync::summary(node, conn, Some(key))?,
+            },
+        )
+        .await?;
+        match resp {
+            SyncResponse::Items {
+                body,
+                more,
+                registry_ops,
+                have,
+            } => {
+                let body = BundleBody::decode(&body)?;
+                let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
+                for x in &r.rejected {
+                    log(format!("rejected from {peer}: {x}"));
+                }
+                received += r.entries as u64;
+                // A peer that keeps saying "more" without sending anything new is
+                // not making progress: stop rather than loop.
+                if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
+                    return Ok((received, (have, registry_ops)));
+                }
+            }
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+    }
+}
+
 /// What this node knows a peer holds: the summary and registry count it sent in
 /// the last pull, advanced past everything delivered to it since.
 pub type Known = (Vec<CaseHave>, u32);
@@ -309,12 +367,6 @@ pub async fn exchange(
 ) -> Result<(Exchange, Option<Known>)> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
-    let ask = |request: SyncRequest| async move {
-        client
-            .request(peer, request)
-            .await
-            .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))
-    };
     let in_sync = || Exchange {
         peer: peer.to_base58(),
         received: 0,
@@ -323,10 +375,14 @@ pub async fn exchange(
     };
     if probe || digest_first {
         let digest = sync::digest(node, node.store.conn(), &key)?;
-        match ask(SyncRequest::Digest {
-            federation: fed.clone(),
-            digest: digest.0.to_vec(),
-        })
+        match ask(
+            client,
+            peer,
+            SyncRequest::Digest {
+                federation: fed.clone(),
+                digest: digest.0.to_vec(),
+            },
+        )
         .await?
         {
             SyncResponse::Digest { same: true } => return Ok((in_sync(), known)),
@@ -337,50 +393,14 @@ pub async fn exchange(
             _ => return Err(out_of_turn(&peer)),
         }
     }
-    let mut received = 0u64;
-    let mut rounds = 0;
     let push_to_known = if probe { None } else { known };
     let registry_with = match push_to_known {
         Some(_) => sync::RegistryWith::Fewer,
         None => sync::RegistryWith::CaseItems,
     };
-    let (mut theirs, mut their_registry) = if let Some(k) = push_to_known {
-        k
-    } else {
-        loop {
-            rounds += 1;
-            let conn = node.store.conn();
-            let resp = ask(SyncRequest::Pull {
-                federation: fed.clone(),
-                registry_ops: sync::registry_count(conn)?,
-                have: sync::summary(node, conn, Some(&key))?,
-            })
-            .await?;
-            match resp {
-                SyncResponse::Items {
-                    body,
-                    more,
-                    registry_ops,
-                    have,
-                } => {
-                    let body = BundleBody::decode(&body)?;
-                    let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
-                    for x in &r.rejected {
-                        log(format!("rejected from {peer}: {x}"));
-                    }
-                    received += r.entries as u64;
-                    // A peer that keeps saying "more" without sending anything new is
-                    // not making progress: stop rather than loop.
-                    if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
-                        break (have, registry_ops);
-                    }
-                }
-                SyncResponse::Refused { reason } => {
-                    return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
-                }
-                _ => return Err(out_of_turn(&peer)),
-            }
-        }
+    let (received, (mut theirs, mut their_registry)) = match push_to_known {
+        Some(k) => (0, k),
+        None => pull(node, client, peer, &fed, &key).await?,
     };
     let mut sent = 0u64;
     // An anti-entropy round only pulls: the peer runs its own rounds and pulls
@@ -402,10 +422,14 @@ pub async fn exchange(
             break;
         }
         let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
-        match ask(SyncRequest::Deliver {
-            federation: fed.clone(),
-            body: body.encode(),
-        })
+        match ask(
+            client,
+            peer,
+            SyncRequest::Deliver {
+                federation: fed.clone(),
+                body: body.encode(),
+            },
+        )
         .await?
         {
             SyncResponse::Accepted { entries, .. } => sent += entries.min(n as u64),
