@@ -40,6 +40,13 @@ impl DataDir {
         DataDir { root: root.into() }
     }
 
+    /// Bytes an unprivileged writer may still use on the file system that
+    /// holds the data dir, if that can be found out.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(&self.root).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// `$XDG_DATA_HOME/casesync`, else `~/.local/share/casesync`.
     pub fn platform_default() -> Option<PathBuf> {
         if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

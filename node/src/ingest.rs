@@ -716,7 +716,7 @@ fn materialize(
             }
             let entries = log::verify_record_entries(conn, case, row.row, rid)?;
             let mut d = crate::records::load_doc(node, conn, case, &row, rid, &entries)?;
-            d.apply_changes(vec![change])
+            doc::apply_changes(&mut d, vec![change])
                 .map_err(|e| NodeError::Refused(format!("record {rid}: {e}")))?;
             store::link_record_entry(conn, row.row, entry_row)?;
             let view =

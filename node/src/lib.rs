@@ -65,7 +65,14 @@ pub enum NodeError {
 
 impl From<rusqlite::Error> for NodeError {
     fn from(e: rusqlite::Error) -> NodeError {
-        NodeError::Store(store::StoreError::Sql(e))
+        NodeError::Store(store::StoreError::from(e))
+    }
+}
+
+impl NodeError {
+    /// The store's files could not be read or written (see [`store::StoreError::is_io_failure`]).
+    pub fn is_io_failure(&self) -> bool {
+        matches!(self, NodeError::Store(s) if s.is_io_failure())
     }
 }
 

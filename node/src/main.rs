@@ -50,10 +50,45 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One line: what failed and what to do.
-            let msg = format!("{e:#}").replace('\n', " ");
+            let mut msg = format!("{e:#}").replace('\n', " ");
+            if let Some(d) = dir.as_ref().filter(|_| is_io_failure(&e)) {
+                msg = explain_io_failure(d, msg);
+            }
             eprintln!("error: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn is_io_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<casesync_node::NodeError>()
+            .is_some_and(casesync_node::NodeError::is_io_failure)
+            || c.downcast_ref::<casesync_node::store::StoreError>()
+                .is_some_and(casesync_node::store::StoreError::is_io_failure)
+    })
+}
+
+/// Below this much free space, an I/O failure of the store is taken to be
+/// the disk filling up (SQLite needs room for the WAL and its index).
+const LOW_DISK_BYTES: u64 = 8 << 20;
+
+/// SQLite rolls back a transaction whose write failed, so nothing of the
+/// command landed; say whether the disk is full and what to do.
+fn explain_io_failure(d: &DataDir, msg: String) -> String {
+    if msg.contains("disk holding the data dir is full") {
+        return msg;
+    }
+    match d.free_bytes() {
+        Some(free) if free < LOW_DISK_BYTES => format!(
+            "the disk holding the data dir {} is full ({} KiB free; {msg}); nothing was written: free some space and run the command again",
+            d.root.display(),
+            free / 1024
+        ),
+        _ => format!(
+            "{msg}; nothing was written: check the disk holding the data dir {} (free space, errors) and run the command again",
+            d.root.display()
+        ),
     }
 }
 

@@ -282,7 +282,129 @@ pub fn apply_edit(
 
 /// Parses one Automerge change (as carried in a log entry payload).
 pub fn parse_change(bytes: &[u8]) -> Result<Change, SchemaError> {
-    Change::from_bytes(bytes.to_vec()).map_err(|e| SchemaError::Automerge(e.to_string()))
+    let change = contained("change", || {
+        Change::from_bytes(bytes.to_vec()).map_err(|e| SchemaError::Automerge(e.to_string()))
+    })?;
+    check_actor_indexes(change.raw_bytes())?;
+    Ok(change)
+}
+
+/// Refuses a change that names an actor by an index past its actor table.
+///
+/// Automerge 0.12 parses such a change without complaint and then panics on it
+/// (`Change::decode` and `apply_changes` unwrap the actor lookup), so a peer
+/// could crash this node with one crafted change. Every actor-typed column of
+/// the change's ops is read here (run-length encoded LEB128 indexes) and each
+/// index checked against the change's actor and its other actors.
+/// `raw_bytes` is always the uncompressed change chunk, already checked by
+/// Automerge's parser, so anything that does not read here is refused too.
+fn check_actor_indexes(raw: &[u8]) -> Result<(), SchemaError> {
+    const ACTOR_COLUMN: u64 = 1;
+    let bad = |reason: &str| SchemaError::Automerge(format!("malformed change: {reason}"));
+    let mut r = Leb(raw);
+    r.take(4 + 4 + 1).ok_or_else(|| bad("truncated header"))?;
+    let len = r.uleb().ok_or_else(|| bad("truncated header"))?;
+    let mut r = Leb(r.take_u64(len).ok_or_else(|| bad("truncated chunk"))?);
+    let deps = r.uleb().ok_or_else(|| bad("truncated deps"))?;
+    r.take_u64(deps.saturating_mul(32))
+        .ok_or_else(|| bad("truncated deps"))?;
+    r.bytes().ok_or_else(|| bad("truncated actor"))?;
+    for _ in 0..2 {
+        r.uleb().ok_or_else(|| bad("truncated seq"))?;
+    }
+    r.uleb().ok_or_else(|| bad("truncated time"))?;
+    r.bytes().ok_or_else(|| bad("truncated message"))?;
+    let others = r.uleb().ok_or_else(|| bad("truncated actors"))?;
+    for _ in 0..others {
+        r.bytes().ok_or_else(|| bad("truncated actors"))?;
+    }
+    let actors = others.saturating_add(1);
+    let columns = r.uleb().ok_or_else(|| bad("truncated columns"))?;
+    let mut specs = Vec::new();
+    for _ in 0..columns {
+        let spec = r.uleb().ok_or_else(|| bad("truncated columns"))?;
+        let len = r.uleb().ok_or_else(|| bad("truncated columns"))?;
+        specs.push((spec, len));
+    }
+    for (spec, len) in specs {
+        let data = r.take_u64(len).ok_or_else(|| bad("truncated column"))?;
+        if spec & 0b111 != ACTOR_COLUMN {
+            continue;
+        }
+        // Run-length encoding: a signed count; n > 0 is one value repeated n
+        // times, n < 0 is -n literal values, 0 is a run of nulls (its length).
+        let mut c = Leb(data);
+        while !c.0.is_empty() {
+            let n = c.sleb().ok_or_else(|| bad("actor column"))?;
+            let values = match n {
+                0 => {
+                    c.uleb().ok_or_else(|| bad("actor column"))?;
+                    0
+                }
+                n if n > 0 => 1,
+                n => n.unsigned_abs(),
+            };
+            for _ in 0..values {
+                let actor = c.uleb().ok_or_else(|| bad("actor column"))?;
+                if actor >= actors {
+                    return Err(bad(&format!(
+                        "actor index {actor} but the change names {actors} actors"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cursor over LEB128-encoded data; `None` when the data runs out.
+struct Leb<'a>(&'a [u8]);
+
+impl<'a> Leb<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn take_u64(&mut self, n: u64) -> Option<&'a [u8]> {
+        self.take(usize::try_from(n).ok()?)
+    }
+    fn uleb(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *self.take(1)?.first()?;
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn sleb(&mut self) -> Option<i64> {
+        let mut v: i64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let b = *self.take(1)?.first()?;
+            v |= i64::from(b & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    v |= -1i64 << shift;
+                }
+                return Some(v);
+            }
+            if shift >= 64 {
+                return None;
+            }
+        }
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.uleb()?;
+        self.take_u64(n)
+    }
 }
 
 /// Checks what one change writes against the record limits that do not depend
@@ -296,7 +418,7 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, SchemaError> {
 /// too ([`view_of_first_change`]) does not decode it again.
 pub fn check_change(change: &Change) -> Result<automerge::ExpandedChange, SchemaError> {
     use automerge::legacy::{Key, OpType};
-    let expanded = change.decode();
+    let expanded = contained("change", || Ok(change.decode()))?;
     for op in &expanded.operations {
         if let Key::Map(k) = &op.key
             && k.len() > MAX_FIELD_NAME
@@ -331,8 +453,34 @@ pub fn load_snapshot(bytes: &[u8], actor: ActorId) -> Result<AutoCommit, SchemaE
 /// Rebuilds a document from its changes (in any causal order Automerge accepts).
 pub fn from_changes(changes: Vec<Change>, actor: ActorId) -> Result<AutoCommit, SchemaError> {
     let mut doc = AutoCommit::new().with_actor(actor);
-    doc.apply_changes(changes).map_err(am)?;
+    apply_changes(&mut doc, changes)?;
     Ok(doc)
+}
+
+/// Applies changes from outside to `doc`. On an error `doc` may hold part of
+/// them (or, after a contained panic, be inconsistent): drop it.
+pub fn apply_changes(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), SchemaError> {
+    contained("changes", || doc.apply_changes(changes).map_err(am))
+}
+
+/// Runs an Automerge call on a change from outside with its panics contained.
+///
+/// Automerge 0.12 panics on some malformed changes: `Change::from_bytes`
+/// unwraps a column's op counter or actor index into a `u32`; it parses other
+/// malformed changes without complaint and then `apply_changes` unwraps the
+/// lookup of every actor a change names (a change with seq > 1 whose actor the
+/// document never saw, or one naming another actor the document lacks), and
+/// `Change::decode` unwraps actor indexes ([`parse_change`] refuses those up
+/// front). Any writer of a
+/// case could crash its peers with one such change, so a panic in here becomes
+/// an error. Needs `panic = "unwind"` (the default; no profile here changes it).
+fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, SchemaError>) -> Result<T, SchemaError> {
+    // Unwind safety: the callers drop whatever `f` was mutating on an error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(SchemaError::Automerge(format!(
+            "malformed {what}: Automerge could not read it"
+        )))
+    })
 }
 
 fn get_str(doc: &AutoCommit, key: &str) -> Result<Option<String>, SchemaError> {

@@ -14,18 +14,28 @@ mod bad_input;
 mod bundle;
 /// init, id, help texts.
 mod cli;
+/// Nodes whose clocks are hours apart converge.
+mod clock;
 /// SIGKILL during import.
 mod crash;
+/// A full disk: a clear error, nothing lost, works again with space.
+mod disk_full;
 /// Federation trust registry; members by PeerId.
 mod federation;
 /// A hostile enrolled peer speaking the protocol: every misbehaviour is refused.
 mod hostile_peer;
 /// JSON Lines and CSV import, all or nothing.
 mod import;
+/// SIGKILL at random points of import, edits, sync, rotation, membership.
+mod kills;
 /// Members by card; handling rules.
 mod members;
 /// Sync between `serve` processes on 127.0.0.1.
 mod network;
+/// Random operations on 3-5 nodes through a cutting, delaying, resetting proxy.
+mod partition;
+/// The TCP proxy the partition tests dial through.
+mod proxy;
 /// Record types, fields, unicode, edits.
 mod records;
 /// Hand-edited stores are detected.

@@ -723,9 +723,11 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
 /// A codec that writes whatever bytes it is given: the hostile side's way to
 /// put malformed, truncated and oversized messages on the honest node's stream.
 /// With `stall`, it writes them and then never finishes the message.
+/// With `endless`, it writes them again and again and never ends the message.
 #[derive(Clone, Default)]
 struct RawBytes {
     stall: bool,
+    endless: bool,
 }
 
 impl libp2p::request_response::Codec for RawBytes {
@@ -759,6 +761,11 @@ impl libp2p::request_response::Codec for RawBytes {
     {
         use futures::AsyncWriteExt;
         io.write_all(&req).await?;
+        if self.endless {
+            loop {
+                io.write_all(&req).await?;
+            }
+        }
         io.flush().await?;
         if self.stall {
             futures::future::pending::<()>().await;
@@ -783,6 +790,19 @@ fn raw_swarm(
     keys: libp2p::identity::Keypair,
     stall: bool,
 ) -> libp2p::Swarm<libp2p::request_response::Behaviour<RawBytes>> {
+    raw_swarm_with(
+        keys,
+        RawBytes {
+            stall,
+            endless: false,
+        },
+    )
+}
+
+fn raw_swarm_with(
+    keys: libp2p::identity::Keypair,
+    codec: RawBytes,
+) -> libp2p::Swarm<libp2p::request_response::Behaviour<RawBytes>> {
     use libp2p::request_response::{self, ProtocolSupport};
     libp2p::SwarmBuilder::with_existing_identity(keys)
         .with_tokio()
@@ -794,7 +814,7 @@ fn raw_swarm(
         .unwrap()
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
-                RawBytes { stall },
+                codec,
                 [(
                     libp2p::StreamProtocol::new("/casesync/sync/1"),
                     ProtocolSupport::Outbound,
@@ -933,4 +953,101 @@ fn malformed_truncated_and_oversized_messages_are_refused_and_cost_the_connectio
         };
         assert!(out.contains("received"), "{out}");
     });
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in MiB.
+fn rss_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb / 1024)
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A peer that opens 64 streams at once, each sending data without end, and
+/// comes back each time it is disconnected: what the honest node holds for it
+/// is bounded by its caps (8 streams per connection, 16 MiB per message), so
+/// its peak memory stays far below what the peer sent, and it keeps serving.
+#[test]
+fn endless_data_on_many_streams_costs_bounded_memory() {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    let (_t, nodes, _x, _honest, sa) = scene("hostile_endless");
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let before = content(a);
+    let pid = sa.child.id();
+    let (rss_start, _) = rss_mib(pid);
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let addr: Multiaddr = sa.addr.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (connections, requests) = rt.block_on(async {
+        let mut swarm = raw_swarm_with(
+            hn.keys.libp2p_keypair().unwrap(),
+            RawBytes {
+                stall: false,
+                endless: true,
+            },
+        );
+        swarm.dial(addr.clone()).unwrap();
+        let (mut connections, mut requests) = (0u32, 0u32);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { .. } => {
+                        connections += 1;
+                        for _ in 0..64 {
+                            swarm
+                                .behaviour_mut()
+                                .send_request(&target, vec![0xa1; 256 * 1024]);
+                            requests += 1;
+                        }
+                    }
+                    SwarmEvent::ConnectionClosed {
+                        num_established: 0, ..
+                    }
+                    | SwarmEvent::OutgoingConnectionError { .. } => {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        let _ = swarm.dial(addr.clone());
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        (connections, requests)
+    });
+    let (rss_end, peak) = rss_mib(pid);
+    eprintln!(
+        "endless peer: {connections} connections, {requests} endless requests; \
+         honest serve RSS {rss_start} MiB at start, {rss_end} MiB after, peak {peak} MiB"
+    );
+    assert!(connections >= 1, "the hostile peer never connected");
+    // 8 streams x (16 MiB + the read buffer's doubling) is 256 MiB at most
+    // for one connection; unbounded buffering would pass this within seconds
+    // at loopback speed.
+    assert!(
+        peak < 400,
+        "the honest node peaked at {peak} MiB under an endless-data peer"
+    );
+    assert!(
+        sa.log().contains("broke the sync protocol"),
+        "the node did not log the peer: {}",
+        sa.log()
+    );
+    let out = b
+        .cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(out.contains("received") || out.contains("in sync"), "{out}");
+    assert_eq!(content(a), before, "the endless peer changed the store");
 }

@@ -17,6 +17,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(node: &Node, peers: &[&str]) -> Server {
+        Server::start_env(node, peers, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub(crate) fn start_env(node: &Node, peers: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
         for p in peers {
             args.push("--peer");
@@ -26,6 +31,9 @@ impl Server {
             .dir
             .with_extension(format!("serve-{}.err", std::process::id()));
         let mut cmd = node.command(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()));
         let mut child = cmd.spawn().expect("start casesync serve");
@@ -56,10 +64,21 @@ impl Server {
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// SIGKILL: no shutdown path runs, as when a laptop loses power mid-write
+    /// (short of losing the OS's page cache).
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Already reaped (killed): its pid may belong to someone else now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -551,3 +551,83 @@ pub fn sqlite3(db: &Path, sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A small seeded generator (splitmix64) for the harnesses that make random
+/// choices: the same seed makes the same choices, so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items` (not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A count from the environment (`name`), else `default`: CI runs a few
+/// iterations, `scripts/soak.sh` sets hundreds.
+pub fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a count")),
+        _ => default,
+    }
+}
+
+/// Appends one JSON line to `$CASESYNC_SOAK_REPORT` when it is set, so
+/// `scripts/soak.sh` can print what the harnesses did.
+pub fn soak_report(line: &Value) {
+    if let Some(p) = std::env::var_os("CASESYNC_SOAK_REPORT").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap_or_else(|e| panic!("cannot open the soak report: {e}"));
+        writeln!(f, "{line}").unwrap_or_else(|e| panic!("cannot write the soak report: {e}"));
+    }
+}
+
+/// The checks after a crash or a chaotic run: SQLite's own integrity check, every entry
+/// and control operation re-verified, the audit chain intact.
+#[track_caller]
+pub fn check_store(node: &Node, after: &str) {
+    {
+        let conn = node.db();
+        let rows: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_else(|e| panic!("{after}: integrity_check failed to run: {e}"));
+        assert_eq!(rows, vec!["ok".to_string()], "{after}: integrity_check");
+    }
+    let log = node.json(&["log", "verify"]);
+    assert_eq!(log["failed"], 0, "{after}: log verify: {log}");
+    let audit = node.json(&["audit", "verify"]);
+    assert_eq!(audit["ok"], true, "{after}: audit verify: {audit}");
+}

@@ -31,6 +31,9 @@ pub enum Frame<M> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SyncCodec;
 
+/// How much one read of a stream takes at most.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads one message: everything the peer writes before closing its side,
 /// at most one byte past the cap (so an oversized message costs at most the
 /// cap in memory), then decodes it.
@@ -39,10 +42,20 @@ where
     M: DeserializeOwned,
     T: AsyncRead + Unpin + Send,
 {
+    // Chunked reads appended with a copy: `read_to_end` zero-fills the spare
+    // capacity at every growth, which a peer streaming without end turned into
+    // most of the node's CPU.
+    let limit = MAX_MESSAGE_BYTES as usize + 1;
     let mut bytes = Vec::new();
-    io.take(MAX_MESSAGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .await?;
+    let mut chunk = vec![0u8; READ_CHUNK];
+    while bytes.len() < limit {
+        let want = chunk.len().min(limit - bytes.len());
+        let n = io.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
     if bytes.is_empty() {
         // The peer closed the stream without a word: it chose not to answer
         // (it may be shutting down), which breaks nothing.

@@ -192,10 +192,12 @@ pub fn new(
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
             ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/casesync/1".into(),
-                key.public(),
-            )),
+            // No address cache: a node dials only addresses its operator gave
+            // (`--peer`, `peer add`), never ones a peer reported about itself,
+            // which a hostile peer could point anywhere.
+            identify: identify::Behaviour::new(
+                identify::Config::new("/casesync/1".into(), key.public()).with_cache_size(0),
+            ),
             sync: request_response::Behaviour::with_codec(
                 SyncCodec,
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],

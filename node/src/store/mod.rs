@@ -26,11 +26,40 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
+    /// SQLite rolled the transaction back: nothing of it was written.
+    #[error(
+        "the disk holding the data dir is full ({0}); nothing was written: free some space and try again"
+    )]
+    DiskFull(rusqlite::Error),
     #[error(
         "the store was written by a newer casesync (schema {found}, this build knows {known}); upgrade casesync"
     )]
     TooNew { found: i64, known: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::DiskFull(e)
+        } else {
+            StoreError::Sql(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// SQLite could not read or write its files: the disk may be full (SQLite
+    /// reports some full-disk writes only as an I/O error) or failing.
+    pub fn is_io_failure(&self) -> bool {
+        match self {
+            StoreError::DiskFull(_) => true,
+            StoreError::Sql(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
+            }
+            StoreError::TooNew { .. } => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
