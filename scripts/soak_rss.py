@@ -33,6 +33,9 @@ def rss_mib(pid):
 
 
 def main():
+    if MINUTES <= 0:
+        print("RSS soak: skipped (MINUTES=0)")
+        return
     subprocess.run(["rm", "-rf", ROOT], check=True)
     os.makedirs(ROOT)
     for name, cc in NAMES:
