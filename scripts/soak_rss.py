@@ -13,6 +13,9 @@ import time
 
 BIN = os.environ.get("CASESYNC_BIN", "target/release/casesync")
 MINUTES = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
+# Records imported on the lead before the run: with a store past SQLite's page
+# cache (32 MiB per connection), RSS growth that tracks the store is ruled out.
+PREFILL = int(os.environ.get("PREFILL", "0"))
 ROOT = os.path.abspath("target/soak/rss")
 ENV = dict(os.environ, CASESYNC_PASSPHRASE="soak passphrase", CASESYNC_OPERATOR="soak")
 NAMES = [("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")]
@@ -48,6 +51,12 @@ def main():
     case = cs(lead, "case", "create", "--title", "Op Soak")
     for name, _ in NAMES[1:]:
         cs(lead, "case", "member", "add", case, cs(name, "id", "--card"), "--role", "contributor")
+    if PREFILL:
+        path = f"{ROOT}/prefill.jsonl"
+        with open(path, "w") as f:
+            for i in range(PREFILL):
+                f.write(json.dumps({"type": "note", "fields": {"text": f"prefill {i} " + "z" * 300}}) + "\n")
+        cs(lead, "record", "import", case, path)
     procs, addrs = {}, []
     for name, _ in NAMES:
         args = [BIN, "--data-dir", f"{ROOT}/{name}", "serve", "--listen", "/ip4/127.0.0.1/tcp/0"]
@@ -60,6 +69,15 @@ def main():
             raise SystemExit(f"serve on {name} printed {line!r}")
         addrs.append(line[len("listening on "):])
         procs[name] = p
+    if PREFILL:
+        # Let the initial sync finish before the baseline.
+        deadline = time.time() + 1800
+        def held(n):
+            out = subprocess.run([BIN, "--data-dir", f"{ROOT}/{n}", "case", "show", case, "--json"],
+                                 env=ENV, capture_output=True, text=True)
+            return json.loads(out.stdout)["records"] if out.returncode == 0 else 0
+        while time.time() < deadline and any(held(n) < PREFILL for n, _ in NAMES[1:]):
+            time.sleep(2)
     rng = random.Random(7)
     records, samples, edits = [], {n: [] for n, _ in NAMES}, 0
     start = time.time()
@@ -95,18 +113,19 @@ def main():
     lists = {n: cs(n, "record", "list", case, "--json") for n, _ in NAMES}
     converged = len(set(lists.values())) == 1
     rows = []
-    print(f"\nRSS soak: 3 nodes, {MINUTES:g} min, {edits} writes, {len(records)} records, "
+    print(f"\nRSS soak: 3 nodes, {PREFILL} records before, {MINUTES:g} min, {edits} writes, {len(records)} records, "
           f"converged at stop: {converged} (pushes may still be in flight)")
-    print(f"{'node':<10} {'start MiB':>10} {'end MiB':>9} {'peak MiB':>9} {'samples':>8}")
+    print(f"{'node':<10} {'start MiB':>10} {'end MiB':>9} {'peak MiB':>9} {'samples':>8} {'store MiB':>10}")
     for n, s in samples.items():
         vals = [v for _, v in s]
         # The first sample is taken before any sync: the one after 30 s is the baseline.
         base = vals[1] if len(vals) > 2 else vals[0]
+        store = os.path.getsize(f"{ROOT}/{n}/casesync.db") / 2**20
         rows.append({"node": n, "start_mib": base, "end_mib": vals[-1], "peak_mib": max(vals),
-                     "samples": s})
-        print(f"{n:<10} {base:>10.1f} {vals[-1]:>9.1f} {max(vals):>9.1f} {len(vals):>8}")
+                     "store_mib": round(store, 1), "samples": s})
+        print(f"{n:<10} {base:>10.1f} {vals[-1]:>9.1f} {max(vals):>9.1f} {len(vals):>8} {store:>10.1f}")
     with open("target/soak/rss.json", "w") as f:
-        json.dump({"minutes": MINUTES, "writes": edits, "records": len(records),
+        json.dump({"minutes": MINUTES, "prefill": PREFILL, "writes": edits, "records": len(records),
                    "nodes": rows}, f, indent=1)
 
 
