@@ -367,7 +367,9 @@ fn kills_during_sync(kill_receiver: bool) {
         server.kill9();
         h.killed += 1;
         check_store(victim, &format!("{} killed in round {i}", h.scenario));
-        for id in &acked_on_victim {
+        // This round's acknowledged write survived the kill (all of them are
+        // checked again at the end).
+        if let Some(id) = acked_on_victim.last() {
             victim.cmd(&["record", "show", id]).ok();
         }
         if records_in(a, &case) != records_in(b, &case) {
@@ -382,6 +384,14 @@ fn kills_during_sync(kill_receiver: bool) {
     });
     drop(_server);
     drop(steady_server);
+    let held: std::collections::BTreeSet<String> = victim
+        .list(&case)
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    for id in &acked_on_victim {
+        assert!(held.contains(id), "acknowledged record {id} was lost");
+    }
     for n in [a, b] {
         check_store(n, "the final resync");
     }
@@ -458,9 +468,17 @@ fn kills_during_membership_changes_and_key_rotation() {
         );
         acked.push(a.add(&case, "note", &[("text", &format!("epoch {}", i + 2))], &[]));
     }
-    for id in &acked {
-        a.cmd(&["record", "show", id]).ok();
-    }
+    let ids = |n: &Node| -> std::collections::BTreeSet<String> {
+        n.list(&case)
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(String::from))
+            .collect()
+    };
+    let on_a = ids(a);
+    assert!(
+        acked.iter().all(|id| on_a.contains(id)),
+        "A lost an acknowledged record"
+    );
     // B, a member throughout, receives every epoch key and every record.
     let sa = Server::start(a, &[]);
     let sb = Server::start(b, &[&sa.addr]);
@@ -476,9 +494,14 @@ fn kills_during_membership_changes_and_key_rotation() {
     });
     drop(sb);
     drop(sa);
-    for id in &acked {
-        b.cmd(&["record", "show", id]).ok();
-    }
+    // Every record, from every epoch, opens on B.
+    let on_b = ids(b);
+    assert!(
+        acked.iter().all(|id| on_b.contains(id)),
+        "B lacks an acknowledged record"
+    );
+    b.cmd(&["record", "show", &acked[acked.len() - 1]]).ok();
+    b.cmd(&["record", "show", &acked[0]]).ok();
     check_store(a, "the final resync");
     check_store(b, "the final resync");
     h.note("member_add_killed", add_killed);
