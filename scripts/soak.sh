@@ -7,11 +7,11 @@
 # Prints kills survived per scenario, seeds run and failing seeds (with the
 # command that replays one), and RSS start/end/peak per node.
 #
-#   scripts/soak.sh                               # 200 kills, seeds 100..150, 30 min
+#   scripts/soak.sh                               # 100 kills, seeds 100..150, 30 min (about 1.5 h)
 #   KILLS=20 SEEDS=1000..1005 MINUTES=2 scripts/soak.sh   # a quick pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KILLS=${KILLS:-200}
+KILLS=${KILLS:-100}
 SEEDS=${SEEDS:-100..150}
 MINUTES=${MINUTES:-30}
 
