@@ -56,6 +56,27 @@ fi
 declare -A EXECS CRASHES
 FOUND=()
 
+# keep_crashes TARGET ARTIFACT_DIR BEFORE RC WHAT LOG: copies the artifacts the
+# run added (those not in BEFORE, the list taken before it) to
+# fuzz/regressions/TARGET and sets CRASHES[TARGET]; a failed run without an
+# artifact counts as one crash.
+keep_crashes() {
+    local t=$1 dir=$2 before=$3 rc=$4 what=$5 log=$6 crashes=0 f
+    while IFS= read -r f; do
+        [ -n "$f" ] || continue
+        grep -qxF -- "$f" <<<"$before" && continue
+        mkdir -p "fuzz/regressions/$t"
+        cp "$f" "fuzz/regressions/$t/"
+        FOUND+=("fuzz/regressions/$t/$(basename "$f")")
+        crashes=$((crashes + 1))
+    done < <(find "$dir" -type f | sort)
+    if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
+        echo "warning: $what exited $rc without an artifact; see $log" >&2
+        crashes=1
+    fi
+    CRASHES[$t]=$crashes
+}
+
 if [ "$ENGINE" = libfuzzer ]; then
     echo "building fuzz targets (nightly, cargo fuzz)..." >&2
     # shellcheck disable=SC2086
@@ -73,7 +94,7 @@ if [ "$ENGINE" = libfuzzer ]; then
                 cp -n "$d"/* "$corpus"/ 2>/dev/null || true
             fi
         done
-        before=$(find "$artifacts" -type f | wc -l)
+        before=$(find "$artifacts" -type f | sort)
         echo "fuzzing $t for ${SECS}s (libFuzzer)..." >&2
         rc=0
         # shellcheck disable=SC2086
@@ -86,19 +107,7 @@ if [ "$ENGINE" = libfuzzer ]; then
             execs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -1 || true)
         fi
         EXECS[$t]=${execs:-0}
-        crashes=0
-        while IFS= read -r f; do
-            [ -n "$f" ] || continue
-            mkdir -p "fuzz/regressions/$t"
-            cp "$f" "fuzz/regressions/$t/"
-            FOUND+=("fuzz/regressions/$t/$(basename "$f")")
-            crashes=$((crashes + 1))
-        done < <(find "$artifacts" -type f | sort | tail -n +"$((before + 1))")
-        if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
-            echo "warning: cargo fuzz run $t exited $rc without an artifact; see $log" >&2
-            crashes=1
-        fi
-        CRASHES[$t]=$crashes
+        keep_crashes "$t" "$artifacts" "$before" "$rc" "cargo fuzz run $t" "$log"
     done
 else
     echo "no nightly toolchain: using the stable driver (mutation only)" >&2
@@ -110,26 +119,14 @@ else
         log=$OUT/logs/$t.log
         artifacts=fuzz/artifacts/$t
         mkdir -p "$artifacts"
-        before=$(find "$artifacts" -type f -name 'crash-*' | wc -l)
+        before=$(find "$artifacts" -type f | sort)
         echo "fuzzing $t for ${SECS}s (stable driver)..." >&2
         rc=0
         target/release/casesync-fuzz-stable --target "$t" --seconds "$SECS" >"$log" 2>&1 || rc=$?
         line=$(grep "^target $t:" "$log" | tail -1 || true)
         EXECS[$t]=$(sed -n 's/^target [^:]*: \([0-9]*\) execs.*/\1/p' <<<"$line")
         EXECS[$t]=${EXECS[$t]:-0}
-        crashes=0
-        while IFS= read -r f; do
-            [ -n "$f" ] || continue
-            mkdir -p "fuzz/regressions/$t"
-            cp "$f" "fuzz/regressions/$t/"
-            FOUND+=("fuzz/regressions/$t/$(basename "$f")")
-            crashes=$((crashes + 1))
-        done < <(find "$artifacts" -type f -name 'crash-*' | sort | tail -n +"$((before + 1))")
-        if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
-            echo "warning: the stable driver exited $rc for $t; see $log" >&2
-            crashes=1
-        fi
-        CRASHES[$t]=$crashes
+        keep_crashes "$t" "$artifacts" "$before" "$rc" "the stable driver on $t" "$log"
     done
 fi
 

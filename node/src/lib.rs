@@ -69,11 +69,4 @@ impl From<rusqlite::Error> for NodeError {
     }
 }
 
-impl NodeError {
-    /// The store's files could not be read or written (see [`store::StoreError::is_io_failure`]).
-    pub fn is_io_failure(&self) -> bool {
-        matches!(self, NodeError::Store(s) if s.is_io_failure())
-    }
-}
-
 pub type Result<T> = std::result::Result<T, NodeError>;

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: what failed and what to do.
             let mut msg = format!("{e:#}").replace('\n', " ");
-            if let Some(d) = dir.as_ref().filter(|_| is_io_failure(&e)) {
+            if let Some(d) = dir.as_ref().filter(|_| is_io_error(&e)) {
                 msg = explain_io_failure(d, msg);
             }
             eprintln!("error: {msg}");
@@ -60,12 +60,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn is_io_failure(e: &anyhow::Error) -> bool {
+/// Whether the failure is the store's "disk I/O error" (see
+/// [`store::StoreError::is_io_error`]), which needs explaining.
+fn is_io_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<casesync_node::NodeError>()
-            .is_some_and(casesync_node::NodeError::is_io_failure)
-            || c.downcast_ref::<casesync_node::store::StoreError>()
-                .is_some_and(casesync_node::store::StoreError::is_io_failure)
+        let inner = match c.downcast_ref::<casesync_node::NodeError>() {
+            Some(casesync_node::NodeError::Store(s)) => Some(s),
+            _ => c.downcast_ref::<store::StoreError>(),
+        };
+        inner.is_some_and(store::StoreError::is_io_error)
     })
 }
 
@@ -76,9 +79,6 @@ const LOW_DISK_BYTES: u64 = 8 << 20;
 /// SQLite rolls back a transaction whose write failed, so nothing of the
 /// command landed; say whether the disk is full and what to do.
 fn explain_io_failure(d: &DataDir, msg: String) -> String {
-    if msg.contains("disk holding the data dir is full") {
-        return msg;
-    }
     match d.free_bytes() {
         Some(free) if free < LOW_DISK_BYTES => format!(
             "the disk holding the data dir {} is full ({} KiB free; {msg}); nothing was written: free some space and run the command again",

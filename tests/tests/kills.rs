@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::network::{Server, eventually, federation};
 use crate::util::{
-    Node, Output, Rng, TestDir, card_of, check_store, env_count, peer_of, soak_report,
+    Node, Output, Rng, TestDir, card_of, case_state, check_store, env_count, peer_of, soak_report,
 };
 
 /// What one command did before the kill.
@@ -162,6 +162,22 @@ fn resyncs(killed: &Node, peer: &Node, case: &str) {
     check_store(peer, "the resync");
 }
 
+/// A federation of two nodes sharing one case, led by the first.
+fn shared_case(t: &TestDir) -> (Vec<Node>, String) {
+    let nodes = federation(t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let case = nodes[0].create_case("Op Lantern");
+    nodes[0].add_member(&case, &nodes[1], "contributor");
+    (nodes, case)
+}
+
+/// The ids of the case's records on `node`.
+fn record_ids(node: &Node, case: &str) -> std::collections::BTreeSet<String> {
+    node.list(case)
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect()
+}
+
 fn records_in(node: &Node, case: &str) -> u64 {
     let shown = node.json(&["case", "show", case]);
     shown["records"]
@@ -185,10 +201,8 @@ fn kills_during_import() {
     const N: usize = 300;
     let mut h = Harness::new("import");
     let t = TestDir::new("kill_import");
-    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (nodes, case) = shared_case(&t);
     let node = &nodes[0];
-    let case = node.create_case("Op Lantern");
-    node.add_member(&case, &nodes[1], "contributor");
     let file = |i: usize| {
         let mut s = String::new();
         for j in 0..N {
@@ -242,10 +256,8 @@ fn kills_during_import() {
 fn kills_during_edits() {
     let mut h = Harness::new("edit");
     let t = TestDir::new("kill_edit");
-    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (nodes, case) = shared_case(&t);
     let node = &nodes[0];
-    let case = node.create_case("Op Lantern");
-    node.add_member(&case, &nodes[1], "contributor");
     let victor = node.add(&case, "person", &[("name", "Victor Ilie")], &[]);
     // After each kill the alias is one of these: the last acknowledged value
     // or a value whose command was killed since.
@@ -339,10 +351,8 @@ fn kills_during_sync(kill_receiver: bool) {
     } else {
         "kill_sync_send"
     });
-    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (nodes, case) = shared_case(&t);
     let (a, b) = (&nodes[0], &nodes[1]);
-    let case = a.create_case("Op Lantern");
-    a.add_member(&case, b, "contributor");
     let (victim, steady) = if kill_receiver { (b, a) } else { (a, b) };
     let steady_server = Server::start(steady, &[]);
     let mut acked_on_victim = vec![];
@@ -384,11 +394,7 @@ fn kills_during_sync(kill_receiver: bool) {
     });
     drop(_server);
     drop(steady_server);
-    let held: std::collections::BTreeSet<String> = victim
-        .list(&case)
-        .iter()
-        .filter_map(|r| r["id"].as_str().map(String::from))
-        .collect();
+    let held = record_ids(victim, &case);
     for id in &acked_on_victim {
         assert!(held.contains(id), "acknowledged record {id} was lost");
     }
@@ -403,10 +409,8 @@ fn kills_during_sync(kill_receiver: bool) {
 fn kills_during_membership_changes_and_key_rotation() {
     let mut h = Harness::new("membership_and_rotation");
     let t = TestDir::new("kill_members");
-    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (nodes, case) = shared_case(&t);
     let (a, b) = (&nodes[0], &nodes[1]);
-    let case = a.create_case("Op Lantern");
-    a.add_member(&case, b, "contributor");
     let mut acked = vec![a.add(&case, "note", &[("text", "epoch 1")], &[])];
     let is_member = |pid: &str| {
         a.json(&["case", "show", &case])["members"]
@@ -468,13 +472,7 @@ fn kills_during_membership_changes_and_key_rotation() {
         );
         acked.push(a.add(&case, "note", &[("text", &format!("epoch {}", i + 2))], &[]));
     }
-    let ids = |n: &Node| -> std::collections::BTreeSet<String> {
-        n.list(&case)
-            .iter()
-            .filter_map(|r| r["id"].as_str().map(String::from))
-            .collect()
-    };
-    let on_a = ids(a);
+    let on_a = record_ids(a, &case);
     assert!(
         acked.iter().all(|id| on_a.contains(id)),
         "A lost an acknowledged record"
@@ -482,20 +480,14 @@ fn kills_during_membership_changes_and_key_rotation() {
     // B, a member throughout, receives every epoch key and every record.
     let sa = Server::start(a, &[]);
     let sb = Server::start(b, &[&sa.addr]);
-    let state = |n: &Node| -> Option<Value> {
-        let out = n.cmd(&["case", "show", &case, "--json"]);
-        let mut v: Value = serde_json::from_str(&out.stdout).ok()?;
-        // The viewer's own role differs; the rest is the case's state.
-        v.as_object_mut()?.remove("role");
-        Some(v)
-    };
+    let state = |n: &Node| case_state(n, &case);
     eventually(120, "B holds the case as A does", || {
         state(b).is_some() && state(b) == state(a) && b.list(&case) == a.list(&case)
     });
     drop(sb);
     drop(sa);
     // Every record, from every epoch, opens on B.
-    let on_b = ids(b);
+    let on_b = record_ids(b, &case);
     assert!(
         acked.iter().all(|id| on_b.contains(id)),
         "B lacks an acknowledged record"

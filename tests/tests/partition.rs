@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::network::{Server, eventually, federation};
 use crate::proxy::Link;
-use crate::util::{Node, Rng, TestDir, check_store, env_count, peer_of, soak_report};
+use crate::util::{Node, Rng, TestDir, case_state, check_store, env_count, peer_of, soak_report};
 
 const NAMES: [(&str, &str); 5] = [
     ("uk-east", "GB"),
@@ -310,12 +310,7 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
             c.start(i);
         }
     }
-    let strip = |node: &Node| -> Option<Value> {
-        let out = node.cmd(&["case", "show", &case, "--json"]);
-        let mut v: Value = serde_json::from_str(&out.stdout).ok()?;
-        v.as_object_mut()?.remove("role");
-        Some(v)
-    };
+    let strip = |node: &Node| case_state(node, &case);
     let mut members: Vec<usize> = vec![];
     eventually(180, &format!("seed {seed}: every member converges"), || {
         let Some(lead) = view(&c.nodes[0], &case) else {

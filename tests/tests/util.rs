@@ -631,3 +631,16 @@ pub fn check_store(node: &Node, after: &str) {
     let audit = node.json(&["audit", "verify"]);
     assert_eq!(audit["ok"], true, "{after}: audit verify: {audit}");
 }
+
+/// `case show CASE --json` without the viewer's own role (which differs per
+/// node): the case's state as every member should hold it. None if the node
+/// does not hold the case.
+pub fn case_state(node: &Node, case: &str) -> Option<Value> {
+    let out = node.cmd(&["case", "show", case, "--json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let mut v: Value = serde_json::from_str(&out.stdout).ok()?;
+    v.as_object_mut()?.remove("role");
+    Some(v)
+}

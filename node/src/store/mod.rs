@@ -49,16 +49,12 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl StoreError {
-    /// SQLite could not read or write its files: the disk may be full (SQLite
-    /// reports some full-disk writes only as an I/O error) or failing.
-    pub fn is_io_failure(&self) -> bool {
-        match self {
-            StoreError::DiskFull(_) => true,
-            StoreError::Sql(e) => {
-                e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
-            }
-            StoreError::TooNew { .. } => false,
-        }
+    /// SQLite could not read or write its files and said only "disk I/O
+    /// error": the disk may be full (some writes to a full disk are reported
+    /// so) or failing. A plain full disk is [`StoreError::DiskFull`].
+    pub fn is_io_error(&self) -> bool {
+        matches!(self, StoreError::Sql(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure))
     }
 }
 
