@@ -256,7 +256,8 @@ fn cbor<T: serde::Serialize>(m: &T) -> Vec<u8> {
 fn have() -> Vec<CaseHave> {
     vec![CaseHave {
         case: CASE.0.to_vec(),
-        control_ops: 3,
+        control: vec![3; 32],
+        control_heads: vec![serde_bytes::ByteBuf::from(vec![5; 32])],
         logs: vec![LogHave {
             author: vec![4; 32],
             seq: 7,
@@ -357,7 +358,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     0,
                     &cbor(&SyncRequest::Pull {
                         federation: vec![1; 32],
-                        registry_ops: 3,
+                        registry: vec![3; 32],
                         have: have(),
                     }),
                 ),
@@ -373,7 +374,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     &cbor(&SyncResponse::Items {
                         body: small,
                         more: true,
-                        registry_ops: 3,
+                        registry: vec![3; 32],
                         have: have(),
                     }),
                 ),

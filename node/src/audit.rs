@@ -76,6 +76,8 @@ actions! {
     // A member added is given the case keys: the case is disclosed to it.
     MemberAdd => "case.member.add", "disclosure";
     MemberRemove => "case.member.remove", "membership";
+    // A lead replaced or shared a case key after a merge (concurrent removals).
+    KeyRotate => "case.key.rotate", "membership";
     FederationCreate => "federation.create", "trust";
     FederationInvite => "federation.invite", "trust";
     FederationJoin => "federation.join", "trust";

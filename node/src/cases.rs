@@ -254,17 +254,147 @@ pub fn unwrap_epoch(
     )?)
 }
 
-/// The newest epoch this node holds a key for: what new entries are sealed with.
+/// The newest epoch this node holds a key for and that only current members
+/// can read: what new entries are sealed with. After two leads removed members
+/// concurrently, every epoch may still be wrapped to a removed node until a
+/// lead rotates; nothing is sealed until then.
 pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Hash, SymmetricKey)> {
+    let mut exposed = false;
     for e in case.state.epochs.iter().rev() {
+        if !case.state.outside_readers(e).is_empty() {
+            exposed = true;
+            continue;
+        }
         if let Ok(k) = epoch_key(node, conn, case, &e.id) {
             return Ok((e.id, k));
         }
+    }
+    if exposed {
+        return Err(NodeError::Refused(format!(
+            "case {}'s newest key can still be read by a removed member (two leads removed members at once); a lead replaces it when it next syncs or runs `casesync serve`: sync with a lead, then try again",
+            case.id
+        )));
     }
     Err(NodeError::Refused(format!(
         "this node holds no key for case {}",
         case.id
     )))
+}
+
+/// What a lead does after control operations from others arrive (a merge):
+/// cuts revoked nodes from the cases it leads, rotates a newest key epoch that
+/// a removed node can read (concurrent removals), and shares the newest epoch
+/// with members that lack it (added concurrently with a rotation). Returns a
+/// line per action, for the log.
+pub fn after_merge(node: &Node) -> Result<Vec<String>> {
+    let mut done: Vec<String> = cut_revoked(node)?
+        .into_iter()
+        .map(|(c, card)| {
+            format!(
+                "removed revoked node {} ({}) from case {c}",
+                card.name,
+                card.peer_id()
+            )
+        })
+        .collect();
+    let me = node.keys.public().ed25519;
+    for case in list(node)? {
+        if case.state.role_of(&me) != Some(Role::Lead) {
+            continue;
+        }
+        if case.state.newest_epoch_exposed() || !case.state.lacking_newest_epoch().is_empty() {
+            match repair_keys(node, &case.id) {
+                Ok(Some(line)) => done.push(line),
+                Ok(None) => {}
+                // Another process or lead may have repaired it meanwhile.
+                Err(NodeError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Rotates the case key if the newest epoch can be read outside the members,
+/// or else wraps the newest epoch to members that lack it. Re-checks inside its
+/// own write transaction.
+fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
+    node.store.write(|tx| -> Result<Option<String>> {
+        let case = load(node, tx, id)?;
+        let cards: Vec<&NodeCard> = case
+            .state
+            .members
+            .values()
+            .filter(|m| m.role != Role::Relay)
+            .map(|m| &m.card)
+            .collect();
+        let lacking = case.state.lacking_newest_epoch();
+        let newest = case.state.epochs.last();
+        let share = match newest {
+            Some(e) if !case.state.newest_epoch_exposed() && !lacking.is_empty() => {
+                epoch_key(node, tx, &case, &e.id).ok().map(|k| (e, k))
+            }
+            _ => None,
+        };
+        let (ms, _) = crate::clock::now();
+        let (op, line, key) = if let Some((e, key)) = share {
+            let to: Vec<&NodeCard> = cards
+                .iter()
+                .filter(|c| lacking.contains(&c.identity.ed25519))
+                .copied()
+                .collect();
+            let op = ControlOp::create(
+                &node.keys,
+                case.id,
+                case.state.heads.clone(),
+                ms,
+                ControlBody::KeyShare {
+                    epoch: e.id,
+                    wraps: control::wrap_to(&key, &case.id, &e.salt, &to)?,
+                },
+            )?;
+            let line = format!(
+                "case {}: shared the newest key with {} member(s) that lacked it",
+                case.id,
+                to.len()
+            );
+            (op, line, None)
+        } else if case.state.newest_epoch_exposed() || !lacking.is_empty() {
+            let key = SymmetricKey::generate()?;
+            let salt = casesync_crypto::random_32()?;
+            let op = ControlOp::create(
+                &node.keys,
+                case.id,
+                case.state.heads.clone(),
+                ms,
+                ControlBody::KeyEpoch {
+                    salt,
+                    wraps: control::wrap_to(&key, &case.id, &salt, &cards)?,
+                },
+            )?;
+            let line = format!(
+                "case {}: rotated the key, which a removed member could read (concurrent removals)",
+                case.id
+            );
+            (op, line, Some(key))
+        } else {
+            return Ok(None);
+        };
+        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        if let Some(key) = key {
+            store::put_epoch_key(
+                tx,
+                case.case_ref,
+                &op.hash(),
+                &node
+                    .storage
+                    .seal_epoch_key(&case.id.0, &op.hash().0, &key)?,
+            )?;
+        }
+        let ev = Event::new(Action::KeyRotate).case(case.id).detail(&line);
+        audit::append(node, tx, ev)?;
+        Ok(Some(line))
+    })
 }
 
 /// Resolves a `PEER_ID|CARD` argument to a card. In a federation the node must be
@@ -276,17 +406,20 @@ pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
     if arg.starts_with("cscard1.") {
         let card = NodeCard::from_text(arg)
             .map_err(|e| NodeError::Refused(format!("invalid node card: {e}")))?;
-        if let Some(st) = &registry
-            && !st.is_active(&card.identity.ed25519)
-        {
-            return Err(NodeError::Refused(format!(
+        let Some(st) = &registry else {
+            return Ok(card);
+        };
+        // The enrolled card, never the presented one: a node can re-sign its
+        // card with another organisation or country.
+        return match st.nodes.get(&card.identity.ed25519) {
+            Some(n) if !n.revoked => Ok(n.card.clone()),
+            _ => Err(NodeError::Refused(format!(
                 "{} ({}) is not enrolled in federation \"{}\": an admin runs `casesync federation invite CARD` first",
                 card.name,
                 card.peer_id(),
                 st.name
-            )));
-        }
-        return Ok(card);
+            ))),
+        };
     }
     if arg.starts_with("12D3KooW") {
         let Some(st) = registry else {
@@ -550,16 +683,51 @@ fn check_handling_for_member(
     Ok(())
 }
 
+/// What handling rules are checked against for one member: the labels of the
+/// card enrolled in the registry, never of a card the node presented (a node
+/// can sign a card with any organisation or country it likes).
+pub struct MemberLabels {
+    pub name: String,
+    pub org: String,
+    pub country: String,
+}
+
+/// The enrolled labels of every current member of `case` (a node outside any
+/// federation has only the cards in the control log to go by).
+pub fn member_labels(conn: &Connection, case: &Case) -> Result<Vec<MemberLabels>> {
+    let registry = crate::trust::load(conn)?;
+    Ok(case
+        .state
+        .members
+        .iter()
+        .map(|(k, m)| {
+            let card = registry
+                .as_ref()
+                .and_then(|r| r.nodes.get(k))
+                .map(|n| &n.card)
+                .unwrap_or(&m.card);
+            MemberLabels {
+                name: card.name.clone(),
+                org: card.org.clone(),
+                country: card.country.clone(),
+            }
+        })
+        .collect())
+}
+
 /// A record whose releasable_to excludes a current member cannot enter the case.
-pub fn check_handling_for_record(case: &Case, releasable: &ReleasableTo) -> Result<()> {
-    for m in case.state.members.values() {
-        if !releasable.permits(&m.card.org, &m.card.country) {
+pub fn check_handling_for_record(
+    members: &[MemberLabels],
+    releasable: &ReleasableTo,
+) -> Result<()> {
+    for m in members {
+        if !releasable.permits(&m.org, &m.country) {
             return Err(NodeError::Refused(format!(
                 "record is releasable to {} only, but case member {} ({}, {}) is outside that",
                 releasable.0.join(", "),
-                m.card.name,
-                m.card.org,
-                m.card.country
+                m.name,
+                m.org,
+                m.country
             )));
         }
     }

@@ -716,8 +716,12 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
             let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
                 Ok(bundle::import(&node, &bytes)?)
             })?;
+            // A lead puts merged control operations into effect at once.
+            let repaired = cases::after_merge(&node)?;
             if cli.json {
-                print_json(&json!({"sender": sender.peer_id(), "report": r}))?;
+                print_json(
+                    &json!({"sender": sender.peer_id(), "report": r, "repaired": repaired}),
+                )?;
             } else {
                 for x in &r.rejected {
                     outln!("rejected {x}");
@@ -735,6 +739,9 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                     r.waiting,
                     r.rejected.len()
                 );
+                for line in &repaired {
+                    outln!("{line}");
+                }
             }
         }
     }
@@ -750,6 +757,19 @@ fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
         .map(|m| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name()}))
         .collect();
     let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
+    // Who can read what is sealed under the newest epoch: only current members
+    // once a lead has put a merge into effect.
+    let readers: Vec<String> = c
+        .state
+        .epochs
+        .last()
+        .map(|e| {
+            e.wraps
+                .keys()
+                .map(|k| casesync_crypto::identity::peer_id_of(k).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
     let removed: Vec<_> = c
         .state
         .removed
@@ -768,6 +788,7 @@ fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
         "removed": removed,
         "key_epoch": epoch,
         "key_epochs": c.state.epochs.len(),
+        "key_epoch_readers": readers,
         "records": casesync_node::store::record_count(conn, c.case_ref)?,
         "entries": casesync_node::store::entry_count(conn, c.case_ref)?,
     }))

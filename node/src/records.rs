@@ -215,7 +215,7 @@ pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordVie
         audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
         check_link_targets(node, tx, &case, &input)?;
-        cases::check_handling_for_record(&case, &input.releasable_to)?;
+        cases::check_handling_for_record(&cases::member_labels(tx, &case)?, &input.releasable_to)?;
         let ids = create_records(tx, node, &case, std::slice::from_ref(&input))?;
         let id = ids
             .into_iter()
@@ -271,6 +271,7 @@ pub(crate) fn import_with(
         audit::require_justification(node, &case)?;
         require_writer(node, &case)?;
         let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+        let members = cases::member_labels(tx, &case)?;
         // A pipeline: this thread reads, checks and stores; a builder thread
         // builds the batch read before (on every core) meanwhile. At most two
         // batches are in flight, so memory stays bounded.
@@ -313,7 +314,7 @@ pub(crate) fn import_with(
                 let (line, input) = item?;
                 let input = input.validate().map_err(|e| at(line, e.into()))?;
                 check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
-                cases::check_handling_for_record(&case, &input.releasable_to)
+                cases::check_handling_for_record(&members, &input.releasable_to)
                     .map_err(|e| at(line, e))?;
                 batch.push(input);
                 if batch.len() == BATCH {

@@ -91,28 +91,26 @@ fn allowed_peers(node: &Node) -> Result<(Vec<PeerId>, Vec<PeerId>)> {
     Ok((allowed, revoked))
 }
 
-/// Puts the registry into effect: the transport's allow list (revoked nodes
-/// are cut off), and, in the cases this node leads, the removal of revoked
-/// members with a cut.
+/// Puts the registry and merged control logs into effect: the transport's
+/// allow list (revoked nodes are cut off), and, in the cases this node leads,
+/// the removal of revoked members with a cut and the repair of keys after
+/// concurrent removals (`cases::after_merge`).
 async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
     let (allowed, revoked) = allowed_peers(node)?;
     client.allow(allowed, revoked).await;
-    // A failed cut is retried at the next round; it must not stop the node.
-    match crate::cases::cut_revoked(node) {
-        Ok(cut) => {
-            for (c, card) in cut {
-                log(format!(
-                    "removed revoked node {} ({}) from case {c}",
-                    card.name,
-                    card.peer_id()
-                ));
-            }
-        }
+    apply_control(node);
+    Ok(())
+}
+
+/// `cases::after_merge`, logged. A failure is retried at the next round; it
+/// must not stop the node.
+fn apply_control(node: &Node) {
+    match crate::cases::after_merge(node) {
+        Ok(lines) => lines.into_iter().for_each(log),
         Err(e) => log(format!(
-            "could not remove revoked nodes from cases yet: {e}"
+            "could not put merged control operations into effect yet: {e}"
         )),
     }
-    Ok(())
 }
 
 /// Resolves when a local write may have happened: the wake socket fired, or the
@@ -139,6 +137,9 @@ async fn take_changes(node: &Node, client: &Client, marker: &mut (i64, i64, i64)
     if now.2 != marker.2 {
         // New registry statements: nodes enrolled or revoked.
         apply_registry(node, client).await?;
+    } else if now.1 != marker.1 {
+        // New control operations: a merge may call for a rotation.
+        apply_control(node);
     }
     *marker = now;
     Ok(true)
@@ -195,23 +196,16 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
         }
         SyncRequest::Pull {
             federation,
-            mut registry_ops,
+            mut registry,
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let items = items_to_send(
-                node,
-                peer,
-                &key,
-                &mut have,
-                &mut registry_ops,
-                sync::RegistryWith::CaseItems,
-            )?;
+            let items = items_to_send(node, peer, &key, &mut have, &mut registry)?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: items.body.encode(),
                 more: items.more,
-                registry_ops: sync::registry_count(conn)?,
+                registry: sync::registry_digest(conn)?.0.to_vec(),
                 have: mine,
             })
         }
@@ -251,19 +245,10 @@ fn items_to_send(
     peer: &PeerId,
     key: &[u8; 32],
     theirs: &mut Vec<CaseHave>,
-    their_registry: &mut u32,
-    registry_with: sync::RegistryWith,
+    their_registry: &mut Vec<u8>,
 ) -> Result<sync::Items> {
     node.store.write(|tx| {
-        let items = sync::items_for(
-            node,
-            tx,
-            key,
-            theirs,
-            their_registry,
-            RESPONSE_BUDGET,
-            registry_with,
-        )?;
+        let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
         audit::sent(node, tx, &peer.to_base58(), &items)?;
         Ok(items)
     })
@@ -312,7 +297,7 @@ async fn pull(
             peer,
             SyncRequest::Pull {
                 federation: fed.to_vec(),
-                registry_ops: sync::registry_count(conn)?,
+                registry: sync::registry_digest(conn)?.0.to_vec(),
                 have: sync::summary(node, conn, Some(key))?,
             },
         )
@@ -321,7 +306,7 @@ async fn pull(
             SyncResponse::Items {
                 body,
                 more,
-                registry_ops,
+                registry,
                 have,
             } => {
                 let body = BundleBody::decode(&body)?;
@@ -333,7 +318,7 @@ async fn pull(
                 // A peer that keeps saying "more" without sending anything new is
                 // not making progress: stop rather than loop.
                 if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
-                    return Ok((received, (have, registry_ops)));
+                    return Ok((received, (have, registry)));
                 }
             }
             SyncResponse::Refused { reason } => {
@@ -344,9 +329,9 @@ async fn pull(
     }
 }
 
-/// What this node knows a peer holds: the summary and registry count it sent in
-/// the last pull, advanced past everything delivered to it since.
-pub type Known = (Vec<CaseHave>, u32);
+/// What this node knows a peer holds: the summary and registry digest it sent
+/// in the last pull, advanced past everything delivered to it since.
+pub type Known = (Vec<CaseHave>, Vec<u8>);
 
 /// Pulls what `peer` has that this node lacks, then delivers what it lacks.
 /// With `probe` (anti-entropy), first compares digests and stops there if they
@@ -394,10 +379,6 @@ pub async fn exchange(
         }
     }
     let push_to_known = if probe { None } else { known };
-    let registry_with = match push_to_known {
-        Some(_) => sync::RegistryWith::Fewer,
-        None => sync::RegistryWith::CaseItems,
-    };
     let (received, (mut theirs, mut their_registry)) = match push_to_known {
         Some(k) => (0, k),
         None => pull(node, client, peer, &fed, &key).await?,
@@ -410,14 +391,8 @@ pub async fn exchange(
         if probe {
             break;
         }
-        let sync::Items { body, more, .. } = items_to_send(
-            node,
-            &peer,
-            &key,
-            &mut theirs,
-            &mut their_registry,
-            registry_with,
-        )?;
+        let sync::Items { body, more, .. } =
+            items_to_send(node, &peer, &key, &mut theirs, &mut their_registry)?;
         if body.cases.is_empty() && body.registry_ops.is_empty() {
             break;
         }
@@ -702,6 +677,11 @@ pub async fn run(
                 }
             }
         }
+    }
+    if opts.once {
+        // What arrived may call for a lead's rotation; it travels with the
+        // next sync.
+        apply_control(&node);
     }
     Ok(results.into_values().collect())
 }

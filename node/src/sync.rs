@@ -8,13 +8,17 @@ use casesync_schema::CaseId;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use rusqlite::Connection;
 
-use crate::net::protocol::{CaseHave, LogHave, MAX_CASES, MAX_ENTRIES_PER_MESSAGE, MAX_LOGS};
+use crate::net::protocol::{
+    CaseHave, LogHave, MAX_CASES, MAX_ENTRIES_PER_MESSAGE, MAX_HEADS, MAX_LOGS,
+};
 use crate::{Node, Result, cases, store};
 
 /// What this node holds of one case it shares with a peer.
 struct Held {
     case: [u8; 16],
-    control_ops: u32,
+    /// Digest of the set of control operations held.
+    control: Hash,
+    control_heads: Vec<Hash>,
     /// Each author's (key, last seq, hash of that entry), ordered by author.
     heads: Vec<([u8; 32], u64, Hash)>,
     /// Logs frozen after a proved equivocation: (author, frozen before seq).
@@ -32,7 +36,8 @@ fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<H
         }
         out.push(Held {
             case: c.id.0,
-            control_ops: store::control_op_hashes(conn, c.case_ref)?.len() as u32,
+            control: c.state.control_digest(),
+            control_heads: c.state.graph_heads(),
             heads: store::log_heads(conn, c.case_ref)?,
             frozen: store::equivocations(conn, c.case_ref)?
                 .into_iter()
@@ -50,7 +55,12 @@ pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Resul
         .into_iter()
         .map(|h| CaseHave {
             case: h.case.to_vec(),
-            control_ops: h.control_ops,
+            control: h.control.0.to_vec(),
+            control_heads: h
+                .control_heads
+                .iter()
+                .map(|x| serde_bytes::ByteBuf::from(x.0.to_vec()))
+                .collect(),
             logs: h
                 .heads
                 .into_iter()
@@ -73,9 +83,18 @@ pub fn summary(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Resul
         .collect())
 }
 
-/// How many registry statements this node holds.
-pub fn registry_count(conn: &Connection) -> Result<u32> {
-    store::registry_op_count(conn).map_err(Into::into)
+/// One hash of the set of registry statements this node holds: peers compare
+/// it, never a count (two admins enrolling concurrently hold as many
+/// statements, but not the same).
+pub fn registry_digest(conn: &Connection) -> Result<Hash> {
+    let hashes: Vec<Hash> = store::registry_ops(conn)?
+        .into_iter()
+        .map(|o| o.hash)
+        .collect();
+    Ok(casesync_schema::authority::set_digest(
+        b"casesync/registry-set/v1",
+        &hashes,
+    ))
 }
 
 /// One hash of the registry and of everything this node holds of the cases it
@@ -84,19 +103,11 @@ pub fn registry_count(conn: &Connection) -> Result<u32> {
 /// part of what they hold), so an anti-entropy round between in-sync peers is
 /// this one digest each way whatever the number of cases.
 pub fn digest(node: &Node, conn: &Connection, peer: &[u8; 32]) -> Result<Hash> {
-    let mut registry: Vec<Hash> = store::registry_ops(conn)?
-        .into_iter()
-        .map(|o| o.hash)
-        .collect();
-    registry.sort_by_key(|h| h.0);
-    let mut w: Vec<u8> = b"casesync/sync-digest/v1".to_vec();
-    w.extend_from_slice(&(registry.len() as u64).to_be_bytes());
-    for h in &registry {
-        w.extend_from_slice(&h.0);
-    }
+    let mut w: Vec<u8> = b"casesync/sync-digest/v2".to_vec();
+    w.extend_from_slice(&registry_digest(conn)?.0);
     for h in held(node, conn, Some(peer))? {
         w.extend_from_slice(&h.case);
-        w.extend_from_slice(&h.control_ops.to_be_bytes());
+        w.extend_from_slice(&h.control.0);
         w.extend_from_slice(&(h.heads.len() as u64).to_be_bytes());
         for (author, seq, hash) in &h.heads {
             w.extend_from_slice(author);
@@ -133,32 +144,18 @@ pub struct Items {
     pub sent: Vec<(CaseId, [u8; 32], u64)>,
 }
 
-/// Which registry statements go with a batch.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RegistryWith {
-    /// All of them with any case items (their authority rests on them), and on
-    /// their own to a peer that holds fewer: answers to a pull, whose count may
-    /// hide a different set (two admins enrolling nodes concurrently).
-    CaseItems,
-    /// Only to a peer known to hold fewer: a push to a peer whose holdings are
-    /// known from the last exchange. (If its set differs all the same, what it
-    /// cannot place waits or is refused, and the next anti-entropy pull, which
-    /// brings every statement, repairs it.)
-    Fewer,
-}
-
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
-/// and the registry statements it lacks given how many it holds (`their_registry`),
-/// within `budget` bytes of entries. `their` is advanced past what is included,
-/// so calling again yields the next batch.
+/// and the registry statements if the digest of its set (`their_registry`)
+/// differs from ours, within `budget` bytes of entries. `their` and
+/// `their_registry` are advanced past what is included, so calling again yields
+/// the next batch.
 pub fn items_for(
     node: &Node,
     conn: &Connection,
     peer: &[u8; 32],
     their: &mut Vec<CaseHave>,
-    their_registry: &mut u32,
+    their_registry: &mut Vec<u8>,
     budget: usize,
-    registry_with: RegistryWith,
 ) -> Result<Items> {
     let mut body = BundleBody {
         registry_ops: Vec::new(),
@@ -175,16 +172,32 @@ pub fn items_for(
             continue;
         }
         let idx = their.iter().position(|h| h.case[..] == c.id.0[..]);
-        let ops = store::control_ops(conn, c.case_ref)?;
-        let their_ops = idx.map(|i| their[i].control_ops as usize).unwrap_or(0);
+        let control = c.state.control_digest();
         let mut items = CaseItems {
             case: CaseId(c.id.0),
             control_ops: Vec::new(),
             entries: Vec::new(),
         };
-        if their_ops < ops.len() {
-            used += ops.iter().map(|o| o.bytes.len()).sum::<usize>();
-            items.control_ops = ops.into_iter().map(|o| o.bytes).collect();
+        // By content: whatever of our control graph is not below the peer's
+        // heads, whenever its set differs from ours (equal counts can hide
+        // different operations, as when two leads act while apart).
+        let same_control = idx.is_some_and(|i| their[i].control[..] == control.0[..]);
+        if !same_control {
+            let their_heads: Vec<Hash> = match idx {
+                Some(i) if their[i].control_heads.len() <= MAX_HEADS => their[i]
+                    .control_heads
+                    .iter()
+                    .filter_map(|b| <[u8; 32]>::try_from(&b[..]).ok().map(Hash))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let lacking = casesync_schema::authority::not_below(&c.state.graph, &their_heads);
+            for o in store::control_ops(conn, c.case_ref)? {
+                if lacking.contains(&o.hash) {
+                    used += o.bytes.len();
+                    items.control_ops.push(o.bytes);
+                }
+            }
         }
         // Proofs of equivocation go to every peer that has not frozen the log
         // yet: with both entries it detects the fork itself and freezes alike.
@@ -256,7 +269,6 @@ pub fn items_for(
                 break;
             }
         }
-        let n_ops = items.control_ops.len();
         if !items.control_ops.is_empty() || !items.entries.is_empty() {
             body.cases.push(items);
         }
@@ -266,15 +278,20 @@ pub fn items_for(
             None => {
                 their.push(CaseHave {
                     case: c.id.0.to_vec(),
-                    control_ops: 0,
-                    logs: Vec::new(),
-                    frozen: Vec::new(),
+                    ..CaseHave::default()
                 });
                 let last = their.len() - 1;
                 &mut their[last]
             }
         };
-        h.control_ops = h.control_ops.max(n_ops as u32);
+        // It now holds at least our control graph.
+        h.control = control.0.to_vec();
+        h.control_heads = c
+            .state
+            .graph_heads()
+            .iter()
+            .map(|x| serde_bytes::ByteBuf::from(x.0.to_vec()))
+            .collect();
         h.frozen.extend(proofs_sent);
         for a in advanced {
             match h.logs.iter_mut().find(|l| l.author == a.author) {
@@ -289,14 +306,16 @@ pub fn items_for(
             break;
         }
     }
-    // The registry travels with case items (their authority rests on it) and on
-    // its own to a peer that holds fewer statements: it reaches every enrolled
-    // node, case or no case. Statements are few and small; all of them go.
-    let registry = store::registry_ops(conn)?;
-    let with_cases = registry_with == RegistryWith::CaseItems && !body.cases.is_empty();
-    if with_cases || (*their_registry as usize) < registry.len() {
-        *their_registry = (*their_registry).max(registry.len() as u32);
-        body.registry_ops = registry.into_iter().map(|o| o.bytes).collect();
+    // The registry goes to a peer whose set differs (it reaches every enrolled
+    // node, case or no case). Statements are few and small; all of them go,
+    // and the peer keeps what it lacks.
+    let registry = registry_digest(conn)?;
+    if their_registry[..] != registry.0[..] {
+        *their_registry = registry.0.to_vec();
+        body.registry_ops = store::registry_ops(conn)?
+            .into_iter()
+            .map(|o| o.bytes)
+            .collect();
     }
     Ok(Items { body, more, sent })
 }

@@ -234,6 +234,62 @@ fn resolve_with<R: Rules>(
     (state, out)
 }
 
+/// One hash of a set of operations (by hash, in any order): what sync
+/// compares, so two nodes holding as many but different operations differ.
+pub fn set_digest(context: &[u8], hashes: &[Hash]) -> Hash {
+    let mut sorted: Vec<&Hash> = hashes.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut w = Vec::with_capacity(context.len() + 8 + 32 * sorted.len());
+    w.extend_from_slice(context);
+    w.extend_from_slice(&(sorted.len() as u64).to_be_bytes());
+    for h in sorted {
+        w.extend_from_slice(&h.0);
+    }
+    casesync_crypto::hash::sha256(&w)
+}
+
+/// The operations of a graph (hash -> parents) that no operation of it names
+/// as a parent, sorted: what a peer that holds the same graph also lists.
+pub fn graph_heads(graph: &HashMap<Hash, Vec<Hash>>) -> Vec<Hash> {
+    let named: BTreeSet<&Hash> = graph.values().flatten().collect();
+    let mut heads: Vec<Hash> = graph
+        .keys()
+        .filter(|h| !named.contains(h))
+        .copied()
+        .collect();
+    heads.sort();
+    heads
+}
+
+/// The operations of `graph` that a peer whose heads are `their_heads` may
+/// lack: every one that is not one of those heads or their ancestors. A head
+/// this node does not hold subtracts nothing, so a peer that forked is sent
+/// more than it needs, never less.
+pub fn not_below(graph: &HashMap<Hash, Vec<Hash>>, their_heads: &[Hash]) -> BTreeSet<Hash> {
+    let mut known: BTreeSet<Hash> = BTreeSet::new();
+    let mut stack: Vec<Hash> = their_heads
+        .iter()
+        .filter(|h| graph.contains_key(h))
+        .copied()
+        .collect();
+    while let Some(h) = stack.pop() {
+        if !known.insert(h) {
+            continue;
+        }
+        for p in graph.get(&h).into_iter().flatten() {
+            if graph.contains_key(p) && !known.contains(p) {
+                stack.push(*p);
+            }
+        }
+    }
+    graph
+        .keys()
+        .filter(|h| !known.contains(h))
+        .copied()
+        .collect()
+}
+
 /// The header every authority operation starts with: version, scope (a case id
 /// or a federation id), author, parents, and the author's clock (for people).
 pub(crate) struct OpHeader<const S: usize> {
@@ -386,6 +442,28 @@ mod tests {
             assert_eq!(a.rejected, b.rejected);
             assert_eq!(a.heads, b.heads);
         }
+    }
+
+    #[test]
+    fn sync_sends_what_is_not_below_the_peers_heads_and_digests_see_content() {
+        // 1 <- 2 <- 3 and 1 <- 4: two branches of equal length.
+        let graph: HashMap<Hash, Vec<Hash>> = [
+            (h(1), vec![]),
+            (h(2), vec![h(1)]),
+            (h(3), vec![h(2)]),
+            (h(4), vec![h(1)]),
+        ]
+        .into();
+        assert_eq!(graph_heads(&graph), vec![h(3), h(4)]);
+        assert_eq!(not_below(&graph, &[h(3)]), [h(4)].into());
+        assert_eq!(not_below(&graph, &[h(2), h(4)]), [h(3)].into());
+        // A head this node does not hold subtracts nothing of its own.
+        assert_eq!(not_below(&graph, &[h(9)]).len(), 4);
+        assert!(not_below(&graph, &[h(3), h(4)]).is_empty());
+        // Same count, other content: the digests differ; order is irrelevant.
+        let a = set_digest(b"t", &[h(1), h(2), h(3)]);
+        assert_ne!(a, set_digest(b"t", &[h(1), h(2), h(4)]));
+        assert_eq!(a, set_digest(b"t", &[h(3), h(1), h(2)]));
     }
 
     #[test]

@@ -427,6 +427,9 @@ pub struct CaseState {
     pub heads: Vec<Hash>,
     /// Operations that were well-formed but not authorized, with the reason.
     pub rejected: Vec<(Hash, String)>,
+    /// Every operation resolved from (applied or not), with its parents: what
+    /// sync compares and sends by content, never by count.
+    pub graph: std::collections::HashMap<Hash, Vec<Hash>>,
 }
 
 impl CaseState {
@@ -435,6 +438,46 @@ impl CaseState {
     }
     pub fn role_of(&self, node: &[u8; 32]) -> Option<Role> {
         self.members.get(node).map(|m| m.role)
+    }
+    /// One hash of the set of control operations held (by content: two logs
+    /// of equal length but other operations differ).
+    pub fn control_digest(&self) -> Hash {
+        let hashes: Vec<Hash> = self.graph.keys().copied().collect();
+        authority::set_digest(b"casesync/control-set/v1", &hashes)
+    }
+    /// The held operations that no held operation names as parent.
+    pub fn graph_heads(&self) -> Vec<Hash> {
+        authority::graph_heads(&self.graph)
+    }
+    /// Nodes that hold `epoch`'s key but are not current members: a node that
+    /// another lead removed concurrently with the rotation. Nothing new may be
+    /// sealed under such an epoch.
+    pub fn outside_readers(&self, epoch: &EpochInfo) -> Vec<[u8; 32]> {
+        epoch
+            .wraps
+            .keys()
+            .filter(|k| !self.members.contains_key(*k))
+            .copied()
+            .collect()
+    }
+    /// Whether the newest epoch can be read by a node that is not a member:
+    /// a lead that sees it rotates at once.
+    pub fn newest_epoch_exposed(&self) -> bool {
+        self.epochs
+            .last()
+            .is_some_and(|e| !self.outside_readers(e).is_empty())
+    }
+    /// Current members (relays aside, which hold no key) without a wrap of the
+    /// newest epoch: a lead shares it with them.
+    pub fn lacking_newest_epoch(&self) -> Vec<[u8; 32]> {
+        let Some(newest) = self.epochs.last() else {
+            return Vec::new();
+        };
+        self.members
+            .iter()
+            .filter(|(k, m)| m.role != Role::Relay && !newest.wraps.contains_key(*k))
+            .map(|(k, _)| *k)
+            .collect()
     }
 }
 
@@ -501,6 +544,7 @@ pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError
         .ok_or_else(|| SchemaError::malformed("case control log", "no valid create operation"))?;
     state.heads = folded.heads;
     state.rejected = folded.rejected;
+    state.graph = mine.iter().map(|o| (o.hash, o.parents.clone())).collect();
     Ok(state)
 }
 
@@ -611,6 +655,7 @@ impl authority::Rules for CaseRules {
                     epochs: vec![epoch_of(op.hash(), salt, wraps)],
                     heads: Vec::new(),
                     rejected: Vec::new(),
+                    graph: Default::default(),
                 });
             }
             return;
@@ -742,6 +787,7 @@ mod tests {
             epochs: vec![],
             heads: vec![],
             rejected: vec![],
+            graph: Default::default(),
         };
         st.members.insert(
             lead,

@@ -16,6 +16,8 @@ mod bundle;
 mod cli;
 /// Nodes whose clocks are hours apart converge.
 mod clock;
+/// Two leads acting at once while apart: control logs converge by content.
+mod concurrent;
 /// SIGKILL during import.
 mod crash;
 /// A full disk: a clear error, nothing lost, works again with space.

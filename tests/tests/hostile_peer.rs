@@ -363,7 +363,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         let other = hostile
             .ask(SyncRequest::Pull {
                 federation: vec![7; 32],
-                registry_ops: 0,
+                registry: vec![],
                 have: vec![],
             })
             .await;
@@ -376,12 +376,10 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
         let probe = hostile
             .ask(SyncRequest::Pull {
                 federation: federation.0.to_vec(),
-                registry_ops: 0,
+                registry: vec![],
                 have: vec![CaseHave {
                     case: case_z.0.to_vec(),
-                    control_ops: 0,
-                    logs: vec![],
-                    frozen: vec![],
+                    ..CaseHave::default()
                 }],
             })
             .await
@@ -816,7 +814,7 @@ fn raw_swarm_with(
             request_response::Behaviour::with_codec(
                 codec,
                 [(
-                    libp2p::StreamProtocol::new("/casesync/sync/1"),
+                    libp2p::StreamProtocol::new(casesync_node::net::protocol::PROTOCOL),
                     ProtocolSupport::Outbound,
                 )],
                 request_response::Config::default()

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Node, TestDir, str_of};
+use crate::util::{Node, TestDir, peer_of, str_of};
 
 #[track_caller]
 fn members(node: &Node, case: &str) -> Vec<Value> {
@@ -167,4 +167,66 @@ fn member_add_by_card() {
     let m = members(&a, &other);
     assert_eq!(m.len(), 1, "only A: {m:#?}");
     assert_eq!(str_of(&m[0], "peer_id"), a_peer);
+}
+
+/// Issue 14, finding 3a: a node re-signs its own card with another country and
+/// organisation. Membership and handling go by the card enrolled in the
+/// registry, so the forged labels open no record releasable elsewhere.
+#[test]
+fn a_card_re_signed_with_other_labels_does_not_pass_releasable_to() {
+    let t = TestDir::new("members_forged_card");
+    let nodes = crate::network::federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Lantern");
+    a.add(
+        &case,
+        "person",
+        &[("name", "Victim A")],
+        &["--releasable-to", "GB"],
+    );
+    // B, holding its own keys, signs a card that says it is a GB unit.
+    let hn = casesync_node::DataDir::new(&b.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let forged = casesync_schema::NodeCard::issue(&hn.keys, "uk-east-2", "Unit uk-east", "GB", 1)
+        .unwrap()
+        .to_text();
+    let before = a.state(&[&case]);
+    let line = a
+        .cmd(&[
+            "case", "member", "add", &case, &forged, "--role", "observer",
+        ])
+        .error_line();
+    assert!(
+        line.contains("releasable") && line.contains("RO"),
+        "the enrolled card (RO) decides: {line}"
+    );
+    assert!(before == a.state(&[&case]), "the refused member was added");
+    // A record releasable to GB only still cannot enter once B (RO, as
+    // enrolled) is a member by its forged card's key.
+    let case2 = a.create_case("Op Beacon");
+    a.cmd(&[
+        "case", "member", "add", &case2, &forged, "--role", "observer",
+    ])
+    .ok();
+    let m = members(a, &case2);
+    let mb = m
+        .iter()
+        .find(|x| x["peer_id"] == peer_of(b).as_str())
+        .unwrap_or_else(|| panic!("B is not a member: {m:#?}"));
+    assert_eq!(mb["country"], "RO", "the member is shown as enrolled: {mb}");
+    let line = a
+        .cmd(&[
+            "record",
+            "add",
+            &case2,
+            "--type",
+            "note",
+            "--field",
+            "text=GB eyes only",
+            "--releasable-to",
+            "GB",
+        ])
+        .error_line();
+    assert!(line.contains("releasable"), "{line}");
 }

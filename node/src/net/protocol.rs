@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const PROTOCOL: &str = "/casesync/sync/1";
+/// Version 2: control logs and the registry are compared by content (a digest
+/// of the operation hashes, and the heads), never by count.
+pub const PROTOCOL: &str = "/casesync/sync/2";
 /// Largest request or response on the wire.
 pub const MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Item bytes a responder puts in one response; the requester asks again for more.
@@ -16,14 +18,21 @@ pub const MAX_ENTRIES_PER_MESSAGE: usize = 4096;
 pub const MAX_CASES: usize = 100_000;
 /// Most author logs per case in one summary.
 pub const MAX_LOGS: usize = 10_000;
+/// Most control-log heads per case in one summary; a peer that lists more is
+/// sent the whole log.
+pub const MAX_HEADS: usize = 256;
 
-/// What a node holds of one case: its control operation count and each
-/// author's last seq.
+/// What a node holds of one case: a digest of its control operations and the
+/// heads of their graph, and each author's last seq.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseHave {
     #[serde(with = "serde_bytes")]
     pub case: Vec<u8>,
-    pub control_ops: u32,
+    /// `CaseState::control_digest`: equal only for the same set of operations.
+    #[serde(with = "serde_bytes")]
+    pub control: Vec<u8>,
+    /// The control graph's heads: the peer sends what is not below them.
+    pub control_heads: Vec<serde_bytes::ByteBuf>,
     pub logs: Vec<LogHave>,
     /// Logs frozen after a proved equivocation, each with the seq it is frozen
     /// before: a peer that lists one needs no proof of it.
@@ -58,7 +67,9 @@ pub enum SyncRequest {
     Pull {
         #[serde(with = "serde_bytes")]
         federation: Vec<u8>,
-        registry_ops: u32,
+        /// Digest of the registry statements the sender holds.
+        #[serde(with = "serde_bytes")]
+        registry: Vec<u8>,
         have: Vec<CaseHave>,
     },
     /// Items the sender computed the receiver lacks (an encoded bundle body).
@@ -78,7 +89,8 @@ pub enum SyncResponse {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
         more: bool,
-        registry_ops: u32,
+        #[serde(with = "serde_bytes")]
+        registry: Vec<u8>,
         have: Vec<CaseHave>,
     },
     /// The answer to a digest: whether the responder's digest is the same.
