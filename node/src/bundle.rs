@@ -114,6 +114,7 @@ pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
             tx,
             &opened.body,
             &format!("bundle from {}", sender.peer_id()),
+            &sender.identity.ed25519,
         )?;
         crate::audit::received(node, tx, Action::BundleImport, &sender.peer_id(), &r)?;
         Ok(r)

@@ -13,9 +13,9 @@ use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
 use casesync_schema::entry::{LogEntry, RecordChange, ViewItem};
-use casesync_schema::registry::RegistryOp;
+use casesync_schema::registry::{self, RegistryOp};
 use casesync_schema::{CaseId, RecordId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use automerge::ActorId;
 use casesync_crypto::SymmetricKey;
@@ -34,6 +34,13 @@ const PREPARE_BYTES: usize = 1 << 20;
 /// enough for any honest reordering, too little to fill a disk.
 const MAX_WAITING_PER_SOURCE: u64 = 10_000;
 const MAX_WAITING_BYTES_PER_SOURCE: u64 = 64 << 20;
+
+/// Most registry statements one message may carry: a federation of this
+/// many nodes is far beyond any joint investigation team.
+pub const MAX_REGISTRY_OPS_PER_MESSAGE: usize = 16_384;
+/// Most control operations of one case in one message; a sender splits a
+/// longer log, parents first (`sync::items_for`).
+pub const MAX_CONTROL_OPS_PER_MESSAGE: usize = 16_384;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct IngestReport {
@@ -61,17 +68,21 @@ pub struct IngestReport {
 
 /// Ingests a bundle's items inside the caller's write transaction.
 /// `source` names the sender (a PeerId, or the bundle's sender) for the bounds
-/// on what may wait.
+/// on what may wait; `sender` is its key. Only a member of a case (with the
+/// control operations it sends taken into account) can hand this node items of
+/// that case; anything else is refused alike whether this node holds the case
+/// or not, so a non-member learns nothing from the answer.
 pub fn ingest(
     node: &Node,
     conn: &Connection,
     body: &BundleBody,
     source: &str,
+    sender: &[u8; 32],
 ) -> Result<IngestReport> {
     let mut report = IngestReport::default();
     ingest_registry(conn, &body.registry_ops, &mut report)?;
     for items in &body.cases {
-        ingest_case(node, conn, items, source, &mut report)?;
+        ingest_case(node, conn, items, source, sender, &mut report)?;
     }
     Ok(report)
 }
@@ -87,7 +98,20 @@ fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport
         );
         return Ok(());
     };
+    if ops.len() > MAX_REGISTRY_OPS_PER_MESSAGE {
+        report.rejected.push(format!(
+            "registry statements: {} in one message (at most {MAX_REGISTRY_OPS_PER_MESSAGE}); none kept",
+            ops.len()
+        ));
+        return Ok(());
+    }
+    // Statements held already are neither verified nor resolved again.
+    let held: HashSet<Hash> = store::registry_op_hashes(conn)?.into_iter().collect();
+    let mut new_ops: Vec<RegistryOp> = Vec::new();
     for bytes in ops {
+        if held.contains(&casesync_crypto::hash::sha256(bytes)) {
+            continue;
+        }
         match RegistryOp::decode_verified(bytes) {
             Err(e) => report.rejected.push(format!("registry statement: {e}")),
             Ok(op) if op.federation != st.federation && op.hash() != st.federation => {
@@ -96,16 +120,33 @@ fn ingest_registry(conn: &Connection, ops: &[Vec<u8>], report: &mut IngestReport
                     op.hash().short()
                 ))
             }
-            Ok(op) => {
-                if store::insert_registry_op(conn, &op.hash(), op.bytes())? {
-                    report.registry_ops += 1;
-                }
-            }
+            Ok(op) if new_ops.iter().any(|o| o.hash() == op.hash()) => {}
+            Ok(op) => new_ops.push(op),
         }
     }
-    // Statements that do not fold (unauthorized) stay stored but have no effect;
-    // the registry must still resolve.
-    crate::trust::load(conn)?;
+    if new_ops.is_empty() {
+        return Ok(());
+    }
+    // Only statements that fold are kept: their author held the authority in
+    // their own causal past. Anything else (any enrolled node can sign
+    // statements) is refused and counted, so no node can fill the registry.
+    let mut all = crate::trust::stored_ops(conn)?;
+    all.extend(new_ops.iter().cloned());
+    let resolved = registry::resolve(st.federation, &all)?;
+    let mut refused = 0usize;
+    for op in &new_ops {
+        if resolved.folds.contains(&op.hash()) {
+            store::insert_registry_op(conn, &op.hash(), op.bytes())?;
+            report.registry_ops += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    if refused > 0 {
+        report.rejected.push(format!(
+            "{refused} registry statement(s) whose author held no authority for them (or whose parents are missing); not kept"
+        ));
+    }
     Ok(())
 }
 
@@ -114,6 +155,7 @@ fn ingest_case(
     conn: &Connection,
     items: &CaseItems,
     source: &str,
+    sender: &[u8; 32],
     report: &mut IngestReport,
 ) -> Result<()> {
     let case_id = items.case;
@@ -129,11 +171,18 @@ fn ingest_case(
         });
         if all_held {
             let case = cases::load(node, conn, &case_id)?;
-            if !is_member(node, &case.state, case_id, report) {
+            if !is_member(node, &case.state, case_id, sender, report) {
                 return Ok(());
             }
             return ingest_entries(node, conn, &case, items, source, report);
         }
+    }
+    if items.control_ops.len() > MAX_CONTROL_OPS_PER_MESSAGE {
+        report.rejected.push(format!(
+            "case {case_id}: {} control operations in one message (at most {MAX_CONTROL_OPS_PER_MESSAGE}); none kept",
+            items.control_ops.len()
+        ));
+        return Ok(());
     }
     let mut ops: Vec<ControlOp> = match &existing {
         Some(row) => store::control_ops(conn, row.case_ref)?
@@ -142,9 +191,12 @@ fn ingest_case(
             .collect::<std::result::Result<_, _>>()?,
         None => Vec::new(),
     };
-    let known: std::collections::HashSet<Hash> = ops.iter().map(|o| o.hash()).collect();
+    let known: HashSet<Hash> = ops.iter().map(|o| o.hash()).collect();
     let mut new_ops = Vec::new();
     for bytes in &items.control_ops {
+        if known.contains(&casesync_crypto::hash::sha256(bytes)) {
+            continue;
+        }
         match ControlOp::decode_verified(bytes) {
             Err(e) => report
                 .rejected
@@ -152,11 +204,29 @@ fn ingest_case(
             Ok(op) if op.case != case_id => report.rejected.push(format!(
                 "case {case_id}: control operation filed under another case"
             )),
-            Ok(op) if known.contains(&op.hash()) => {}
             Ok(op) => new_ops.push(op),
         }
     }
     ops.extend(new_ops.iter().cloned());
+    // Cheap checks before any resolution (which builds ancestor sets): a case
+    // this node does not hold needs a genesis that matches its id and must
+    // name this node; and only the creator or a node some operation adds can
+    // ever hold authority, so operations by anyone else are dropped unread.
+    // A crafted log for any case id then costs a scan, not a resolution.
+    if existing.is_none() && !names_this_node(node, case_id, &ops) {
+        report.rejected.push(not_kept(case_id));
+        return Ok(());
+    }
+    let may_hold: HashSet<[u8; 32]> = ops.iter().filter_map(control::may_grant).collect();
+    let before = ops.len();
+    ops.retain(|o| may_hold.contains(&o.author));
+    new_ops.retain(|o| may_hold.contains(&o.author));
+    if ops.len() < before {
+        report.rejected.push(format!(
+            "case {case_id}: {} control operation(s) by nodes that never held a role in the case; not kept",
+            before - ops.len()
+        ));
+    }
     let state = match control::resolve(case_id, &ops) {
         Ok(s) => s,
         Err(e) => {
@@ -164,7 +234,16 @@ fn ingest_case(
             return Ok(());
         }
     };
-    if !is_member(node, &state, case_id, report) {
+    // Only operations that fold are kept (authorized in their causal past).
+    let before = new_ops.len();
+    new_ops.retain(|o| state.folds.contains(&o.hash()));
+    if new_ops.len() < before {
+        report.rejected.push(format!(
+            "case {case_id}: {} control operation(s) whose author held no authority for them (or whose parents are missing); not kept",
+            before - new_ops.len()
+        ));
+    }
+    if !is_member(node, &state, case_id, sender, report) {
         return Ok(());
     }
     let case_ref = match existing {
@@ -203,21 +282,39 @@ fn ingest_case(
     ingest_entries(node, conn, &case, items, source, report)
 }
 
-/// Deny by default: nothing of a case this node is not a member of is kept.
-/// Says so in `report` when it is not.
+/// Whether `ops` hold a genesis of `case` (its id derived from the creator's
+/// key and nonce) and name this node: as creator or in an added card.
+fn names_this_node(node: &Node, case: CaseId, ops: &[ControlOp]) -> bool {
+    let me = node.keys.public().ed25519;
+    let genesis = ops.iter().any(|o| {
+        matches!(&o.body, control::ControlBody::Create { nonce, .. }
+            if o.parents.is_empty() && control::case_id_for(&o.author, nonce) == case)
+    });
+    genesis && ops.iter().any(|o| control::may_grant(o) == Some(me))
+}
+
+/// Deny by default: nothing of a case is kept unless this node and the
+/// sender are both members. Says so in `report` (one line, the same whatever
+/// the reason) when they are not.
 fn is_member(
     node: &Node,
     state: &control::CaseState,
     case_id: CaseId,
+    sender: &[u8; 32],
     report: &mut IngestReport,
 ) -> bool {
-    let member = state.role_of(&node.keys.public().ed25519).is_some();
+    let member =
+        state.role_of(&node.keys.public().ed25519).is_some() && state.role_of(sender).is_some();
     if !member {
-        report.rejected.push(format!(
-            "case {case_id}: this node is not a member; nothing of it was kept"
-        ));
+        report.rejected.push(not_kept(case_id));
     }
     member
+}
+
+/// The one refusal for a case that this node or the sender is not a member
+/// of: a non-member cannot tell whether this node holds the case.
+fn not_kept(case_id: CaseId) -> String {
+    format!("case {case_id}: the sender or this node is not a member; nothing of it was kept")
 }
 
 /// The entries of a case this node holds and is a member of.

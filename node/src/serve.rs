@@ -225,7 +225,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             // next synced commit (`Store::write_unsynced`).
             let r = node
                 .store
-                .write_unsynced(|tx| receive(node, tx, &body, peer))?;
+                .write_unsynced(|tx| receive(node, tx, &body, peer, &key))?;
             for x in &r.rejected {
                 log(format!("rejected from {peer}: {x}"));
             }
@@ -260,9 +260,10 @@ fn receive(
     tx: &rusqlite::Connection,
     body: &BundleBody,
     peer: &PeerId,
+    key: &[u8; 32],
 ) -> Result<ingest::IngestReport> {
     let who = peer.to_base58();
-    let r = ingest::ingest(node, tx, body, &who)?;
+    let r = ingest::ingest(node, tx, body, &who, key)?;
     audit::received(node, tx, Action::SyncReceive, &who, &r)?;
     Ok(r)
 }
@@ -310,14 +311,17 @@ async fn pull(
                 have,
             } => {
                 let body = BundleBody::decode(&body)?;
-                let r = node.store.write(|tx| receive(node, tx, &body, &peer))?;
+                let r = node
+                    .store
+                    .write(|tx| receive(node, tx, &body, &peer, key))?;
                 for x in &r.rejected {
                     log(format!("rejected from {peer}: {x}"));
                 }
                 received += r.entries as u64;
                 // A peer that keeps saying "more" without sending anything new is
                 // not making progress: stop rather than loop.
-                if !more || (r.entries == 0 && rounds > 1) || rounds > 10_000 {
+                let progress = r.entries + r.control_ops + r.registry_ops > 0;
+                if !more || (!progress && rounds > 1) || rounds > 10_000 {
                     return Ok((received, (have, registry)));
                 }
             }

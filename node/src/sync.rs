@@ -5,9 +5,12 @@
 use casesync_crypto::Hash;
 use casesync_crypto::hash::sha256;
 use casesync_schema::CaseId;
+use casesync_schema::authority;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use rusqlite::Connection;
+use std::collections::{HashMap, HashSet};
 
+use crate::ingest::MAX_CONTROL_OPS_PER_MESSAGE;
 use crate::net::protocol::{
     CaseHave, LogHave, MAX_CASES, MAX_ENTRIES_PER_MESSAGE, MAX_HEADS, MAX_LOGS,
 };
@@ -91,10 +94,7 @@ pub fn registry_digest(conn: &Connection) -> Result<Hash> {
         .into_iter()
         .map(|o| o.hash)
         .collect();
-    Ok(casesync_schema::authority::set_digest(
-        b"casesync/registry-set/v1",
-        &hashes,
-    ))
+    Ok(authority::set_digest(b"casesync/registry-set/v1", &hashes))
 }
 
 /// One hash of the registry and of everything this node holds of the cases it
@@ -182,6 +182,7 @@ pub fn items_for(
         // heads, whenever its set differs from ours (equal counts can hide
         // different operations, as when two leads act while apart).
         let same_control = idx.is_some_and(|i| their[i].control[..] == control.0[..]);
+        let mut partial_control: Option<Vec<Hash>> = None;
         if !same_control {
             let their_heads: Vec<Hash> = match idx {
                 Some(i) if their[i].control_heads.len() <= MAX_HEADS => their[i]
@@ -191,18 +192,51 @@ pub fn items_for(
                     .collect(),
                 _ => Vec::new(),
             };
-            let lacking = casesync_schema::authority::not_below(&c.state.graph, &their_heads);
-            for o in store::control_ops(conn, c.case_ref)? {
-                if lacking.contains(&o.hash) {
-                    used += o.bytes.len();
-                    items.control_ops.push(o.bytes);
+            let lacking = authority::not_below(&c.state.graph, &their_heads);
+            let mut bytes: HashMap<Hash, Vec<u8>> = store::control_ops(conn, c.case_ref)?
+                .into_iter()
+                .filter(|o| lacking.contains(&o.hash))
+                .map(|o| (o.hash, o.bytes))
+                .collect();
+            // Parents first, and at most a message's worth: the receiver can
+            // place every operation of a prefix.
+            let order = authority::parents_first(&c.state.graph, &lacking);
+            let sent: Vec<Hash> = order
+                .into_iter()
+                .take(MAX_CONTROL_OPS_PER_MESSAGE)
+                .collect();
+            for h in &sent {
+                if let Some(b) = bytes.remove(h) {
+                    used += b.len();
+                    items.control_ops.push(b);
                 }
+            }
+            if sent.len() < lacking.len() {
+                // The rest goes in the next batch: the peer now holds what it
+                // held and what was sent.
+                let sent: HashSet<Hash> = sent.into_iter().collect();
+                let held: HashMap<Hash, Vec<Hash>> = c
+                    .state
+                    .graph
+                    .iter()
+                    .filter(|(h, _)| !lacking.contains(*h) || sent.contains(*h))
+                    .map(|(h, p)| (*h, p.clone()))
+                    .collect();
+                partial_control = Some(authority::graph_heads(&held));
+                more = true;
             }
         }
         // Proofs of equivocation go to every peer that has not frozen the log
         // yet: with both entries it detects the fork itself and freezes alike.
+        // Entries wait until the whole control log has gone (their authority
+        // rests on it).
+        let control_done = partial_control.is_none();
         let mut proofs_sent = Vec::new();
-        for q in store::equivocations(conn, c.case_ref)? {
+        let proofs = match control_done {
+            true => store::equivocations(conn, c.case_ref)?,
+            false => Vec::new(),
+        };
+        for q in proofs {
             let known = idx.is_some_and(|i| {
                 their[i]
                     .frozen
@@ -223,7 +257,11 @@ pub fn items_for(
             }
         }
         let mut advanced: Vec<LogHave> = Vec::new();
-        for (author, seq, _) in store::log_heads(conn, c.case_ref)? {
+        let heads = match control_done {
+            true => store::log_heads(conn, c.case_ref)?,
+            false => Vec::new(),
+        };
+        for (author, seq, _) in heads {
             let (from, their_hash) = their_head(idx.map(|i| &their[i]), &author);
             if from > 0
                 && their_hash.len() == 32
@@ -284,11 +322,15 @@ pub fn items_for(
                 &mut their[last]
             }
         };
-        // It now holds at least our control graph.
-        h.control = control.0.to_vec();
-        h.control_heads = c
-            .state
-            .graph_heads()
+        // It now holds at least our control graph (or the part sent so far).
+        let heads = match partial_control {
+            Some(heads) => heads,
+            None => {
+                h.control = control.0.to_vec();
+                c.state.graph_heads()
+            }
+        };
+        h.control_heads = heads
             .iter()
             .map(|x| serde_bytes::ByteBuf::from(x.0.to_vec()))
             .collect();

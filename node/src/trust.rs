@@ -47,7 +47,12 @@ pub fn load(conn: &Connection) -> Result<Option<RegistryState>> {
 }
 
 fn resolve_stored(conn: &Connection, fed: Hash) -> Result<RegistryState> {
-    let ops = store::registry_ops(conn)?
+    Ok(registry::resolve(fed, &stored_ops(conn)?)?)
+}
+
+/// Every stored statement, each verified against its signature and hash.
+pub(crate) fn stored_ops(conn: &Connection) -> Result<Vec<RegistryOp>> {
+    store::registry_ops(conn)?
         .iter()
         .map(|o| {
             let op = RegistryOp::decode_verified(&o.bytes).map_err(|e| {
@@ -64,8 +69,7 @@ fn resolve_stored(conn: &Connection, fed: Hash) -> Result<RegistryState> {
             }
             Ok(op)
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(registry::resolve(fed, &ops)?)
+        .collect::<Result<Vec<_>>>()
 }
 
 fn require_none(conn: &Connection) -> Result<()> {

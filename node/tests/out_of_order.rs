@@ -70,6 +70,8 @@ fn entries_that_arrive_before_their_predecessor_wait_and_then_apply() {
         .collect();
     let heads = store::log_heads(a_store.conn(), row.case_ref).unwrap();
     assert_eq!(heads.len(), 1);
+    // A, the only writer, is the sender.
+    let sender = heads[0].0;
     let entries: Vec<Vec<u8>> =
         store::entries_after(a_store.conn(), row.case_ref, &heads[0].0, 0, 10)
             .unwrap()
@@ -96,6 +98,7 @@ fn entries_that_arrive_before_their_predecessor_wait_and_then_apply() {
                 tx,
                 &body(vec![entries[2].clone(), entries[1].clone()]),
                 "peer-x",
+                &sender,
             )
         })
         .unwrap();
@@ -107,14 +110,30 @@ fn entries_that_arrive_before_their_predecessor_wait_and_then_apply() {
     // The same again changes nothing: they already wait.
     let r = node_b
         .store
-        .write(|tx| ingest::ingest(&node_b, tx, &body(vec![entries[2].clone()]), "peer-x"))
+        .write(|tx| {
+            ingest::ingest(
+                &node_b,
+                tx,
+                &body(vec![entries[2].clone()]),
+                "peer-x",
+                &sender,
+            )
+        })
         .unwrap();
     assert_eq!((r.entries, r.waiting), (0, 0), "{r:?}");
     assert_eq!(count(&b, "waiting_entries"), 2);
     // Seq 1 fills the gap: all three apply, and nothing waits any more.
     let r = node_b
         .store
-        .write(|tx| ingest::ingest(&node_b, tx, &body(vec![entries[0].clone()]), "peer-y"))
+        .write(|tx| {
+            ingest::ingest(
+                &node_b,
+                tx,
+                &body(vec![entries[0].clone()]),
+                "peer-y",
+                &sender,
+            )
+        })
         .unwrap();
     assert_eq!((r.entries, r.records_created), (3, 3), "{r:?}");
     assert_eq!(count(&b, "waiting_entries"), 0);

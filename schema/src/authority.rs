@@ -57,6 +57,11 @@ pub struct Folded {
     /// Applied operations no applied operation names as parent: the parents of
     /// the next operation written.
     pub heads: Vec<Hash>,
+    /// Operations whose author held the authority in their own causal past
+    /// (applied, or discarded because a removal of the author was concurrent):
+    /// the only ones a node stores. Which operations these are does not depend
+    /// on the arrival order, so every node stores the same set.
+    pub folds: BTreeSet<Hash>,
 }
 
 /// A set of positions in the topological order.
@@ -205,6 +210,9 @@ fn resolve_with<R: Rules>(
     let mut state = None;
     for (j, verdict) in authorized.into_iter().enumerate() {
         let h = order[j].op_hash();
+        if verdict.is_ok() {
+            out.folds.insert(h);
+        }
         match verdict {
             Err(reason) => out.rejected.push((h, reason)),
             Ok(()) if discarded(j, &|_| true, &removals, &anc) => out.rejected.push((
@@ -232,6 +240,43 @@ fn resolve_with<R: Rules>(
     heads.sort();
     out.heads = heads;
     (state, out)
+}
+
+/// `subset` of `graph` in an order where every operation comes after those of
+/// its parents that are in the subset (ties by hash): a receiver that takes a
+/// prefix of it can place every operation of that prefix.
+pub fn parents_first(graph: &HashMap<Hash, Vec<Hash>>, subset: &BTreeSet<Hash>) -> Vec<Hash> {
+    let mut waiting: HashMap<Hash, usize> = HashMap::new();
+    let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+    let mut ready = BinaryHeap::new();
+    for h in subset {
+        let parents: Vec<&Hash> = graph
+            .get(h)
+            .into_iter()
+            .flatten()
+            .filter(|p| subset.contains(p))
+            .collect();
+        waiting.insert(*h, parents.len());
+        for p in parents {
+            children.entry(*p).or_default().push(*h);
+        }
+        if waiting[h] == 0 {
+            ready.push(Reverse(*h));
+        }
+    }
+    let mut out = Vec::with_capacity(subset.len());
+    while let Some(Reverse(h)) = ready.pop() {
+        out.push(h);
+        for c in children.get(&h).into_iter().flatten() {
+            if let Some(n) = waiting.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(Reverse(*c));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One hash of a set of operations (by hash, in any order): what sync
@@ -460,6 +505,8 @@ mod tests {
         // A head this node does not hold subtracts nothing of its own.
         assert_eq!(not_below(&graph, &[h(9)]).len(), 4);
         assert!(not_below(&graph, &[h(3), h(4)]).is_empty());
+        let all: BTreeSet<Hash> = graph.keys().copied().collect();
+        assert_eq!(parents_first(&graph, &all), vec![h(1), h(2), h(3), h(4)]);
         // Same count, other content: the digests differ; order is irrelevant.
         let a = set_digest(b"t", &[h(1), h(2), h(3)]);
         assert_ne!(a, set_digest(b"t", &[h(1), h(2), h(4)]));

@@ -133,6 +133,16 @@ pub struct ControlOp {
     hash: Hash,
 }
 
+/// The node an operation may give a role in the case (the creator, or an added
+/// member): only such nodes can ever author an operation that folds.
+pub fn may_grant(op: &ControlOp) -> Option<[u8; 32]> {
+    match &op.body {
+        ControlBody::Create { creator, .. } => Some(creator.identity.ed25519),
+        ControlBody::AddMember { card, .. } => Some(card.identity.ed25519),
+        _ => None,
+    }
+}
+
 /// The case id a creator with key `author` gets for `nonce`.
 pub fn case_id_for(author: &[u8; 32], nonce: &[u8; 16]) -> CaseId {
     let h = sha256_parts(&[b"casesync/case-id/v1", author, nonce]);
@@ -430,6 +440,9 @@ pub struct CaseState {
     /// Every operation resolved from (applied or not), with its parents: what
     /// sync compares and sends by content, never by count.
     pub graph: std::collections::HashMap<Hash, Vec<Hash>>,
+    /// Operations whose author held the authority in their causal past: the
+    /// only ones a node keeps (`authority::Folded::folds`).
+    pub folds: BTreeSet<Hash>,
 }
 
 impl CaseState {
@@ -545,6 +558,7 @@ pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError
     state.heads = folded.heads;
     state.rejected = folded.rejected;
     state.graph = mine.iter().map(|o| (o.hash, o.parents.clone())).collect();
+    state.folds = folded.folds;
     Ok(state)
 }
 
@@ -656,6 +670,7 @@ impl authority::Rules for CaseRules {
                     heads: Vec::new(),
                     rejected: Vec::new(),
                     graph: Default::default(),
+                    folds: Default::default(),
                 });
             }
             return;
@@ -788,6 +803,7 @@ mod tests {
             heads: vec![],
             rejected: vec![],
             graph: Default::default(),
+            folds: Default::default(),
         };
         st.members.insert(
             lead,

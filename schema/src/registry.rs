@@ -216,6 +216,9 @@ pub struct RegistryState {
     pub nodes: BTreeMap<[u8; 32], Enrolled>,
     pub heads: Vec<Hash>,
     pub rejected: Vec<(Hash, String)>,
+    /// Statements whose author held the authority in their causal past: the
+    /// only ones a node keeps (`authority::Folded::folds`).
+    pub folds: std::collections::BTreeSet<Hash>,
 }
 
 impl RegistryState {
@@ -245,6 +248,7 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
         .ok_or_else(|| SchemaError::malformed("trust registry", "no valid genesis statement"))?;
     state.heads = folded.heads;
     state.rejected = folded.rejected;
+    state.folds = folded.folds;
     Ok(state)
 }
 
@@ -307,6 +311,7 @@ impl authority::Rules for RegistryRules {
                     nodes,
                     heads: vec![],
                     rejected: vec![],
+                    folds: Default::default(),
                 });
             }
             return;

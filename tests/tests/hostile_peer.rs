@@ -1049,3 +1049,228 @@ fn endless_data_on_many_streams_costs_bounded_memory() {
     assert!(out.contains("received") || out.contains("in sync"), "{out}");
     assert_eq!(content(a), before, "the endless peer changed the store");
 }
+
+/// Counts the rows of `table` in `n`'s store.
+fn rows(n: &Node, table: &str) -> i64 {
+    n.db()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Issue 14, findings 4 and 5: an enrolled contributor signs what it likes.
+/// It floods the registry with correctly signed statements it holds no
+/// authority for, sends a crafted control log for its own case, one for a
+/// made-up case id, and operations by a key that never held a role. Nothing
+/// is kept, each delivery is refused in one counted line, and the node keeps
+/// serving its honest peers.
+#[test]
+fn an_enrolled_contributor_cannot_fill_the_registry_or_force_resolutions() {
+    use casesync_schema::control::{ControlBody, ControlOp, case_id_for};
+    use casesync_schema::registry::{RegistryBody, RegistryOp};
+    let t = TestDir::new("hostile_member");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, "contributor");
+    a.add(&x, "person", &[("name", "Honest record")], &[]);
+    // Z: A and B only; H knows its id (finding 12).
+    let z = a.create_case("Z");
+    a.add_member(&z, b, "contributor");
+    let case_z: CaseId = z.parse().unwrap();
+    let sa = Server::start(a, &[]);
+    for n in [b, h] {
+        n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+            .ok();
+    }
+    let case_x: CaseId = x.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let registry = casesync_node::trust::load(conn).unwrap().unwrap();
+    let x_heads = cases::load(&hn, conn, &case_x).unwrap().state.heads;
+    let before = (
+        rows(a, "registry_ops"),
+        rows(a, "control_ops"),
+        rows(a, "cases"),
+    );
+    let trust_before = a.json(&["trust", "list"]);
+
+    // 4. 5,000 enrollments of made-up nodes, signed by H (not an admin).
+    let flood: Vec<Vec<u8>> = (0..5000)
+        .map(|i| {
+            let k = casesync_crypto::NodeKeys::generate().unwrap();
+            let card = casesync_schema::NodeCard::issue(&k, &format!("fake-{i}"), "Fake", "NL", 0)
+                .unwrap();
+            RegistryOp::create(
+                &hn.keys,
+                registry.federation,
+                registry.heads.clone(),
+                0,
+                RegistryBody::Enroll { card, admin: true },
+            )
+            .unwrap()
+            .bytes()
+            .to_vec()
+        })
+        .collect();
+    // 5a. 20,000 key epochs in X, chained, signed by H (a contributor).
+    let chain = |keys: &casesync_crypto::NodeKeys, case: CaseId, first: Vec<Hash>, n: usize| {
+        let mut parents = first;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let op = ControlOp::create(
+                keys,
+                case,
+                parents,
+                0,
+                ControlBody::KeyEpoch {
+                    salt: [7; 32],
+                    wraps: vec![],
+                },
+            )
+            .unwrap();
+            parents = vec![op.hash()];
+            out.push(op.bytes().to_vec());
+        }
+        out
+    };
+    let crafted_x = chain(&hn.keys, case_x, x_heads.clone(), 16_000);
+    // 5b. A made-up case: H's own genesis, not naming A, and 16,000 more.
+    let nonce = [9u8; 16];
+    let made_up = case_id_for(&hn.keys.public().ed25519, &nonce);
+    let genesis = ControlOp::create(
+        &hn.keys,
+        made_up,
+        vec![],
+        0,
+        ControlBody::Create {
+            nonce,
+            creator: hn.card.clone(),
+            salt: [1; 32],
+            wraps: vec![],
+            sealed_meta: vec![],
+        },
+    )
+    .unwrap();
+    let mut crafted_made_up = vec![genesis.bytes().to_vec()];
+    crafted_made_up.extend(chain(&hn.keys, made_up, vec![genesis.hash()], 16_000));
+    // 5c. Operations in X by a key that never held a role in it.
+    let stranger = casesync_crypto::NodeKeys::generate().unwrap();
+    let by_stranger = chain(&stranger, case_x, x_heads, 100);
+
+    let target_addr: Multiaddr = sa.addr.parse().unwrap();
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+        client.allow(vec![target], vec![]).await;
+        client.dial(target_addr).await.unwrap();
+        let hostile = Hostile {
+            client,
+            target,
+            federation: registry.federation.0.to_vec(),
+            keys: hn.keys.clone(),
+        };
+        let send = |registry_ops: Vec<Vec<u8>>, cases: Vec<CaseItems>| {
+            let body = BundleBody {
+                registry_ops,
+                cases,
+            };
+            hostile.ask(SyncRequest::Deliver {
+                federation: registry.federation.0.to_vec(),
+                body: body.encode(),
+            })
+        };
+        let items = |case: CaseId, control_ops: Vec<Vec<u8>>| CaseItems {
+            case,
+            control_ops,
+            entries: vec![],
+        };
+        // 12. Entries for Z (held here, H not a member) and for a case id no
+        // one holds: answered alike, so H cannot tell which one A holds.
+        let some_key = SymmetricKey::generate().unwrap();
+        let forged = |case: CaseId| CaseItems {
+            case,
+            control_ops: vec![],
+            entries: (1..=3)
+                .map(|seq| {
+                    hostile
+                        .entry(case, seq, Hash([seq as u8; 32]), Hash([1; 32]), &some_key)
+                        .bytes()
+                        .to_vec()
+                })
+                .collect(),
+        };
+        let unheld = CaseId([0x42; 16]);
+        let (zr, ur) = (
+            send(vec![], vec![forged(case_z)]).await.unwrap(),
+            send(vec![], vec![forged(unheld)]).await.unwrap(),
+        );
+        assert_eq!(
+            (accepted(&zr), accepted(&ur)),
+            ((0, 1), (0, 1)),
+            "a held case and an unheld one are answered alike"
+        );
+        for (what, r) in [
+            ("registry flood", send(flood, vec![]).await),
+            (
+                "crafted log of X",
+                send(vec![], vec![items(case_x, crafted_x)]).await,
+            ),
+            (
+                "crafted log of a made-up case",
+                send(vec![], vec![items(made_up, crafted_made_up)]).await,
+            ),
+            (
+                "a stranger's operations",
+                send(vec![], vec![items(case_x, by_stranger)]).await,
+            ),
+        ] {
+            let r = r.unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+            assert_eq!(accepted(&r), (0, 1), "{what}: one counted refusal");
+        }
+        // The node still answers, and in kind.
+        let r = hostile
+            .ask(SyncRequest::Digest {
+                federation: registry.federation.0.to_vec(),
+                digest: vec![0; 32],
+            })
+            .await;
+        assert!(matches!(r, Ok(SyncResponse::Digest { .. })), "{r:?}");
+    });
+    assert_eq!(
+        before,
+        (
+            rows(a, "registry_ops"),
+            rows(a, "control_ops"),
+            rows(a, "cases")
+        ),
+        "nothing of the attacks was stored"
+    );
+    assert_eq!(trust_before, a.json(&["trust", "list"]));
+    // An honest peer still syncs, and A's records reach it.
+    let note = a.add(&x, "note", &[("text", "after the attacks")], &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(b.cmd(&["record", "show", &note]).status.success());
+    // One log line per refused delivery, not one per statement.
+    let lines = sa
+        .log()
+        .lines()
+        .filter(|l| l.contains("rejected from"))
+        .count();
+    assert!(
+        lines <= 8,
+        "{lines} log lines for four refusals:\n{}",
+        sa.log()
+    );
+}
