@@ -185,7 +185,7 @@ fn control_ops() -> Vec<ControlOp> {
             member: other_keys().public().ed25519,
             cut_seq: 0,
             cut_hash: Hash::ZERO,
-            reason: "left the team".into(),
+            sealed_reason: b"sealed reason".to_vec(),
             salt: salt2,
             wraps: control::wrap_to(fixed_key(), &case, &salt2, &[fixed_card()]).expect("wrap"),
         },

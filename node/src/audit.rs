@@ -11,7 +11,6 @@
 //! entry; the store's triggers refuse it too.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use casesync_crypto::Hash;
@@ -224,7 +223,7 @@ pub fn entry_ranges(items: impl IntoIterator<Item = (CaseId, [u8; 32], u64)>) ->
 /// the same transaction as the action it records.
 pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
     let (seq, prev) = match store::audit_head(tx)? {
-        Some((s, h)) => (s + 1, h),
+        Some(h) => (h.seq + 1, h.hash),
         None => (1, Hash::ZERO),
     };
     let entry = AuditEntry {
@@ -247,7 +246,16 @@ pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
     let hash = link_hash(seq, &prev, &sealed);
     let signature = sign_link(&node.keys, &hash);
     let case_index = ev.case.map(|c| node.storage.audit_case_index(&c.0));
-    store::audit_append(tx, seq, case_index.as_ref(), &sealed, &hash, &signature)?;
+    let head = casesync_schema::audit::sign_head(&node.keys, seq, &hash);
+    store::audit_append(
+        tx,
+        seq,
+        case_index.as_ref(),
+        &sealed,
+        &hash,
+        &signature,
+        &head,
+    )?;
     Ok(seq)
 }
 
@@ -269,33 +277,73 @@ pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
     Ok(())
 }
 
-/// A wrong passphrase: recorded before anything can be sealed or signed, so it
-/// waits in the clear (it names no case data) and joins the chain at the next
-/// unlock ([`fold_pending`]).
+/// Context of a pending event sealed to the node's own X25519 key.
+const PENDING_CONTEXT: &[u8] = b"casesync/audit-pending/v1";
+const PENDING_PREFIX: &str = "sealed1:";
+
+/// A wrong passphrase: recorded before anything can be signed or sealed with
+/// the storage key, so it waits in `audit_pending` and joins the chain at the
+/// next unlock ([`fold_pending`]). It is sealed to the node's own public
+/// X25519 key (from its stored card), so the operator name cannot be read
+/// without the passphrase; anyone can seal to a public key, so it is folded as
+/// unauthenticated.
 pub fn note_failed_unlock(dir: &DataDir, operator: &str, reason: &str) -> Result<()> {
     let store = dir.open_store()?;
+    let card = crate::datadir::stored_card(store.conn())?;
     let pending = serde_json::json!({
         "time": crate::clock::now().1,
         "operator": operator,
         "detail": reason,
     });
-    store.write(|tx| store::insert_audit_pending(tx, &pending.to_string()))?;
+    let key = casesync_crypto::SymmetricKey::generate()?;
+    let mut sealed = casesync_crypto::wrap::wrap_key(&key, &card.identity.x25519, PENDING_CONTEXT)?;
+    sealed.extend(key.seal(PENDING_CONTEXT, pending.to_string().as_bytes())?);
+    let text = format!("{PENDING_PREFIX}{}", casesync_crypto::hash::hex(&sealed));
+    store.write(|tx| store::insert_audit_pending(tx, &text))?;
     Ok(())
 }
 
-/// Moves the events recorded while the node was locked into the chain.
+/// Opens a pending event written by [`note_failed_unlock`]; `None` if it was
+/// not sealed to this node (a row someone inserted by hand).
+fn open_pending(node: &Node, text: &str) -> Option<serde_json::Value> {
+    let bytes = casesync_crypto::hash::from_hex(text.strip_prefix(PENDING_PREFIX)?)?;
+    let wrapped = bytes.get(..casesync_crypto::wrap::WRAPPED_LEN)?;
+    let sealed = bytes.get(casesync_crypto::wrap::WRAPPED_LEN..)?;
+    let key = casesync_crypto::wrap::unwrap_key(&node.keys, wrapped, PENDING_CONTEXT).ok()?;
+    let plain = key.open(PENDING_CONTEXT, sealed).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// Moves the events recorded while the node was locked into the chain. Their
+/// time and operator are what whoever ran the command claimed, and nothing
+/// signed them: each is recorded at the time it is folded, marked
+/// unauthenticated, with the claims in its detail.
 pub fn fold_pending(node: &Node) -> Result<()> {
     if store::audit_pending(node.store.conn())?.is_empty() {
         return Ok(());
     }
     node.store.write(|tx| -> Result<()> {
         for (row, text) in store::audit_pending(tx)? {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-            let mut ev = Event::new(Action::Unlock)
-                .refused(field("detail").unwrap_or_else(|| "wrong passphrase".into()));
-            ev.time = field("time");
-            ev.operator = field("operator");
+            let ev = match open_pending(node, &text) {
+                Some(v) => {
+                    let field = |k: &str| {
+                        v.get(k)
+                            .and_then(|x| x.as_str())
+                            .map(|s| s.chars().take(200).collect::<String>())
+                    };
+                    let operator = field("operator").unwrap_or_default();
+                    let mut ev = Event::new(Action::Unlock).refused(format!(
+                        "{}; unauthenticated: recorded while the node was locked, claimed at {} by {operator:?}",
+                        field("detail").unwrap_or_else(|| "wrong passphrase".into()),
+                        field("time").unwrap_or_default(),
+                    ));
+                    ev.operator = Some(operator);
+                    ev
+                }
+                None => Event::new(Action::Unlock).refused(
+                    "unauthenticated: a pending event not sealed to this node was found in the store (written by hand?); its content is not trusted",
+                ),
+            };
             append(node, tx, ev)?;
             store::delete_audit_pending(tx, row)?;
         }
@@ -572,16 +620,11 @@ pub fn export(node: &Node, case: &Case, out: &Path) -> Result<ExportReport> {
     });
     let signed = serde_json::to_vec(&header).map_err(|e| NodeError::Io(e.to_string()))?;
     header["signature"] = hex(&node.keys.sign(EXPORT_CONTEXT, &signed)).into();
-    let tmp = out.with_extension("partial");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &header)?;
-        f.write_all(b"\n")?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, out)
-    };
-    write().map_err(|e| NodeError::Io(format!("cannot write {}: {e}", out.display())))?;
+    let mut file = serde_json::to_vec(&header).map_err(|e| NodeError::Io(e.to_string()))?;
+    file.push(b'\n');
+    file.extend_from_slice(&body);
+    // Who consulted which person: readable by the owner only.
+    crate::datadir::write_private_file(out, &file)?;
     Ok(ExportReport {
         entries: entries.len(),
         chain_entries: chain.entries,

@@ -212,6 +212,19 @@ pub fn list(node: &Node) -> Result<Vec<Case>> {
         .collect()
 }
 
+/// Why a member was removed, opened with the key of the epoch its removal
+/// started; `None` where this node holds no such key.
+pub fn removal_reason(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    removal: &control::Removal,
+) -> Option<String> {
+    let salt = case.state.epoch(&removal.by)?.salt;
+    let key = epoch_key(node, conn, case, &removal.by).ok()?;
+    control::open_reason(&case.id, &salt, &key, &removal.sealed_reason).ok()
+}
+
 /// The key of `epoch`, from the local cache or by unwrapping this node's share.
 pub fn epoch_key(
     node: &Node,
@@ -594,7 +607,7 @@ fn remove(
                 member: id,
                 cut_seq,
                 cut_hash,
-                reason: reason.to_string(),
+                sealed_reason: control::seal_reason(&case.id, &salt, &key, reason)?,
                 salt,
                 wraps,
             },

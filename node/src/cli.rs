@@ -253,6 +253,7 @@ Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\"
         after_help = "Example:\n  casesync record edit RECORD --field status=arrested --unset alias"
     )]
     Edit {
+        /// The record id (RECORD@CASE where two cases hold the same id)
         record: String,
         #[command(flatten)]
         fields: FieldArgs,
@@ -261,8 +262,13 @@ Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\"
         unset: Vec<String>,
     },
     /// Show one record (after re-verifying its log entries)
-    #[command(after_help = "Example:\n  casesync record show RECORD --json")]
-    Show { record: String },
+    #[command(
+        after_help = "Examples:\n  casesync record show RECORD --json\n  casesync record show RECORD@CASE   # a record id is unique within its case"
+    )]
+    Show {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+    },
     /// List the records of a case
     #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
     List {

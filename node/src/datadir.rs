@@ -218,8 +218,10 @@ fn create_private_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `data` to `path` atomically (temp file, fsync, rename), readable by the owner only.
-fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes `data` to `path` atomically (temp file, fsync, rename), readable by
+/// the owner only: keystores, and exports that carry case or audit data
+/// (bundles, audit exports).
+pub fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| NodeError::Io(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     let mut opts = fs::OpenOptions::new();

@@ -704,10 +704,10 @@ fn prepare(
             (Some(_), Some(end)) if h.seq == end.seq => {
                 return Err("is not the entry its author's log in this case ends with".into());
             }
-            (Some(cut), Some(end)) => {
+            (Some(_), Some(end)) => {
                 return Err(format!(
-                    "author was removed from the case (\"{}\"); its entries after seq {} are not accepted",
-                    cut.reason, end.seq
+                    "author was removed from the case; its entries after seq {} are not accepted",
+                    end.seq
                 ));
             }
             (Some(cut), None) => {
@@ -804,13 +804,10 @@ fn materialize(
     counts: &mut (usize, usize),
 ) -> Result<()> {
     let idx = node.storage.record_index(&rid.0);
-    match store::record_by_index(conn, &idx)? {
+    // A record id is unique within its case only: the same id in another case
+    // is another record (no member of one case can claim another's ids).
+    match store::record_in_case(conn, case.case_ref, &idx)? {
         Some(row) => {
-            if row.case_ref != case.case_ref {
-                return Err(NodeError::Refused(format!(
-                    "record {rid} belongs to another case"
-                )));
-            }
             let entries = log::verify_record_entries(conn, case, row.row, rid)?;
             let mut d = crate::records::load_doc(node, conn, case, &row, rid, &entries)?;
             doc::apply_changes(&mut d, vec![change])

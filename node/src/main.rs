@@ -691,8 +691,8 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                     }
                 );
             }
-            std::fs::write(out, &r.bytes)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            // Readable by the owner only: an unencrypted bundle is case data.
+            casesync_node::datadir::write_private_file(out, &r.bytes)?;
             if cli.json {
                 print_json(
                     &json!({"out": out, "bytes": r.bytes.len(), "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),
@@ -775,8 +775,12 @@ fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
         .removed
         .iter()
         .map(|(k, r)| {
+            // Sealed under the removal's epoch: a node without that key (a
+            // relay) sees that a reason exists, not what it says.
+            let reason = cases::removal_reason(node, conn, c, r)
+                .unwrap_or_else(|| "(sealed: this node holds no key to read it)".into());
             json!({"peer_id": casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
-                   "cut_seq": r.cut_seq, "reason": r.reason})
+                   "cut_seq": r.cut_seq, "reason": reason})
         })
         .collect();
     Ok(json!({

@@ -50,11 +50,39 @@ fn parse_record_id(text: &str) -> Result<RecordId> {
     })
 }
 
-/// Finds a record by id: its case, its row.
+/// Finds a record by id: its case, its row. A record id is unique within its
+/// case; should two cases hold one id, the record is named with its case.
 fn find(node: &Node, conn: &Connection, text: &str) -> Result<(Case, RecordRow, RecordId)> {
-    let rid = parse_record_id(text)?;
-    let row = store::record_by_index(conn, &node.storage.record_index(&rid.0))?
-        .ok_or_else(|| NodeError::Refused(format!("unknown record {rid}")))?;
+    let (rid_text, case_text) = match text.split_once('@') {
+        Some((r, c)) => (r, Some(c)),
+        None => (text, None),
+    };
+    let rid = parse_record_id(rid_text)?;
+    let idx = node.storage.record_index(&rid.0);
+    let row = match case_text {
+        Some(c) => {
+            let case = cases::load_by_text(node, conn, c)?;
+            store::record_in_case(conn, case.case_ref, &idx)?
+        }
+        None => {
+            let mut rows = store::records_by_index(conn, &idx)?;
+            if rows.len() > 1 {
+                let mut names = Vec::new();
+                for r in &rows {
+                    if let Some(c) = store::case_by_ref(conn, r.case_ref)? {
+                        names.push(format!("{rid}@{}", casesync_schema::CaseId(c.case_id)));
+                    }
+                }
+                return Err(NodeError::Refused(format!(
+                    "record id {rid} is in {} cases; name the one you mean: {}",
+                    rows.len(),
+                    names.join(" or ")
+                )));
+            }
+            rows.pop()
+        }
+    }
+    .ok_or_else(|| NodeError::Refused(format!("unknown record {rid}")))?;
     let case_row = store::case_by_ref(conn, row.case_ref)?
         .ok_or_else(|| NodeError::Integrity(format!("record {rid} belongs to no case")))?;
     let case = cases::load(node, conn, &casesync_schema::CaseId(case_row.case_id))?;
@@ -82,9 +110,9 @@ fn check_link_targets(
             continue;
         };
         let rid = parse_record_id(&v.as_text())?;
-        match store::record_by_index(conn, &node.storage.record_index(&rid.0))? {
-            Some(r) if r.case_ref == case.case_ref => {}
-            _ => {
+        match store::record_in_case(conn, case.case_ref, &node.storage.record_index(&rid.0))? {
+            Some(_) => {}
+            None => {
                 return Err(NodeError::Refused(format!(
                     "link `{end}`: unknown record {rid} in case {}",
                     case.id

@@ -13,6 +13,10 @@ use casesync_crypto::hash::{Hash, sha256_parts};
 use casesync_crypto::identity::{SIGNATURE_LEN, verify};
 
 const LINK_CONTEXT: &[u8] = b"casesync/audit/v1";
+/// The head's own signature context: a link signature (of every entry) is
+/// not a head signature, so someone who deletes the last entries cannot name
+/// an earlier entry as the head without the node key.
+const HEAD_CONTEXT: &[u8] = b"casesync/audit-head/v1";
 
 /// The link of entry `seq` after `prev` (zero before the first entry).
 pub fn link_hash(seq: u64, prev: &Hash, sealed: &[u8]) -> Hash {
@@ -21,6 +25,45 @@ pub fn link_hash(seq: u64, prev: &Hash, sealed: &[u8]) -> Hash {
 
 pub fn sign_link(keys: &NodeKeys, hash: &Hash) -> [u8; SIGNATURE_LEN] {
     keys.sign(LINK_CONTEXT, hash.as_bytes())
+}
+
+/// The head recorded with the last entry: its seq and link, signed by the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash,
+    pub signature: Vec<u8>,
+}
+
+fn head_message(seq: u64, hash: &Hash) -> Vec<u8> {
+    let mut m = seq.to_be_bytes().to_vec();
+    m.extend_from_slice(hash.as_bytes());
+    m
+}
+
+/// Signs the head that names entry `seq` with link `hash`.
+pub fn sign_head(keys: &NodeKeys, seq: u64, hash: &Hash) -> Head {
+    Head {
+        seq,
+        hash: *hash,
+        signature: keys.sign(HEAD_CONTEXT, &head_message(seq, hash)).to_vec(),
+    }
+}
+
+impl Head {
+    /// Whether `node` signed this head.
+    pub fn is_signed_by(&self, node: &[u8; 32]) -> bool {
+        let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(self.signature.as_slice()) else {
+            return false;
+        };
+        verify(
+            node,
+            HEAD_CONTEXT,
+            &head_message(self.seq, &self.hash),
+            &sig,
+        )
+        .is_ok()
+    }
 }
 
 /// One stored row of the chain, as read back (possibly tampered with).
@@ -95,8 +138,9 @@ impl<'a> ChainCheck<'a> {
         Ok(())
     }
 
-    /// After the last row: the chain must end at the recorded head.
-    pub fn finish(self, head: Option<(u64, Hash)>) -> Result<u64, ChainFault> {
+    /// After the last row: the chain must end at the recorded head, and the
+    /// head must carry the node's signature.
+    pub fn finish(self, head: Option<Head>) -> Result<u64, ChainFault> {
         let last = self.next_seq - 1;
         match head {
             None if last == 0 => Ok(0),
@@ -104,18 +148,28 @@ impl<'a> ChainCheck<'a> {
                 seq: 1,
                 reason: "the log has entries but no recorded head (the head was removed)".into(),
             }),
-            Some((seq, hash)) if seq == last && hash.ct_eq(&self.prev) => Ok(last),
-            Some((seq, _)) if seq > last => Err(ChainFault {
-                seq: last + 1,
+            Some(h) if !h.is_signed_by(self.node) => Err(ChainFault {
+                seq: h.seq.min(last).max(1),
                 reason: format!(
-                    "the log ends at entry {last} but its head names entry {seq}: entries {} to {seq} were removed (truncated)",
-                    last + 1
+                    "the recorded head (entry {}) is not signed by this node: it was rewritten, and entries after it may have been removed",
+                    h.seq
                 ),
             }),
-            Some((seq, _)) => Err(ChainFault {
-                seq: seq.min(last),
+            Some(h) if h.seq == last && h.hash.ct_eq(&self.prev) => Ok(last),
+            Some(h) if h.seq > last => Err(ChainFault {
+                seq: last + 1,
                 reason: format!(
-                    "the recorded head (entry {seq}) does not match the log's last entry ({last})"
+                    "the log ends at entry {last} but its head names entry {}: entries {} to {} were removed (truncated)",
+                    h.seq,
+                    last + 1,
+                    h.seq
+                ),
+            }),
+            Some(h) => Err(ChainFault {
+                seq: h.seq.min(last),
+                reason: format!(
+                    "the recorded head (entry {}) does not match the log's last entry ({last})",
+                    h.seq
                 ),
             }),
         }
@@ -143,11 +197,7 @@ mod tests {
             .collect()
     }
 
-    fn check(
-        node: &[u8; 32],
-        rows: &[ChainRow],
-        head: Option<(u64, Hash)>,
-    ) -> Result<u64, ChainFault> {
+    fn check(node: &[u8; 32], rows: &[ChainRow], head: Option<Head>) -> Result<u64, ChainFault> {
         let mut c = ChainCheck::new(node);
         for r in rows {
             c.row(r)?;
@@ -155,9 +205,9 @@ mod tests {
         c.finish(head)
     }
 
-    fn head(rows: &[ChainRow]) -> Option<(u64, Hash)> {
+    fn head(keys: &NodeKeys, rows: &[ChainRow]) -> Option<Head> {
         rows.last()
-            .map(|r| (r.seq, Hash::from_slice(&r.hash).unwrap()))
+            .map(|r| sign_head(keys, r.seq, &Hash::from_slice(&r.hash).unwrap()))
     }
 
     #[test]
@@ -165,17 +215,17 @@ mod tests {
         let keys = NodeKeys::generate().unwrap();
         let me = keys.public().ed25519;
         let rows = chain(&keys, 5);
-        let h = head(&rows);
-        assert_eq!(check(&me, &rows, h), Ok(5));
+        let h = head(&keys, &rows);
+        assert_eq!(check(&me, &rows, h.clone()), Ok(5));
         assert_eq!(check(&me, &[], None), Ok(0));
 
         let mut edited = rows.clone();
         edited[2].sealed[0] ^= 1;
-        assert_eq!(check(&me, &edited, h).unwrap_err().seq, 3);
+        assert_eq!(check(&me, &edited, h.clone()).unwrap_err().seq, 3);
 
         let mut deleted = rows.clone();
         deleted.remove(1);
-        let f = check(&me, &deleted, h).unwrap_err();
+        let f = check(&me, &deleted, h.clone()).unwrap_err();
         assert_eq!(f.seq, 2);
         assert!(f.reason.contains("missing"), "{f:?}");
 
@@ -184,13 +234,13 @@ mod tests {
         reordered.swap(1, 2);
         reordered[1].seq = 2;
         reordered[2].seq = 3;
-        assert_eq!(check(&me, &reordered, h).unwrap_err().seq, 2);
+        assert_eq!(check(&me, &reordered, h.clone()).unwrap_err().seq, 2);
         // Swapped without renumbering: out of order.
         let mut swapped = rows.clone();
         swapped.swap(1, 2);
-        assert_eq!(check(&me, &swapped, h).unwrap_err().seq, 2);
+        assert_eq!(check(&me, &swapped, h.clone()).unwrap_err().seq, 2);
 
-        let f = check(&me, &rows[..3], h).unwrap_err();
+        let f = check(&me, &rows[..3], h.clone()).unwrap_err();
         assert_eq!(f.seq, 4);
         assert!(f.reason.contains("truncated"), "{f:?}");
         assert!(
@@ -206,5 +256,18 @@ mod tests {
         let f = check(&me, &forged, h).unwrap_err();
         assert_eq!(f.seq, 5);
         assert!(f.reason.contains("signature"), "{f:?}");
+
+        // The last two entries deleted and the head rewritten to entry 3,
+        // whose link (and link signature) are on record: without the node
+        // key there is no head signature for it.
+        let rewound = Head {
+            seq: 3,
+            hash: Hash::from_slice(&rows[2].hash).unwrap(),
+            signature: rows[2].signature.clone(),
+        };
+        let f = check(&me, &rows[..3], Some(rewound)).unwrap_err();
+        assert!(f.reason.contains("not signed"), "{f:?}");
+        // Signed by the node, it holds.
+        assert_eq!(check(&me, &rows[..3], head(&keys, &rows[..3])), Ok(3));
     }
 }

@@ -33,6 +33,9 @@ pub const MAX_META_BYTES: usize = 64 * 1024;
 pub const MAX_OP_BYTES: usize = 1024 * 1024;
 /// Longest reason a removal may give.
 pub const MAX_REASON: usize = 1000;
+/// The longest reason once sealed (AEAD nonce and tag, a version byte).
+const MAX_SEALED_REASON: usize = MAX_REASON + 64;
+const REASON_CONTEXT: &[u8] = b"casesync/removal-reason/v1";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -112,11 +115,13 @@ pub enum ControlBody {
     /// Removes a member: its content log is cut at `cut_seq` (the last of its
     /// entries the remover accepts; `cut_hash` is that entry's hash, zero for
     /// seq 0), and a new key epoch starts, wrapped to the remaining members only.
+    /// The reason is sealed under that new epoch's key ([`seal_reason`]): the
+    /// remaining members read it; a relay, the removed node and a disk thief do not.
     RemoveMember {
         member: [u8; 32],
         cut_seq: u64,
         cut_hash: Hash,
-        reason: String,
+        sealed_reason: Vec<u8>,
         salt: [u8; 32],
         wraps: Vec<KeyWrap>,
     },
@@ -243,11 +248,11 @@ impl ControlOp {
                 member,
                 cut_seq,
                 cut_hash,
-                reason,
+                sealed_reason,
                 salt,
                 wraps,
             } => {
-                if reason.len() > MAX_REASON {
+                if sealed_reason.len() > MAX_SEALED_REASON {
                     return Err(SchemaError::InvalidField {
                         field: "reason".into(),
                         reason: format!("at most {MAX_REASON} bytes"),
@@ -257,7 +262,7 @@ impl ControlOp {
                 w.raw(member);
                 w.u64(*cut_seq);
                 w.raw(cut_hash.as_bytes());
-                w.str(reason);
+                w.bytes(sealed_reason);
                 w.raw(salt);
                 write_wraps(&mut w, wraps);
             }
@@ -325,7 +330,7 @@ impl ControlOp {
                 member: r.array()?,
                 cut_seq: r.u64()?,
                 cut_hash: Hash(r.array()?),
-                reason: r.str(MAX_REASON)?.to_string(),
+                sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
                 salt: r.array()?,
                 wraps: read_wraps(&mut r)?,
             },
@@ -355,6 +360,41 @@ impl ControlOp {
     pub fn hash(&self) -> Hash {
         self.hash
     }
+}
+
+fn reason_aad(case: &CaseId, salt: &[u8; 32]) -> Vec<u8> {
+    let mut a = REASON_CONTEXT.to_vec();
+    a.extend_from_slice(&case.0);
+    a.extend_from_slice(salt);
+    a
+}
+
+/// Seals a removal's reason under the key of the epoch the removal starts
+/// (`salt` is that epoch's salt).
+pub fn seal_reason(
+    case: &CaseId,
+    salt: &[u8; 32],
+    key: &SymmetricKey,
+    reason: &str,
+) -> Result<Vec<u8>, SchemaError> {
+    if reason.len() > MAX_REASON {
+        return Err(SchemaError::InvalidField {
+            field: "reason".into(),
+            reason: format!("at most {MAX_REASON} bytes"),
+        });
+    }
+    Ok(key.seal(&reason_aad(case, salt), reason.as_bytes())?)
+}
+
+/// Opens what [`seal_reason`] sealed.
+pub fn open_reason(
+    case: &CaseId,
+    salt: &[u8; 32],
+    key: &SymmetricKey,
+    sealed: &[u8],
+) -> Result<String, SchemaError> {
+    let plain = key.open(&reason_aad(case, salt), sealed)?;
+    String::from_utf8(plain).map_err(|_| SchemaError::malformed("removal reason", "not UTF-8"))
 }
 
 /// Case metadata, sealed in the create operation under the first epoch key.
@@ -417,7 +457,8 @@ pub struct Removal {
     pub role: Role,
     pub cut_seq: u64,
     pub cut_hash: Hash,
-    pub reason: String,
+    /// Sealed under the key of the epoch the removal started (its id is `by`).
+    pub sealed_reason: Vec<u8>,
     /// The removing operation.
     pub by: Hash,
 }
@@ -705,7 +746,7 @@ impl authority::Rules for CaseRules {
                 member,
                 cut_seq,
                 cut_hash,
-                reason,
+                sealed_reason,
                 salt,
                 wraps,
             } => {
@@ -717,7 +758,7 @@ impl authority::Rules for CaseRules {
                     role,
                     cut_seq: *cut_seq,
                     cut_hash: *cut_hash,
-                    reason: reason.clone(),
+                    sealed_reason: sealed_reason.clone(),
                     by: op.hash(),
                 };
                 // With several removals of one node, the smallest cut applies.
@@ -825,7 +866,7 @@ mod tests {
                 role: Role::Contributor,
                 cut_seq: 2,
                 cut_hash: h(2),
-                reason: "left".into(),
+                sealed_reason: b"left".to_vec(),
                 by: h(0),
             },
         );
@@ -1064,7 +1105,7 @@ mod tests {
                         },
                         cut_seq: rng.below(5) as u64,
                         cut_hash: Hash::ZERO,
-                        reason: "left the team".into(),
+                        sealed_reason: b"left the team".to_vec(),
                         salt: [step as u8; 32],
                         wraps: vec![],
                     },
@@ -1130,7 +1171,7 @@ mod tests {
                     member: who,
                     cut_seq: 0,
                     cut_hash: Hash::ZERO,
-                    reason: "dispute".into(),
+                    sealed_reason: b"dispute".to_vec(),
                     salt: [9; 32],
                     wraps: vec![],
                 },

@@ -133,3 +133,77 @@ fn no_plaintext_at_rest() {
     }
     assert!(total > 10_000, "the data dir holds only {total} bytes");
 }
+
+/// Issue 14, finding 11: a removal's reason and a failed unlock's operator
+/// are sealed at rest (the reason under the key of the epoch the removal
+/// starts, which the removed node never gets); exports are readable by their
+/// owner only. Node names, organisations and the federation name stay
+/// readable: keyless checks (`log verify`, `trust list`) need them (README).
+#[test]
+fn removal_reasons_and_failed_unlocks_are_sealed_and_exports_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDir::new("at_rest_meta");
+    let a = t.node("a");
+    let b = t.node("b");
+    a.init("uk-east", "ROCU East", "GB");
+    b.init("ro-police", "Politia Romana", "RO");
+    let case = a.create_case("Op Lantern");
+    let card = b.cmd(&["id", "--card"]).ok().trim().to_string();
+    a.cmd(&["case", "member", "add", &case, &card, "--role", "observer"])
+        .ok();
+    let reason = format!("REASONMARK-{}", random_hex(12));
+    let operator = format!("OPMARK-{}", random_hex(12));
+    a.cmd(&[
+        "case",
+        "member",
+        "remove",
+        &case,
+        &crate::util::peer_of(&b),
+        "--reason",
+        &reason,
+    ])
+    .ok();
+    let failed = a.cmd_env(
+        &["--operator", &operator, "case", "list"],
+        &[("CASESYNC_PASSPHRASE", "not-it")],
+    );
+    assert!(!failed.status.success());
+    // The lead reads the reason back.
+    let shown = a.json(&["case", "show", &case]);
+    assert_eq!(shown["removed"][0]["reason"], reason.as_str(), "{shown}");
+    for f in files_under(&a.dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        for marker in [&reason, &operator] {
+            assert!(
+                find_bytes(&bytes, marker.as_bytes()).is_none(),
+                "{marker} is readable in {}",
+                f.display()
+            );
+        }
+    }
+    // Exports: owner only.
+    let bundle = t.join("case.bundle");
+    a.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        bundle.to_str().unwrap(),
+        "--case",
+        &case,
+    ])
+    .ok();
+    let audit = t.join("audit.jsonl");
+    a.cmd(&[
+        "audit",
+        "export",
+        "--case",
+        &case,
+        "--out",
+        audit.to_str().unwrap(),
+    ])
+    .ok();
+    for f in [&bundle, &audit] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+    }
+}

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::network::{Server, federation};
-use crate::util::{Node, OPERATOR, TestDir, copy_dir, find_bytes, peer_of, sqlite3};
+use crate::util::{Node, OPERATOR, TestDir, copy_dir, find_bytes, peer_of, sqlite3, str_of};
 
 /// `audit list --json ARGS`, as an array.
 #[track_caller]
@@ -362,6 +362,18 @@ fn an_edited_deleted_reordered_or_truncated_audit_log_fails_verify_at_the_place(
             format!("DELETE FROM audit_log WHERE seq > {}", n - 2),
             n - 1,
         ),
+        // Issue 14, finding 10: the last two entries deleted and the head
+        // rewritten to name the entry before them (its seq and link are on
+        // record); the head's signature cannot be forged.
+        (
+            "truncated with the head rewound",
+            format!(
+                "DELETE FROM audit_log WHERE seq > {k}; \
+                 UPDATE meta SET value = (SELECT CAST(X'{k:016x}' || hash || signature AS BLOB) FROM audit_log WHERE seq = {k}) WHERE key = 'audit_head'",
+                k = n - 2
+            ),
+            n - 2,
+        ),
     ];
     for (what, sql, at) in cases {
         let dir = t.join(what);
@@ -381,5 +393,44 @@ fn an_edited_deleted_reordered_or_truncated_audit_log_fails_verify_at_the_place(
         eprintln!("{what}: {}", err.trim());
     }
     // The untouched original still verifies.
+    assert_eq!(a.json(&["audit", "verify"])["ok"], true);
+}
+
+/// Issue 14, finding 10: a row put into `audit_pending` by hand (no passphrase
+/// needed) is folded at the next unlock, but as unauthenticated, with neither
+/// its claimed time nor its claimed operator taken as the entry's; and a real
+/// failed unlock names its operator nowhere in the store before it is folded.
+#[test]
+fn a_pending_event_written_by_hand_is_folded_as_unauthenticated() {
+    let t = TestDir::new("audit_pending");
+    let a = t.node("a");
+    a.init("uk-east", "ROCU East", "GB");
+    let wrong = a.cmd_env(
+        &["--operator", "Marker-Operator-7731", "case", "list"],
+        &[("CASESYNC_PASSPHRASE", "not-it")],
+    );
+    assert!(!wrong.status.success());
+    let raw = std::fs::read(a.db_path()).unwrap();
+    assert!(
+        find_bytes(&raw, b"Marker-Operator-7731").is_none(),
+        "the failed unlock's operator is readable in the store"
+    );
+    sqlite3(
+        &a.db_path(),
+        r#"INSERT INTO audit_pending (entry) VALUES ('{"time":"2020-01-01T00:00:00+00:00","operator":"chief.constable","detail":"all fine"}')"#,
+    );
+    a.cmd(&["case", "list"]).ok();
+    let unlocks = audit(&a, &["--action", "node.unlock"]);
+    assert_eq!(unlocks.len(), 2, "{unlocks:#?}");
+    let real = &unlocks[0];
+    assert_eq!(real["operator"], "Marker-Operator-7731", "{real}");
+    assert!(str_of(real, "detail").contains("unauthenticated"), "{real}");
+    let forged = &unlocks[1];
+    assert!(
+        str_of(forged, "detail").contains("unauthenticated"),
+        "{forged}"
+    );
+    assert_ne!(forged["operator"], "chief.constable", "{forged}");
+    assert!(!str_of(forged, "time").starts_with("2020"), "{forged}");
     assert_eq!(a.json(&["audit", "verify"])["ok"], true);
 }

@@ -120,8 +120,23 @@ impl Hostile {
         key: &SymmetricKey,
         name: &str,
     ) -> LogEntry {
+        self.entry_creating(case, seq, prev, epoch, key, name, RecordId::new_v7())
+    }
+
+    /// The same, creating the record with the id given (a hostile writer
+    /// picks any id, another case's included).
+    #[allow(clippy::too_many_arguments)]
+    fn entry_creating(
+        &self,
+        case: CaseId,
+        seq: u64,
+        prev: Hash,
+        epoch: Hash,
+        key: &SymmetricKey,
+        name: &str,
+        id: RecordId,
+    ) -> LogEntry {
         let me = self.keys.public().ed25519;
-        let id = RecordId::new_v7();
         let env = Envelope {
             id,
             case,
@@ -1273,4 +1288,79 @@ fn an_enrolled_contributor_cannot_fill_the_registry_or_force_resolutions() {
         "{lines} log lines for four refusals:\n{}",
         sa.log()
     );
+}
+
+/// Issue 14, finding 13: a contributor of case Y learns the id of a record of
+/// case X (which it is not in) and creates a record with that id in Y first.
+/// Record ids are unique per case, so X's record still arrives and is shown.
+#[test]
+fn a_record_id_of_one_case_cannot_be_claimed_in_another() {
+    let t = TestDir::new("hostile_record_id");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    let y = a.create_case("Y");
+    a.add_member(&y, h, "contributor");
+    let sa = Server::start(a, &[]);
+    for n in [b, h] {
+        n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+            .ok();
+    }
+    // B writes in X, offline; H learns the id.
+    let r = b.add(&x, "person", &[("name", "Witness W")], &[]);
+    let rid: RecordId = r.parse().unwrap();
+    let case_y: CaseId = y.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let (epoch_y, key_y) = {
+        let c = cases::load(&hn, conn, &case_y).unwrap();
+        cases::current_epoch(&hn, conn, &c).unwrap()
+    };
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let target_addr: Multiaddr = sa.addr.parse().unwrap();
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+        client.allow(vec![target], vec![]).await;
+        client.dial(target_addr).await.unwrap();
+        let hostile = Hostile {
+            client,
+            target,
+            federation: federation.0.to_vec(),
+            keys: hn.keys.clone(),
+        };
+        let claim = hostile.entry_creating(case_y, 1, Hash::ZERO, epoch_y, &key_y, "Claimed", rid);
+        assert_eq!(
+            accepted(&hostile.deliver(case_y, vec![claim.bytes().to_vec()]).await),
+            (1, 0),
+            "H's own record in Y is a record of Y"
+        );
+    });
+    // B's record reaches A all the same.
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let shown = a.json(&["record", "show", &format!("{r}@{x}")]);
+    assert_eq!(shown["fields"]["name"], "Witness W", "{shown}");
+    assert_eq!(shown["case"], x.as_str(), "{shown}");
+    let in_y = a.json(&["record", "show", &format!("{r}@{y}")]);
+    assert_eq!(in_y["fields"]["name"], "Claimed", "{in_y}");
+    // By id alone the record is ambiguous on A, and says how to name it.
+    let line = a.cmd(&["record", "show", &r]).error_line();
+    assert!(line.contains("2 cases") && line.contains(&x), "{line}");
+    // On B (in X only) the id alone is enough.
+    assert_eq!(b.show(&r)["fields"]["name"], "Witness W");
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("006_equivocations.sql"),
     include_str!("007_audit.sql"),
     include_str!("008_records_by_case.sql"),
+    include_str!("009_record_ids_per_case.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,10 @@ pub enum StoreError {
         "the store was written by a newer casesync (schema {found}, this build knows {known}); upgrade casesync"
     )]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "upgrading the store to schema {version} would leave {broken} broken reference(s); nothing was changed: run `casesync log verify` and report this"
+    )]
+    Migration { version: usize, broken: i64 },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -105,6 +110,18 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             known,
         });
     }
+    if current == known {
+        return Ok(());
+    }
+    // SQLite's way to rebuild a table that others reference: foreign keys off
+    // (only possible outside a transaction), then checked before each commit.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let r = run_migrations(conn, current);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    r
+}
+
+fn run_migrations(conn: &mut Connection, current: i64) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Re-check under the write lock: another process may have migrated meanwhile.
@@ -113,6 +130,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             continue;
         }
         tx.execute_batch(sql)?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Migration {
+                version: i + 1,
+                broken,
+            });
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -819,14 +846,28 @@ pub fn link_record_entry(c: &Connection, record_ref: i64, entry_ref: i64) -> Res
     Ok(())
 }
 
-pub fn record_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Option<RecordRow>> {
+/// The record with this id in this case (a record id is unique per case).
+pub fn record_in_case(
+    c: &Connection,
+    case_ref: i64,
+    rid_index: &[u8; 32],
+) -> Result<Option<RecordRow>> {
     Ok(query_one(
         c,
-        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE rid_index = ?1",
-        [&rid_index[..]],
+        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND rid_index = ?2",
+        params![case_ref, &rid_index[..]],
         record_row,
     )
     .optional()?)
+}
+
+/// Every record with this id, in any case (at most a few: each case has its own).
+pub fn records_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Vec<RecordRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE rid_index = ?1 ORDER BY id LIMIT 16",
+    )?;
+    Ok(s.query_map([&rid_index[..]], record_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub fn records_in_case(
@@ -886,11 +927,16 @@ pub struct AuditRow {
 
 const AUDIT_HEAD: &str = "audit_head";
 
-/// The last audit entry's seq and link hash, as recorded when it was written.
-pub fn audit_head(c: &Connection) -> Result<Option<(u64, Hash)>> {
+/// The head recorded with the last audit entry: its seq, link hash and the
+/// node's signature of both (empty where a store predates the signature).
+pub fn audit_head(c: &Connection) -> Result<Option<casesync_schema::audit::Head>> {
     Ok(meta_get(c, AUDIT_HEAD)?.and_then(|v| {
         let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-        Some((seq, Hash::from_slice(v.get(8..40)?)?))
+        Some(casesync_schema::audit::Head {
+            seq,
+            hash: Hash::from_slice(v.get(8..40)?)?,
+            signature: v.get(40..).unwrap_or_default().to_vec(),
+        })
     }))
 }
 
@@ -903,6 +949,7 @@ pub fn audit_append(
     sealed: &[u8],
     hash: &Hash,
     signature: &[u8],
+    head: &casesync_schema::audit::Head,
 ) -> Result<()> {
     exec(
         c,
@@ -915,9 +962,10 @@ pub fn audit_append(
             signature
         ],
     )?;
-    let mut head = (seq).to_be_bytes().to_vec();
-    head.extend_from_slice(&hash.0);
-    meta_put(c, AUDIT_HEAD, &head)
+    let mut value = head.seq.to_be_bytes().to_vec();
+    value.extend_from_slice(&head.hash.0);
+    value.extend_from_slice(&head.signature);
+    meta_put(c, AUDIT_HEAD, &value)
 }
 
 /// Every audit row in seq order (optionally one case's), for `f`.
@@ -998,6 +1046,68 @@ mod tests {
             Store::open(&path),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store of schema 8 with a record and its entry upgrades to 9 with
+    /// every row and reference kept, and the same record id may then exist
+    /// once per case.
+    #[test]
+    fn records_move_to_ids_per_case_with_every_reference_kept() {
+        let dir = std::env::temp_dir().join(format!("casesync-store-v8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            configure(&c).unwrap();
+            c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..8] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 8).unwrap();
+            tx.execute_batch(
+                "INSERT INTO cases (id, case_id, sealed_meta) VALUES (1, x'01', x'00'), (2, x'02', x'00');
+                 INSERT INTO entries (id, case_ref, author, seq, hash, bytes) VALUES (5, 1, x'aa', 1, x'bb', x'cc');
+                 INSERT INTO records (id, case_ref, rid_index, type_index, snapshot, view) VALUES (7, 1, x'99', x'98', NULL, x'97');
+                 INSERT INTO record_entries (record_ref, entry_ref) VALUES (7, 5);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let c = s.conn();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let fk: i64 = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on");
+        let kept: (i64, i64) = c
+            .query_row(
+                "SELECT r.id, re.entry_ref FROM records r JOIN record_entries re ON re.record_ref = r.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (7, 5));
+        // The same id in another case is another record; twice in one case is refused.
+        c.execute(
+            "INSERT INTO records (case_ref, rid_index, type_index, view) VALUES (2, x'99', x'98', x'97')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            c.execute(
+                "INSERT INTO records (case_ref, rid_index, type_index, view) VALUES (1, x'99', x'98', x'97')",
+                [],
+            )
+            .is_err()
+        );
+        drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
