@@ -388,7 +388,7 @@ fn ingest_entries(
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
                 let frozen_at = frozen.get(&e.header.author).copied();
-                let ready = match readiness(conn, case_ref, &e)? {
+                let ready = match readiness(conn, case_ref, &e, &frozen)? {
                     _ if frozen_at.is_some_and(|f| e.header.seq >= f) => Ready::Conflict(format!(
                         "its author's log in this case is frozen before seq {} (a proved equivocation)",
                         frozen_at.unwrap_or_default()
@@ -397,6 +397,19 @@ fn ingest_entries(
                     Ready::Wait => match &prepared {
                         Err(reason) => Ready::Conflict(reason.clone()),
                         Ok(_) => Ready::Wait,
+                    },
+                    // A second entry at a used seq proves equivocation only if
+                    // its author was allowed to write it (a member writer, a
+                    // known epoch, within where its log ends): otherwise anyone
+                    // holding a writer's key, a removed one included, could
+                    // erase that writer's history and what others built on it.
+                    // Up to a removal's cut the log is fixed by the removal.
+                    Ready::Equivocation => match &prepared {
+                        Err(reason) => Ready::Conflict(reason.clone()),
+                        Ok(_) if fixed_by_cut(case, &ends, &e) => Ready::Conflict(
+                            "its author was removed, and its log up to the removal's cut is fixed: a second entry at a seq it used is refused, not a proof".into(),
+                        ),
+                        Ok(_) => Ready::Equivocation,
                     },
                     r => r,
                 };
@@ -432,7 +445,7 @@ fn ingest_entries(
                     Ready::Yes => {
                         progressed = true;
                         match store::savepoint(conn, || {
-                            apply_entry(node, conn, case, &e, prepared)
+                            apply_entry(node, conn, case, &e, prepared, &frozen)
                         })? {
                             Ok((created, updated, rids)) => {
                                 report.entries += 1;
@@ -594,6 +607,53 @@ fn freeze(node: &Node, conn: &Connection, case: &Case, e: &LogEntry) -> Result<u
     Ok(at)
 }
 
+/// An entry (author, seq) that built on the frozen log of `on`.
+pub struct BuiltOnFrozen {
+    pub author: [u8; 32],
+    pub seq: u64,
+    pub on: [u8; 32],
+}
+
+/// Entries held in `case` whose author built on an entry of a log frozen by a
+/// proved equivocation (its view names a seq at or past the freeze): their
+/// changes that depend on the frozen entries cannot apply. `status` shows them
+/// (DESIGN.md: changes that depended on frozen entries wait, and are shown).
+pub fn built_on_frozen(conn: &Connection, case: &Case) -> Result<Vec<BuiltOnFrozen>> {
+    let frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case.case_ref)?
+        .into_iter()
+        .map(|q| (q.author, q.seq))
+        .collect();
+    let mut out = Vec::new();
+    if frozen.is_empty() {
+        return Ok(out);
+    }
+    store::for_each_entry_of_case(conn, case.case_ref, |stored| {
+        if let Ok(e) = LogEntry::decode_verified(&stored.bytes)
+            && let Some(v) = e
+                .header
+                .view
+                .iter()
+                .find(|v| frozen.get(&v.author).is_some_and(|at| v.seq >= *at))
+        {
+            out.push(BuiltOnFrozen {
+                author: e.header.author,
+                seq: e.header.seq,
+                on: v.author,
+            });
+        }
+    })?;
+    Ok(out)
+}
+
+/// Whether `e`'s author was removed and `e`'s seq is within where its log
+/// ends: that part of the log is fixed, and no fork of it counts.
+fn fixed_by_cut(case: &Case, ends: &BTreeMap<[u8; 32], LogEnd>, e: &LogEntry) -> bool {
+    case.state.removed.contains_key(&e.header.author)
+        && ends
+            .get(&e.header.author)
+            .is_some_and(|end| e.header.seq <= end.seq)
+}
+
 fn name(case: &CaseId, e: &LogEntry) -> String {
     log::entry_name(case, &e.header.author, e.header.seq as i64)
 }
@@ -607,7 +667,17 @@ enum Ready {
     Equivocation,
 }
 
-fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
+/// Whether `e` can be applied now. A view item in a log frozen by a proved
+/// equivocation, at or past the freeze, is taken as met: that entry is never
+/// held again, and requiring it would strand the honest writer's whole log
+/// from there on (its changes that depended on it simply do not apply, and
+/// `status` names the entry).
+fn readiness(
+    conn: &Connection,
+    case_ref: i64,
+    e: &LogEntry,
+    frozen: &HashMap<[u8; 32], u64>,
+) -> Result<Ready> {
     let h = &e.header;
     if let Some(stored) = store::entry_hash_at(conn, case_ref, &h.author, h.seq)? {
         return Ok(if stored.ct_eq(&e.hash()) {
@@ -632,6 +702,9 @@ fn readiness(conn: &Connection, case_ref: i64, e: &LogEntry) -> Result<Ready> {
         return Ok(Ready::Wait);
     }
     for v in &h.view {
+        if frozen.get(&v.author).is_some_and(|at| v.seq >= *at) {
+            continue;
+        }
         match store::entry_hash_at(conn, case_ref, &v.author, v.seq)? {
             Some(stored) if stored.ct_eq(&v.hash) => {}
             Some(_) => {
@@ -777,14 +850,31 @@ fn apply_entry(
     case: &Case,
     e: &LogEntry,
     prepared: Prepared,
+    frozen: &HashMap<[u8; 32], u64>,
 ) -> std::result::Result<(usize, usize, Vec<RecordId>), String> {
     let parsed = prepared?;
     let h = &e.header;
+    // An entry that built on a frozen log may edit a record whose creation
+    // was taken out with it: that change has nothing to apply to, and the
+    // entry is kept all the same (its author's log goes on; `status` names it).
+    let on_frozen = h
+        .view
+        .iter()
+        .any(|v| frozen.get(&v.author).is_some_and(|at| v.seq >= *at));
     let row = store::insert_entry(conn, case.case_ref, &h.author, h.seq, &e.hash(), e.bytes())
         .map_err(|e| e.to_string())?;
     let mut counts = (0, 0);
     let mut rids = Vec::with_capacity(parsed.len());
     for (rid, change, created) in parsed {
+        let orphan = created.is_none() && !change.deps().is_empty();
+        if on_frozen
+            && orphan
+            && store::record_in_case(conn, case.case_ref, &node.storage.record_index(&rid.0))
+                .map_err(|e| e.to_string())?
+                .is_none()
+        {
+            continue;
+        }
         materialize(node, conn, case, row, &rid, change, created, &mut counts)
             .map_err(|e| e.to_string())?;
         rids.push(rid);

@@ -617,7 +617,12 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
             .into_iter()
             .map(|q| json!({"author": casesync_crypto::identity::peer_id_of(&q.author).unwrap_or_default(), "frozen_before_seq": q.seq}))
             .collect();
-        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs, "frozen": frozen, "waiting": store::waiting_count(conn, c.case_ref)?}));
+        let peer = |k: &[u8; 32]| casesync_crypto::identity::peer_id_of(k).unwrap_or_default();
+        let stranded: Vec<_> = casesync_node::ingest::built_on_frozen(conn, &c)?
+            .into_iter()
+            .map(|b| json!({"author": peer(&b.author), "seq": b.seq, "built_on": peer(&b.on)}))
+            .collect();
+        case_rows.push(json!({"id": c.id.to_string(), "title": c.meta.title, "members": c.state.members.len(), "logs": logs, "frozen": frozen, "built_on_frozen": stranded, "waiting": store::waiting_count(conn, c.case_ref)?}));
     }
     let v = json!({
         "peer_id": node.card.peer_id(),
@@ -650,6 +655,14 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
                     "  EQUIVOCATION by {}: its log is frozen before seq {}",
                     f["author"].as_str().unwrap_or_default(),
                     f["frozen_before_seq"]
+                );
+            }
+            for e in c["built_on_frozen"].as_array().into_iter().flatten() {
+                outln!(
+                    "  entry {} of {} built on the frozen log of {}: its changes that depend on it do not apply (a lead resolves it by removing that author)",
+                    e["seq"],
+                    e["author"].as_str().unwrap_or_default(),
+                    e["built_on"].as_str().unwrap_or_default()
                 );
             }
             if c["waiting"].as_u64().unwrap_or_default() > 0 {

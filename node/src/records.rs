@@ -425,7 +425,14 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
     }
     let single = changes.len() == 1;
     let mut d = doc::from_changes(changes, actor(node))?;
-    let json = serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
+    let Ok(view) = doc::view(&d) else {
+        // What remains cannot make a record: its creation was taken out with
+        // a frozen log, and only others' changes built on it are left. The
+        // record goes; those entries stay in their authors' logs, and
+        // `status` names them (`ingest::built_on_frozen`).
+        return store::delete_record(conn, row.row).map_err(Into::into);
+    };
+    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     let snapshot = if single {
         None
     } else {

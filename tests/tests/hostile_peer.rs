@@ -16,7 +16,7 @@ use casesync_schema::{CaseId, RecordId};
 use libp2p::{Multiaddr, PeerId};
 
 use crate::network::{Server, eventually, federation};
-use crate::util::{Node, PASSPHRASE, TestDir, dump_db, peer_of};
+use crate::util::{Node, PASSPHRASE, TestDir, dump_db, peer_of, str_of};
 
 /// The tables that hold what a node knows; `peers` (last sync times) and
 /// `waiting_entries` (the record of entries that wait) are left out.
@@ -673,6 +673,20 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
             accepted(&to(pa).deliver(case_x, vec![one.bytes().to_vec()]).await),
             (1, 0)
         );
+        // A's analyst edits H's new record: A's entry builds on `one`.
+        let forged = a
+            .list(&x)
+            .into_iter()
+            .find(|r| r["fields"]["name"] == "forged 1")
+            .expect("H's record reached A");
+        a.cmd(&[
+            "record",
+            "edit",
+            str_of(&forged, "id"),
+            "--field",
+            "status=checked by A",
+        ])
+        .ok();
         // A relays `one` to B at once, so B may already hold it when `other`
         // arrives (then B proves the fork right there); either way one of the
         // two entries is taken or refused, and the end state must be the same.
@@ -696,6 +710,24 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
         frozen(a) == 1 && frozen(b) == 1
     });
     eventually(30, "A and B hold the same case", || list(a) == list(b));
+    // A's edit built on the frozen entry: it is not dropped silently, B takes
+    // it too (A's log goes on), and status names it (finding 7).
+    let entries = |n: &Node| -> i64 {
+        n.db()
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    eventually(30, "B takes A's edit built on the frozen entry", || {
+        entries(b) == 2
+    });
+    let status = a.json(&["status"]);
+    let stranded = &status["cases"][0]["built_on_frozen"];
+    assert_eq!(stranded[0]["author"], peer_of(a).as_str(), "{status}");
+    assert_eq!(stranded[0]["built_on"], hpid.as_str(), "{status}");
+    assert!(
+        a.cmd(&["status"]).ok().contains("built on the frozen log"),
+        "status explains it"
+    );
     fn list(n: &Node) -> String {
         n.cmd(&[
             "--json",
@@ -718,7 +750,8 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
             .db()
             .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(entries, 1, "H's entries from the fork on are gone");
+        // A's record, and A's edit that built on H's frozen entry (kept).
+        assert_eq!(entries, 2, "H's entries from the fork on are gone");
         assert_eq!(n.json(&["log", "verify"])["failed"], 0);
         let trust = n.json(&["trust", "list"]);
         let flagged = trust["nodes"]
@@ -1065,6 +1098,40 @@ fn endless_data_on_many_streams_costs_bounded_memory() {
     assert_eq!(content(a), before, "the endless peer changed the store");
 }
 
+/// Connects to the honest node at `addr` (PeerId `target`) with `keys`, over
+/// real libp2p, from inside a `LocalSet`.
+async fn connect(
+    keys: &casesync_crypto::NodeKeys,
+    addr: &str,
+    target: PeerId,
+    federation: Hash,
+) -> Hostile {
+    let (client, mut events, event_loop) = net::new(keys.libp2p_keypair().unwrap()).unwrap();
+    tokio::task::spawn_local(event_loop.run());
+    // Requests from the honest node go unanswered: a hostile peer's right.
+    tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
+    client.allow(vec![target], vec![]).await;
+    client
+        .dial(addr.parse::<Multiaddr>().unwrap())
+        .await
+        .unwrap();
+    Hostile {
+        client,
+        target,
+        federation: federation.0.to_vec(),
+        keys: keys.clone(),
+    }
+}
+
+/// Runs `f` on a single-threaded runtime inside a `LocalSet` (libp2p's task).
+fn local<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
+
 /// Counts the rows of `table` in `n`'s store.
 fn rows(n: &Node, table: &str) -> i64 {
     n.db()
@@ -1176,25 +1243,9 @@ fn an_enrolled_contributor_cannot_fill_the_registry_or_force_resolutions() {
     let stranger = casesync_crypto::NodeKeys::generate().unwrap();
     let by_stranger = chain(&stranger, case_x, x_heads, 100);
 
-    let target_addr: Multiaddr = sa.addr.parse().unwrap();
     let target: PeerId = peer_of(a).parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
-        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
-        tokio::task::spawn_local(event_loop.run());
-        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
-        client.allow(vec![target], vec![]).await;
-        client.dial(target_addr).await.unwrap();
-        let hostile = Hostile {
-            client,
-            target,
-            federation: registry.federation.0.to_vec(),
-            keys: hn.keys.clone(),
-        };
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, registry.federation).await;
         let send = |registry_ops: Vec<Vec<u8>>, cases: Vec<CaseItems>| {
             let body = BundleBody {
                 registry_ops,
@@ -1324,25 +1375,9 @@ fn a_record_id_of_one_case_cannot_be_claimed_in_another() {
         .unwrap()
         .unwrap()
         .federation;
-    let target_addr: Multiaddr = sa.addr.parse().unwrap();
     let target: PeerId = peer_of(a).parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
-        let (client, mut events, event_loop) = net::new(hn.keys.libp2p_keypair().unwrap()).unwrap();
-        tokio::task::spawn_local(event_loop.run());
-        tokio::task::spawn_local(async move { while events.recv().await.is_some() {} });
-        client.allow(vec![target], vec![]).await;
-        client.dial(target_addr).await.unwrap();
-        let hostile = Hostile {
-            client,
-            target,
-            federation: federation.0.to_vec(),
-            keys: hn.keys.clone(),
-        };
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
         let claim = hostile.entry_creating(case_y, 1, Hash::ZERO, epoch_y, &key_y, "Claimed", rid);
         assert_eq!(
             accepted(&hostile.deliver(case_y, vec![claim.bytes().to_vec()]).await),
@@ -1363,4 +1398,100 @@ fn a_record_id_of_one_case_cannot_be_claimed_in_another() {
     assert!(line.contains("2 cases") && line.contains(&x), "{line}");
     // On B (in X only) the id alone is enough.
     assert_eq!(b.show(&r)["fields"]["name"], "Witness W");
+}
+
+/// Issue 14, finding 7: a second entry at a seq a writer already used proves
+/// equivocation only if that writer was allowed to write it. A contributor's
+/// fork under an epoch the case does not have, and a removed writer's fork
+/// within its cut (relayed by a member that colludes), are refused: the
+/// writer's history and what others built on it stay.
+#[test]
+fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
+    let t = TestDir::new("hostile_fork");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, "contributor");
+    let sa = Server::start(a, &[]);
+    for n in [b, h] {
+        n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+            .ok();
+    }
+    let case_x: CaseId = x.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let bn = DataDir::new(&b.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let (epoch_x, key_x) = {
+        let c = cases::load(&hn, conn, &case_x).unwrap();
+        cases::current_epoch(&hn, conn, &c).unwrap()
+    };
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let h_records = || {
+        a.list(&x)
+            .iter()
+            .filter(|r| str_of(&r["fields"], "name").starts_with("by H"))
+            .count()
+    };
+    let fork = local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        let e1 = hostile.entry_named(case_x, 1, Hash::ZERO, epoch_x, &key_x, "by H 1");
+        let e2 = hostile.entry_named(case_x, 2, e1.hash(), epoch_x, &key_x, "by H 2");
+        let both = vec![e1.bytes().to_vec(), e2.bytes().to_vec()];
+        assert_eq!(accepted(&hostile.deliver(case_x, both).await), (2, 0));
+        // A fork of seq 1 under an epoch X does not have.
+        let other_key = SymmetricKey::generate().unwrap();
+        let bogus = hostile.entry_named(case_x, 1, Hash::ZERO, Hash([3; 32]), &other_key, "fork");
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![bogus.bytes().to_vec()]).await),
+            (0, 1)
+        );
+        // A fork of seq 1 under the real key, for later.
+        hostile.entry_named(
+            case_x,
+            1,
+            Hash::ZERO,
+            epoch_x,
+            &key_x,
+            "fork under the real key",
+        )
+    });
+    assert_eq!(h_records(), 2, "H's history stands");
+    // A removes H (cut at seq 2); B, still a member, relays H's fork.
+    a.cmd(&[
+        "case",
+        "member",
+        "remove",
+        &x,
+        &peer_of(h),
+        "--reason",
+        "left",
+    ])
+    .ok();
+    local(async {
+        let relay = connect(&bn.keys, &sa.addr, target, federation).await;
+        assert_eq!(
+            accepted(&relay.deliver(case_x, vec![fork.bytes().to_vec()]).await),
+            (0, 1)
+        );
+    });
+    assert_eq!(h_records(), 2, "H's entries up to its cut stand");
+    let status = a.json(&["status"]);
+    assert_eq!(
+        status["cases"][0]["frozen"],
+        serde_json::json!([]),
+        "no log was frozen: {status}"
+    );
+    assert!(
+        sa.log().contains("not a proof") && sa.log().contains("key epoch"),
+        "{}",
+        sa.log()
+    );
 }
