@@ -743,6 +743,7 @@ struct NewRecord {
     index: [u8; 32],
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
+    originator: String,
 }
 
 /// An entry's changes, opened, each with the record it would create if the
@@ -798,14 +799,34 @@ fn prepare(
         Some(Ok(k)) => k,
     };
     let changes: Vec<RecordChange> = e.open(key).map_err(|e| format!("payload: {e}"))?;
+    // Every change is the entry author's own: its Automerge actor is the
+    // author's, so no writer can pass its changes off as another's.
+    let author_actor = doc::actor_for(&h.author);
+    let originator = casesync_crypto::identity::peer_id_of(&h.author).unwrap_or_default();
     changes
         .iter()
         .map(|c| {
             let change = doc::parse_change(&c.change).map_err(|e| format!("payload: {e}"))?;
+            if change.actor_id() != &author_actor {
+                return Err(format!(
+                    "record {}: a change made under another actor than the entry's author",
+                    c.record
+                ));
+            }
             let expanded =
                 doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
             let created = if change.deps().is_empty() {
-                new_record(storage, actor, case, &c.record, &change, &expanded).ok()
+                let r = new_record(storage, actor, case, &c.record, &change, &expanded)
+                    .map_err(|e| format!("record {}: {e}", c.record))?;
+                // The originator is the signed author of the first change.
+                if r.originator != originator {
+                    return Err(format!(
+                        "record {}: names {} as originator, but {originator} wrote it",
+                        c.record,
+                        cases::short(&r.originator)
+                    ));
+                }
+                Some(r)
             } else {
                 None
             };
@@ -838,6 +859,7 @@ fn new_record(
         index,
         type_index: storage.type_index(&case.id.0, &view.record_type),
         sealed_view: storage.seal_view(&index, &json)?,
+        originator: view.originator,
     })
 }
 
@@ -900,11 +922,20 @@ fn materialize(
         Some(row) => {
             let entries = log::verify_record_entries(conn, case, row.row, rid)?;
             let mut d = crate::records::load_doc(node, conn, case, &row, rid, &entries)?;
+            let before = doc::view(&d)?;
             doc::apply_changes(&mut d, vec![change])
                 .map_err(|e| NodeError::Refused(format!("record {rid}: {e}")))?;
+            let after = doc::view(&d)?;
+            // The envelope is fixed when the record is made: no later change,
+            // whoever signs it, rewrites what the record is, whose it is or
+            // where it may go.
+            if let Some(key) = before.envelope_change(&after) {
+                return Err(NodeError::Refused(format!(
+                    "record {rid}: a change may not rewrite the record's `{key}`"
+                )));
+            }
             store::link_record_entry(conn, row.row, entry_row)?;
-            let view =
-                serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
+            let view = serde_json::to_vec(&after).map_err(|e| NodeError::Io(e.to_string()))?;
             let snapshot = d.save();
             store::update_record(
                 conn,

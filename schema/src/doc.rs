@@ -77,6 +77,24 @@ pub struct RecordView {
 }
 
 impl RecordView {
+    /// The first envelope key (id, case, type, originator, created, grading,
+    /// releasable_to) whose value differs in `after`, if any: the envelope is
+    /// fixed when a record is made.
+    pub fn envelope_change(&self, after: &RecordView) -> Option<&'static str> {
+        [
+            ("id", self.id == after.id),
+            ("case", self.case == after.case),
+            ("type", self.record_type == after.record_type),
+            ("originator", self.originator == after.originator),
+            ("created", self.created == after.created),
+            ("grading", self.grading == after.grading),
+            ("releasable_to", self.releasable_to == after.releasable_to),
+        ]
+        .into_iter()
+        .find(|(_, same)| !same)
+        .map(|(k, _)| k)
+    }
+
     /// The record's content as an input, to re-validate it after an edit.
     pub fn to_input(&self) -> Result<RecordInput, SchemaError> {
         Ok(RecordInput {

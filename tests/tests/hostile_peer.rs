@@ -1495,3 +1495,185 @@ fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
         sa.log()
     );
 }
+
+/// Issue 14, finding 9: a contributor cannot pass a record off as another
+/// node's (originator), write changes under another node's Automerge actor,
+/// or rewrite an existing record's envelope (type, grading, releasable_to).
+#[test]
+fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let t = TestDir::new("hostile_envelope");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, "contributor");
+    let honest = a.add(
+        &x,
+        "person",
+        &[("name", "Victim A")],
+        &["--grading", "3x5x2:1AP", "--releasable-to", "GB,RO,NL"],
+    );
+    let sa = Server::start(a, &[]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let case_x: CaseId = x.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let conn = hn.store.conn();
+    let case = cases::load(&hn, conn, &case_x).unwrap();
+    let (epoch_x, key_x) = cases::current_epoch(&hn, conn, &case).unwrap();
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let a_key = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .by_peer_id(&peer_of(a))
+        .unwrap()
+        .card
+        .identity
+        .ed25519;
+    let b_key = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .by_peer_id(&peer_of(b))
+        .unwrap()
+        .card
+        .identity
+        .ed25519;
+    // A's record as H holds it: the first change of A's log.
+    let a_entry = casesync_node::store::entries_after(conn, case.case_ref, &a_key, 0, 1)
+        .unwrap()
+        .remove(0);
+    let a_entry = LogEntry::decode_verified(&a_entry.bytes).unwrap();
+    let rid: RecordId = honest.parse().unwrap();
+    let base = a_entry
+        .open(&key_x)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.record == rid)
+        .unwrap();
+    let me = hn.keys.public().ed25519;
+    // One entry of H's carrying `change` for `record`, at `seq`.
+    let entry = |seq: u64, prev: Hash, record: RecordId, change: Vec<u8>| {
+        let header = EntryHeader {
+            case: case_x,
+            author: me,
+            seq,
+            prev,
+            epoch: epoch_x,
+            time_ms: 0,
+            view: vec![],
+        };
+        let payload = encode_payload(&[RecordChange { record, change }]);
+        LogEntry::create(&hn.keys, header, &key_x, &payload).unwrap()
+    };
+    // H's edit of A's record, made by `f` under `actor`.
+    let edit = |actor: [u8; 32], f: &dyn Fn(&mut automerge::AutoCommit)| -> Vec<u8> {
+        let mut d = doc::from_changes(
+            vec![doc::parse_change(&base.change).unwrap()],
+            doc::actor_for(&actor),
+        )
+        .unwrap();
+        f(&mut d);
+        d.commit();
+        d.get_last_local_change().unwrap().raw_bytes().to_vec()
+    };
+    let fields_of = |d: &automerge::AutoCommit| match d.get(automerge::ROOT, "fields").unwrap() {
+        Some((_, id)) => id,
+        None => panic!("no fields"),
+    };
+    let new_id = RecordId::new_v7();
+    let attempts: Vec<(&str, Vec<u8>, RecordId)> = vec![
+        (
+            "a record naming A as originator",
+            {
+                let env = Envelope {
+                    id: new_id,
+                    case: case_x,
+                    originator: peer_of(a),
+                    created: "2026-11-26T10:00:00+00:00".into(),
+                };
+                let input = RecordInput {
+                    record_type: RecordType::Note,
+                    fields: [("text".to_string(), FieldValue::Str("by A (not)".into()))].into(),
+                    grading: None,
+                    releasable_to: ReleasableTo(vec![]),
+                };
+                doc::new_record(doc::actor_for(&me), &env, &input, 0)
+                    .unwrap()
+                    .1
+            },
+            new_id,
+        ),
+        (
+            "an edit under B's actor",
+            edit(b_key, &|d| {
+                let f = fields_of(d);
+                d.put(&f, "status", "by B (not)").unwrap();
+            }),
+            rid,
+        ),
+        (
+            "releasable_to rewritten",
+            edit(me, &|d| {
+                let l = d
+                    .put_object(automerge::ROOT, "releasable_to", automerge::ObjType::List)
+                    .unwrap();
+                d.insert(&l, 0, "NL").unwrap();
+            }),
+            rid,
+        ),
+        (
+            "type rewritten",
+            edit(me, &|d| {
+                d.put(automerge::ROOT, "type", "note").unwrap();
+            }),
+            rid,
+        ),
+        (
+            "grading rewritten",
+            edit(me, &|d| {
+                d.put(automerge::ROOT, "grading", "3x5x2:1AC").unwrap();
+            }),
+            rid,
+        ),
+    ];
+    let target: PeerId = peer_of(a).parse().unwrap();
+    let before = a.show(&honest);
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        for (what, change, record) in attempts {
+            let e = entry(1, Hash::ZERO, record, change);
+            assert_eq!(
+                accepted(&hostile.deliver(case_x, vec![e.bytes().to_vec()]).await),
+                (0, 1),
+                "{what}"
+            );
+        }
+        // An honest edit of a field is still taken.
+        let ok = edit(me, &|d| {
+            let f = fields_of(d);
+            d.put(&f, "status", "seen by H").unwrap();
+        });
+        let e = entry(1, Hash::ZERO, rid, ok);
+        assert_eq!(
+            accepted(&hostile.deliver(case_x, vec![e.bytes().to_vec()]).await),
+            (1, 0)
+        );
+    });
+    let after = a.show(&honest);
+    for k in ["type", "grading", "releasable_to", "originator"] {
+        assert_eq!(before[k], after[k], "{k}");
+    }
+    assert_eq!(after["fields"]["status"], "seen by H");
+    let log = sa.log();
+    for what in ["another actor", "as originator", "may not rewrite"] {
+        assert!(log.contains(what), "no rejection naming {what:?}:\n{log}");
+    }
+}
