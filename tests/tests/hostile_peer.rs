@@ -1677,3 +1677,79 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
         assert!(log.contains(what), "no rejection naming {what:?}:\n{log}");
     }
 }
+
+/// Issue 14, finding 8: a stranger keeps hundreds of TCP connections open that
+/// never finish a handshake, from another address, opening one a millisecond. An
+/// enrolled peer still syncs, and the node's log holds a count of the
+/// refusals, not a line each.
+#[test]
+fn idle_connections_from_a_stranger_do_not_lock_enrolled_peers_out() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let t = TestDir::new("hostile_idle");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    let r = a.add(&x, "note", &[("text", "reaches B")], &[]);
+    let sa = Server::start(a, &[]);
+    let port: u16 = sa
+        .addr
+        .split('/')
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .expect("a /ip4/.../tcp/PORT address");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let attacker = {
+        let (stop, opened) = (stop.clone(), opened.clone());
+        rt.spawn(async move {
+            let target: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+            let mut held = std::collections::VecDeque::new();
+            let started = std::time::Instant::now();
+            // Bounded: at most 60 s and 20,000 connections.
+            while !stop.load(Ordering::Relaxed)
+                && started.elapsed() < std::time::Duration::from_secs(60)
+                && opened.load(Ordering::Relaxed) < 20_000
+            {
+                let s = tokio::net::TcpSocket::new_v4().unwrap();
+                s.bind(([127, 0, 0, 2], 0).into()).unwrap();
+                // A new connection every millisecond, every one the node has
+                // not closed held open: whatever pending slot frees up, it
+                // takes again.
+                if let Ok(c) = s.connect(target).await {
+                    let n = opened.fetch_add(1, Ordering::Relaxed);
+                    held.push_back(c);
+                    if n % 64 == 0 {
+                        let mut buf = [0u8; 1];
+                        held.retain(|c| {
+                            matches!(c.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                        });
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    };
+    eventually(30, "the stranger has opened 300 connections", || {
+        opened.load(Ordering::Relaxed) >= 300
+    });
+    let out = b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"]);
+    let synced = out.status.success();
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(attacker).unwrap();
+    assert!(synced, "the enrolled peer was locked out: {}", out.stderr);
+    assert!(b.cmd(&["record", "show", &r]).status.success());
+    let lines = sa.log().lines().filter(|l| l.contains("refused")).count();
+    assert!(
+        lines <= 12,
+        "{lines} refusal lines for {} connections:\n{}",
+        opened.load(Ordering::Relaxed),
+        sa.log()
+    );
+}

@@ -6,6 +6,7 @@
 //! Only enrolled, active nodes may connect: the allow list is the registry's,
 //! and any other PeerId is denied once the Noise handshake proves who it is.
 
+pub mod admission;
 pub mod budget;
 pub mod codec;
 pub mod protocol;
@@ -29,9 +30,12 @@ use protocol::{PROTOCOL, SyncRequest, SyncResponse};
 /// beside it on the same data dir (same PeerId), and a dial in each direction
 /// at the same moment. More is waste or abuse.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
-/// Connections being set up at once, from anyone: bounds what strangers cost
-/// before the Noise handshake says who they are.
-const MAX_PENDING_INCOMING: u32 = 64;
+/// A connection whose handshake (TCP, Noise, Yamux) has not finished within
+/// this is dropped: an idle stranger holds a pending slot no longer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refused incoming connections are logged as a count per interval, not a
+/// line each (a stranger reconnecting in a loop must not flood the log).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Requests in flight on one connection, both directions together. With the
 /// message cap and the connection limit this bounds what one enrolled peer can
 /// make the node buffer (4 x 8 x 16 MiB); honest peers have one exchange at a
@@ -43,6 +47,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    /// Pending incoming connections per address, with slots kept for
+    /// addresses enrolled peers connect from (`admission`).
+    admission: admission::Behaviour,
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
@@ -170,6 +177,9 @@ pub struct EventLoop {
     explicit: std::collections::HashSet<PeerId>,
     /// Revoked nodes: never dialed, never allowed.
     revoked: std::collections::HashSet<PeerId>,
+    /// Incoming connections refused in this `REFUSAL_LOG_INTERVAL`: the first
+    /// is logged, the others counted.
+    refused: u64,
 }
 
 /// Builds the network for `keypair`: a client handle, the event stream, and the
@@ -187,10 +197,10 @@ pub fn new(
         .map_err(|e| e.to_string())?
         .with_behaviour(|key| Behaviour {
             allow: allow_block_list::Behaviour::default(),
+            admission: admission::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
-                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
             ),
             // No address cache: a node dials only addresses its operator gave
             // (`--peer`, `peer add`), never ones a peer reported about itself,
@@ -208,6 +218,7 @@ pub fn new(
         })
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_connection_timeout(HANDSHAKE_TIMEOUT)
         .build();
     let (ctx, crx) = mpsc::channel(64);
     let (etx, erx) = mpsc::channel(256);
@@ -223,6 +234,7 @@ pub fn new(
             allowed: Vec::new(),
             explicit: Default::default(),
             revoked: Default::default(),
+            refused: 0,
         },
     ))
 }
@@ -230,8 +242,11 @@ pub fn new(
 impl EventLoop {
     /// Runs until every [`Client`] is dropped.
     pub async fn run(mut self) {
+        let mut log_tick = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+        log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = log_tick.tick() => self.log_refusals().await,
                 event = self.swarm.select_next_some() => self.on_swarm(event).await,
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
@@ -364,17 +379,38 @@ impl EventLoop {
                 let who = peer_id
                     .map(|p| p.to_base58())
                     .unwrap_or_else(|| "an unknown peer".into());
-                let _ = self
-                    .events
-                    .send(Event::Refused(format!(
-                        "refused incoming connection from {who} at {send_back_addr} (not an enrolled node): {error}"
-                    )))
-                    .await;
+                // The first refusal of an interval is logged at once, the
+                // rest as one count when the interval ends.
+                self.refused += 1;
+                if self.refused == 1 {
+                    let _ = self
+                        .events
+                        .send(Event::Refused(format!(
+                            "refused incoming connection from {who} at {send_back_addr} (not an enrolled node, or its handshake did not finish): {error}"
+                        )))
+                        .await;
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e).await,
             // identify and allow-list events, and the rest: nothing to do.
             _ => {}
         }
+    }
+
+    /// One line for the incoming connections refused in the interval after
+    /// the first (which was logged when it happened).
+    async fn log_refusals(&mut self) {
+        let more = std::mem::take(&mut self.refused).saturating_sub(1);
+        if more == 0 {
+            return;
+        }
+        let _ = self
+            .events
+            .send(Event::Refused(format!(
+                "refused {more} more incoming connection(s) in the last {} s",
+                REFUSAL_LOG_INTERVAL.as_secs()
+            )))
+            .await;
     }
 
     /// Closes every connection to `peer`, which broke the protocol, and says so.
