@@ -34,6 +34,26 @@ const PREPARE_BYTES: usize = 1 << 20;
 /// enough for any honest reordering, too little to fill a disk.
 const MAX_WAITING_PER_SOURCE: u64 = 10_000;
 const MAX_WAITING_BYTES_PER_SOURCE: u64 = 64 << 20;
+/// And in all: a source is only a key (a bundle's sender outside a federation
+/// is any key at all), so the bound per source alone bounds nothing.
+const MAX_WAITING_TOTAL: u64 = 100_000;
+const MAX_WAITING_BYTES_TOTAL: u64 = 256 << 20;
+
+/// Whether one more entry of `size` bytes may wait, given what waits from its
+/// source and in all (count, bytes). Pure.
+fn may_wait(
+    source: (u64, u64),
+    total: (u64, u64),
+    size: u64,
+) -> std::result::Result<(), &'static str> {
+    if source.0 >= MAX_WAITING_PER_SOURCE || source.1 + size > MAX_WAITING_BYTES_PER_SOURCE {
+        return Err("its source");
+    }
+    if total.0 >= MAX_WAITING_TOTAL || total.1 + size > MAX_WAITING_BYTES_TOTAL {
+        return Err("all sources together");
+    }
+    Ok(())
+}
 
 /// Most registry statements one message may carry: a federation of this
 /// many nodes is far beyond any joint investigation team.
@@ -476,12 +496,16 @@ fn ingest_entries(
         if row.is_some() {
             continue;
         }
-        let (count, bytes) = store::waiting_from(conn, source)?;
-        if count >= MAX_WAITING_PER_SOURCE
-            || bytes + e.bytes().len() as u64 > MAX_WAITING_BYTES_PER_SOURCE
-        {
+        let from_source = store::waiting_from(conn, source)?;
+        let total = store::waiting_total(conn)?;
+        if let Err(whose) = may_wait(from_source, total, e.bytes().len() as u64) {
+            let (count, bytes) = if whose == "its source" {
+                from_source
+            } else {
+                total
+            };
             report.rejected.push(format!(
-                "entry {}: builds on entries this node does not hold, and {source} already has {count} entries waiting ({bytes} bytes); not kept",
+                "entry {}: builds on entries this node does not hold, and {count} entries ({bytes} bytes) from {whose} already wait; not kept",
                 name(&case_id, &e)
             ));
             continue;
@@ -964,4 +988,25 @@ fn materialize(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_is_bounded_per_source_and_in_all() {
+        assert_eq!(may_wait((0, 0), (0, 0), 100), Ok(()));
+        assert!(may_wait((MAX_WAITING_PER_SOURCE, 0), (0, 0), 1).is_err());
+        assert!(may_wait((0, MAX_WAITING_BYTES_PER_SOURCE), (0, 0), 1).is_err());
+        // Many fresh sources, each within its own bound, still stop at the total.
+        assert_eq!(
+            may_wait((0, 0), (MAX_WAITING_TOTAL, 0), 1),
+            Err("all sources together")
+        );
+        assert_eq!(
+            may_wait((0, 0), (0, MAX_WAITING_BYTES_TOTAL), 1),
+            Err("all sources together")
+        );
+    }
 }

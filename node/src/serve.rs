@@ -52,6 +52,56 @@ fn log(msg: impl AsRef<str>) {
     eprintln!("casesync: {}", msg.as_ref());
 }
 
+/// How often a peer's refused items are logged in full: after that, within
+/// the interval, they are counted, and the count is logged with the next
+/// refusal after it (every refusal is in the audit log all the same).
+const REJECTION_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Reasons logged for one delivery; the rest as a count.
+const REASONS_LOGGED: usize = 3;
+
+/// Per peer: when its refusals were last logged, and how many went unlogged.
+static REJECTIONS: std::sync::Mutex<Option<HashMap<String, (Instant, usize)>>> =
+    std::sync::Mutex::new(None);
+
+/// Logs what was refused from `peer`, bounded: a hostile peer that sends
+/// thousands of bad items costs a few lines per interval, not one each.
+fn log_rejections(peer: &PeerId, rejected: &[String]) {
+    if rejected.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    let mut guard = REJECTIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() > 4096 {
+        map.retain(|_, (at, _)| now.duration_since(*at) < REJECTION_LOG_INTERVAL);
+    }
+    let entry = map
+        .entry(peer.to_base58())
+        .or_insert((now - REJECTION_LOG_INTERVAL, 0));
+    if now.duration_since(entry.0) < REJECTION_LOG_INTERVAL {
+        entry.1 += rejected.len();
+        return;
+    }
+    let unlogged = std::mem::take(&mut entry.1);
+    entry.0 = now;
+    drop(guard);
+    if unlogged > 0 {
+        log(format!(
+            "rejected {unlogged} more item(s) from {peer} in the last {} s (see `casesync audit list --action sync.reject`)",
+            REJECTION_LOG_INTERVAL.as_secs()
+        ));
+    }
+    for x in rejected.iter().take(REASONS_LOGGED) {
+        log(format!("rejected from {peer}: {x}"));
+    }
+    if rejected.len() > REASONS_LOGGED {
+        log(format!(
+            "rejected from {peer}: {} more in the same delivery",
+            rejected.len() - REASONS_LOGGED
+        ));
+    }
+}
+
 /// The federation id, and the ed25519 key of `peer` if it is enrolled and active:
 /// one registry load (and one pass of signature checks) per request or exchange.
 fn federation_and_peer(node: &Node, peer: &PeerId) -> Result<(Vec<u8>, Option<[u8; 32]>)> {
@@ -226,9 +276,7 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             let r = node
                 .store
                 .write_unsynced(|tx| receive(node, tx, &body, peer, &key))?;
-            for x in &r.rejected {
-                log(format!("rejected from {peer}: {x}"));
-            }
+            log_rejections(peer, &r.rejected);
             Ok(SyncResponse::Accepted {
                 entries: r.entries as u64,
                 rejected: r.rejected.len() as u64,
@@ -314,9 +362,7 @@ async fn pull(
                 let r = node
                     .store
                     .write(|tx| receive(node, tx, &body, &peer, key))?;
-                for x in &r.rejected {
-                    log(format!("rejected from {peer}: {x}"));
-                }
+                log_rejections(&peer, &r.rejected);
                 received += r.entries as u64;
                 // A peer that keeps saying "more" without sending anything new is
                 // not making progress: stop rather than loop.

@@ -770,6 +770,16 @@ pub fn waiting_from(c: &Connection, source: &str) -> Result<(u64, u64)> {
     )?)
 }
 
+/// How many entries, and how many bytes, wait in all (every source).
+pub fn waiting_total(c: &Connection) -> Result<(u64, u64)> {
+    Ok(query_one(
+        c,
+        "SELECT COUNT(*), IFNULL(SUM(length(bytes)), 0) FROM waiting_entries",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )?)
+}
+
 /// A number that changes whenever anything is appended to the store (by this or
 /// another process): how `serve` notices local writes to push.
 pub fn change_marker(c: &Connection) -> Result<(i64, i64, i64)> {
