@@ -342,6 +342,32 @@ def audit_cost_rows(bin_, work, result, rows):
                  f"{(r['show_audited_s'] - r['show_raw_s']) / r['show_records'] * 1000:.2f} ms per audited show"))
 
 
+def hardening_rows(bin_, work, result, rows):
+    """What must stay linear however a partner behaves (issue 14): resolving a
+    control log (verify + resolve), ingesting one record's edits delivered at
+    once (a bundle import), and a registry (verify + resolve, and a join), each
+    at two sizes in one process (node/examples/hardening_cost.rs). The ratio of
+    per-item costs (large / small) is near 1 when growth is linear."""
+    ex = os.path.join(os.path.dirname(bin_), "examples", "hardening_cost")
+    args = [ex, os.path.join(work, "hardening"),
+            os.environ.get("BENCH_CONTROL_OPS", "2500,10000"),
+            os.environ.get("BENCH_EDITS", "1000,5000"),
+            os.environ.get("BENCH_REGISTRY", "250,1000")]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    result["hardening"] = r
+    for key, what, unit, per in [("resolve", "control log", "ops", "us_per_op"),
+                                 ("ingest_edits", "one record's edits", "edits", "us_per_edit"),
+                                 ("registry", "registry", "nodes", "us_per_statement")]:
+        small, large = r[key]
+        secs = "seconds" if "seconds" in small else "resolve_seconds"
+        rows.append((f"{what}: {small[unit]:,} / {large[unit]:,} {unit}",
+                     f"{small[secs]:.3f} s / {large[secs]:.3f} s",
+                     f"{small[per]} / {large[per]} us each",
+                     f"ratio {large[per] / max(small[per], 0.1):.2f}",
+                     f"join {small['join_seconds']:.3f} s / {large['join_seconds']:.3f} s" if key == "registry" else ""))
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
@@ -428,6 +454,7 @@ def main():
     rows.append(("record show (whole command)", f"p50 {result['show']['p50_ms']} ms", f"p99 {result['show']['p99_ms']} ms",
                  f"after edit p50 {result['show']['edited_p50_ms']} ms", ""))
     audit_cost_rows(a.bin, work, result, rows)
+    hardening_rows(a.bin, work, result, rows)
     if os.environ.get("BENCH_SYNC", "1") != "0":
         sync_rows(a.bin, work, sizes, result, rows)
         anti_entropy_rows(a.bin, work, result, rows)

@@ -4,16 +4,19 @@
 # latency, initial sync between two processes (seconds, bytes on the wire through
 # a counting TCP relay, peak RSS), edit-to-visible latency (2 nodes, 5-node
 # line), and bytes per anti-entropy round between in-sync nodes sharing 1 and
-# 1,000 cases, and the cost of auditing (import and show, audited vs raw, as
-# ratios in one run). Prints a table and writes target/bench/node.json. First,
-# the same scenarios side by side with automerge-repo and samod (see
-# BENCHMARKS.md): target/bench/compare.json.
+# 1,000 cases, the cost of auditing (import and show, audited vs raw, as
+# ratios in one run), and what must stay linear under a hostile partner (a
+# control log, one record's edits at once, a registry; two sizes each).
+# Prints a table and writes target/bench/node.json. First, the same scenarios
+# side by side with automerge-repo and samod (see BENCHMARKS.md):
+# target/bench/compare.json.
 #
 #   scripts/bench.sh                          # 10,000 and 100,000 records, 20 attempts
 #   scripts/bench.sh --quick                  # the side-by-side table at small sizes
 #   BENCH_ONLY=sync,latency scripts/bench.sh --quick   # some scenarios of it
 #   BENCH_SIZES=1000 scripts/bench.sh         # quick run
 #   BENCH_SYNC=0 scripts/bench.sh             # local rows only
+#   BENCH_EDITS=500,2000 BENCH_CONTROL_OPS=1000,4000 BENCH_REGISTRY=100,400  # hardening sizes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "error: python3 is needed to drive the benchmark" >&2; exit 1; }
@@ -23,7 +26,7 @@ if [ ! -x /usr/bin/time ]; then
   (apt-get update -qq && apt-get install -y -qq time) >/dev/null || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 fi
 echo "==> building casesync (release)" >&2
-cargo build --release -p casesync-node --bin casesync --example audit_cost >&2
+cargo build --release -p casesync-node --bin casesync --example audit_cost --example hardening_cost >&2
 # The peers casesync is compared with, pinned: automerge-repo (Node.js) and samod
 # (Rust, its own Cargo project outside the workspace). A peer that cannot be
 # set up is left out of the table with a warning.

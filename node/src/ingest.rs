@@ -389,6 +389,7 @@ fn ingest_entries(
     enforce_cuts(node, conn, case, &ends, report)?;
     let mut pending = verified;
     pending.sort_by_key(|(e, _)| (e.header.author, e.header.seq));
+    let mut docs = DocCache::default();
     loop {
         let mut progressed = false;
         let mut waiting = Vec::new();
@@ -448,6 +449,8 @@ fn ingest_entries(
                         .push(format!("entry {}: {reason}", name(&case_id, &e))),
                     Ready::Wait => waiting.push((e, row)),
                     Ready::Equivocation => {
+                        // The freeze rebuilds records from their entries.
+                        docs.flush(node, conn, case)?;
                         let at = freeze(node, conn, case, &e)?;
                         frozen.insert(e.header.author, at);
                         report.erased.push((
@@ -464,9 +467,14 @@ fn ingest_entries(
                     }
                     Ready::Yes => {
                         progressed = true;
-                        match store::savepoint(conn, || {
-                            apply_entry(node, conn, case, &e, prepared, &frozen)
-                        })? {
+                        let applied = store::savepoint(conn, || {
+                            apply_entry(node, conn, case, &e, prepared, &frozen, &mut docs)
+                        })?;
+                        match &applied {
+                            Ok(_) => docs.entry_done(),
+                            Err(_) => docs.entry_failed(),
+                        }
+                        match applied {
                             Ok((created, updated, rids)) => {
                                 report.entries += 1;
                                 report.records_created += created;
@@ -491,6 +499,7 @@ fn ingest_entries(
             break;
         }
     }
+    docs.flush(node, conn, case)?;
     // What still waits is kept (within bounds per source) until the gap is filled.
     for (e, row) in pending {
         if row.is_some() {
@@ -897,6 +906,7 @@ fn apply_entry(
     e: &LogEntry,
     prepared: Prepared,
     frozen: &HashMap<[u8; 32], u64>,
+    docs: &mut DocCache,
 ) -> std::result::Result<(usize, usize, Vec<RecordId>), String> {
     let parsed = prepared?;
     let h = &e.header;
@@ -921,11 +931,134 @@ fn apply_entry(
         {
             continue;
         }
-        materialize(node, conn, case, row, &rid, change, created, &mut counts)
-            .map_err(|e| e.to_string())?;
+        materialize(
+            node,
+            conn,
+            case,
+            row,
+            &rid,
+            change,
+            created,
+            &mut counts,
+            docs,
+        )
+        .map_err(|e| e.to_string())?;
         rids.push(rid);
     }
     Ok((counts.0, counts.1, rids))
+}
+
+/// Record documents that entries of this batch change. Their changes are
+/// checked one by one as entries are accepted (the envelope from the change's
+/// own ops), and applied together when the batch is done ([`DocCache::flush`]):
+/// Automerge applies a batch of changes in one pass, but one change at a time
+/// costs the whole document each, so a record with 5,000 edits delivered at
+/// once would cost the square of its history. Entries are verified once, when
+/// accepted; none is verified again here.
+#[derive(Default)]
+struct DocCache {
+    docs: HashMap<i64, CachedDoc>,
+}
+
+struct CachedDoc {
+    doc: automerge::AutoCommit,
+    index: [u8; 32],
+    rid: RecordId,
+    /// The object of its `releasable_to` list (`doc::envelope_touched`).
+    list: Option<(u64, automerge::ActorId)>,
+    /// Changes of this batch's accepted entries, and of the entry being applied.
+    applied: Vec<automerge::Change>,
+    pending: Vec<automerge::Change>,
+}
+
+impl DocCache {
+    /// The record's document as stored before this batch.
+    fn load(
+        node: &Node,
+        conn: &Connection,
+        case: &Case,
+        row: &store::RecordRow,
+        rid: &RecordId,
+    ) -> Result<CachedDoc> {
+        let entries = match row.snapshot {
+            // A snapshot is sealed (and so authenticated) with the storage key.
+            Some(_) => Vec::new(),
+            // A record with one change: its one entry.
+            None => log::verify_record_entries(conn, case, row.row, rid)?,
+        };
+        let doc = crate::records::load_doc(node, conn, case, row, rid, &entries)?;
+        let list = doc::releasable_list(&doc);
+        Ok(CachedDoc {
+            doc,
+            index: row.rid_index,
+            rid: *rid,
+            list,
+            applied: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    fn get(
+        &mut self,
+        node: &Node,
+        conn: &Connection,
+        case: &Case,
+        row: &store::RecordRow,
+        rid: &RecordId,
+    ) -> Result<&mut CachedDoc> {
+        Ok(match self.docs.entry(row.row) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Self::load(node, conn, case, row, rid)?)
+            }
+        })
+    }
+
+    /// The entry whose changes were taken is accepted.
+    fn entry_done(&mut self) {
+        for d in self.docs.values_mut() {
+            let pending = std::mem::take(&mut d.pending);
+            d.applied.extend(pending);
+        }
+    }
+
+    /// The entry was refused (its savepoint rolled back): its changes go.
+    fn entry_failed(&mut self) {
+        for d in self.docs.values_mut() {
+            d.pending.clear();
+        }
+    }
+
+    /// Applies each document's accepted changes in one pass, writes its
+    /// snapshot and view, and forgets it. A change Automerge will not apply
+    /// (it passed every check before) is left out, as one whose dependencies
+    /// are missing is: its entry stays, as on every node.
+    fn flush(&mut self, node: &Node, conn: &Connection, case: &Case) -> Result<()> {
+        for (row, mut d) in self.docs.drain() {
+            if d.applied.is_empty() {
+                continue;
+            }
+            if doc::apply_changes(&mut d.doc, d.applied.clone()).is_err() {
+                let Some(r) = store::record_by_row(conn, row)? else {
+                    continue;
+                };
+                let mut fresh = Self::load(node, conn, case, &r, &d.rid)?;
+                for c in &d.applied {
+                    let _ = doc::apply_changes(&mut fresh.doc, vec![c.clone()]);
+                }
+                d.doc = fresh.doc;
+            }
+            let view = serde_json::to_vec(&doc::view(&d.doc)?)
+                .map_err(|e| NodeError::Io(e.to_string()))?;
+            store::update_record(
+                conn,
+                row,
+                &node.storage.seal_snapshot(&d.index, &d.doc.save())?,
+                &node.storage.seal_view(&d.index, &view)?,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -938,35 +1071,24 @@ fn materialize(
     change: automerge::Change,
     created: Option<NewRecord>,
     counts: &mut (usize, usize),
+    docs: &mut DocCache,
 ) -> Result<()> {
     let idx = node.storage.record_index(&rid.0);
     // A record id is unique within its case only: the same id in another case
     // is another record (no member of one case can claim another's ids).
     match store::record_in_case(conn, case.case_ref, &idx)? {
         Some(row) => {
-            let entries = log::verify_record_entries(conn, case, row.row, rid)?;
-            let mut d = crate::records::load_doc(node, conn, case, &row, rid, &entries)?;
-            let before = doc::view(&d)?;
-            doc::apply_changes(&mut d, vec![change])
-                .map_err(|e| NodeError::Refused(format!("record {rid}: {e}")))?;
-            let after = doc::view(&d)?;
+            let d = docs.get(node, conn, case, &row, rid)?;
             // The envelope is fixed when the record is made: no later change,
             // whoever signs it, rewrites what the record is, whose it is or
-            // where it may go.
-            if let Some(key) = before.envelope_change(&after) {
+            // where it may go. Read from the change's ops (its own size).
+            if let Some(key) = doc::envelope_touched(&change.decode(), d.list.as_ref()) {
                 return Err(NodeError::Refused(format!(
                     "record {rid}: a change may not rewrite the record's `{key}`"
                 )));
             }
+            d.pending.push(change);
             store::link_record_entry(conn, row.row, entry_row)?;
-            let view = serde_json::to_vec(&after).map_err(|e| NodeError::Io(e.to_string()))?;
-            let snapshot = d.save();
-            store::update_record(
-                conn,
-                row.row,
-                &node.storage.seal_snapshot(&idx, &snapshot)?,
-                &node.storage.seal_view(&idx, &view)?,
-            )?;
             counts.1 += 1;
         }
         None => {

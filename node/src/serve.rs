@@ -28,6 +28,10 @@ use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
 /// Store connections kept open for the next exchanges.
 const MAX_SPARE_HANDLES: usize = 4;
+/// Requests answered at once, each on a blocking thread with its own store
+/// connection: a heavy delivery (a long history to ingest) never stalls the
+/// network task or the node's other peers.
+const MAX_ANSWERS_AT_ONCE: usize = 4;
 
 pub struct Options {
     pub listen: Vec<Multiaddr>,
@@ -379,6 +383,15 @@ async fn pull(
     }
 }
 
+/// A request answered off the network task: who asked, where the answer goes,
+/// and (unless the blocking task failed) the store handle back, the answer and
+/// whether the request broke the protocol.
+type Answered = (
+    PeerId,
+    libp2p::request_response::ResponseChannel<crate::net::codec::Frame<SyncResponse>>,
+    Option<(Node, SyncResponse, Option<String>)>,
+);
+
 /// What this node knows a peer holds: the summary and registry digest it sent
 /// in the last pull, advanced past everything delivered to it since.
 pub type Known = (Vec<CaseHave>, Vec<u8>);
@@ -531,6 +544,10 @@ pub async fn run(
     }
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Exchange>();
+    // Answers computed off the network task: (peer, channel, handle back,
+    // response, protocol violation).
+    let (answered_tx, mut answered_rx) = mpsc::unbounded_channel::<Answered>();
+    let answering = Rc::new(tokio::sync::Semaphore::new(MAX_ANSWERS_AT_ONCE));
     let in_flight: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
     // Peers to exchange with again when their running exchange ends, and whether
     // that one may start with a digest probe (not if a local write asked for it).
@@ -654,24 +671,53 @@ pub async fn run(
                         client.respond(channel, SyncResponse::Refused { reason: "too many requests; slow down".into() }).await;
                         continue;
                     }
-                    let (response, violation) = answer(&node, &peer, request);
-                    let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
-                    client.respond(channel, response).await;
-                    if let Some(why) = violation {
-                        log(format!("disconnected {peer}: it broke the sync protocol ({why})"));
-                        client.disconnect(peer).await;
-                    }
-                    if fresh {
-                        // Relay at once what a peer delivered (a line of nodes must
-                        // not wait a push tick at every hop).
-                        take_changes(&node, &client, &mut marker).await?;
-                        for p in connected.iter().filter(|p| **p != peer) {
-                            start_exchange(*p, false)?;
-                        }
-                    }
+                    // Answered on a blocking thread (store work, signature
+                    // checks, Automerge), with a store connection of its own.
+                    let spare = handles.borrow_mut().pop();
+                    let handle = match spare {
+                        Some(h) => h,
+                        None => node.try_clone()?,
+                    };
+                    let tx = answered_tx.clone();
+                    let answering = answering.clone();
+                    tokio::task::spawn_local(async move {
+                        let _permit = answering.acquire().await;
+                        let done = tokio::task::spawn_blocking(move || {
+                            let (response, violation) = answer(&handle, &peer, request);
+                            (handle, response, violation)
+                        })
+                        .await;
+                        let _ = tx.send((peer, channel, done.ok()));
+                    });
                 }
                 Event::Refused(msg) => log(msg),
             },
+            Some((peer, channel, done)) = answered_rx.recv() => {
+                let Some((handle, response, violation)) = done else {
+                    client.respond(channel, SyncResponse::Refused { reason: "the node could not answer; try again".into() }).await;
+                    continue;
+                };
+                {
+                    let mut spare = handles.borrow_mut();
+                    if spare.len() < MAX_SPARE_HANDLES {
+                        spare.push(handle);
+                    }
+                }
+                let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
+                client.respond(channel, response).await;
+                if let Some(why) = violation {
+                    log(format!("disconnected {peer}: it broke the sync protocol ({why})"));
+                    client.disconnect(peer).await;
+                }
+                if fresh {
+                    // Relay at once what a peer delivered (a line of nodes must
+                    // not wait a push tick at every hop).
+                    take_changes(&node, &client, &mut marker).await?;
+                    for p in connected.iter().filter(|p| **p != peer) {
+                        start_exchange(*p, false)?;
+                    }
+                }
+            }
             Some(x) = done_rx.recv() => {
                 let p: Option<PeerId> = x.peer.parse().ok();
                 if let Some(p) = p {

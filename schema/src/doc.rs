@@ -77,24 +77,6 @@ pub struct RecordView {
 }
 
 impl RecordView {
-    /// The first envelope key (id, case, type, originator, created, grading,
-    /// releasable_to) whose value differs in `after`, if any: the envelope is
-    /// fixed when a record is made.
-    pub fn envelope_change(&self, after: &RecordView) -> Option<&'static str> {
-        [
-            ("id", self.id == after.id),
-            ("case", self.case == after.case),
-            ("type", self.record_type == after.record_type),
-            ("originator", self.originator == after.originator),
-            ("created", self.created == after.created),
-            ("grading", self.grading == after.grading),
-            ("releasable_to", self.releasable_to == after.releasable_to),
-        ]
-        .into_iter()
-        .find(|(_, same)| !same)
-        .map(|(k, _)| k)
-    }
-
     /// The record's content as an input, to re-validate it after an edit.
     pub fn to_input(&self) -> Result<RecordInput, SchemaError> {
         Ok(RecordInput {
@@ -461,6 +443,46 @@ pub fn check_change(change: &Change) -> Result<automerge::ExpandedChange, Schema
         }
     }
     Ok(expanded)
+}
+
+/// The object of a record document that holds its `releasable_to` list, as
+/// [`envelope_touched`] needs it (None if the record has none).
+pub fn releasable_list(doc: &AutoCommit) -> Option<(u64, ActorId)> {
+    match doc.get(ROOT, "releasable_to") {
+        Ok(Some((Value::Object(ObjType::List), automerge::ObjId::Id(counter, actor, _)))) => {
+            Some((counter, actor))
+        }
+        _ => None,
+    }
+}
+
+/// The envelope key a later change of a record would alter, if any: a put or
+/// delete at the document's root on an envelope key other than `updated`, or
+/// any op inside the `releasable_to` list (`list`, from [`releasable_list`]).
+/// Read from the change's ops alone, so checking it costs the change's size,
+/// not the record's.
+pub fn envelope_touched(
+    expanded: &automerge::ExpandedChange,
+    list: Option<&(u64, ActorId)>,
+) -> Option<&'static str> {
+    use automerge::legacy::{Key, ObjectId};
+    for op in &expanded.operations {
+        match (&op.obj, &op.key) {
+            (ObjectId::Root, Key::Map(k)) => {
+                if let Some(key) = ENVELOPE_KEYS
+                    .iter()
+                    .find(|e| **e == k.as_str() && **e != "updated")
+                {
+                    return Some(key);
+                }
+            }
+            (ObjectId::Id(id), _) if list.is_some_and(|(c, a)| id.0 == *c && id.1 == *a) => {
+                return Some("releasable_to");
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Rebuilds a document from a saved snapshot.
@@ -895,5 +917,65 @@ mod tests {
         doc.put(ROOT, "updated", "later").unwrap();
         doc.commit();
         assert!(view_of_first_change(&doc.get_last_local_change().unwrap().decode()).is_none());
+    }
+
+    #[test]
+    fn a_later_change_may_edit_fields_but_not_the_envelope() {
+        use automerge::transaction::Transactable;
+        let actor = actor_for(&[7; 32]);
+        let env = Envelope {
+            id: RecordId::new_v7(),
+            case: CaseId([1; 16]),
+            originator: "someone".into(),
+            created: "2026-11-26T10:00:00+00:00".into(),
+        };
+        let input = RecordInput {
+            record_type: RecordType::Person,
+            fields: [("name".to_string(), FieldValue::Str("Victim A".into()))].into(),
+            grading: None,
+            releasable_to: ReleasableTo(vec!["GB".into(), "RO".into()]),
+        };
+        let (_, first, _) = new_record(actor.clone(), &env, &input, 0).unwrap();
+        let base = from_changes(vec![parse_change(&first).unwrap()], actor.clone()).unwrap();
+        let list = releasable_list(&base);
+        assert!(list.is_some());
+        let later = |f: &dyn Fn(&mut AutoCommit)| {
+            let mut d = base.clone();
+            f(&mut d);
+            d.commit();
+            let c = d.get_last_local_change().unwrap().clone();
+            envelope_touched(&c.decode(), list.as_ref())
+        };
+        let edit = RecordEdit {
+            set: [("status".to_string(), FieldValue::Str("arrested".into()))].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            later(&|d| {
+                apply_edit(d, &edit, "2026-11-27T10:00:00+00:00", 1).unwrap();
+            }),
+            None
+        );
+        assert_eq!(
+            later(&|d| d.put(ROOT, "type", "note").unwrap()),
+            Some("type")
+        );
+        assert_eq!(
+            later(&|d| d.put(ROOT, "grading", "3x5x2:1AC").unwrap()),
+            Some("grading")
+        );
+        assert_eq!(
+            later(&|d| {
+                let (_, l) = d.get(ROOT, "releasable_to").unwrap().unwrap();
+                d.insert(&l, 0, "NL").unwrap();
+            }),
+            Some("releasable_to")
+        );
+        assert_eq!(
+            later(&|d| {
+                d.put_object(ROOT, "releasable_to", ObjType::List).unwrap();
+            }),
+            Some("releasable_to")
+        );
     }
 }
