@@ -126,6 +126,10 @@ struct View {
     role: String,
     members: Vec<String>,
     removed: Vec<String>,
+    /// Members with the lead role.
+    leads: Vec<String>,
+    /// Who can unwrap the newest key epoch.
+    readers: Vec<String>,
 }
 
 fn view(node: &Node, case: &str) -> Option<View> {
@@ -143,11 +147,78 @@ fn view(node: &Node, case: &str) -> Option<View> {
             })
             .unwrap_or_default()
     };
+    let mut readers: Vec<String> = v["key_epoch_readers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    readers.sort();
     Some(View {
         role: v["role"].as_str().unwrap_or("").to_string(),
         members: peers("members"),
         removed: peers("removed"),
+        leads: v["members"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|m| m["role"] == "lead")
+                    .filter_map(|m| m["peer_id"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        readers,
     })
+}
+
+/// Partitions the cluster so that node 0 and another lead are apart, and has
+/// each remove one member (not node 0, not each other; the same one when no
+/// other is left): one new control operation on each side. Returns the step.
+fn forced_tie(c: &mut Cluster, case: &str, rng: &mut Rng) -> String {
+    let n = c.n();
+    let Some(v0) = view(&c.nodes[0], case) else {
+        return "tie skipped: node 0 does not hold the case".into();
+    };
+    let Some(other) = (1..n).find(|&j| v0.leads.contains(&c.peers[j])) else {
+        return "tie skipped: node 0 is the only lead".into();
+    };
+    let targets: Vec<usize> = (1..n)
+        .filter(|&j| j != other && v0.members.contains(&c.peers[j]))
+        .collect();
+    if targets.is_empty() {
+        return "tie skipped: no one else to remove".into();
+    }
+    let a = *rng.pick(&targets);
+    let b = targets.iter().copied().find(|&j| j != a).unwrap_or(a);
+    c.heal_all();
+    let side: BTreeSet<usize> = (0..n)
+        .filter(|&j| j == 0 || (j != other && rng.percent(50)))
+        .collect();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j && side.contains(&i) != side.contains(&j) {
+                c.link(i, j).cut();
+            }
+        }
+    }
+    let mut did = vec![];
+    for (lead, target) in [(0, a), (other, b)] {
+        let out = c.nodes[lead].cmd(&[
+            "case",
+            "member",
+            "remove",
+            case,
+            &c.peers[target],
+            "--reason",
+            "forced tie",
+        ]);
+        if out.status.success() {
+            did.push(format!("node {lead} removes node {target}"));
+        }
+    }
+    format!("tie: partition {side:?} | rest; {}", did.join(", "))
 }
 
 /// One seeded run; returns the steps taken (for the failure message).
@@ -157,17 +228,29 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let t = TestDir::new(&format!("partition-{seed}"));
     let mut c = Cluster::new(&t, n);
     let case = c.nodes[0].create_case("Op Lantern");
-    // Node 0 leads; node 1 starts as a member; the rest join (or not) by the
-    // random steps.
-    c.nodes[0].add_member(&case, &c.nodes[1], "contributor");
+    // Nodes 0 and 1 lead (two leads act while apart); the rest join (or not)
+    // by the random steps.
+    c.nodes[0].add_member(&case, &c.nodes[1], "lead");
     for i in 0..n {
         c.start(i);
     }
     let mut records: Vec<String> = vec![];
+    // Records written by a node that already saw node j removed: j must
+    // never receive them.
+    let mut after_removal: Vec<(String, usize)> = vec![];
     // What the steps did, for the report: adds, edits, member changes, cuts.
     let mut did = std::collections::BTreeMap::<&str, usize>::new();
     let count = env_count("CASESYNC_PARTITION_STEPS", 30);
     for s in 0..count {
+        if s == count / 2 {
+            // A forced tie: the two sides of a partition each take one
+            // control operation by a different lead (the same number of new
+            // operations on both sides, different content).
+            let step = forced_tie(&mut c, &case, &mut rng);
+            *did.entry("ties").or_default() += usize::from(step.contains("removes"));
+            steps.push(format!("{s}: {step}"));
+            continue;
+        }
         let roll = rng.below(100);
         let mut k = rng.below(n as u64) as usize;
         // Node 0 leads throughout (no one removes it): it stands in for a
@@ -186,7 +269,32 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
             0..=27 => match view(&c.nodes[k], &case) {
                 Some(v) if v.role == "lead" || v.role == "contributor" => {
                     let name = format!("Person {s}");
-                    let id = c.nodes[k].add(&case, "person", &[("name", &name)], &[]);
+                    let out = c.nodes[k].cmd(&[
+                        "record",
+                        "add",
+                        &case,
+                        "--type",
+                        "person",
+                        "--field",
+                        &format!("name={name}"),
+                    ]);
+                    if !out.status.success() {
+                        // The newest key is readable by a node another lead
+                        // removed, and no lead has rotated it yet: refused.
+                        let why = out.stderr.trim().to_string();
+                        assert!(
+                            why.contains("removed member"),
+                            "seed {seed}: node {k}: {why}"
+                        );
+                        steps.push(format!("{s}: node {k} waits for a rotation"));
+                        continue;
+                    }
+                    let id = out.stdout.trim().to_string();
+                    for (j, p) in c.peers.iter().enumerate() {
+                        if v.removed.contains(p) {
+                            after_removal.push((id.clone(), j));
+                        }
+                    }
                     records.push(id.clone());
                     *did.entry("adds").or_default() += 1;
                     format!("node {k} adds {id}")
@@ -201,11 +309,18 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                     // Everyone edits the same field: concurrent values must
                     // resolve the same way everywhere.
                     let field = format!("alias=alias {s} by node {k}");
-                    c.nodes[k]
-                        .cmd(&["record", "edit", &r, "--field", &field])
-                        .ok();
-                    *did.entry("edits").or_default() += 1;
-                    format!("node {k} edits {r}")
+                    let out = c.nodes[k].cmd(&["record", "edit", &r, "--field", &field]);
+                    if out.status.success() {
+                        *did.entry("edits").or_default() += 1;
+                        format!("node {k} edits {r}")
+                    } else {
+                        let why = out.stderr.trim().to_string();
+                        assert!(
+                            why.contains("removed member"),
+                            "seed {seed}: node {k}: {why}"
+                        );
+                        format!("node {k} waits for a rotation to edit {r}")
+                    }
                 } else {
                     format!("node {k} cannot edit {r} yet")
                 }
@@ -319,11 +434,29 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
         members = (0..n)
             .filter(|&j| lead.members.contains(&c.peers[j]))
             .collect();
+        // The newest key epoch is readable by exactly the members: no one
+        // removed can read it, and no member lacks it.
+        let mut expected: Vec<String> = lead.members.clone();
+        expected.sort();
+        if lead.readers != expected {
+            return false;
+        }
         let first = (strip(&c.nodes[0]), c.nodes[0].list(&case));
         members
             .iter()
             .all(|&j| (strip(&c.nodes[j]), c.nodes[j].list(&case)) == first)
     });
+    // No removed node holds a record written by a node that had already
+    // seen it removed.
+    for (record, j) in &after_removal {
+        assert!(
+            !c.nodes[*j]
+                .cmd(&["record", "show", record])
+                .status
+                .success(),
+            "seed {seed}: removed node {j} holds {record}, written after its removal"
+        );
+    }
     let lead = view(&c.nodes[0], &case).expect("the lead holds the case");
     for j in 0..n {
         if !lead.members.contains(&c.peers[j]) && !lead.removed.contains(&c.peers[j]) {
@@ -350,6 +483,7 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
         "nodes": n,
         "steps": count,
         "members_at_end": members.len(),
+        "written_after_a_removal": after_removal.len(),
         "records": held,
         "proxied_connections": forwarded,
         "did": did,
