@@ -366,7 +366,30 @@ pub fn sent(node: &Node, tx: &Connection, peer: &str, items: &crate::sync::Items
         Some(peer),
         &items.body,
         &items.sent,
-    )
+    )?;
+    withheld(node, tx, Action::SyncSend, Some(peer), &items.withheld)
+}
+
+/// Logs held back from `peer` by handling rules: one refused entry per case,
+/// naming the author and the first entry withheld.
+pub fn withheld(
+    node: &Node,
+    tx: &Connection,
+    action: Action,
+    peer: Option<&str>,
+    logs: &[(CaseId, [u8; 32], u64)],
+) -> Result<()> {
+    for (case, author, seq) in logs {
+        let who = casesync_crypto::identity::peer_id_of(author).unwrap_or_else(|_| hex(author));
+        let mut ev = Event::new(action).case(*case).refused(format!(
+            "withheld {who}'s entries from seq {seq} on: a record they carry is not releasable to the receiver"
+        ));
+        if let Some(p) = peer {
+            ev = ev.peer(p);
+        }
+        append(node, tx, ev)?;
+    }
+    Ok(())
 }
 
 /// A disclosure of `body` to `peer` (or to whoever holds a bundle file):

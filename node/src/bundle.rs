@@ -42,6 +42,7 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
     };
     let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
     let mut sent = Vec::new();
+    let mut withheld = Vec::new();
     for c in chosen {
         crate::audit::require_justification(node, &c)?;
         if let Some(to) = &to
@@ -54,13 +55,34 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             .into_iter()
             .map(|o| o.bytes)
             .collect();
+        // Handling: a record goes only to a node within its releasable_to;
+        // each author's log stops before the first entry that carries one
+        // the recipient is outside of.
+        let held_back = match &to {
+            Some(to) => cases::withheld_for(
+                node,
+                conn,
+                &c,
+                &cases::MemberLabels {
+                    name: to.name.clone(),
+                    org: to.org.clone(),
+                    country: to.country.clone(),
+                },
+            )?,
+            None => Default::default(),
+        };
         let mut entries = Vec::new();
         store::for_each_entry_of_case(conn, c.case_ref, |e| {
-            if let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) {
-                sent.push((c.id, author, e.seq as u64));
+            let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
+                return;
+            };
+            if held_back.get(&author).is_some_and(|w| e.seq as u64 >= *w) {
+                return;
             }
+            sent.push((c.id, author, e.seq as u64));
             entries.push(e.bytes)
         })?;
+        withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
         n_ops += control_ops.len();
         n_entries += entries.len();
         body.cases.push(CaseItems {
@@ -81,7 +103,8 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             peer.as_deref(),
             &body,
             &sent,
-        )
+        )?;
+        crate::audit::withheld(node, tx, Action::BundleExport, peer.as_deref(), &withheld)
     })?;
     Ok(ExportReport {
         bytes,

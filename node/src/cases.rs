@@ -728,6 +728,76 @@ pub fn member_labels(conn: &Connection, case: &Case) -> Result<Vec<MemberLabels>
         .collect())
 }
 
+/// This node's labels as enrolled in the registry (its own card outside a
+/// federation).
+pub fn own_labels(node: &Node, conn: &Connection) -> Result<MemberLabels> {
+    let registry = crate::trust::load(conn)?;
+    let card = registry
+        .as_ref()
+        .and_then(|r| r.nodes.get(&node.keys.public().ed25519))
+        .map(|n| &n.card)
+        .unwrap_or(&node.card);
+    Ok(MemberLabels {
+        name: card.name.clone(),
+        org: card.org.clone(),
+        country: card.country.clone(),
+    })
+}
+
+/// The labels `peer` is known by: its enrolled card, else its card in the
+/// case's control log; `None` if neither knows it.
+pub fn labels_of(
+    registry: Option<&casesync_schema::registry::RegistryState>,
+    case: &Case,
+    peer: &[u8; 32],
+) -> Option<MemberLabels> {
+    let card = registry
+        .and_then(|r| r.nodes.get(peer))
+        .map(|n| &n.card)
+        .or_else(|| case.state.members.get(peer).map(|m| &m.card))?;
+    Some(MemberLabels {
+        name: card.name.clone(),
+        org: card.org.clone(),
+        country: card.country.clone(),
+    })
+}
+
+/// Where each author's log must stop for `to` in `case`: the first entry that
+/// carries a change of a record whose releasable_to leaves `to` out. Those
+/// entries, and every later one of the same author (which build on them), are
+/// withheld from `to`: a record never reaches a node outside its
+/// releasable_to, whatever the order in which records and members arrived.
+/// Returns (author -> first withheld seq).
+pub fn withheld_for(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    to: &MemberLabels,
+) -> Result<HashMap<[u8; 32], u64>> {
+    let mut out: HashMap<[u8; 32], u64> = HashMap::new();
+    for row in store::restricted_records(conn, case.case_ref)? {
+        let bytes = node.storage.open_view(&row.rid_index, &row.view)?;
+        let view: casesync_schema::doc::RecordView = serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))?;
+        if ReleasableTo(view.releasable_to).permits(&to.org, &to.country) {
+            continue;
+        }
+        for e in store::entries_of_record(conn, row.row)?
+            .into_iter()
+            .flatten()
+        {
+            let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
+                continue;
+            };
+            let seq = e.seq as u64;
+            out.entry(author)
+                .and_modify(|s| *s = (*s).min(seq))
+                .or_insert(seq);
+        }
+    }
+    Ok(out)
+}
+
 /// A record whose releasable_to excludes a current member cannot enter the case.
 pub fn check_handling_for_record(
     members: &[MemberLabels],

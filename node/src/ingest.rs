@@ -13,6 +13,7 @@ use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
 use casesync_schema::entry::{LogEntry, RecordChange, ViewItem};
+use casesync_schema::record::ReleasableTo;
 use casesync_schema::registry::{self, RegistryOp};
 use casesync_schema::{CaseId, RecordId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -381,6 +382,7 @@ fn ingest_entries(
     let keys = epoch_keys(node, conn, case, verified.iter().map(|(e, _)| e));
     let storage = &node.storage;
     let actor = crate::records::actor(node);
+    let me = cases::own_labels(node, conn)?;
     let mut frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case_ref)?
         .into_iter()
         .map(|q| (q.author, q.seq))
@@ -405,7 +407,7 @@ fn ingest_entries(
             }
             let prepared: Vec<Prepared> = chunk
                 .par_iter()
-                .map(|(e, _)| prepare(storage, &actor, case, &ends, &keys, e))
+                .map(|(e, _)| prepare(storage, &actor, &me, case, &ends, &keys, e))
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
                 let frozen_at = frozen.get(&e.header.author).copied();
@@ -777,6 +779,8 @@ struct NewRecord {
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
     originator: String,
+    /// Who it may be released to (empty: anyone in the case).
+    releasable_to: Vec<String>,
 }
 
 /// An entry's changes, opened, each with the record it would create if the
@@ -789,6 +793,7 @@ type Prepared = std::result::Result<Vec<(RecordId, automerge::Change, Option<New
 fn prepare(
     storage: &StorageKeys,
     actor: &ActorId,
+    me: &cases::MemberLabels,
     case: &Case,
     ends: &BTreeMap<[u8; 32], LogEnd>,
     keys: &HashMap<Hash, std::result::Result<SymmetricKey, String>>,
@@ -859,6 +864,18 @@ fn prepare(
                         cases::short(&r.originator)
                     ));
                 }
+                // A record never rests on a node outside its releasable_to,
+                // whoever sent it.
+                let releasable = ReleasableTo(r.releasable_to.clone());
+                if !releasable.permits(&me.org, &me.country) {
+                    return Err(format!(
+                        "record {}: releasable to {} only, not to this node ({}, {})",
+                        c.record,
+                        releasable.0.join(", "),
+                        me.org,
+                        me.country
+                    ));
+                }
                 Some(r)
             } else {
                 None
@@ -893,6 +910,7 @@ fn new_record(
         type_index: storage.type_index(&case.id.0, &view.record_type),
         sealed_view: storage.seal_view(&index, &json)?,
         originator: view.originator,
+        releasable_to: view.releasable_to,
     })
 }
 
@@ -1103,8 +1121,14 @@ fn materialize(
                     &change.decode(),
                 )?,
             };
-            let row =
-                store::insert_record(conn, case.case_ref, &r.index, &r.type_index, &r.sealed_view)?;
+            let row = store::insert_record(
+                conn,
+                case.case_ref,
+                &r.index,
+                &r.type_index,
+                &r.sealed_view,
+                !r.releasable_to.is_empty(),
+            )?;
             store::link_record_entry(conn, row, entry_row)?;
             counts.0 += 1;
         }

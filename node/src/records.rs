@@ -129,6 +129,7 @@ struct Built {
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
     change: Vec<u8>,
+    restricted: bool,
 }
 
 fn build(
@@ -147,6 +148,7 @@ fn build(
         type_index: storage.type_index(&env.case.0, input.record_type.name()),
         sealed_view: storage.seal_view(&rid_index, &json)?,
         change,
+        restricted: !input.releasable_to.0.is_empty(),
     })
 }
 
@@ -220,6 +222,7 @@ fn store_records(
             &b.rid_index,
             &b.type_index,
             &b.sealed_view,
+            b.restricted,
         )?);
         ids.push(b.id);
         changes.push(RecordChange {

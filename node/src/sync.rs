@@ -31,17 +31,41 @@ struct Held {
 /// What this node holds of every case (or only those `peer` is a member of).
 fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<Held>> {
     let mut out = Vec::new();
+    let registry = match peer {
+        Some(_) => crate::trust::load(conn)?,
+        None => None,
+    };
     for c in cases::list(node)? {
         if let Some(p) = peer
             && c.state.role_of(p).is_none()
         {
             continue;
         }
+        let mut heads = store::log_heads(conn, c.case_ref)?;
+        // For a peer: only what it may hold (handling), so that a log held
+        // back from it does not make every round look out of sync.
+        if let Some(p) = peer
+            && let Some(l) = cases::labels_of(registry.as_ref(), &c, p)
+        {
+            let withheld = cases::withheld_for(node, conn, &c, &l)?;
+            let mut limited = Vec::with_capacity(heads.len());
+            for (author, seq, hash) in heads {
+                match withheld.get(&author) {
+                    Some(w) if *w <= seq => {
+                        if let Some(h) = store::entry_hash_at(conn, c.case_ref, &author, w - 1)? {
+                            limited.push((author, w - 1, h));
+                        }
+                    }
+                    _ => limited.push((author, seq, hash)),
+                }
+            }
+            heads = limited;
+        }
         out.push(Held {
             case: c.id.0,
             control: c.state.control_digest(),
             control_heads: c.state.graph_heads(),
-            heads: store::log_heads(conn, c.case_ref)?,
+            heads,
             frozen: store::equivocations(conn, c.case_ref)?
                 .into_iter()
                 .map(|q| (q.author, q.seq))
@@ -142,6 +166,9 @@ pub struct Items {
     pub more: bool,
     /// The log entries in `body`, (case, author, seq), for the audit log.
     pub sent: Vec<(CaseId, [u8; 32], u64)>,
+    /// Logs held back from the peer because an entry carries a record whose
+    /// releasable_to leaves it out: (case, author, first seq withheld).
+    pub withheld: Vec<(CaseId, [u8; 32], u64)>,
 }
 
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,
@@ -166,6 +193,8 @@ pub fn items_for(
     let mut count = 0usize;
     let mut more = false;
     let mut sent = Vec::new();
+    let mut withheld_logs = Vec::new();
+    let registry = crate::trust::load(conn)?;
     their.truncate(MAX_CASES);
     for c in cases::list(node)? {
         if c.state.role_of(peer).is_none() {
@@ -173,6 +202,12 @@ pub fn items_for(
         }
         let idx = their.iter().position(|h| h.case[..] == c.id.0[..]);
         let control = c.state.control_digest();
+        // Handling: what of each author's log may go to this peer at all.
+        let withheld = match cases::labels_of(registry.as_ref(), &c, peer) {
+            Some(l) => cases::withheld_for(node, conn, &c, &l)?,
+            None => HashMap::new(),
+        };
+        let within = |author: &[u8; 32], seq: u64| withheld.get(author).is_none_or(|w| seq < *w);
         let mut items = CaseItems {
             case: CaseId(c.id.0),
             control_ops: Vec::new(),
@@ -236,7 +271,7 @@ pub fn items_for(
             true => store::equivocations(conn, c.case_ref)?,
             false => Vec::new(),
         };
-        for q in proofs {
+        for q in proofs.into_iter().filter(|q| within(&q.author, q.seq)) {
             let known = idx.is_some_and(|i| {
                 their[i]
                     .frozen
@@ -261,9 +296,18 @@ pub fn items_for(
             true => store::log_heads(conn, c.case_ref)?,
             false => Vec::new(),
         };
-        for (author, seq, _) in heads {
+        for (author, held_seq, _) in heads {
+            // Never past the first entry the peer may not have.
+            let seq = match withheld.get(&author) {
+                Some(w) if *w <= held_seq => {
+                    withheld_logs.push((c.id, author, *w));
+                    w - 1
+                }
+                _ => held_seq,
+            };
             let (from, their_hash) = their_head(idx.map(|i| &their[i]), &author);
             if from > 0
+                && within(&author, from)
                 && their_hash.len() == 32
                 && let Some(mine) = store::entry_hash_at(conn, c.case_ref, &author, from)?
                 && !mine.ct_eq(&Hash::from_slice(their_hash).unwrap_or(Hash::ZERO))
@@ -285,6 +329,9 @@ pub fn items_for(
             }
             let mut last = from;
             for e in store::entries_after(conn, c.case_ref, &author, from, 4096)? {
+                if e.seq as u64 > seq {
+                    break;
+                }
                 if (used + e.bytes.len() > budget && used > 0) || count >= MAX_ENTRIES_PER_MESSAGE {
                     more = true;
                     break;
@@ -359,5 +406,10 @@ pub fn items_for(
             .map(|o| o.bytes)
             .collect();
     }
-    Ok(Items { body, more, sent })
+    Ok(Items {
+        body,
+        more,
+        sent,
+        withheld: withheld_logs,
+    })
 }

@@ -230,3 +230,76 @@ fn a_card_re_signed_with_other_labels_does_not_pass_releasable_to() {
         .error_line();
     assert!(line.contains("releasable"), "{line}");
 }
+
+/// Issue 14, finding 3b: a contributor writes a record releasable to GB only
+/// while the lead, not knowing of it, adds an NL node. The record (and what
+/// its author wrote after it) never reaches the NL node: not by sync, not in
+/// a bundle made for it, and not from an open bundle either (the NL node
+/// refuses to keep it). The lead's audit log says what was withheld.
+#[test]
+fn a_record_never_reaches_a_node_outside_its_releasable_to() {
+    let t = TestDir::new("members_handling_race");
+    let nodes = crate::network::federation(
+        &t,
+        &[("uk-east", "GB"), ("uk-west", "GB"), ("nl-police", "NL")],
+    );
+    let (a, b, n) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    let sa = crate::network::Server::start(a, &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr]).ok();
+    // Apart: B writes a GB-only record, then an open one; A adds NL.
+    let gb_only = b.add(
+        &case,
+        "person",
+        &[("name", "Witness W")],
+        &["--releasable-to", "GB"],
+    );
+    let after = b.add(&case, "note", &[("text", "written after it")], &[]);
+    a.add_member(&case, n, "observer");
+    let from_a = a.add(&case, "note", &[("text", "from the lead")], &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr]).ok();
+    assert!(a.cmd(&["record", "show", &gb_only]).status.success());
+    n.cmd(&["sync", "--once", "--peer", &sa.addr]).ok();
+    assert!(
+        n.cmd(&["record", "show", &from_a]).status.success(),
+        "N has the case"
+    );
+    for r in [&gb_only, &after] {
+        assert!(
+            !n.cmd(&["record", "show", r]).status.success(),
+            "{r} reached a node outside its releasable_to"
+        );
+    }
+    let withheld = a.json(&["audit", "list", "--action", "sync.send"]);
+    assert!(
+        withheld
+            .to_string()
+            .contains("not releasable to the receiver"),
+        "A's audit names what it withheld: {withheld}"
+    );
+    // A bundle made for N leaves it out too.
+    let for_n = t.join("for-n.bundle");
+    a.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        for_n.to_str().unwrap(),
+        "--for",
+        &peer_of(n),
+    ])
+    .ok();
+    n.cmd(&["bundle", "import", for_n.to_str().unwrap()]).ok();
+    assert!(!n.cmd(&["record", "show", &gb_only]).status.success());
+    // An open bundle carries it, but N does not keep it.
+    let open = t.join("open.bundle");
+    a.cmd(&["bundle", "export", "--out", open.to_str().unwrap()])
+        .ok();
+    let out = n.json(&["bundle", "import", open.to_str().unwrap()]);
+    assert!(
+        out.to_string().contains("not to this node"),
+        "N refuses the record: {out}"
+    );
+    assert!(!n.cmd(&["record", "show", &gb_only]).status.success());
+    drop(sa);
+}

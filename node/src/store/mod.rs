@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("007_audit.sql"),
     include_str!("008_records_by_case.sql"),
     include_str!("009_record_ids_per_case.sql"),
+    include_str!("010_restricted_records.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -825,18 +826,36 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     })
 }
 
+/// `restricted`: the record has a releasable_to list (fixed when it is made).
 pub fn insert_record(
     c: &Connection,
     case_ref: i64,
     rid_index: &[u8; 32],
     type_index: &[u8; 32],
     view: &[u8],
+    restricted: bool,
 ) -> Result<i64> {
     let mut s = c.prepare_cached(
-        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view) VALUES (?1, ?2, ?3, NULL, ?4)",
+        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view, restricted) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
     )?;
-    s.execute(params![case_ref, &rid_index[..], &type_index[..], view])?;
+    s.execute(params![
+        case_ref,
+        &rid_index[..],
+        &type_index[..],
+        view,
+        restricted as i64
+    ])?;
     Ok(c.last_insert_rowid())
+}
+
+/// The records of a case that have a releasable_to list (or were stored
+/// before that was recorded).
+pub fn restricted_records(c: &Connection, case_ref: i64) -> Result<Vec<RecordRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND restricted = 1 ORDER BY id",
+    )?;
+    Ok(s.query_map([case_ref], record_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub fn update_record(c: &Connection, row: i64, snapshot: &[u8], view: &[u8]) -> Result<()> {
