@@ -192,7 +192,21 @@ fn forced_tie(c: &mut Cluster, case: &str, rng: &mut Rng) -> String {
     }
     let a = *rng.pick(&targets);
     let b = targets.iter().copied().find(|&j| j != a).unwrap_or(a);
+    // Both leads first hold the same control log, so that the tie is one
+    // operation on each side of what they share.
     c.heal_all();
+    for i in 0..n {
+        if c.servers[i].is_none() {
+            c.start(i);
+        }
+    }
+    let in_step = |node: &Node| case_state(node, case).map(|v| v["members"].clone());
+    let settled = std::time::Instant::now();
+    while in_step(&c.nodes[other]) != in_step(&c.nodes[0])
+        && settled.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let side: BTreeSet<usize> = (0..n)
         .filter(|&j| j == 0 || (j != other && rng.percent(50)))
         .collect();
@@ -228,13 +242,18 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let t = TestDir::new(&format!("partition-{seed}"));
     let mut c = Cluster::new(&t, n);
     let case = c.nodes[0].create_case("Op Lantern");
-    // Nodes 0 and 1 lead (two leads act while apart); the rest join (or not)
-    // by the random steps.
+    // Nodes 0 and 1 lead (two leads act while apart), node 2 contributes; the
+    // rest join (or not) by the random steps.
     c.nodes[0].add_member(&case, &c.nodes[1], "lead");
+    c.nodes[0].add_member(&case, &c.nodes[2], "contributor");
     for i in 0..n {
         c.start(i);
     }
     let mut records: Vec<String> = vec![];
+    // Nodes some lead added: one whose addition was discarded (its adder was
+    // removed concurrently: removal wins) keeps what it got, like a removed
+    // member, and gets nothing more.
+    let mut ever_added: BTreeSet<usize> = [0, 1, 2].into();
     // Records written by a node that already saw node j removed: j must
     // never receive them.
     let mut after_removal: Vec<(String, usize)> = vec![];
@@ -242,7 +261,7 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let mut did = std::collections::BTreeMap::<&str, usize>::new();
     let count = env_count("CASESYNC_PARTITION_STEPS", 30);
     for s in 0..count {
-        if s == count / 2 {
+        if s == 0 {
             // A forced tie: the two sides of a partition each take one
             // control operation by a different lead (the same number of new
             // operations on both sides, different content).
@@ -269,15 +288,22 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
             0..=27 => match view(&c.nodes[k], &case) {
                 Some(v) if v.role == "lead" || v.role == "contributor" => {
                     let name = format!("Person {s}");
-                    let out = c.nodes[k].cmd(&[
-                        "record",
-                        "add",
-                        &case,
-                        "--type",
-                        "person",
-                        "--field",
-                        &format!("name={name}"),
-                    ]);
+                    let field = format!("name={name}");
+                    let mut args = vec![
+                        "record", "add", &case, "--type", "person", "--field", &field,
+                    ];
+                    // A fifth of the records are releasable only to the
+                    // countries of the members the writer knows of: a node a
+                    // lead adds meanwhile from elsewhere must never get them.
+                    let countries: String = (0..n)
+                        .filter(|&j| v.members.contains(&c.peers[j]))
+                        .map(|j| NAMES[j].1)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    if rng.percent(20) {
+                        args.extend(["--releasable-to", &countries]);
+                    }
+                    let out = c.nodes[k].cmd(&args);
                     if !out.status.success() {
                         // The newest key is readable by a node another lead
                         // removed, and no lead has rotated it yet: refused.
@@ -337,9 +363,26 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                     } else {
                         let j = *rng.pick(&outside);
                         let role = *rng.pick(&["lead", "contributor", "contributor", "observer"]);
-                        c.nodes[k].add_member(&case, &c.nodes[j], role);
-                        *did.entry("member_adds").or_default() += 1;
-                        format!("node {k} adds node {j} as {role}")
+                        let out = c.nodes[k].cmd(&[
+                            "case",
+                            "member",
+                            "add",
+                            &case,
+                            &c.peers[j],
+                            "--role",
+                            role,
+                        ]);
+                        if out.status.success() {
+                            ever_added.insert(j);
+                            *did.entry("member_adds").or_default() += 1;
+                            format!("node {k} adds node {j} as {role}")
+                        } else {
+                            // A record there is not releasable to j's country.
+                            let why = out.stderr.trim().to_string();
+                            assert!(why.contains("releasable"), "seed {seed}: node {k}: {why}");
+                            *did.entry("member_adds_refused").or_default() += 1;
+                            format!("node {k} may not add node {j}: {why}")
+                        }
                     }
                 }
                 _ => format!("node {k} cannot add members"),
@@ -441,11 +484,44 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
         if lead.readers != expected {
             return false;
         }
-        let first = (strip(&c.nodes[0]), c.nodes[0].list(&case));
-        members
-            .iter()
-            .all(|&j| (strip(&c.nodes[j]), c.nodes[j].list(&case)) == first)
+        let (state, list) = (strip(&c.nodes[0]), c.nodes[0].list(&case));
+        // A member outside some record's releasable_to holds the rest of the
+        // case (each record as node 0 has it); the others hold all of it.
+        let may_hold_all = |j: usize| {
+            list.iter().all(|r| {
+                r["releasable_to"]
+                    .as_array()
+                    .is_none_or(|a| a.is_empty() || a.iter().any(|x| x == NAMES[j].1))
+            })
+        };
+        members.iter().all(|&j| {
+            let theirs = c.nodes[j].list(&case);
+            strip(&c.nodes[j]) == state
+                && if may_hold_all(j) {
+                    theirs == list
+                } else {
+                    theirs.iter().all(|r| list.contains(r))
+                }
+        })
     });
+    // No node holds a record outside its releasable_to.
+    for (j, node) in c.nodes.iter().enumerate() {
+        if view(node, &case).is_none() {
+            continue;
+        }
+        for r in node.list(&case) {
+            let allowed: Vec<&str> = r["releasable_to"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            assert!(
+                allowed.is_empty() || allowed.contains(&NAMES[j].1),
+                "seed {seed}: node {j} ({}) holds {} releasable to {allowed:?}",
+                NAMES[j].1,
+                r["id"]
+            );
+        }
+    }
     // No removed node holds a record written by a node that had already
     // seen it removed.
     for (record, j) in &after_removal {
@@ -459,7 +535,10 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     }
     let lead = view(&c.nodes[0], &case).expect("the lead holds the case");
     for j in 0..n {
-        if !lead.members.contains(&c.peers[j]) && !lead.removed.contains(&c.peers[j]) {
+        if !lead.members.contains(&c.peers[j])
+            && !lead.removed.contains(&c.peers[j])
+            && !ever_added.contains(&j)
+        {
             assert!(
                 view(&c.nodes[j], &case).is_none(),
                 "seed {seed}: node {j} was never a member but holds the case"
