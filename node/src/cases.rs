@@ -315,7 +315,7 @@ pub fn after_merge(node: &Node) -> Result<Vec<String>> {
         if case.state.role_of(&me) != Some(Role::Lead) {
             continue;
         }
-        if case.state.newest_epoch_exposed() || !case.state.lacking_newest_epoch().is_empty() {
+        if case.state.newest_epoch_exposed() || !case.state.lacking_epochs().is_empty() {
             match repair_keys(node, &case.id) {
                 Ok(Some(line)) => done.push(line),
                 Ok(None) => {}
@@ -328,9 +328,10 @@ pub fn after_merge(node: &Node) -> Result<Vec<String>> {
     Ok(done)
 }
 
-/// Rotates the case key if the newest epoch can be read outside the members,
-/// or else wraps the newest epoch to members that lack it. Re-checks inside its
-/// own write transaction.
+/// Rotates the case key if the newest epoch can be read outside the members
+/// (or a member lacks it and this lead cannot share it), and wraps every
+/// epoch this lead holds to the members that lack it. Re-checks inside its own
+/// write transaction; the operations form a chain on the case's heads.
 fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
     node.store.write(|tx| -> Result<Option<String>> {
         let case = load(node, tx, id)?;
@@ -341,69 +342,82 @@ fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
             .filter(|m| m.role != Role::Relay)
             .map(|m| &m.card)
             .collect();
-        let lacking = case.state.lacking_newest_epoch();
-        let newest = case.state.epochs.last();
-        let share = match newest {
-            Some(e) if !case.state.newest_epoch_exposed() && !lacking.is_empty() => {
-                epoch_key(node, tx, &case, &e.id).ok().map(|k| (e, k))
-            }
-            _ => None,
-        };
         let (ms, _) = crate::clock::now();
-        let (op, line, key) = if let Some((e, key)) = share {
-            let to: Vec<&NodeCard> = cards
-                .iter()
-                .filter(|c| lacking.contains(&c.identity.ed25519))
-                .copied()
-                .collect();
-            let op = ControlOp::create(
-                &node.keys,
-                case.id,
-                case.state.heads.clone(),
-                ms,
-                ControlBody::KeyShare {
-                    epoch: e.id,
-                    wraps: control::wrap_to(&key, &case.id, &e.salt, &to)?,
-                },
-            )?;
-            let line = format!(
-                "case {}: shared the newest key with {} member(s) that lacked it",
-                case.id,
-                to.len()
-            );
-            (op, line, None)
-        } else if case.state.newest_epoch_exposed() || !lacking.is_empty() {
+        let mut parents = case.state.heads.clone();
+        let mut ops: Vec<(ControlOp, Option<SymmetricKey>)> = Vec::new();
+        let mut lines = Vec::new();
+        let lacking = case.state.lacking_epochs();
+        let newest = case.state.epochs.last().map(|e| e.id);
+        let mut shares = Vec::new();
+        let mut newest_unshared = false;
+        for (e, who) in &lacking {
+            match epoch_key(node, tx, &case, &e.id) {
+                Ok(key) => shares.push((*e, key, who.clone())),
+                Err(_) => newest_unshared |= Some(e.id) == newest,
+            }
+        }
+        if case.state.newest_epoch_exposed() || newest_unshared {
             let key = SymmetricKey::generate()?;
             let salt = casesync_crypto::random_32()?;
             let op = ControlOp::create(
                 &node.keys,
                 case.id,
-                case.state.heads.clone(),
+                parents,
                 ms,
                 ControlBody::KeyEpoch {
                     salt,
                     wraps: control::wrap_to(&key, &case.id, &salt, &cards)?,
                 },
             )?;
-            let line = format!(
-                "case {}: rotated the key, which a removed member could read (concurrent removals)",
+            parents = vec![op.hash()];
+            ops.push((op, Some(key)));
+            lines.push(format!(
+                "case {}: rotated the key, which a removed member could read or a member lacked (concurrent membership changes)",
                 case.id
-            );
-            (op, line, Some(key))
-        } else {
-            return Ok(None);
-        };
-        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-        if let Some(key) = key {
-            store::put_epoch_key(
-                tx,
-                case.case_ref,
-                &op.hash(),
-                &node
-                    .storage
-                    .seal_epoch_key(&case.id.0, &op.hash().0, &key)?,
-            )?;
+            ));
         }
+        for (e, key, who) in shares {
+            let to: Vec<&NodeCard> = cards
+                .iter()
+                .filter(|c| who.contains(&c.identity.ed25519))
+                .copied()
+                .collect();
+            let op = ControlOp::create(
+                &node.keys,
+                case.id,
+                parents,
+                ms,
+                ControlBody::KeyShare {
+                    epoch: e.id,
+                    wraps: control::wrap_to(&key, &case.id, &e.salt, &to)?,
+                },
+            )?;
+            parents = vec![op.hash()];
+            ops.push((op, None));
+            lines.push(format!(
+                "case {}: shared key epoch {} with {} member(s) that lacked it",
+                case.id,
+                e.id.short(),
+                to.len()
+            ));
+        }
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        for (op, key) in &ops {
+            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+            if let Some(key) = key {
+                store::put_epoch_key(
+                    tx,
+                    case.case_ref,
+                    &op.hash(),
+                    &node
+                        .storage
+                        .seal_epoch_key(&case.id.0, &op.hash().0, key)?,
+                )?;
+            }
+        }
+        let line = lines.join("; ");
         let ev = Event::new(Action::KeyRotate).case(case.id).detail(&line);
         audit::append(node, tx, ev)?;
         Ok(Some(line))

@@ -521,16 +521,21 @@ impl CaseState {
             .last()
             .is_some_and(|e| !self.outside_readers(e).is_empty())
     }
-    /// Current members (relays aside, which hold no key) without a wrap of the
-    /// newest epoch: a lead shares it with them.
-    pub fn lacking_newest_epoch(&self) -> Vec<[u8; 32]> {
-        let Some(newest) = self.epochs.last() else {
-            return Vec::new();
-        };
-        self.members
+    /// For each epoch, the current members (relays aside, which hold no key)
+    /// without a wrap of it: a member added concurrently with a rotation. A
+    /// lead shares those epochs with them (every member holds the whole case).
+    pub fn lacking_epochs(&self) -> Vec<(&EpochInfo, Vec<[u8; 32]>)> {
+        self.epochs
             .iter()
-            .filter(|(k, m)| m.role != Role::Relay && !newest.wraps.contains_key(*k))
-            .map(|(k, _)| *k)
+            .filter_map(|e| {
+                let lacking: Vec<[u8; 32]> = self
+                    .members
+                    .iter()
+                    .filter(|(k, m)| m.role != Role::Relay && !e.wraps.contains_key(*k))
+                    .map(|(k, _)| *k)
+                    .collect();
+                (!lacking.is_empty()).then_some((e, lacking))
+            })
             .collect()
     }
 }
