@@ -352,6 +352,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     &cbor(&SyncRequest::Digest {
                         federation: vec![1; 32],
                         digest: vec![2; 32],
+                        audit_head: vec![],
                     }),
                 ),
                 with_mode(
@@ -378,7 +379,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                         have: have(),
                     }),
                 ),
-                with_mode(1, &cbor(&SyncResponse::Digest { same: false })),
+                with_mode(1, &cbor(&SyncResponse::Digest {
+                        same: false,
+                        audit_head: vec![],
+                    })),
                 with_mode(
                     1,
                     &cbor(&SyncResponse::Accepted {

@@ -81,6 +81,9 @@ actions! {
     FederationInvite => "federation.invite", "trust";
     FederationJoin => "federation.join", "trust";
     TrustRevoke => "trust.revoke", "trust";
+    // A peer's audit log showed an earlier head than before, or another link
+    // at the same place: it was cut off, rewritten or restored from a copy.
+    PeerAuditRewound => "audit.peer_rewound", "trust";
     Unlock => "node.unlock", "access";
     AuditList => "audit.list", "consultation";
     AuditExport => "audit.export", "disclosure";
@@ -275,6 +278,54 @@ pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// This node's signed audit head, encoded for a peer (empty before any entry).
+pub fn own_head(conn: &Connection) -> Result<Vec<u8>> {
+    Ok(store::audit_head(conn)?
+        .map(|h| h.encode())
+        .unwrap_or_default())
+}
+
+/// Notes the signed audit head `peer` (its key) showed. A head that is not the
+/// peer's, or malformed, is ignored. An earlier head than the last one seen,
+/// or another link at the same place, is recorded in this node's audit log
+/// and returned as a line for the log: the peer's audit log was cut off,
+/// rewritten or restored from a copy. Writes only when something changed.
+pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Option<String>> {
+    use casesync_schema::audit::{Head, HeadChange, compare_heads};
+    let Some(now) = Head::decode(bytes).filter(|h| h.is_signed_by(peer)) else {
+        return Ok(None);
+    };
+    let before = store::peer_audit_head(node.store.conn(), peer)?.and_then(|b| Head::decode(&b));
+    let change = compare_heads(before.as_ref(), &now);
+    if change == HeadChange::Same {
+        return Ok(None);
+    }
+    let who = casesync_crypto::identity::peer_id_of(peer).unwrap_or_else(|_| hex(peer));
+    let alarm = match change {
+        HeadChange::Rewound { from, to } => Some(format!(
+            "the audit log of {who} went back from entry {from} to {to}: entries were cut off, or the node was restored from an older copy"
+        )),
+        HeadChange::Rewritten { seq } => Some(format!(
+            "the audit log of {who} holds another entry {seq} than it showed before: it was rewritten"
+        )),
+        _ => None,
+    };
+    node.store.write(|tx| -> Result<()> {
+        store::put_peer_audit_head(tx, peer, now.seq, &now.encode())?;
+        if let Some(a) = &alarm {
+            append(
+                node,
+                tx,
+                Event::new(Action::PeerAuditRewound)
+                    .peer(who.clone())
+                    .refused(a.clone()),
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(alarm)
 }
 
 /// Context of a pending event sealed to the node's own X25519 key.

@@ -241,11 +241,19 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
     };
     let conn = node.store.conn();
     match request {
-        SyncRequest::Digest { federation, digest } => {
+        SyncRequest::Digest {
+            federation,
+            digest,
+            audit_head,
+        } => {
             same_federation(&federation, &fed)?;
+            if let Some(alarm) = audit::note_peer_head(node, &key, &audit_head)? {
+                log(alarm);
+            }
             let mine = sync::digest(node, conn, &key)?;
             Ok(SyncResponse::Digest {
                 same: casesync_crypto::hash::ct_eq(&mine.0, &digest),
+                audit_head: audit::own_head(conn)?,
             })
         }
         SyncRequest::Pull {
@@ -429,12 +437,19 @@ pub async fn exchange(
             SyncRequest::Digest {
                 federation: fed.clone(),
                 digest: digest.0.to_vec(),
+                audit_head: audit::own_head(node.store.conn())?,
             },
         )
         .await?
         {
-            SyncResponse::Digest { same: true } => return Ok((in_sync(), known)),
-            SyncResponse::Digest { same: false } => {}
+            SyncResponse::Digest { same, audit_head } => {
+                if let Some(alarm) = audit::note_peer_head(node, &key, &audit_head)? {
+                    log(alarm);
+                }
+                if same {
+                    return Ok((in_sync(), known));
+                }
+            }
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }

@@ -50,7 +50,60 @@ pub fn sign_head(keys: &NodeKeys, seq: u64, hash: &Hash) -> Head {
     }
 }
 
+/// How a peer's audit head compares with the one it showed before.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadChange {
+    /// The first head seen, or a later one: the log grew.
+    Forward,
+    Same,
+    /// An earlier head than before: entries after it were cut off (or the
+    /// node was restored from an older copy).
+    Rewound {
+        from: u64,
+        to: u64,
+    },
+    /// Another link at the same place: the log was rewritten from there.
+    Rewritten {
+        seq: u64,
+    },
+}
+
+/// Compares a peer's head `now` with the one it showed before (pure). A head
+/// only proves anything if it is signed by that peer: check it first.
+pub fn compare_heads(before: Option<&Head>, now: &Head) -> HeadChange {
+    match before {
+        None => HeadChange::Forward,
+        Some(b) if now.seq > b.seq => HeadChange::Forward,
+        Some(b) if now.seq < b.seq => HeadChange::Rewound {
+            from: b.seq,
+            to: now.seq,
+        },
+        Some(b) if b.hash.ct_eq(&now.hash) => HeadChange::Same,
+        Some(b) => HeadChange::Rewritten { seq: b.seq },
+    }
+}
+
 impl Head {
+    /// `seq | link | signature`, as stored and sent.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.seq.to_be_bytes().to_vec();
+        v.extend_from_slice(self.hash.as_bytes());
+        v.extend_from_slice(&self.signature);
+        v
+    }
+
+    /// What [`Head::encode`] wrote; `None` for anything else.
+    pub fn decode(b: &[u8]) -> Option<Head> {
+        if b.len() != 8 + 32 + SIGNATURE_LEN {
+            return None;
+        }
+        Some(Head {
+            seq: u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
+            hash: Hash::from_slice(b.get(8..40)?)?,
+            signature: b.get(40..)?.to_vec(),
+        })
+    }
+
     /// Whether `node` signed this head.
     pub fn is_signed_by(&self, node: &[u8; 32]) -> bool {
         let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(self.signature.as_slice()) else {
@@ -269,5 +322,30 @@ mod tests {
         assert!(f.reason.contains("not signed"), "{f:?}");
         // Signed by the node, it holds.
         assert_eq!(check(&me, &rows[..3], head(&keys, &rows[..3])), Ok(3));
+    }
+
+    #[test]
+    fn a_peers_rewound_or_rewritten_head_is_told_apart_from_growth() {
+        let keys = NodeKeys::generate().unwrap();
+        let rows = chain(&keys, 5);
+        let at = |n: usize| head(&keys, &rows[..n]).unwrap();
+        assert_eq!(Head::decode(&at(3).encode()), Some(at(3)));
+        assert_eq!(Head::decode(&[0; 10]), None);
+        assert_eq!(compare_heads(None, &at(2)), HeadChange::Forward);
+        assert_eq!(compare_heads(Some(&at(2)), &at(4)), HeadChange::Forward);
+        assert_eq!(compare_heads(Some(&at(4)), &at(4)), HeadChange::Same);
+        assert_eq!(
+            compare_heads(Some(&at(4)), &at(2)),
+            HeadChange::Rewound { from: 4, to: 2 }
+        );
+        let other = chain(&keys, 6);
+        let mut forked = other[..4].to_vec();
+        forked[3].sealed = b"other".to_vec();
+        let prev = Hash::from_slice(&forked[2].hash).unwrap();
+        forked[3].hash = link_hash(4, &prev, &forked[3].sealed).0.to_vec();
+        assert_eq!(
+            compare_heads(Some(&at(4)), &head(&keys, &forked).unwrap()),
+            HeadChange::Rewritten { seq: 4 }
+        );
     }
 }

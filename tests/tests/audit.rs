@@ -434,3 +434,43 @@ fn a_pending_event_written_by_hand_is_folded_as_unauthenticated() {
     assert!(!str_of(forged, "time").starts_with("2020"), "{forged}");
     assert_eq!(a.json(&["audit", "verify"])["ok"], true);
 }
+
+/// Issue 14, finding 10: nodes show each other their signed audit heads with
+/// every sync, so a node whose audit log goes back (entries cut off with an
+/// old copy of the head, or a restore from an older copy) is noticed by its
+/// peers, and recorded in their audit logs.
+#[test]
+fn a_peers_rewound_audit_log_is_noticed_by_another_node() {
+    let t = TestDir::new("audit_peer_head");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    let sb = Server::start(b, &[]);
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    // A copy of A's data dir, then more audited work on A, seen by B.
+    let copy = t.join("uk-east-copy");
+    copy_dir(&a.dir, &copy);
+    let r = a.add(&case, "note", &[("text", "after the copy")], &[]);
+    a.cmd(&["record", "show", &r]).ok();
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    assert!(audit(b, &["--action", "audit.peer_rewound"]).is_empty());
+    // A's data dir is put back to the copy: its audit log is shorter.
+    std::fs::remove_dir_all(&a.dir).unwrap();
+    copy_dir(&copy, &a.dir);
+    assert_eq!(
+        a.json(&["audit", "verify"])["ok"],
+        true,
+        "the copy verifies alone"
+    );
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    let seen = audit(b, &["--action", "audit.peer_rewound"]);
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0]["peer"], peer_of(a).as_str(), "{}", seen[0]);
+    assert!(
+        str_of(&seen[0], "detail").contains("went back"),
+        "{}",
+        seen[0]
+    );
+    assert!(sb.log().contains("went back"), "{}", sb.log());
+}

@@ -365,6 +365,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                     .ask(SyncRequest::Digest {
                         federation: federation.0.to_vec(),
                         digest: vec![0; 32],
+                        audit_head: vec![],
                     })
                     .await;
                 if matches!(
@@ -442,6 +443,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                             SyncRequest::Digest {
                                 federation: fed,
                                 digest: vec![0; 32],
+                                audit_head: vec![],
                             },
                         )
                         .await
@@ -486,6 +488,7 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
                 .ask(SyncRequest::Digest {
                     federation: federation.0.to_vec(),
                     digest: vec![0; 32],
+                    audit_head: vec![],
                 })
                 .await;
             if matches!(again, Ok(SyncResponse::Digest { .. })) {
@@ -667,6 +670,7 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
             let probe = SyncRequest::Digest {
                 federation: federation.0.to_vec(),
                 digest: vec![0; 32],
+                audit_head: vec![],
             };
             if let Ok(SyncResponse::Digest { .. }) = client.request(pb, probe).await {
                 b_lets_in = true;
@@ -1323,6 +1327,7 @@ fn an_enrolled_contributor_cannot_fill_the_registry_or_force_resolutions() {
             .ask(SyncRequest::Digest {
                 federation: registry.federation.0.to_vec(),
                 digest: vec![0; 32],
+                audit_head: vec![],
             })
             .await;
         assert!(matches!(r, Ok(SyncResponse::Digest { .. })), "{r:?}");

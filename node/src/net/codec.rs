@@ -165,6 +165,7 @@ mod tests {
         let digest = SyncRequest::Digest {
             federation: vec![1; 32],
             digest: vec![2; 32],
+            audit_head: vec![],
         };
         let bytes = encode(&digest);
         assert!(matches!(

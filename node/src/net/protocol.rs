@@ -61,6 +61,10 @@ pub enum SyncRequest {
         federation: Vec<u8>,
         #[serde(with = "serde_bytes")]
         digest: Vec<u8>,
+        /// The sender's signed audit head (seq, link, signature): a peer
+        /// that saw a later one knows the sender's audit log went back.
+        #[serde(default, with = "serde_bytes")]
+        audit_head: Vec<u8>,
     },
     /// "This is what I hold; send me what I lack of our shared cases and of the
     /// registry."
@@ -93,8 +97,13 @@ pub enum SyncResponse {
         registry: Vec<u8>,
         have: Vec<CaseHave>,
     },
-    /// The answer to a digest: whether the responder's digest is the same.
-    Digest { same: bool },
+    /// The answer to a digest: whether the responder's digest is the same,
+    /// and the responder's signed audit head.
+    Digest {
+        same: bool,
+        #[serde(default, with = "serde_bytes")]
+        audit_head: Vec<u8>,
+    },
     /// A delivery was ingested: how many entries were new.
     Accepted { entries: u64, rejected: u64 },
     /// The request was refused; nothing was sent or stored.

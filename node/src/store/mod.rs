@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("008_records_by_case.sql"),
     include_str!("009_record_ids_per_case.sql"),
     include_str!("010_restricted_records.sql"),
+    include_str!("011_peer_audit_heads.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -959,6 +960,8 @@ const AUDIT_HEAD: &str = "audit_head";
 /// The head recorded with the last audit entry: its seq, link hash and the
 /// node's signature of both (empty where a store predates the signature).
 pub fn audit_head(c: &Connection) -> Result<Option<casesync_schema::audit::Head>> {
+    // Read leniently (a head without its signature fails `audit verify`,
+    // which says so, rather than this read).
     Ok(meta_get(c, AUDIT_HEAD)?.and_then(|v| {
         let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
         Some(casesync_schema::audit::Head {
@@ -991,10 +994,27 @@ pub fn audit_append(
             signature
         ],
     )?;
-    let mut value = head.seq.to_be_bytes().to_vec();
-    value.extend_from_slice(&head.hash.0);
-    value.extend_from_slice(&head.signature);
-    meta_put(c, AUDIT_HEAD, &value)
+    meta_put(c, AUDIT_HEAD, &head.encode())
+}
+
+/// The audit head a peer last showed (its encoded bytes).
+pub fn peer_audit_head(c: &Connection, peer: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+    Ok(query_one(
+        c,
+        "SELECT head FROM peer_audit_heads WHERE peer = ?1",
+        [&peer[..]],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub fn put_peer_audit_head(c: &Connection, peer: &[u8; 32], seq: u64, head: &[u8]) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO peer_audit_heads (peer, seq, head) VALUES (?1, ?2, ?3) ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq, head = excluded.head",
+        params![&peer[..], seq as i64, head],
+    )?;
+    Ok(())
 }
 
 /// Every audit row in seq order (optionally one case's), for `f`.
