@@ -405,16 +405,9 @@ fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
             return Ok(None);
         }
         for (op, key) in &ops {
-            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-            if let Some(key) = key {
-                store::put_epoch_key(
-                    tx,
-                    case.case_ref,
-                    &op.hash(),
-                    &node
-                        .storage
-                        .seal_epoch_key(&case.id.0, &op.hash().0, key)?,
-                )?;
+            match key {
+                Some(key) => insert_epoch_op(node, tx, &case, op, key)?,
+                None => store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?,
             }
         }
         let line = lines.join("; ");
@@ -422,6 +415,21 @@ fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
         audit::append(node, tx, ev)?;
         Ok(Some(line))
     })
+}
+
+/// Stores an operation that starts a key epoch, with the epoch's key sealed
+/// for this node (so it need not be unwrapped again).
+fn insert_epoch_op(
+    node: &Node,
+    tx: &Connection,
+    case: &Case,
+    op: &ControlOp,
+    key: &SymmetricKey,
+) -> Result<()> {
+    store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+    let sealed = node.storage.seal_epoch_key(&case.id.0, &op.hash().0, key)?;
+    store::put_epoch_key(tx, case.case_ref, &op.hash(), &sealed)?;
+    Ok(())
 }
 
 /// Resolves a `PEER_ID|CARD` argument to a card. In a federation the node must be
@@ -626,15 +634,7 @@ fn remove(
                 wraps,
             },
         )?;
-        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-        store::put_epoch_key(
-            tx,
-            case.case_ref,
-            &op.hash(),
-            &node
-                .storage
-                .seal_epoch_key(&case.id.0, &op.hash().0, &key)?,
-        )?;
+        insert_epoch_op(node, tx, &case, &op, &key)?;
         let ev = Event::new(Action::MemberRemove)
             .case(case.id)
             .peer(removed.peer_id())

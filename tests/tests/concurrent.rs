@@ -50,6 +50,20 @@ fn newest_epoch_is_members_only(v: &Value) {
     assert_eq!(readers, members, "newest epoch readers vs members: {v:#}");
 }
 
+/// `lead` removes `who` from `case`.
+fn remove(lead: &Node, case: &str, who: &Node, reason: &str) {
+    lead.cmd(&[
+        "case",
+        "member",
+        "remove",
+        case,
+        &peer_of(who),
+        "--reason",
+        reason,
+    ])
+    .ok();
+}
+
 /// Leads A and B, contributors C and D; B holds the case. Then, apart, A
 /// removes C and B removes D: two control logs of the same length.
 fn two_leads_remove_apart(t: &crate::util::TestDir) -> (Vec<Node>, String) {
@@ -70,26 +84,8 @@ fn two_leads_remove_apart(t: &crate::util::TestDir) -> (Vec<Node>, String) {
         control_state(b, &case),
         "B holds A's case before they part"
     );
-    a.cmd(&[
-        "case",
-        "member",
-        "remove",
-        &case,
-        &peer_of(c),
-        "--reason",
-        "left the team",
-    ])
-    .ok();
-    b.cmd(&[
-        "case",
-        "member",
-        "remove",
-        &case,
-        &peer_of(d),
-        "--reason",
-        "conflict of interest",
-    ])
-    .ok();
+    remove(a, &case, c, "left the team");
+    remove(b, &case, d, "conflict of interest");
     (nodes, case)
 }
 
@@ -175,26 +171,8 @@ fn an_epoch_readable_by_a_removed_node_is_rotated_after_a_merge() {
             .ok();
     }
     // Apart, A removes C and B removes D; contributor E hears of both first.
-    a.cmd(&[
-        "case",
-        "member",
-        "remove",
-        &case,
-        &peer_of(c),
-        "--reason",
-        "left the team",
-    ])
-    .ok();
-    b.cmd(&[
-        "case",
-        "member",
-        "remove",
-        &case,
-        &peer_of(d),
-        "--reason",
-        "conflict",
-    ])
-    .ok();
+    remove(a, &case, c, "left the team");
+    remove(b, &case, d, "conflict");
     e.cmd(&["bundle", "import", &bundle(&t, a, e, &case, "a-e")])
         .ok();
     e.cmd(&["bundle", "import", &bundle(&t, b, e, &case, "b-e")])

@@ -640,16 +640,7 @@ fn an_equivocating_member_is_frozen_the_same_way_everywhere() {
         b.cmd(&["trust", "list"]).ok().contains(&hpid)
     });
     let case_x: CaseId = x.parse().unwrap();
-    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
-    let conn = hn.store.conn();
-    let (epoch_x, key_x) = {
-        let c = cases::load(&hn, conn, &case_x).unwrap();
-        cases::current_epoch(&hn, conn, &c).unwrap()
-    };
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
+    let (hn, epoch_x, key_x, federation) = writer(h, case_x);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1116,6 +1107,25 @@ fn endless_data_on_many_streams_costs_bounded_memory() {
     assert_eq!(content(a), before, "the endless peer changed the store");
 }
 
+/// `node` unlocked as the hostile side holds it, with the epoch it writes
+/// `case` under, that epoch's key, and the federation id.
+fn writer(node: &Node, case: CaseId) -> (casesync_node::Node, Hash, SymmetricKey, Hash) {
+    let hn = DataDir::new(&node.dir)
+        .unlock(PASSPHRASE.as_bytes())
+        .unwrap();
+    let (epoch, key, federation) = {
+        let conn = hn.store.conn();
+        let c = cases::load(&hn, conn, &case).unwrap();
+        let (epoch, key) = cases::current_epoch(&hn, conn, &c).unwrap();
+        let fed = casesync_node::trust::load(conn)
+            .unwrap()
+            .unwrap()
+            .federation;
+        (epoch, key, fed)
+    };
+    (hn, epoch, key, federation)
+}
+
 /// Connects to the honest node at `addr` (PeerId `target`) with `keys`, over
 /// real libp2p, from inside a `LocalSet`.
 async fn connect(
@@ -1384,16 +1394,7 @@ fn a_record_id_of_one_case_cannot_be_claimed_in_another() {
     let r = b.add(&x, "person", &[("name", "Witness W")], &[]);
     let rid: RecordId = r.parse().unwrap();
     let case_y: CaseId = y.parse().unwrap();
-    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
-    let conn = hn.store.conn();
-    let (epoch_y, key_y) = {
-        let c = cases::load(&hn, conn, &case_y).unwrap();
-        cases::current_epoch(&hn, conn, &c).unwrap()
-    };
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
+    let (hn, epoch_y, key_y, federation) = writer(h, case_y);
     let target: PeerId = peer_of(a).parse().unwrap();
     local(async {
         let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
@@ -1441,17 +1442,8 @@ fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
             .ok();
     }
     let case_x: CaseId = x.parse().unwrap();
-    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let (hn, epoch_x, key_x, federation) = writer(h, case_x);
     let bn = DataDir::new(&b.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
-    let conn = hn.store.conn();
-    let (epoch_x, key_x) = {
-        let c = cases::load(&hn, conn, &case_x).unwrap();
-        cases::current_epoch(&hn, conn, &c).unwrap()
-    };
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
     let target: PeerId = peer_of(a).parse().unwrap();
     let h_records = || {
         a.list(&x)
