@@ -297,22 +297,28 @@ pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Opti
     let Some(now) = Head::decode(bytes).filter(|h| h.is_signed_by(peer)) else {
         return Ok(None);
     };
-    let before = store::peer_audit_head(node.store.conn(), peer)?.and_then(|b| Head::decode(&b));
-    let change = compare_heads(before.as_ref(), &now);
-    if change == HeadChange::Same {
+    let seen = |conn: &Connection| -> Result<HeadChange> {
+        let before = store::peer_audit_head(conn, peer)?.and_then(|b| Head::decode(&b));
+        Ok(compare_heads(before.as_ref(), &now))
+    };
+    // Read-only first: an unchanged head (every in-sync round) costs no write.
+    if seen(node.store.conn())? == HeadChange::Same {
         return Ok(None);
     }
     let who = casesync_crypto::identity::peer_id_of(peer).unwrap_or_else(|_| hex(peer));
-    let alarm = match change {
-        HeadChange::Rewound { from, to } => Some(format!(
-            "the audit log of {who} went back from entry {from} to {to}: entries were cut off, or the node was restored from an older copy"
-        )),
-        HeadChange::Rewritten { seq } => Some(format!(
-            "the audit log of {who} holds another entry {seq} than it showed before: it was rewritten"
-        )),
-        _ => None,
-    };
-    node.store.write(|tx| -> Result<()> {
+    // Compared again under the write lock: requests are answered concurrently,
+    // and one rewind is one alarm.
+    node.store.write(|tx| -> Result<Option<String>> {
+        let alarm = match seen(tx)? {
+            HeadChange::Same => return Ok(None),
+            HeadChange::Forward => None,
+            HeadChange::Rewound { from, to } => Some(format!(
+                "the audit log of {who} went back from entry {from} to {to}: entries were cut off, or the node was restored from an older copy"
+            )),
+            HeadChange::Rewritten { seq } => Some(format!(
+                "the audit log of {who} holds another entry {seq} than it showed before: it was rewritten"
+            )),
+        };
         store::put_peer_audit_head(tx, peer, now.seq, &now.encode())?;
         if let Some(a) = &alarm {
             append(
@@ -323,9 +329,8 @@ pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Opti
                     .refused(a.clone()),
             )?;
         }
-        Ok(())
-    })?;
-    Ok(alarm)
+        Ok(alarm)
+    })
 }
 
 /// Context of a pending event sealed to the node's own X25519 key.
