@@ -253,7 +253,6 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             let mine = sync::digest(node, conn, &key)?;
             Ok(SyncResponse::Digest {
                 same: casesync_crypto::hash::ct_eq(&mine.0, &digest),
-                audit_head: audit::own_head(conn)?,
             })
         }
         SyncRequest::Pull {
@@ -442,14 +441,8 @@ pub async fn exchange(
         )
         .await?
         {
-            SyncResponse::Digest { same, audit_head } => {
-                if let Some(alarm) = audit::note_peer_head(node, &key, &audit_head)? {
-                    log(alarm);
-                }
-                if same {
-                    return Ok((in_sync(), known));
-                }
-            }
+            SyncResponse::Digest { same: true } => return Ok((in_sync(), known)),
+            SyncResponse::Digest { same: false } => {}
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }

@@ -63,6 +63,9 @@ pub enum SyncRequest {
         digest: Vec<u8>,
         /// The sender's signed audit head (seq, link, signature): a peer
         /// that saw a later one knows the sender's audit log went back.
+        /// Heads are compared from requests only: a node runs one exchange
+        /// with a peer at a time, so its heads arrive in the order it read
+        /// them (an answer's could cross a request's).
         #[serde(default, with = "serde_bytes")]
         audit_head: Vec<u8>,
     },
@@ -97,13 +100,8 @@ pub enum SyncResponse {
         registry: Vec<u8>,
         have: Vec<CaseHave>,
     },
-    /// The answer to a digest: whether the responder's digest is the same,
-    /// and the responder's signed audit head.
-    Digest {
-        same: bool,
-        #[serde(default, with = "serde_bytes")]
-        audit_head: Vec<u8>,
-    },
+    /// The answer to a digest: whether the responder's digest is the same.
+    Digest { same: bool },
     /// A delivery was ingested: how many entries were new.
     Accepted { entries: u64, rejected: u64 },
     /// The request was refused; nothing was sent or stored.
