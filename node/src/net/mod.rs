@@ -36,6 +36,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Refused incoming connections are logged as a count per interval, not a
 /// line each (a stranger reconnecting in a loop must not flood the log).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Peers named in the log per interval; the rest are counted.
+const REFUSALS_NAMED: usize = 16;
 /// Requests in flight on one connection, both directions together. With the
 /// message cap and the connection limit this bounds what one enrolled peer can
 /// make the node buffer (4 x 8 x 16 MiB); honest peers have one exchange at a
@@ -178,8 +180,10 @@ pub struct EventLoop {
     /// Revoked nodes: never dialed, never allowed.
     revoked: std::collections::HashSet<PeerId>,
     /// Incoming connections refused in this `REFUSAL_LOG_INTERVAL`: the first
-    /// is logged, the others counted.
+    /// from each peer (all unknown peers count as one, and at most
+    /// `REFUSALS_NAMED` peers) is logged, the others counted.
     refused: u64,
+    refused_from: std::collections::HashSet<Option<PeerId>>,
 }
 
 /// Builds the network for `keypair`: a client handle, the event stream, and the
@@ -235,6 +239,7 @@ pub fn new(
             explicit: Default::default(),
             revoked: Default::default(),
             refused: 0,
+            refused_from: Default::default(),
         },
     ))
 }
@@ -379,10 +384,13 @@ impl EventLoop {
                 let who = peer_id
                     .map(|p| p.to_base58())
                     .unwrap_or_else(|| "an unknown peer".into());
-                // The first refusal of an interval is logged at once, the
-                // rest as one count when the interval ends.
-                self.refused += 1;
-                if self.refused == 1 {
+                // The first refusal of each peer in an interval is logged at
+                // once, the rest as one count when the interval ends.
+                let first =
+                    self.refused_from.len() < REFUSALS_NAMED && self.refused_from.insert(peer_id);
+                if !first {
+                    self.refused += 1;
+                } else {
                     let _ = self
                         .events
                         .send(Event::Refused(format!(
@@ -397,10 +405,11 @@ impl EventLoop {
         }
     }
 
-    /// One line for the incoming connections refused in the interval after
-    /// the first (which was logged when it happened).
+    /// One line for the incoming connections refused in the interval that
+    /// were not logged when they happened.
     async fn log_refusals(&mut self) {
-        let more = std::mem::take(&mut self.refused).saturating_sub(1);
+        self.refused_from.clear();
+        let more = std::mem::take(&mut self.refused);
         if more == 0 {
             return;
         }
