@@ -272,12 +272,6 @@ pub fn insert_registry_op(c: &Connection, hash: &Hash, bytes: &[u8]) -> Result<b
     )? > 0)
 }
 
-pub fn registry_op_count(c: &Connection) -> Result<u32> {
-    Ok(query_one(c, "SELECT COUNT(*) FROM registry_ops", [], |r| {
-        r.get::<_, i64>(0)
-    })? as u32)
-}
-
 /// The hashes of the stored registry statements, in order: a fingerprint of the
 /// registry without reading (or verifying) the statements.
 pub fn registry_op_hashes(c: &Connection) -> Result<Vec<Hash>> {
