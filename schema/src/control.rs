@@ -37,6 +37,8 @@ pub const MAX_REASON: usize = 1000;
 const MAX_SEALED_REASON: usize = MAX_REASON + 64;
 const REASON_CONTEXT: &[u8] = b"casesync/removal-reason/v1";
 
+/// A member's role, most powerful first: the order is what concurrent grants
+/// of one node resolve by (the smallest wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Lead = 1,
@@ -725,13 +727,17 @@ impl authority::Rules for CaseRules {
             ControlBody::Create { .. } => {}
             ControlBody::AddMember { card, role } => {
                 let id = card.identity.ed25519;
-                // Concurrent adds of one node: the first in fold order stands;
-                // a concurrent removal wins over any add.
+                // Concurrent adds of one node: the most powerful role granted
+                // stands (lead, then contributor, observer, relay), so a role
+                // only grows as a node learns more grants, and entries it wrote
+                // under the grant it saw first stay valid everywhere; a
+                // concurrent removal wins over any add.
                 if !st.removed.contains_key(&id) {
-                    st.members.entry(id).or_insert_with(|| Member {
+                    let m = st.members.entry(id).or_insert_with(|| Member {
                         card: card.clone(),
                         role: *role,
                     });
+                    m.role = m.role.min(*role);
                 }
             }
             ControlBody::KeyShare { epoch, wraps } => {
@@ -1100,7 +1106,7 @@ mod tests {
                 let body = match rng.below(4) {
                     0 => ControlBody::AddMember {
                         card: card.clone(),
-                        role: Role::Contributor,
+                        role: [Role::Lead, Role::Contributor, Role::Observer][rng.below(3)],
                     },
                     1 => ControlBody::RemoveMember {
                         member: if rng.below(2) == 0 {
@@ -1150,6 +1156,51 @@ mod tests {
             concurrent_conflicts > 0,
             "the generator never produced an action concurrent with its author's removal"
         );
+    }
+
+    /// Two leads that add one node concurrently with different roles: the
+    /// node holds the most powerful, in any order, so what it wrote under the
+    /// grant it saw first stays valid once it sees the other.
+    #[test]
+    fn concurrent_adds_of_one_node_keep_the_most_powerful_role() {
+        let f = fixture();
+        let second = NodeKeys::generate().unwrap();
+        let second_card = NodeCard::issue(&second, "europol", "Europol", "NL", 1).unwrap();
+        let add = |by: &NodeKeys, parents: Vec<Hash>, card: &NodeCard, role: Role| {
+            ControlOp::create(
+                by,
+                f.case,
+                parents,
+                2,
+                ControlBody::AddMember {
+                    card: card.clone(),
+                    role,
+                },
+            )
+            .unwrap()
+        };
+        let lead2 = add(&f.lead, vec![f.create.hash()], &second_card, Role::Lead);
+        for (a, b) in [
+            (Role::Observer, Role::Contributor),
+            (Role::Contributor, Role::Observer),
+            (Role::Lead, Role::Observer),
+            (Role::Relay, Role::Contributor),
+        ] {
+            let one = add(&f.lead, vec![lead2.hash()], &f.other_card, a);
+            let two = add(&second, vec![lead2.hash()], &f.other_card, b);
+            for ops in [
+                [f.create.clone(), lead2.clone(), one.clone(), two.clone()],
+                [two.clone(), one.clone(), lead2.clone(), f.create.clone()],
+            ] {
+                let st = resolve(f.case, &ops).unwrap();
+                assert_eq!(
+                    st.role_of(&f.other.public().ed25519),
+                    Some(a.min(b)),
+                    "{a:?} and {b:?}"
+                );
+                assert!(st.rejected.is_empty(), "{:?}", st.rejected);
+            }
+        }
     }
 
     #[test]
