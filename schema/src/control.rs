@@ -626,6 +626,15 @@ impl authority::AuthorityOp for ControlOp {
             _ => None,
         }
     }
+    fn op_grants(&self) -> Option<[u8; 32]> {
+        match &self.body {
+            ControlBody::AddMember {
+                card,
+                role: Role::Lead,
+            } => Some(card.identity.ed25519),
+            _ => None,
+        }
+    }
 }
 
 struct CaseRules {
@@ -680,8 +689,14 @@ impl authority::Rules for CaseRules {
             },
             ControlBody::KeyEpoch { .. } => Ok(()),
             ControlBody::RemoveMember { member, wraps, .. } => {
+                let leads = st.members.values().filter(|m| m.role == Role::Lead).count();
                 if !st.members.contains_key(member) {
                     Err("node is not a member".into())
+                } else if st.role_of(member) == Some(Role::Lead) && leads == 1 {
+                    Err(
+                        "the case would be left without a lead: make another member lead first"
+                            .into(),
+                    )
                 } else if wraps.iter().any(|w| &w.recipient == member) {
                     Err("the new epoch key is wrapped to the removed member".into())
                 } else {
@@ -689,6 +704,10 @@ impl authority::Rules for CaseRules {
                 }
             }
         }
+    }
+
+    fn has_authority(&self, state: &CaseState) -> bool {
+        state.members.values().any(|m| m.role == Role::Lead)
     }
 
     fn apply(&self, state: &mut Option<CaseState>, op: &ControlOp) {
@@ -1204,7 +1223,7 @@ mod tests {
     }
 
     #[test]
-    fn leads_that_remove_each_other_concurrently_are_both_removed() {
+    fn of_two_leads_that_remove_each_other_concurrently_the_senior_stays() {
         let f = fixture();
         let add = ControlOp::create(
             &f.lead,
@@ -1236,28 +1255,21 @@ mod tests {
         };
         let a = remove(&f.lead, f.other.public().ed25519);
         let b = remove(&f.other, f.lead.public().ed25519);
-        let st = resolve(
-            f.case,
-            &[b.clone(), f.create.clone(), a.clone(), add.clone()],
-        )
-        .unwrap();
-        assert!(st.members.is_empty(), "{:?}", st.members.keys());
-        assert_eq!(st.removed.len(), 2);
-        // A case with no lead left is read-only: nobody can add a lead back.
-        let again = ControlOp::create(
-            &f.lead,
-            f.case,
-            st.heads.clone(),
-            4,
-            ControlBody::AddMember {
-                card: f.lead_card.clone(),
-                role: Role::Lead,
-            },
-        )
-        .unwrap();
-        let ops = [f.create.clone(), add.clone(), a.clone(), b.clone(), again];
-        let st = resolve(f.case, &ops).unwrap();
-        assert!(st.members.is_empty());
+        for ops in [
+            [b.clone(), f.create.clone(), a.clone(), add.clone()],
+            [f.create.clone(), add.clone(), a.clone(), b.clone()],
+        ] {
+            let st = resolve(f.case, &ops).unwrap();
+            // The creator is senior: its removal stands, the other's is void.
+            assert_eq!(st.role_of(&f.lead.public().ed25519), Some(Role::Lead));
+            assert_eq!(st.removed.len(), 1);
+            assert!(st.removed.contains_key(&f.other.public().ed25519));
+            assert!(
+                st.rejected
+                    .iter()
+                    .any(|(h, why)| *h == b.hash() && why.contains("removal wins"))
+            );
+        }
         // Removal is final: a lead cannot add a removed node back.
         let again = ControlOp::create(
             &f.lead,

@@ -74,6 +74,12 @@ impl AuthorityOp for RegistryOp {
             _ => None,
         }
     }
+    fn op_grants(&self) -> Option<[u8; 32]> {
+        match &self.body {
+            RegistryBody::Enroll { card, admin: true } => Some(card.identity.ed25519),
+            _ => None,
+        }
+    }
 }
 
 impl RegistryOp {
@@ -287,9 +293,17 @@ impl authority::Rules for RegistryRules {
             RegistryBody::Revoke { node, .. } => match st.nodes.get(node) {
                 None => Err("node is not enrolled".into()),
                 Some(n) if n.revoked => Err("node is already revoked".into()),
+                Some(n) if n.admin && st.nodes.values().filter(|m| m.admin).count() == 1 => Err(
+                    "the federation would be left without an admin: enroll another admin first"
+                        .into(),
+                ),
                 Some(_) => Ok(()),
             },
         }
+    }
+
+    fn has_authority(&self, state: &RegistryState) -> bool {
+        state.nodes.values().any(|n| n.admin && !n.revoked)
     }
 
     fn apply(&self, state: &mut Option<RegistryState>, op: &RegistryOp) {
@@ -477,7 +491,7 @@ mod tests {
     }
 
     /// Revocation: final, wins over what the revoked admin did concurrently, and
-    /// two admins that revoke each other are both revoked, in any order.
+    /// of two admins that revoke each other the senior stays, in any order.
     #[test]
     fn revocation_is_final_and_wins_over_concurrent_statements() {
         let (ak, ac) = node("uk-east", "GB");
@@ -551,7 +565,7 @@ mod tests {
                 Some("compromised")
             );
         }
-        // Mutual revocation: both revoked.
+        // Mutual revocation: the senior admin (the genesis's author) stays.
         let st = resolve(
             fed,
             &[
@@ -562,7 +576,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert!(!st.is_active(&a_id) && !st.is_active(&b_id));
+        assert!(st.is_admin(&a_id) && !st.is_active(&b_id));
         // Final: enrolling a revoked node again is refused.
         let again = op(
             &ak,

@@ -40,5 +40,7 @@ mod partition;
 mod proxy;
 /// Record types, fields, unicode, edits.
 mod records;
+/// Keys that lost their authority: a revoked admin, a removed lead's backup.
+mod stale_keys;
 /// Hand-edited stores are detected.
 mod tamper;

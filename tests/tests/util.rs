@@ -321,6 +321,19 @@ impl Node {
         }
     }
 
+    /// `record list CASE --json`, or None while this node does not hold the
+    /// case (for checks repeated until something arrives).
+    pub fn try_list(&self, case: &str) -> Option<Vec<Value>> {
+        let out = self.cmd(&["--json", "record", "list", case]);
+        if !out.status.success() {
+            return None;
+        }
+        match serde_json::from_str(&out.stdout) {
+            Ok(Value::Array(a)) => Some(a),
+            _ => None,
+        }
+    }
+
     /// `record show ID --json`.
     #[track_caller]
     pub fn show(&self, id: &str) -> Value {
