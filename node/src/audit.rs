@@ -75,6 +75,7 @@ actions! {
     // A member added is given the case keys: the case is disclosed to it.
     MemberAdd => "case.member.add", "disclosure";
     MemberRemove => "case.member.remove", "membership";
+    MemberRole => "case.member.role", "membership";
     // A lead replaced or shared a case key after a merge (concurrent removals).
     KeyRotate => "case.key.rotate", "membership";
     FederationCreate => "federation.create", "trust";

@@ -634,6 +634,7 @@ fn remove(
                 wraps,
             },
         )?;
+        control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
         insert_epoch_op(node, tx, &case, &op, &key)?;
         let ev = Event::new(Action::MemberRemove)
             .case(case.id)
@@ -643,6 +644,62 @@ fn remove(
             ));
         audit::append(node, tx, ev)?;
         Ok((case.id, removed, cut_seq))
+    })
+}
+
+/// Gives a member another role (lead only): `case member role`. A lead hands a
+/// case over by making another member lead and then itself a contributor.
+/// Returns the member's card and its role before.
+pub fn change_role(
+    node: &Node,
+    case_text: &str,
+    member: &str,
+    role: Role,
+) -> Result<(CaseId, NodeCard, Role)> {
+    let me = node.keys.public().ed25519;
+    node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
+        let case = load_by_text(node, tx, case_text)?;
+        if case.state.role_of(&me) != Some(Role::Lead) {
+            return Err(NodeError::Refused(format!(
+                "only a lead of case {} can change roles",
+                case.id
+            )));
+        }
+        audit::require_justification(node, &case)?;
+        let arg = member.trim();
+        let m = case
+            .state
+            .members
+            .values()
+            .find(|m| m.card.peer_id() == arg || m.card.to_text() == arg)
+            .ok_or_else(|| {
+                NodeError::Refused(format!(
+                    "{} is not a member of case {} (see `casesync case show {}`)",
+                    short(arg),
+                    case.id,
+                    case.id
+                ))
+            })?;
+        let (card, before) = (m.card.clone(), m.role);
+        let (ms, _) = crate::clock::now();
+        let op = ControlOp::create(
+            &node.keys,
+            case.id,
+            case.state.heads.clone(),
+            ms,
+            ControlBody::ChangeRole {
+                member: card.identity.ed25519,
+                role,
+            },
+        )?;
+        control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
+        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        let ev = Event::new(Action::MemberRole)
+            .case(case.id)
+            .peer(card.peer_id())
+            .detail(format!("{} -> {}", before.name(), role.name()));
+        audit::append(node, tx, ev)?;
+        Ok((case.id, card, before))
     })
 }
 

@@ -213,6 +213,23 @@ pub enum MemberCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Give a member another role (lead only): hand a case over, or let a
+    /// reader write
+    #[command(
+        after_help = "A lead hands a case over by making another member lead, then itself a contributor.
+A case always keeps a lead. A member that writes cannot be made an observer: remove it
+instead (the removal cuts its log and starts a key epoch it cannot read).
+
+Example:
+  casesync case member role CASE 12D3KooW... --role lead"
+    )]
+    Role {
+        case: String,
+        /// The member's PeerId or card
+        member: String,
+        #[arg(long, value_parser = ["lead", "contributor", "observer"])]
+        role: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -941,6 +941,25 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 );
             }
         }
+        CaseCommand::Member(MemberCommand::Role { case, member, role }) => {
+            let role: casesync_schema::control::Role = role.parse()?;
+            let (id, card, before) = audited(&node, Action::MemberRole, Some(case), None, || {
+                Ok(cases::change_role(&node, case, member, role)?)
+            })?;
+            if cli.json {
+                print_json(
+                    &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name(), "was": before.name()}),
+                )?;
+            } else {
+                outln!(
+                    "{} ({}) is now {} of case {id} (was {})",
+                    card.name,
+                    card.peer_id(),
+                    role.name(),
+                    before.name()
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -134,6 +134,7 @@ fn as_admin(node: &Node, conn: &Connection, action: &str) -> Result<RegistryStat
 fn append(node: &Node, conn: &Connection, st: &RegistryState, body: RegistryBody) -> Result<()> {
     let (ms, _) = crate::clock::now();
     let op = RegistryOp::create(&node.keys, st.federation, st.heads.clone(), ms, body)?;
+    registry::authorize(st, &op).map_err(NodeError::Refused)?;
     store::insert_registry_op(conn, &op.hash(), op.bytes())?;
     Ok(())
 }

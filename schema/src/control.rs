@@ -127,6 +127,15 @@ pub enum ControlBody {
         salt: [u8; 32],
         wraps: Vec<KeyWrap>,
     },
+    /// Gives a member another role (a lead hands the case over, or makes a
+    /// reader a writer). A writer never becomes a reader this way: that
+    /// needs a removal, whose cut fixes which of its entries count. Taking
+    /// a lead's role away cuts its authority like a removal does: what it
+    /// signs concurrently is void.
+    ChangeRole {
+        member: [u8; 32],
+        role: Role,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -268,6 +277,11 @@ impl ControlOp {
                 w.raw(salt);
                 write_wraps(&mut w, wraps);
             }
+            ControlBody::ChangeRole { member, role } => {
+                w.u8(6);
+                w.raw(member);
+                w.u8(*role as u8);
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -336,6 +350,12 @@ impl ControlOp {
                 salt: r.array()?,
                 wraps: read_wraps(&mut r)?,
             },
+            6 => {
+                let member = r.array()?;
+                let role = Role::from_u8(r.u8()?)
+                    .ok_or_else(|| SchemaError::malformed("control operation", "unknown role"))?;
+                ControlBody::ChangeRole { member, role }
+            }
             t => {
                 return Err(SchemaError::malformed(
                     "control operation",
@@ -610,6 +630,14 @@ pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError
     Ok(state)
 }
 
+/// Whether `op`, written on top of `state` (its heads as parents), is one its
+/// author may write: what a node checks before it stores its own operation,
+/// so a refusal is an error with the reason, not an operation that folds to
+/// nothing.
+pub fn authorize(state: &CaseState, op: &ControlOp) -> Result<(), String> {
+    authority::Rules::authorize(&CaseRules { case: state.case }, Some(state), op)
+}
+
 impl authority::AuthorityOp for ControlOp {
     fn op_hash(&self) -> Hash {
         self.hash
@@ -623,6 +651,8 @@ impl authority::AuthorityOp for ControlOp {
     fn op_removes(&self) -> Option<[u8; 32]> {
         match &self.body {
             ControlBody::RemoveMember { member, .. } => Some(*member),
+            // Not a lead any more: its authority is cut like a removed one's.
+            ControlBody::ChangeRole { member, role } if *role != Role::Lead => Some(*member),
             _ => None,
         }
     }
@@ -632,6 +662,10 @@ impl authority::AuthorityOp for ControlOp {
                 card,
                 role: Role::Lead,
             } => Some(card.identity.ed25519),
+            ControlBody::ChangeRole {
+                member,
+                role: Role::Lead,
+            } => Some(*member),
             _ => None,
         }
     }
@@ -688,6 +722,23 @@ impl authority::Rules for CaseRules {
                 None => Err("key share for an unknown epoch".into()),
             },
             ControlBody::KeyEpoch { .. } => Ok(()),
+            ControlBody::ChangeRole { member, role } => match st.role_of(member) {
+                None => Err("node is not a member".into()),
+                Some(now) if now == *role => Err(format!("the member is already {}", role.name())),
+                Some(now) if now.may_write() && !role.may_write() => Err(format!(
+                    "a member that writes cannot be made {}: remove it instead (the removal cuts its log)",
+                    role.name()
+                )),
+                Some(Role::Lead)
+                    if st.members.values().filter(|m| m.role == Role::Lead).count() == 1 =>
+                {
+                    Err(
+                        "the case would be left without a lead: make another member lead first"
+                            .into(),
+                    )
+                }
+                Some(_) => Ok(()),
+            },
             ControlBody::RemoveMember { member, wraps, .. } => {
                 let leads = st.members.values().filter(|m| m.role == Role::Lead).count();
                 if !st.members.contains_key(member) {
@@ -771,6 +822,12 @@ impl authority::Rules for CaseRules {
             }
             ControlBody::KeyEpoch { salt, wraps } => {
                 st.epochs.push(epoch_of(op.hash(), salt, wraps));
+            }
+            ControlBody::ChangeRole { member, role } => {
+                // A member removed concurrently stays removed.
+                if let Some(m) = st.members.get_mut(member) {
+                    m.role = *role;
+                }
             }
             ControlBody::RemoveMember {
                 member,
@@ -1122,7 +1179,7 @@ mod tests {
                 let target = rng.below(4);
                 let card = &cards[target];
                 let id = card.identity.ed25519;
-                let body = match rng.below(4) {
+                let body = match rng.below(5) {
                     0 => ControlBody::AddMember {
                         card: card.clone(),
                         role: [Role::Lead, Role::Contributor, Role::Observer][rng.below(3)],
@@ -1142,6 +1199,10 @@ mod tests {
                     2 => ControlBody::KeyEpoch {
                         salt: [step as u8 + 100; 32],
                         wraps: vec![],
+                    },
+                    3 => ControlBody::ChangeRole {
+                        member: id,
+                        role: [Role::Lead, Role::Contributor][rng.below(2)],
                     },
                     _ => ControlBody::KeyShare {
                         epoch: view.epochs.last().unwrap().id,

@@ -258,6 +258,18 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
     Ok(state)
 }
 
+/// Whether `op`, written on top of `state` (its heads as parents), is one its
+/// author may write (see `control::authorize`).
+pub fn authorize(state: &RegistryState, op: &RegistryOp) -> Result<(), String> {
+    authority::Rules::authorize(
+        &RegistryRules {
+            federation: state.federation,
+        },
+        Some(state),
+        op,
+    )
+}
+
 struct RegistryRules {
     federation: Hash,
 }

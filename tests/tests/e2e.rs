@@ -24,6 +24,8 @@ mod crash;
 mod disk_full;
 /// Federation trust registry; members by PeerId.
 mod federation;
+/// A case changes hands; never without an admin or a lead.
+mod handover;
 /// A hostile enrolled peer speaking the protocol: every misbehaviour is refused.
 mod hostile_peer;
 /// JSON Lines and CSV import, all or nothing.

@@ -1,0 +1,140 @@
+//! A case changes hands, and a federation or case never loses its last admin
+//! or lead (issue 21, finding 3).
+
+use std::collections::BTreeMap;
+
+use crate::network::{Server, federation};
+use crate::util::{Node, peer_of};
+
+/// PeerId -> role, from `case show --json`.
+fn roles(n: &Node, case: &str) -> BTreeMap<String, String> {
+    n.json(&["case", "show", case])["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["peer_id"].as_str().unwrap_or_default().to_string(),
+                m["role"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn role(lead: &Node, case: &str, who: &Node, role: &str) -> crate::util::Output {
+    lead.cmd(&[
+        "case",
+        "member",
+        "role",
+        case,
+        &peer_of(who),
+        "--role",
+        role,
+    ])
+}
+
+#[test]
+fn a_case_changes_hands_and_never_loses_its_last_lead_or_admin() {
+    let t = crate::util::TestDir::new("handover");
+    let nodes = federation(&t, &[("uk", "GB"), ("ro", "RO"), ("eu", "NL")]);
+    let (uk, ro, eu) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = uk.create_case("Op Handover");
+    uk.add_member(&case, ro, "observer");
+    uk.add_member(&case, eu, "contributor");
+
+    // The only lead cannot leave, step down, or be left alone by a revocation.
+    let e = uk
+        .cmd(&[
+            "case",
+            "member",
+            "remove",
+            &case,
+            &peer_of(uk),
+            "--reason",
+            "bye",
+        ])
+        .error_line();
+    assert!(e.contains("without a lead"), "{e}");
+    let e = role(uk, &case, uk, "contributor").error_line();
+    assert!(e.contains("without a lead"), "{e}");
+    let e = uk
+        .cmd(&["trust", "revoke", &peer_of(uk), "--reason", "bye"])
+        .error_line();
+    assert!(e.contains("without an admin"), "{e}");
+    // A writer is not made a reader (a removal cuts its log instead).
+    let e = role(uk, &case, eu, "observer").error_line();
+    assert!(e.contains("remove it instead"), "{e}");
+    let e = role(uk, &case, eu, "contributor").error_line();
+    assert!(e.contains("already contributor"), "{e}");
+
+    // The hand-over: ro (a reader) becomes lead, uk steps down to contributor.
+    let out = role(uk, &case, ro, "lead").ok();
+    assert!(
+        out.contains("is now lead") && out.contains("was observer"),
+        "{out}"
+    );
+    let v = uk.json(&[
+        "case",
+        "member",
+        "role",
+        &case,
+        &peer_of(uk),
+        "--role",
+        "contributor",
+    ]);
+    assert_eq!(v["was"], "lead");
+    let want: BTreeMap<String, String> = [
+        (peer_of(uk), "contributor".to_string()),
+        (peer_of(ro), "lead".to_string()),
+        (peer_of(eu), "contributor".to_string()),
+    ]
+    .into();
+    assert_eq!(roles(uk, &case), want);
+    let e = role(uk, &case, eu, "lead").error_line();
+    assert!(e.contains("only a lead"), "uk handed the case over: {e}");
+    let audit = uk.json(&["audit", "list"]);
+    let done: Vec<&str> = audit
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["action"] == "case.member.role")
+        .map(|e| e["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(done.iter().filter(|o| **o == "ok").count(), 2, "{audit:#}");
+    assert_eq!(
+        done.iter().filter(|o| **o == "refused").count(),
+        4,
+        "{audit:#}"
+    );
+
+    // ro, now lead, acts on the case; everyone agrees (through uk's serve).
+    let su = Server::start(uk, &[]);
+    let sync = |nodes: &[&Node]| {
+        for n in nodes {
+            n.cmd(&["sync", "--once", "--peer", &su.addr, "--timeout", "30"])
+                .ok();
+        }
+    };
+    sync(&[ro, eu]);
+    assert_eq!(roles(ro, &case), want);
+    // Only a lead changes roles.
+    let e = role(eu, &case, eu, "lead").error_line();
+    assert!(e.contains("only a lead"), "{e}");
+    role(ro, &case, eu, "lead").ok();
+    sync(&[ro, eu]);
+
+    // Two leads take each other's role away while apart: the senior one (ro,
+    // made lead before eu) keeps it, on every node, and a lead is left.
+    role(ro, &case, eu, "contributor").ok();
+    role(eu, &case, ro, "contributor").ok();
+    sync(&[ro, eu, ro]);
+    let want: BTreeMap<String, String> = [
+        (peer_of(uk), "contributor".to_string()),
+        (peer_of(ro), "lead".to_string()),
+        (peer_of(eu), "contributor".to_string()),
+    ]
+    .into();
+    for n in [uk, ro, eu] {
+        assert_eq!(roles(n, &case), want, "{}", n.dir.display());
+    }
+}
