@@ -763,11 +763,20 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
 
 fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
     let conn = node.store.conn();
+    // A member whose node the federation revoked stays a member until a lead
+    // removes it (with a cut): it is shown as revoked meanwhile.
+    let registry = casesync_node::trust::load(conn)?;
+    let revoked = |id: &[u8; 32]| {
+        registry
+            .as_ref()
+            .and_then(|r| r.nodes.get(id))
+            .is_some_and(|n| n.revoked)
+    };
     let members: Vec<_> = c
         .state
         .members
-        .values()
-        .map(|m| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name()}))
+        .iter()
+        .map(|(id, m)| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name(), "status": if revoked(id) { "revoked" } else { "active" }}))
         .collect();
     let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
     // Who can read what is sealed under the newest epoch: only current members
@@ -883,14 +892,20 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     outln!("policy:    every action needs --justification");
                 }
                 outln!("members:");
-                for m in c.state.members.values() {
+                for m in v["members"].as_array().into_iter().flatten() {
+                    let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
                     outln!(
-                        "  {:<12} {}  {} ({}, {})",
-                        m.role.name(),
-                        m.card.peer_id(),
-                        m.card.name,
-                        m.card.org,
-                        m.card.country
+                        "  {:<12} {}  {} ({}, {}){}",
+                        s("role"),
+                        s("peer_id"),
+                        s("name"),
+                        s("org"),
+                        s("country"),
+                        if s("status") == "revoked" {
+                            "  REVOKED from the federation"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 for r in v["removed"].as_array().into_iter().flatten() {

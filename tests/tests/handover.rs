@@ -137,4 +137,25 @@ fn a_case_changes_hands_and_never_loses_its_last_lead_or_admin() {
     for n in [uk, ro, eu] {
         assert_eq!(roles(n, &case), want, "{}", n.dir.display());
     }
+
+    // The lead's node is revoked: no lead is left to remove it from the case,
+    // and every member sees it as revoked.
+    uk.cmd(&["trust", "revoke", &peer_of(ro), "--reason", "left the JIT"])
+        .ok();
+    let v = uk.json(&["case", "show", &case]);
+    let status: BTreeMap<String, String> = v["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["peer_id"].as_str().unwrap_or_default().to_string(),
+                m["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(status[&peer_of(ro)], "revoked", "{v:#}");
+    assert_eq!(status[&peer_of(eu)], "active", "{v:#}");
+    let text = uk.cmd(&["case", "show", &case]).ok();
+    assert!(text.contains("REVOKED from the federation"), "{text}");
 }
