@@ -59,8 +59,8 @@ fn may_wait(
 /// Most registry statements one message may carry: a federation of this
 /// many nodes is far beyond any joint investigation team.
 pub const MAX_REGISTRY_OPS_PER_MESSAGE: usize = 16_384;
-/// Most control operations of one case in one message; a sender splits a
-/// longer log, parents first (`sync::items_for`).
+/// Most control operations in one message, all cases together; a sender
+/// splits a longer log, parents first (`sync::items_for`).
 pub const MAX_CONTROL_OPS_PER_MESSAGE: usize = 16_384;
 
 #[derive(Debug, Default, serde::Serialize)]

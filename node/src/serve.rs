@@ -20,9 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::{self, Action};
 use crate::net::budget::{Admit, RequestBudget};
-use crate::net::protocol::{
-    CaseHave, MAX_ENTRIES_PER_MESSAGE, RESPONSE_BUDGET, SyncRequest, SyncResponse,
-};
+use crate::net::protocol::{CaseHave, MESSAGE_LIMITS, RESPONSE_BUDGET, SyncRequest, SyncResponse};
 use crate::net::{self, Client, Event};
 use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
@@ -103,6 +101,44 @@ fn log_rejections(peer: &PeerId, rejected: &[String]) {
             "rejected from {peer}: {} more in the same delivery",
             rejected.len() - REASONS_LOGGED
         ));
+    }
+}
+
+/// Refused items one peer may send in an interval; past it, the delivery that
+/// crossed the line is answered as a protocol violation and the peer is
+/// disconnected (an honest peer sends few items its partners refuse: entries
+/// past a removal's cut, what it received before a revocation).
+const MAX_REFUSED_PER_INTERVAL: usize = 20_000;
+const REFUSAL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Per peer: the start of its current interval and the items refused in it.
+static REFUSED: std::sync::Mutex<Option<HashMap<String, (Instant, usize)>>> =
+    std::sync::Mutex::new(None);
+
+/// Counts `n` refused items from `peer`; the total in the current interval if
+/// it is past [`MAX_REFUSED_PER_INTERVAL`].
+fn too_many_refused(peer: &PeerId, n: usize) -> Option<usize> {
+    if n == 0 {
+        return None;
+    }
+    let now = Instant::now();
+    let mut guard = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() > 4096 {
+        map.retain(|_, (at, _)| now.duration_since(*at) < REFUSAL_INTERVAL);
+    }
+    let entry = map.entry(peer.to_base58()).or_insert((now, 0));
+    if now.duration_since(entry.0) >= REFUSAL_INTERVAL {
+        *entry = (now, 0);
+    }
+    entry.1 += n;
+    if entry.1 > MAX_REFUSED_PER_INTERVAL {
+        let total = entry.1;
+        // A fresh interval once it reconnects.
+        *entry = (now, 0);
+        Some(total)
+    } else {
+        None
     }
 }
 
@@ -272,22 +308,20 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
         }
         SyncRequest::Deliver { federation, body } => {
             same_federation(&federation, &fed)?;
-            let body = BundleBody::decode(&body)
+            let body = BundleBody::decode_within(&body, &MESSAGE_LIMITS)
                 .map_err(|e| NodeError::Protocol(format!("undecodable delivery: {e}")))?;
-            let entries: usize = body.cases.iter().map(|c| c.entries.len()).sum();
-            // Twice the cap: room for the equivocation proofs a sender adds
-            // outside its count.
-            if entries > MAX_ENTRIES_PER_MESSAGE * 2 {
-                return Err(NodeError::Protocol(format!(
-                    "a delivery of {entries} entries (at most {MAX_ENTRIES_PER_MESSAGE} per message)"
-                )));
-            }
             // A push the peer can send again: visible now, durable with the
             // next synced commit (`Store::write_unsynced`).
             let r = node
                 .store
                 .write_unsynced(|tx| receive(node, tx, &body, peer, &key))?;
             log_rejections(peer, &r.rejected);
+            if let Some(total) = too_many_refused(peer, r.rejected.len()) {
+                return Err(NodeError::Protocol(format!(
+                    "{total} refused items in under {} s (at most {MAX_REFUSED_PER_INTERVAL})",
+                    REFUSAL_INTERVAL.as_secs()
+                )));
+            }
             Ok(SyncResponse::Accepted {
                 entries: r.entries as u64,
                 rejected: r.rejected.len() as u64,
@@ -369,7 +403,7 @@ async fn pull(
                 registry,
                 have,
             } => {
-                let body = BundleBody::decode(&body)?;
+                let body = BundleBody::decode_within(&body, &MESSAGE_LIMITS)?;
                 let r = node
                     .store
                     .write(|tx| receive(node, tx, &body, &peer, key))?;

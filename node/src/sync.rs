@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::ingest::MAX_CONTROL_OPS_PER_MESSAGE;
 use crate::net::protocol::{
-    CaseHave, LogHave, MAX_CASES, MAX_ENTRIES_PER_MESSAGE, MAX_HEADS, MAX_LOGS,
+    CaseHave, LogHave, MAX_CASES, MAX_CASES_PER_MESSAGE, MAX_ENTRIES_PER_MESSAGE, MAX_HEADS,
+    MAX_LOGS,
 };
 use crate::{Node, Result, cases, store};
 
@@ -196,9 +197,16 @@ pub fn items_for(
     let mut withheld_logs = Vec::new();
     let registry = crate::trust::load(conn)?;
     their.truncate(MAX_CASES);
+    // Control operations in this message, all cases together
+    // (`MESSAGE_LIMITS`).
+    let mut control_sent = 0usize;
     for c in cases::list(node)? {
         if c.state.role_of(peer).is_none() {
             continue;
+        }
+        if body.cases.len() >= MAX_CASES_PER_MESSAGE {
+            more = true;
+            break;
         }
         let idx = their.iter().position(|h| h.case[..] == c.id.0[..]);
         let control = c.state.control_digest();
@@ -238,8 +246,9 @@ pub fn items_for(
             let order = authority::parents_first(&c.state.graph, &lacking);
             let sent: Vec<Hash> = order
                 .into_iter()
-                .take(MAX_CONTROL_OPS_PER_MESSAGE)
+                .take(MAX_CONTROL_OPS_PER_MESSAGE - control_sent)
                 .collect();
+            control_sent += sent.len();
             for h in &sent {
                 if let Some(b) = bytes.remove(h) {
                     used += b.len();

@@ -47,14 +47,74 @@ fn write_list(w: &mut Writer, items: &[Vec<u8>]) {
     }
 }
 
-fn read_list(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, SchemaError> {
-    let n = r.count(MAX_ITEMS, 4)?;
+/// How many items of each kind a body may carry: a file may carry a whole
+/// case history; a network message far less ([`BundleBody::decode_within`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub registry_ops: usize,
+    pub cases: usize,
+    /// Control operations, all cases together.
+    pub control_ops: usize,
+    /// Log entries, all cases together.
+    pub entries: usize,
+}
+
+impl Limits {
+    /// A bundle file: bounded by its size only.
+    pub const FILE: Limits = Limits {
+        registry_ops: MAX_ITEMS,
+        cases: MAX_ITEMS,
+        control_ops: MAX_ITEMS,
+        entries: MAX_ITEMS,
+    };
+}
+
+/// Reads a list of at most `left` items (counted down), each at least
+/// `min_item` bytes: a count over the limit refuses the body whole, before
+/// anything is allocated for it.
+fn read_list(
+    r: &mut Reader<'_>,
+    what: &str,
+    left: &mut usize,
+    limit: usize,
+    min_item: usize,
+) -> Result<Vec<Vec<u8>>, SchemaError> {
+    let n = r.u32()? as usize;
+    if n > *left {
+        return Err(SchemaError::malformed(
+            "bundle body",
+            format!("more than {limit} {what} in one body"),
+        ));
+    }
+    if n.saturating_mul(4 + min_item) > r.remaining() {
+        return Err(SchemaError::malformed(
+            "bundle body",
+            format!("{n} {what} cannot fit in what is left of the body"),
+        ));
+    }
+    *left -= n;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
-        v.push(r.bytes(MAX_BUNDLE_BYTES)?.to_vec());
+        let item = r.bytes(MAX_BUNDLE_BYTES)?;
+        if item.len() < min_item {
+            return Err(SchemaError::malformed(
+                "bundle body",
+                format!(
+                    "one of the {what} is {} bytes, too short to be one",
+                    item.len()
+                ),
+            ));
+        }
+        v.push(item.to_vec());
     }
     Ok(v)
 }
+
+/// The shortest signed item of each kind (header, no parents, signature): an
+/// empty or tiny item is refused with the body.
+const MIN_REGISTRY_OP: usize = 100;
+const MIN_CONTROL_OP: usize = 100;
+const MIN_ENTRY: usize = 100;
 
 impl BundleBody {
     pub fn encode(&self) -> Vec<u8> {
@@ -70,19 +130,58 @@ impl BundleBody {
         w.buf
     }
 
+    /// Decodes a body from a file ([`Limits::FILE`]).
     pub fn decode(b: &[u8]) -> Result<BundleBody, SchemaError> {
+        BundleBody::decode_within(b, &Limits::FILE)
+    }
+
+    /// Decodes a body that carries at most `limits` of each kind of item; one
+    /// over is refused whole, before its items are read.
+    pub fn decode_within(b: &[u8], limits: &Limits) -> Result<BundleBody, SchemaError> {
         let mut r = Reader::new(b, "bundle body");
         if r.u8()? != VERSION {
             return Err(SchemaError::malformed("bundle body", "unsupported version"));
         }
-        let registry_ops = read_list(&mut r)?;
-        let n = r.count(MAX_ITEMS, 24)?;
+        let mut left = limits.registry_ops;
+        let registry_ops = read_list(
+            &mut r,
+            "registry statements",
+            &mut left,
+            limits.registry_ops,
+            MIN_REGISTRY_OP,
+        )?;
+        let n = r.u32()? as usize;
+        if n > limits.cases {
+            return Err(SchemaError::malformed(
+                "bundle body",
+                format!("more than {} cases in one body", limits.cases),
+            ));
+        }
+        if n.saturating_mul(24) > r.remaining() {
+            return Err(SchemaError::malformed(
+                "bundle body",
+                format!("{n} cases cannot fit in what is left of the body"),
+            ));
+        }
+        let (mut control_left, mut entries_left) = (limits.control_ops, limits.entries);
         let mut cases = Vec::with_capacity(n);
         for _ in 0..n {
             cases.push(CaseItems {
                 case: CaseId(r.array()?),
-                control_ops: read_list(&mut r)?,
-                entries: read_list(&mut r)?,
+                control_ops: read_list(
+                    &mut r,
+                    "control operations",
+                    &mut control_left,
+                    limits.control_ops,
+                    MIN_CONTROL_OP,
+                )?,
+                entries: read_list(
+                    &mut r,
+                    "log entries",
+                    &mut entries_left,
+                    limits.entries,
+                    MIN_ENTRY,
+                )?,
             });
         }
         r.finish()?;
@@ -190,15 +289,36 @@ pub fn open(keys: &NodeKeys, bytes: &[u8]) -> Result<OpenedBundle, SchemaError> 
 mod tests {
     use super::*;
 
+    /// Items as long as the shortest real ones (the body does not parse them).
     fn body() -> BundleBody {
+        let item = |b: u8| vec![b; MIN_ENTRY];
         BundleBody {
-            registry_ops: vec![b"r1".to_vec()],
+            registry_ops: vec![item(1)],
             cases: vec![CaseItems {
                 case: CaseId([3; 16]),
-                control_ops: vec![b"c".to_vec()],
-                entries: vec![b"e1".to_vec(), b"e2".to_vec()],
+                control_ops: vec![item(2)],
+                entries: vec![item(3), item(4)],
             }],
         }
+    }
+
+    #[test]
+    fn a_body_over_a_limit_is_refused_whole_and_short_items_too() {
+        let b = body().encode();
+        let one = Limits {
+            registry_ops: 1,
+            cases: 1,
+            control_ops: 1,
+            entries: 1,
+        };
+        let e = BundleBody::decode_within(&b, &one).unwrap_err().to_string();
+        assert!(e.contains("more than 1 log entries"), "{e}");
+        let two = Limits { entries: 2, ..one };
+        assert_eq!(BundleBody::decode_within(&b, &two).unwrap(), body());
+        let mut short = body();
+        short.registry_ops[0].truncate(MIN_REGISTRY_OP - 1);
+        let e = BundleBody::decode(&short.encode()).unwrap_err().to_string();
+        assert!(e.contains("too short"), "{e}");
     }
 
     #[test]

@@ -1767,3 +1767,169 @@ fn idle_connections_from_a_stranger_do_not_lock_enrolled_peers_out() {
         sa.log()
     );
 }
+
+/// Issue 21, finding 4: a flooder fills one 16 MiB delivery with millions of
+/// empty items of each kind (registry statements, cases, control operations,
+/// entries). Each message is refused whole at once, before its items are
+/// read, and costs the flooder its connection; a flooder that stays within
+/// the caps but sends items that are all refused is disconnected past 20,000
+/// refusals a minute. The log stays short and honest peers sync meanwhile.
+#[test]
+fn a_message_flooder_is_refused_whole_and_disconnected() {
+    let (_t, nodes, x, _honest, sa) = scene("hostile_flood");
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let case_x: CaseId = x.parse().unwrap();
+    let (hn, epoch, key, federation) = writer(h, case_x);
+    let before = content(a);
+    let target: PeerId = peer_of(a).parse().unwrap();
+    // Four bytes of length each: about 3.9 million items in 15.6 MiB.
+    let many = 3_900_000;
+    let empty = || vec![Vec::new(); many];
+    let floods: Vec<(&str, BundleBody)> = vec![
+        (
+            "registry statements",
+            BundleBody {
+                registry_ops: empty(),
+                cases: vec![],
+            },
+        ),
+        (
+            "cases",
+            BundleBody {
+                registry_ops: vec![],
+                cases: vec![
+                    CaseItems {
+                        case: case_x,
+                        control_ops: vec![],
+                        entries: vec![],
+                    };
+                    600_000
+                ],
+            },
+        ),
+        (
+            "control operations",
+            BundleBody {
+                registry_ops: vec![],
+                cases: vec![CaseItems {
+                    case: case_x,
+                    control_ops: empty(),
+                    entries: vec![],
+                }],
+            },
+        ),
+        (
+            "log entries",
+            BundleBody {
+                registry_ops: vec![],
+                cases: vec![CaseItems {
+                    case: case_x,
+                    control_ops: vec![],
+                    entries: empty(),
+                }],
+            },
+        ),
+    ];
+    local(async {
+        for (what, body) in floods {
+            let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+            let r = hostile
+                .ask(SyncRequest::Deliver {
+                    federation: federation.0.to_vec(),
+                    body: body.encode(),
+                })
+                .await;
+            // The answer may lose the race with the disconnect.
+            match r {
+                Ok(SyncResponse::Refused { reason }) => assert!(
+                    reason.contains("protocol violation") && reason.contains(what),
+                    "{what}: {reason}"
+                ),
+                Err(e) => assert!(e.contains("closed"), "{what}: {e}"),
+                other => panic!("{what}: answered {other:?}"),
+            }
+            let limit = match what {
+                "log entries" => 8192,
+                _ => 16384,
+            };
+            eventually(10, &format!("{what}: the flooder is disconnected"), || {
+                sa.log().lines().any(|l| {
+                    l.contains("disconnected")
+                        && l.contains("broke the sync protocol")
+                        && l.contains(&format!("more than {limit} {what} in one body"))
+                })
+            });
+        }
+        // Within the caps, every item refused: 8,192 entries with a broken
+        // signature per message; the third message crosses 20,000.
+        let good = hostile_entry(&hn, case_x, epoch, &key);
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let body = BundleBody {
+                registry_ops: vec![],
+                cases: vec![CaseItems {
+                    case: case_x,
+                    control_ops: vec![],
+                    entries: vec![bad.clone(); 8192],
+                }],
+            };
+            answers.push(
+                hostile
+                    .ask(SyncRequest::Deliver {
+                        federation: federation.0.to_vec(),
+                        body: body.encode(),
+                    })
+                    .await,
+            );
+        }
+        assert!(
+            matches!(answers[0], Ok(SyncResponse::Accepted { entries: 0, .. })),
+            "{:?}",
+            answers[0]
+        );
+        match &answers[2] {
+            Ok(SyncResponse::Refused { reason }) => {
+                assert!(reason.contains("refused items"), "{reason}")
+            }
+            Err(e) => assert!(e.contains("closed"), "{e}"),
+            other => panic!("the third delivery: {other:?}"),
+        }
+    });
+    eventually(10, "the refusal flooder is disconnected", || {
+        sa.log().contains("refused items in under 60 s")
+    });
+    assert_eq!(
+        content(a),
+        before,
+        "the floods changed the honest node's store"
+    );
+    // An honest peer syncs, and the log stayed short.
+    let note = a.add(&x, "note", &[("text", "after the floods")], &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(b.cmd(&["record", "show", &note]).status.success());
+    let lines = sa.log().lines().count();
+    assert!(lines < 60, "{lines} log lines:\n{}", sa.log());
+}
+
+/// One well-formed entry of `hn` in `case` (seq 1), as bytes.
+fn hostile_entry(
+    hn: &casesync_node::Node,
+    case: CaseId,
+    epoch: Hash,
+    key: &SymmetricKey,
+) -> Vec<u8> {
+    let h = Hostile {
+        client: net::new(hn.keys.libp2p_keypair().unwrap()).unwrap().0,
+        target: PeerId::random(),
+        federation: vec![],
+        keys: hn.keys.clone(),
+    };
+    h.entry(case, 1, Hash::ZERO, epoch, key).bytes().to_vec()
+}

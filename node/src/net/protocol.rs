@@ -21,6 +21,18 @@ pub const MAX_LOGS: usize = 10_000;
 /// Most control-log heads per case in one summary; a peer that lists more is
 /// sent the whole log.
 pub const MAX_HEADS: usize = 256;
+/// Most cases one delivery or batch of items may carry.
+pub const MAX_CASES_PER_MESSAGE: usize = 16_384;
+/// What one delivery or batch of items may carry of each kind; a message over
+/// any of them is refused whole before its items are read, and its sender
+/// disconnected. Entries: twice the count a sender puts in, for the
+/// equivocation proofs it adds outside that count.
+pub const MESSAGE_LIMITS: casesync_schema::bundle::Limits = casesync_schema::bundle::Limits {
+    registry_ops: crate::ingest::MAX_REGISTRY_OPS_PER_MESSAGE,
+    cases: MAX_CASES_PER_MESSAGE,
+    control_ops: crate::ingest::MAX_CONTROL_OPS_PER_MESSAGE,
+    entries: 2 * MAX_ENTRIES_PER_MESSAGE,
+};
 
 /// What a node holds of one case: a digest of its control operations and the
 /// heads of their graph, and each author's last seq.
