@@ -4,11 +4,13 @@
 //! same checks as items from a peer; the bundle's own signature and AEAD make any
 //! change to the file reject it whole.
 //!
-//! Layout (version 1): `"CSBUNDLE" | version u8 | sender card (bytes) |
+//! Layout (version 2): `"CSBUNDLE" | version u8 | sender card (bytes) |
 //! recipient ed25519 [32] (zero: not encrypted) | wrapped key (bytes, empty when
 //! not encrypted) | body (bytes) | signature [64]`, signed by the sender over
 //! everything before the signature. With a recipient, `body` is the payload sealed
-//! with a fresh key that is HPKE-wrapped to the recipient.
+//! with a fresh key that is HPKE-wrapped to the recipient; the wrap's context
+//! and the body's associated data name the sender and the recipient, so the
+//! sealed parts cannot be moved under another sender's signature.
 
 use casesync_crypto::identity::{self, SIGNATURE_LEN};
 use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
@@ -18,6 +20,11 @@ use crate::codec::{Reader, Writer};
 use crate::{CaseId, SchemaError};
 
 const MAGIC: &[u8; 8] = b"CSBUNDLE";
+/// The file layout. Version 2 binds the wrapped key and the sealed body to
+/// the sender and the recipient (version 1 did not: another node could
+/// re-sign a bundle made for a third node as its own).
+const FILE_VERSION: u8 = 2;
+/// The body layout.
 const VERSION: u8 = 1;
 const SIGN_CONTEXT: &[u8] = b"casesync/bundle/v1";
 const WRAP_CONTEXT: &[u8] = b"casesync/bundle-key/v1";
@@ -192,6 +199,11 @@ impl BundleBody {
     }
 }
 
+/// `context` bound to a sender and a recipient (Ed25519 identities).
+fn bound(context: &[u8], sender: &[u8; 32], recipient: &[u8; 32]) -> Vec<u8> {
+    [context, sender, recipient].concat()
+}
+
 /// Writes a bundle signed by `keys` (whose card is `sender`), encrypted to
 /// `recipient` when given.
 pub fn seal(
@@ -202,15 +214,20 @@ pub fn seal(
 ) -> Result<Vec<u8>, SchemaError> {
     let mut w = Writer::new();
     w.raw(MAGIC);
-    w.u8(VERSION);
+    w.u8(FILE_VERSION);
     w.bytes(sender.bytes());
     let plain = body.encode();
     match recipient {
         Some(r) => {
-            w.raw(&r.identity.ed25519);
+            let (from, to) = (&sender.identity.ed25519, &r.identity.ed25519);
+            w.raw(to);
             let key = SymmetricKey::generate()?;
-            w.bytes(&wrap::wrap_key(&key, &r.identity.x25519, WRAP_CONTEXT)?);
-            w.bytes(&key.seal(BODY_AAD, &plain)?);
+            w.bytes(&wrap::wrap_key(
+                &key,
+                &r.identity.x25519,
+                &bound(WRAP_CONTEXT, from, to),
+            )?);
+            w.bytes(&key.seal(&bound(BODY_AAD, from, to), &plain)?);
         }
         None => {
             w.raw(&[0u8; 32]);
@@ -252,7 +269,7 @@ pub fn open(keys: &NodeKeys, bytes: &[u8]) -> Result<OpenedBundle, SchemaError> 
     let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
     let mut r = Reader::new(signed, "bundle");
     r.take(8)?;
-    if r.u8()? != VERSION {
+    if r.u8()? != FILE_VERSION {
         return Err(SchemaError::UnsupportedVersion {
             what: "bundle",
             version: bytes[8],
@@ -276,8 +293,9 @@ pub fn open(keys: &NodeKeys, bytes: &[u8]) -> Result<OpenedBundle, SchemaError> 
                 "it was made for another node",
             ));
         }
-        let key = wrap::unwrap_key(keys, wrapped, WRAP_CONTEXT)?;
-        key.open(BODY_AAD, body)?
+        let from = &sender.identity.ed25519;
+        let key = wrap::unwrap_key(keys, wrapped, &bound(WRAP_CONTEXT, from, &recipient))?;
+        key.open(&bound(BODY_AAD, from, &recipient), body)?
     };
     Ok(OpenedBundle {
         sender,
@@ -300,6 +318,30 @@ mod tests {
                 entries: vec![item(3), item(4)],
             }],
         }
+    }
+
+    /// C takes a bundle A made for B and signs it as its own: B refuses it.
+    #[test]
+    fn a_bundle_re_signed_by_another_sender_does_not_open() {
+        let [a, b, c] = [0, 1, 2].map(|_| NodeKeys::generate().unwrap());
+        let ac = NodeCard::issue(&a, "a", "A", "GB", 1).unwrap();
+        let bc = NodeCard::issue(&b, "b", "B", "RO", 1).unwrap();
+        let cc = NodeCard::issue(&c, "c", "C", "NL", 1).unwrap();
+        let file = seal(&a, &ac, Some(&bc), &body()).unwrap();
+        // Everything after A's card, under C's card and signature.
+        let mut r = Reader::new(&file[..file.len() - SIGNATURE_LEN], "bundle");
+        r.take(9).unwrap();
+        r.bytes(MAX_CARD_BYTES).unwrap();
+        let rest = &file[file.len() - SIGNATURE_LEN - r.remaining()..file.len() - SIGNATURE_LEN];
+        let mut w = Writer::new();
+        w.raw(MAGIC);
+        w.u8(FILE_VERSION);
+        w.bytes(cc.bytes());
+        w.raw(rest);
+        let sig = c.sign(SIGN_CONTEXT, &w.buf);
+        w.raw(&sig);
+        assert!(open(&b, &file).is_ok());
+        assert!(open(&b, &w.buf).is_err(), "a re-signed bundle opened");
     }
 
     #[test]

@@ -176,3 +176,50 @@ fn a_tampered_bundle_is_rejected_whole() {
     b.cmd(&["bundle", "import", &f.display().to_string()]).ok();
     assert_eq!(b.list(&case).len(), 1);
 }
+
+/// Issue 21, finding 9: C, enrolled too, takes the bundle A made for B and
+/// signs it as its own (its card, its signature, A's wrapped key and sealed
+/// body). B refuses it: the sealed parts name their sender and recipient.
+#[test]
+fn a_bundle_re_signed_by_another_node_is_refused() {
+    use casesync_schema::codec::{Reader, Writer};
+    let t = TestDir::new("bundle_resign");
+    // ro joins last: its token enrolls everyone, nl included.
+    let nodes = crate::network::federation(&t, &[("uk", "GB"), ("nl", "NL"), ("ro", "RO")]);
+    let (a, c, b) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    a.add(&case, "person", &[("name", "Marin Dobre")], &[]);
+    let file = std::fs::read(export(a, &t, "for-b.bundle", b)).unwrap();
+    let sig_at = file.len() - 64;
+    let mut r = Reader::new(&file[..sig_at], "bundle");
+    r.take(9).unwrap();
+    r.bytes(1 << 20).unwrap();
+    let rest = &file[sig_at - r.remaining()..sig_at];
+    let cn = casesync_node::DataDir::new(&c.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let mut w = Writer::new();
+    w.raw(&file[..9]);
+    w.bytes(cn.card.bytes());
+    w.raw(rest);
+    let sig = cn.keys.sign(b"casesync/bundle/v1", &w.buf);
+    w.raw(&sig);
+    let forged = t.write("re-signed.bundle", &w.buf);
+    let e = b
+        .cmd(&["bundle", "import", &forged.display().to_string()])
+        .error_line();
+    assert!(e.contains("bundle") && !e.contains("not enrolled"), "{e}");
+    assert!(
+        b.cmd(&["case", "show", &case])
+            .error_line()
+            .contains("unknown case")
+    );
+    // The bundle as A made it imports.
+    b.cmd(&[
+        "bundle",
+        "import",
+        &t.join("for-b.bundle").display().to_string(),
+    ])
+    .ok();
+}
