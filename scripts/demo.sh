@@ -6,14 +6,15 @@
 # joint case, record what each knows, keep working while one is offline, and
 # converge. Every name, number and address is invented.
 #
-#   scripts/demo.sh          # builds casesync, runs in target/demo/ (recreated)
+#   scripts/demo.sh          # builds casesync, runs in target/demo/ (recreated; cargo's target dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> building casesync" >&2
 cargo build -q -p casesync-node
-BIN="$PWD/target/debug/casesync"
-DEMO="$PWD/target/demo"
+TARGET=$(scripts/target-dir.sh)
+BIN="$TARGET/debug/casesync"
+DEMO="$TARGET/demo"
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 export CASESYNC_PASSPHRASE="demo passphrase - use a real one"

@@ -37,5 +37,6 @@ echo "==> tests"
 cargo nextest run --workspace --no-fail-fast "$@"
 # The README's first command must keep working: run the demo end to end.
 echo "==> scripts/demo.sh"
-scripts/demo.sh >target/demo.log 2>&1 || { tail -40 target/demo.log; echo "error: scripts/demo.sh failed (log: target/demo.log)" >&2; exit 1; }
+LOG="$(scripts/target-dir.sh)/demo.log"
+scripts/demo.sh >"$LOG" 2>&1 || { tail -40 "$LOG"; echo "error: scripts/demo.sh failed (log: $LOG)" >&2; exit 1; }
 echo "demo ok"

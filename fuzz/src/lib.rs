@@ -409,7 +409,8 @@ fn bundle_impl(data: &[u8]) -> bool {
         1 => bundle_checked(rest),
         _ => {
             let mut b = BUNDLE_MAGIC.to_vec();
-            b.push(1);
+            // The file version (2: sealed parts bound to sender and recipient).
+            b.push(2);
             let card = fixed_card().bytes();
             b.extend_from_slice(&(card.len() as u32).to_be_bytes());
             b.extend_from_slice(card);

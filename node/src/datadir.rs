@@ -67,7 +67,41 @@ impl DataDir {
         self.keystore_path().exists()
     }
 
+    /// Holds the data dir for one `serve` (an exclusive lock on `serve.lock`,
+    /// released when the returned file is dropped, or the process ends): a
+    /// second `serve` on the same data dir would split the partners'
+    /// connections between two processes.
+    pub fn lock_for_serve(&self) -> Result<std::fs::File> {
+        let path = self.root.join("serve.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| NodeError::Io(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Refused(format!(
+                "another `casesync serve` is running on {}: stop it first (one serve per data dir)",
+                self.root.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(NodeError::Io(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
     fn require_initialized(&self) -> Result<()> {
+        // A data dir this user may not read is not "no node".
+        if let Err(e) = std::fs::metadata(self.keystore_path())
+            && e.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return Err(NodeError::Refused(format!(
+                "cannot read the casesync node in {}: permission denied (run as the user that owns it)",
+                self.root.display()
+            )));
+        }
         if !self.is_initialized() {
             return Err(NodeError::Refused(format!(
                 "no casesync node in {}: run `casesync init --name NAME --org ORG --country CC` first (or pass --data-dir)",

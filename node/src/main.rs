@@ -311,6 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             anti_entropy,
         } => {
             let node = unlock(&cli)?;
+            let _lock = node.dir.lock_for_serve()?;
             let listen = if listen.is_empty() {
                 vec!["/ip4/127.0.0.1/tcp/0".to_string()]
             } else {

@@ -537,6 +537,37 @@ pub async fn exchange(
 
 /// Runs the node on the network until `shutdown` resolves (or, with `once`,
 /// until every given peer has been synced or the timeout passes).
+/// libp2p binds listeners with SO_REUSEPORT (so that dials can reuse the
+/// port), and the kernel would let a second process bind the same port and
+/// split the partners' connections between the two. A plain bind first (no
+/// SO_REUSEPORT) fails if any process listens there.
+fn refuse_a_held_address(addr: &Multiaddr) -> Result<()> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NodeError::Refused(format!(
+            "cannot listen on {addr}: another process listens there (another `casesync serve`?): stop it or pick another port"
+        ))),
+        Err(e) => Err(NodeError::Io(format!("cannot listen on {addr}: {e}"))),
+    }
+}
+
 pub async fn run(
     node: Node,
     opts: Options,
@@ -551,6 +582,7 @@ pub async fn run(
     apply_registry(&node, &client).await?;
     let me = node.card.peer_id();
     for addr in &opts.listen {
+        refuse_a_held_address(addr)?;
         client
             .listen(addr.clone())
             .await

@@ -639,3 +639,30 @@ fn entries_past_the_cut_that_a_remaining_member_built_on_are_kept() {
         assert_eq!(n.json(&["log", "verify"])["failed"], 0);
     }
 }
+
+/// Issue 21 (operations): a second `serve` on a data dir that one already
+/// serves, or on an address another process listens on, is refused with a
+/// clear error instead of splitting partners' connections between the two.
+#[test]
+fn a_second_serve_on_one_data_dir_or_address_is_refused() {
+    let t = TestDir::new("net_second_serve");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let sa = Server::start(a, &[]);
+    let e = a
+        .cmd(&["serve", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .error_line();
+    assert!(e.contains("another `casesync serve` is running"), "{e}");
+    // The address A listens on, taken by B.
+    let listen: String = sa.addr.split("/p2p/").next().unwrap().to_string();
+    let e = b.cmd(&["serve", "--listen", &listen]).error_line();
+    assert!(e.contains("another process listens there"), "{e}");
+    // A still serves B.
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    // Once A stops, its data dir can be served again.
+    drop(sa);
+    let again = Server::start(a, &[]);
+    b.cmd(&["sync", "--once", "--peer", &again.addr, "--timeout", "30"])
+        .ok();
+}
