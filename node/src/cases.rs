@@ -50,7 +50,7 @@ pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<C
     let me = node.keys.public().ed25519;
     let case = control::case_id_for(&me, &nonce);
     let key = SymmetricKey::generate()?;
-    let salt = casesync_crypto::random_32()?;
+    let salt = control::epoch_salt(&case, &key);
     let meta = CaseMeta {
         title,
         require_justification,
@@ -260,11 +260,14 @@ pub fn unwrap_epoch(
             info.id.short()
         ))
     })?;
-    Ok(wrap::unwrap_key(
-        keys,
-        wrapped,
-        &control::wrap_context(case, &info.salt),
-    )?)
+    let key = wrap::unwrap_key(keys, wrapped, &control::wrap_context(case, &info.salt))?;
+    if !control::key_matches_epoch(case, &info.salt, &key) {
+        return Err(NodeError::Refused(format!(
+            "the key of epoch {} of case {case} wrapped to this node is not the one its lead committed to (a lead gave members different keys): nothing is read or written under it; a lead must rotate the key",
+            info.id.short()
+        )));
+    }
+    Ok(key)
 }
 
 /// The newest epoch this node holds a key for and that only current members
@@ -358,7 +361,7 @@ fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
         }
         if case.state.newest_epoch_exposed() || newest_unshared {
             let key = SymmetricKey::generate()?;
-            let salt = casesync_crypto::random_32()?;
+            let salt = control::epoch_salt(&case.id, &key);
             let op = ControlOp::create(
                 &node.keys,
                 case.id,
@@ -609,8 +612,7 @@ fn remove(
         let (cut_seq, cut_hash) =
             store::log_head(tx, case.case_ref, &id)?.unwrap_or((0, Hash::ZERO));
         let key = SymmetricKey::generate()?;
-        let mut salt = [0u8; 32];
-        casesync_crypto::random_bytes(&mut salt)?;
+        let salt = control::epoch_salt(&case.id, &key);
         let remaining: Vec<&NodeCard> = case
             .state
             .members

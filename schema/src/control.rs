@@ -169,6 +169,21 @@ pub fn case_id_for(author: &[u8; 32], nonce: &[u8; 16]) -> CaseId {
     CaseId(id)
 }
 
+/// The salt of a new key epoch: a commitment to its key,
+/// `SHA-256("casesync/epoch-key-commitment/v1" | case | key)`. It is in the
+/// signed operation and in every wrap's context, so a lead cannot give
+/// members different keys for one epoch unnoticed: a member checks the key it
+/// unwraps against it ([`key_matches_epoch`]). The key is random (256 bits),
+/// so its hash tells nothing of it.
+pub fn epoch_salt(case: &CaseId, key: &SymmetricKey) -> [u8; 32] {
+    sha256_parts(&[b"casesync/epoch-key-commitment/v1", &case.0, key.expose()]).0
+}
+
+/// Whether `key` is the one the epoch with `salt` committed to (constant time).
+pub fn key_matches_epoch(case: &CaseId, salt: &[u8; 32], key: &SymmetricKey) -> bool {
+    casesync_crypto::hash::ct_eq(&epoch_salt(case, key), salt)
+}
+
 /// The HPKE context of a wrapped epoch key: binds case and epoch salt.
 pub fn wrap_context(case: &CaseId, salt: &[u8; 32]) -> Vec<u8> {
     let mut c = case.0.to_vec();

@@ -1933,3 +1933,104 @@ fn hostile_entry(
     };
     h.entry(case, 1, Hash::ZERO, epoch, key).bytes().to_vec()
 }
+
+/// Issue 21, finding 12: a lead starts a key epoch whose wraps give one member
+/// another key than the rest. The epoch's salt commits to its key (it is in
+/// the signed operation), so that member refuses the key instead of writing
+/// what the others cannot read; the others write on.
+#[test]
+fn a_lead_cannot_give_members_different_keys_for_one_epoch() {
+    use casesync_schema::control::{self, ControlBody, ControlOp};
+    let t = TestDir::new("hostile_keys");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, "lead");
+    let sa = Server::start(a, &[]);
+    for n in [b, h] {
+        n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+            .ok();
+    }
+    let case_x: CaseId = x.parse().unwrap();
+    let hn = DataDir::new(&h.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let (op, federation) = {
+        let conn = hn.store.conn();
+        let st = cases::load(&hn, conn, &case_x).unwrap().state;
+        let card = |n: &Node| {
+            st.members
+                .values()
+                .find(|m| m.card.peer_id() == peer_of(n))
+                .unwrap()
+                .card
+                .clone()
+        };
+        let (key, other) = (
+            SymmetricKey::generate().unwrap(),
+            SymmetricKey::generate().unwrap(),
+        );
+        let salt = control::epoch_salt(&case_x, &key);
+        let mut wraps = control::wrap_to(&key, &case_x, &salt, &[&card(a), &card(h)]).unwrap();
+        wraps.extend(control::wrap_to(&other, &case_x, &salt, &[&card(b)]).unwrap());
+        let op = ControlOp::create(
+            &hn.keys,
+            case_x,
+            st.heads.clone(),
+            0,
+            ControlBody::KeyEpoch { salt, wraps },
+        )
+        .unwrap();
+        let fed = casesync_node::trust::load(conn)
+            .unwrap()
+            .unwrap()
+            .federation;
+        (op, fed)
+    };
+    let target: PeerId = peer_of(a).parse().unwrap();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        let r = hostile
+            .ask(SyncRequest::Deliver {
+                federation: federation.0.to_vec(),
+                body: BundleBody {
+                    registry_ops: vec![],
+                    cases: vec![CaseItems {
+                        case: case_x,
+                        control_ops: vec![op.bytes().to_vec()],
+                        entries: vec![],
+                    }],
+                }
+                .encode(),
+            })
+            .await;
+        assert!(matches!(r, Ok(SyncResponse::Accepted { .. })), "{r:?}");
+    });
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    // B refuses the odd key: what it writes is sealed under the epoch before,
+    // which every member reads, so it reaches A (under the odd key A could
+    // not have opened it).
+    let id = b.add(&x, "person", &[("name", "Not under the odd key")], &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    a.cmd(&["record", "show", &id]).ok();
+    let last: Vec<u8> = b
+        .db()
+        .query_row(
+            "SELECT bytes FROM entries ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let epoch = LogEntry::decode_verified(&last).unwrap().header.epoch;
+    assert_ne!(
+        epoch,
+        op.hash(),
+        "B wrote under the epoch whose key it was given apart"
+    );
+    // A holds the committed key and writes on.
+    a.add(&x, "person", &[("name", "Under the committed key")], &[]);
+}
