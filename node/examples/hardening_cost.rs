@@ -219,7 +219,7 @@ fn registry_cost(dir: &std::path::Path, n: usize) -> (f64, f64) {
     let resolve = t.elapsed().as_secs_f64();
     assert_eq!(st.nodes.len(), n + 2);
     let t = Instant::now();
-    trust::join(&joiner, &token).expect("join");
+    trust::join(&joiner, &token, |_| Ok(())).expect("join");
     (resolve, t.elapsed().as_secs_f64())
 }
 

@@ -81,6 +81,7 @@ actions! {
     FederationCreate => "federation.create", "trust";
     FederationInvite => "federation.invite", "trust";
     FederationJoin => "federation.join", "trust";
+    FederationLeave => "federation.leave", "trust";
     TrustRevoke => "trust.revoke", "trust";
     // A peer's audit log showed an earlier head than before, or another link
     // at the same place: it was cut off, rewritten or restored from a copy.

@@ -141,9 +141,27 @@ pub enum FederationCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// Join the federation whose admin invited this node
-    #[command(after_help = "Example:\n  casesync federation join \"$(cat ro-police.token)\"")]
-    Join { token: String },
+    /// Join the federation whose admin invited this node (shows who invites,
+    /// and asks on a terminal)
+    #[command(
+        after_help = "The token is sealed to this node and valid for 7 days. Before joining, the federation's\n\
+name and id and the inviting admin (PeerId, name, organisation, country) are shown; on a\n\
+terminal you are asked to confirm. In scripts, --expect-federation makes a token for another\n\
+federation fail (the id, or at least its first 16 hex digits, from the admin by another channel).\n\n\
+Example:\n  casesync federation join \"$(cat ro-police.token)\" --expect-federation 3f2a9c0b7d1e4f56"
+    )]
+    Join {
+        token: String,
+        /// The federation id you expect (at least its first 16 hex digits)
+        #[arg(long, value_name = "ID")]
+        expect_federation: Option<String>,
+    },
+    /// Leave the federation: only while this node holds no case
+    #[command(
+        after_help = "For a node that joined the wrong federation: it forgets that federation's registry and can\n\
+join another. Refused once the node holds any case.\n\nExample:\n  casesync federation leave"
+    )]
+    Leave,
 }
 
 #[derive(Subcommand, Debug)]

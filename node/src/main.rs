@@ -503,11 +503,45 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                 outln!("{token}");
             }
         }
-        FederationCommand::Join { token } => {
-            let st = trust::join(&node, token)?;
+        FederationCommand::Join {
+            token,
+            expect_federation,
+        } => {
+            use std::io::IsTerminal;
+            let ask = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let mut invited_by = None;
+            let st = trust::join(&node, token, |inv| {
+                let id = inv.federation.to_hex();
+                eprintln!(
+                    "federation \"{}\" ({id})\ninvited by {} ({}), {}, {}\ntoken valid until {}",
+                    inv.name,
+                    inv.inviter.name,
+                    inv.inviter.peer_id(),
+                    inv.inviter.org,
+                    inv.inviter.country,
+                    inv.expires
+                );
+                invited_by = Some(inv.inviter.peer_id());
+                if let Some(want) = expect_federation {
+                    let want = want.trim().to_ascii_lowercase();
+                    if want.len() < 16 || !id.starts_with(&want) {
+                        return Err(casesync_node::NodeError::Refused(format!(
+                            "this token is for federation {id}, not the expected {want}: nothing was joined"
+                        )));
+                    }
+                } else if ask {
+                    eprint!("Join this federation? [y/N] ");
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    if !matches!(line.trim(), "y" | "Y" | "yes") {
+                        return Err(casesync_node::NodeError::Refused("not joined".into()));
+                    }
+                }
+                Ok(())
+            })?;
             if cli.json {
                 print_json(
-                    &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": st.nodes.len()}),
+                    &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": st.nodes.len(), "invited_by": invited_by}),
                 )?;
             } else {
                 outln!(
@@ -516,6 +550,16 @@ fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
                     st.federation.to_hex(),
                     st.nodes.len()
                 );
+            }
+        }
+        FederationCommand::Leave => {
+            let name = audited(&node, Action::FederationLeave, None, None, || {
+                Ok(trust::leave(&node)?)
+            })?;
+            if cli.json {
+                print_json(&json!({"left": name}))?;
+            } else {
+                outln!("left federation {name}");
             }
         }
     }

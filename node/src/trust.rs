@@ -144,26 +144,42 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
     node.store.write(|tx| -> Result<String> {
         let st = as_admin(node, tx, "invite")?;
         let already = st.nodes.get(&card.identity.ed25519);
-        if already.is_some_and(|n| n.admin || !admin) {
+        if already.is_some_and(|n| n.revoked) {
             return Err(NodeError::Refused(format!(
-                "{} ({}) is already enrolled",
+                "{} ({}) was revoked; revocation is final",
                 card.name,
                 card.peer_id()
             )));
         }
-        append(
-            node,
-            tx,
-            &st,
-            RegistryBody::Enroll {
-                card: card.clone(),
-                admin,
-            },
-        )?;
+        if already.is_some_and(|n| n.card != *card) {
+            return Err(NodeError::Refused(format!(
+                "{} is enrolled with another card (see `casesync trust list`)",
+                card.peer_id()
+            )));
+        }
+        // Enrolled already with (at least) this role: a new token only (the
+        // last one expired or was lost), no new statement.
+        let reissue = already.is_some_and(|n| n.admin || !admin);
+        if !reissue {
+            append(
+                node,
+                tx,
+                &st,
+                RegistryBody::Enroll {
+                    card: card.clone(),
+                    admin,
+                },
+            )?;
+        }
         let ev = Event::new(Action::FederationInvite)
             .peer(card.peer_id())
             .detail(format!(
-                "enrolled {} ({}, {}){}",
+                "{} {} ({}, {}){}",
+                if reissue {
+                    "a new join token for"
+                } else {
+                    "enrolled"
+                },
                 card.name,
                 card.org,
                 card.country,
@@ -174,7 +190,13 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
             .iter()
             .map(|o| RegistryOp::decode_verified(&o.bytes))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(registry::encode_token(&all))
+        let (now, _) = crate::clock::now();
+        Ok(registry::seal_token(
+            &node.keys,
+            card,
+            &all,
+            now.saturating_add(registry::TOKEN_VALID_MS),
+        )?)
     })
 }
 
@@ -227,10 +249,39 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
     })
 }
 
-/// Joins the federation a token describes, if it enrolls this node.
-pub fn join(node: &Node, token: &str) -> Result<RegistryState> {
-    let ops = registry::decode_token(token)
+/// Who invites this node where: what `federation join` shows before joining.
+pub struct Invitation {
+    pub federation: Hash,
+    pub name: String,
+    pub inviter: NodeCard,
+    pub expires: String,
+}
+
+/// Joins the federation a token describes, if it was made for this node by
+/// one of that federation's admins and has not expired. `confirm` sees who
+/// invites first, and may refuse (a prompt, `--expect-federation`).
+pub fn join(
+    node: &Node,
+    token: &str,
+    confirm: impl FnOnce(&Invitation) -> Result<()>,
+) -> Result<RegistryState> {
+    let opened = registry::open_token(&node.keys, token)
         .map_err(|e| NodeError::Refused(format!("invalid join token: {e}")))?;
+    let ops = opened.ops;
+    let (now, _) = crate::clock::now();
+    let expires =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(opened.expires_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| "an unreadable date".into());
+    if now > opened.expires_ms {
+        return Err(NodeError::Refused(format!(
+            "this join token expired ({expires}): ask the admin for a new one"
+        )));
+    }
     let genesis = ops
         .iter()
         .find(|o| matches!(o.body, RegistryBody::Genesis { .. }))
@@ -245,6 +296,23 @@ pub fn join(node: &Node, token: &str) -> Result<RegistryState> {
             node.card.peer_id()
         )));
     }
+    let inviter = st
+        .nodes
+        .get(&opened.inviter)
+        .filter(|n| n.admin && !n.revoked)
+        .map(|n| n.card.clone())
+        .ok_or_else(|| {
+            NodeError::Refused(
+                "invalid join token: it is not signed by an admin of the federation it names"
+                    .into(),
+            )
+        })?;
+    confirm(&Invitation {
+        federation: st.federation,
+        name: st.name.clone(),
+        inviter,
+        expires,
+    })?;
     node.store.write(|tx| -> Result<RegistryState> {
         if let Some(cur) = load(tx)?
             && cur.federation != st.federation
@@ -266,5 +334,31 @@ pub fn join(node: &Node, token: &str) -> Result<RegistryState> {
         audit::append(node, tx, ev)?;
         load(tx)?
             .ok_or_else(|| NodeError::Integrity("the joined federation did not resolve".into()))
+    })
+}
+
+/// Leaves the federation (`federation leave`): only while this node holds no
+/// case, so nothing shared is orphaned; a node that joined the wrong
+/// federation can then join the right one. Returns the federation's name.
+pub fn leave(node: &Node) -> Result<String> {
+    node.store.write(|tx| -> Result<String> {
+        let st = load(tx)?.ok_or_else(|| {
+            NodeError::Refused("this node belongs to no federation".into())
+        })?;
+        let cases = store::list_cases(tx)?.len();
+        if cases > 0 {
+            return Err(NodeError::Refused(format!(
+                "this node holds case data ({cases} case(s)): it can leave federation \"{}\" only before it holds any case",
+                st.name
+            )));
+        }
+        store::forget_federation(tx)?;
+        let ev = Event::new(Action::FederationLeave).detail(format!(
+            "left federation \"{}\" ({})",
+            st.name,
+            st.federation.to_hex()
+        ));
+        audit::append(node, tx, ev)?;
+        Ok(st.name)
     })
 }

@@ -370,6 +370,135 @@ impl authority::Rules for RegistryRules {
     }
 }
 
+/// A join token as made by `federation invite` (version 2): the registry
+/// statements are sealed to the invitee (a fresh key HPKE-wrapped to its
+/// card's X25519 key), and the whole is signed by the inviting admin, with an
+/// expiry. Layout: `version 2 | invitee ed25519 [32] | inviter ed25519 [32] |
+/// expires ms (i64) | wrapped key (bytes) | sealed statements (bytes) |
+/// signature [64]`; the header is the AEAD's associated data and part of the
+/// wrap's context. Only the invitee reads who is in the federation.
+#[derive(Debug)]
+pub struct JoinToken {
+    pub invitee: [u8; 32],
+    pub inviter: [u8; 32],
+    pub expires_ms: i64,
+    pub ops: Vec<RegistryOp>,
+}
+
+const SEALED_TOKEN_PREFIX: &str = "csjoin2.";
+const SEALED_TOKEN_VERSION: u8 = 2;
+const TOKEN_SIGN_CONTEXT: &[u8] = b"casesync/join-token/v2";
+const TOKEN_WRAP_CONTEXT: &[u8] = b"casesync/join-token-key/v2";
+/// How long a join token is valid after `federation invite`.
+pub const TOKEN_VALID_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn token_header(invitee: &[u8; 32], inviter: &[u8; 32], expires_ms: i64) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(SEALED_TOKEN_VERSION);
+    w.raw(invitee);
+    w.raw(inviter);
+    w.i64(expires_ms);
+    w.buf
+}
+
+/// Seals `ops` into a join token for `invitee`, signed by `inviter`.
+pub fn seal_token(
+    inviter: &NodeKeys,
+    invitee: &NodeCard,
+    ops: &[RegistryOp],
+    expires_ms: i64,
+) -> Result<String, SchemaError> {
+    let header = token_header(
+        &invitee.identity.ed25519,
+        &inviter.public().ed25519,
+        expires_ms,
+    );
+    let inner = URL_SAFE_NO_PAD
+        .decode(encode_token(ops).trim_start_matches(TOKEN_PREFIX))
+        .map_err(|_| SchemaError::malformed("join token", "could not encode"))?;
+    let key = casesync_crypto::SymmetricKey::generate()?;
+    let wrapped = casesync_crypto::wrap::wrap_key(
+        &key,
+        &invitee.identity.x25519,
+        &[TOKEN_WRAP_CONTEXT, &header].concat(),
+    )?;
+    let mut w = Writer::new();
+    w.raw(&header);
+    w.bytes(&wrapped);
+    w.bytes(&key.seal(&header, &inner)?);
+    let sig = inviter.sign(TOKEN_SIGN_CONTEXT, &w.buf);
+    w.raw(&sig);
+    Ok(format!(
+        "{SEALED_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(&w.buf)
+    ))
+}
+
+/// Opens a join token made for `me`: the inviter's signature first, then the
+/// sealed statements (each verified). Expiry and whether the inviter is an
+/// admin are for the caller, which knows the time and resolves the registry.
+pub fn open_token(me: &NodeKeys, token: &str) -> Result<JoinToken, SchemaError> {
+    let token = token.trim();
+    if token.starts_with(TOKEN_PREFIX) {
+        return Err(SchemaError::malformed(
+            "join token",
+            "it is of an older kind (csjoin1), readable by anyone: ask the admin for a new one",
+        ));
+    }
+    let body = token.strip_prefix(SEALED_TOKEN_PREFIX).ok_or_else(|| {
+        SchemaError::malformed(
+            "join token",
+            "expected text starting with `csjoin2.` (from `casesync federation invite`)",
+        )
+    })?;
+    let limit = MAX_TOKEN_OPS * (MAX_OP_BYTES / 4);
+    if body.len() > limit {
+        return Err(SchemaError::TooLarge {
+            what: "join token",
+            size: body.len(),
+            limit,
+        });
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))?;
+    if bytes.len() < 1 + 32 + 32 + 8 + SIGNATURE_LEN {
+        return Err(SchemaError::malformed("join token", "too short"));
+    }
+    let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
+    let mut r = Reader::new(signed, "join token");
+    if r.u8()? != SEALED_TOKEN_VERSION {
+        return Err(SchemaError::malformed("join token", "unsupported version"));
+    }
+    let invitee: [u8; 32] = r.array()?;
+    let inviter: [u8; 32] = r.array()?;
+    let expires_ms = r.i64()?;
+    let mut s = [0u8; SIGNATURE_LEN];
+    s.copy_from_slice(sig);
+    casesync_crypto::identity::verify(&inviter, TOKEN_SIGN_CONTEXT, signed, &s)
+        .map_err(|_| SchemaError::BadSignature("join token"))?;
+    if invitee != me.public().ed25519 {
+        return Err(SchemaError::malformed(
+            "join token",
+            "it was made for another node: ask the admin to invite this node's card",
+        ));
+    }
+    let header = token_header(&invitee, &inviter, expires_ms);
+    let wrapped = r.bytes(casesync_crypto::wrap::WRAPPED_LEN)?;
+    let sealed = r.bytes(limit)?;
+    r.finish()?;
+    let key =
+        casesync_crypto::wrap::unwrap_key(me, wrapped, &[TOKEN_WRAP_CONTEXT, &header].concat())?;
+    let inner = key.open(&header, sealed)?;
+    let ops = decode_token(&format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&inner)))?;
+    Ok(JoinToken {
+        invitee,
+        inviter,
+        expires_ms,
+        ops,
+    })
+}
+
 /// Encodes registry statements as a one-line join token.
 pub fn encode_token(ops: &[RegistryOp]) -> String {
     let mut w = Writer::new();

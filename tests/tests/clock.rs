@@ -11,7 +11,7 @@ use crate::network::{Server, eventually, federation};
 use crate::util::{TestDir, check_store, str_of};
 
 /// libfaketime's preload library (scripts/test.sh installs the `faketime` package).
-fn libfaketime() -> PathBuf {
+pub(crate) fn libfaketime() -> PathBuf {
     let dirs = std::fs::read_dir("/usr/lib")
         .map(|d| {
             d.filter_map(Result::ok)

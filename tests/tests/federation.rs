@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::{TestDir, card_of, peer_of};
+use crate::util::{TestDir, card_of, find_bytes, peer_of};
 
 fn nodes_of(trust: &Value) -> Vec<(String, bool, String)> {
     let mut v: Vec<_> = trust["nodes"]
@@ -52,11 +52,22 @@ fn create_invite_join_and_trust_list() {
         .ok()
         .trim()
         .to_string();
-    assert!(ro_token.starts_with("csjoin1.") && !ro_token.contains('\n'));
-    assert!(
-        uk.cmd(&["federation", "invite", &card_of(&ro)])
-            .err()
-            .contains("already enrolled")
+    assert!(ro_token.starts_with("csjoin2.") && !ro_token.contains('\n'));
+    // Inviting an enrolled node again makes a new token, not a new statement.
+    let statements = uk
+        .db()
+        .query_row("SELECT COUNT(*) FROM registry_ops", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    let again = uk.cmd(&["federation", "invite", &card_of(&ro)]).ok();
+    assert_ne!(again.trim(), ro_token);
+    assert_eq!(
+        uk.db()
+            .query_row("SELECT COUNT(*) FROM registry_ops", [], |r| r
+                .get::<_, i64>(0))
+            .unwrap(),
+        statements
     );
     let eu_token = uk
         .cmd(&["federation", "invite", &card_of(&eu), "--admin"])
@@ -69,7 +80,7 @@ fn create_invite_join_and_trust_list() {
         stranger
             .cmd(&["federation", "join", &ro_token])
             .err()
-            .contains("does not enroll this node")
+            .contains("made for another node")
     );
     // A tampered token is refused whole.
     let mut bad = ro_token.clone().into_bytes();
@@ -193,4 +204,116 @@ fn members_by_peer_id_must_be_enrolled() {
         .err();
     assert!(e.contains("not enrolled"), "{e}");
     assert_eq!(uk.json(&["case", "show", &case]), before);
+}
+
+/// Issue 21, findings 7 and 8: a join token is sealed to the invitee (nobody
+/// else reads who is in the federation), signed by the inviting admin, and
+/// expires; `federation join` shows who invites and where, and
+/// `--expect-federation` makes a token for a look-alike federation fail; a
+/// node that joined the wrong federation and holds no case can leave it; a
+/// revoked node is never invited again.
+#[test]
+fn a_join_token_is_sealed_expires_and_shows_who_invites() {
+    let t = TestDir::new("federation_join");
+    let [uk, ro, fake, eu] = ["uk", "ro", "fake", "eu"].map(|n| t.node(n));
+    uk.init("uk-east", "ROCU East", "GB");
+    ro.init("ro-police", "Politia Romana", "RO");
+    fake.init("uk-east", "ROCU East", "GB");
+    eu.init("europol", "Europol", "NL");
+    let fed = uk
+        .cmd(&["federation", "create", "--name", "JIT Lantern"])
+        .ok()
+        .trim()
+        .to_string();
+    // A look-alike federation, same name, invites ro first.
+    let fake_fed = fake
+        .cmd(&["federation", "create", "--name", "JIT Lantern"])
+        .ok()
+        .trim()
+        .to_string();
+    let fake_token = fake.cmd(&["federation", "invite", &card_of(&ro)]).ok();
+    let token = uk.cmd(&["federation", "invite", &card_of(&ro)]).ok();
+    let token = token.trim();
+    // Sealed: the federation's name and members are not in the token.
+    assert!(token.starts_with("csjoin2."), "{token}");
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_start_matches("csjoin2."))
+        .unwrap();
+    for clear in ["JIT Lantern", "ROCU East", "Politia Romana"] {
+        assert!(
+            find_bytes(&raw, clear.as_bytes()).is_none(),
+            "{clear} in clear"
+        );
+    }
+    // Another node cannot use (or read) it.
+    let e = eu.cmd(&["federation", "join", token]).error_line();
+    assert!(e.contains("made for another node"), "{e}");
+    // The look-alike's token fails the check by federation id, and joins
+    // nothing.
+    let e = ro
+        .cmd(&[
+            "federation",
+            "join",
+            fake_token.trim(),
+            "--expect-federation",
+            &fed[..16],
+        ])
+        .err();
+    assert!(
+        e.contains(&format!("invited by uk-east ({})", peer_of(&fake))),
+        "{e}"
+    );
+    assert!(
+        e.contains(&fake_fed) && e.contains("nothing was joined"),
+        "{e}"
+    );
+    assert!(ro.cmd(&["trust", "list"]).err().contains("no federation"));
+    // Joined the look-alike anyway (no check): ro holds no case, so it leaves.
+    ro.cmd(&["federation", "join", fake_token.trim()]).ok();
+    assert_eq!(ro.json(&["trust", "list"])["federation"], fake_fed.as_str());
+    assert!(
+        ro.cmd(&["federation", "leave"])
+            .ok()
+            .contains("left federation")
+    );
+    // Then the real one, checked.
+    let out = ro.cmd(&["federation", "join", token, "--expect-federation", &fed]);
+    let v: serde_json::Value = {
+        let o = out.ok();
+        assert!(o.contains("joined federation JIT Lantern"), "{o}");
+        ro.json(&["trust", "list"])
+    };
+    assert_eq!(v["federation"], fed.as_str());
+    // A node that holds a case cannot leave.
+    ro.create_case("Op Held");
+    let e = ro.cmd(&["federation", "leave"]).error_line();
+    assert!(e.contains("holds case data"), "{e}");
+
+    // Expiry: a week later (libfaketime), the token is refused.
+    let eu_token = uk.cmd(&["federation", "invite", &card_of(&eu)]).ok();
+    let lib = crate::clock::libfaketime();
+    let later = [
+        ("LD_PRELOAD", lib.to_str().unwrap()),
+        ("FAKETIME", "+8d"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let e = eu
+        .cmd_env(&["federation", "join", eu_token.trim()], &later)
+        .error_line();
+    assert!(e.contains("expired"), "{e}");
+    // A new token for the same enrollment (no new statement) works.
+    let again = uk.cmd(&["federation", "invite", &card_of(&eu)]).ok();
+    eu.cmd(&["federation", "join", again.trim()]).ok();
+
+    // A revoked node is not invited again, as an admin or not.
+    uk.cmd(&["trust", "revoke", &peer_of(&eu), "--reason", "left"])
+        .ok();
+    for extra in [None, Some("--admin")] {
+        let card = card_of(&eu);
+        let mut args = vec!["federation", "invite", card.as_str()];
+        args.extend(extra);
+        let e = uk.cmd(&args).error_line();
+        assert!(e.contains("revocation is final"), "{e}");
+    }
 }

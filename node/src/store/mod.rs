@@ -285,6 +285,14 @@ pub fn registry_op_hashes(c: &Connection) -> Result<Vec<Hash>> {
     Ok(rows)
 }
 
+/// Forgets the federation: its statements and its id (`federation leave`,
+/// only for a node that holds no case; the caller checks).
+pub fn forget_federation(c: &Connection) -> Result<()> {
+    exec(c, "DELETE FROM registry_ops", [])?;
+    exec(c, "DELETE FROM meta WHERE key = 'federation'", [])?;
+    Ok(())
+}
+
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
     let mut s = c.prepare_cached("SELECT id, hash, bytes FROM registry_ops ORDER BY id")?;
     let rows = s
