@@ -27,14 +27,27 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// OWASP's recommended Argon2id minimum (19 MiB, 2 passes): every CLI command
-    /// unlocks the keystore, so this keeps a command fast while costing an attacker
-    /// 19 MiB of memory per guess.
+    /// 64 MiB and 3 passes (RFC 9106's second recommended setting, on one
+    /// lane): about a third of a second per unlock on one core, and 64 MiB of
+    /// memory per guess, some five times OWASP's Argon2id minimum. Every CLI
+    /// command unlocks once; `serve` once at start.
     pub const DEFAULT: KdfParams = KdfParams {
-        m_cost_kib: 19 * 1024,
-        t_cost: 2,
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
         p_cost: 1,
     };
+    /// OWASP's Argon2id minimum (19 MiB, 2 passes): the least `init` accepts.
+    pub const MINIMUM_MIB: u32 = 19;
+
+    /// The default passes with `mib` MiB of memory (at least [`Self::MINIMUM_MIB`]).
+    pub fn with_memory_mib(mib: u32) -> Option<KdfParams> {
+        (Self::MINIMUM_MIB..=1024)
+            .contains(&mib)
+            .then_some(KdfParams {
+                m_cost_kib: mib * 1024,
+                ..Self::DEFAULT
+            })
+    }
 
     /// Bounds checked before deriving, so a doctored keystore file cannot make
     /// unlock allocate without limit or spin for hours.

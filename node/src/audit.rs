@@ -87,6 +87,7 @@ actions! {
     // at the same place: it was cut off, rewritten or restored from a copy.
     PeerAuditRewound => "audit.peer_rewound", "trust";
     Unlock => "node.unlock", "access";
+    PassphraseChange => "node.passphrase_change", "access";
     AuditList => "audit.list", "consultation";
     AuditExport => "audit.export", "disclosure";
 }

@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "TEXT")]
     pub justification: Option<String>,
 
+    /// Read the keystore passphrase from FILE (its first line; the file must
+    /// be readable by its owner only): for services, where an environment
+    /// variable would stay visible in /proc/PID/environ
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,7 +57,16 @@ pub enum Command {
         /// ISO 3166 two-letter country code
         #[arg(long)]
         country: String,
+        /// Memory for the keystore's key derivation (Argon2id, 3 passes), in
+        /// MiB: more makes each passphrase guess dearer; lower it only on a
+        /// small device (at least 19)
+        #[arg(long, value_name = "MIB", default_value_t = 64)]
+        kdf_memory_mib: u32,
     },
+    /// Change the keystore passphrase; re-seals the keys with the current
+    /// key-derivation cost
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
     /// Show this node's PeerId, name, organisation and country
     #[command(
         after_help = "Examples:\n  casesync id\n  casesync id --card > uk-east.card   # give this line to a case lead"
@@ -120,6 +135,23 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
     /// The audit log: who did what with case data, when and why (append-only, signed)
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PassphraseCommand {
+    /// Change the passphrase: the current one as usual (CASESYNC_PASSPHRASE,
+    /// --passphrase-file or a prompt), the new one asked twice on a terminal
+    /// or read from --new-passphrase-file
+    #[command(
+        after_help = "The keystore is re-sealed with the current key-derivation cost (Argon2id, 64 MiB, 3 passes),\n\
+so this also raises the cost of a keystore made with an older, cheaper setting.\n\n\
+Example:\n  casesync passphrase change\n  casesync --passphrase-file old.txt passphrase change --new-passphrase-file new.txt"
+    )]
+    Change {
+        /// Read the new passphrase from FILE (first line; owner-only file)
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

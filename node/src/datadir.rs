@@ -113,17 +113,25 @@ impl DataDir {
 
     /// Creates a new node: keys, keystore sealed with `passphrase`, empty store.
     pub fn init(&self, name: &str, org: &str, country: &str, passphrase: &[u8]) -> Result<Node> {
+        self.init_with(name, org, country, passphrase, KdfParams::DEFAULT)
+    }
+
+    /// [`DataDir::init`] with the keystore's key-derivation cost given.
+    pub fn init_with(
+        &self,
+        name: &str,
+        org: &str,
+        country: &str,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Node> {
         if self.keystore_path().exists() || self.db_path().exists() {
             return Err(NodeError::Refused(format!(
                 "{} is already initialized (it holds a casesync node); use another --data-dir",
                 self.root.display()
             )));
         }
-        if passphrase.is_empty() {
-            return Err(NodeError::Refused(
-                "the passphrase must not be empty".into(),
-            ));
-        }
+        check_passphrase(passphrase)?;
         let keys = NodeKeys::generate()?;
         let (ms, _) = crate::clock::now();
         let card = NodeCard::issue(&keys, name, org, country, ms)?;
@@ -135,7 +143,7 @@ impl DataDir {
             node: keys,
             storage,
         };
-        let sealed = keystore::seal(&secrets, passphrase, KdfParams::DEFAULT)?;
+        let sealed = keystore::seal(&secrets, passphrase, kdf)?;
         // The keystore is written last: its presence is what marks the node initialized.
         write_private_file(&self.keystore_path(), &sealed)?;
         let node = Node {
@@ -151,6 +159,27 @@ impl DataDir {
             },
         };
         Ok(node)
+    }
+
+    /// Re-seals the keystore under `new` with the default key-derivation cost
+    /// (`passphrase change`), after `old` unlocked it. The new file replaces
+    /// the old one by rename, so a crash leaves one or the other whole.
+    pub fn change_passphrase(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        check_passphrase(new)?;
+        let file = fs::read(self.keystore_path()).map_err(|e| {
+            NodeError::Io(format!(
+                "cannot read keystore {}: {e}",
+                self.keystore_path().display()
+            ))
+        })?;
+        let secrets = keystore::open(&file, old).map_err(|e| match e {
+            casesync_crypto::CryptoError::WrongPassphrase => NodeError::Refused(
+                "wrong passphrase: the keystore did not unlock; nothing was changed".into(),
+            ),
+            e => e.into(),
+        })?;
+        let sealed = keystore::seal(&secrets, new, KdfParams::DEFAULT)?;
+        write_private_file(&self.keystore_path(), &sealed)
     }
 
     /// The node's own card, readable without the passphrase.
@@ -284,4 +313,18 @@ pub(crate) fn stored_card(conn: &rusqlite::Connection) -> Result<NodeCard> {
         NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
     })?;
     Ok(NodeCard::decode(&bytes)?)
+}
+
+/// The least a keystore passphrase must be: it is all that protects the
+/// node's keys on a stolen disk, against guesses at the KDF's cost.
+pub fn check_passphrase(p: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(p);
+    let chars = text.chars().count();
+    let distinct: std::collections::BTreeSet<char> = text.chars().collect();
+    if chars < 12 || distinct.len() < 5 {
+        return Err(NodeError::Refused(
+            "the passphrase is too weak: use at least 12 characters, not one or two repeated (four or more unrelated words work well); it is all that protects this node's keys on a stolen disk".into(),
+        ));
+    }
+    Ok(())
 }

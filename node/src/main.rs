@@ -29,10 +29,20 @@ use zeroize::Zeroizing;
 
 use cli::{
     AuditCommand, BundleCommand, CaseCommand, Cli, Command, FederationCommand, LogCommand,
-    MemberCommand, PeerCommand, RecordCommand, TrustCommand,
+    MemberCommand, PassphraseCommand, PeerCommand, RecordCommand, TrustCommand,
 };
 
 fn main() -> ExitCode {
+    // Keys live in this process's memory: no core dump, and no ptrace by
+    // other processes of the same user.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
     casesync_node::clock::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -130,8 +140,41 @@ fn data_dir(cli: &Cli) -> Result<DataDir> {
     Ok(DataDir::new(root))
 }
 
-/// The keystore passphrase: `CASESYNC_PASSPHRASE`, else a prompt on a terminal.
-fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
+/// A passphrase from `path`: its first line. The file must be readable by its
+/// owner only (a passphrase others can read protects nothing).
+fn passphrase_from_file(path: &std::path::Path) -> Result<Zeroizing<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read the passphrase file {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the passphrase file {} is readable by others (mode {:o}): chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the passphrase file {}", path.display()))?,
+    );
+    let line = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());
+    if line.is_empty() {
+        bail!("the passphrase file {} is empty", path.display());
+    }
+    Ok(line)
+}
+
+/// The keystore passphrase: `--passphrase-file`, else `CASESYNC_PASSPHRASE`
+/// (for scripts), else a prompt on a terminal.
+fn passphrase(cli: &Cli, confirm: bool) -> Result<Zeroizing<String>> {
+    if let Some(path) = &cli.passphrase_file {
+        return passphrase_from_file(path);
+    }
     if let Some(p) = std::env::var_os("CASESYNC_PASSPHRASE") {
         let p = p
             .into_string()
@@ -178,7 +221,7 @@ fn unlock(cli: &Cli) -> Result<Node> {
             .map(|j| j.trim().to_string())
             .filter(|j| !j.is_empty()),
     };
-    Ok(dir.unlock_as(passphrase(false)?.as_bytes(), actor)?)
+    Ok(dir.unlock_as(passphrase(cli, false)?.as_bytes(), actor)?)
 }
 
 /// Runs an action and, if it fails once the node is unlocked, records the
@@ -222,13 +265,26 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Init { name, org, country } => {
+        Command::Init {
+            name,
+            org,
+            country,
+            kdf_memory_mib,
+        } => {
             let dir = data_dir(&cli)?;
             if dir.is_initialized() {
                 // Refuse before prompting.
                 dir.init(name, org, country, b"-")?;
             }
-            let node = dir.init(name, org, country, passphrase(true)?.as_bytes())?;
+            let kdf = casesync_crypto::keystore::KdfParams::with_memory_mib(*kdf_memory_mib)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--kdf-memory-mib must be between {} and 1024",
+                        casesync_crypto::keystore::KdfParams::MINIMUM_MIB
+                    )
+                })?;
+            let node =
+                dir.init_with(name, org, country, passphrase(&cli, true)?.as_bytes(), kdf)?;
             let peer = node.card.peer_id();
             if cli.json {
                 print_json(
@@ -236,6 +292,59 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 )?;
             } else {
                 outln!("{peer}");
+            }
+        }
+        Command::Passphrase(PassphraseCommand::Change {
+            new_passphrase_file,
+        }) => {
+            let dir = data_dir(&cli)?;
+            let old = passphrase(&cli, false)?;
+            let new = match new_passphrase_file {
+                Some(p) => passphrase_from_file(p)?,
+                None => {
+                    if !std::io::stdin().is_terminal() {
+                        bail!(
+                            "no new passphrase: pass --new-passphrase-file FILE or run in a terminal"
+                        );
+                    }
+                    let a = Zeroizing::new(
+                        rpassword::prompt_password("new passphrase: ")
+                            .context("cannot read the passphrase")?,
+                    );
+                    let b = Zeroizing::new(
+                        rpassword::prompt_password("repeat new passphrase: ")
+                            .context("cannot read the passphrase")?,
+                    );
+                    if *a != *b {
+                        bail!("the new passphrases did not match; nothing was changed");
+                    }
+                    a
+                }
+            };
+            dir.change_passphrase(old.as_bytes(), new.as_bytes())?;
+            // Audited under the new passphrase (the unlock proves it works).
+            let node = dir.unlock_as(
+                new.as_bytes(),
+                audit::Actor {
+                    operator: cli
+                        .operator
+                        .clone()
+                        .filter(|o| !o.trim().is_empty())
+                        .unwrap_or_else(audit::Actor::os_user),
+                    justification: cli.justification.clone(),
+                },
+            )?;
+            audit::append_alone(
+                &node,
+                Event::new(Action::PassphraseChange)
+                    .detail("keystore re-sealed (Argon2id, 64 MiB, 3 passes)"),
+            )?;
+            if cli.json {
+                print_json(&json!({"changed": true}))?;
+            } else {
+                outln!(
+                    "passphrase changed; the keystore is re-sealed with the current key-derivation cost"
+                );
             }
         }
         Command::Id { card } => {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-pub const PASSPHRASE: &str = "test-pass";
+pub const PASSPHRASE: &str = "test passphrase";
 pub const OPERATOR: &str = "tester";
 
 /// The `casesync` binary: `CASESYNC_BIN`, else `target/debug/casesync` next to
@@ -261,8 +261,21 @@ impl Node {
     /// `init`; returns the PeerId it printed.
     #[track_caller]
     pub fn init(&self, name: &str, org: &str, country: &str) -> String {
+        // The least key-derivation memory `init` accepts: the tests run
+        // thousands of commands, each unlocking once (the default is checked
+        // in `cli::passphrases_are_checked_changed_and_read_from_files`).
         let out = self
-            .cmd(&["init", "--name", name, "--org", org, "--country", country])
+            .cmd(&[
+                "init",
+                "--name",
+                name,
+                "--org",
+                org,
+                "--country",
+                country,
+                "--kdf-memory-mib",
+                "19",
+            ])
             .ok();
         let peer = out.trim().to_string();
         assert!(
