@@ -28,3 +28,15 @@ pub fn now() -> (i64, String) {
     let text = t.format(RFC3339_OFFSET).unwrap_or_else(|_| t.to_string());
     (ms, text)
 }
+
+/// Unix milliseconds as RFC 3339 with the local offset (as [`now`] gives).
+pub fn format_ms(ms: i64) -> String {
+    let off = LOCAL_OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
+    match OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) => {
+            let t = t.to_offset(off);
+            t.format(RFC3339_OFFSET).unwrap_or_else(|_| t.to_string())
+        }
+        Err(_) => format!("{ms} ms after 1970"),
+    }
+}

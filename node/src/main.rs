@@ -752,6 +752,8 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
     let conn = node.store.conn();
     let fed = trust::load(conn)?;
     let peers = store::peers(conn)?;
+    let next_dial: std::collections::HashMap<String, Option<String>> =
+        store::peer_next_dials(conn)?.into_iter().collect();
     let mut case_rows = Vec::new();
     for c in cases::list(&node)? {
         let logs: Vec<_> = store::log_heads(conn, c.case_ref)?
@@ -781,7 +783,7 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
     let v = json!({
         "peer_id": node.card.peer_id(),
         "federation": fed.as_ref().map(|f| json!({"id": f.federation.to_hex(), "name": f.name, "nodes": f.nodes.len()})),
-        "peers": peers.iter().map(|(a, l)| json!({"addr": a, "last_sync": l})).collect::<Vec<_>>(),
+        "peers": peers.iter().map(|(a, l)| json!({"addr": a, "last_sync": l, "next_attempt": next_dial.get(a).cloned().flatten()})).collect::<Vec<_>>(),
         "cases": case_rows,
     });
     if cli.json {
@@ -793,8 +795,12 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
             None => outln!("federation: none"),
         }
         for (a, l) in &peers {
+            let next = match next_dial.get(a).cloned().flatten() {
+                Some(t) => format!("  unreachable, next attempt: {t}"),
+                None => String::new(),
+            };
             outln!(
-                "peer:       {a}  last sync: {}",
+                "peer:       {a}  last sync: {}{next}",
                 l.as_deref().unwrap_or("never")
             );
         }

@@ -537,6 +537,33 @@ pub async fn exchange(
 
 /// Runs the node on the network until `shutdown` resolves (or, with `once`,
 /// until every given peer has been synced or the timeout passes).
+/// Redialing a peer that could not be reached: exponential back-off with
+/// jitter, so many nodes that lost one peer do not all knock at once.
+#[derive(Default)]
+struct Redial {
+    failures: u32,
+    next: Option<Instant>,
+    /// The next attempt as wall-clock ms, for `status`.
+    shown: Option<i64>,
+    dialing: bool,
+    /// `shown` changed and is not in the store yet.
+    dirty: bool,
+}
+
+/// The wait after `failures` failed dials in a row: 1 s, doubling, at most
+/// 5 min, times a jitter factor from 0.5 to 1.5 (`jitter` spread over u32).
+fn redial_delay(failures: u32, jitter: u32) -> Duration {
+    let base = 1u64 << failures.saturating_sub(1).min(9);
+    let base = Duration::from_secs(base.min(300));
+    base.mul_f64(0.5 + f64::from(jitter) / f64::from(u32::MAX))
+}
+
+fn jitter() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = casesync_crypto::random_bytes(&mut b);
+    u32::from_le_bytes(b)
+}
+
 /// libp2p binds listeners with SO_REUSEPORT (so that dials can reuse the
 /// port), and the kernel would let a second process bind the same port and
 /// split the partners' connections between the two. A plain bind first (no
@@ -704,6 +731,7 @@ pub async fn run(
     let mut push_tick = tokio::time::interval(Duration::from_millis(poll));
     let mut entropy_tick = tokio::time::interval(opts.anti_entropy);
     let mut redial_tick = tokio::time::interval(Duration::from_secs(1));
+    let redial: Rc<RefCell<HashMap<Multiaddr, Redial>>> = Rc::default();
     // A busy moment delays ticks; it must not be followed by a burst of them.
     for t in [&mut push_tick, &mut entropy_tick, &mut redial_tick] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -835,15 +863,63 @@ pub async fn run(
                 }
             }
             _ = redial_tick.tick() => {
+                let now = Instant::now();
                 for a in &dial {
                     let known = a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(id) if connected.contains(&id)));
-                    if !known {
+                    let mut state = redial.borrow_mut();
+                    let st = state.entry(a.clone()).or_default();
+                    if known {
+                        if st.failures > 0 || st.shown.is_some() {
+                            *st = Redial::default();
+                            st.dirty = true;
+                        }
+                    } else if st.next.is_none_or(|t| t <= now) && !st.dialing {
+                        st.dialing = true;
                         let c = client.clone();
                         let a = a.clone();
+                        let redial = redial.clone();
                         tokio::task::spawn_local(async move {
-                            let _ = c.dial(a).await;
+                            let failed = c.dial(a.clone()).await.err();
+                            let mut state = redial.borrow_mut();
+                            let st = state.entry(a.clone()).or_default();
+                            st.dialing = false;
+                            match failed {
+                                Some(e) => {
+                                    st.failures = st.failures.saturating_add(1);
+                                    let wait = redial_delay(st.failures, jitter());
+                                    st.next = Some(Instant::now() + wait);
+                                    let (ms, _) = crate::clock::now();
+                                    st.shown = Some(ms + wait.as_millis() as i64);
+                                    st.dirty = true;
+                                    if st.failures <= 3 || st.failures.is_power_of_two() {
+                                        log(format!(
+                                            "cannot reach {a}: {e}; next attempt in {} s",
+                                            wait.as_secs()
+                                        ));
+                                    }
+                                }
+                                None => {
+                                    let was = st.shown.is_some();
+                                    *st = Redial::default();
+                                    st.dirty = was;
+                                }
+                            }
                         });
                     }
+                }
+                // What `status` shows: when each remembered peer is tried next.
+                let dirty: Vec<(String, Option<i64>)> = redial
+                    .borrow_mut()
+                    .iter_mut()
+                    .filter(|(_, st)| st.dirty)
+                    .map(|(a, st)| {
+                        st.dirty = false;
+                        (a.to_string(), st.shown)
+                    })
+                    .collect();
+                for (addr, when) in dirty {
+                    let text = when.map(crate::clock::format_ms);
+                    let _ = node.store.write(|tx| store::set_peer_next_dial(tx, &addr, text.as_deref()));
                 }
             }
         }
@@ -854,4 +930,21 @@ pub async fn run(
         apply_control(&node);
     }
     Ok(results.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redials_back_off_exponentially_with_jitter_up_to_five_minutes() {
+        let secs = |f, j| redial_delay(f, j).as_secs_f64();
+        assert!((secs(1, 0) - 0.5).abs() < 0.01);
+        assert!((secs(1, u32::MAX) - 1.5).abs() < 0.01);
+        assert!((secs(2, u32::MAX / 2) - 2.0).abs() < 0.01);
+        assert!((secs(5, u32::MAX / 2) - 16.0).abs() < 0.01);
+        for f in [10, 11, 40, u32::MAX] {
+            assert!((150.0..=450.0).contains(&secs(f, jitter())), "{f}");
+        }
+    }
 }

@@ -269,14 +269,7 @@ pub fn join(
         .map_err(|e| NodeError::Refused(format!("invalid join token: {e}")))?;
     let ops = opened.ops;
     let (now, _) = crate::clock::now();
-    let expires =
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(opened.expires_ms) * 1_000_000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| "an unreadable date".into());
+    let expires = crate::clock::format_ms(opened.expires_ms);
     if now > opened.expires_ms {
         return Err(NodeError::Refused(format!(
             "this join token expired ({expires}): ask the admin for a new one"

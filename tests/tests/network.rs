@@ -666,3 +666,39 @@ fn a_second_serve_on_one_data_dir_or_address_is_refused() {
     b.cmd(&["sync", "--once", "--peer", &again.addr, "--timeout", "30"])
         .ok();
 }
+
+/// Issue 21 (operations): a remembered peer that cannot be reached is dialed
+/// again with exponential back-off and jitter (not every second forever), each
+/// failure is logged with the wait, and `status` shows the next attempt.
+#[test]
+fn an_unreachable_peer_is_redialed_with_back_off_and_status_shows_when() {
+    let t = TestDir::new("net_redial");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", peer_of(b));
+    a.cmd(&["peer", "add", &addr]).ok();
+    let sa = Server::start(a, &[]);
+    std::thread::sleep(Duration::from_secs(6));
+    let tries = sa.log().matches("cannot reach").count();
+    // The first dial and its redials: every second, that would be 7 or 8;
+    // backing off from 1 s (x0.5-1.5), at most 5.
+    assert!(
+        (2..=5).contains(&tries),
+        "{tries} attempts in 6 s:\n{}",
+        sa.log()
+    );
+    let v = a.json(&["status"]);
+    let next = &v["peers"][0]["next_attempt"];
+    assert!(next.as_str().is_some_and(|s| s.contains('T')), "{v:#}");
+    assert!(
+        a.cmd(&["status"])
+            .ok()
+            .contains("unreachable, next attempt")
+    );
+}

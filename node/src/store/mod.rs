@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("009_record_ids_per_case.sql"),
     include_str!("010_restricted_records.sql"),
     include_str!("011_peer_audit_heads.sql"),
+    include_str!("012_peer_next_dial.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +314,25 @@ pub fn peers(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// When `serve` next tries each remembered peer it could not reach.
+pub fn peer_next_dials(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
+    let mut s = c.prepare_cached("SELECT addr, next_dial FROM peers ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Records when `serve` will next dial `addr` (None: connected).
+pub fn set_peer_next_dial(c: &Connection, addr: &str, when: Option<&str>) -> Result<()> {
+    exec(
+        c,
+        "UPDATE peers SET next_dial = ?2 WHERE addr = ?1",
+        params![addr, when],
+    )?;
+    Ok(())
 }
 
 pub fn peer_synced(c: &Connection, peer_id: &str, when: &str) -> Result<()> {
