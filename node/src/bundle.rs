@@ -115,6 +115,57 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
     })
 }
 
+/// Reads a bundle file for [`import`], judging it before reading it whole:
+/// it must be a regular file within the size limit, and its sender (read from
+/// the first bytes) must be enrolled and active, else nothing more is read.
+pub fn read_file(node: &Node, path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(NodeError::Refused(format!(
+            "bundle rejected: {shown} is not a regular file; nothing was imported"
+        )));
+    }
+    if meta.len() > bundle::MAX_BUNDLE_BYTES as u64 {
+        return Err(NodeError::Refused(format!(
+            "bundle rejected: {shown} is {} bytes, over the {} MiB limit; nothing was imported",
+            meta.len(),
+            bundle::MAX_BUNDLE_BYTES >> 20
+        )));
+    }
+    let mut prefix = Vec::new();
+    (&mut f)
+        .take(bundle::SENDER_PREFIX_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
+    let sender = bundle::peek_sender(&prefix)
+        .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
+    if let Some(st) = crate::trust::load(node.store.conn())?
+        && !st.is_active(&sender.identity.ed25519)
+    {
+        return Err(NodeError::Refused(format!(
+            "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported (the file was not read past its header)",
+            sender.name,
+            sender.peer_id(),
+            st.name
+        )));
+    }
+    // The size is known and bounded: read it, and not a byte more if the
+    // file grows meanwhile.
+    let mut all = prefix;
+    all.reserve(meta.len() as usize - all.len().min(meta.len() as usize));
+    (&mut f)
+        .take(meta.len().saturating_sub(all.len() as u64))
+        .read_to_end(&mut all)
+        .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
+    Ok(all)
+}
+
 /// Imports a bundle: the file's signature and encryption are checked first (any
 /// change rejects it whole), then every item, all in one transaction.
 pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {

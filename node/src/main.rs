@@ -884,9 +884,8 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
             }
         }
         BundleCommand::Import { file } => {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
+                let bytes = bundle::read_file(&node, file)?;
                 Ok(bundle::import(&node, &bytes)?)
             })?;
             // A lead puts merged control operations into effect at once.

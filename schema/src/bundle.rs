@@ -247,6 +247,27 @@ pub fn seal(
     Ok(w.buf)
 }
 
+/// The longest prefix [`peek_sender`] needs.
+pub const SENDER_PREFIX_LEN: usize = 8 + 1 + 4 + MAX_CARD_BYTES;
+
+/// The sender's card, read from the start of a bundle file before the rest is
+/// read: a bundle from a node that is not enrolled is refused without reading
+/// (or holding) its body. Not yet authenticated: [`open`] verifies the
+/// signature over the whole file.
+pub fn peek_sender(prefix: &[u8]) -> Result<NodeCard, SchemaError> {
+    if prefix.len() < 9 || &prefix[..8] != MAGIC {
+        return Err(SchemaError::malformed("bundle", "not a casesync bundle"));
+    }
+    if prefix[8] != FILE_VERSION {
+        return Err(SchemaError::UnsupportedVersion {
+            what: "bundle",
+            version: prefix[8],
+        });
+    }
+    let mut r = Reader::new(&prefix[9..], "bundle");
+    NodeCard::decode(r.bytes(MAX_CARD_BYTES)?)
+}
+
 /// A bundle whose signature held, opened for `keys`.
 pub struct OpenedBundle {
     pub sender: NodeCard,

@@ -223,3 +223,57 @@ fn a_bundle_re_signed_by_another_node_is_refused() {
     ])
     .ok();
 }
+
+/// Issue 21, finding 10: a bundle is judged before it is read whole: a
+/// device (`/dev/zero`) or a file over the size limit is refused unread, and
+/// one whose sender is not enrolled is refused after its first bytes.
+#[test]
+fn a_bundle_is_judged_before_it_is_read_whole() {
+    let t = TestDir::new("bundle_judged");
+    let nodes = crate::network::federation(&t, &[("uk", "GB"), ("ro", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let stranger = t.node("stranger");
+    stranger.init("stranger", "Nobody", "FR");
+    let case = stranger.create_case("Not shared");
+    stranger.add(&case, "person", &[("name", "Someone")], &[]);
+    let small = t.join("stranger.bundle");
+    stranger
+        .cmd(&["bundle", "export", "--out", small.to_str().unwrap()])
+        .ok();
+    // The stranger's header, then 900 MB of nothing (a sparse file).
+    let big = t.join("big.bundle");
+    std::fs::copy(&small, &big).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(900 << 20)
+        .unwrap();
+    let e = b
+        .cmd(&["bundle", "import", big.to_str().unwrap()])
+        .error_line();
+    assert!(
+        e.contains("not enrolled") && e.contains("not read past its header"),
+        "{e}"
+    );
+    // Over the limit: refused by its size.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1100 << 20)
+        .unwrap();
+    let e = b
+        .cmd(&["bundle", "import", big.to_str().unwrap()])
+        .error_line();
+    assert!(e.contains("over the 1024 MiB limit"), "{e}");
+    let e = b.cmd(&["bundle", "import", "/dev/zero"]).error_line();
+    assert!(e.contains("not a regular file"), "{e}");
+    // Each refusal is audited, and nothing was imported.
+    assert!(
+        b.cmd(&["case", "show", &case])
+            .error_line()
+            .contains("unknown case")
+    );
+    let _ = a;
+}
