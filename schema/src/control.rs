@@ -1366,4 +1366,131 @@ mod tests {
                 .any(|(_, why)| why.contains("removal is final"))
         );
     }
+
+    /// Issue 21's property for a case: a lead removed by a more senior lead
+    /// (a backup of it, a stolen key) signing anything with any parents that
+    /// leave its removal out (removing members, starting key epochs, adding
+    /// an accomplice lead that acts in turn) changes nothing, in any order.
+    #[test]
+    fn a_lead_removed_by_a_senior_lead_changes_nothing_whatever_it_signs() {
+        let f = fixture();
+        let keys: Vec<NodeKeys> = (0..4).map(|_| NodeKeys::generate().unwrap()).collect();
+        let cards: Vec<NodeCard> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeCard::issue(k, &format!("n{i}"), "Org", "GB", 1).unwrap())
+            .collect();
+        // keys[0], keys[1]: leads added by the creator; keys[2]: contributor;
+        // keys[3]: the accomplice.
+        let mut rng = Rng(0x51ED_2701);
+        for seed in 0..30 {
+            let add = |by: &NodeKeys, parent: Hash, card: &NodeCard, role: Role| {
+                ControlOp::create(
+                    by,
+                    f.case,
+                    vec![parent],
+                    2,
+                    ControlBody::AddMember {
+                        card: card.clone(),
+                        role,
+                    },
+                )
+                .unwrap()
+            };
+            let remove = |by: &NodeKeys, parents: Vec<Hash>, who: [u8; 32], salt: u8| {
+                ControlOp::create(
+                    by,
+                    f.case,
+                    parents,
+                    3,
+                    ControlBody::RemoveMember {
+                        member: who,
+                        cut_seq: 0,
+                        cut_hash: Hash::ZERO,
+                        sealed_reason: b"x".to_vec(),
+                        salt: [salt; 32],
+                        wraps: vec![],
+                    },
+                )
+                .unwrap()
+            };
+            let mut honest = vec![f.create.clone()];
+            for (i, role) in [(0, Role::Lead), (1, Role::Lead), (2, Role::Contributor)] {
+                let p = honest.last().unwrap().hash();
+                honest.push(add(&f.lead, p, &cards[i], role));
+            }
+            let base = honest.last().unwrap().hash();
+            let x = rng.below(2);
+            let r = remove(&f.lead, vec![base], keys[x].public().ed25519, 1);
+            honest.push(r.clone());
+            // The other lead rotates meanwhile, on another branch.
+            honest.push(
+                ControlOp::create(
+                    &keys[1 - x],
+                    f.case,
+                    vec![base],
+                    3,
+                    ControlBody::KeyEpoch {
+                        salt: [2; 32],
+                        wraps: vec![],
+                    },
+                )
+                .unwrap(),
+            );
+            let before: Vec<Hash> = honest[..5].iter().map(|o| o.hash()).collect();
+            let mut stale: Vec<ControlOp> = Vec::new();
+            for k in 0..1 + rng.below(4) {
+                let mut parents = vec![before[rng.below(before.len())]];
+                if let Some(p) = stale.last().filter(|_| rng.below(2) == 0) {
+                    parents.push(p.hash());
+                }
+                let body = match rng.below(4) {
+                    0 => ControlBody::RemoveMember {
+                        member: [
+                            f.lead.public().ed25519,
+                            keys[1 - x].public().ed25519,
+                            keys[2].public().ed25519,
+                        ][rng.below(3)],
+                        cut_seq: 0,
+                        cut_hash: Hash::ZERO,
+                        sealed_reason: b"coup".to_vec(),
+                        salt: [10 + k as u8; 32],
+                        wraps: vec![],
+                    },
+                    1 => ControlBody::KeyEpoch {
+                        salt: [20 + k as u8; 32],
+                        wraps: vec![],
+                    },
+                    2 => ControlBody::AddMember {
+                        card: cards[3].clone(),
+                        role: Role::Lead,
+                    },
+                    _ => ControlBody::ChangeRole {
+                        member: keys[2].public().ed25519,
+                        role: Role::Lead,
+                    },
+                };
+                stale.push(ControlOp::create(&keys[x], f.case, parents, 4, body).unwrap());
+            }
+            if let Some(made) = stale.iter().find(|o| {
+                matches!(&o.body, ControlBody::AddMember { card, .. } if card.identity.ed25519 == keys[3].public().ed25519)
+            }) {
+                stale.push(remove(&keys[3], vec![made.hash()], f.lead.public().ed25519, 30));
+            }
+            let reference = resolve(f.case, &honest).unwrap();
+            let mut all: Vec<ControlOp> = honest.iter().chain(&stale).cloned().collect();
+            for _ in 0..6 {
+                let st = resolve(f.case, &all).unwrap();
+                let strip = |s: String| s.split(" heads").next().unwrap_or_default().to_string();
+                assert_eq!(
+                    strip(summary(&st)),
+                    strip(summary(&reference)),
+                    "seed {seed}"
+                );
+                for i in (1..all.len()).rev() {
+                    all.swap(i, rng.below(i + 1));
+                }
+            }
+        }
+    }
 }

@@ -842,4 +842,137 @@ mod tests {
             "the generator never produced a statement concurrent with its author's revocation"
         );
     }
+
+    /// Issue 21's property on real statements: a key revoked by a more senior
+    /// admin, signing anything (revocations of anyone, enrollments, new
+    /// admins that act in turn) with any parents that leave its revocation
+    /// out, changes no node's state, in any arrival order. Every seed forces
+    /// the tie: the stale statements are concurrent with the revocation.
+    #[test]
+    fn a_key_revoked_by_a_senior_admin_changes_nothing_whatever_it_signs() {
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+        }
+        let nodes: Vec<(NodeKeys, NodeCard)> = ["a", "b", "c", "d", "e", "m"]
+            .iter()
+            .map(|n| node(n, "GB"))
+            .collect();
+        let id = |i: usize| nodes[i].0.public().ed25519;
+        let summary = |st: &RegistryState| -> Vec<(u8, bool, bool)> {
+            st.nodes
+                .iter()
+                .map(|(k, n)| (k[0], n.admin, n.revoked))
+                .collect()
+        };
+        for seed in 1..=40u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let op = |k: usize, fed: Hash, parents: Vec<Hash>, body: RegistryBody| {
+                RegistryOp::create(&nodes[k].0, fed, parents, 1, body).unwrap()
+            };
+            let g = op(
+                0,
+                Hash::ZERO,
+                vec![],
+                RegistryBody::Genesis {
+                    name: "JIT".into(),
+                    nonce: [seed as u8; 16],
+                    admin: nodes[0].1.clone(),
+                },
+            );
+            let fed = g.hash();
+            // a enrolls b and c as admins, d and e not; then honest
+            // statements on branches.
+            let mut honest = vec![g.clone()];
+            for (i, admin) in [(1, true), (2, true), (3, false), (4, false)] {
+                let parent = honest.last().unwrap().hash();
+                honest.push(op(
+                    0,
+                    fed,
+                    vec![parent],
+                    RegistryBody::Enroll {
+                        card: nodes[i].1.clone(),
+                        admin,
+                    },
+                ));
+            }
+            let base = honest.last().unwrap().hash();
+            // x (b or c) is revoked by a, the most senior; the other admin
+            // promotes d meanwhile, on another branch.
+            let x = 1 + rng.below(2);
+            let other = 3 - x;
+            let revoke = op(
+                0,
+                fed,
+                vec![base],
+                RegistryBody::Revoke {
+                    node: id(x),
+                    reason: "laptop stolen".into(),
+                },
+            );
+            honest.push(revoke.clone());
+            honest.push(op(
+                other,
+                fed,
+                vec![base],
+                RegistryBody::Enroll {
+                    card: nodes[3].1.clone(),
+                    admin: true,
+                },
+            ));
+            // x's stale statements: parents anywhere before the revocation.
+            let before: Vec<Hash> = honest[..5].iter().map(|o| o.hash()).collect();
+            let mut stale: Vec<RegistryOp> = Vec::new();
+            for _ in 0..1 + rng.below(4) {
+                let mut parents = vec![before[rng.below(before.len())]];
+                if let Some(p) = stale.last().filter(|_| rng.below(2) == 0) {
+                    parents.push(p.hash());
+                }
+                let body = match rng.below(3) {
+                    0 => RegistryBody::Revoke {
+                        node: id([0, other, 3, 4][rng.below(4)]),
+                        reason: "coup".into(),
+                    },
+                    1 => RegistryBody::Enroll {
+                        card: nodes[5].1.clone(),
+                        admin: true,
+                    },
+                    _ => RegistryBody::Enroll {
+                        card: nodes[4].1.clone(),
+                        admin: true,
+                    },
+                };
+                stale.push(op(x, fed, parents, body));
+            }
+            // An accomplice x made an admin acts on what x signed.
+            if let Some(made) = stale.iter().find(|o| {
+                matches!(&o.body, RegistryBody::Enroll { card, .. } if card.identity.ed25519 == id(5))
+            }) {
+                stale.push(op(
+                    5,
+                    fed,
+                    vec![made.hash()],
+                    RegistryBody::Revoke {
+                        node: id(0),
+                        reason: "coup".into(),
+                    },
+                ));
+            }
+            let reference = resolve(fed, &honest).unwrap();
+            let mut all: Vec<RegistryOp> = honest.iter().chain(&stale).cloned().collect();
+            for _ in 0..6 {
+                let st = resolve(fed, &all).unwrap();
+                assert_eq!(summary(&st), summary(&reference), "seed {seed}");
+                assert!(st.is_admin(&id(0)), "seed {seed}");
+                for i in (1..all.len()).rev() {
+                    all.swap(i, rng.below(i + 1));
+                }
+            }
+        }
+    }
 }
