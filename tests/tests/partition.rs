@@ -397,7 +397,52 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                 }
                 _ => format!("node {k} cannot add members"),
             },
-            61..=64 => match view(&c.nodes[k], &case) {
+            63..=64 => match view(&c.nodes[k], &case) {
+                // A hand-over in small: a lead makes a contributor lead, or
+                // another lead (never node 0) a contributor again.
+                Some(v) if v.role == "lead" => {
+                    let candidates: Vec<usize> = (1..n)
+                        .filter(|&j| j != k && v.members.contains(&c.peers[j]))
+                        .collect();
+                    if candidates.is_empty() {
+                        format!("node {k} has no one to change")
+                    } else {
+                        let j = *rng.pick(&candidates);
+                        let role = if v.leads.contains(&c.peers[j]) {
+                            "contributor"
+                        } else {
+                            "lead"
+                        };
+                        let out = c.nodes[k].cmd(&[
+                            "case",
+                            "member",
+                            "role",
+                            &case,
+                            &c.peers[j],
+                            "--role",
+                            role,
+                        ]);
+                        if out.status.success() {
+                            *did.entry("role_changes").or_default() += 1;
+                            format!("node {k} makes node {j} {role}")
+                        } else {
+                            // The view was older than the node's state, or j
+                            // reads only (a writer is removed, not demoted).
+                            let why = out.stderr.trim().to_string();
+                            assert!(
+                                why.contains("already")
+                                    || why.contains("only a lead")
+                                    || why.contains("not a member")
+                                    || why.contains("remove it instead"),
+                                "seed {seed}: node {k}: {why}"
+                            );
+                            format!("node {k} may not make node {j} {role}: {why}")
+                        }
+                    }
+                }
+                _ => format!("node {k} cannot change roles"),
+            },
+            61..=62 => match view(&c.nodes[k], &case) {
                 Some(v) if v.role == "lead" && v.members.len() > 2 => {
                     let candidates: Vec<usize> = (1..n)
                         .filter(|&j| j != k && v.members.contains(&c.peers[j]))
@@ -406,19 +451,27 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                         format!("node {k} has no one to remove")
                     } else {
                         let j = *rng.pick(&candidates);
-                        c.nodes[k]
-                            .cmd(&[
-                                "case",
-                                "member",
-                                "remove",
-                                &case,
-                                &c.peers[j],
-                                "--reason",
-                                "partition test",
-                            ])
-                            .ok();
-                        *did.entry("member_removals").or_default() += 1;
-                        format!("node {k} removes node {j}")
+                        let out = c.nodes[k].cmd(&[
+                            "case",
+                            "member",
+                            "remove",
+                            &case,
+                            &c.peers[j],
+                            "--reason",
+                            "partition test",
+                        ]);
+                        if out.status.success() {
+                            *did.entry("member_removals").or_default() += 1;
+                            format!("node {k} removes node {j}")
+                        } else {
+                            // k lost its lead role, or j left, since `view`.
+                            let why = out.stderr.trim().to_string();
+                            assert!(
+                                why.contains("only a lead") || why.contains("not a member"),
+                                "seed {seed}: node {k}: {why}"
+                            );
+                            format!("node {k} may not remove node {j}: {why}")
+                        }
                     }
                 }
                 _ => format!("node {k} cannot remove members"),
