@@ -593,21 +593,7 @@ fn remove(
         if asked {
             audit::require_justification(node, &case)?;
         }
-        let arg = member.trim();
-        let removed = case
-            .state
-            .members
-            .values()
-            .find(|m| m.card.peer_id() == arg || m.card.to_text() == arg)
-            .map(|m| m.card.clone())
-            .ok_or_else(|| {
-                NodeError::Refused(format!(
-                    "{} is not a member of case {} (see `casesync case show {}`)",
-                    short(arg),
-                    case.id,
-                    case.id
-                ))
-            })?;
+        let removed = member_named(&case, member)?.card.clone();
         let id = removed.identity.ed25519;
         let (cut_seq, cut_hash) =
             store::log_head(tx, case.case_ref, &id)?.unwrap_or((0, Hash::ZERO));
@@ -649,6 +635,23 @@ fn remove(
     })
 }
 
+/// The member of `case` that `arg` names (its PeerId or card).
+fn member_named<'a>(case: &'a Case, arg: &str) -> Result<&'a control::Member> {
+    let arg = arg.trim();
+    case.state
+        .members
+        .values()
+        .find(|m| m.card.peer_id() == arg || m.card.to_text() == arg)
+        .ok_or_else(|| {
+            NodeError::Refused(format!(
+                "{} is not a member of case {} (see `casesync case show {}`)",
+                short(arg),
+                case.id,
+                case.id
+            ))
+        })
+}
+
 /// Gives a member another role (lead only): `case member role`. A lead hands a
 /// case over by making another member lead and then itself a contributor.
 /// Returns the member's card and its role before.
@@ -668,20 +671,7 @@ pub fn change_role(
             )));
         }
         audit::require_justification(node, &case)?;
-        let arg = member.trim();
-        let m = case
-            .state
-            .members
-            .values()
-            .find(|m| m.card.peer_id() == arg || m.card.to_text() == arg)
-            .ok_or_else(|| {
-                NodeError::Refused(format!(
-                    "{} is not a member of case {} (see `casesync case show {}`)",
-                    short(arg),
-                    case.id,
-                    case.id
-                ))
-            })?;
+        let m = member_named(&case, member)?;
         let (card, before) = (m.card.clone(), m.role);
         let (ms, _) = crate::clock::now();
         let op = ControlOp::create(

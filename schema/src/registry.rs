@@ -445,23 +445,8 @@ pub fn open_token(me: &NodeKeys, token: &str) -> Result<JoinToken, SchemaError> 
             "it is of an older kind (csjoin1), readable by anyone: ask the admin for a new one",
         ));
     }
-    let body = token.strip_prefix(SEALED_TOKEN_PREFIX).ok_or_else(|| {
-        SchemaError::malformed(
-            "join token",
-            "expected text starting with `csjoin2.` (from `casesync federation invite`)",
-        )
-    })?;
+    let bytes = token_bytes(token, SEALED_TOKEN_PREFIX)?;
     let limit = MAX_TOKEN_OPS * (MAX_OP_BYTES / 4);
-    if body.len() > limit {
-        return Err(SchemaError::TooLarge {
-            what: "join token",
-            size: body.len(),
-            limit,
-        });
-    }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))?;
     if bytes.len() < 1 + 32 + 32 + 8 + SIGNATURE_LEN {
         return Err(SchemaError::malformed("join token", "too short"));
     }
@@ -510,12 +495,13 @@ pub fn encode_token(ops: &[RegistryOp]) -> String {
     format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&w.buf))
 }
 
-/// Decodes a join token, verifying every statement in it.
-pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
-    let body = token.trim().strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
+/// The bytes of a one-line token that starts with `prefix`, bounded before
+/// they are decoded.
+fn token_bytes(token: &str, prefix: &str) -> Result<Vec<u8>, SchemaError> {
+    let body = token.trim().strip_prefix(prefix).ok_or_else(|| {
         SchemaError::malformed(
             "join token",
-            "expected text starting with `csjoin1.` (from `casesync federation invite`)",
+            format!("expected text starting with `{prefix}` (from `casesync federation invite`)"),
         )
     })?;
     let limit = MAX_TOKEN_OPS * (MAX_OP_BYTES / 4);
@@ -526,9 +512,14 @@ pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
             limit,
         });
     }
-    let bytes = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(body)
-        .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))?;
+        .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))
+}
+
+/// Decodes a join token, verifying every statement in it.
+pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
+    let bytes = token_bytes(token, TOKEN_PREFIX)?;
     let mut r = Reader::new(&bytes, "join token");
     if r.u8()? != VERSION {
         return Err(SchemaError::malformed("join token", "unsupported version"));

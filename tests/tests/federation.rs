@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use crate::util::{TestDir, card_of, find_bytes, peer_of};
 
-fn nodes_of(trust: &Value) -> Vec<(String, bool, String)> {
+/// `trust list --json` as (PeerId, admin, status), sorted.
+pub(crate) fn nodes_of(trust: &Value) -> Vec<(String, bool, String)> {
     let mut v: Vec<_> = trust["nodes"]
         .as_array()
         .unwrap()

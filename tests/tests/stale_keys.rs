@@ -9,21 +9,7 @@ use crate::util::{Node, TestDir, card_of, copy_dir, peer_of};
 
 /// `trust list` as (PeerId, admin, status), sorted.
 fn trust(n: &Node) -> Vec<(String, bool, String)> {
-    let v = n.json(&["trust", "list"]);
-    let mut out: Vec<(String, bool, String)> = v["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| {
-            (
-                n["peer_id"].as_str().unwrap_or_default().to_string(),
-                n["admin"].as_bool().unwrap_or_default(),
-                n["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    crate::federation::nodes_of(&n.json(&["trust", "list"]))
 }
 
 fn invite(admin: &Node, n: &Node, as_admin: bool) {
