@@ -43,6 +43,9 @@ const REFUSALS_NAMED: usize = 16;
 /// make the node buffer (4 x 8 x 16 MiB); honest peers have one exchange at a
 /// time.
 const MAX_STREAMS_PER_CONNECTION: usize = 8;
+/// Streams per connection for the node's own requests, apart from the ones
+/// peers open (an exchange, a push, a digest probe at once, with room).
+const MAX_OWN_STREAMS_PER_CONNECTION: usize = 8;
 /// A request that is not answered (or not fully sent) within this is dropped,
 /// so a peer that stalls mid-message holds a stream no longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,7 +58,12 @@ struct Behaviour {
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
-    sync: request_response::Behaviour<SyncCodec>,
+    /// Requests peers send this node (inbound only).
+    serve: request_response::Behaviour<SyncCodec>,
+    /// Requests this node sends (outbound only): its own streams per
+    /// connection, so a peer that fills the inbound ones (slow, stalled or
+    /// many requests) cannot keep this node from syncing with it.
+    ask: request_response::Behaviour<SyncCodec>,
 }
 
 /// What the node asks of the network task.
@@ -212,12 +220,19 @@ pub fn new(
             identify: identify::Behaviour::new(
                 identify::Config::new("/casesync/1".into(), key.public()).with_cache_size(0),
             ),
-            sync: request_response::Behaviour::with_codec(
+            serve: request_response::Behaviour::with_codec(
                 SyncCodec,
-                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Inbound)],
                 request_response::Config::default()
                     .with_request_timeout(REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
+            ),
+            ask: request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Outbound)],
+                request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAX_OWN_STREAMS_PER_CONNECTION),
             ),
         })
         .map_err(|e| e.to_string())?
@@ -309,7 +324,7 @@ impl EventLoop {
                 let id = self
                     .swarm
                     .behaviour_mut()
-                    .sync
+                    .ask
                     .send_request(&peer, Frame::Message(request));
                 self.pending_request.insert(id, reply);
             }
@@ -317,7 +332,7 @@ impl EventLoop {
                 let _ = self
                     .swarm
                     .behaviour_mut()
-                    .sync
+                    .serve
                     .send_response(channel, Frame::Message(response));
             }
             Command::Disconnect { peer } => {
@@ -399,7 +414,9 @@ impl EventLoop {
                         .await;
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Serve(e) | BehaviourEvent::Ask(e)) => {
+                self.on_sync(e).await
+            }
             // identify and allow-list events, and the rest: nothing to do.
             _ => {}
         }
@@ -459,7 +476,7 @@ impl EventLoop {
                     ..
                 } => {
                     // Said once, for an honest peer with a bug; then cut off.
-                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                    let _ = self.swarm.behaviour_mut().serve.send_response(
                         channel,
                         Frame::Message(SyncResponse::Refused {
                             reason: format!("protocol violation: {why}"),
