@@ -129,9 +129,9 @@ pub enum ControlBody {
     },
     /// Gives a member another role (a lead hands the case over, or makes a
     /// reader a writer). A writer never becomes a reader this way: that
-    /// needs a removal, whose cut fixes which of its entries count. Taking
-    /// a lead's role away cuts its authority like a removal does: what it
-    /// signs concurrently is void.
+    /// needs a removal, whose cut fixes which of its entries count. It is
+    /// not a removal: what a lead that is made a contributor signed
+    /// concurrently stands (a removal is what cuts a key's authority).
     ChangeRole {
         member: [u8; 32],
         role: Role,
@@ -665,9 +665,10 @@ impl authority::AuthorityOp for ControlOp {
     }
     fn op_removes(&self) -> Option<[u8; 32]> {
         match &self.body {
+            // A role change is not a removal: what a lead that is made a
+            // contributor signed concurrently stands (its key epochs may
+            // already seal entries). To cut a key's authority, remove it.
             ControlBody::RemoveMember { member, .. } => Some(*member),
-            // Not a lead any more: its authority is cut like a removed one's.
-            ControlBody::ChangeRole { member, role } if *role != Role::Lead => Some(*member),
             _ => None,
         }
     }
@@ -839,8 +840,14 @@ impl authority::Rules for CaseRules {
                 st.epochs.push(epoch_of(op.hash(), salt, wraps));
             }
             ControlBody::ChangeRole { member, role } => {
-                // A member removed concurrently stays removed.
-                if let Some(m) = st.members.get_mut(member) {
+                // A member removed concurrently stays removed; of two leads
+                // that made each other contributors while apart, the one
+                // whose change comes later in fold order stays lead (a case
+                // never loses its last lead).
+                let leads = st.members.values().filter(|m| m.role == Role::Lead).count();
+                if let Some(m) = st.members.get_mut(member)
+                    && !(m.role == Role::Lead && *role != Role::Lead && leads == 1)
+                {
                     m.role = *role;
                 }
             }
