@@ -48,6 +48,7 @@ pub const REGISTRY_KEY_AT: usize = 33;
 pub const CARD_KEY_AT: usize = 1;
 const BUNDLE_MAGIC: &[u8; 8] = b"CSBUNDLE";
 const TOKEN_PREFIX: &str = "csjoin1.";
+const SEALED_TOKEN_PREFIX: &str = "csjoin2.";
 
 /// The fixed node keys every target signs and opens with.
 pub fn fixed_keys() -> &'static NodeKeys {
@@ -367,16 +368,28 @@ fn registry_checked(bytes: &[u8]) -> bool {
     true
 }
 
-/// Text starting with `csjoin1.` is decoded as a token; anything else is the
-/// token's binary body after a mode byte (base64url-encoded and prefixed
-/// here, so mutations reach the framing).
+/// Text starting with `csjoin1.` or `csjoin2.` is decoded as a token (the
+/// sealed kind opened with the fixed keys); anything else is a token's binary
+/// body after a mode byte (0: the inner statements, 1: a sealed token),
+/// base64url-encoded and prefixed here, so mutations reach the framing.
 fn join_token_impl(data: &[u8]) -> bool {
     if data.starts_with(TOKEN_PREFIX.as_bytes()) {
         return registry::decode_token(&String::from_utf8_lossy(data)).is_ok();
     }
-    let (_, rest) = split(data);
-    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rest));
-    registry::decode_token(&token).is_ok()
+    if data.starts_with(SEALED_TOKEN_PREFIX.as_bytes()) {
+        return registry::open_token(fixed_keys(), &String::from_utf8_lossy(data)).is_ok();
+    }
+    let (mode, rest) = split(data);
+    match mode % 2 {
+        0 => {
+            let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rest));
+            registry::decode_token(&token).is_ok()
+        }
+        _ => {
+            let token = format!("{SEALED_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rest));
+            registry::open_token(fixed_keys(), &token).is_ok()
+        }
+    }
 }
 
 // ------------------------------------------------------------------ node cards
