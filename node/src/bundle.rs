@@ -145,8 +145,10 @@ pub fn read_file(node: &Node, path: &std::path::Path) -> Result<Vec<u8>> {
         .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
     let sender = bundle::peek_sender(&prefix)
         .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
+    // A revoked sender's file is read: its registry statements may show that
+    // the revocation was itself void (see `import`).
     if let Some(st) = crate::trust::load(node.store.conn())?
-        && !st.is_active(&sender.identity.ed25519)
+        && !st.nodes.contains_key(&sender.identity.ed25519)
     {
         return Err(NodeError::Refused(format!(
             "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported (the file was not read past its header)",
@@ -172,24 +174,42 @@ pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
     let opened = bundle::open(&node.keys, file)
         .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
     let sender = opened.sender;
+    let id = sender.identity.ed25519;
+    let source = format!("bundle from {}", sender.peer_id());
     let report = node.store.write(|tx| -> Result<IngestReport> {
-        if let Some(st) = crate::trust::load(tx)?
-            && !st.is_active(&sender.identity.ed25519)
-        {
-            return Err(NodeError::Refused(format!(
-                "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported",
-                sender.name,
-                sender.peer_id(),
-                st.name
-            )));
-        }
-        let r = ingest::ingest(
-            node,
-            tx,
-            &opened.body,
-            &format!("bundle from {}", sender.peer_id()),
-            &sender.identity.ed25519,
-        )?;
+        let r = match crate::trust::load(tx)? {
+            Some(st) if !st.nodes.contains_key(&id) => {
+                return Err(NodeError::Refused(format!(
+                    "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported",
+                    sender.name,
+                    sender.peer_id(),
+                    st.name
+                )));
+            }
+            // Revoked in this node's view: its registry statements only. They
+            // are signed by their authors and judged by the same rules, and
+            // may show that the revocation was void (this node took in a
+            // revoked key's statements before it heard of the revocation,
+            // and has refused the true admins since). If the sender is active
+            // after them, the rest is taken too.
+            Some(st) if !st.is_active(&id) => {
+                let registry_only = BundleBody {
+                    registry_ops: opened.body.registry_ops.clone(),
+                    cases: vec![],
+                };
+                let mut r = ingest::ingest(node, tx, &registry_only, &source, &id)?;
+                if crate::trust::load(tx)?.is_some_and(|st| st.is_active(&id)) {
+                    r = ingest::ingest(node, tx, &opened.body, &source, &id)?;
+                } else if !opened.body.cases.is_empty() {
+                    r.rejected.push(format!(
+                        "the case items: the sender {} is revoked; only its registry statements were taken",
+                        sender.peer_id()
+                    ));
+                }
+                r
+            }
+            _ => ingest::ingest(node, tx, &opened.body, &source, &id)?,
+        };
         crate::audit::received(node, tx, Action::BundleImport, &sender.peer_id(), &r)?;
         Ok(r)
     })?;

@@ -120,6 +120,29 @@ fn a_revoked_admins_old_key_changes_nothing() {
     for n in [&uk, &eu] {
         assert_eq!(trust(n), want_after, "{}", n.dir.display());
     }
+    // nca, which took ro's statements in first, sees uk and eu as revoked
+    // and refuses their connections; a bundle from uk (revoked in nca's
+    // view) still gives it uk's statements, which show ro's were void.
+    let from_uk = t.join("from-uk.bundle");
+    uk.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        from_uk.to_str().unwrap(),
+        "--case",
+        &case,
+        "--for",
+        &peer_of(&nca),
+    ])
+    .ok();
+    nca.cmd(&["bundle", "import", from_uk.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        trust(&nca),
+        want_after,
+        "nca recovered from the poisoned view"
+    );
+    sync_with(&nca, &su);
     // uk is still an admin in practice: it can invite.
     let newcomer = t.node("newcomer");
     newcomer.init("newcomer", "Unit", "FR");
