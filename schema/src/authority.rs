@@ -268,7 +268,8 @@ fn seniority<O: AuthorityOp>(
 /// - fold again with every remaining undecided removal attacking too; those
 ///   still valid are `In` (nothing can void them);
 /// - if none is, the removals void each other in a cycle (two leads removing
-///   each other while apart): the one by the most senior author is `In`.
+///   each other while apart): the most senior author's removals are decided
+///   as if only they attacked, and those still valid are `In`.
 ///
 /// Each round decides at least one removal, so at most one round per removal.
 /// Last, if the removals that took effect leave no admin or lead, they are
