@@ -177,39 +177,45 @@ pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
     let id = sender.identity.ed25519;
     let source = format!("bundle from {}", sender.peer_id());
     let report = node.store.write(|tx| -> Result<IngestReport> {
-        let r = match crate::trust::load(tx)? {
-            Some(st) if !st.nodes.contains_key(&id) => {
-                return Err(NodeError::Refused(format!(
-                    "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported",
-                    sender.name,
-                    sender.peer_id(),
-                    st.name
-                )));
-            }
-            // Revoked in this node's view: its registry statements only. They
-            // are signed by their authors and judged by the same rules, and
-            // may show that the revocation was void (this node took in a
-            // revoked key's statements before it heard of the revocation,
-            // and has refused the true admins since). If the sender is active
-            // after them, the rest is taken too.
-            Some(st) if !st.is_active(&id) => {
-                let registry_only = BundleBody {
-                    registry_ops: opened.body.registry_ops.clone(),
-                    cases: vec![],
-                };
-                let mut r = ingest::ingest(node, tx, &registry_only, &source, &id)?;
-                if crate::trust::load(tx)?.is_some_and(|st| st.is_active(&id)) {
-                    r = ingest::ingest(node, tx, &opened.body, &source, &id)?;
-                } else if !opened.body.cases.is_empty() {
-                    r.rejected.push(format!(
-                        "the case items: the sender {} is revoked; only its registry statements were taken",
-                        sender.peer_id()
-                    ));
-                }
-                r
-            }
-            _ => ingest::ingest(node, tx, &opened.body, &source, &id)?,
-        };
+        if let Some(st) = crate::trust::load(tx)?
+            && !st.nodes.contains_key(&id)
+        {
+            return Err(NodeError::Refused(format!(
+                "bundle rejected: its sender {} ({}) is not enrolled in federation \"{}\"; nothing was imported",
+                sender.name,
+                sender.peer_id(),
+                st.name
+            )));
+        }
+        // The registry statements first, from any sender the registry knows:
+        // they are signed by their authors and judged by the same rules, and
+        // from a sender this node sees as revoked they may show that the
+        // revocation was void (this node took in a revoked key's statements
+        // before it heard of the revocation, and has refused the true admins
+        // since). The case items only from a sender active after them.
+        let BundleBody {
+            registry_ops,
+            cases,
+        } = opened.body;
+        let (registry, cases) = (
+            BundleBody {
+                registry_ops,
+                cases: vec![],
+            },
+            BundleBody {
+                registry_ops: vec![],
+                cases,
+            },
+        );
+        let mut r = ingest::ingest(node, tx, &registry, &source, &id)?;
+        if crate::trust::load(tx)?.is_none_or(|st| st.is_active(&id)) {
+            r.absorb(ingest::ingest(node, tx, &cases, &source, &id)?);
+        } else if !cases.cases.is_empty() {
+            r.rejected.push(format!(
+                "the case items: the sender {} is revoked; only its registry statements were taken",
+                sender.peer_id()
+            ));
+        }
         crate::audit::received(node, tx, Action::BundleImport, &sender.peer_id(), &r)?;
         Ok(r)
     })?;

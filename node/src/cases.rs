@@ -489,16 +489,10 @@ pub fn add_member(
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard)> {
-    let me = node.keys.public().ed25519;
     node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
         let case = load_by_text(node, tx, case_text)?;
         let card = &resolve_member(tx, member)?;
-        if case.state.role_of(&me) != Some(Role::Lead) {
-            return Err(NodeError::Refused(format!(
-                "only a lead of case {} can add members",
-                case.id
-            )));
-        }
+        require_lead(node, &case, "add members")?;
         if case.state.members.contains_key(&card.identity.ed25519) {
             return Err(NodeError::Refused(format!(
                 "{} ({}) is already a member of case {}",
@@ -581,15 +575,9 @@ fn remove(
             "give the reason for the removal with --reason TEXT".into(),
         ));
     }
-    let me = node.keys.public().ed25519;
     node.store.write(|tx| -> Result<(CaseId, NodeCard, u64)> {
         let case = load_by_text(node, tx, case_text)?;
-        if case.state.role_of(&me) != Some(Role::Lead) {
-            return Err(NodeError::Refused(format!(
-                "only a lead of case {} can remove members",
-                case.id
-            )));
-        }
+        require_lead(node, &case, "remove members")?;
         if asked {
             audit::require_justification(node, &case)?;
         }
@@ -607,12 +595,9 @@ fn remove(
             .map(|(_, m)| &m.card)
             .collect();
         let wraps = control::wrap_to(&key, &case.id, &salt, &remaining)?;
-        let (ms, _) = crate::clock::now();
-        let op = ControlOp::create(
-            &node.keys,
-            case.id,
-            case.state.heads.clone(),
-            ms,
+        let op = lead_op(
+            node,
+            &case,
             ControlBody::RemoveMember {
                 member: id,
                 cut_seq,
@@ -622,7 +607,6 @@ fn remove(
                 wraps,
             },
         )?;
-        control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
         insert_epoch_op(node, tx, &case, &op, &key)?;
         let ev = Event::new(Action::MemberRemove)
             .case(case.id)
@@ -633,6 +617,26 @@ fn remove(
         audit::append(node, tx, ev)?;
         Ok((case.id, removed, cut_seq))
     })
+}
+
+/// Refuses unless this node leads `case`: `what` says what it would do.
+fn require_lead(node: &Node, case: &Case, what: &str) -> Result<()> {
+    if case.state.role_of(&node.keys.public().ed25519) != Some(Role::Lead) {
+        return Err(NodeError::Refused(format!(
+            "only a lead of case {} can {what}",
+            case.id
+        )));
+    }
+    Ok(())
+}
+
+/// This node's control operation on top of `case`'s heads, refused with the
+/// reason unless it may write it (not an operation that folds to nothing).
+fn lead_op(node: &Node, case: &Case, body: ControlBody) -> Result<ControlOp> {
+    let (ms, _) = crate::clock::now();
+    let op = ControlOp::create(&node.keys, case.id, case.state.heads.clone(), ms, body)?;
+    control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
+    Ok(op)
 }
 
 /// The member of `case` that `arg` names (its PeerId or card).
@@ -661,30 +665,20 @@ pub fn change_role(
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard, Role)> {
-    let me = node.keys.public().ed25519;
     node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
         let case = load_by_text(node, tx, case_text)?;
-        if case.state.role_of(&me) != Some(Role::Lead) {
-            return Err(NodeError::Refused(format!(
-                "only a lead of case {} can change roles",
-                case.id
-            )));
-        }
+        require_lead(node, &case, "change roles")?;
         audit::require_justification(node, &case)?;
         let m = member_named(&case, member)?;
         let (card, before) = (m.card.clone(), m.role);
-        let (ms, _) = crate::clock::now();
-        let op = ControlOp::create(
-            &node.keys,
-            case.id,
-            case.state.heads.clone(),
-            ms,
+        let op = lead_op(
+            node,
+            &case,
             ControlBody::ChangeRole {
                 member: card.identity.ed25519,
                 role,
             },
         )?;
-        control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
         store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
         let ev = Event::new(Action::MemberRole)
             .case(case.id)

@@ -87,6 +87,37 @@ pub struct IngestReport {
     pub erased: Vec<(CaseId, String)>,
 }
 
+impl IngestReport {
+    /// Adds what a later ingest in the same transaction did.
+    pub fn absorb(&mut self, o: IngestReport) {
+        // Every field named, so a new one cannot be forgotten here.
+        let IngestReport {
+            registry_ops,
+            control_ops,
+            entries,
+            duplicates,
+            records_created,
+            records_updated,
+            waiting,
+            rejected,
+            accepted,
+            records,
+            erased,
+        } = o;
+        self.registry_ops += registry_ops;
+        self.control_ops += control_ops;
+        self.entries += entries;
+        self.duplicates += duplicates;
+        self.records_created += records_created;
+        self.records_updated += records_updated;
+        self.waiting += waiting;
+        self.rejected.extend(rejected);
+        self.accepted.extend(accepted);
+        self.records.extend(records);
+        self.erased.extend(erased);
+    }
+}
+
 /// Ingests a bundle's items inside the caller's write transaction.
 /// `source` names the sender (a PeerId, or the bundle's sender) for the bounds
 /// on what may wait; `sender` is its key. Only a member of a case (with the

@@ -494,12 +494,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(
                     &peers
                         .iter()
-                        .map(|(a, l)| json!({"addr": a, "last_sync": l}))
+                        .map(|p| json!({"addr": p.addr, "last_sync": p.last_sync}))
                         .collect::<Vec<_>>(),
                 )?;
             } else {
-                for (a, l) in &peers {
-                    outln!("{a}  last sync: {}", l.as_deref().unwrap_or("never"));
+                for p in &peers {
+                    outln!(
+                        "{}  last sync: {}",
+                        p.addr,
+                        p.last_sync.as_deref().unwrap_or("never")
+                    );
                 }
             }
         }
@@ -752,8 +756,6 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
     let conn = node.store.conn();
     let fed = trust::load(conn)?;
     let peers = store::peers(conn)?;
-    let next_dial: std::collections::HashMap<String, Option<String>> =
-        store::peer_next_dials(conn)?.into_iter().collect();
     let mut case_rows = Vec::new();
     for c in cases::list(&node)? {
         let logs: Vec<_> = store::log_heads(conn, c.case_ref)?
@@ -783,7 +785,7 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
     let v = json!({
         "peer_id": node.card.peer_id(),
         "federation": fed.as_ref().map(|f| json!({"id": f.federation.to_hex(), "name": f.name, "nodes": f.nodes.len()})),
-        "peers": peers.iter().map(|(a, l)| json!({"addr": a, "last_sync": l, "next_attempt": next_dial.get(a).cloned().flatten()})).collect::<Vec<_>>(),
+        "peers": peers.iter().map(|p| json!({"addr": p.addr, "last_sync": p.last_sync, "next_attempt": p.next_dial})).collect::<Vec<_>>(),
         "cases": case_rows,
     });
     if cli.json {
@@ -794,14 +796,15 @@ fn status_command(cli: &Cli) -> Result<ExitCode> {
             Some(f) => outln!("federation: {} ({} nodes)", f.name, f.nodes.len()),
             None => outln!("federation: none"),
         }
-        for (a, l) in &peers {
-            let next = match next_dial.get(a).cloned().flatten() {
+        for p in &peers {
+            let next = match &p.next_dial {
                 Some(t) => format!("  unreachable, next attempt: {t}"),
                 None => String::new(),
             };
             outln!(
-                "peer:       {a}  last sync: {}{next}",
-                l.as_deref().unwrap_or("never")
+                "peer:       {}  last sync: {}{next}",
+                p.addr,
+                p.last_sync.as_deref().unwrap_or("never")
             );
         }
         for c in v["cases"].as_array().into_iter().flatten() {

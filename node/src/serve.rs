@@ -26,6 +26,28 @@ use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
 /// Store connections kept open for the next exchanges.
 const MAX_SPARE_HANDLES: usize = 4;
+
+/// Node handles (store connections) kept for the next exchange or answer:
+/// opening one costs a couple of milliseconds, a push's whole budget.
+#[derive(Default)]
+struct SpareHandles(RefCell<Vec<Node>>);
+
+impl SpareHandles {
+    fn take(&self, node: &Node) -> Result<Node> {
+        let spare = self.0.borrow_mut().pop();
+        match spare {
+            Some(h) => Ok(h),
+            None => node.try_clone(),
+        }
+    }
+
+    fn give_back(&self, handle: Node) {
+        let mut spare = self.0.borrow_mut();
+        if spare.len() < MAX_SPARE_HANDLES {
+            spare.push(handle);
+        }
+    }
+}
 /// Requests answered at once, each on a blocking thread with its own store
 /// connection: a heavy delivery (a long history to ingest) never stalls the
 /// network task or the node's other peers.
@@ -61,9 +83,43 @@ const REJECTION_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Reasons logged for one delivery; the rest as a count.
 const REASONS_LOGGED: usize = 3;
 
+/// One peer's interval: its start (None: none running) and the count in it.
+type Window = (Option<Instant>, usize);
+
+/// A count per peer over an interval. Bounded: past 4,096 peers, ended
+/// intervals go.
+struct PeerWindows {
+    interval: Duration,
+    map: std::sync::Mutex<Option<HashMap<String, Window>>>,
+}
+
+impl PeerWindows {
+    const fn new(interval: Duration) -> PeerWindows {
+        PeerWindows {
+            interval,
+            map: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `f` gets `peer`'s window, whether its interval has ended (or never
+    /// began), and now.
+    fn with<T>(&self, peer: &PeerId, f: impl FnOnce(&mut Window, bool, Instant) -> T) -> T {
+        let now = Instant::now();
+        let running =
+            |at: &Option<Instant>| at.is_some_and(|t| now.duration_since(t) < self.interval);
+        let mut guard = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() > 4096 {
+            map.retain(|_, (at, _)| running(at));
+        }
+        let entry = map.entry(peer.to_base58()).or_insert((None, 0));
+        let ended = !running(&entry.0);
+        f(entry, ended, now)
+    }
+}
+
 /// Per peer: when its refusals were last logged, and how many went unlogged.
-static REJECTIONS: std::sync::Mutex<Option<HashMap<String, (Instant, usize)>>> =
-    std::sync::Mutex::new(None);
+static REJECTIONS: PeerWindows = PeerWindows::new(REJECTION_LOG_INTERVAL);
 
 /// Logs what was refused from `peer`, bounded: a hostile peer that sends
 /// thousands of bad items costs a few lines per interval, not one each.
@@ -71,22 +127,14 @@ fn log_rejections(peer: &PeerId, rejected: &[String]) {
     if rejected.is_empty() {
         return;
     }
-    let now = Instant::now();
-    let mut guard = REJECTIONS.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() > 4096 {
-        map.retain(|_, (at, _)| now.duration_since(*at) < REJECTION_LOG_INTERVAL);
-    }
-    let entry = map
-        .entry(peer.to_base58())
-        .or_insert((now - REJECTION_LOG_INTERVAL, 0));
-    if now.duration_since(entry.0) < REJECTION_LOG_INTERVAL {
-        entry.1 += rejected.len();
-        return;
-    }
-    let unlogged = std::mem::take(&mut entry.1);
-    entry.0 = now;
-    drop(guard);
+    let unlogged = REJECTIONS.with(peer, |w, ended, now| {
+        if !ended {
+            w.1 += rejected.len();
+            return None;
+        }
+        Some(std::mem::replace(w, (Some(now), 0)).1)
+    });
+    let Some(unlogged) = unlogged else { return };
     if unlogged > 0 {
         log(format!(
             "rejected {unlogged} more item(s) from {peer} in the last {} s (see `casesync audit list --action sync.reject`)",
@@ -112,34 +160,21 @@ const MAX_REFUSED_PER_INTERVAL: usize = 20_000;
 const REFUSAL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Per peer: the start of its current interval and the items refused in it.
-static REFUSED: std::sync::Mutex<Option<HashMap<String, (Instant, usize)>>> =
-    std::sync::Mutex::new(None);
+static REFUSED: PeerWindows = PeerWindows::new(REFUSAL_INTERVAL);
 
 /// Counts `n` refused items from `peer`; the total in the current interval if
-/// it is past [`MAX_REFUSED_PER_INTERVAL`].
+/// it is past [`MAX_REFUSED_PER_INTERVAL`] (a fresh interval then begins).
 fn too_many_refused(peer: &PeerId, n: usize) -> Option<usize> {
     if n == 0 {
         return None;
     }
-    let now = Instant::now();
-    let mut guard = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() > 4096 {
-        map.retain(|_, (at, _)| now.duration_since(*at) < REFUSAL_INTERVAL);
-    }
-    let entry = map.entry(peer.to_base58()).or_insert((now, 0));
-    if now.duration_since(entry.0) >= REFUSAL_INTERVAL {
-        *entry = (now, 0);
-    }
-    entry.1 += n;
-    if entry.1 > MAX_REFUSED_PER_INTERVAL {
-        let total = entry.1;
-        // A fresh interval once it reconnects.
-        *entry = (now, 0);
-        Some(total)
-    } else {
-        None
-    }
+    REFUSED.with(peer, |w, ended, now| {
+        if ended {
+            *w = (Some(now), 0);
+        }
+        w.1 += n;
+        (w.1 > MAX_REFUSED_PER_INTERVAL).then(|| std::mem::replace(w, (Some(now), 0)).1)
+    })
 }
 
 /// The federation id, and the ed25519 key of `peer` if it is enrolled and active:
@@ -617,8 +652,8 @@ pub async fn run(
     }
     let mut dial: Vec<Multiaddr> = opts.peers.clone();
     if !opts.once || dial.is_empty() {
-        for (a, _) in store::peers(node.store.conn())? {
-            if let Ok(m) = a.parse::<Multiaddr>()
+        for p in store::peers(node.store.conn())? {
+            if let Ok(m) = p.addr.parse::<Multiaddr>()
                 && !dial.contains(&m)
             {
                 dial.push(m);
@@ -657,7 +692,7 @@ pub async fn run(
     // Taken by a running exchange and put back when it succeeds; forgotten
     // when it fails or the peer disconnects (the next exchange pulls).
     let known: Rc<RefCell<HashMap<PeerId, Known>>> = Rc::default();
-    let handles: Rc<RefCell<Vec<Node>>> = Rc::default();
+    let handles: Rc<SpareHandles> = Rc::default();
     // `sync --once` first compares digests too: reconnecting in-sync nodes
     // then costs one digest each way, not a summary of every shared case.
     let digest_first = opts.once;
@@ -670,11 +705,7 @@ pub async fn run(
         }
         // A store connection per running exchange, reused: opening one costs
         // a couple of milliseconds, a push's whole budget.
-        let spare = handles.borrow_mut().pop();
-        let handle = match spare {
-            Some(h) => h,
-            None => node.try_clone()?,
-        };
+        let handle = handles.take(&node)?;
         let handles = handles.clone();
         let c = client.clone();
         let tx = done_tx.clone();
@@ -695,12 +726,7 @@ pub async fn run(
                     error: Some(e.to_string()),
                 },
             };
-            {
-                let mut spare = handles.borrow_mut();
-                if spare.len() < MAX_SPARE_HANDLES {
-                    spare.push(handle);
-                }
-            }
+            handles.give_back(handle);
             let _ = tx.send(r);
         });
         Ok(())
@@ -775,11 +801,7 @@ pub async fn run(
                     }
                     // Answered on a blocking thread (store work, signature
                     // checks, Automerge), with a store connection of its own.
-                    let spare = handles.borrow_mut().pop();
-                    let handle = match spare {
-                        Some(h) => h,
-                        None => node.try_clone()?,
-                    };
+                    let handle = handles.take(&node)?;
                     let tx = answered_tx.clone();
                     let answering = answering.clone();
                     tokio::task::spawn_local(async move {
@@ -799,12 +821,7 @@ pub async fn run(
                     client.respond(channel, SyncResponse::Refused { reason: "the node could not answer; try again".into() }).await;
                     continue;
                 };
-                {
-                    let mut spare = handles.borrow_mut();
-                    if spare.len() < MAX_SPARE_HANDLES {
-                        spare.push(handle);
-                    }
-                }
+                handles.give_back(handle);
                 let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
                 client.respond(channel, response).await;
                 if let Some(why) = violation {

@@ -312,8 +312,11 @@ fn resolve_with<R: Rules>(
     let (first, first_state) = pass(rules, &g, &decision, &out_reason, &[], incremental);
     // Seniority by the grants each author could make in its own causal past,
     // fixed before any removal is decided (a grantee is junior to its granter
-    // whether or not the grant is later void).
-    let key = seniority(&g.order, &first);
+    // whether or not the grant is later void). Only removals ask for it.
+    let key = match removals.is_empty() {
+        true => HashMap::new(),
+        false => seniority(&g.order, &first),
+    };
     let senior = |node: [u8; 32]| match key.get(&node) {
         Some(k) => (0, k.clone()),
         None => (1, Vec::new()),

@@ -66,6 +66,20 @@ struct Behaviour {
     ask: request_response::Behaviour<SyncCodec>,
 }
 
+/// The sync protocol in one direction, with its own streams per connection.
+fn sync_behaviour(
+    support: ProtocolSupport,
+    streams: usize,
+) -> request_response::Behaviour<SyncCodec> {
+    request_response::Behaviour::with_codec(
+        SyncCodec,
+        [(StreamProtocol::new(PROTOCOL), support)],
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(streams),
+    )
+}
+
 /// What the node asks of the network task.
 enum Command {
     Listen {
@@ -220,20 +234,8 @@ pub fn new(
             identify: identify::Behaviour::new(
                 identify::Config::new("/casesync/1".into(), key.public()).with_cache_size(0),
             ),
-            serve: request_response::Behaviour::with_codec(
-                SyncCodec,
-                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Inbound)],
-                request_response::Config::default()
-                    .with_request_timeout(REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
-            ),
-            ask: request_response::Behaviour::with_codec(
-                SyncCodec,
-                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Outbound)],
-                request_response::Config::default()
-                    .with_request_timeout(REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(MAX_OWN_STREAMS_PER_CONNECTION),
-            ),
+            serve: sync_behaviour(ProtocolSupport::Inbound, MAX_STREAMS_PER_CONNECTION),
+            ask: sync_behaviour(ProtocolSupport::Outbound, MAX_OWN_STREAMS_PER_CONNECTION),
         })
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))

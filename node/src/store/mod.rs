@@ -308,19 +308,24 @@ pub fn add_peer(c: &Connection, addr: &str) -> Result<bool> {
     Ok(exec(c, "INSERT OR IGNORE INTO peers (addr) VALUES (?1)", [addr])? > 0)
 }
 
-pub fn peers(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
-    let mut s = c.prepare_cached("SELECT addr, last_sync FROM peers ORDER BY id")?;
-    let rows = s
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+/// A remembered peer: its address, when it last synced, and when `serve`
+/// tries it next if it could not reach it.
+pub struct PeerRow {
+    pub addr: String,
+    pub last_sync: Option<String>,
+    pub next_dial: Option<String>,
 }
 
-/// When `serve` next tries each remembered peer it could not reach.
-pub fn peer_next_dials(c: &Connection) -> Result<Vec<(String, Option<String>)>> {
-    let mut s = c.prepare_cached("SELECT addr, next_dial FROM peers ORDER BY id")?;
+pub fn peers(c: &Connection) -> Result<Vec<PeerRow>> {
+    let mut s = c.prepare_cached("SELECT addr, last_sync, next_dial FROM peers ORDER BY id")?;
     let rows = s
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([], |r| {
+            Ok(PeerRow {
+                addr: r.get(0)?,
+                last_sync: r.get(1)?,
+                next_dial: r.get(2)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
