@@ -1112,18 +1112,17 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (xorshift), so failures replay by seed.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
+    use crate::testing::Rng;
+
+    /// `n` nodes' keys and cards.
+    fn nodes(n: usize) -> (Vec<NodeKeys>, Vec<NodeCard>) {
+        let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().unwrap()).collect();
+        let cards = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NodeCard::issue(k, &format!("n{i}"), "Org", "GB", 1).unwrap())
+            .collect();
+        (keys, cards)
     }
 
     /// What a resolved state says, comparable across resolutions.
@@ -1158,12 +1157,7 @@ mod tests {
     #[test]
     fn any_order_of_concurrent_operations_resolves_to_one_state() {
         let f = fixture();
-        let keys: Vec<NodeKeys> = (0..4).map(|_| NodeKeys::generate().unwrap()).collect();
-        let cards: Vec<NodeCard> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| NodeCard::issue(k, &format!("n{i}"), "Org", "GB", 1).unwrap())
-            .collect();
+        let (keys, cards) = nodes(4);
         let mut concurrent_conflicts = 0;
         for seed in 1..=40u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -1381,12 +1375,7 @@ mod tests {
     #[test]
     fn a_lead_removed_by_a_senior_lead_changes_nothing_whatever_it_signs() {
         let f = fixture();
-        let keys: Vec<NodeKeys> = (0..4).map(|_| NodeKeys::generate().unwrap()).collect();
-        let cards: Vec<NodeCard> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| NodeCard::issue(k, &format!("n{i}"), "Org", "GB", 1).unwrap())
-            .collect();
+        let (keys, cards) = nodes(4);
         // keys[0], keys[1]: leads added by the creator; keys[2]: contributor;
         // keys[3]: the accomplice.
         let mut rng = Rng(0x51ED_2701);

@@ -31,6 +31,24 @@ pub mod record;
 pub mod registry;
 pub mod validate;
 
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A small deterministic generator (xorshift), so failures replay by seed.
+    pub struct Rng(pub u64);
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
 pub use card::NodeCard;
 pub use ids::{CaseId, RecordId};
 

@@ -733,15 +733,7 @@ mod tests {
     /// then; every arrival order of the statements resolves to one state.
     #[test]
     fn any_order_of_concurrent_statements_resolves_to_one_state() {
-        struct Rng(u64);
-        impl Rng {
-            fn below(&mut self, n: usize) -> usize {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 % n as u64) as usize
-            }
-        }
+        use crate::testing::Rng;
         let people: Vec<(NodeKeys, NodeCard)> =
             (0..5).map(|i| node(&format!("n{i}"), "GB")).collect();
         let summary = |st: &RegistryState| -> String {
@@ -841,15 +833,7 @@ mod tests {
     /// the tie: the stale statements are concurrent with the revocation.
     #[test]
     fn a_key_revoked_by_a_senior_admin_changes_nothing_whatever_it_signs() {
-        struct Rng(u64);
-        impl Rng {
-            fn below(&mut self, n: usize) -> usize {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 % n as u64) as usize
-            }
-        }
+        use crate::testing::Rng;
         let nodes: Vec<(NodeKeys, NodeCard)> = ["a", "b", "c", "d", "e", "m"]
             .iter()
             .map(|n| node(n, "GB"))

@@ -243,12 +243,15 @@ fn a_bundle_is_judged_before_it_is_read_whole() {
     // The stranger's header, then 900 MB of nothing (a sparse file).
     let big = t.join("big.bundle");
     std::fs::copy(&small, &big).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&big)
-        .unwrap()
-        .set_len(900 << 20)
-        .unwrap();
+    let grow_to = |len: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_len(len)
+            .unwrap()
+    };
+    grow_to(900 << 20);
     let e = b
         .cmd(&["bundle", "import", big.to_str().unwrap()])
         .error_line();
@@ -257,12 +260,7 @@ fn a_bundle_is_judged_before_it_is_read_whole() {
         "{e}"
     );
     // Over the limit: refused by its size.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&big)
-        .unwrap()
-        .set_len(1100 << 20)
-        .unwrap();
+    grow_to(1100 << 20);
     let e = b
         .cmd(&["bundle", "import", big.to_str().unwrap()])
         .error_line();

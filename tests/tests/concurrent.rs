@@ -24,7 +24,8 @@ fn control_state(n: &Node, case: &str) -> Value {
     v
 }
 
-fn members_of(v: &Value) -> Vec<String> {
+/// The members' PeerIds in a `case show --json`, sorted.
+pub(crate) fn members_of(v: &Value) -> Vec<String> {
     let mut m: Vec<String> = v["members"]
         .as_array()
         .into_iter()
@@ -35,11 +36,8 @@ fn members_of(v: &Value) -> Vec<String> {
     m
 }
 
-/// The invariant after a merge is put into effect: the newest key epoch is
-/// readable by current members only, and by every one of them.
-#[track_caller]
-fn newest_epoch_is_members_only(v: &Value) {
-    let members = members_of(v);
+/// Who can read the newest key epoch, by PeerId, sorted.
+pub(crate) fn readers_of(v: &Value) -> Vec<String> {
     let mut readers: Vec<String> = v["key_epoch_readers"]
         .as_array()
         .into_iter()
@@ -47,7 +45,18 @@ fn newest_epoch_is_members_only(v: &Value) {
         .map(|r| r.as_str().unwrap_or_default().to_string())
         .collect();
     readers.sort();
-    assert_eq!(readers, members, "newest epoch readers vs members: {v:#}");
+    readers
+}
+
+/// The invariant after a merge is put into effect: the newest key epoch is
+/// readable by current members only, and by every one of them.
+#[track_caller]
+fn newest_epoch_is_members_only(v: &Value) {
+    assert_eq!(
+        readers_of(v),
+        members_of(v),
+        "newest epoch readers vs members: {v:#}"
+    );
 }
 
 /// `lead` removes `who` from `case`.

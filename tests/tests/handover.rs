@@ -6,19 +6,24 @@ use std::collections::BTreeMap;
 use crate::network::{Server, federation};
 use crate::util::{Node, peer_of};
 
-/// PeerId -> role, from `case show --json`.
-fn roles(n: &Node, case: &str) -> BTreeMap<String, String> {
-    n.json(&["case", "show", case])["members"]
+/// PeerId -> `field` of each member, from `case show --json`.
+fn by_member(v: &serde_json::Value, field: &str) -> BTreeMap<String, String> {
+    v["members"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|m| {
             (
                 m["peer_id"].as_str().unwrap_or_default().to_string(),
-                m["role"].as_str().unwrap_or_default().to_string(),
+                m[field].as_str().unwrap_or_default().to_string(),
             )
         })
         .collect()
+}
+
+/// PeerId -> role.
+fn roles(n: &Node, case: &str) -> BTreeMap<String, String> {
+    by_member(&n.json(&["case", "show", case]), "role")
 }
 
 fn role(lead: &Node, case: &str, who: &Node, role: &str) -> crate::util::Output {
@@ -156,17 +161,7 @@ fn a_case_changes_hands_and_never_loses_its_last_lead_or_admin() {
     ])
     .ok();
     let v = uk.json(&["case", "show", &case]);
-    let status: BTreeMap<String, String> = v["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["peer_id"].as_str().unwrap_or_default().to_string(),
-                m["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let status = by_member(&v, "status");
     let other = if lead.dir == ro.dir { eu } else { ro };
     assert_eq!(status[&peer_of(lead)], "revoked", "{v:#}");
     assert_eq!(status[&peer_of(other)], "active", "{v:#}");

@@ -603,20 +603,27 @@ fn every_misbehaviour_of_an_enrolled_peer_is_refused_and_the_node_keeps_serving(
     assert_eq!(a.json(&["log", "verify"])["failed"], 0);
 }
 
-/// A federation of A (admin), B and the hostile H; case X led by A with B and
-/// H as contributors and one honest record; A serving. Returns the test dir,
-/// the nodes, the case, the record and A's server.
-fn scene(name: &str) -> (TestDir, Vec<Node>, String, String, Server) {
+/// A federation of A (admin), B and the hostile H; case X led by A, with B a
+/// contributor and H in `h_role`. Returns the test dir, the nodes and the case.
+fn joint_case(name: &str, h_role: &str) -> (TestDir, Vec<Node>, String) {
     let t = TestDir::new(name);
     let nodes = federation(
         &t,
         &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
     );
-    let a = &nodes[0];
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
     let x = a.create_case("X");
-    for n in &nodes[1..] {
-        a.add_member(&x, n, "contributor");
-    }
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, h_role);
+    (t, nodes, x)
+}
+
+/// A federation of A (admin), B and the hostile H; case X led by A with B and
+/// H as contributors and one honest record; A serving. Returns the test dir,
+/// the nodes, the case, the record and A's server.
+fn scene(name: &str) -> (TestDir, Vec<Node>, String, String, Server) {
+    let (t, nodes, x) = joint_case(name, "contributor");
+    let a = &nodes[0];
     let honest = a.add(&x, "person", &[("name", "Honest record")], &[]);
     let sa = Server::start(a, &[]);
     (t, nodes, x, honest, sa)
@@ -1177,15 +1184,8 @@ fn rows(n: &Node, table: &str) -> i64 {
 fn an_enrolled_contributor_cannot_fill_the_registry_or_force_resolutions() {
     use casesync_schema::control::{ControlBody, ControlOp, case_id_for};
     use casesync_schema::registry::{RegistryBody, RegistryOp};
-    let t = TestDir::new("hostile_member");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, x) = joint_case("hostile_member", "contributor");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    a.add_member(&x, b, "contributor");
-    a.add_member(&x, h, "contributor");
     a.add(&x, "person", &[("name", "Honest record")], &[]);
     // Z: A and B only; H knows its id (finding 12).
     let z = a.create_case("Z");
@@ -1427,15 +1427,8 @@ fn a_record_id_of_one_case_cannot_be_claimed_in_another() {
 /// writer's history and what others built on it stay.
 #[test]
 fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
-    let t = TestDir::new("hostile_fork");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, x) = joint_case("hostile_fork", "contributor");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    a.add_member(&x, b, "contributor");
-    a.add_member(&x, h, "contributor");
     let sa = Server::start(a, &[]);
     for n in [b, h] {
         n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
@@ -1514,15 +1507,8 @@ fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
 fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
     use automerge::ReadDoc;
     use automerge::transaction::Transactable;
-    let t = TestDir::new("hostile_envelope");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, x) = joint_case("hostile_envelope", "contributor");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    a.add_member(&x, b, "contributor");
-    a.add_member(&x, h, "contributor");
     let honest = a.add(
         &x,
         "person",
@@ -1941,15 +1927,8 @@ fn hostile_entry(
 #[test]
 fn a_lead_cannot_give_members_different_keys_for_one_epoch() {
     use casesync_schema::control::{self, ControlBody, ControlOp};
-    let t = TestDir::new("hostile_keys");
-    let nodes = federation(
-        &t,
-        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
-    );
+    let (_t, nodes, x) = joint_case("hostile_keys", "lead");
     let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
-    let x = a.create_case("X");
-    a.add_member(&x, b, "contributor");
-    a.add_member(&x, h, "lead");
     let sa = Server::start(a, &[]);
     for n in [b, h] {
         n.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::concurrent::{members_of, readers_of};
 use crate::network::Server;
 use crate::util::{Node, TestDir, card_of, copy_dir, peer_of};
 
@@ -152,29 +153,7 @@ fn a_revoked_admins_old_key_changes_nothing() {
 /// What `case show --json` says of members and the newest key epoch.
 fn members_and_readers(n: &Node, case: &str) -> (Vec<String>, Vec<String>, Value) {
     let v = n.json(&["case", "show", case]);
-    let list = |k: &str, field: Option<&str>| {
-        let mut out: Vec<String> = v[k]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                match field {
-                    Some(f) => &m[f],
-                    None => m,
-                }
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-            })
-            .collect();
-        out.sort();
-        out
-    };
-    (
-        list("members", Some("peer_id")),
-        list("key_epoch_readers", None),
-        v,
-    )
+    (members_of(&v), readers_of(&v), v)
 }
 
 #[test]
