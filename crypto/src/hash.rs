@@ -55,6 +55,29 @@ pub fn sha256(data: &[u8]) -> Hash {
     Hash(out)
 }
 
+/// SHA-256 over a stream of bytes (files too large to hold in memory).
+pub struct Sha256Stream(ring::digest::Context);
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sha256Stream {
+    pub fn new() -> Sha256Stream {
+        Sha256Stream(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    pub fn finish(self) -> Hash {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        Hash(out)
+    }
+}
+
 /// SHA-256 over several parts, each prefixed with its length so part boundaries
 /// cannot be shifted to forge the same digest from different parts.
 pub fn sha256_parts(parts: &[&[u8]]) -> Hash {

@@ -181,7 +181,12 @@ fn entry_round_trip(data: &[u8]) -> bool {
     let Ok(created) = LogEntry::create(fixed_keys(), header, fixed_key(), payload) else {
         return false;
     };
-    let valid = seq != 0 && (seq == 1) == (prev == Hash::ZERO);
+    let prev_ok = match (entry::chain_of(seq), entry::starts_chain(seq)) {
+        (0, true) => prev == Hash::ZERO,
+        (_, true) => true,
+        (_, false) => prev != Hash::ZERO,
+    };
+    let valid = entry::position_of(seq) != 0 && entry::chain_of(seq) <= entry::MAX_CHAIN && prev_ok;
     let decoded = LogEntry::decode_verified(created.bytes());
     assert_eq!(decoded.is_ok(), valid, "{decoded:?}");
     let Ok(decoded) = decoded else { return false };

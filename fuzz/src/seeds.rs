@@ -183,8 +183,7 @@ fn control_ops() -> Vec<ControlOp> {
         3,
         ControlBody::RemoveMember {
             member: other_keys().public().ed25519,
-            cut_seq: 0,
-            cut_hash: Hash::ZERO,
+            cut: vec![],
             sealed_reason: b"sealed reason".to_vec(),
             salt: salt2,
             wraps: control::wrap_to(fixed_key(), &case, &salt2, &[fixed_card()]).expect("wrap"),
@@ -283,6 +282,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 with_mode(1, unsigned(e2.bytes())),
                 entry_fields(1, Hash::ZERO, &payload()),
                 entry_fields(2, Hash([7; 32]), &entry::encode_payload(&[])),
+                // The first entry of a later chain (a restored node), from an
+                // earlier entry and from nothing.
+                entry_fields(entry::chain_base(9) + 1, Hash([7; 32]), &payload()),
+                entry_fields(entry::chain_base(9) + 1, Hash::ZERO, &payload()),
             ]
         }
         "entry_payload" => {

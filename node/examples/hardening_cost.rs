@@ -67,8 +67,7 @@ fn resolve_cost(n: usize) -> f64 {
             }
             2 => ControlBody::RemoveMember {
                 member: *members.last().expect("added before"),
-                cut_seq: 0,
-                cut_hash: casesync_crypto::Hash::ZERO,
+                cut: vec![],
                 sealed_reason: vec![0; 40],
                 salt: [3; 32],
                 wraps: vec![],

@@ -88,6 +88,12 @@ actions! {
     PeerAuditRewound => "audit.peer_rewound", "trust";
     Unlock => "node.unlock", "access";
     PassphraseChange => "node.passphrase_change", "access";
+    // A copy of the whole store (sealed) and keystore left the node's data dir.
+    NodeBackup => "node.backup", "disclosure";
+    NodeRestore => "node.restore", "access";
+    // The store is not at the file it last wrote (a copy, a restore): this
+    // node's next entries start new chains of its logs.
+    NewChains => "node.new_chains", "access";
     AuditList => "audit.list", "consultation";
     AuditExport => "audit.export", "disclosure";
 }

@@ -5,7 +5,7 @@
 //! node believes about a case is a function of the operations it holds.
 
 use casesync_crypto::{Hash, NodeKeys, SymmetricKey, wrap};
-use casesync_schema::control::{self, CaseMeta, CaseState, ControlBody, ControlOp, Role};
+use casesync_schema::control::{self, CaseMeta, CaseState, ControlBody, ControlOp, LogEnd, Role};
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::{CaseId, NodeCard};
 use rusqlite::Connection;
@@ -583,8 +583,15 @@ fn remove(
         }
         let removed = member_named(&case, member)?.card.clone();
         let id = removed.identity.ed25519;
-        let (cut_seq, cut_hash) =
-            store::log_head(tx, case.case_ref, &id)?.unwrap_or((0, Hash::ZERO));
+        // The cut: the last entry of each chain of its log held here. A
+        // member that started more chains than a cut names (only a hostile
+        // one would) loses its latest ones: it cannot make itself unremovable.
+        let cut: Vec<LogEnd> = store::chain_heads(tx, case.case_ref, &id)?
+            .into_iter()
+            .take(control::MAX_CUT_CHAINS)
+            .map(|(seq, hash)| LogEnd { seq, hash })
+            .collect();
+        let cut_seq = cut.last().map_or(0, |e| e.seq);
         let key = SymmetricKey::generate()?;
         let salt = control::epoch_salt(&case.id, &key);
         let remaining: Vec<&NodeCard> = case
@@ -600,8 +607,7 @@ fn remove(
             &case,
             ControlBody::RemoveMember {
                 member: id,
-                cut_seq,
-                cut_hash,
+                cut,
                 sealed_reason: control::seal_reason(&case.id, &salt, &key, reason)?,
                 salt,
                 wraps,

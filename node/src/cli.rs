@@ -67,6 +67,29 @@ pub enum Command {
     /// key-derivation cost
     #[command(subcommand)]
     Passphrase(PassphraseCommand),
+    /// Write a backup of this node to one file: its sealed keystore and a
+    /// consistent snapshot of its store (taken while `serve` runs)
+    #[command(
+        after_help = "The file is as sensitive as the data dir (sealed with the passphrase; no plaintext case data). Restore it with `casesync restore`.\n\n\
+Example:\n  casesync backup --out /backups/uk-east-2026-12-06.csbackup"
+    )]
+    Backup {
+        /// The backup file to write (must not exist)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Make --data-dir (new or empty) the node saved in a backup file
+    #[command(
+        after_help = "Asks for the passphrase the node had when the backup was taken. The restored node never reuses a \
+log position it may have signed after the backup: its next entry in each case starts a new chain of its log, and its \
+first sync fetches back the entries partners hold.\n\n\
+Example:\n  casesync --data-dir ./uk-east restore /backups/uk-east-2026-12-06.csbackup"
+    )]
+    Restore {
+        /// The backup file (from `casesync backup`)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Show this node's PeerId, name, organisation and country
     #[command(
         after_help = "Examples:\n  casesync id\n  casesync id --card > uk-east.card   # give this line to a case lead"

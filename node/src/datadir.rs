@@ -249,6 +249,7 @@ impl DataDir {
             actor,
         };
         crate::audit::fold_pending(&node)?;
+        crate::log::notice_copied_store(&node)?;
         Ok(node)
     }
 }

@@ -12,7 +12,7 @@ use casesync_crypto::Hash;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
-use casesync_schema::entry::{LogEntry, RecordChange, ViewItem};
+use casesync_schema::entry::{self, LogEntry, RecordChange, ViewItem};
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::registry::{self, RegistryOp};
 use casesync_schema::{CaseId, RecordId};
@@ -569,14 +569,16 @@ fn log_ends(
     case: &Case,
     arriving: &[(LogEntry, Option<i64>)],
     frozen: &HashMap<[u8; 32], u64>,
-) -> Result<BTreeMap<[u8; 32], LogEnd>> {
+) -> Result<LogEnds> {
     let cuts = control::log_ends(&case.state, []);
     let mut past = arriving.iter().any(|(e, _)| {
         cuts.get(&e.header.author)
-            .is_some_and(|end| e.header.seq > end.seq)
+            .is_some_and(|ends| past_end(ends, e.header.seq))
     });
-    for (author, end) in &cuts {
-        past |= store::log_head(conn, case.case_ref, author)?.is_some_and(|(seq, _)| seq > end.seq);
+    for (author, ends) in &cuts {
+        for (seq, _) in store::chain_heads(conn, case.case_ref, author)? {
+            past |= past_end(ends, seq);
+        }
     }
     if !past {
         return Ok(cuts);
@@ -603,6 +605,14 @@ fn log_ends(
     ))
 }
 
+/// Where each removed writer's log ends, chain by chain.
+type LogEnds = BTreeMap<[u8; 32], Vec<LogEnd>>;
+
+/// Whether `seq` is past where its chain ends (a chain with no end keeps nothing).
+fn past_end(ends: &[LogEnd], seq: u64) -> bool {
+    control::end_of_chain(ends, seq).is_none_or(|end| seq > end.seq)
+}
+
 /// Takes out a removed member's entries past where its log ends that this node
 /// accepted before it learned of the removal (DESIGN.md: "every node accepts
 /// that member's entries up to the cut and rejects the rest"), and rebuilds the
@@ -612,39 +622,55 @@ fn enforce_cuts(
     node: &Node,
     conn: &Connection,
     case: &Case,
-    ends: &BTreeMap<[u8; 32], LogEnd>,
+    ends: &LogEnds,
     report: &mut IngestReport,
 ) -> Result<()> {
-    for (author, end) in ends {
-        let Some((head, _)) = store::log_head(conn, case.case_ref, author)? else {
-            continue;
-        };
-        let at_end = store::entry_hash_at(conn, case.case_ref, author, end.seq)?;
-        let from = match at_end {
-            // Another entry than the one the log ends with sits at its end.
-            Some(h) if end.seq > 0 && !h.ct_eq(&end.hash) => end.seq,
-            _ if head > end.seq => end.seq + 1,
-            _ => continue,
-        };
-        let records = store::remove_entries_from(conn, case.case_ref, author, from)?;
-        for r in &records {
-            crate::records::rebuild(node, conn, case, *r)?;
+    for (author, chain_ends) in ends {
+        for (head, _) in store::chain_heads(conn, case.case_ref, author)? {
+            let base = entry::chain_base(entry::chain_of(head));
+            let from = match control::end_of_chain(chain_ends, head) {
+                // Nothing of this chain is kept.
+                None => base + 1,
+                Some(end) => match store::entry_hash_at(conn, case.case_ref, author, end.seq)? {
+                    // Another entry than the one the log ends with sits at its end.
+                    Some(h) if !h.ct_eq(&end.hash) => end.seq,
+                    _ if head > end.seq => end.seq + 1,
+                    _ => continue,
+                },
+            };
+            take_out(node, conn, case, author, from..=head, report)?;
         }
-        report.erased.push((
-            case.id,
-            format!(
-                "entries of removed member {} from seq {from} on (past where its log ends); {} record(s) rebuilt",
-                casesync_crypto::identity::peer_id_of(author).unwrap_or_default(),
-                records.len()
-            ),
-        ));
-        report.rejected.push(format!(
-            "case {}: entries of removed member {} from seq {from} on were taken out (accepted before the removal was known); {} record(s) rebuilt",
-            case.id,
-            casesync_crypto::identity::peer_id_of(author).unwrap_or_default(),
-            records.len()
-        ));
     }
+    Ok(())
+}
+
+/// Takes out entries `seqs` of a removed member (one chain's tail), and says so.
+fn take_out(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    author: &[u8; 32],
+    seqs: std::ops::RangeInclusive<u64>,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let from = *seqs.start();
+    let records = store::remove_entries_in(conn, case.case_ref, author, seqs)?;
+    for r in &records {
+        crate::records::rebuild(node, conn, case, *r)?;
+    }
+    let peer = casesync_crypto::identity::peer_id_of(author).unwrap_or_default();
+    report.erased.push((
+        case.id,
+        format!(
+            "entries of removed member {peer} from seq {from} on (past where its log ends); {} record(s) rebuilt",
+            records.len()
+        ),
+    ));
+    report.rejected.push(format!(
+        "case {}: entries of removed member {peer} from seq {from} on were taken out (accepted before the removal was known); {} record(s) rebuilt",
+        case.id,
+        records.len()
+    ));
     Ok(())
 }
 
@@ -713,11 +739,11 @@ pub fn built_on_frozen(conn: &Connection, case: &Case) -> Result<Vec<BuiltOnFroz
 
 /// Whether `e`'s author was removed and `e`'s seq is within where its log
 /// ends: that part of the log is fixed, and no fork of it counts.
-fn fixed_by_cut(case: &Case, ends: &BTreeMap<[u8; 32], LogEnd>, e: &LogEntry) -> bool {
+fn fixed_by_cut(case: &Case, ends: &LogEnds, e: &LogEntry) -> bool {
     case.state.removed.contains_key(&e.header.author)
         && ends
             .get(&e.header.author)
-            .is_some_and(|end| e.header.seq <= end.seq)
+            .is_some_and(|ends| !past_end(ends, e.header.seq))
 }
 
 fn name(case: &CaseId, e: &LogEntry) -> String {
@@ -752,20 +778,28 @@ fn readiness(
             Ready::Equivocation
         });
     }
-    let head = store::log_head(conn, case_ref, &h.author)?;
-    let chained = match head {
-        None => h.seq == 1,
-        Some((seq, hash)) => h.seq == seq + 1 && h.prev.ct_eq(&hash),
-    };
-    if !chained {
-        if let Some((seq, _)) = head
-            && h.seq == seq + 1
-        {
-            return Ok(Ready::Conflict(
-                "does not chain to the author's previous entry".into(),
-            ));
+    // The entry before it in its chain; or, for a chain's first entry, the
+    // earlier entry of its author it starts from (decoding checked the rest).
+    if !entry::starts_chain(h.seq) {
+        match store::entry_hash_at(conn, case_ref, &h.author, h.seq - 1)? {
+            Some(hash) if h.prev.ct_eq(&hash) => {}
+            Some(_) => {
+                return Ok(Ready::Conflict(
+                    "does not chain to the author's previous entry".into(),
+                ));
+            }
+            None => return Ok(Ready::Wait),
         }
-        return Ok(Ready::Wait);
+    } else if h.prev != Hash::ZERO {
+        match store::seq_of_entry(conn, case_ref, &h.author, &h.prev)? {
+            Some(seq) if entry::chain_of(seq) < entry::chain_of(h.seq) => {}
+            Some(_) => {
+                return Ok(Ready::Conflict(
+                    "starts a chain from an entry that is not in an earlier chain".into(),
+                ));
+            }
+            None => return Ok(Ready::Wait),
+        }
     }
     for v in &h.view {
         if frozen.get(&v.author).is_some_and(|at| v.seq >= *at) {
@@ -826,7 +860,7 @@ fn prepare(
     actor: &ActorId,
     me: &cases::MemberLabels,
     case: &Case,
-    ends: &BTreeMap<[u8; 32], LogEnd>,
+    ends: &LogEnds,
     keys: &HashMap<Hash, std::result::Result<SymmetricKey, String>>,
     e: &LogEntry,
 ) -> Prepared {
@@ -839,19 +873,30 @@ fn prepare(
                 r.name()
             ));
         }
-        None => match (case.state.removed.get(&h.author), ends.get(&h.author)) {
+        None => match (
+            case.state.removed.get(&h.author),
+            ends.get(&h.author)
+                .map(|ends| control::end_of_chain(ends, h.seq)),
+        ) {
             // A removed writer's log is kept up to where it ends (its cut, or
-            // the furthest entry a remaining writer built on), and only as it was.
-            (Some(_), Some(end)) if h.seq < end.seq => {}
-            (Some(_), Some(end)) if h.seq == end.seq && e.hash().ct_eq(&end.hash) => {}
-            (Some(_), Some(end)) if h.seq == end.seq => {
+            // the furthest entry a remaining writer built on), chain by chain,
+            // and only as it was.
+            (Some(_), Some(Some(end))) if h.seq < end.seq => {}
+            (Some(_), Some(Some(end))) if h.seq == end.seq && e.hash().ct_eq(&end.hash) => {}
+            (Some(_), Some(Some(end))) if h.seq == end.seq => {
                 return Err("is not the entry its author's log in this case ends with".into());
             }
-            (Some(_), Some(end)) => {
+            (Some(_), Some(Some(end))) => {
                 return Err(format!(
                     "author was removed from the case; its entries after seq {} are not accepted",
                     end.seq
                 ));
+            }
+            (Some(_), Some(None)) => {
+                return Err(
+                    "author was removed from the case, and this chain of its log is not within its cut"
+                        .into(),
+                );
             }
             (Some(cut), None) => {
                 return Err(format!(
@@ -870,7 +915,7 @@ fn prepare(
     let changes: Vec<RecordChange> = e.open(key).map_err(|e| format!("payload: {e}"))?;
     // Every change is the entry author's own: its Automerge actor is the
     // author's, so no writer can pass its changes off as another's.
-    let author_actor = doc::actor_for(&h.author);
+    let author_actor = doc::actor_for_chain(&h.author, entry::chain_of(h.seq));
     let originator = casesync_crypto::identity::peer_id_of(&h.author).unwrap_or_default();
     changes
         .iter()

@@ -18,6 +18,7 @@
 //! The `casesync` binary (main.rs, cli.rs) is a thin layer over these.
 
 pub mod audit;
+pub mod backup;
 #[doc(hidden)]
 pub mod bench;
 pub mod bundle;

@@ -1,11 +1,24 @@
 //! The log engine: every local change becomes a signed, sealed entry appended to
 //! this node's log of the case, in the same transaction as the materialized state
 //! it produces; stored entries are re-verified before their content is trusted.
+//!
+//! A store may be behind what its node signed: restored from a backup, or a copy
+//! of the data directory. Entries it wrote after the copy may sit on partners,
+//! and writing the same positions again would be an equivocation, for which
+//! partners freeze the log and erase both forks. So a store that cannot show it
+//! is the one the node last wrote with carries a *chain floor*
+//! ([`start_new_chains`]): the node's next entry in every case starts a new
+//! chain of its log (`entry::chain_of`) numbered at least that floor, from its
+//! last entry there, under a new Automerge actor; the chains it may have
+//! written stay whole on every node, and sync brings them back.
 
 use std::ops::Range;
 
 use casesync_crypto::{Hash, SymmetricKey};
-use casesync_schema::entry::{self, EntryHeader, LogEntry, RecordChange, ViewItem};
+use casesync_schema::entry::{
+    self, EntryHeader, LogEntry, MAX_CHAIN, RecordChange, ViewItem, chain_base, chain_of,
+    position_of,
+};
 use casesync_schema::{CaseId, RecordId};
 use rusqlite::Connection;
 
@@ -30,7 +43,8 @@ pub fn append(
     changes: &[RecordChange],
 ) -> Result<Vec<Appended>> {
     let me = node.keys.public().ed25519;
-    let (mut seq, mut prev) = store::log_head(conn, case.case_ref, &me)?.unwrap_or((0, Hash::ZERO));
+    let (first, mut prev) = next_position(conn, node, case.case_ref)?;
+    let mut seq = first - 1;
     let view: Vec<ViewItem> = store::log_heads(conn, case.case_ref)?
         .into_iter()
         .filter(|(a, _, _)| a != &me)
@@ -52,6 +66,11 @@ pub fn append(
         }
         let payload = entry::encode_payload(&changes[start..end]);
         seq += 1;
+        if chain_of(seq) != chain_of(first) {
+            return Err(NodeError::Refused(
+                "this node's log of the case is full (4,294,967,295 entries in one chain)".into(),
+            ));
+        }
         let header = EntryHeader {
             case: case.id,
             author: me,
@@ -71,6 +90,126 @@ pub fn append(
         start = end;
     }
     Ok(out)
+}
+
+/// Meta key of the chain floor: the least chain this node's next entry in any
+/// case goes in.
+const CHAIN_FLOOR: &str = "log_chain_floor";
+
+/// Marks this store as possibly behind what its node signed (restored from a
+/// backup, or found at another file than the one it last wrote): the node's
+/// next entry in every case starts a new chain, numbered from the clock (Unix
+/// seconds since 2020, so that two restores of one backup start different
+/// chains) and above any floor before. Returns the floor.
+pub fn start_new_chains(conn: &Connection) -> Result<u64> {
+    let before = chain_floor(conn)?.unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .saturating_sub(1_577_836_800);
+    let floor = now.max(before + 1).min(MAX_CHAIN);
+    store::meta_put(conn, CHAIN_FLOOR, &floor.to_be_bytes())?;
+    Ok(floor)
+}
+
+fn chain_floor(conn: &Connection) -> Result<Option<u64>> {
+    Ok(store::meta_get(conn, CHAIN_FLOOR)?
+        .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+        .map(u64::from_be_bytes))
+}
+
+/// Meta key of the file the store last wrote with: device, inode and birth
+/// time of the database file (file systems reuse a deleted file's inode at
+/// once; the birth time, in nanoseconds where the file system keeps one,
+/// tells the new file from the old).
+const STORE_FILE: &str = "store_file";
+
+fn file_identity(db: &std::path::Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(db)
+        .map_err(|e| NodeError::Io(format!("cannot read {}: {e}", db.display())))?;
+    let born = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok([
+        m.dev().to_be_bytes(),
+        m.ino().to_be_bytes(),
+        born.to_be_bytes(),
+    ]
+    .concat())
+}
+
+/// Records that the store at `db` is the one this node writes with.
+pub fn record_store_file(conn: &Connection, db: &std::path::Path) -> Result<()> {
+    Ok(store::meta_put(conn, STORE_FILE, &file_identity(db)?)?)
+}
+
+/// At unlock: a store found at another file than it last wrote with (a data
+/// directory copied, moved to another disk, or restored from a copy) cannot
+/// show that it holds everything its node signed, so its next entries start
+/// new chains ([`start_new_chains`]; audited). A copy written back over the
+/// same file in place (or a whole-disk snapshot rolled back) keeps the file's
+/// identity and is not seen: restore with `casesync restore`, or into a new
+/// directory. Returns the new floor when it started new chains.
+pub fn notice_copied_store(node: &Node) -> Result<Option<u64>> {
+    let db = node.dir.db_path();
+    let here = file_identity(&db)?;
+    match store::meta_get(node.store.conn(), STORE_FILE)? {
+        Some(known) if known == here => Ok(None),
+        None => {
+            node.store.write(|tx| record_store_file(tx, &db))?;
+            Ok(None)
+        }
+        Some(_) => node.store.write(|tx| -> Result<Option<u64>> {
+            // Another process may have seen it first.
+            if store::meta_get(tx, STORE_FILE)?.is_some_and(|k| k == here) {
+                return Ok(None);
+            }
+            let floor = start_new_chains(tx)?;
+            record_store_file(tx, &db)?;
+            crate::audit::append(
+                node,
+                tx,
+                crate::audit::Event::new(crate::audit::Action::NewChains).detail(format!(
+                    "the store is not at the file it last wrote with (copied or restored): this node's next entry in each case starts chain {floor} of its log"
+                )),
+            )?;
+            Ok(Some(floor))
+        }),
+    }
+}
+
+/// Where this node's next entry in a case goes: (seq, prev). After its last
+/// entry, or at the start of a new chain when the store carries a chain floor
+/// above that entry's chain (or the chain is full).
+pub fn next_position(conn: &Connection, node: &Node, case_ref: i64) -> Result<(u64, Hash)> {
+    let me = node.keys.public().ed25519;
+    let (head, prev) = store::log_head(conn, case_ref, &me)?.unwrap_or((0, Hash::ZERO));
+    let chain = chain_of(head);
+    let floor = chain_floor(conn)?.unwrap_or(0);
+    if chain >= floor && position_of(head) < u32::MAX as u64 {
+        return Ok((head + 1, prev));
+    }
+    let next = (chain + 1).max(floor);
+    if next > MAX_CHAIN {
+        return Err(NodeError::Refused(
+            "this node's log of the case has no chain left to start".into(),
+        ));
+    }
+    Ok((chain_base(next) + 1, prev))
+}
+
+/// The Automerge actor of this node's next changes in a case: one per chain
+/// of its log, since a restored node may have made changes it no longer holds.
+pub fn actor_for_next(conn: &Connection, node: &Node, case_ref: i64) -> Result<automerge::ActorId> {
+    let (seq, _) = next_position(conn, node, case_ref)?;
+    Ok(casesync_schema::doc::actor_for_chain(
+        &node.keys.public().ed25519,
+        chain_of(seq),
+    ))
 }
 
 /// Names a stored entry for people: `case/author-peer-id/seq`.

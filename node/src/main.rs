@@ -347,6 +347,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Backup { out } => {
+            let node = unlock(&cli)?;
+            let r = audited(&node, Action::NodeBackup, None, None, || {
+                Ok(casesync_node::backup::backup(&node, out)?)
+            })?;
+            if cli.json {
+                print_json(&json!({"path": r.path, "bytes": r.bytes}))?;
+            } else {
+                outln!(
+                    "backup written to {} ({} bytes); restore it with `casesync --data-dir NEW_DIR restore {}`",
+                    r.path.display(),
+                    r.bytes,
+                    r.path.display()
+                );
+            }
+        }
+        Command::Restore { file } => {
+            let dir = data_dir(&cli)?;
+            let actor = audit::Actor {
+                operator: cli
+                    .operator
+                    .clone()
+                    .filter(|o| !o.trim().is_empty())
+                    .unwrap_or_else(audit::Actor::os_user),
+                justification: cli.justification.clone(),
+            };
+            let node = casesync_node::backup::restore(
+                &dir,
+                file,
+                passphrase(&cli, false)?.as_bytes(),
+                actor,
+            )?;
+            let peer = node.card.peer_id();
+            if cli.json {
+                print_json(&json!({"peer_id": peer, "data_dir": dir.root, "new_chains": true}))?;
+            } else {
+                outln!(
+                    "restored node {peer} into {}; its next entry in each case starts a new chain of its log. Sync with a partner (`casesync sync --once` or `serve`) to fetch back what it wrote after the backup",
+                    dir.root.display()
+                );
+            }
+        }
         Command::Id { card } => {
             let c = data_dir(&cli)?.card()?;
             if *card {
@@ -964,7 +1006,7 @@ fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
             let reason = cases::removal_reason(node, conn, c, r)
                 .unwrap_or_else(|| "(sealed: this node holds no key to read it)".into());
             json!({"peer_id": casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
-                   "cut_seq": r.cut_seq, "reason": reason})
+                   "cut_seq": r.cut.last().map_or(0, |e| e.seq), "reason": reason})
         })
         .collect();
     Ok(json!({

@@ -160,7 +160,8 @@ fn create_records(
     inputs: &[RecordInput],
 ) -> Result<Vec<RecordId>> {
     let (epoch, key) = cases::current_epoch(node, conn, case)?;
-    let built = RecordBuilder::new(node, case).build(inputs)?;
+    let actor = log::actor_for_next(conn, node, case.case_ref)?;
+    let built = RecordBuilder::new(node, case, actor).build(inputs)?;
     store_records(conn, node, case, &epoch, &key, built)
 }
 
@@ -174,10 +175,12 @@ struct RecordBuilder<'a> {
 }
 
 impl<'a> RecordBuilder<'a> {
-    fn new(node: &'a Node, case: &Case) -> Self {
+    /// `actor`: this node's in the chain its next entry goes in
+    /// ([`log::actor_for_next`]).
+    fn new(node: &'a Node, case: &Case, actor: ActorId) -> Self {
         RecordBuilder {
             storage: &node.storage,
-            actor: actor(node),
+            actor,
             originator: node.card.peer_id(),
             case: case.id,
         }
@@ -310,7 +313,8 @@ pub(crate) fn import_with(
         let done = std::thread::scope(|s| -> Result<usize> {
             let (to_build, inputs) = std::sync::mpsc::sync_channel::<Vec<RecordInput>>(1);
             let (built_tx, built) = std::sync::mpsc::sync_channel::<Result<Vec<Built>>>(1);
-            let builder = RecordBuilder::new(node, &case);
+            let builder =
+                RecordBuilder::new(node, &case, log::actor_for_next(tx, node, case.case_ref)?);
             s.spawn(move || {
                 for batch in inputs {
                     if built_tx.send(builder.build(&batch)).is_err() {
@@ -463,6 +467,7 @@ pub fn edit(
         require_writer(node, &case)?;
         let entries = log::verify_record_entries(tx, &case, row.row, &rid)?;
         let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
+        d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
         let current = doc::view(&d)?;
         let mut input = current.to_input()?;
         for (k, v) in &set {

@@ -16,6 +16,7 @@ use crate::net::protocol::{
     MAX_LOGS,
 };
 use crate::{Node, Result, cases, store};
+use casesync_schema::entry::{chain_base, chain_of};
 
 /// What this node holds of one case it shares with a peer.
 struct Held {
@@ -23,7 +24,8 @@ struct Held {
     /// Digest of the set of control operations held.
     control: Hash,
     control_heads: Vec<Hash>,
-    /// Each author's (key, last seq, hash of that entry), ordered by author.
+    /// Each chain's (author key, last seq, hash of that entry) of every
+    /// author's log, ordered by author and seq.
     heads: Vec<([u8; 32], u64, Hash)>,
     /// Logs frozen after a proved equivocation: (author, frozen before seq).
     frozen: Vec<([u8; 32], u64)>,
@@ -52,8 +54,12 @@ fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<H
             let mut limited = Vec::with_capacity(heads.len());
             for (author, seq, hash) in heads {
                 match withheld.get(&author) {
+                    // Held back from within this chain, or from an earlier
+                    // one (then none of this chain goes).
                     Some(w) if *w <= seq => {
-                        if let Some(h) = store::entry_hash_at(conn, c.case_ref, &author, w - 1)? {
+                        if chain_of(*w - 1) == chain_of(seq)
+                            && let Some(h) = store::entry_hash_at(conn, c.case_ref, &author, w - 1)?
+                        {
                             limited.push((author, w - 1, h));
                         }
                     }
@@ -148,16 +154,17 @@ pub fn digest(node: &Node, conn: &Connection, peer: &[u8; 32]) -> Result<Hash> {
     Ok(sha256(&w))
 }
 
-/// The peer's last seq of `author`'s log, and the hash it holds there.
-fn their_head<'a>(have: Option<&'a CaseHave>, author: &[u8; 32]) -> (u64, &'a [u8]) {
+/// The peer's last seq in `chain` of `author`'s log, and the hash it holds
+/// there (the chain's base if it holds none of it).
+fn their_head<'a>(have: Option<&'a CaseHave>, author: &[u8; 32], chain: u64) -> (u64, &'a [u8]) {
     have.and_then(|h| {
         h.logs
             .iter()
             .take(MAX_LOGS)
-            .find(|l| l.author[..] == author[..])
+            .find(|l| l.author[..] == author[..] && chain_of(l.seq) == chain)
     })
     .map(|l| (l.seq, &l.head[..]))
-    .unwrap_or((0, &[]))
+    .unwrap_or((chain_base(chain), &[]))
 }
 
 /// One batch of items for a peer.
@@ -309,13 +316,16 @@ pub fn items_for(
             // Never past the first entry the peer may not have.
             let seq = match withheld.get(&author) {
                 Some(w) if *w <= held_seq => {
-                    withheld_logs.push((c.id, author, *w));
+                    if !withheld_logs.contains(&(c.id, author, *w)) {
+                        withheld_logs.push((c.id, author, *w));
+                    }
                     w - 1
                 }
                 _ => held_seq,
             };
-            let (from, their_hash) = their_head(idx.map(|i| &their[i]), &author);
-            if from > 0
+            let chain = chain_of(held_seq);
+            let (from, their_hash) = their_head(idx.map(|i| &their[i]), &author, chain);
+            if from > chain_base(chain)
                 && within(&author, from)
                 && their_hash.len() == 32
                 && let Some(mine) = store::entry_hash_at(conn, c.case_ref, &author, from)?
@@ -392,7 +402,11 @@ pub fn items_for(
             .collect();
         h.frozen.extend(proofs_sent);
         for a in advanced {
-            match h.logs.iter_mut().find(|l| l.author == a.author) {
+            match h
+                .logs
+                .iter_mut()
+                .find(|l| l.author == a.author && chain_of(l.seq) == chain_of(a.seq))
+            {
                 // The head hash they sent was of their old last entry: keeping
                 // it would look like a fork at the new seq on the next batch.
                 Some(l) if a.seq > l.seq => *l = a,

@@ -2,11 +2,12 @@
 //! needing any key: signatures over the stored bytes, hashes, per-author hash
 //! chains, and that each item is filed under the case, author and seq it claims.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use casesync_crypto::Hash;
 use casesync_schema::CaseId;
 use casesync_schema::control::ControlOp;
+use casesync_schema::entry::{chain_of, starts_chain};
 use rusqlite::Connection;
 
 use crate::{Result, log, store};
@@ -77,8 +78,11 @@ pub fn verify_store(conn: &Connection) -> Result<VerifyReport> {
         }
     }
 
-    // Entries arrive ordered by (case, author, seq): each log is checked as a chain.
+    // Entries arrive ordered by (case, author, seq): each chain of each log is
+    // checked as a chain, and a later chain starts from nothing or from an
+    // entry of an earlier chain of that log (`entry::chain_of`).
     let mut prev: Option<(i64, Vec<u8>, i64, Hash)> = None;
+    let mut earlier: HashSet<Hash> = HashSet::new();
     let mut failures = Vec::new();
     let mut counts = (0u64, 0u64);
     store::for_each_entry(conn, |se| {
@@ -88,30 +92,49 @@ pub fn verify_store(conn: &Connection) -> Result<VerifyReport> {
         let same_log = matches!(&prev, Some((c, a, _, _)) if *c == se.case_ref && *a == se.author);
         if !same_log {
             counts.1 += 1;
+            earlier.clear();
         }
+        let seq = se.seq as u64;
+        let same_chain = same_log
+            && matches!(&prev, Some((_, _, pseq, _)) if chain_of(*pseq as u64) == chain_of(seq));
         match log::verify_stored(&se, &case) {
             Err(reason) => failures.push((item, se.row, reason)),
             Ok(e) => {
-                let expected = match (&prev, same_log) {
+                let expected = match (&prev, same_chain) {
                     (Some((_, _, pseq, phash)), true) => Some((*pseq + 1, *phash)),
                     _ => None,
                 };
                 match expected {
-                    Some((seq, _)) if se.seq != seq => {
-                        failures.push((item, se.row, format!("gap in the log: expected seq {seq}")))
-                    }
+                    Some((next, _)) if se.seq != next => failures.push((
+                        item,
+                        se.row,
+                        format!("gap in the log: expected seq {next}"),
+                    )),
                     Some((_, hash)) if !e.header.prev.ct_eq(&hash) => failures.push((
                         item,
                         se.row,
                         "does not chain to the previous entry's hash".into(),
                     )),
-                    None if se.seq != 1 => {
-                        failures.push((item, se.row, "log does not start at seq 1".into()))
+                    None if !starts_chain(seq) => failures.push((
+                        item,
+                        se.row,
+                        "a chain of the log does not start at its first position".into(),
+                    )),
+                    None if chain_of(seq) > 0
+                        && e.header.prev != Hash::ZERO
+                        && !earlier.contains(&e.header.prev) =>
+                    {
+                        failures.push((
+                            item,
+                            se.row,
+                            "a chain of the log starts from an entry the log does not hold".into(),
+                        ))
                     }
                     _ => {}
                 }
             }
         }
+        earlier.insert(se.hash);
         prev = Some((se.case_ref, se.author.clone(), se.seq, se.hash));
     })?;
     for row in store::records_with_missing_entries(conn)? {

@@ -21,7 +21,7 @@ use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
 use crate::authority;
 use crate::card::{MAX_CARD_BYTES, NodeCard};
 use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
-use crate::entry::ViewItem;
+use crate::entry::{ViewItem, chain_of, position_of};
 use crate::{CaseId, SchemaError};
 
 const VERSION: u8 = 1;
@@ -114,15 +114,15 @@ pub enum ControlBody {
         salt: [u8; 32],
         wraps: Vec<KeyWrap>,
     },
-    /// Removes a member: its content log is cut at `cut_seq` (the last of its
-    /// entries the remover accepts; `cut_hash` is that entry's hash, zero for
-    /// seq 0), and a new key epoch starts, wrapped to the remaining members only.
+    /// Removes a member: its content log is cut at `cut` (per chain of its log
+    /// the remover holds, the last entry it accepts, by seq and hash; a chain
+    /// not listed keeps none of its entries), and a new key epoch starts,
+    /// wrapped to the remaining members only.
     /// The reason is sealed under that new epoch's key ([`seal_reason`]): the
     /// remaining members read it; a relay, the removed node and a disk thief do not.
     RemoveMember {
         member: [u8; 32],
-        cut_seq: u64,
-        cut_hash: Hash,
+        cut: Vec<LogEnd>,
         sealed_reason: Vec<u8>,
         salt: [u8; 32],
         wraps: Vec<KeyWrap>,
@@ -272,12 +272,12 @@ impl ControlOp {
             }
             ControlBody::RemoveMember {
                 member,
-                cut_seq,
-                cut_hash,
+                cut,
                 sealed_reason,
                 salt,
                 wraps,
             } => {
+                check_cut(cut)?;
                 if sealed_reason.len() > MAX_SEALED_REASON {
                     return Err(SchemaError::InvalidField {
                         field: "reason".into(),
@@ -286,8 +286,11 @@ impl ControlOp {
                 }
                 w.u8(5);
                 w.raw(member);
-                w.u64(*cut_seq);
-                w.raw(cut_hash.as_bytes());
+                w.u32(cut.len() as u32);
+                for end in cut {
+                    w.u64(end.seq);
+                    w.raw(end.hash.as_bytes());
+                }
                 w.bytes(sealed_reason);
                 w.raw(salt);
                 write_wraps(&mut w, wraps);
@@ -357,14 +360,25 @@ impl ControlOp {
                 salt: r.array()?,
                 wraps: read_wraps(&mut r)?,
             },
-            5 => ControlBody::RemoveMember {
-                member: r.array()?,
-                cut_seq: r.u64()?,
-                cut_hash: Hash(r.array()?),
-                sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
-                salt: r.array()?,
-                wraps: read_wraps(&mut r)?,
-            },
+            5 => {
+                let member = r.array()?;
+                let n = r.count(MAX_CUT_CHAINS, 40)?;
+                let mut cut = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cut.push(LogEnd {
+                        seq: r.u64()?,
+                        hash: Hash(r.array()?),
+                    });
+                }
+                check_cut(&cut)?;
+                ControlBody::RemoveMember {
+                    member,
+                    cut,
+                    sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
+                    salt: r.array()?,
+                    wraps: read_wraps(&mut r)?,
+                }
+            }
             6 => {
                 let member = r.array()?;
                 let role = Role::from_u8(r.u8()?)
@@ -492,8 +506,8 @@ pub struct Removal {
     /// The role the member had when removed: whether its entries up to the cut
     /// were writes it was allowed to make.
     pub role: Role,
-    pub cut_seq: u64,
-    pub cut_hash: Hash,
+    /// Per chain of its log, the last entry kept (see [`ControlBody::RemoveMember`]).
+    pub cut: Vec<LogEnd>,
     /// Sealed under the key of the epoch the removal started (its id is `by`).
     pub sealed_reason: Vec<u8>,
     /// The removing operation.
@@ -577,12 +591,48 @@ impl CaseState {
     }
 }
 
-/// Where a removed member's content log ends: its last accepted seq and that
-/// entry's hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where one chain of a removed member's content log ends: its last accepted
+/// seq and that entry's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogEnd {
     pub seq: u64,
     pub hash: Hash,
+}
+
+/// Most chains a removal's cut names (a node starts a chain only when restored
+/// from a backup).
+pub const MAX_CUT_CHAINS: usize = 256;
+
+/// A cut names each chain at most once, in order, at a real position.
+fn check_cut(cut: &[LogEnd]) -> Result<(), SchemaError> {
+    let ordered = cut
+        .windows(2)
+        .all(|w| chain_of(w[0].seq) < chain_of(w[1].seq));
+    if cut.len() > MAX_CUT_CHAINS
+        || !ordered
+        || cut
+            .iter()
+            .any(|e| position_of(e.seq) == 0 || chain_of(e.seq) > crate::entry::MAX_CHAIN)
+    {
+        return Err(SchemaError::malformed(
+            "control operation",
+            "a removal's cut names each chain of the log once, in order",
+        ));
+    }
+    Ok(())
+}
+
+/// Where `seq`'s chain ends in `ends` (the ends of one removed member's log).
+pub fn end_of_chain(ends: &[LogEnd], seq: u64) -> Option<&LogEnd> {
+    ends.iter().find(|e| chain_of(e.seq) == chain_of(seq))
+}
+
+/// The cut two removals of one member leave: per chain, the smaller of the
+/// two; a chain only one of them names keeps nothing.
+fn meet(a: &[LogEnd], b: &[LogEnd]) -> Vec<LogEnd> {
+    a.iter()
+        .filter_map(|x| end_of_chain(b, x.seq).map(|y| *x.min(y)))
+        .collect()
 }
 
 /// Where each removed writer's log ends once vouching is counted (DESIGN.md,
@@ -595,18 +645,12 @@ pub struct LogEnd {
 pub fn log_ends<'a>(
     state: &CaseState,
     views: impl IntoIterator<Item = (&'a [u8; 32], &'a [ViewItem])>,
-) -> BTreeMap<[u8; 32], LogEnd> {
-    let mut ends: BTreeMap<[u8; 32], LogEnd> = state
+) -> BTreeMap<[u8; 32], Vec<LogEnd>> {
+    let mut ends: BTreeMap<[u8; 32], Vec<LogEnd>> = state
         .removed
         .iter()
         .filter(|(_, r)| r.role.may_write())
-        .map(|(a, r)| {
-            let end = LogEnd {
-                seq: r.cut_seq,
-                hash: r.cut_hash,
-            };
-            (*a, end)
-        })
+        .map(|(a, r)| (*a, r.cut.clone()))
         .collect();
     if ends.is_empty() {
         return ends;
@@ -616,13 +660,23 @@ pub fn log_ends<'a>(
             continue;
         }
         for v in view {
-            if let Some(end) = ends.get_mut(&v.author)
-                && v.seq > end.seq
+            let Some(chains) = ends.get_mut(&v.author) else {
+                continue;
+            };
+            let seen = LogEnd {
+                seq: v.seq,
+                hash: v.hash,
+            };
+            match chains
+                .iter_mut()
+                .find(|e| chain_of(e.seq) == chain_of(v.seq))
             {
-                *end = LogEnd {
-                    seq: v.seq,
-                    hash: v.hash,
-                };
+                Some(end) if v.seq > end.seq => *end = seen,
+                Some(_) => {}
+                None => {
+                    chains.push(seen);
+                    chains.sort();
+                }
             }
         }
     }
@@ -853,8 +907,7 @@ impl authority::Rules for CaseRules {
             }
             ControlBody::RemoveMember {
                 member,
-                cut_seq,
-                cut_hash,
+                cut,
                 sealed_reason,
                 salt,
                 wraps,
@@ -863,19 +916,21 @@ impl authority::Rules for CaseRules {
                 let role = role
                     .or_else(|| st.removed.get(member).map(|r| r.role))
                     .unwrap_or(Role::Observer);
-                let removal = Removal {
-                    role,
-                    cut_seq: *cut_seq,
-                    cut_hash: *cut_hash,
-                    sealed_reason: sealed_reason.clone(),
-                    by: op.hash(),
-                };
-                // With several removals of one node, the smallest cut applies.
+                // With several removals of one node, the smallest cut
+                // applies, chain by chain; the first in fold order names the
+                // reason.
                 match st.removed.get_mut(member) {
-                    Some(r) if r.cut_seq <= *cut_seq => {}
-                    Some(r) => *r = removal,
+                    Some(r) => r.cut = meet(&r.cut, cut),
                     None => {
-                        st.removed.insert(*member, removal);
+                        st.removed.insert(
+                            *member,
+                            Removal {
+                                role,
+                                cut: cut.clone(),
+                                sealed_reason: sealed_reason.clone(),
+                                by: op.hash(),
+                            },
+                        );
                     }
                 }
                 st.epochs.push(epoch_of(op.hash(), salt, wraps));
@@ -973,8 +1028,7 @@ mod tests {
             removed,
             Removal {
                 role: Role::Contributor,
-                cut_seq: 2,
-                cut_hash: h(2),
+                cut: vec![LogEnd { seq: 2, hash: h(2) }],
                 sealed_reason: b"left".to_vec(),
                 by: h(0),
             },
@@ -984,7 +1038,7 @@ mod tests {
             seq,
             hash: h(seq as u8),
         };
-        let cut = LogEnd { seq: 2, hash: h(2) };
+        let cut = vec![LogEnd { seq: 2, hash: h(2) }];
         assert_eq!(log_ends(&st, []).get(&removed), Some(&cut));
         // An observer's view, the removed member's own, and a view below the
         // cut move nothing.
@@ -1009,9 +1063,50 @@ mod tests {
         ] {
             assert_eq!(
                 log_ends(&st, views).get(&removed),
-                Some(&LogEnd { seq: 4, hash: h(4) })
+                Some(&vec![LogEnd { seq: 4, hash: h(4) }])
             );
         }
+        // A chain the cut does not name keeps nothing, unless a remaining
+        // writer built on it: then up to what it built on. The view of one
+        // chain moves no other chain's end.
+        let later = crate::entry::chain_base(9) + 2;
+        let other_chain = [ViewItem {
+            author: removed,
+            seq: later,
+            hash: h(7),
+        }];
+        let ends = log_ends(&st, [(&lead, &other_chain[..])]);
+        assert_eq!(
+            ends.get(&removed),
+            Some(&vec![
+                LogEnd { seq: 2, hash: h(2) },
+                LogEnd {
+                    seq: later,
+                    hash: h(7)
+                }
+            ])
+        );
+        assert_eq!(end_of_chain(&cut, later), None);
+    }
+
+    #[test]
+    fn two_removals_of_one_member_keep_per_chain_the_smaller_cut() {
+        let (x, y) = (Hash([1; 32]), Hash([2; 32]));
+        let base = crate::entry::chain_base(5);
+        let a = [
+            LogEnd { seq: 4, hash: x },
+            LogEnd {
+                seq: base + 3,
+                hash: x,
+            },
+        ];
+        let b = [LogEnd { seq: 2, hash: y }];
+        assert_eq!(meet(&a, &b), vec![LogEnd { seq: 2, hash: y }]);
+        assert_eq!(meet(&b, &a), meet(&a, &b));
+        // A cut naming a chain twice, out of order or at position 0 is malformed.
+        assert!(check_cut(&[a[1], a[0]]).is_err());
+        assert!(check_cut(&[LogEnd { seq: base, hash: x }]).is_err());
+        assert!(check_cut(&a).is_ok());
     }
 
     #[test]
@@ -1135,7 +1230,13 @@ mod tests {
         let removed: Vec<String> = st
             .removed
             .iter()
-            .map(|(k, r)| format!("{}@{}", k[0], r.cut_seq))
+            .map(|(k, r)| {
+                format!(
+                    "{}@{:?}",
+                    k[0],
+                    r.cut.iter().map(|e| e.seq).collect::<Vec<_>>()
+                )
+            })
             .collect();
         let epochs: Vec<String> = st
             .epochs
@@ -1206,8 +1307,13 @@ mod tests {
                         } else {
                             f.lead.public().ed25519
                         },
-                        cut_seq: rng.below(5) as u64,
-                        cut_hash: Hash::ZERO,
+                        cut: match rng.below(5) as u64 {
+                            0 => vec![],
+                            seq => vec![LogEnd {
+                                seq,
+                                hash: Hash::ZERO,
+                            }],
+                        },
                         sealed_reason: b"left the team".to_vec(),
                         salt: [step as u8; 32],
                         wraps: vec![],
@@ -1321,8 +1427,7 @@ mod tests {
                 3,
                 ControlBody::RemoveMember {
                     member: who,
-                    cut_seq: 0,
-                    cut_hash: Hash::ZERO,
+                    cut: vec![],
                     sealed_reason: b"dispute".to_vec(),
                     salt: [9; 32],
                     wraps: vec![],
@@ -1401,8 +1506,7 @@ mod tests {
                     3,
                     ControlBody::RemoveMember {
                         member: who,
-                        cut_seq: 0,
-                        cut_hash: Hash::ZERO,
+                        cut: vec![],
                         sealed_reason: b"x".to_vec(),
                         salt: [salt; 32],
                         wraps: vec![],
@@ -1447,8 +1551,7 @@ mod tests {
                             keys[1 - x].public().ed25519,
                             keys[2].public().ed25519,
                         ][rng.below(3)],
-                        cut_seq: 0,
-                        cut_hash: Hash::ZERO,
+                        cut: vec![],
                         sealed_reason: b"coup".to_vec(),
                         salt: [10 + k as u8; 32],
                         wraps: vec![],

@@ -102,7 +102,22 @@ fn am(e: automerge::AutomergeError) -> SchemaError {
 /// The Automerge actor of a node: derived from its identity key so the same node
 /// always writes as the same actor.
 pub fn actor_for(node_ed25519: &[u8; 32]) -> ActorId {
-    let h = casesync_crypto::hash::sha256_parts(&[b"casesync/actor/v1", node_ed25519]);
+    actor_for_chain(node_ed25519, 0)
+}
+
+/// The Automerge actor of a node's changes in one chain of its log
+/// ([`crate::entry`]): a node restored from a backup writes a new chain, and
+/// under a new actor, since Automerge refuses two changes with one actor and
+/// sequence number, and the changes it made after the backup may still exist.
+pub fn actor_for_chain(node_ed25519: &[u8; 32], chain: u64) -> ActorId {
+    let h = match chain {
+        0 => casesync_crypto::hash::sha256_parts(&[b"casesync/actor/v1", node_ed25519]),
+        c => casesync_crypto::hash::sha256_parts(&[
+            b"casesync/actor/v1",
+            node_ed25519,
+            &c.to_be_bytes(),
+        ]),
+    };
     ActorId::from(&h.0[..16])
 }
 

@@ -16,6 +16,14 @@
 //!
 //! The payload is a list of Automerge changes, each tagged with its record id,
 //! compressed with LZ4 behind a declared size that is capped before decompressing.
+//!
+//! An author's log of a case is one or more *chains*: `seq` is `chain << 32 |
+//! position`, positions start at 1, and each entry's `prev` is the hash of the
+//! entry before it in its chain. A node that may be behind its own past (restored
+//! from a backup, or a data directory copied) starts a new chain rather than
+//! reuse a position it may already have signed: the first entry of chain `c > 0`
+//! names as `prev` the author's entry it continues from (zero if none), and the
+//! old chain stays whole. Chain 0 is the ordinary log.
 
 use casesync_crypto::hash::{Hash, sha256};
 use casesync_crypto::identity::SIGNATURE_LEN;
@@ -42,6 +50,32 @@ pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// for LZ4's worst-case expansion and the AEAD tag under [`MAX_SEALED_BYTES`].
 pub const TARGET_PAYLOAD_BYTES: usize = MAX_SEALED_BYTES - 16 * 1024;
 const MAX_CHANGES: usize = 1 << 20;
+
+/// Bits of `seq` below the chain number.
+pub const CHAIN_SHIFT: u32 = 32;
+/// Largest chain number: seqs stay within SQLite's signed 64-bit integers.
+pub const MAX_CHAIN: u64 = (1 << 31) - 1;
+const POSITION_MASK: u64 = (1 << CHAIN_SHIFT) - 1;
+
+/// The chain a seq is in.
+pub fn chain_of(seq: u64) -> u64 {
+    seq >> CHAIN_SHIFT
+}
+
+/// The position of a seq within its chain (from 1).
+pub fn position_of(seq: u64) -> u64 {
+    seq & POSITION_MASK
+}
+
+/// The seq just before chain `chain`'s first entry: "nothing of this chain".
+pub fn chain_base(chain: u64) -> u64 {
+    chain << CHAIN_SHIFT
+}
+
+/// Whether `seq` is the first entry of its chain.
+pub fn starts_chain(seq: u64) -> bool {
+    position_of(seq) == 1
+}
 
 /// One author's position in a case log, as seen by the writer of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,13 +222,24 @@ impl LogEntry {
         let start = r.position();
         r.take(sealed_len)?;
         r.finish()?;
-        if seq == 0 {
-            return Err(SchemaError::malformed("log entry", "seq starts at 1"));
-        }
-        if (seq == 1) != (prev == Hash::ZERO) {
+        if position_of(seq) == 0 || chain_of(seq) > MAX_CHAIN {
             return Err(SchemaError::malformed(
                 "log entry",
-                "prev must be zero exactly for seq 1",
+                "seq is not a position in a chain (positions start at 1)",
+            ));
+        }
+        // The first entry of chain 0 has no predecessor; a later chain may
+        // start from an earlier entry of its author or from nothing; any other
+        // entry follows one.
+        let prev_ok = match (chain_of(seq), starts_chain(seq)) {
+            (0, true) => prev == Hash::ZERO,
+            (_, true) => true,
+            (_, false) => prev != Hash::ZERO,
+        };
+        if !prev_ok {
+            return Err(SchemaError::malformed(
+                "log entry",
+                "prev must be zero exactly for a log's first entry",
             ));
         }
         Ok(LogEntry {
@@ -239,7 +284,7 @@ pub fn validate_backlink(prev: &LogEntry, entry: &LogEntry) -> Result<(), Schema
             "backlink to another log",
         ));
     }
-    if h.seq != p.seq + 1 {
+    if h.seq != p.seq + 1 || starts_chain(h.seq) {
         return Err(SchemaError::malformed(
             "log entry",
             format!("seq {} does not follow {}", h.seq, p.seq),
@@ -387,6 +432,29 @@ mod tests {
         h.prev = Hash([1; 32]);
         let bad = LogEntry::create(&keys, h, &key, &encode_payload(&[])).unwrap();
         assert!(validate_backlink(&first, &bad).is_err());
+    }
+
+    #[test]
+    fn a_later_chain_may_start_from_an_earlier_entry_or_from_nothing() {
+        let keys = NodeKeys::generate().unwrap();
+        let key = SymmetricKey::generate().unwrap();
+        let entry = |seq: u64, prev: Hash| {
+            let mut h = sample(&keys, &key).header;
+            h.seq = seq;
+            h.prev = prev;
+            let e = LogEntry::create(&keys, h, &key, &encode_payload(&[])).unwrap();
+            LogEntry::decode_verified(e.bytes()).map(|e| e.header.seq)
+        };
+        let later = chain_base(7) + 1;
+        assert_eq!(entry(later, Hash::ZERO).unwrap(), later);
+        assert_eq!(entry(later, Hash([3; 32])).unwrap(), later);
+        assert_eq!((chain_of(later), position_of(later)), (7, 1));
+        // Chain 0 starts from nothing; every other position follows an entry.
+        assert!(entry(1, Hash([3; 32])).is_err());
+        assert!(entry(later + 1, Hash::ZERO).is_err());
+        // Position 0 does not exist, nor a chain past the signed range.
+        assert!(entry(chain_base(7), Hash([3; 32])).is_err());
+        assert!(entry(chain_base(MAX_CHAIN + 1) + 1, Hash::ZERO).is_err());
     }
 
     #[test]

@@ -42,6 +42,8 @@ mod partition;
 mod proxy;
 /// Record types, fields, unicode, edits.
 mod records;
+/// A node restored from a backup or a copy loses nothing and writes on.
+mod restore;
 /// Keys that lost their authority: a revoked admin, a removed lead's backup.
 mod stale_keys;
 /// Hand-edited stores are detected.

@@ -149,6 +149,13 @@ fn run_migrations(conn: &mut Connection, current: i64) -> Result<()> {
     Ok(())
 }
 
+/// Writes a consistent snapshot of the store to a new database file at `path`
+/// (`VACUUM INTO`: one read transaction, so writers in other processes go on).
+pub fn snapshot_into(c: &Connection, path: &str) -> Result<()> {
+    c.execute("VACUUM INTO ?1", [path])?;
+    Ok(())
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let mut conn = Connection::open(path)?;
@@ -532,6 +539,37 @@ pub fn log_head(c: &Connection, case_ref: i64, author: &[u8; 32]) -> Result<Opti
         .optional()?)
 }
 
+/// The last (seq, hash) of every chain of one author's log in a case.
+pub fn chain_heads(c: &Connection, case_ref: i64, author: &[u8; 32]) -> Result<Vec<(u64, Hash)>> {
+    let mut s = c.prepare_cached(
+        "SELECT MAX(seq), hash FROM entries WHERE case_ref = ?1 AND author = ?2 \
+         GROUP BY seq >> 32 ORDER BY MAX(seq)",
+    )?;
+    let rows = s
+        .query_map(params![case_ref, &author[..]], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, hash_of(r.get(1)?)))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The seq of `author`'s entry with `hash` in a case, if held (where a new
+/// chain of its log starts from).
+pub fn seq_of_entry(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    hash: &Hash,
+) -> Result<Option<u64>> {
+    Ok(query_one(
+        c,
+        "SELECT seq FROM entries WHERE case_ref = ?1 AND author = ?2 AND hash = ?3",
+        params![case_ref, &author[..], &hash.0[..]],
+        |r| Ok(r.get::<_, i64>(0)? as u64),
+    )
+    .optional()?)
+}
+
 /// The hash of the entry at (author, seq) of a case, if held.
 pub fn entry_hash_at(
     c: &Connection,
@@ -548,10 +586,12 @@ pub fn entry_hash_at(
     .optional()?)
 }
 
-/// Every author's last (seq, hash) in a case.
+/// The last (seq, hash) of every chain of every author's log in a case
+/// (`entry::chain_of`), ordered by author and seq.
 pub fn log_heads(c: &Connection, case_ref: i64) -> Result<Vec<([u8; 32], u64, Hash)>> {
     let mut s = c.prepare_cached(
-        "SELECT author, MAX(seq), hash FROM entries WHERE case_ref = ?1 GROUP BY author ORDER BY author",
+        "SELECT author, MAX(seq), hash FROM entries WHERE case_ref = ?1 \
+         GROUP BY author, seq >> 32 ORDER BY author, MAX(seq)",
     )?;
     let rows = s
         .query_map([case_ref], |r| {
@@ -700,23 +740,35 @@ pub fn remove_entries_from(
     author: &[u8; 32],
     seq: u64,
 ) -> Result<Vec<i64>> {
+    remove_entries_in(c, case_ref, author, seq..=i64::MAX as u64)
+}
+
+/// Takes out `author`'s entries with a seq in `seqs` (one chain's tail: a
+/// removal's cut is per chain); returns the records they touched.
+pub fn remove_entries_in(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seqs: std::ops::RangeInclusive<u64>,
+) -> Result<Vec<i64>> {
+    let (from, to) = (*seqs.start() as i64, *seqs.end() as i64);
     let mut s = c.prepare_cached(
         "SELECT DISTINCT re.record_ref FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
-         WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq >= ?3",
+         WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq >= ?3 AND e.seq <= ?4",
     )?;
     let records = s
-        .query_map(params![case_ref, &author[..], seq as i64], |r| r.get(0))?
+        .query_map(params![case_ref, &author[..], from, to], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     exec(
         c,
         "DELETE FROM record_entries WHERE entry_ref IN \
-         (SELECT id FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3)",
-        params![case_ref, &author[..], seq as i64],
+         (SELECT id FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3 AND seq <= ?4)",
+        params![case_ref, &author[..], from, to],
     )?;
     exec(
         c,
-        "DELETE FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3",
-        params![case_ref, &author[..], seq as i64],
+        "DELETE FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3 AND seq <= ?4",
+        params![case_ref, &author[..], from, to],
     )?;
     Ok(records)
 }
