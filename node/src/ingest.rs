@@ -841,6 +841,8 @@ fn epoch_keys<'a>(
 /// A record as one creating change makes it, ready to insert.
 struct NewRecord {
     index: [u8; 32],
+    /// The digest its view is sealed with: that of the entry that makes it.
+    log_digest: Hash,
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
     originator: String,
@@ -930,8 +932,16 @@ fn prepare(
             let expanded =
                 doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
             let created = if change.deps().is_empty() {
-                let r = new_record(storage, actor, case, &c.record, &change, &expanded)
-                    .map_err(|e| format!("record {}: {e}", c.record))?;
+                let r = new_record(
+                    storage,
+                    actor,
+                    case,
+                    &c.record,
+                    &change,
+                    &expanded,
+                    &e.hash(),
+                )
+                .map_err(|e| format!("record {}: {e}", c.record))?;
                 // The originator is the signed author of the first change.
                 if r.originator != originator {
                     return Err(format!(
@@ -969,6 +979,7 @@ fn new_record(
     rid: &RecordId,
     change: &automerge::Change,
     expanded: &automerge::ExpandedChange,
+    entry: &Hash,
 ) -> Result<NewRecord> {
     let view = match doc::view_of_first_change(expanded) {
         Some(v) => v,
@@ -984,7 +995,12 @@ fn new_record(
     Ok(NewRecord {
         index,
         type_index: storage.type_index(&case.id.0, &view.record_type),
-        sealed_view: storage.seal_view(&index, &json)?,
+        log_digest: log::record_log_digest(std::slice::from_ref(entry)),
+        sealed_view: storage.seal_view(
+            &index,
+            &log::record_log_digest(std::slice::from_ref(entry)).0,
+            &json,
+        )?,
         originator: view.originator,
         releasable_to: view.releasable_to,
     })
@@ -1029,7 +1045,7 @@ fn apply_entry(
             node,
             conn,
             case,
-            row,
+            (row, &e.hash()),
             &rid,
             change,
             created,
@@ -1144,11 +1160,15 @@ impl DocCache {
             }
             let view = serde_json::to_vec(&doc::view(&d.doc)?)
                 .map_err(|e| NodeError::Io(e.to_string()))?;
+            let digest = log::stored_log_digest(conn, row)?;
             store::update_record(
                 conn,
                 row,
-                &node.storage.seal_snapshot(&d.index, &d.doc.save())?,
-                &node.storage.seal_view(&d.index, &view)?,
+                &node
+                    .storage
+                    .seal_snapshot(&d.index, &digest.0, &d.doc.save())?,
+                &node.storage.seal_view(&d.index, &digest.0, &view)?,
+                &digest,
             )?;
         }
         Ok(())
@@ -1160,7 +1180,7 @@ fn materialize(
     node: &Node,
     conn: &Connection,
     case: &Case,
-    entry_row: i64,
+    (entry_row, entry_hash): (i64, &Hash),
     rid: &RecordId,
     change: automerge::Change,
     created: Option<NewRecord>,
@@ -1195,6 +1215,7 @@ fn materialize(
                     rid,
                     &change,
                     &change.decode(),
+                    entry_hash,
                 )?,
             };
             let row = store::insert_record(
@@ -1204,6 +1225,7 @@ fn materialize(
                 &r.type_index,
                 &r.sealed_view,
                 !r.releasable_to.is_empty(),
+                &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
             counts.0 += 1;

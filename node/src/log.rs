@@ -29,6 +29,7 @@ use crate::{Node, NodeError, Result};
 /// An entry written by [`append`]: its row and which of the given changes it carries.
 pub struct Appended {
     pub row: i64,
+    pub hash: Hash,
     pub changes: Range<usize>,
 }
 
@@ -85,6 +86,7 @@ pub fn append(
         prev = e.hash();
         out.push(Appended {
             row,
+            hash: e.hash(),
             changes: start..end,
         });
         start = end;
@@ -210,6 +212,26 @@ pub fn actor_for_next(conn: &Connection, node: &Node, case_ref: i64) -> Result<a
         &node.keys.public().ed25519,
         chain_of(seq),
     ))
+}
+
+/// What a record's stored view and snapshot were built from: SHA-256 over the
+/// hashes of the entries that carry its changes, in the order they were
+/// stored. Sealed rows are bound to it, so a summary that does not match the
+/// entries is seen (`record show`, `log verify`).
+pub fn record_log_digest(hashes: &[Hash]) -> Hash {
+    let mut h = casesync_crypto::hash::Sha256Stream::new();
+    h.update(b"casesync/record-log/v1");
+    for x in hashes {
+        h.update(&x.0);
+    }
+    h.finish()
+}
+
+/// [`record_log_digest`] of a record as its links in the store say.
+pub fn stored_log_digest(conn: &Connection, record_ref: i64) -> Result<Hash> {
+    Ok(record_log_digest(&store::record_entry_hashes(
+        conn, record_ref,
+    )?))
 }
 
 /// Names a stored entry for people: `case/author-peer-id/seq`.

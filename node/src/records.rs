@@ -89,8 +89,8 @@ fn find(node: &Node, conn: &Connection, text: &str) -> Result<(Case, RecordRow, 
     Ok((case, row, rid))
 }
 
-fn open_view(storage: &StorageKeys, rid_index: &[u8; 32], sealed: &[u8]) -> Result<RecordView> {
-    let bytes = storage.open_view(rid_index, sealed)?;
+fn open_view(storage: &StorageKeys, row: &RecordRow) -> Result<RecordView> {
+    let bytes = storage.open_view(&row.rid_index, &row.log_digest, &row.view)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))
 }
@@ -127,7 +127,8 @@ struct Built {
     id: RecordId,
     rid_index: [u8; 32],
     type_index: [u8; 32],
-    sealed_view: Vec<u8>,
+    /// Sealed once the entry that carries it exists (the seal binds its hash).
+    view: Vec<u8>,
     change: Vec<u8>,
     restricted: bool,
 }
@@ -146,7 +147,7 @@ fn build(
         id: env.id,
         rid_index,
         type_index: storage.type_index(&env.case.0, input.record_type.name()),
-        sealed_view: storage.seal_view(&rid_index, &json)?,
+        view: json,
         change,
         restricted: !input.releasable_to.0.is_empty(),
     })
@@ -205,38 +206,55 @@ impl<'a> RecordBuilder<'a> {
     }
 }
 
-/// The store half: inserts built records and appends their changes to this
-/// node's log, in the caller's transaction.
+/// The store half: appends built records' changes to this node's log, then
+/// inserts the records, each view sealed with the digest of the entry that
+/// carries it, in the caller's transaction.
 fn store_records(
     conn: &Connection,
     node: &Node,
     case: &Case,
     epoch: &casesync_crypto::Hash,
     key: &casesync_crypto::aead::SymmetricKey,
-    built: Vec<Built>,
+    mut built: Vec<Built>,
 ) -> Result<Vec<RecordId>> {
+    let changes: Vec<RecordChange> = built
+        .iter_mut()
+        .map(|b| RecordChange {
+            record: b.id,
+            change: std::mem::take(&mut b.change),
+        })
+        .collect();
+    let appended = log::append(conn, node, case, epoch, key, &changes)?;
+    drop(changes);
+    // Which entry carries each record (each new record is in exactly one).
+    let mut carried_by = vec![(0i64, casesync_crypto::Hash::ZERO); built.len()];
+    for a in &appended {
+        for i in a.changes.clone() {
+            carried_by[i] = (a.row, a.hash);
+        }
+    }
+    let storage = &node.storage;
+    let sealed: Vec<(casesync_crypto::Hash, Vec<u8>)> = built
+        .par_iter()
+        .zip(carried_by.par_iter())
+        .map(|(b, (_, entry))| {
+            let digest = log::record_log_digest(std::slice::from_ref(entry));
+            Ok((digest, storage.seal_view(&b.rid_index, &digest.0, &b.view)?))
+        })
+        .collect::<Result<_>>()?;
     let mut ids = Vec::with_capacity(built.len());
-    let mut rows = Vec::with_capacity(built.len());
-    let mut changes = Vec::with_capacity(built.len());
-    for b in built {
-        rows.push(store::insert_record(
+    for ((b, (digest, view)), (entry_row, _)) in built.iter().zip(sealed).zip(carried_by) {
+        let row = store::insert_record(
             conn,
             case.case_ref,
             &b.rid_index,
             &b.type_index,
-            &b.sealed_view,
+            &view,
             b.restricted,
-        )?);
+            &digest,
+        )?;
+        store::link_record_entry(conn, row, entry_row)?;
         ids.push(b.id);
-        changes.push(RecordChange {
-            record: b.id,
-            change: b.change,
-        });
-    }
-    for a in log::append(conn, node, case, epoch, key, &changes)? {
-        for i in a.changes {
-            store::link_record_entry(conn, rows[i], a.row)?;
-        }
     }
     Ok(ids)
 }
@@ -389,7 +407,7 @@ pub(crate) fn load_doc(
 ) -> Result<automerge::AutoCommit> {
     let idx = node.storage.record_index(&rid.0);
     if let Some(sealed) = &row.snapshot {
-        let snap = node.storage.open_snapshot(&idx, sealed)?;
+        let snap = node.storage.open_snapshot(&idx, &row.log_digest, sealed)?;
         return Ok(doc::load_snapshot(&snap, actor(node))?);
     }
     let mut changes = Vec::new();
@@ -414,7 +432,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
     let Some(row) = store::record_by_row(conn, record_row)? else {
         return Ok(());
     };
-    let view = open_view(&node.storage, &row.rid_index, &row.view)?;
+    let view = open_view(&node.storage, &row)?;
     let rid = parse_record_id(&view.id)?;
     let mut changes = Vec::new();
     for se in store::entries_of_record(conn, row.row)?
@@ -440,16 +458,21 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         return store::delete_record(conn, row.row).map_err(Into::into);
     };
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
+    let digest = log::stored_log_digest(conn, row.row)?;
     let snapshot = if single {
         None
     } else {
-        Some(node.storage.seal_snapshot(&row.rid_index, &d.save())?)
+        Some(
+            node.storage
+                .seal_snapshot(&row.rid_index, &digest.0, &d.save())?,
+        )
     };
     store::set_record(
         conn,
         row.row,
         snapshot.as_deref(),
-        &node.storage.seal_view(&row.rid_index, &json)?,
+        &node.storage.seal_view(&row.rid_index, &digest.0, &json)?,
+        &digest,
     )?;
     Ok(())
 }
@@ -527,11 +550,13 @@ pub fn edit(
         let idx = node.storage.record_index(&rid.0);
         let view = serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
         let snapshot = d.save();
+        let digest = log::stored_log_digest(tx, row.row)?;
         store::update_record(
             tx,
             row.row,
-            &node.storage.seal_snapshot(&idx, &snapshot)?,
-            &node.storage.seal_view(&idx, &view)?,
+            &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
+            &node.storage.seal_view(&idx, &digest.0, &view)?,
+            &digest,
         )?;
         audit::append(node, tx, ev)?;
         view_of(node, tx, &rid.to_string())
@@ -568,8 +593,15 @@ fn view_of_row(
     row: &RecordRow,
     rid: &RecordId,
 ) -> Result<RecordView> {
-    log::verify_record_entries(conn, case, row.row, rid)?;
-    let v = open_view(&node.storage, &node.storage.record_index(&rid.0), &row.view)?;
+    let entries = log::verify_record_entries(conn, case, row.row, rid)?;
+    // The stored view must have been built from exactly these entries.
+    let hashes: Vec<casesync_crypto::Hash> = entries.iter().map(|e| e.hash()).collect();
+    if !casesync_crypto::hash::ct_eq(&log::record_log_digest(&hashes).0, &row.log_digest) {
+        return Err(NodeError::Integrity(format!(
+            "record {rid}: its stored view was built from other log entries than those that carry it (an older copy put back?); the store was altered, run `casesync log verify`"
+        )));
+    }
+    let v = open_view(&node.storage, row)?;
     if v.id != rid.to_string() {
         return Err(NodeError::Integrity(format!(
             "stored view of record {rid} names another record"
@@ -589,9 +621,7 @@ pub fn views_in_case(
     let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
     // Opening (AEAD) and parsing each view is most of a listing: on every core.
     let storage = &node.storage;
-    rows.par_iter()
-        .map(|r| open_view(storage, &r.rid_index, &r.view))
-        .collect()
+    rows.par_iter().map(|r| open_view(storage, r)).collect()
 }
 
 pub fn list(

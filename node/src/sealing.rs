@@ -77,22 +77,54 @@ impl StorageKeys {
             .map_err(|_| open_err(&format!("audit entry {seq}")))
     }
 
-    pub fn seal_view(&self, rid_index: &[u8; 32], view: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.views.seal(&aad("records.view", rid_index), view)?)
+    /// A record's view, bound to its row and to the log digest it was built
+    /// from (`log::record_log_digest`; empty for rows from before it).
+    pub fn seal_view(
+        &self,
+        rid_index: &[u8; 32],
+        log_digest: &[u8],
+        view: &[u8],
+    ) -> Result<Vec<u8>> {
+        Ok(self.views.seal(
+            &aad("records.view", &[&rid_index[..], log_digest].concat()),
+            view,
+        )?)
     }
-    pub fn open_view(&self, rid_index: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open_view(
+        &self,
+        rid_index: &[u8; 32],
+        log_digest: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         self.views
-            .open(&aad("records.view", rid_index), sealed)
+            .open(
+                &aad("records.view", &[&rid_index[..], log_digest].concat()),
+                sealed,
+            )
             .map_err(|_| open_err("record view"))
     }
-    pub fn seal_snapshot(&self, rid_index: &[u8; 32], snap: &[u8]) -> Result<Vec<u8>> {
-        Ok(self
-            .snapshots
-            .seal(&aad("records.snapshot", rid_index), snap)?)
+    pub fn seal_snapshot(
+        &self,
+        rid_index: &[u8; 32],
+        log_digest: &[u8],
+        snap: &[u8],
+    ) -> Result<Vec<u8>> {
+        Ok(self.snapshots.seal(
+            &aad("records.snapshot", &[&rid_index[..], log_digest].concat()),
+            snap,
+        )?)
     }
-    pub fn open_snapshot(&self, rid_index: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open_snapshot(
+        &self,
+        rid_index: &[u8; 32],
+        log_digest: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         self.snapshots
-            .open(&aad("records.snapshot", rid_index), sealed)
+            .open(
+                &aad("records.snapshot", &[&rid_index[..], log_digest].concat()),
+                sealed,
+            )
             .map_err(|_| open_err("record snapshot"))
     }
     pub fn seal_case_meta(&self, case_id: &[u8; 16], meta: &[u8]) -> Result<Vec<u8>> {

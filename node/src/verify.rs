@@ -137,6 +137,19 @@ pub fn verify_store(conn: &Connection) -> Result<VerifyReport> {
         earlier.insert(se.hash);
         prev = Some((se.case_ref, se.author.clone(), se.seq, se.hash));
     })?;
+    // Each record's view and snapshot are bound to the entries they were
+    // built from: a summary older than its entries (a row copied back with
+    // its digest) is named here; without its digest it does not open at all.
+    for (row, stored) in store::record_digests(conn)? {
+        let now = log::stored_log_digest(conn, row)?;
+        if !casesync_crypto::hash::ct_eq(&now.0, &stored) {
+            failures.push((
+                format!("record row {row}"),
+                row,
+                "its stored view and snapshot were built from other log entries than those that carry it (an older copy put back?)".into(),
+            ));
+        }
+    }
     for row in store::records_with_missing_entries(conn)? {
         failures.push((
             format!("record row {row}"),

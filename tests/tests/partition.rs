@@ -259,6 +259,8 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let mut after_removal: Vec<(String, usize)> = vec![];
     // What the steps did, for the report: adds, edits, member changes, cuts.
     let mut did = std::collections::BTreeMap::<&str, usize>::new();
+    // Each node's last backup: (step, file).
+    let mut backups: Vec<Option<(usize, std::path::PathBuf)>> = vec![None; n];
     let count = env_count("CASESYNC_PARTITION_STEPS", 30);
     for s in 0..count {
         if s == 0 {
@@ -478,13 +480,33 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
             },
             65..=76 => {
                 if c.servers[k].is_some() {
+                    // Sometimes backed up first, while it serves.
+                    let mut backed_up = "";
+                    if rng.percent(40) {
+                        let file = t.join(format!("node{k}-step{s}.csbackup"));
+                        c.nodes[k]
+                            .cmd(&["backup", "--out", file.to_str().unwrap()])
+                            .ok();
+                        backups[k] = Some((s, file));
+                        backed_up = ", backed up first";
+                    }
                     let kill = rng.percent(50);
                     c.stop(k, kill);
                     *did.entry("offline").or_default() += 1;
                     format!(
-                        "node {k} goes offline ({})",
+                        "node {k} goes offline ({}{backed_up})",
                         if kill { "SIGKILL" } else { "SIGTERM" }
                     )
+                } else if let Some((at, file)) = backups[k].clone()
+                    && rng.percent(50)
+                {
+                    // Its disk failed: restored from its last backup, it
+                    // has lost what it wrote since, which partners may hold.
+                    std::fs::remove_dir_all(&c.nodes[k].dir).unwrap();
+                    c.nodes[k].cmd(&["restore", file.to_str().unwrap()]).ok();
+                    c.start(k);
+                    *did.entry("restores").or_default() += 1;
+                    format!("node {k} comes back restored from its backup of step {at}")
                 } else {
                     c.start(k);
                     format!("node {k} comes back")
@@ -624,6 +646,17 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
             assert!(
                 view(&c.nodes[j], &case).is_none(),
                 "seed {seed}: node {j} was never a member but holds the case"
+            );
+        }
+    }
+    // Nobody equivocates here, restored nodes included: no log is frozen.
+    for (j, node) in c.nodes.iter().enumerate() {
+        let status = node.json(&["status"]);
+        for cs in status["cases"].as_array().into_iter().flatten() {
+            assert_eq!(
+                cs["frozen"],
+                json!([]),
+                "seed {seed}: node {j} froze a log (restored nodes never reuse a log position)"
             );
         }
     }

@@ -246,3 +246,66 @@ fn deleted_entry_is_detected() {
     let line = out.error_line();
     assert!(line.contains(&b.ids[1]), "{line}");
 }
+
+/// A record's view and snapshot copied back from an older copy of the store
+/// (issue 21, finding 5), with or without the digest of the entries they
+/// were built from: `record show` refuses the record, and `log verify` names
+/// the row when the digest came along.
+#[test]
+fn an_older_view_put_back_is_detected_by_show_and_log_verify() {
+    let t = TestDir::new("tamper_rollback");
+    let node = t.node("n");
+    node.init("uk-east", "ROCU East", "GB");
+    let case = node.create_case("Op Lantern");
+    let id = node.add(&case, "person", &[("name", "Ana Popa")], &[]);
+    node.cmd(&["record", "edit", &id, "--field", "status=suspect"])
+        .ok();
+    type Row = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+    let old: Row = node
+        .db()
+        .query_row("SELECT view, snapshot, log_digest FROM records", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("one record");
+    node.cmd(&["record", "edit", &id, "--field", "status=arrested"])
+        .ok();
+    assert_eq!(node.show(&id)["fields"]["status"], "arrested");
+    let saved = t.join("saved");
+    copy_dir(&node.dir, &saved);
+
+    for with_digest in [false, true] {
+        let n = t.node(&format!("rolled-{with_digest}"));
+        copy_dir(&saved, &n.dir);
+        {
+            let db = n.db();
+            let (view, snapshot, digest) = &old;
+            db.execute(
+                "UPDATE records SET view = ?1, snapshot = ?2",
+                params![view, snapshot],
+            )
+            .unwrap();
+            if with_digest {
+                db.execute("UPDATE records SET log_digest = ?1", params![digest])
+                    .unwrap();
+            }
+        }
+        let line = n.cmd(&["record", "show", &id]).error_line();
+        assert!(
+            line.contains("integrity") || line.contains("verification") || line.contains("altered"),
+            "record show over an older view (digest put back: {with_digest}): {line}"
+        );
+        assert!(
+            !line.contains("suspect"),
+            "the old state is not printed: {line}"
+        );
+        let verify = n.cmd(&["log", "verify", "--json"]);
+        if with_digest {
+            assert!(!verify.status.success(), "log verify names the row");
+            assert!(
+                verify.stdout.contains("built from other log entries"),
+                "{}",
+                verify.stdout
+            );
+        }
+    }
+}

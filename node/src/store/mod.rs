@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("010_restricted_records.sql"),
     include_str!("011_peer_audit_heads.sql"),
     include_str!("012_peer_next_dial.sql"),
+    include_str!("013_record_log_digest.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -776,7 +777,7 @@ pub fn remove_entries_in(
 pub fn record_by_row(c: &Connection, row: i64) -> Result<Option<RecordRow>> {
     Ok(query_one(
         c,
-        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE id = ?1",
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE id = ?1",
         [row],
         record_row,
     )
@@ -784,13 +785,41 @@ pub fn record_by_row(c: &Connection, row: i64) -> Result<Option<RecordRow>> {
 }
 
 /// Replaces a record's materialized state (snapshot `None`: a single change).
-pub fn set_record(c: &Connection, row: i64, snapshot: Option<&[u8]>, view: &[u8]) -> Result<()> {
+pub fn set_record(
+    c: &Connection,
+    row: i64,
+    snapshot: Option<&[u8]>,
+    view: &[u8],
+    log_digest: &Hash,
+) -> Result<()> {
     exec(
         c,
-        "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
-        params![row, snapshot, view],
+        "UPDATE records SET snapshot = ?2, view = ?3, log_digest = ?4 WHERE id = ?1",
+        params![row, snapshot, view, &log_digest.0[..]],
     )?;
     Ok(())
+}
+
+/// The hashes of the entries linked to a record, in the order they were
+/// stored: what `log::record_log_digest` is computed over.
+pub fn record_entry_hashes(c: &Connection, record_ref: i64) -> Result<Vec<Hash>> {
+    let mut s = c.prepare_cached(
+        "SELECT e.hash FROM record_entries re JOIN entries e ON e.id = re.entry_ref \
+         WHERE re.record_ref = ?1 ORDER BY re.entry_ref",
+    )?;
+    let rows = s
+        .query_map([record_ref], |r| Ok(hash_of(r.get(0)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Every record's row and stored log digest, for `log verify`.
+pub fn record_digests(c: &Connection) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut s = c.prepare_cached("SELECT id, log_digest FROM records ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 pub fn delete_record(c: &Connection, row: i64) -> Result<()> {
@@ -889,6 +918,8 @@ pub struct RecordRow {
     pub rid_index: [u8; 32],
     pub snapshot: Option<Vec<u8>>,
     pub view: Vec<u8>,
+    /// What the view and snapshot were built from (`log::record_log_digest`).
+    pub log_digest: Vec<u8>,
 }
 
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
@@ -903,6 +934,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
         rid_index,
         snapshot: r.get(2)?,
         view: r.get(3)?,
+        log_digest: r.get(5)?,
     })
 }
 
@@ -914,16 +946,18 @@ pub fn insert_record(
     type_index: &[u8; 32],
     view: &[u8],
     restricted: bool,
+    log_digest: &Hash,
 ) -> Result<i64> {
     let mut s = c.prepare_cached(
-        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view, restricted) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view, restricted, log_digest) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)",
     )?;
     s.execute(params![
         case_ref,
         &rid_index[..],
         &type_index[..],
         view,
-        restricted as i64
+        restricted as i64,
+        &log_digest.0[..]
     ])?;
     Ok(c.last_insert_rowid())
 }
@@ -932,19 +966,20 @@ pub fn insert_record(
 /// before that was recorded).
 pub fn restricted_records(c: &Connection, case_ref: i64) -> Result<Vec<RecordRow>> {
     let mut s = c.prepare_cached(
-        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND restricted = 1 ORDER BY id",
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND restricted = 1 ORDER BY id",
     )?;
     Ok(s.query_map([case_ref], record_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn update_record(c: &Connection, row: i64, snapshot: &[u8], view: &[u8]) -> Result<()> {
-    exec(
-        c,
-        "UPDATE records SET snapshot = ?2, view = ?3 WHERE id = ?1",
-        params![row, snapshot, view],
-    )?;
-    Ok(())
+pub fn update_record(
+    c: &Connection,
+    row: i64,
+    snapshot: &[u8],
+    view: &[u8],
+    log_digest: &Hash,
+) -> Result<()> {
+    set_record(c, row, Some(snapshot), view, log_digest)
 }
 
 pub fn link_record_entry(c: &Connection, record_ref: i64, entry_ref: i64) -> Result<()> {
@@ -963,7 +998,7 @@ pub fn record_in_case(
 ) -> Result<Option<RecordRow>> {
     Ok(query_one(
         c,
-        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND rid_index = ?2",
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND rid_index = ?2",
         params![case_ref, &rid_index[..]],
         record_row,
     )
@@ -973,7 +1008,7 @@ pub fn record_in_case(
 /// Every record with this id, in any case (at most a few: each case has its own).
 pub fn records_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Vec<RecordRow>> {
     let mut s = c.prepare_cached(
-        "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE rid_index = ?1 ORDER BY id LIMIT 16",
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE rid_index = ?1 ORDER BY id LIMIT 16",
     )?;
     Ok(s.query_map([&rid_index[..]], record_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
@@ -987,13 +1022,13 @@ pub fn records_in_case(
     let rows = match type_index {
         Some(t) => {
             let mut s = c.prepare_cached(
-                "SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 AND type_index = ?2 ORDER BY id",
+                "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND type_index = ?2 ORDER BY id",
             )?;
             s.query_map(params![case_ref, &t[..]], record_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
         None => {
-            let mut s = c.prepare_cached("SELECT id, case_ref, snapshot, view, rid_index FROM records WHERE case_ref = ?1 ORDER BY id")?;
+            let mut s = c.prepare_cached("SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 ORDER BY id")?;
             s.query_map([case_ref], record_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
