@@ -368,6 +368,90 @@ def hardening_rows(bin_, work, result, rows):
                      f"join {small['join_seconds']:.3f} s / {large['join_seconds']:.3f} s" if key == "registry" else ""))
 
 
+def run_rss_fail(bin_, data, args):
+    """Like run_rss() for a command expected to be refused: (seconds, peak RSS
+    bytes, its error line)."""
+    env = dict(os.environ, CASESYNC_PASSPHRASE=PASS, CASESYNC_OPERATOR="bench")
+    out = os.path.join(os.path.dirname(os.path.abspath(data)), ".rss")
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, bin_, "--data-dir", data] + args,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    dt = time.monotonic() - t0
+    if p.returncode == 0:
+        sys.exit(f"error: casesync {' '.join(args)} was expected to be refused")
+    with open(out) as f:
+        kib = int(f.read().strip().splitlines()[-1])
+    err = [l for l in p.stderr.decode(errors="replace").splitlines() if l.startswith("error:")]
+    return dt, kib * 1024, (err[-1] if err else "")
+
+
+def memory_rows(bin_, work, result, rows):
+    """Peak RSS of a node under the files a partner or an operator may hand it
+    (issue 21, findings 10-11): the largest bundle a partner can send (an
+    export of BENCH_BUNDLE_RECORDS records, split into files within the
+    bundle size), a stranger's bundle padded to just under it, a CSV with one
+    300 MiB cell, and JSON Lines of the same. Target: none above 256 MiB."""
+    n = int(os.environ.get("BENCH_BUNDLE_RECORDS", "1000000"))
+    base = os.path.join(work, "memory")
+    os.makedirs(base, exist_ok=True)
+    a, b = federation(bin_, base, ["mem-a", "mem-b"])
+    _, case = run(bin_, a, ["case", "create", "--title", "memory"])
+    case = case.strip()
+    run(bin_, a, ["case", "member", "add", case, peer_id(bin_, b), "--role", "contributor"])
+    src = os.path.join(base, "people.jsonl")
+    make_jsonl(src, n)
+    _, import_rss = run_rss(bin_, a, ["record", "import", case, src])
+    out = os.path.join(base, "all.bundle")
+    _, shown = run(bin_, a, ["--json", "bundle", "export", "--out", out, "--for", peer_id(bin_, b)])
+    files = json.loads(shown)["files"]
+    peaks = []
+    for f in files:
+        _, rss = run_rss(bin_, b, ["bundle", "import", f])
+        peaks.append((os.path.getsize(f), rss))
+    biggest = max(peaks)
+    # A stranger's bundle, padded to just under the size limit.
+    s = os.path.join(base, "stranger")
+    run(bin_, s, ["init", "--name", "stranger", "--org", "Nobody", "--country", "FR"])
+    run(bin_, s, ["case", "create", "--title", "x"])
+    padded = os.path.join(base, "stranger.bundle")
+    run(bin_, s, ["bundle", "export", "--out", padded])
+    with open(padded, "r+b") as f:
+        f.truncate(31 << 20)
+    _, stranger_rss, stranger_err = run_rss_fail(bin_, b, ["bundle", "import", padded])
+    # One 300 MiB cell.
+    cell = os.path.join(base, "cell.csv")
+    with open(cell, "wb") as f:
+        f.write(b"type,name\nperson,")
+        chunk = b"a" * (1 << 20)
+        for _ in range(300):
+            f.write(chunk)
+        f.write(b"\n")
+    _, cell_rss, cell_err = run_rss_fail(bin_, a, ["record", "import", case, cell])
+    line = os.path.join(base, "line.jsonl")
+    with open(line, "wb") as f:
+        f.write(b'{"type": "person", "fields": {"name": "')
+        for _ in range(300):
+            f.write(chunk)
+        f.write(b'"}}\n')
+    _, line_rss, line_err = run_rss_fail(bin_, a, ["record", "import", case, line])
+    mib = lambda x: round(x / 2**20, 1)
+    r = {"records": n, "record_import_peak_rss_mib": mib(import_rss),
+         "bundle_files": len(files), "largest_bundle_mib": mib(biggest[0]),
+         "bundle_import_peak_rss_mib": mib(max(p for _, p in peaks)),
+         "stranger_bundle_mib": 31, "stranger_bundle_peak_rss_mib": mib(stranger_rss), "stranger_error": stranger_err,
+         "csv_cell_mib": 300, "csv_cell_peak_rss_mib": mib(cell_rss), "csv_cell_error": cell_err,
+         "jsonl_line_mib": 300, "jsonl_line_peak_rss_mib": mib(line_rss), "jsonl_line_error": line_err}
+    result["memory"] = r
+    rows.append((f"record import {n:,} records", f"peak RSS {r['record_import_peak_rss_mib']} MiB", "", "", ""))
+    rows.append((f"bundle import of {n:,} records", f"{len(files)} files, largest {r['largest_bundle_mib']} MiB",
+                 f"peak RSS {r['bundle_import_peak_rss_mib']} MiB", "", ""))
+    rows.append(("bundle import: a stranger's 31 MiB", f"peak RSS {r['stranger_bundle_peak_rss_mib']} MiB",
+                 "refused", "", ""))
+    rows.append(("record import: CSV, one 300 MiB cell", f"peak RSS {r['csv_cell_peak_rss_mib']} MiB", "refused", "", ""))
+    rows.append(("record import: JSON Lines, one 300 MiB line", f"peak RSS {r['jsonl_line_peak_rss_mib']} MiB",
+                 "refused", "", ""))
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
@@ -455,6 +539,8 @@ def main():
                  f"after edit p50 {result['show']['edited_p50_ms']} ms", ""))
     audit_cost_rows(a.bin, work, result, rows)
     hardening_rows(a.bin, work, result, rows)
+    if os.environ.get("BENCH_MEMORY", "1") != "0":
+        memory_rows(a.bin, work, result, rows)
     if os.environ.get("BENCH_SYNC", "1") != "0":
         sync_rows(a.bin, work, sizes, result, rows)
         anti_entropy_rows(a.bin, work, result, rows)

@@ -11,7 +11,9 @@ use crate::ingest::{self, IngestReport};
 use crate::{Node, NodeError, Result, cases, store};
 
 pub struct ExportReport {
-    pub bytes: Vec<u8>,
+    /// The bundle files, in the order they are to be imported: one, unless
+    /// the export is larger than a bundle may be (`bundle::split`).
+    pub parts: Vec<Vec<u8>>,
     pub cases: usize,
     pub control_ops: usize,
     pub entries: usize,
@@ -91,7 +93,16 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             entries,
         });
     }
-    let bytes = bundle::seal(&node.keys, &node.card, to.as_ref(), &body)?;
+    // Tests make parts small to exercise splitting without gigabytes.
+    let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(bundle::PART_TARGET_BYTES)
+        .min(bundle::PART_TARGET_BYTES);
+    let parts = bundle::split(body.clone(), target)
+        .iter()
+        .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     // Audited before the file exists: a disclosure may be recorded that a
     // failed write then did not make, never the other way round.
     let peer = to.as_ref().map(|t| t.peer_id());
@@ -107,7 +118,7 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
         crate::audit::withheld(node, tx, Action::BundleExport, peer.as_deref(), &withheld)
     })?;
     Ok(ExportReport {
-        bytes,
+        parts,
         cases: body.cases.len(),
         control_ops: n_ops,
         entries: n_entries,
@@ -170,9 +181,11 @@ pub fn read_file(node: &Node, path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Imports a bundle: the file's signature and encryption are checked first (any
 /// change rejects it whole), then every item, all in one transaction.
-pub fn import(node: &Node, file: &[u8]) -> Result<(NodeCard, IngestReport)> {
-    let opened = bundle::open(&node.keys, file)
+pub fn import(node: &Node, file: Vec<u8>) -> Result<(NodeCard, IngestReport)> {
+    let opened = bundle::open(&node.keys, &file)
         .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
+    // The file's bytes are not needed once its items are out: memory.
+    drop(file);
     let sender = opened.sender;
     let id = sender.identity.ed25519;
     let source = format!("bundle from {}", sender.peer_id());

@@ -160,13 +160,60 @@ pub fn json_lines(input: impl Read) -> impl Iterator<Item = Result<(usize, Recor
     })
 }
 
+/// Largest CSV row (header included): the CSV reader holds one row whole, so
+/// rows are bounded before it sees them.
+pub const MAX_CSV_ROW_BYTES: usize = 4 * MAX_LINE_BYTES;
+
+/// A reader that fails once a CSV row (newlines inside quotes belong to the
+/// row) passes [`MAX_CSV_ROW_BYTES`]: memory stays flat whatever the file.
+struct BoundedRows<R> {
+    inner: R,
+    in_quotes: bool,
+    row_bytes: usize,
+    line: usize,
+}
+
+impl<R: Read> Read for BoundedRows<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            match b {
+                b'"' => self.in_quotes = !self.in_quotes,
+                b'\n' if !self.in_quotes => {
+                    self.row_bytes = 0;
+                    self.line += 1;
+                    continue;
+                }
+                b'\n' => self.line += 1,
+                _ => {}
+            }
+            self.row_bytes += 1;
+            if self.row_bytes > MAX_CSV_ROW_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "line {}: a CSV row longer than {MAX_CSV_ROW_BYTES} bytes (a cell too large, or a quote never closed)",
+                        self.line
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Reads CSV with a header row: `type`, optional `grading` and `releasable_to`
 /// (separated by `;` or `,`), every other column a field; empty cells are absent.
 pub fn csv_rows(input: impl Read) -> Result<impl Iterator<Item = Result<(usize, RecordInput)>>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(input);
+        .from_reader(BoundedRows {
+            inner: input,
+            in_quotes: false,
+            row_bytes: 0,
+            line: 1,
+        });
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| at(1, format!("cannot read the CSV header ({e})")))?
@@ -185,10 +232,14 @@ pub fn csv_rows(input: impl Read) -> Result<impl Iterator<Item = Result<(usize, 
     Ok(std::iter::from_fn(move || {
         let row = records.next()?;
         Some(match row {
-            Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                Err(at(line, format!("malformed CSV ({e})")))
-            }
+            Err(e) => match e.kind() {
+                // A row past the bound says its line itself.
+                csv::ErrorKind::Io(io) => Err(NodeError::Refused(io.to_string())),
+                _ => {
+                    let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                    Err(at(line, format!("malformed CSV ({e})")))
+                }
+            },
             Ok(r) => {
                 let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
                 csv_record(line, &headers, &r).map(|x| (line, x))
@@ -285,6 +336,25 @@ mod tests {
                 .to_string()
                 .starts_with("line 2")
         );
+    }
+
+    #[test]
+    fn an_endless_csv_cell_is_refused_at_the_row_bound() {
+        // A quoted cell that never ends, then one that is only too long:
+        // both refused once the row passes the bound, not read whole.
+        let endless = "type,name\nperson,\""
+            .as_bytes()
+            .chain(std::io::repeat(b'a'));
+        let first = csv_rows(endless).unwrap().next().unwrap();
+        let e = first.unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("longer than"), "{e}");
+        let long = "type,name\nperson,"
+            .as_bytes()
+            .chain(std::io::repeat(b'a').take(MAX_CSV_ROW_BYTES as u64 + 10))
+            .chain("\n".as_bytes());
+        assert!(csv_rows(long).unwrap().next().unwrap().is_err());
+        let header = std::io::repeat(b'a');
+        assert!(csv_rows(header).is_err());
     }
 
     #[test]

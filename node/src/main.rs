@@ -910,10 +910,20 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                 );
             }
             // Readable by the owner only: an unencrypted bundle is case data.
-            casesync_node::datadir::write_private_file(out, &r.bytes)?;
+            // Past the size of one bundle, the parts go to OUT, OUT.2, ...
+            let files: Vec<std::path::PathBuf> = (1..=r.parts.len())
+                .map(|i| match i {
+                    1 => out.clone(),
+                    i => std::path::PathBuf::from(format!("{}.{i}", out.display())),
+                })
+                .collect();
+            for (f, part) in files.iter().zip(&r.parts) {
+                casesync_node::datadir::write_private_file(f, part)?;
+            }
+            let bytes: usize = r.parts.iter().map(Vec::len).sum();
             if cli.json {
                 print_json(
-                    &json!({"out": out, "bytes": r.bytes.len(), "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),
+                    &json!({"out": out, "bytes": bytes, "files": files, "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),
                 )?;
             } else {
                 for s in &r.skipped {
@@ -922,16 +932,28 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                 outln!(
                     "wrote {} ({} bytes): {} case(s), {} entries",
                     out.display(),
-                    r.bytes.len(),
+                    bytes,
                     r.cases,
                     r.entries
                 );
+                if files.len() > 1 {
+                    outln!(
+                        "in {} files, each within the {} MiB a bundle may be: {}; import them in this order",
+                        files.len(),
+                        casesync_schema::bundle::MAX_BUNDLE_BYTES >> 20,
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
             }
         }
         BundleCommand::Import { file } => {
             let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
                 let bytes = bundle::read_file(&node, file)?;
-                Ok(bundle::import(&node, &bytes)?)
+                Ok(bundle::import(&node, bytes)?)
             })?;
             // A lead puts merged control operations into effect at once.
             let repaired = cases::after_merge(&node)?;

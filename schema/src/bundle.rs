@@ -29,8 +29,15 @@ const VERSION: u8 = 1;
 const SIGN_CONTEXT: &[u8] = b"casesync/bundle/v1";
 const WRAP_CONTEXT: &[u8] = b"casesync/bundle-key/v1";
 const BODY_AAD: &[u8] = b"casesync/bundle-body/v1";
-/// Largest bundle file accepted.
-pub const MAX_BUNDLE_BYTES: usize = 1 << 30;
+/// Largest bundle file accepted. A node holds a bundle whole while it checks
+/// it (the signature covers the whole file), about six times over (the file,
+/// the opened body, its items, the entries decoded, the records built): at
+/// 32 MiB an import stays within 256 MiB (`scripts/bench.sh`, memory rows).
+/// Larger exports are split ([`split`]).
+pub const MAX_BUNDLE_BYTES: usize = 32 << 20;
+/// The item bytes an export puts in one bundle before starting the next
+/// (entries are at most 1 MiB: a part stays under [`MAX_BUNDLE_BYTES`]).
+pub const PART_TARGET_BYTES: usize = 24 << 20;
 const MAX_ITEMS: usize = 1 << 24;
 
 /// What a bundle carries.
@@ -45,6 +52,51 @@ pub struct CaseItems {
     pub case: CaseId,
     pub control_ops: Vec<Vec<u8>>,
     pub entries: Vec<Vec<u8>>,
+}
+
+/// Splits a body into parts of about `target` item bytes each, in order,
+/// every part importable by itself: each carries the registry statements, and
+/// each case's control operations with its entries (a receiver judges entries
+/// by the case's control log). Entries keep their order, so parts imported in
+/// order never wait for each other.
+pub fn split(body: BundleBody, target: usize) -> Vec<BundleBody> {
+    let size = |items: &[Vec<u8>]| items.iter().map(|i| i.len() + 4).sum::<usize>();
+    let registry_size = size(&body.registry_ops);
+    let fresh = || BundleBody {
+        registry_ops: body.registry_ops.clone(),
+        cases: Vec::new(),
+    };
+    let mut parts = vec![fresh()];
+    let mut used = registry_size;
+    for case in &body.cases {
+        let control_size = size(&case.control_ops);
+        let start = |parts: &mut Vec<BundleBody>, used: &mut usize| {
+            let part = parts.last_mut().expect("parts start with one");
+            part.cases.push(CaseItems {
+                case: case.case,
+                control_ops: case.control_ops.clone(),
+                entries: Vec::new(),
+            });
+            *used += 20 + control_size;
+        };
+        start(&mut parts, &mut used);
+        for e in &case.entries {
+            let here = parts
+                .last()
+                .and_then(|p| p.cases.last())
+                .map_or(0, |c| c.entries.len());
+            if used + e.len() + 4 > target && here > 0 {
+                parts.push(fresh());
+                used = registry_size;
+                start(&mut parts, &mut used);
+            }
+            if let Some(c) = parts.last_mut().and_then(|p| p.cases.last_mut()) {
+                c.entries.push(e.clone());
+            }
+            used += e.len() + 4;
+        }
+    }
+    parts
 }
 
 fn write_list(w: &mut Writer, items: &[Vec<u8>]) {
@@ -327,6 +379,50 @@ pub fn open(keys: &NodeKeys, bytes: &[u8]) -> Result<OpenedBundle, SchemaError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_body_splits_into_parts_that_each_carry_what_they_need() {
+        let item = |b: u8, n: usize| vec![b; n];
+        let body = BundleBody {
+            registry_ops: vec![item(1, 300)],
+            cases: vec![
+                CaseItems {
+                    case: CaseId([1; 16]),
+                    control_ops: vec![item(2, 200)],
+                    entries: (0..50u8).map(|i| item(i, 1000)).collect(),
+                },
+                CaseItems {
+                    case: CaseId([2; 16]),
+                    control_ops: vec![item(3, 200)],
+                    entries: (50..60u8).map(|i| item(i, 1000)).collect(),
+                },
+            ],
+        };
+        let parts = split(body.clone(), 10_000);
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        let mut seen: Vec<(CaseId, Vec<u8>)> = Vec::new();
+        for p in &parts {
+            assert_eq!(p.registry_ops, body.registry_ops);
+            let size: usize = p
+                .cases
+                .iter()
+                .map(|c| c.entries.iter().map(|e| e.len()).sum::<usize>())
+                .sum();
+            assert!(size <= 10_000, "a part of {size} bytes of entries");
+            for c in &p.cases {
+                let whole = body.cases.iter().find(|x| x.case == c.case).unwrap();
+                assert_eq!(c.control_ops, whole.control_ops);
+                seen.extend(c.entries.iter().map(|e| (c.case, e.clone())));
+            }
+        }
+        let all: Vec<(CaseId, Vec<u8>)> = body
+            .cases
+            .iter()
+            .flat_map(|c| c.entries.iter().map(|e| (c.case, e.clone())))
+            .collect();
+        assert_eq!(seen, all, "every entry once, in order");
+        assert_eq!(split(body.clone(), usize::MAX), vec![body]);
+    }
 
     /// Items as long as the shortest real ones (the body does not parse them).
     fn body() -> BundleBody {
