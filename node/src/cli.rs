@@ -397,7 +397,7 @@ pub enum BundleCommand {
     #[command(
         after_help = "With --for, only cases that node is a member of are included, and the file is\n\
 encrypted to that node's key. Without --for the file is signed but not encrypted (entries\n\
-stay sealed with their case keys; case ids and sizes are visible).\n\n\
+stay sealed with their case keys; case ids and sizes are visible).\nA node reads a bundle of at most 32 MiB: a larger export is written to OUT, OUT.2, OUT.3...\n(each importable by itself; import them in that order).\n\n\
 Example:\n  casesync bundle export --out lantern.bundle --case CASE --for 12D3KooW..."
     )]
     Export {
