@@ -32,6 +32,24 @@ use cli::{
     MemberCommand, PassphraseCommand, PeerCommand, RecordCommand, TrustCommand,
 };
 
+/// Logs (what `serve` and `sync` say as they go, and libp2p's own events) go
+/// to stderr through `tracing`: `RUST_LOG` filters them (default: casesync's
+/// at info, libp2p's warnings), `CASESYNC_LOG_FORMAT=json` writes one JSON
+/// object a line for a log collector. Command output and errors are not logs.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,casesync=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("CASESYNC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = match json {
+        true => builder.json().try_init(),
+        false => builder.with_target(false).try_init(),
+    };
+}
+
 fn main() -> ExitCode {
     // Keys live in this process's memory: no core dump, and no ptrace by
     // other processes of the same user.
@@ -44,6 +62,7 @@ fn main() -> ExitCode {
         },
     );
     casesync_node::clock::init();
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -72,8 +72,15 @@ pub struct Exchange {
     pub error: Option<String>,
 }
 
+/// What `serve` and `sync` say as they go, through `tracing` (`RUST_LOG`
+/// filters it; `CASESYNC_LOG_FORMAT=json` writes one JSON object a line).
 fn log(msg: impl AsRef<str>) {
-    eprintln!("casesync: {}", msg.as_ref());
+    tracing::info!(target: "casesync", "{}", msg.as_ref());
+}
+
+/// A refusal, a disconnection, a peer that cannot be reached.
+fn warn(msg: impl AsRef<str>) {
+    tracing::warn!(target: "casesync", "{}", msg.as_ref());
 }
 
 /// How often a peer's refused items are logged in full: after that, within
@@ -136,16 +143,16 @@ fn log_rejections(peer: &PeerId, rejected: &[String]) {
     });
     let Some(unlogged) = unlogged else { return };
     if unlogged > 0 {
-        log(format!(
+        warn(format!(
             "rejected {unlogged} more item(s) from {peer} in the last {} s (see `casesync audit list --action sync.reject`)",
             REJECTION_LOG_INTERVAL.as_secs()
         ));
     }
     for x in rejected.iter().take(REASONS_LOGGED) {
-        log(format!("rejected from {peer}: {x}"));
+        warn(format!("rejected from {peer}: {x}"));
     }
     if rejected.len() > REASONS_LOGGED {
-        log(format!(
+        warn(format!(
             "rejected from {peer}: {} more in the same delivery",
             rejected.len() - REASONS_LOGGED
         ));
@@ -232,7 +239,7 @@ async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
 fn apply_control(node: &Node) {
     match crate::cases::after_merge(node) {
         Ok(lines) => lines.into_iter().for_each(log),
-        Err(e) => log(format!(
+        Err(e) => warn(format!(
             "could not put merged control operations into effect yet: {e}"
         )),
     }
@@ -303,7 +310,7 @@ fn same_federation(theirs: &[u8], ours: &[u8]) -> Result<()> {
 fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<SyncResponse> {
     let (fed, key) = federation_and_peer(node, peer)?;
     let Some(key) = key else {
-        log(format!(
+        warn(format!(
             "refused a request from {peer}: not an enrolled node"
         ));
         return Ok(SyncResponse::Refused {
@@ -674,7 +681,7 @@ pub async fn run(
         let a = a.clone();
         tokio::task::spawn_local(async move {
             if let Err(e) = c.dial(a.clone()).await {
-                log(format!("cannot reach {a}: {e}"));
+                warn(format!("cannot reach {a}: {e}"));
             }
         });
     }
@@ -745,7 +752,7 @@ pub async fn run(
         match crate::wake::Listener::bind(&node.dir) {
             Ok(l) => Some(l),
             Err(e) => {
-                log(format!(
+                warn(format!(
                     "cannot bind the wake socket in {} ({e}); noticing local writes by polling",
                     node.dir.root.display()
                 ));
@@ -778,7 +785,7 @@ pub async fn run(
                 }
                 Event::Connected(p) => {
                     if federation_and_peer(&node, &p)?.1.is_none() {
-                        log(format!("connected to {p}, which is not enrolled: it gets nothing"));
+                        warn(format!("connected to {p}, which is not enrolled: it gets nothing"));
                     } else {
                         connected.insert(p);
                         if !opts.once || expected.contains(&p) {
@@ -794,7 +801,7 @@ pub async fn run(
                     if let Admit::No { first } = budget.admit(peer, Instant::now()) {
                         // Refused unread: a flood costs this, not a store query each.
                         if first {
-                            log(format!("refusing requests from {peer}: over its budget of {} a second", net::budget::RATE_PER_SEC));
+                            warn(format!("refusing requests from {peer}: over its budget of {} a second", net::budget::RATE_PER_SEC));
                         }
                         client.respond(channel, SyncResponse::Refused { reason: "too many requests; slow down".into() }).await;
                         continue;
@@ -825,7 +832,7 @@ pub async fn run(
                 let fresh = matches!(response, SyncResponse::Accepted { entries, .. } if entries > 0);
                 client.respond(channel, response).await;
                 if let Some(why) = violation {
-                    log(format!("disconnected {peer}: it broke the sync protocol ({why})"));
+                    warn(format!("disconnected {peer}: it broke the sync protocol ({why})"));
                     client.disconnect(peer).await;
                 }
                 if fresh {
@@ -855,7 +862,7 @@ pub async fn run(
                     // `sync --once` prints its results itself; a peer that went
                     // away explains its own failed exchange.
                     match &x.error {
-                        Some(e) if connected.contains(&p) => log(format!("sync with {p} failed: {e}")),
+                        Some(e) if connected.contains(&p) => warn(format!("sync with {p} failed: {e}")),
                         None if x.received + x.sent > 0 && !opts.once => log(format!("synced with {p}: received {} entries, sent {}", x.received, x.sent)),
                         _ => {}
                     }
@@ -909,7 +916,7 @@ pub async fn run(
                                     st.shown = Some(ms + wait.as_millis() as i64);
                                     st.dirty = true;
                                     if st.failures <= 3 || st.failures.is_power_of_two() {
-                                        log(format!(
+                                        warn(format!(
                                             "cannot reach {a}: {e}; next attempt in {} s",
                                             wait.as_secs()
                                         ));

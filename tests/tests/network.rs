@@ -702,3 +702,47 @@ fn an_unreachable_peer_is_redialed_with_back_off_and_status_shows_when() {
             .contains("unreachable, next attempt")
     );
 }
+
+/// `serve` logs through `tracing` (issue 21, operations): `RUST_LOG` filters
+/// what it says and libp2p's events, and `CASESYNC_LOG_FORMAT=json` writes
+/// one JSON object a line for an agency's log collector.
+#[test]
+fn serve_logs_as_json_lines_when_asked_and_rust_log_filters_them() {
+    let t = TestDir::new("net_logs");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", peer_of(b));
+    {
+        let sa = Server::start_env(a, &[&addr], &[("CASESYNC_LOG_FORMAT", "json")]);
+        eventually(
+            20,
+            "a JSON log line saying the peer cannot be reached",
+            || sa.log().contains("cannot reach"),
+        );
+        let log = sa.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("cannot reach"))
+            .unwrap_or_default();
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert_eq!(v["level"], "WARN", "{v}");
+        assert!(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cannot reach"),
+            "{v}"
+        );
+        assert!(v["timestamp"].is_string(), "{v}");
+    }
+    // Only errors: the same run says nothing about the unreachable peer.
+    let sa = Server::start_env(a, &[&addr], &[("RUST_LOG", "error")]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!sa.log().contains("cannot reach"), "{}", sa.log());
+}
