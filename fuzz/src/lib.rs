@@ -487,7 +487,7 @@ fn net_message_impl(data: &[u8]) -> bool {
                 assert_reencodes::<SyncRequest>(&m);
                 true
             }
-            Frame::Broken(_) => false,
+            Frame::Broken(_) | Frame::Busy => false,
         },
         _ => match decode_frame::<SyncResponse>(rest) {
             Frame::Message(m) => {
@@ -497,7 +497,7 @@ fn net_message_impl(data: &[u8]) -> bool {
                 assert_reencodes::<SyncResponse>(&m);
                 true
             }
-            Frame::Broken(_) => false,
+            Frame::Broken(_) | Frame::Busy => false,
         },
     }
 }
@@ -510,6 +510,7 @@ where
     match decode_frame::<M>(&bytes) {
         Frame::Message(again) => assert_eq!(format!("{again:?}"), format!("{m:?}")),
         Frame::Broken(why) => panic!("a re-encoded message does not decode: {why}"),
+        Frame::Busy => panic!("decoding is never busy"),
     }
 }
 

@@ -52,6 +52,11 @@ impl SpareHandles {
 /// connection: a heavy delivery (a long history to ingest) never stalls the
 /// network task or the node's other peers.
 const MAX_ANSWERS_AT_ONCE: usize = 4;
+/// Requests read and waiting for an answer, or being answered, all peers
+/// together: past it a request is answered "busy" at once and dropped, so
+/// decoded requests (up to 16 MiB each) cost at most this many times that,
+/// on top of what is being read (`net::codec::READ_BUDGET`).
+const MAX_REQUESTS_HELD: usize = 8;
 
 pub struct Options {
     pub listen: Vec<Multiaddr>,
@@ -691,6 +696,7 @@ pub async fn run(
     // response, protocol violation).
     let (answered_tx, mut answered_rx) = mpsc::unbounded_channel::<Answered>();
     let answering = Rc::new(tokio::sync::Semaphore::new(MAX_ANSWERS_AT_ONCE));
+    let held = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_HELD));
     let in_flight: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
     // Peers to exchange with again when their running exchange ends, and whether
     // that one may start with a digest probe (not if a local write asked for it).
@@ -806,6 +812,11 @@ pub async fn run(
                         client.respond(channel, SyncResponse::Refused { reason: "too many requests; slow down".into() }).await;
                         continue;
                     }
+                    let Ok(slot) = held.clone().try_acquire_owned() else {
+                        drop(request);
+                        client.respond(channel, SyncResponse::Refused { reason: "busy: too many requests waiting; try again".into() }).await;
+                        continue;
+                    };
                     // Answered on a blocking thread (store work, signature
                     // checks, Automerge), with a store connection of its own.
                     let handle = handles.take(&node)?;
@@ -818,6 +829,7 @@ pub async fn run(
                             (handle, response, violation)
                         })
                         .await;
+                        drop(slot);
                         let _ = tx.send((peer, channel, done.ok()));
                     });
                 }

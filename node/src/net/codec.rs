@@ -26,6 +26,40 @@ pub enum Frame<M> {
     /// Bytes that are not a message of the protocol: over the cap, truncated,
     /// not CBOR, or CBOR of another shape. Says which, for the log.
     Broken(String),
+    /// A message this node had no memory left to hold ([`READ_BUDGET`]): read
+    /// and dropped, answered "busy". Breaks nothing; the peer tries again.
+    Busy,
+}
+
+/// Bytes of messages being read, on every stream of every connection
+/// together: past it, a message is read to its end and dropped (its peer is
+/// answered "busy"), so however many peers, connections and streams send at
+/// once, what they send costs at most this much to hold.
+pub const READ_BUDGET: usize = 48 << 20;
+
+static READING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes counted in [`READING`] while a message is read; given back on drop.
+struct Held(usize);
+
+impl Held {
+    /// Counts `n` more bytes, unless that would pass the budget.
+    fn take(&mut self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let before = READING.fetch_add(n, Ordering::AcqRel);
+        if before + n > READ_BUDGET {
+            READING.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        self.0 += n;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        READING.fetch_sub(self.0, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -48,13 +82,33 @@ where
     let limit = MAX_MESSAGE_BYTES as usize + 1;
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK];
-    while bytes.len() < limit {
-        let want = chunk.len().min(limit - bytes.len());
+    let mut held = Held(0);
+    let (mut busy, mut read) = (false, 0usize);
+    while read < limit {
+        let want = chunk.len().min(limit - read);
         let n = io.read(&mut chunk[..want]).await?;
         if n == 0 {
             break;
         }
+        read += n;
+        // Over the budget: the rest is read and dropped, so the peer's
+        // write completes and it gets a clear answer.
+        if busy || !held.take(n) {
+            busy = true;
+            bytes = Vec::new();
+            continue;
+        }
         bytes.extend_from_slice(&chunk[..n]);
+    }
+    // Past the cap is a violation whether or not it was held.
+    if busy && read as u64 > MAX_MESSAGE_BYTES {
+        return Ok(Frame::Broken(format!(
+            "a message over the {} MiB limit",
+            MAX_MESSAGE_BYTES >> 20
+        )));
+    }
+    if busy {
+        return Ok(Frame::Busy);
     }
     if bytes.is_empty() {
         // The peer closed the stream without a word: it chose not to answer
@@ -90,7 +144,7 @@ where
     T: AsyncWrite + Unpin + Send,
 {
     let Frame::Message(m) = frame else {
-        return Err(io::Error::other("a broken frame is never sent"));
+        return Err(io::Error::other("a broken or busy frame is never sent"));
     };
     let bytes = cbor4ii::serde::to_vec(Vec::new(), &m).map_err(io::Error::other)?;
     if bytes.len() as u64 > MAX_MESSAGE_BYTES {
@@ -174,7 +228,7 @@ mod tests {
         ));
         let broken = |b: &[u8]| match decode_frame::<SyncRequest>(b) {
             Frame::Broken(why) => why,
-            Frame::Message(m) => panic!("decoded {m:?}"),
+            other => panic!("decoded {other:?}"),
         };
         assert!(broken(&bytes[..bytes.len() / 2]).contains("truncated or malformed"));
         assert!(broken(b"{\"not\": \"cbor\"}").contains("not a message"));

@@ -486,12 +486,28 @@ impl EventLoop {
                     );
                     self.cut_off(peer, why).await;
                 }
+                request_response::Message::Request {
+                    request: Frame::Busy,
+                    channel,
+                    ..
+                } => {
+                    // Too much is being read at once: no fault of this peer's.
+                    let _ = self.swarm.behaviour_mut().serve.send_response(
+                        channel,
+                        Frame::Message(SyncResponse::Refused {
+                            reason: "busy: too much arriving at once; try again".into(),
+                        }),
+                    );
+                }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
                     let answer = match response {
                         Frame::Message(r) => Ok(r),
+                        Frame::Busy => Err(format!(
+                            "this node had no room to read {peer}'s answer; trying again later"
+                        )),
                         Frame::Broken(why) => {
                             self.cut_off(peer, format!("its answer: {why}")).await;
                             Err(format!("{peer} answered with {why}"))
