@@ -76,6 +76,8 @@ actions! {
     MemberAdd => "case.member.add", "disclosure";
     MemberRemove => "case.member.remove", "membership";
     MemberRole => "case.member.role", "membership";
+    // A federation admin made a member lead of a case whose leads were revoked.
+    LeadAppoint => "case.lead.appoint", "membership";
     // A lead replaced or shared a case key after a merge (concurrent removals).
     KeyRotate => "case.key.rotate", "membership";
     FederationCreate => "federation.create", "trust";

@@ -5,7 +5,9 @@
 //! node believes about a case is a function of the operations it holds.
 
 use casesync_crypto::{Hash, NodeKeys, SymmetricKey, wrap};
-use casesync_schema::control::{self, CaseMeta, CaseState, ControlBody, ControlOp, LogEnd, Role};
+use casesync_schema::control::{
+    self, CaseMeta, CaseState, ControlBody, ControlOp, FederationFacts, LogEnd, Role,
+};
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::{CaseId, NodeCard};
 use rusqlite::Connection;
@@ -160,16 +162,40 @@ impl CaseCache {
     }
 }
 
+/// What a case's resolution takes from the registry: its active admins and
+/// its revoked nodes (an admin appoints a lead when every lead is revoked).
+pub fn federation_facts(conn: &Connection) -> Result<FederationFacts> {
+    Ok(match crate::trust::load(conn)? {
+        None => FederationFacts::default(),
+        Some(r) => FederationFacts {
+            admins: r
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.admin && !n.revoked)
+                .map(|(k, _)| *k)
+                .collect(),
+            revoked: r
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.revoked)
+                .map(|(k, _)| *k)
+                .collect(),
+        },
+    })
+}
+
 fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
     let id = CaseId(row.case_id);
     let hashes = store::control_op_hashes(conn, row.case_ref)?;
-    let mut parts: Vec<&[u8]> = vec![&row.case_id];
+    let facts = federation_facts(conn)?;
+    let facts_digest = facts.digest();
+    let mut parts: Vec<&[u8]> = vec![&row.case_id, &facts_digest.0];
     parts.extend(hashes.iter().map(|h| &h.0[..]));
     let fingerprint = casesync_crypto::hash::sha256_parts(&parts);
     let state = match node.cases.get(&id, &fingerprint) {
         Some(s) => s,
         None => {
-            let s = resolve_stored(conn, row.case_ref, id)?;
+            let s = resolve_stored(conn, row.case_ref, id, &facts)?;
             node.cases.put(&id, fingerprint, &s);
             s
         }
@@ -188,7 +214,12 @@ fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case>
 }
 
 /// Verifies every stored control operation of a case and resolves them.
-fn resolve_stored(conn: &Connection, case_ref: i64, id: CaseId) -> Result<CaseState> {
+fn resolve_stored(
+    conn: &Connection,
+    case_ref: i64,
+    id: CaseId,
+    facts: &FederationFacts,
+) -> Result<CaseState> {
     let ops = store::control_ops(conn, case_ref)?
         .into_iter()
         .map(|o| {
@@ -201,7 +232,7 @@ fn resolve_stored(conn: &Connection, case_ref: i64, id: CaseId) -> Result<CaseSt
             Ok(op)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(control::resolve(id, &ops)?)
+    Ok(control::resolve_in(id, &ops, facts)?)
 }
 
 pub fn list(node: &Node) -> Result<Vec<Case>> {
@@ -692,6 +723,70 @@ pub fn change_role(
             .detail(format!("{} -> {}", before.name(), role.name()));
         audit::append(node, tx, ev)?;
         Ok((case.id, card, before))
+    })
+}
+
+/// A federation admin makes a current member lead of a case whose leads were
+/// all revoked (`case appoint-lead`): a signed control operation, judged by
+/// every node against its registry. The admin must hold the case (be a
+/// member of it) to write on its control log. Returns the member's card.
+pub fn appoint_lead(
+    node: &Node,
+    case_text: &str,
+    member: &str,
+    reason: &str,
+) -> Result<(CaseId, NodeCard)> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(NodeError::Refused(
+            "give the reason for the appointment with --reason TEXT".into(),
+        ));
+    }
+    node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
+        let facts = federation_facts(tx)?;
+        let me = node.keys.public().ed25519;
+        if !facts.admins.contains(&me) {
+            return Err(NodeError::Refused(
+                "only an active admin of the federation appoints a lead (see `casesync trust list`)"
+                    .into(),
+            ));
+        }
+        let case = load_by_text(node, tx, case_text).map_err(|e| match e {
+            NodeError::Refused(m) => NodeError::Refused(format!(
+                "{m}; an admin appoints a lead only of a case it holds (a member of it)"
+            )),
+            e => e,
+        })?;
+        audit::require_justification(node, &case)?;
+        let card = member_named(&case, member)?.card.clone();
+        let id = card.identity.ed25519;
+        // Sealed under the newest epoch this node can read, when it can.
+        let sealed_reason = match current_epoch(node, tx, &case) {
+            Ok((epoch, key)) => match case.state.epoch(&epoch) {
+                Some(e) => control::seal_reason(&case.id, &e.salt, &key, reason)?,
+                None => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        let (ms, _) = crate::clock::now();
+        let op = ControlOp::create(
+            &node.keys,
+            case.id,
+            case.state.heads.clone(),
+            ms,
+            ControlBody::AppointLead {
+                member: id,
+                sealed_reason,
+            },
+        )?;
+        control::authorize_in(&case.state, &op, &facts).map_err(NodeError::Refused)?;
+        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        let ev = Event::new(Action::LeadAppoint)
+            .case(case.id)
+            .peer(card.peer_id())
+            .detail(format!("{reason}; every lead of the case is revoked"));
+        audit::append(node, tx, ev)?;
+        Ok((case.id, card))
     })
 }
 

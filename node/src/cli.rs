@@ -258,6 +258,22 @@ pub enum CaseCommand {
     /// Manage case members
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Admin: make a current member lead of a case whose leads were all
+    /// revoked from the federation (nobody else can)
+    #[command(
+        after_help = "A signed, audited operation on the case's control log, which every member judges against its own\n\
+registry: it takes effect only while every lead of the case is revoked. This node must be an active admin and a\n\
+member of the case. The new lead then removes the revoked leads and rotates the case key.\n\n\
+Example:\n  casesync case appoint-lead CASE 12D3KooW... --reason \"ro-police's node was revoked; eu-jit leads\""
+    )]
+    AppointLead {
+        case: String,
+        /// The member to lead: its PeerId
+        member: String,
+        /// Why, recorded in the audit log (and sealed in the operation)
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

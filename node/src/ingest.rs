@@ -279,7 +279,7 @@ fn ingest_case(
             before - ops.len()
         ));
     }
-    let state = match control::resolve(case_id, &ops) {
+    let state = match control::resolve_in(case_id, &ops, &cases::federation_facts(conn)?) {
         Ok(s) => s,
         Err(e) => {
             report.rejected.push(format!("case {case_id}: {e}"));

@@ -1202,6 +1202,26 @@ fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 );
             }
         }
+        CaseCommand::AppointLead {
+            case,
+            member,
+            reason,
+        } => {
+            let (id, card) = audited(&node, Action::LeadAppoint, Some(case), None, || {
+                Ok(cases::appoint_lead(&node, case, member, reason)?)
+            })?;
+            if cli.json {
+                print_json(
+                    &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": "lead"}),
+                )?;
+            } else {
+                outln!(
+                    "{} ({}) is now lead of case {id}; it takes effect on each member as it learns of the revocations",
+                    card.name,
+                    card.peer_id()
+                );
+            }
+        }
         CaseCommand::Member(MemberCommand::Role { case, member, role }) => {
             let role: casesync_schema::control::Role = role.parse()?;
             let (id, card, before) = audited(&node, Action::MemberRole, Some(case), None, || {

@@ -136,6 +136,34 @@ pub enum ControlBody {
         member: [u8; 32],
         role: Role,
     },
+    /// A federation admin makes a current member lead of a case whose leads
+    /// were all revoked from the federation (no one else could). Valid only
+    /// against the registry ([`FederationFacts`]); the reason is sealed under
+    /// the newest epoch's key when the admin holds it, else empty.
+    AppointLead {
+        member: [u8; 32],
+        sealed_reason: Vec<u8>,
+    },
+}
+
+/// What a case's resolution takes from the federation registry: who is an
+/// active admin and who is revoked. Only [`ControlBody::AppointLead`] asks;
+/// without them (`FederationFacts::default()`) no appointment is valid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FederationFacts {
+    pub admins: BTreeSet<[u8; 32]>,
+    pub revoked: BTreeSet<[u8; 32]>,
+}
+
+impl FederationFacts {
+    /// A fingerprint, for caches of resolved states.
+    pub fn digest(&self) -> Hash {
+        let mut parts: Vec<&[u8]> = vec![b"admins"];
+        parts.extend(self.admins.iter().map(|a| &a[..]));
+        parts.push(b"revoked");
+        parts.extend(self.revoked.iter().map(|a| &a[..]));
+        sha256_parts(&parts)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -300,6 +328,20 @@ impl ControlOp {
                 w.raw(member);
                 w.u8(*role as u8);
             }
+            ControlBody::AppointLead {
+                member,
+                sealed_reason,
+            } => {
+                if sealed_reason.len() > MAX_SEALED_REASON {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("at most {MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(7);
+                w.raw(member);
+                w.bytes(sealed_reason);
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -385,6 +427,10 @@ impl ControlOp {
                     .ok_or_else(|| SchemaError::malformed("control operation", "unknown role"))?;
                 ControlBody::ChangeRole { member, role }
             }
+            7 => ControlBody::AppointLead {
+                member: r.array()?,
+                sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
+            },
             t => {
                 return Err(SchemaError::malformed(
                     "control operation",
@@ -688,8 +734,18 @@ pub fn log_ends<'a>(
 /// the same state in any order. Operations that took no effect are listed in
 /// `rejected` with the reason.
 pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError> {
+    resolve_in(case, ops, &FederationFacts::default())
+}
+
+/// [`resolve`] against what the federation registry says (`facts`), which
+/// an appointment of a lead by an admin needs.
+pub fn resolve_in(
+    case: CaseId,
+    ops: &[ControlOp],
+    facts: &FederationFacts,
+) -> Result<CaseState, SchemaError> {
     let mine: Vec<&ControlOp> = ops.iter().filter(|o| o.case == case).collect();
-    let (state, folded) = authority::resolve(&CaseRules { case }, &mine);
+    let (state, folded) = authority::resolve(&CaseRules { case, facts }, &mine);
     let mut state = state
         .ok_or_else(|| SchemaError::malformed("case control log", "no valid create operation"))?;
     state.heads = folded.heads;
@@ -704,7 +760,23 @@ pub fn resolve(case: CaseId, ops: &[ControlOp]) -> Result<CaseState, SchemaError
 /// so a refusal is an error with the reason, not an operation that folds to
 /// nothing.
 pub fn authorize(state: &CaseState, op: &ControlOp) -> Result<(), String> {
-    authority::Rules::authorize(&CaseRules { case: state.case }, Some(state), op)
+    authorize_in(state, op, &FederationFacts::default())
+}
+
+/// [`authorize`] against what the federation registry says.
+pub fn authorize_in(
+    state: &CaseState,
+    op: &ControlOp,
+    facts: &FederationFacts,
+) -> Result<(), String> {
+    authority::Rules::authorize(
+        &CaseRules {
+            case: state.case,
+            facts,
+        },
+        Some(state),
+        op,
+    )
 }
 
 impl authority::AuthorityOp for ControlOp {
@@ -736,13 +808,42 @@ impl authority::AuthorityOp for ControlOp {
                 member,
                 role: Role::Lead,
             } => Some(*member),
+            ControlBody::AppointLead { member, .. } => Some(*member),
             _ => None,
         }
     }
 }
 
-struct CaseRules {
+struct CaseRules<'a> {
     case: CaseId,
+    facts: &'a FederationFacts,
+}
+
+/// Whether `author` may make `member` lead in `st`: an active admin of the
+/// federation, every lead of the case revoked from it, and the member a
+/// current, not revoked member that holds the case keys (not a relay).
+fn appointment(
+    st: &CaseState,
+    facts: &FederationFacts,
+    author: &[u8; 32],
+    member: &[u8; 32],
+) -> Result<(), String> {
+    if !facts.admins.contains(author) || facts.revoked.contains(author) {
+        return Err("only an active admin of the federation appoints a lead".into());
+    }
+    if st
+        .members
+        .iter()
+        .any(|(k, m)| m.role == Role::Lead && !facts.revoked.contains(k))
+    {
+        return Err("the case has a lead that is not revoked: that lead changes roles".into());
+    }
+    match st.role_of(member) {
+        None => Err("node is not a member".into()),
+        Some(_) if facts.revoked.contains(member) => Err("node is revoked".into()),
+        Some(Role::Relay) => Err("a relay holds no case keys and cannot lead".into()),
+        Some(_) => Ok(()),
+    }
 }
 
 fn epoch_of(id: Hash, salt: &[u8; 32], wraps: &[KeyWrap]) -> EpochInfo {
@@ -756,7 +857,7 @@ fn epoch_of(id: Hash, salt: &[u8; 32], wraps: &[KeyWrap]) -> EpochInfo {
     }
 }
 
-impl authority::Rules for CaseRules {
+impl authority::Rules for CaseRules<'_> {
     type Op = ControlOp;
     type State = CaseState;
 
@@ -773,11 +874,15 @@ impl authority::Rules for CaseRules {
             }
             return Ok(());
         };
+        if let ControlBody::AppointLead { member, .. } = &op.body {
+            return appointment(st, self.facts, &op.author, member);
+        }
         if st.role_of(&op.author) != Some(Role::Lead) {
             return Err("author is not a lead of the case".into());
         }
         match &op.body {
             ControlBody::Create { .. } => Err("second create operation".into()),
+            ControlBody::AppointLead { .. } => Err("an appointment is judged above".into()),
             ControlBody::AddMember { card, .. } => {
                 if st.members.contains_key(&card.identity.ed25519) {
                     Err("node is already a member".into())
@@ -892,6 +997,11 @@ impl authority::Rules for CaseRules {
             }
             ControlBody::KeyEpoch { salt, wraps } => {
                 st.epochs.push(epoch_of(op.hash(), salt, wraps));
+            }
+            ControlBody::AppointLead { member, .. } => {
+                if let Some(m) = st.members.get_mut(member) {
+                    m.role = Role::Lead;
+                }
             }
             ControlBody::ChangeRole { member, role } => {
                 // A member removed concurrently stays removed; of two leads
@@ -1107,6 +1217,120 @@ mod tests {
         assert!(check_cut(&[a[1], a[0]]).is_err());
         assert!(check_cut(&[LogEnd { seq: base, hash: x }]).is_err());
         assert!(check_cut(&a).is_ok());
+    }
+
+    #[test]
+    fn an_admin_appoints_a_lead_only_when_every_lead_is_revoked() {
+        let f = fixture();
+        let admin = NodeKeys::generate().unwrap();
+        let admin_card = NodeCard::issue(&admin, "europol", "Europol", "NL", 1).unwrap();
+        let relay = NodeKeys::generate().unwrap();
+        let relay_card = NodeCard::issue(&relay, "relay", "Relay", "NL", 1).unwrap();
+        let mut t = 1;
+        let mut op = |keys: &NodeKeys, parents: Vec<Hash>, body: ControlBody| {
+            t += 1;
+            ControlOp::create(keys, f.case, parents, t, body).unwrap()
+        };
+        let add_other = op(
+            &f.lead,
+            vec![f.create.hash()],
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Contributor,
+            },
+        );
+        let add_admin = op(
+            &f.lead,
+            vec![add_other.hash()],
+            ControlBody::AddMember {
+                card: admin_card.clone(),
+                role: Role::Observer,
+            },
+        );
+        let add_relay = op(
+            &f.lead,
+            vec![add_admin.hash()],
+            ControlBody::AddMember {
+                card: relay_card.clone(),
+                role: Role::Relay,
+            },
+        );
+        let other = f.other.public().ed25519;
+        let appoint = |member: [u8; 32], by: &NodeKeys| {
+            ControlOp::create(
+                by,
+                f.case,
+                vec![add_relay.hash()],
+                99,
+                ControlBody::AppointLead {
+                    member,
+                    sealed_reason: vec![],
+                },
+            )
+            .unwrap()
+        };
+        let base = vec![
+            f.create.clone(),
+            add_other.clone(),
+            add_admin.clone(),
+            add_relay.clone(),
+        ];
+        let with = |extra: ControlOp| {
+            let mut ops = base.clone();
+            ops.push(extra);
+            ops
+        };
+        let lead_revoked = FederationFacts {
+            admins: [admin.public().ed25519].into(),
+            revoked: [f.lead.public().ed25519].into(),
+        };
+        // The registry says the only lead is revoked: the admin's
+        // appointment makes the member lead, and the new lead acts.
+        let st = resolve_in(f.case, &with(appoint(other, &admin)), &lead_revoked).unwrap();
+        assert_eq!(st.role_of(&other), Some(Role::Lead));
+        let next = ControlOp::create(
+            &f.other,
+            f.case,
+            st.heads.clone(),
+            100,
+            ControlBody::KeyEpoch {
+                salt: [1; 32],
+                wraps: vec![],
+            },
+        )
+        .unwrap();
+        assert_eq!(authorize_in(&st, &next, &lead_revoked), Ok(()));
+        // Without the registry, or with the lead still active, or by a node
+        // that is not an admin, or of a relay: no effect.
+        for (ops, facts, why) in [
+            (
+                with(appoint(other, &admin)),
+                FederationFacts::default(),
+                "no registry",
+            ),
+            (
+                with(appoint(other, &admin)),
+                FederationFacts {
+                    admins: [admin.public().ed25519].into(),
+                    revoked: Default::default(),
+                },
+                "the lead is active",
+            ),
+            (
+                with(appoint(other, &f.other)),
+                lead_revoked.clone(),
+                "not an admin",
+            ),
+            (
+                with(appoint(relay.public().ed25519, &admin)),
+                lead_revoked.clone(),
+                "a relay",
+            ),
+        ] {
+            let st = resolve_in(f.case, &ops, &facts).unwrap();
+            assert_eq!(st.role_of(&other), Some(Role::Contributor), "{why}");
+            assert_eq!(st.rejected.len(), 1, "{why}");
+        }
     }
 
     #[test]

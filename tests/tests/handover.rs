@@ -168,3 +168,104 @@ fn a_case_changes_hands_and_never_loses_its_last_lead_or_admin() {
     let text = uk.cmd(&["case", "show", &case]).ok();
     assert!(text.contains("REVOKED from the federation"), "{text}");
 }
+
+/// Issue 21, finding 3: the only lead's node is revoked; nobody in the case
+/// can add a member or change a role, until a federation admin that is a
+/// member appoints a current member lead. The new lead then removes the
+/// revoked one and adds a member; an appointment while a lead is active, by a
+/// node that is not an admin, or of a relay is refused.
+#[test]
+fn an_admin_appoints_a_lead_when_every_lead_is_revoked() {
+    let t = crate::util::TestDir::new("appoint");
+    let nodes = federation(
+        &t,
+        &[("uk", "GB"), ("ro", "RO"), ("eu", "NL"), ("nca", "GB")],
+    );
+    let (uk, ro, eu, nca) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    // ro leads; uk (the federation's admin) and eu are members.
+    {
+        let su = Server::start(uk, &[]);
+        ro.cmd(&["sync", "--once", "--peer", &su.addr, "--timeout", "30"])
+            .ok();
+    }
+    let case = ro.create_case("Op Orphan");
+    ro.add_member(&case, uk, "observer");
+    ro.add_member(&case, eu, "contributor");
+    {
+        let sr = Server::start(ro, &[]);
+        for n in [uk, eu] {
+            n.cmd(&["sync", "--once", "--peer", &sr.addr, "--timeout", "30"])
+                .ok();
+        }
+    }
+    let appoint = |by: &Node, who: &Node| {
+        by.cmd(&[
+            "case",
+            "appoint-lead",
+            &case,
+            &peer_of(who),
+            "--reason",
+            "ro's node was revoked",
+        ])
+    };
+    // While ro is active, nobody appoints over it.
+    let e = appoint(uk, eu).error_line();
+    assert!(e.contains("not revoked"), "{e}");
+    uk.cmd(&[
+        "trust",
+        "revoke",
+        &peer_of(ro),
+        "--reason",
+        "node compromised",
+    ])
+    .ok();
+    let e = eu
+        .cmd(&[
+            "case",
+            "member",
+            "add",
+            &case,
+            &peer_of(nca),
+            "--role",
+            "observer",
+        ])
+        .error_line();
+    assert!(e.contains("lead"), "{e}");
+    // Not by a node that is not an admin.
+    let e = appoint(eu, eu).error_line();
+    assert!(e.contains("admin"), "{e}");
+    let out = appoint(uk, eu).ok();
+    assert!(out.contains("is now lead"), "{out}");
+    assert_eq!(roles(uk, &case)[&peer_of(eu)], "lead");
+    // eu learns of the revocation and the appointment, removes ro (a lead
+    // cuts revoked nodes) and leads.
+    {
+        let su = Server::start(uk, &[]);
+        eu.cmd(&["sync", "--once", "--peer", &su.addr, "--timeout", "30"])
+            .ok();
+    }
+    assert_eq!(roles(eu, &case)[&peer_of(eu)], "lead");
+    eu.cmd(&[
+        "case",
+        "member",
+        "add",
+        &case,
+        &peer_of(nca),
+        "--role",
+        "observer",
+    ])
+    .ok();
+    let shown = eu.json(&["case", "show", &case]);
+    let removed: Vec<&str> = shown["removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["peer_id"].as_str())
+        .collect();
+    assert!(removed.contains(&peer_of(ro).as_str()), "{shown:#}");
+    let audit = uk.json(&["audit", "list"]).to_string();
+    assert!(
+        audit.contains("case.lead.appoint"),
+        "the appointment is audited"
+    );
+}
