@@ -259,6 +259,10 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let mut after_removal: Vec<(String, usize)> = vec![];
     // What the steps did, for the report: adds, edits, member changes, cuts.
     let mut did = std::collections::BTreeMap::<&str, usize>::new();
+    // The node the admin revoked, if any, and what it wrote after the
+    // revoker had cut it from the case.
+    let mut revoked: Option<usize> = None;
+    let mut stale_writes: Vec<String> = vec![];
     // Each node's last backup: (step, file).
     let mut backups: Vec<Option<(usize, std::path::PathBuf)>> = vec![None; n];
     let count = env_count("CASESYNC_PARTITION_STEPS", 30);
@@ -325,6 +329,14 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                         if v.removed.contains(p) {
                             after_removal.push((id.clone(), j));
                         }
+                    }
+                    // A revoked node writing on, unaware: once the revoker
+                    // has cut it from the case, nothing it signs counts.
+                    if revoked == Some(k)
+                        && view(&c.nodes[0], &case)
+                            .is_some_and(|v0| v0.removed.contains(&c.peers[k]))
+                    {
+                        stale_writes.push(id.clone());
                     }
                     records.push(id.clone());
                     *did.entry("adds").or_default() += 1;
@@ -534,6 +546,17 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                 c.pair(k, j, Link::reset);
                 format!("reset {k}<->{j}")
             }
+            97..=99 if revoked.is_none() => {
+                // The admin revokes a node (a lead, maybe) while the cluster
+                // may be partitioned; the revoked node runs on and writes.
+                let j = 1 + rng.below(n as u64 - 1) as usize;
+                c.nodes[0]
+                    .cmd(&["trust", "revoke", &c.peers[j], "--reason", "partition soak"])
+                    .ok();
+                revoked = Some(j);
+                *did.entry("revocations").or_default() += 1;
+                format!("node 0 revokes node {j}")
+            }
             _ => {
                 let j = (k + 1 + rng.below(n as u64 - 1) as usize) % n;
                 let d = Duration::from_millis(rng.below(200));
@@ -648,6 +671,37 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                 "seed {seed}: node {j} was never a member but holds the case"
             );
         }
+    }
+    // A revoked key changed nothing after its cut: no other node holds what
+    // it wrote then. The federation keeps an admin and the case a lead that
+    // is not revoked.
+    for id in &stale_writes {
+        for (j, node) in c.nodes.iter().enumerate() {
+            if Some(j) != revoked && view(node, &case).is_some() {
+                assert!(
+                    !node.cmd(&["record", "show", id]).status.success(),
+                    "seed {seed}: node {j} holds {id}, written by the revoked node after its cut"
+                );
+            }
+        }
+    }
+    let trust = crate::federation::nodes_of(&c.nodes[0].json(&["trust", "list"]));
+    assert!(
+        trust
+            .iter()
+            .any(|(_, admin, status)| *admin && status == "active"),
+        "seed {seed}: no active admin left: {trust:?}"
+    );
+    if let Some(j) = revoked {
+        let lead = view(&c.nodes[0], &case).expect("the lead holds the case");
+        assert!(
+            lead.leads.iter().any(|p| *p != c.peers[j]),
+            "seed {seed}: the case has no lead that is not revoked"
+        );
+        assert!(
+            !lead.members.contains(&c.peers[j]),
+            "seed {seed}: the revoked node is still a member"
+        );
     }
     // Nobody equivocates here, restored nodes included: no log is frozen.
     for (j, node) in c.nodes.iter().enumerate() {
