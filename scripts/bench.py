@@ -31,23 +31,27 @@ def run(bin_, data, args):
     return dt, out.decode()
 
 
-def run_rss(bin_, data, args):
+def run_rss(bin_, data, args, refused=False):
     """Like run() but also returns the child's peak RSS (bytes).
 
     Measured by /usr/bin/time (%M): a small process that forks the binary, so
     the figure is casesync's own. (wait4 on a child this Python process forks or
-    vforks would count the Python process's memory too.)"""
+    vforks would count the Python process's memory too.) With `refused`, the
+    command must fail, and its error line comes third."""
     env = dict(os.environ, CASESYNC_PASSPHRASE=PASS, CASESYNC_OPERATOR="bench")
     out = os.path.join(os.path.dirname(os.path.abspath(data)), ".rss")
     t0 = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, bin_, "--data-dir", data] + args,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     dt = time.monotonic() - t0
-    if p.returncode != 0:
-        sys.exit(f"error: casesync {' '.join(args)} failed: {p.stderr.decode(errors='replace').strip()}")
+    if (p.returncode != 0) != refused:
+        sys.exit(f"error: casesync {' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace').strip()}")
     with open(out) as f:
         kib = int(f.read().strip().splitlines()[-1])
-    return dt, kib * 1024
+    if not refused:
+        return dt, kib * 1024
+    err = [l for l in p.stderr.decode(errors="replace").splitlines() if l.startswith("error:")]
+    return dt, kib * 1024, (err[-1] if err else "")
 
 
 def dir_bytes(path):
@@ -368,23 +372,6 @@ def hardening_rows(bin_, work, result, rows):
                      f"join {small['join_seconds']:.3f} s / {large['join_seconds']:.3f} s" if key == "registry" else ""))
 
 
-def run_rss_fail(bin_, data, args):
-    """Like run_rss() for a command expected to be refused: (seconds, peak RSS
-    bytes, its error line)."""
-    env = dict(os.environ, CASESYNC_PASSPHRASE=PASS, CASESYNC_OPERATOR="bench")
-    out = os.path.join(os.path.dirname(os.path.abspath(data)), ".rss")
-    t0 = time.monotonic()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out, bin_, "--data-dir", data] + args,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    dt = time.monotonic() - t0
-    if p.returncode == 0:
-        sys.exit(f"error: casesync {' '.join(args)} was expected to be refused")
-    with open(out) as f:
-        kib = int(f.read().strip().splitlines()[-1])
-    err = [l for l in p.stderr.decode(errors="replace").splitlines() if l.startswith("error:")]
-    return dt, kib * 1024, (err[-1] if err else "")
-
-
 def memory_rows(bin_, work, result, rows):
     """Peak RSS of a node under the files a partner or an operator may hand it
     (issue 21, findings 10-11): the largest bundle a partner can send (an
@@ -417,7 +404,7 @@ def memory_rows(bin_, work, result, rows):
     run(bin_, s, ["bundle", "export", "--out", padded])
     with open(padded, "r+b") as f:
         f.truncate(31 << 20)
-    _, stranger_rss, stranger_err = run_rss_fail(bin_, b, ["bundle", "import", padded])
+    _, stranger_rss, stranger_err = run_rss(bin_, b, ["bundle", "import", padded], refused=True)
     # One 300 MiB cell.
     cell = os.path.join(base, "cell.csv")
     with open(cell, "wb") as f:
@@ -426,14 +413,14 @@ def memory_rows(bin_, work, result, rows):
         for _ in range(300):
             f.write(chunk)
         f.write(b"\n")
-    _, cell_rss, cell_err = run_rss_fail(bin_, a, ["record", "import", case, cell])
+    _, cell_rss, cell_err = run_rss(bin_, a, ["record", "import", case, cell], refused=True)
     line = os.path.join(base, "line.jsonl")
     with open(line, "wb") as f:
         f.write(b'{"type": "person", "fields": {"name": "')
         for _ in range(300):
             f.write(chunk)
         f.write(b'"}}\n')
-    _, line_rss, line_err = run_rss_fail(bin_, a, ["record", "import", case, line])
+    _, line_rss, line_err = run_rss(bin_, a, ["record", "import", case, line], refused=True)
     mib = lambda x: round(x / 2**20, 1)
     r = {"records": n, "record_import_peak_rss_mib": mib(import_rss),
          "bundle_files": len(files), "largest_bundle_mib": mib(biggest[0]),

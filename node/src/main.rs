@@ -229,7 +229,13 @@ fn unlock(cli: &Cli) -> Result<Node> {
         // Say this before asking for a passphrase that cannot help.
         dir.open_store()?;
     }
-    let actor = audit::Actor {
+    Ok(dir.unlock_as(passphrase(cli, false)?.as_bytes(), actor(cli))?)
+}
+
+/// Who acts, for the audit log: `--operator` (else the OS user) and the
+/// `--justification` given.
+fn actor(cli: &Cli) -> audit::Actor {
+    audit::Actor {
         operator: cli
             .operator
             .clone()
@@ -240,8 +246,7 @@ fn unlock(cli: &Cli) -> Result<Node> {
             .as_ref()
             .map(|j| j.trim().to_string())
             .filter(|j| !j.is_empty()),
-    };
-    Ok(dir.unlock_as(passphrase(cli, false)?.as_bytes(), actor)?)
+    }
 }
 
 /// Runs an action and, if it fails once the node is unlocked, records the
@@ -343,17 +348,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             dir.change_passphrase(old.as_bytes(), new.as_bytes())?;
             // Audited under the new passphrase (the unlock proves it works).
-            let node = dir.unlock_as(
-                new.as_bytes(),
-                audit::Actor {
-                    operator: cli
-                        .operator
-                        .clone()
-                        .filter(|o| !o.trim().is_empty())
-                        .unwrap_or_else(audit::Actor::os_user),
-                    justification: cli.justification.clone(),
-                },
-            )?;
+            let node = dir.unlock_as(new.as_bytes(), actor(&cli))?;
             audit::append_alone(
                 &node,
                 Event::new(Action::PassphraseChange)
@@ -385,19 +380,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Restore { file } => {
             let dir = data_dir(&cli)?;
-            let actor = audit::Actor {
-                operator: cli
-                    .operator
-                    .clone()
-                    .filter(|o| !o.trim().is_empty())
-                    .unwrap_or_else(audit::Actor::os_user),
-                justification: cli.justification.clone(),
-            };
             let node = casesync_node::backup::restore(
                 &dir,
                 file,
                 passphrase(&cli, false)?.as_bytes(),
-                actor,
+                actor(&cli),
             )?;
             let peer = node.card.peer_id();
             if cli.json {

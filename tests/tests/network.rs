@@ -675,12 +675,7 @@ fn an_unreachable_peer_is_redialed_with_back_off_and_status_shows_when() {
     let t = TestDir::new("net_redial");
     let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
     let (a, b) = (&nodes[0], &nodes[1]);
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", peer_of(b));
     a.cmd(&["peer", "add", &addr]).ok();
     let sa = Server::start(a, &[]);
@@ -703,6 +698,15 @@ fn an_unreachable_peer_is_redialed_with_back_off_and_status_shows_when() {
     );
 }
 
+/// A port nothing listens on.
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `serve` logs through `tracing` (issue 21, operations): `RUST_LOG` filters
 /// what it says and libp2p's events, and `CASESYNC_LOG_FORMAT=json` writes
 /// one JSON object a line for an agency's log collector.
@@ -711,11 +715,7 @@ fn serve_logs_as_json_lines_when_asked_and_rust_log_filters_them() {
     let t = TestDir::new("net_logs");
     let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
     let (a, b) = (&nodes[0], &nodes[1]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", peer_of(b));
     {
         let sa = Server::start_env(a, &[&addr], &[("CASESYNC_LOG_FORMAT", "json")]);
