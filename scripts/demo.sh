@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# casesync demo: the fictional joint investigation "Op Lantern"
-# (../shared/demo-scenario.md). Three agencies on one machine, each its own data
+# casesync demo: the fictional joint investigation "Op Lantern". Three
+# agencies on one machine, each its own data
 # dir and `casesync serve` process on 127.0.0.1: a UK regional unit (uk-east),
 # the Romanian police (ro-police) and Europol. They form a federation, open a
 # joint case, record what each knows, keep working while one is offline, and

@@ -1,4 +1,4 @@
-//! The audit log (DESIGN.md, "Audit"): who collected, altered, consulted,
+//! The audit log (docs/design.md, "Audit"): who collected, altered, consulted,
 //! disclosed, combined or erased which case data, when (RFC 3339 with the
 //! offset), from which node, with what outcome, and why.
 //!

@@ -466,6 +466,15 @@ fn insert_epoch_op(
     Ok(())
 }
 
+/// The refusal to add a node the registry says is revoked.
+fn revoked_member(n: &casesync_schema::registry::Enrolled, federation: &str) -> NodeError {
+    NodeError::Refused(format!(
+        "{} ({}) was revoked from federation \"{federation}\": it cannot be added to a case (revocation is final)",
+        n.card.name,
+        n.card.peer_id()
+    ))
+}
+
 /// Resolves a `PEER_ID|CARD` argument to a card. In a federation the node must be
 /// enrolled and active (deny by default); a PeerId is looked up in the registry.
 /// A node in no federation can add members by card only.
@@ -482,7 +491,8 @@ pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
         // card with another organisation or country.
         return match st.nodes.get(&card.identity.ed25519) {
             Some(n) if !n.revoked => Ok(n.card.clone()),
-            _ => Err(NodeError::Refused(format!(
+            Some(n) => Err(revoked_member(n, &st.name)),
+            None => Err(NodeError::Refused(format!(
                 "{} ({}) is not enrolled in federation \"{}\": an admin runs `casesync federation invite CARD` first",
                 card.name,
                 card.peer_id(),
@@ -498,7 +508,8 @@ pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
         };
         return match st.by_peer_id(arg) {
             Some(n) if !n.revoked => Ok(n.card.clone()),
-            _ => Err(NodeError::Refused(format!(
+            Some(n) => Err(revoked_member(n, &st.name)),
+            None => Err(NodeError::Refused(format!(
                 "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
                 short(arg),
                 st.name
@@ -791,7 +802,7 @@ pub fn appoint_lead(
 }
 
 /// Removes every revoked node from the cases this node leads, each with a cut
-/// at its last entry held here (DESIGN.md: "a lead that sees the revocation
+/// at its last entry held here (docs/design.md: "a lead that sees the revocation
 /// removes the node with a cut"). Returns what was removed.
 pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
     let Some(registry) = crate::trust::load(node.store.conn())? else {

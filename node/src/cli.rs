@@ -1,4 +1,4 @@
-//! The command line, as specified in CLI.md. Parsing only: `main.rs` dispatches.
+//! The command line (README, "The command line"). Parsing only: `main.rs` dispatches.
 
 use std::path::PathBuf;
 

@@ -614,7 +614,7 @@ fn past_end(ends: &[LogEnd], seq: u64) -> bool {
 }
 
 /// Takes out a removed member's entries past where its log ends that this node
-/// accepted before it learned of the removal (DESIGN.md: "every node accepts
+/// accepted before it learned of the removal (docs/design.md: "every node accepts
 /// that member's entries up to the cut and rejects the rest"), and rebuilds the
 /// records they touched, so every node holds the same log whatever the order
 /// in which entries and removal arrived.
@@ -709,7 +709,7 @@ pub struct BuiltOnFrozen {
 /// Entries held in `case` whose author built on an entry of a log frozen by a
 /// proved equivocation (its view names a seq at or past the freeze): their
 /// changes that depend on the frozen entries cannot apply. `status` shows them
-/// (DESIGN.md: changes that depended on frozen entries wait, and are shown).
+/// (docs/design.md: changes that depended on frozen entries wait, and are shown).
 pub fn built_on_frozen(conn: &Connection, case: &Case) -> Result<Vec<BuiltOnFrozen>> {
     let frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case.case_ref)?
         .into_iter()

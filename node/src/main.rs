@@ -123,7 +123,7 @@ fn explain_io_failure(d: &DataDir, msg: String) -> String {
 }
 
 /// Help and version print as clap renders them; a usage mistake becomes the one
-/// `error:` line every failure gets (CLI.md), with a pointer to `--help`.
+/// `error:` line every failure gets (README, "The command line"), with a pointer to `--help`.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(

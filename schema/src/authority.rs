@@ -1,4 +1,4 @@
-//! Authority graphs (DESIGN.md): one pure resolution of a set of signed
+//! Authority graphs (docs/design.md): one pure resolution of a set of signed
 //! operations into state, used by case control logs and the federation trust
 //! registry alike.
 //!
@@ -228,7 +228,7 @@ fn pass<R: Rules>(
     (verdicts, state)
 }
 
-/// Seniority (DESIGN.md): the genesis's author first, then each node after
+/// Seniority (docs/design.md): the genesis's author first, then each node after
 /// the node that granted it authority, siblings in fold order. A node's key is
 /// its granter's key plus the position of the grant, so a node is always
 /// junior to whoever made it an admin or lead: a revoked key cannot make
@@ -881,7 +881,7 @@ mod tests {
         cycles: usize,
     }
 
-    /// Every invariant of DESIGN.md's authority graphs on one set of operations.
+    /// Every invariant of docs/design.md's authority graphs on one set of operations.
     fn check(ops: &[Op], c: &mut Checked) {
         let refs: Vec<&Op> = ops.iter().collect();
         let (st, f) = resolve(&Admins, &refs);
@@ -1052,7 +1052,7 @@ mod tests {
         }
     }
 
-    /// DESIGN.md's invariants, checked exhaustively in a small scope: a
+    /// docs/design.md's invariants, checked exhaustively in a small scope: a
     /// federation created by 1 that made 2 an admin, then every set of up to
     /// `CASESYNC_EXHAUSTIVE_OPS` operations (default 6) by up to 4 nodes that
     /// the search can write, stale-key statements with any parents included.

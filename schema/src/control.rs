@@ -1,6 +1,6 @@
 //! Case control operations and their resolution into a case's state.
 //!
-//! A case's control log is an authority graph (DESIGN.md, "Authority graphs"):
+//! A case's control log is an authority graph (docs/design.md, "Authority graphs"):
 //! each operation is signed by its author and names the hashes of the operations
 //! its author had seen (its parents). [`resolve`] folds the valid operations in a
 //! deterministic topological order (parents first, ties broken by hash), so the same
@@ -681,7 +681,7 @@ fn meet(a: &[LogEnd], b: &[LogEnd]) -> Vec<LogEnd> {
         .collect()
 }
 
-/// Where each removed writer's log ends once vouching is counted (DESIGN.md,
+/// Where each removed writer's log ends once vouching is counted (docs/design.md,
 /// "Cases and keys"): at the removal's cut, or further where an entry of a
 /// remaining writer names a later entry of that member in its view, since that
 /// writer built on it and its changes may depend on it. `views` are the views of
@@ -1474,7 +1474,7 @@ mod tests {
         )
     }
 
-    /// The property of DESIGN.md's authority graphs: leads working apart (each
+    /// The property of docs/design.md's authority graphs: leads working apart (each
     /// sees only the operations it has synced) write adds, removals, rotations
     /// and key shares, including mutual removals, adds during rotations and
     /// actions concurrent with the actor's removal; every arrival order of the

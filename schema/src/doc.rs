@@ -1,6 +1,6 @@
 //! The mapping between a record and its Automerge document.
 //!
-//! Each record is its own small document (DESIGN.md, "Records and logs"):
+//! Each record is its own small document (docs/design.md, "Records and logs"):
 //!
 //! ```text
 //! ROOT { id, type, case, originator, created, updated: str,

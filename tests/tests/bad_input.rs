@@ -337,7 +337,7 @@ fn commands_before_init() {
     );
 }
 
-/// CLI.md: "On failure: non-zero exit, one line on stderr beginning `error: `".
+/// README: on failure, a non-zero exit and one line on stderr beginning `error: `.
 /// That holds for usage errors too (a missing argument, a value not allowed):
 /// scripts read that one line.
 #[test]

@@ -1,4 +1,4 @@
--- The audit log (DESIGN.md, "Audit"): append-only, hash-chained, signed by the
+-- The audit log (docs/design.md, "Audit"): append-only, hash-chained, signed by the
 -- node key, each entry sealed with the storage key. `case_index` is a blind
 -- index of the case, for listing one case's entries without opening the rest.
 CREATE TABLE audit_log (
