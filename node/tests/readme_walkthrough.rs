@@ -71,3 +71,38 @@ fn readme_walkthrough_runs_as_written() {
     assert!(stdout.contains(": 0 bad"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The repository explains itself: its documents never send a reader to a
+/// file outside it, and every relative link in them leads to a file that is
+/// there.
+#[test]
+fn the_documents_link_only_to_files_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut docs = vec![
+        root.join("README.md"),
+        root.join("ARCHITECTURE.md"),
+        root.join("BENCHMARKS.md"),
+    ];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        docs.push(e.unwrap().path());
+    }
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let name = doc.display();
+        for outside in ["../shared", "DESIGN.md", "CLI.md", "STYLE.md", "THREATS.md"] {
+            assert!(!text.contains(outside), "{name} points at {outside}");
+        }
+        // Markdown links: ](target), relative ones must exist.
+        for part in text.split("](").skip(1) {
+            let target = part.split([')', '#']).next().unwrap_or_default();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let base = doc.parent().unwrap();
+            assert!(
+                base.join(target).exists(),
+                "{name} links to {target}, which is not in the repository"
+            );
+        }
+    }
+}
