@@ -22,8 +22,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cases::Case;
-use crate::datadir::DataDir;
 use crate::{Node, NodeError, Result, store};
 
 /// One table for the actions: the variant, its name in the log, its category.
@@ -279,18 +277,6 @@ pub fn append_alone(node: &Node, ev: Event) -> Result<u64> {
     node.store.write(|tx| append(node, tx, ev))
 }
 
-/// Refuses an action on `case` when the case asks every action for a
-/// justification and none was given. The caller's error path logs the refusal.
-pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
-    if case.meta.require_justification && node.actor.justification.is_none() {
-        return Err(NodeError::Refused(format!(
-            "case {} requires a justification for every action: pass --justification TEXT (it is recorded in the audit log)",
-            case.id
-        )));
-    }
-    Ok(())
-}
-
 /// This node's signed audit head, encoded for a peer (empty before any entry).
 pub fn own_head(conn: &Connection) -> Result<Vec<u8>> {
     Ok(store::audit_head(conn)?
@@ -354,9 +340,8 @@ const PENDING_PREFIX: &str = "sealed1:";
 /// X25519 key (from its stored card), so the operator name cannot be read
 /// without the passphrase; anyone can seal to a public key, so it is folded as
 /// unauthenticated.
-pub fn note_failed_unlock(dir: &DataDir, operator: &str, reason: &str) -> Result<()> {
-    let store = dir.open_store()?;
-    let card = crate::datadir::stored_card(store.conn())?;
+pub fn note_failed_unlock(store: &store::Store, operator: &str, reason: &str) -> Result<()> {
+    let card = crate::files::stored_card(store.conn())?;
     let pending = serde_json::json!({
         "time": crate::clock::now().1,
         "operator": operator,
@@ -418,25 +403,6 @@ pub fn fold_pending(node: &Node) -> Result<()> {
     })
 }
 
-/// Most rejection reasons one audit entry lists (a hostile peer may send
-/// thousands of bad items); the count is always complete.
-const MAX_REASONS: usize = 100;
-
-/// Items sent to `peer` (a sync exchange): one disclosure per case, naming
-/// every entry sent; call it in the transaction that read them, before they
-/// leave.
-pub fn sent(node: &Node, tx: &Connection, peer: &str, items: &crate::sync::Items) -> Result<()> {
-    disclosed(
-        node,
-        tx,
-        Action::SyncSend,
-        Some(peer),
-        &items.body,
-        &items.sent,
-    )?;
-    withheld(node, tx, Action::SyncSend, Some(peer), &items.withheld)
-}
-
 /// Logs held back from `peer` by handling rules: one refused entry per case,
 /// naming the author and the first entry withheld.
 pub fn withheld(
@@ -496,76 +462,6 @@ pub fn disclosed(
     Ok(())
 }
 
-/// What an ingest from `peer` did, in its transaction: per case, the entries
-/// collected and the records they created or changed; entries taken out
-/// (erasure); and what was rejected, with the reasons.
-pub fn received(
-    node: &Node,
-    tx: &Connection,
-    action: Action,
-    peer: &str,
-    r: &crate::ingest::IngestReport,
-) -> Result<()> {
-    let mut cases: Vec<CaseId> = r.accepted.iter().map(|a| a.0).collect();
-    cases.sort();
-    cases.dedup();
-    for case in cases {
-        let mut records: Vec<String> = r
-            .records
-            .iter()
-            .filter(|x| x.0 == case)
-            .map(|x| x.1.to_string())
-            .collect();
-        records.sort();
-        records.dedup();
-        let ev = Event::new(action)
-            .case(case)
-            .peer(peer)
-            .entries(entry_ranges(
-                r.accepted.iter().filter(|a| a.0 == case).copied(),
-            ))
-            .records(records);
-        append(node, tx, ev)?;
-    }
-    if r.accepted.is_empty() && (r.registry_ops > 0 || r.control_ops > 0) {
-        let ev = Event::new(action).peer(peer).detail(format!(
-            "{} registry statements, {} control operations",
-            r.registry_ops, r.control_ops
-        ));
-        append(node, tx, ev)?;
-    }
-    for (case, what) in &r.erased {
-        append(
-            node,
-            tx,
-            Event::new(Action::EntriesErased)
-                .case(*case)
-                .peer(peer)
-                .detail(what.clone()),
-        )?;
-    }
-    if !r.rejected.is_empty() {
-        let mut why: Vec<&str> = r
-            .rejected
-            .iter()
-            .take(MAX_REASONS)
-            .map(String::as_str)
-            .collect();
-        let more = r.rejected.len().saturating_sub(MAX_REASONS);
-        let tail = format!("and {more} more");
-        if more > 0 {
-            why.push(&tail);
-        }
-        let ev = Event::new(Action::SyncReject).peer(peer).refused(format!(
-            "{} item(s) rejected: {}",
-            r.rejected.len(),
-            why.join("; ")
-        ));
-        append(node, tx, ev)?;
-    }
-    Ok(())
-}
-
 /// What `audit verify` found.
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -577,7 +473,7 @@ pub struct VerifyReport {
 /// against the node's key (from its stored card), and the recorded head.
 /// Needs no passphrase: nothing is opened.
 pub fn verify(conn: &Connection) -> Result<VerifyReport> {
-    let key = crate::datadir::stored_card(conn)?.identity.ed25519;
+    let key = crate::files::stored_card(conn)?.identity.ed25519;
     let mut check = ChainCheck::new(&key);
     let mut count = 0u64;
     let mut fault = None;
@@ -677,12 +573,12 @@ pub struct ExportReport {
 /// protection officer: a header line (node, case, time, the result of checking
 /// the whole chain, the SHA-256 of the lines that follow, and the node's
 /// signature over the header), then one entry per line.
-pub fn export(node: &Node, case: &Case, out: &Path) -> Result<ExportReport> {
+pub fn export(node: &Node, case: CaseId, out: &Path) -> Result<ExportReport> {
     let chain = verify(node.store.conn())?;
     let entries = list(
         node,
         &Filter {
-            case: Some(case.id),
+            case: Some(case),
             ..Default::default()
         },
     )?;
@@ -696,7 +592,7 @@ pub fn export(node: &Node, case: &Case, out: &Path) -> Result<ExportReport> {
         "node": node.card.peer_id(),
         "node_name": node.card.name,
         "node_key": hex(&node.keys.public().ed25519),
-        "case": case.id.to_string(),
+        "case": case.to_string(),
         "exported_at": crate::clock::now().1,
         "operator": node.actor.operator,
         "entries": entries.len(),
@@ -714,7 +610,7 @@ pub fn export(node: &Node, case: &Case, out: &Path) -> Result<ExportReport> {
     file.push(b'\n');
     file.extend_from_slice(&body);
     // Who consulted which person: readable by the owner only.
-    crate::datadir::write_private_file(out, &file)?;
+    crate::files::write_private_file(out, &file)?;
     Ok(ExportReport {
         entries: entries.len(),
         chain_entries: chain.entries,

@@ -46,7 +46,7 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
     let mut sent = Vec::new();
     let mut withheld = Vec::new();
     for c in chosen {
-        crate::audit::require_justification(node, &c)?;
+        cases::require_justification(node, &c)?;
         if let Some(to) = &to
             && c.state.role_of(&to.identity.ed25519).is_none()
         {
@@ -229,7 +229,7 @@ pub fn import(node: &Node, file: Vec<u8>) -> Result<(NodeCard, IngestReport)> {
                 sender.peer_id()
             ));
         }
-        crate::audit::received(node, tx, Action::BundleImport, &sender.peer_id(), &r)?;
+        r.audit(node, tx, Action::BundleImport, &sender.peer_id())?;
         Ok(r)
     })?;
     Ok((sender, report))

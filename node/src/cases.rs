@@ -116,18 +116,10 @@ pub fn load_by_text(node: &Node, conn: &Connection, text: &str) -> Result<Case> 
     let id: CaseId = text.trim().parse().map_err(|_| {
         NodeError::Refused(format!(
             "`{}` is not a case id (see `casesync case list`)",
-            short(text)
+            crate::short(text)
         ))
     })?;
     load(node, conn, &id)
-}
-
-pub(crate) fn short(s: &str) -> String {
-    if s.chars().count() <= 64 {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(64).collect::<String>())
-    }
 }
 
 pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
@@ -511,14 +503,14 @@ pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
             Some(n) => Err(revoked_member(n, &st.name)),
             None => Err(NodeError::Refused(format!(
                 "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
-                short(arg),
+                crate::short(arg),
                 st.name
             ))),
         };
     }
     Err(NodeError::Refused(format!(
         "`{}` is neither a node card (from `casesync id --card`) nor a PeerId",
-        short(arg)
+        crate::short(arg)
     )))
 }
 
@@ -543,7 +535,7 @@ pub fn add_member(
                 case.id
             )));
         }
-        audit::require_justification(node, &case)?;
+        require_justification(node, &case)?;
         check_handling_for_member(node, tx, &case, card)?;
         let mut wraps = Vec::new();
         for e in &case.state.epochs {
@@ -621,7 +613,7 @@ fn remove(
         let case = load_by_text(node, tx, case_text)?;
         require_lead(node, &case, "remove members")?;
         if asked {
-            audit::require_justification(node, &case)?;
+            require_justification(node, &case)?;
         }
         let removed = member_named(&case, member)?.card.clone();
         let id = removed.identity.ed25519;
@@ -667,6 +659,18 @@ fn remove(
     })
 }
 
+/// Refuses an action on `case` when the case asks every action for a
+/// justification and none was given. The caller's error path logs the refusal.
+pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
+    if case.meta.require_justification && node.actor.justification.is_none() {
+        return Err(NodeError::Refused(format!(
+            "case {} requires a justification for every action: pass --justification TEXT (it is recorded in the audit log)",
+            case.id
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses unless this node leads `case`: `what` says what it would do.
 fn require_lead(node: &Node, case: &Case, what: &str) -> Result<()> {
     if case.state.role_of(&node.keys.public().ed25519) != Some(Role::Lead) {
@@ -697,7 +701,7 @@ fn member_named<'a>(case: &'a Case, arg: &str) -> Result<&'a control::Member> {
         .ok_or_else(|| {
             NodeError::Refused(format!(
                 "{} is not a member of case {} (see `casesync case show {}`)",
-                short(arg),
+                crate::short(arg),
                 case.id,
                 case.id
             ))
@@ -716,7 +720,7 @@ pub fn change_role(
     node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
         let case = load_by_text(node, tx, case_text)?;
         require_lead(node, &case, "change roles")?;
-        audit::require_justification(node, &case)?;
+        require_justification(node, &case)?;
         let m = member_named(&case, member)?;
         let (card, before) = (m.card.clone(), m.role);
         let op = lead_op(
@@ -768,7 +772,7 @@ pub fn appoint_lead(
             )),
             e => e,
         })?;
-        audit::require_justification(node, &case)?;
+        require_justification(node, &case)?;
         let card = member_named(&case, member)?.card.clone();
         let id = card.identity.ed25519;
         // Sealed under the newest epoch this node can read, when it can.
@@ -842,6 +846,21 @@ pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
     Ok(done)
 }
 
+/// Every record of a case (optionally of one type), from the sealed views.
+pub fn views_in_case(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    record_type: Option<casesync_schema::record::RecordType>,
+) -> Result<Vec<casesync_schema::doc::RecordView>> {
+    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
+    let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
+    // Opening (AEAD) and parsing each view is most of a listing: on every core.
+    let storage = &node.storage;
+    use rayon::prelude::*;
+    rows.par_iter().map(|r| storage.record_view(r)).collect()
+}
+
 /// A member outside a record's releasable_to cannot be added while the record is in the case.
 fn check_handling_for_member(
     node: &Node,
@@ -849,7 +868,7 @@ fn check_handling_for_member(
     case: &Case,
     card: &NodeCard,
 ) -> Result<()> {
-    for v in crate::records::views_in_case(node, conn, case, None)? {
+    for v in views_in_case(node, conn, case, None)? {
         let r = ReleasableTo(v.releasable_to.clone());
         if !r.permits(&card.org, &card.country) {
             return Err(NodeError::Refused(format!(

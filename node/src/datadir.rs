@@ -2,8 +2,7 @@
 //! and the unlocked [`Node`] that commands work on.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use casesync_crypto::keystore::{self, KdfParams, KeystoreSecrets};
 use casesync_crypto::{NodeKeys, SymmetricKey};
@@ -136,7 +135,7 @@ impl DataDir {
         let (ms, _) = crate::clock::now();
         let card = NodeCard::issue(&keys, name, org, country, ms)?;
         let storage = SymmetricKey::generate()?;
-        create_private_dir(&self.root)?;
+        crate::files::create_private_dir(&self.root)?;
         let store = Store::open(&self.db_path())?;
         store::meta_put(store.conn(), "card", card.bytes())?;
         let secrets = KeystoreSecrets {
@@ -145,7 +144,7 @@ impl DataDir {
         };
         let sealed = keystore::seal(&secrets, passphrase, kdf)?;
         // The keystore is written last: its presence is what marks the node initialized.
-        write_private_file(&self.keystore_path(), &sealed)?;
+        crate::files::write_private_file(&self.keystore_path(), &sealed)?;
         let node = Node {
             dir: self.clone(),
             storage: StorageKeys::new(&secrets.storage),
@@ -179,13 +178,13 @@ impl DataDir {
             e => e.into(),
         })?;
         let sealed = keystore::seal(&secrets, new, KdfParams::DEFAULT)?;
-        write_private_file(&self.keystore_path(), &sealed)
+        crate::files::write_private_file(&self.keystore_path(), &sealed)
     }
 
     /// The node's own card, readable without the passphrase.
     pub fn card(&self) -> Result<NodeCard> {
         self.require_initialized()?;
-        stored_card(Store::open(&self.db_path())?.conn())
+        crate::files::stored_card(Store::open(&self.db_path())?.conn())
     }
 
     /// Opens the store without unlocking keys (for commands that need no secret).
@@ -217,9 +216,11 @@ impl DataDir {
         let secrets = match keystore::open(&file, passphrase) {
             Ok(s) => s,
             Err(casesync_crypto::CryptoError::WrongPassphrase) => {
-                if let Err(e) =
-                    crate::audit::note_failed_unlock(self, &actor.operator, "wrong passphrase")
-                {
+                if let Err(e) = crate::audit::note_failed_unlock(
+                    &self.open_store()?,
+                    &actor.operator,
+                    "wrong passphrase",
+                ) {
                     eprintln!(
                         "warning: the failed unlock could not be recorded for the audit log: {e}"
                     );
@@ -232,7 +233,7 @@ impl DataDir {
             Err(other) => return Err(NodeError::Crypto(other)),
         };
         let store = Store::open(&self.db_path())?;
-        let card = stored_card(store.conn())?;
+        let card = crate::files::stored_card(store.conn())?;
         if card.identity != secrets.node.public() {
             return Err(NodeError::Integrity(
                 "the node card in the store does not match the keystore: the data dir was mixed up"
@@ -269,51 +270,6 @@ impl Node {
             actor: self.actor.clone(),
         })
     }
-}
-
-fn create_private_dir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path)
-        .map_err(|e| NodeError::Io(format!("cannot create {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-    }
-    Ok(())
-}
-
-/// Writes `data` to `path` atomically (temp file, fsync, rename), readable by
-/// the owner only: keystores, and exports that carry case or audit data
-/// (bundles, audit exports).
-pub fn write_private_file(path: &Path, data: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| NodeError::Io(format!("cannot write {}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let _ = fs::remove_file(&tmp);
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)?;
-    if let Some(parent) = path.parent()
-        && let Ok(d) = fs::File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// The node's card as stored in the data dir (public: no passphrase needed).
-pub(crate) fn stored_card(conn: &rusqlite::Connection) -> Result<NodeCard> {
-    let bytes = store::meta_get(conn, "card")?.ok_or_else(|| {
-        NodeError::Integrity("the store has no node card; is the data dir damaged?".into())
-    })?;
-    Ok(NodeCard::decode(&bytes)?)
 }
 
 /// The least a keystore passphrase must be: it is all that protects the

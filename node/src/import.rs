@@ -108,7 +108,7 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
                     line,
                     format!(
                         "unknown key `{}` (expected type, fields, grading, releasable_to)",
-                        crate::cases::short(other)
+                        crate::short(other)
                     ),
                 ));
             }

@@ -23,6 +23,7 @@ use casesync_crypto::SymmetricKey;
 use rayon::prelude::*;
 use rusqlite::Connection;
 
+use crate::audit::{self, Action, Event};
 use crate::cases::{self, Case};
 use crate::sealing::StorageKeys;
 use crate::{Node, NodeError, Result, log, store};
@@ -87,7 +88,76 @@ pub struct IngestReport {
     pub erased: Vec<(CaseId, String)>,
 }
 
+/// Most rejection reasons one audit entry lists (a hostile peer may send
+/// thousands of bad items); the count is always complete.
+const MAX_REASONS: usize = 100;
+
 impl IngestReport {
+    /// What an ingest from `peer` did, in its transaction: per case, the entries
+    /// collected and the records they created or changed; entries taken out
+    /// (erasure); and what was rejected, with the reasons.
+    pub fn audit(&self, node: &Node, tx: &Connection, action: Action, peer: &str) -> Result<()> {
+        let r = self;
+        let mut cases: Vec<CaseId> = r.accepted.iter().map(|a| a.0).collect();
+        cases.sort();
+        cases.dedup();
+        for case in cases {
+            let mut records: Vec<String> = r
+                .records
+                .iter()
+                .filter(|x| x.0 == case)
+                .map(|x| x.1.to_string())
+                .collect();
+            records.sort();
+            records.dedup();
+            let ev = Event::new(action)
+                .case(case)
+                .peer(peer)
+                .entries(audit::entry_ranges(
+                    r.accepted.iter().filter(|a| a.0 == case).copied(),
+                ))
+                .records(records);
+            audit::append(node, tx, ev)?;
+        }
+        if r.accepted.is_empty() && (r.registry_ops > 0 || r.control_ops > 0) {
+            let ev = Event::new(action).peer(peer).detail(format!(
+                "{} registry statements, {} control operations",
+                r.registry_ops, r.control_ops
+            ));
+            audit::append(node, tx, ev)?;
+        }
+        for (case, what) in &r.erased {
+            audit::append(
+                node,
+                tx,
+                Event::new(Action::EntriesErased)
+                    .case(*case)
+                    .peer(peer)
+                    .detail(what.clone()),
+            )?;
+        }
+        if !r.rejected.is_empty() {
+            let mut why: Vec<&str> = r
+                .rejected
+                .iter()
+                .take(MAX_REASONS)
+                .map(String::as_str)
+                .collect();
+            let more = r.rejected.len().saturating_sub(MAX_REASONS);
+            let tail = format!("and {more} more");
+            if more > 0 {
+                why.push(&tail);
+            }
+            let ev = Event::new(Action::SyncReject).peer(peer).refused(format!(
+                "{} item(s) rejected: {}",
+                r.rejected.len(),
+                why.join("; ")
+            ));
+            audit::append(node, tx, ev)?;
+        }
+        Ok(())
+    }
+
     /// Adds what a later ingest in the same transaction did.
     pub fn absorb(&mut self, o: IngestReport) {
         // Every field named, so a new one cannot be forgotten here.
@@ -947,7 +1017,7 @@ fn prepare(
                     return Err(format!(
                         "record {}: names {} as originator, but {originator} wrote it",
                         c.record,
-                        cases::short(&r.originator)
+                        crate::short(&r.originator)
                     ));
                 }
                 // A record never rests on a node outside its releasable_to,
@@ -1094,7 +1164,7 @@ impl DocCache {
             // A snapshot is sealed (and so authenticated) with the storage key.
             Some(_) => Vec::new(),
             // A record with one change: its one entry.
-            None => log::verify_record_entries(conn, case, row.row, rid)?,
+            None => log::verify_record_entries(conn, &case.id, row.row, rid)?,
         };
         let doc = crate::records::load_doc(node, conn, case, row, rid, &entries)?;
         let list = doc::releasable_list(&doc);

@@ -25,6 +25,7 @@ pub mod bundle;
 pub mod cases;
 pub mod clock;
 pub mod datadir;
+pub mod files;
 pub mod import;
 pub mod ingest;
 pub mod log;
@@ -71,3 +72,13 @@ impl From<rusqlite::Error> for NodeError {
 }
 
 pub type Result<T> = std::result::Result<T, NodeError>;
+
+/// At most 64 characters of `s` (then "..."): messages that echo what a user
+/// or a peer gave never grow with it.
+pub fn short(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(64).collect::<String>())
+    }
+}

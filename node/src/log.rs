@@ -22,7 +22,6 @@ use casesync_schema::entry::{
 use casesync_schema::{CaseId, RecordId};
 use rusqlite::Connection;
 
-use crate::cases::Case;
 use crate::store::{self, StoredEntry};
 use crate::{Node, NodeError, Result};
 
@@ -38,15 +37,15 @@ pub struct Appended {
 pub fn append(
     conn: &Connection,
     node: &Node,
-    case: &Case,
+    (case_ref, case_id): (i64, CaseId),
     epoch: &Hash,
     key: &SymmetricKey,
     changes: &[RecordChange],
 ) -> Result<Vec<Appended>> {
     let me = node.keys.public().ed25519;
-    let (first, mut prev) = next_position(conn, node, case.case_ref)?;
+    let (first, mut prev) = next_position(conn, node, case_ref)?;
     let mut seq = first - 1;
-    let view: Vec<ViewItem> = store::log_heads(conn, case.case_ref)?
+    let view: Vec<ViewItem> = store::log_heads(conn, case_ref)?
         .into_iter()
         .filter(|(a, _, _)| a != &me)
         .map(|(author, seq, hash)| ViewItem { author, seq, hash })
@@ -73,7 +72,7 @@ pub fn append(
             ));
         }
         let header = EntryHeader {
-            case: case.id,
+            case: case_id,
             author: me,
             seq,
             prev,
@@ -82,7 +81,7 @@ pub fn append(
             view: view.clone(),
         };
         let e = LogEntry::create(&node.keys, header, key, &payload)?;
-        let row = store::insert_entry(conn, case.case_ref, &me, seq, &e.hash(), e.bytes())?;
+        let row = store::insert_entry(conn, case_ref, &me, seq, &e.hash(), e.bytes())?;
         prev = e.hash();
         out.push(Appended {
             row,
@@ -261,7 +260,7 @@ pub fn verify_stored(se: &StoredEntry, case: &CaseId) -> std::result::Result<Log
 /// one, and fails if the record's history is empty or points at a missing entry.
 pub fn verify_record_entries(
     conn: &Connection,
-    case: &Case,
+    case: &CaseId,
     record_ref: i64,
     record: &RecordId,
 ) -> Result<Vec<LogEntry>> {
@@ -279,10 +278,10 @@ pub fn verify_record_entries(
                     "record {record}: one of its log entries is missing (verification failed); the store was altered, run `casesync log verify`"
                 )));
             };
-            verify_stored(se, &case.id).map_err(|reason| {
+            verify_stored(se, case).map_err(|reason| {
                 NodeError::Integrity(format!(
                     "record {record}: log entry {} failed verification ({reason}); the store was altered, run `casesync log verify`",
-                    entry_name(&case.id, &se.author, se.seq)
+                    entry_name(case, &se.author, se.seq)
                 ))
             })
         })

@@ -735,7 +735,7 @@ fn parse_addrs(addrs: &[String]) -> Result<Vec<libp2p::Multiaddr>> {
             let m: libp2p::Multiaddr = a.trim().parse().map_err(|e| {
                 anyhow!(
                     "`{}` is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/7001",
-                    cases_short(a)
+                    casesync_node::short(a)
                 )
             })?;
             Ok(m)
@@ -925,7 +925,7 @@ fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
                 })
                 .collect();
             for (f, part) in files.iter().zip(&r.parts) {
-                casesync_node::datadir::write_private_file(f, part)?;
+                casesync_node::files::write_private_file(f, part)?;
             }
             let bytes: usize = r.parts.iter().map(Vec::len).sum();
             if cli.json {
@@ -1237,7 +1237,7 @@ fn parse_fields(args: &[String]) -> Result<Vec<(String, FieldValue)>> {
         .map(|a| {
             let (k, v) = a
                 .split_once('=')
-                .ok_or_else(|| anyhow!("--field `{}` is not KEY=VALUE", cases_short(a)))?;
+                .ok_or_else(|| anyhow!("--field `{}` is not KEY=VALUE", casesync_node::short(a)))?;
             let k = k.trim();
             casesync_schema::record::check_field_name(k)?;
             if v.trim().is_empty() {
@@ -1246,10 +1246,6 @@ fn parse_fields(args: &[String]) -> Result<Vec<(String, FieldValue)>> {
             Ok((k.to_string(), FieldValue::Str(v.to_string())))
         })
         .collect()
-}
-
-fn cases_short(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
@@ -1553,7 +1549,7 @@ fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
             let node = unlock(cli)?;
             let r = audited(&node, Action::AuditExport, Some(case), None, || {
                 let c = cases::load_by_text(&node, node.store.conn(), case)?;
-                let r = audit::export(&node, &c, out)?;
+                let r = audit::export(&node, c.id, out)?;
                 audit::append_alone(
                     &node,
                     Event::new(Action::AuditExport).case(c.id).detail(format!(

@@ -45,7 +45,7 @@ fn parse_record_id(text: &str) -> Result<RecordId> {
     text.trim().parse().map_err(|_| {
         NodeError::Refused(format!(
             "`{}` is not a record id (see `casesync record list CASE`)",
-            cases::short(text)
+            crate::short(text)
         ))
     })
 }
@@ -87,12 +87,6 @@ fn find(node: &Node, conn: &Connection, text: &str) -> Result<(Case, RecordRow, 
         .ok_or_else(|| NodeError::Integrity(format!("record {rid} belongs to no case")))?;
     let case = cases::load(node, conn, &casesync_schema::CaseId(case_row.case_id))?;
     Ok((case, row, rid))
-}
-
-fn open_view(storage: &StorageKeys, row: &RecordRow) -> Result<RecordView> {
-    let bytes = storage.open_view(&row.rid_index, &row.log_digest, &row.view)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))
 }
 
 /// Link endpoints must be records of the same case.
@@ -224,7 +218,7 @@ fn store_records(
             change: std::mem::take(&mut b.change),
         })
         .collect();
-    let appended = log::append(conn, node, case, epoch, key, &changes)?;
+    let appended = log::append(conn, node, (case.case_ref, case.id), epoch, key, &changes)?;
     drop(changes);
     // Which entry carries each record (each new record is in exactly one).
     let mut carried_by = vec![(0i64, casesync_crypto::Hash::ZERO); built.len()];
@@ -264,7 +258,7 @@ pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordVie
     let input = input.validate()?;
     node.store.write(|tx| -> Result<RecordView> {
         let case = cases::load_by_text(node, tx, case_text)?;
-        audit::require_justification(node, &case)?;
+        cases::require_justification(node, &case)?;
         require_writer(node, &case)?;
         check_link_targets(node, tx, &case, &input)?;
         cases::check_handling_for_record(&cases::member_labels(tx, &case)?, &input.releasable_to)?;
@@ -320,7 +314,7 @@ pub(crate) fn import_with(
     };
     let count = node.store.write(|tx| -> Result<usize> {
         let case = cases::load_by_text(node, tx, case_text)?;
-        audit::require_justification(node, &case)?;
+        cases::require_justification(node, &case)?;
         require_writer(node, &case)?;
         let (epoch, key) = cases::current_epoch(node, tx, &case)?;
         let members = cases::member_labels(tx, &case)?;
@@ -432,7 +426,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
     let Some(row) = store::record_by_row(conn, record_row)? else {
         return Ok(());
     };
-    let view = open_view(&node.storage, &row)?;
+    let view = node.storage.record_view(&row)?;
     let rid = parse_record_id(&view.id)?;
     let mut changes = Vec::new();
     for se in store::entries_of_record(conn, row.row)?
@@ -486,9 +480,9 @@ pub fn edit(
 ) -> Result<RecordView> {
     node.store.write(|tx| -> Result<RecordView> {
         let (case, row, rid) = find(node, tx, record_text)?;
-        audit::require_justification(node, &case)?;
+        cases::require_justification(node, &case)?;
         require_writer(node, &case)?;
-        let entries = log::verify_record_entries(tx, &case, row.row, &rid)?;
+        let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
         let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
         d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
         let current = doc::view(&d)?;
@@ -537,7 +531,7 @@ pub fn edit(
         for a in log::append(
             tx,
             node,
-            &case,
+            (case.case_ref, case.id),
             &epoch,
             &key,
             &[RecordChange {
@@ -568,7 +562,7 @@ pub fn edit(
 pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
     node.store.write(|tx| -> Result<RecordView> {
         let (case, row, rid) = find(node, tx, record_text)?;
-        audit::require_justification(node, &case)?;
+        cases::require_justification(node, &case)?;
         let v = view_of_row(node, tx, &case, &row, &rid)?;
         audit::append(
             node,
@@ -593,7 +587,7 @@ fn view_of_row(
     row: &RecordRow,
     rid: &RecordId,
 ) -> Result<RecordView> {
-    let entries = log::verify_record_entries(conn, case, row.row, rid)?;
+    let entries = log::verify_record_entries(conn, &case.id, row.row, rid)?;
     // The stored view must have been built from exactly these entries.
     let hashes: Vec<casesync_crypto::Hash> = entries.iter().map(|e| e.hash()).collect();
     if !casesync_crypto::hash::ct_eq(&log::record_log_digest(&hashes).0, &row.log_digest) {
@@ -601,27 +595,13 @@ fn view_of_row(
             "record {rid}: its stored view was built from other log entries than those that carry it (an older copy put back?); the store was altered, run `casesync log verify`"
         )));
     }
-    let v = open_view(&node.storage, row)?;
+    let v = node.storage.record_view(row)?;
     if v.id != rid.to_string() {
         return Err(NodeError::Integrity(format!(
             "stored view of record {rid} names another record"
         )));
     }
     Ok(v)
-}
-
-/// Every record of a case (optionally of one type), from the sealed views.
-pub fn views_in_case(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    record_type: Option<RecordType>,
-) -> Result<Vec<RecordView>> {
-    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
-    let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
-    // Opening (AEAD) and parsing each view is most of a listing: on every core.
-    let storage = &node.storage;
-    rows.par_iter().map(|r| open_view(storage, r)).collect()
 }
 
 pub fn list(
@@ -631,8 +611,8 @@ pub fn list(
 ) -> Result<Vec<RecordView>> {
     node.store.write(|tx| -> Result<Vec<RecordView>> {
         let case = cases::load_by_text(node, tx, case_text)?;
-        audit::require_justification(node, &case)?;
-        let mut v = views_in_case(node, tx, &case, record_type)?;
+        cases::require_justification(node, &case)?;
+        let mut v = cases::views_in_case(node, tx, &case, record_type)?;
         v.sort_by(|a, b| a.id.cmp(&b.id));
         let mut ev = Event::new(Action::RecordList)
             .case(case.id)

@@ -77,6 +77,16 @@ impl StorageKeys {
             .map_err(|_| open_err(&format!("audit entry {seq}")))
     }
 
+    /// Opens and parses a record's stored view.
+    pub fn record_view(
+        &self,
+        row: &crate::store::RecordRow,
+    ) -> Result<casesync_schema::doc::RecordView> {
+        let bytes = self.open_view(&row.rid_index, &row.log_digest, &row.view)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))
+    }
+
     /// A record's view, bound to its row and to the log digest it was built
     /// from (`log::record_log_digest`; empty for rows from before it).
     pub fn seal_view(

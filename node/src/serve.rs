@@ -389,7 +389,7 @@ fn items_to_send(
 ) -> Result<sync::Items> {
     node.store.write(|tx| {
         let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
-        audit::sent(node, tx, &peer.to_base58(), &items)?;
+        items.audit(node, tx, &peer.to_base58())?;
         Ok(items)
     })
 }
@@ -404,7 +404,7 @@ fn receive(
 ) -> Result<ingest::IngestReport> {
     let who = peer.to_base58();
     let r = ingest::ingest(node, tx, body, &who, key)?;
-    audit::received(node, tx, Action::SyncReceive, &who, &r)?;
+    r.audit(node, tx, Action::SyncReceive, &who)?;
     Ok(r)
 }
 

@@ -10,6 +10,7 @@ use casesync_schema::bundle::{BundleBody, CaseItems};
 use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
+use crate::audit::{self, Action};
 use crate::ingest::MAX_CONTROL_OPS_PER_MESSAGE;
 use crate::net::protocol::{
     CaseHave, LogHave, MAX_CASES, MAX_CASES_PER_MESSAGE, MAX_ENTRIES_PER_MESSAGE, MAX_HEADS,
@@ -177,6 +178,23 @@ pub struct Items {
     /// Logs held back from the peer because an entry carries a record whose
     /// releasable_to leaves it out: (case, author, first seq withheld).
     pub withheld: Vec<(CaseId, [u8; 32], u64)>,
+}
+
+impl Items {
+    /// Items sent to `peer` (a sync exchange): one disclosure per case, naming
+    /// every entry sent; call it in the transaction that read them, before they
+    /// leave.
+    pub fn audit(&self, node: &Node, tx: &Connection, peer: &str) -> Result<()> {
+        audit::disclosed(
+            node,
+            tx,
+            Action::SyncSend,
+            Some(peer),
+            &self.body,
+            &self.sent,
+        )?;
+        audit::withheld(node, tx, Action::SyncSend, Some(peer), &self.withheld)
+    }
 }
 
 /// Items `peer` lacks of the cases it is a member of, given its summary `their`,

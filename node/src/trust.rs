@@ -214,7 +214,7 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
         let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {
             NodeError::Refused(format!(
                 "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
-                crate::cases::short(peer_id),
+                crate::short(peer_id),
                 st.name
             ))
         })?;
