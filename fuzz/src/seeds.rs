@@ -394,7 +394,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                         have: have(),
                     }),
                 ),
-                with_mode(1, &cbor(&SyncResponse::Digest { same: false })),
+                with_mode(1, &cbor(&SyncResponse::Digest {
+                    same: false,
+                    your_earlier_head: vec![],
+                })),
                 with_mode(
                     1,
                     &cbor(&SyncResponse::Accepted {

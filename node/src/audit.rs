@@ -284,30 +284,40 @@ pub fn own_head(conn: &Connection) -> Result<Vec<u8>> {
         .unwrap_or_default())
 }
 
+/// What [`note_peer_head`] found: a line for the log, and the head the peer
+/// showed before (encoded), to tell it its store went back.
+#[derive(Default)]
+pub struct PeerHeadNote {
+    pub alarm: Option<String>,
+    pub earlier: Vec<u8>,
+}
+
 /// Notes the signed audit head `peer` (its key) showed. A head that is not the
 /// peer's, or malformed, is ignored. An earlier head than the last one seen,
 /// or another link at the same place, is recorded in this node's audit log
 /// and returned as a line for the log: the peer's audit log was cut off,
 /// rewritten or restored from a copy. Writes only when something changed.
-pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Option<String>> {
+pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<PeerHeadNote> {
     use casesync_schema::audit::{Head, HeadChange, compare_heads};
     let Some(now) = Head::decode(bytes).filter(|h| h.is_signed_by(peer)) else {
-        return Ok(None);
+        return Ok(PeerHeadNote::default());
     };
-    let seen = |conn: &Connection| -> Result<HeadChange> {
-        let before = store::peer_audit_head(conn, peer)?.and_then(|b| Head::decode(&b));
-        Ok(compare_heads(before.as_ref(), &now))
+    let seen = |conn: &Connection| -> Result<(HeadChange, Vec<u8>)> {
+        let stored = store::peer_audit_head(conn, peer)?.unwrap_or_default();
+        let before = Head::decode(&stored);
+        Ok((compare_heads(before.as_ref(), &now), stored))
     };
     // Read-only first: an unchanged head (every in-sync round) costs no write.
-    if seen(node.store.conn())? == HeadChange::Same {
-        return Ok(None);
+    if seen(node.store.conn())?.0 == HeadChange::Same {
+        return Ok(PeerHeadNote::default());
     }
     let who = casesync_crypto::identity::peer_id_of(peer).unwrap_or_else(|_| hex(peer));
     // Compared again under the write lock: requests are answered concurrently,
     // and one rewind is one alarm.
-    node.store.write(|tx| -> Result<Option<String>> {
-        let alarm = match seen(tx)? {
-            HeadChange::Same => return Ok(None),
+    node.store.write(|tx| -> Result<PeerHeadNote> {
+        let (change, earlier) = seen(tx)?;
+        let alarm = match change {
+            HeadChange::Same => return Ok(PeerHeadNote::default()),
             HeadChange::Forward => None,
             HeadChange::Rewound { from, to } => Some(format!(
                 "the audit log of {who} went back from entry {from} to {to}: entries were cut off, or the node was restored from an older copy"
@@ -326,7 +336,10 @@ pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Opti
                     .refused(a.clone()),
             )?;
         }
-        Ok(alarm)
+        Ok(PeerHeadNote {
+            earlier: if alarm.is_some() { earlier } else { Vec::new() },
+            alarm,
+        })
     })
 }
 

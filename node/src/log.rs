@@ -183,6 +183,47 @@ pub fn notice_copied_store(node: &Node) -> Result<Option<u64>> {
     }
 }
 
+/// A partner answered that it saw this node's audit head at `earlier` (its own
+/// signature, so no one else can make it up): if that is further than the
+/// head this store holds, or another link at the same place, the store went
+/// back, and the node's next entries start new chains (audited). Returns a
+/// line for the log when it did.
+pub fn notice_rollback(
+    node: &Node,
+    earlier: &[u8],
+    peer: &impl std::fmt::Display,
+) -> Result<Option<String>> {
+    use casesync_schema::audit::{Head, HeadChange, compare_heads};
+    let Some(seen) = Head::decode(earlier).filter(|h| h.is_signed_by(&node.keys.public().ed25519))
+    else {
+        return Ok(None);
+    };
+    node.store.write(|tx| -> Result<Option<String>> {
+        let mine = store::audit_head(tx)?;
+        let behind = match &mine {
+            None => true,
+            Some(m) => matches!(
+                compare_heads(Some(&seen), m),
+                HeadChange::Rewound { .. } | HeadChange::Rewritten { .. }
+            ),
+        };
+        if !behind {
+            return Ok(None);
+        }
+        let floor = start_new_chains(tx)?;
+        let line = format!(
+            "{peer} saw this node's audit log at entry {}, further than this store holds: the store went back (restored or rolled back in place); this node's next entry in each case starts chain {floor} of its log",
+            seen.seq
+        );
+        crate::audit::append(
+            node,
+            tx,
+            crate::audit::Event::new(crate::audit::Action::NewChains).detail(line.clone()),
+        )?;
+        Ok(Some(line))
+    })
+}
+
 /// Where this node's next entry in a case goes: (seq, prev). After its last
 /// entry, or at the start of a new chain when the store carries a chain floor
 /// above that entry's chain (or the chain is full).

@@ -330,12 +330,14 @@ fn answer_inner(node: &Node, peer: &PeerId, request: SyncRequest) -> Result<Sync
             audit_head,
         } => {
             same_federation(&federation, &fed)?;
-            if let Some(alarm) = audit::note_peer_head(node, &key, &audit_head)? {
-                log(alarm);
+            let note = audit::note_peer_head(node, &key, &audit_head)?;
+            if let Some(alarm) = note.alarm {
+                warn(alarm);
             }
             let mine = sync::digest(node, conn, &key)?;
             Ok(SyncResponse::Digest {
                 same: casesync_crypto::hash::ct_eq(&mine.0, &digest),
+                your_earlier_head: note.earlier,
             })
         }
         SyncRequest::Pull {
@@ -522,8 +524,23 @@ pub async fn exchange(
         )
         .await?
         {
-            SyncResponse::Digest { same: true } => return Ok((in_sync(), known)),
-            SyncResponse::Digest { same: false } => {}
+            SyncResponse::Digest {
+                same,
+                your_earlier_head,
+            } => {
+                // A partner saw this node's audit log further than it is: the
+                // store went back (a copy put back in place, a disk snapshot
+                // rolled back). New chains, before anything more is written.
+                if !your_earlier_head.is_empty()
+                    && let Some(line) =
+                        crate::log::notice_rollback(node, &your_earlier_head, &peer)?
+                {
+                    warn(line);
+                }
+                if same {
+                    return Ok((in_sync(), known));
+                }
+            }
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }

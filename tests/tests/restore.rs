@@ -281,3 +281,82 @@ fn a_removed_members_new_chain_changes_nothing() {
     check_store(&a, "after the removed member's new chain");
     check_store(&c, "after the removed member's new chain");
 }
+
+/// Copies a's database files to `to` (or back over a's own, in place: the
+/// database keeps its file identity, as after a rolled-back disk snapshot).
+fn copy_store(from: &std::path::Path, to: &std::path::Path) {
+    for name in ["casesync.db", "casesync.db-wal", "casesync.db-shm"] {
+        let (src, dst) = (from.join(name), to.join(name));
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&dst);
+        }
+    }
+}
+
+/// A store rolled back in place (the database file copied back over itself,
+/// or a disk snapshot rolled back) keeps its file identity, so the node cannot
+/// tell by itself. Its partners can: they saw its audit log further. Here b
+/// saw a's audit head after the copy was taken, and the entry a wrote after
+/// the copy ("two") is on c only; the first partner a meets after the rollback
+/// is b, which answers with the head it saw before, so a's next entry starts a
+/// new chain and meeting c later loses nothing.
+#[test]
+fn a_store_rolled_back_in_place_learns_it_from_a_partner() {
+    let t = TestDir::new("restore_in_place");
+    let nodes = crate::network::federation(&t, &[("a", "GB"), ("b", "RO"), ("c", "NL")]);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Rollback");
+    a.add_member(&case, b, "contributor");
+    a.add_member(&case, c, "contributor");
+    {
+        let sa = Server::start(a, &[]);
+        sync_with(b, &sa);
+        sync_with(c, &sa);
+    }
+    person(a, &case, "one");
+    let (sb, sc) = (Server::start(b, &[]), Server::start(c, &[]));
+    sync_with(a, &sc);
+    sync_with(a, &sb);
+    let saved = t.join("a-saved");
+    std::fs::create_dir_all(&saved).unwrap();
+    copy_store(&a.dir, &saved);
+
+    // After the copy: a consults the case (its audit log grows) and meets b;
+    // then writes "two" and meets c only.
+    a.cmd(&["case", "show", &case]).ok();
+    sync_with(a, &sb);
+    person(a, &case, "two");
+    sync_with(a, &sc);
+    assert_eq!(names(c, &case), set(&["one", "two"]));
+    assert_eq!(names(b, &case), set(&["one"]));
+
+    // Rolled back in place; its first partner is b, which lacks "two".
+    copy_store(&saved, &a.dir);
+    assert_eq!(names(a, &case), set(&["one"]));
+    sync_with(a, &sb);
+    let audit = a.json(&["audit", "list"]).to_string();
+    assert!(
+        audit.contains("node.new_chains"),
+        "a was told its store went back"
+    );
+    person(a, &case, "three");
+    sync_with(a, &sc);
+    sync_with(a, &sb);
+    let all = set(&["one", "two", "three"]);
+    assert_eq!(
+        names(a, &case),
+        all,
+        "a fetched back what it wrote after the copy"
+    );
+    assert_eq!(names(c, &case), all, "c lost nothing");
+    for n in [a, b, c] {
+        let status = n.json(&["status"]);
+        assert_eq!(
+            status["cases"][0]["frozen"],
+            serde_json::json!([]),
+            "{status}"
+        );
+    }
+}

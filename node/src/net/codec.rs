@@ -90,10 +90,15 @@ where
         if n == 0 {
             break;
         }
+        // A message's first chunk is never counted: small requests (a
+        // digest, a pull) always get through, so a peer that keeps the
+        // budget full cannot deny the node to others (what that frees is
+        // bounded by the connection and stream limits).
+        let counted = (read + n).saturating_sub(READ_CHUNK) - read.saturating_sub(READ_CHUNK);
         read += n;
         // Over the budget: the rest is read and dropped, so the peer's
         // write completes and it gets a clear answer.
-        if busy || !held.take(n) {
+        if busy || !held.take(counted) {
             busy = true;
             bytes = Vec::new();
             continue;

@@ -112,8 +112,15 @@ pub enum SyncResponse {
         registry: Vec<u8>,
         have: Vec<CaseHave>,
     },
-    /// The answer to a digest: whether the responder's digest is the same.
-    Digest { same: bool },
+    /// The answer to a digest: whether the responder's digest is the same,
+    /// and, when the requester's audit head went back from one the responder
+    /// saw before, that earlier head (signed by the requester): the requester
+    /// learns its store was rolled back.
+    Digest {
+        same: bool,
+        #[serde(default, with = "serde_bytes")]
+        your_earlier_head: Vec<u8>,
+    },
     /// A delivery was ingested: how many entries were new.
     Accepted { entries: u64, rejected: u64 },
     /// The request was refused; nothing was sent or stored.
