@@ -1,4 +1,4 @@
-//! The command line (README, "The command line"). Parsing only: `main.rs` dispatches.
+//! The command line's arguments (README, "The command line"): parsing only; the `*_cmds` modules run them.
 
 use std::path::PathBuf;
 

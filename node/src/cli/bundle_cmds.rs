@@ -1,0 +1,103 @@
+//! `bundle export` and `bundle import`.
+
+use super::*;
+
+pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        BundleCommand::Export {
+            out,
+            cases,
+            recipient,
+        } => {
+            let one = (cases.len() == 1).then(|| cases[0].as_str());
+            let r = audited(&node, Action::BundleExport, one, None, || {
+                Ok(bundle::export(&node, cases, recipient.as_deref())?)
+            })?;
+            if r.cases == 0 {
+                bail!(
+                    "nothing to export: {}",
+                    if r.skipped.is_empty() {
+                        "this node holds no case".to_string()
+                    } else {
+                        r.skipped.join("; ")
+                    }
+                );
+            }
+            // Readable by the owner only: an unencrypted bundle is case data.
+            // Past the size of one bundle, the parts go to OUT, OUT.2, ...
+            let files: Vec<std::path::PathBuf> = (1..=r.parts.len())
+                .map(|i| match i {
+                    1 => out.clone(),
+                    i => std::path::PathBuf::from(format!("{}.{i}", out.display())),
+                })
+                .collect();
+            for (f, part) in files.iter().zip(&r.parts) {
+                casesync_node::files::write_private_file(f, part)?;
+            }
+            let bytes: usize = r.parts.iter().map(Vec::len).sum();
+            if cli.json {
+                print_json(
+                    &json!({"out": out, "bytes": bytes, "files": files, "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),
+                )?;
+            } else {
+                for s in &r.skipped {
+                    outln!("skipped {s}");
+                }
+                outln!(
+                    "wrote {} ({} bytes): {} case(s), {} entries",
+                    out.display(),
+                    bytes,
+                    r.cases,
+                    r.entries
+                );
+                if files.len() > 1 {
+                    outln!(
+                        "in {} files, each within the {} MiB a bundle may be: {}; import them in this order",
+                        files.len(),
+                        casesync_schema::bundle::MAX_BUNDLE_BYTES >> 20,
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+        }
+        BundleCommand::Import { file } => {
+            let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
+                let bytes = bundle::read_file(&node, file)?;
+                Ok(bundle::import(&node, bytes)?)
+            })?;
+            // A lead puts merged control operations into effect at once.
+            let repaired = cases::after_merge(&node)?;
+            if cli.json {
+                print_json(
+                    &json!({"sender": sender.peer_id(), "report": r, "repaired": repaired}),
+                )?;
+            } else {
+                for x in &r.rejected {
+                    outln!("rejected {x}");
+                }
+                outln!(
+                    "from {} ({}): {} entries, {} control operations, {} registry statements; {} records new, {} updated; {} already held, {} waiting for entries they build on, {} rejected",
+                    sender.name,
+                    sender.peer_id(),
+                    r.entries,
+                    r.control_ops,
+                    r.registry_ops,
+                    r.records_created,
+                    r.records_updated,
+                    r.duplicates,
+                    r.waiting,
+                    r.rejected.len()
+                );
+                for line in &repaired {
+                    outln!("{line}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

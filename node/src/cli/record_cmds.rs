@@ -1,0 +1,222 @@
+//! `record`: add, edit, show, list, import.
+
+use super::*;
+
+pub(crate) fn parse_fields(args: &[String]) -> Result<Vec<(String, FieldValue)>> {
+    args.iter()
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--field `{}` is not KEY=VALUE", casesync_node::short(a)))?;
+            let k = k.trim();
+            casesync_schema::record::check_field_name(k)?;
+            if v.trim().is_empty() {
+                bail!("--field {k}= has no value; to remove a field use --unset {k}");
+            }
+            Ok((k.to_string(), FieldValue::Str(v.to_string())))
+        })
+        .collect()
+}
+
+pub(crate) fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
+    if cli.json {
+        return print_json(v);
+    }
+    outln!("id:            {}", v.id);
+    outln!("type:          {}", v.record_type);
+    outln!("case:          {}", v.case);
+    for (k, val) in &v.fields {
+        outln!("  {k}: {}", val.as_text());
+    }
+    if let Some(g) = &v.grading {
+        outln!("grading:       {g}");
+    }
+    if !v.releasable_to.is_empty() {
+        outln!("releasable to: {}", v.releasable_to.join(", "));
+    }
+    outln!("originator:    {}", v.originator);
+    outln!("created:       {}", v.created);
+    outln!("updated:       {}", v.updated);
+    for (k, val) in &v.extra {
+        outln!("  (newer) {k}: {val}");
+    }
+    Ok(())
+}
+
+pub(crate) fn summary(v: &RecordView) -> String {
+    let key = [
+        "name",
+        "title",
+        "number",
+        "iban",
+        "address",
+        "registration",
+        "text",
+        "file",
+        "link_type",
+    ];
+    key.iter()
+        .find_map(|k| v.fields.get(*k))
+        .map(|f| f.as_text())
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect()
+}
+
+pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        RecordCommand::Add {
+            case,
+            record_type,
+            fields,
+            file,
+            grading,
+            releasable_to,
+        } => {
+            let mut input = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    import::parse_json_line(1, text.trim())
+                        .with_context(|| format!("in {}", path.display()))?
+                }
+                None => {
+                    let t = record_type
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("--type is required (or --file RECORD.json)"))?;
+                    casesync_schema::record::RecordInput {
+                        record_type: t.parse()?,
+                        fields: Default::default(),
+                        grading: None,
+                        releasable_to: ReleasableTo::default(),
+                    }
+                }
+            };
+            if let (Some(t), Some(_)) = (record_type, file) {
+                input.record_type = t.parse()?;
+            }
+            for (k, v) in parse_fields(&fields.fields)? {
+                input.fields.insert(k, v);
+            }
+            if let Some(g) = grading {
+                input.grading = Some(casesync_schema::record::parse_grading(g)?);
+            }
+            if let Some(r) = releasable_to {
+                input.releasable_to = ReleasableTo::parse_list(r)?;
+            }
+            let v = audited(&node, Action::RecordAdd, Some(case), None, || {
+                Ok(records::add(&node, case, input)?)
+            })?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                outln!("{}", v.id);
+            }
+        }
+        RecordCommand::Edit {
+            record,
+            fields,
+            unset,
+        } => {
+            let set = parse_fields(&fields.fields)?;
+            if set.is_empty() && unset.is_empty() {
+                bail!("nothing to change: give --field KEY=VALUE or --unset KEY");
+            }
+            let v = audited(&node, Action::RecordEdit, None, Some(record), || {
+                Ok(records::edit(&node, record, set, unset.clone())?)
+            })?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                outln!("{}", v.id);
+            }
+        }
+        RecordCommand::Show { record } => {
+            let v = audited(&node, Action::RecordShow, None, Some(record), || {
+                Ok(records::show(&node, record)?)
+            })?;
+            print_record(cli, &v)?;
+        }
+        RecordCommand::List { case, record_type } => {
+            let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
+            let list = audited(&node, Action::RecordList, Some(case), None, || {
+                Ok(records::list(&node, case, t)?)
+            })?;
+            if cli.json {
+                print_json(&list)?;
+            } else {
+                for v in &list {
+                    outln!("{}  {:<13}  {}", v.id, v.record_type, summary(v));
+                }
+                outln!("{} record(s)", list.len());
+            }
+        }
+        RecordCommand::Import { case, file, format } => {
+            let mut f = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let mut head = [0u8; 64];
+            let n = f
+                .read(&mut head)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let fmt = match format.as_deref() {
+                Some("csv") => import::Format::Csv,
+                Some(_) => import::Format::JsonLines,
+                None => import::Format::detect(&file.to_string_lossy(), &head[..n]),
+            };
+            let f = std::fs::File::open(file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let bar = progress_bar(file)?;
+            let mut source: Box<
+                dyn Iterator<
+                    Item = casesync_node::Result<(usize, casesync_schema::record::RecordInput)>,
+                >,
+            > = match fmt {
+                import::Format::JsonLines => Box::new(import::json_lines(f)),
+                import::Format::Csv => Box::new(import::csv_rows(f)?),
+            };
+            let report = audited(&node, Action::RecordImport, Some(case), None, || {
+                Ok(records::import(&node, case, &mut source, &mut |n| {
+                    if let Some(b) = &bar {
+                        b.set_position(n as u64);
+                    }
+                })?)
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if cli.json {
+                print_json(&json!({"imported": report.records}))?;
+            } else {
+                outln!("imported {} record(s)", report.records);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr, only when stderr is a terminal (never in scripts).
+pub(crate) fn progress_bar(file: &std::path::Path) -> Result<Option<indicatif::ProgressBar>> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    let mut lines = 0u64;
+    let mut f = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let bar = indicatif::ProgressBar::new(lines);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "importing {bar:30} {pos}/{len} records, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Ok(Some(bar))
+}

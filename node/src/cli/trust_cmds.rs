@@ -1,0 +1,140 @@
+//! `federation` and `trust`: create, invite, join, leave; list and revoke.
+
+use super::*;
+
+/// `flagged`: nodes proved to have equivocated, with the number of cases.
+pub(crate) fn print_trust(
+    cli: &Cli,
+    st: &casesync_schema::registry::RegistryState,
+    flagged: &[([u8; 32], u64)],
+) -> Result<()> {
+    let forks = |id: &[u8; 32]| {
+        flagged
+            .iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    let nodes: Vec<_> = st
+        .nodes
+        .iter()
+        .map(|(id, n)| {
+            json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
+                   "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
+                   "revocation_reason": n.revocation.as_ref().map(|(r, _)| r),
+                   "equivocated_in_cases": forks(id)})
+        })
+        .collect();
+    if cli.json {
+        return print_json(
+            &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": nodes}),
+        );
+    }
+    outln!("federation {} ({})", st.name, st.federation.to_hex());
+    for n in st.nodes.values() {
+        outln!(
+            "{}  {:<14} {:<24} {}  {:<5}  {}",
+            n.card.peer_id(),
+            n.card.name,
+            n.card.org,
+            n.card.country,
+            if n.admin { "admin" } else { "-" },
+            if n.revoked { "revoked" } else { "active" }
+        );
+        let f = forks(&n.card.identity.ed25519);
+        if f > 0 {
+            outln!(
+                "    EQUIVOCATED: signed two different entries with one seq in {f} case(s); its log is frozen there"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
+    let node = unlock(cli)?;
+    match cmd {
+        FederationCommand::Create { name } => {
+            let st = trust::create(&node, name)?;
+            if cli.json {
+                print_json(&json!({"federation": st.federation.to_hex(), "name": st.name}))?;
+            } else {
+                outln!("{}", st.federation.to_hex());
+            }
+        }
+        FederationCommand::Invite { card, admin } => {
+            let card = casesync_schema::NodeCard::from_text(card)
+                .map_err(|e| anyhow!("invalid node card: {e}"))?;
+            let token = audited(&node, Action::FederationInvite, None, None, || {
+                Ok(trust::invite(&node, &card, *admin)?)
+            })?;
+            if cli.json {
+                print_json(
+                    &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
+                )?;
+            } else {
+                outln!("{token}");
+            }
+        }
+        FederationCommand::Join {
+            token,
+            expect_federation,
+        } => {
+            use std::io::IsTerminal;
+            let ask = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let mut invited_by = None;
+            let st = trust::join(&node, token, |inv| {
+                let id = inv.federation.to_hex();
+                eprintln!(
+                    "federation \"{}\" ({id})\ninvited by {} ({}), {}, {}\ntoken valid until {}",
+                    inv.name,
+                    inv.inviter.name,
+                    inv.inviter.peer_id(),
+                    inv.inviter.org,
+                    inv.inviter.country,
+                    inv.expires
+                );
+                invited_by = Some(inv.inviter.peer_id());
+                if let Some(want) = expect_federation {
+                    let want = want.trim().to_ascii_lowercase();
+                    if want.len() < 16 || !id.starts_with(&want) {
+                        return Err(casesync_node::NodeError::Refused(format!(
+                            "this token is for federation {id}, not the expected {want}: nothing was joined"
+                        )));
+                    }
+                } else if ask {
+                    eprint!("Join this federation? [y/N] ");
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    if !matches!(line.trim(), "y" | "Y" | "yes") {
+                        return Err(casesync_node::NodeError::Refused("not joined".into()));
+                    }
+                }
+                Ok(())
+            })?;
+            if cli.json {
+                print_json(
+                    &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": st.nodes.len(), "invited_by": invited_by}),
+                )?;
+            } else {
+                outln!(
+                    "joined federation {} ({}), {} node(s) enrolled",
+                    st.name,
+                    st.federation.to_hex(),
+                    st.nodes.len()
+                );
+            }
+        }
+        FederationCommand::Leave => {
+            let name = audited(&node, Action::FederationLeave, None, None, || {
+                Ok(trust::leave(&node)?)
+            })?;
+            if cli.json {
+                print_json(&json!({"left": name}))?;
+            } else {
+                outln!("left federation {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
