@@ -1,0 +1,120 @@
+//! Records changed by a delivery, loaded once and saved once.
+
+use super::*;
+
+/// Record documents that entries of this batch change. Their changes are
+/// checked one by one as entries are accepted (the envelope from the change's
+/// own ops), and applied together when the batch is done ([`DocCache::flush`]):
+/// Automerge applies a batch of changes in one pass, but one change at a time
+/// costs the whole document each, so a record with 5,000 edits delivered at
+/// once would cost the square of its history. Entries are verified once, when
+/// accepted; none is verified again here.
+#[derive(Default)]
+pub(super) struct DocCache {
+    docs: HashMap<i64, CachedDoc>,
+}
+
+pub(super) struct CachedDoc {
+    doc: automerge::AutoCommit,
+    index: [u8; 32],
+    rid: RecordId,
+    /// The object of its `releasable_to` list (`doc::envelope_touched`).
+    pub(super) list: Option<(u64, automerge::ActorId)>,
+    /// Changes of this batch's accepted entries, and of the entry being applied.
+    applied: Vec<automerge::Change>,
+    pub(super) pending: Vec<automerge::Change>,
+}
+
+impl DocCache {
+    /// The record's document as stored before this batch.
+    pub(super) fn load(
+        node: &Node,
+        conn: &Connection,
+        case: &Case,
+        row: &store::RecordRow,
+        rid: &RecordId,
+    ) -> Result<CachedDoc> {
+        let entries = match row.snapshot {
+            // A snapshot is sealed (and so authenticated) with the storage key.
+            Some(_) => Vec::new(),
+            // A record with one change: its one entry.
+            None => log::verify_record_entries(conn, &case.id, row.row, rid)?,
+        };
+        let doc = crate::records::load_doc(node, conn, case, row, rid, &entries)?;
+        let list = doc::releasable_list(&doc);
+        Ok(CachedDoc {
+            doc,
+            index: row.rid_index,
+            rid: *rid,
+            list,
+            applied: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    pub(super) fn get(
+        &mut self,
+        node: &Node,
+        conn: &Connection,
+        case: &Case,
+        row: &store::RecordRow,
+        rid: &RecordId,
+    ) -> Result<&mut CachedDoc> {
+        Ok(match self.docs.entry(row.row) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Self::load(node, conn, case, row, rid)?)
+            }
+        })
+    }
+
+    /// The entry whose changes were taken is accepted.
+    pub(super) fn entry_done(&mut self) {
+        for d in self.docs.values_mut() {
+            let pending = std::mem::take(&mut d.pending);
+            d.applied.extend(pending);
+        }
+    }
+
+    /// The entry was refused (its savepoint rolled back): its changes go.
+    pub(super) fn entry_failed(&mut self) {
+        for d in self.docs.values_mut() {
+            d.pending.clear();
+        }
+    }
+
+    /// Applies each document's accepted changes in one pass, writes its
+    /// snapshot and view, and forgets it. A change Automerge will not apply
+    /// (it passed every check before) is left out, as one whose dependencies
+    /// are missing is: its entry stays, as on every node.
+    pub(super) fn flush(&mut self, node: &Node, conn: &Connection, case: &Case) -> Result<()> {
+        for (row, mut d) in self.docs.drain() {
+            if d.applied.is_empty() {
+                continue;
+            }
+            if doc::apply_changes(&mut d.doc, d.applied.clone()).is_err() {
+                let Some(r) = store::record_by_row(conn, row)? else {
+                    continue;
+                };
+                let mut fresh = Self::load(node, conn, case, &r, &d.rid)?;
+                for c in &d.applied {
+                    let _ = doc::apply_changes(&mut fresh.doc, vec![c.clone()]);
+                }
+                d.doc = fresh.doc;
+            }
+            let view = serde_json::to_vec(&doc::view(&d.doc)?)
+                .map_err(|e| NodeError::Io(e.to_string()))?;
+            let digest = log::stored_log_digest(conn, row)?;
+            store::update_record(
+                conn,
+                row,
+                &node
+                    .storage
+                    .seal_snapshot(&d.index, &digest.0, &d.doc.save())?,
+                &node.storage.seal_view(&d.index, &digest.0, &view)?,
+                &digest,
+            )?;
+        }
+        Ok(())
+    }
+}
