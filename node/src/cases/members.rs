@@ -1,324 +1,7 @@
-//! Cases: each case's control log (create, members, key epochs) and its keys.
-//!
-//! The control log is stored as the signed operations; the case's state (members,
-//! roles, epochs) is always recomputed with the pure `control::resolve`, so what a
-//! node believes about a case is a function of the operations it holds.
+//! Membership: adding, removing and changing members, appointing a lead,
+//! and what a lead does when others' operations arrive (cuts, key repairs).
 
-use casesync_crypto::{Hash, NodeKeys, SymmetricKey, wrap};
-use casesync_schema::control::{
-    self, CaseMeta, CaseState, ControlBody, ControlOp, FederationFacts, LogEnd, Role,
-};
-use casesync_schema::record::ReleasableTo;
-use casesync_schema::{CaseId, NodeCard};
-use rusqlite::Connection;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use crate::audit::{self, Action, Event};
-use crate::{Node, NodeError, Result, store};
-
-pub const MAX_TITLE: usize = 200;
-
-/// A case as this node sees it.
-#[derive(Clone)]
-pub struct Case {
-    pub case_ref: i64,
-    pub id: CaseId,
-    pub meta: CaseMeta,
-    pub state: CaseState,
-}
-
-impl Case {
-    pub fn my_role(&self, node: &Node) -> Option<Role> {
-        self.state.role_of(&node.keys.public().ed25519)
-    }
-}
-
-fn check_title(title: &str) -> Result<String> {
-    let t = title.trim();
-    if t.is_empty() || t.chars().count() > MAX_TITLE || t.chars().any(char::is_control) {
-        return Err(NodeError::Refused(format!(
-            "the case title must be 1-{MAX_TITLE} printable characters"
-        )));
-    }
-    Ok(t.to_string())
-}
-
-/// Creates a case led by this node, with its first key epoch.
-pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<CaseId> {
-    let title = check_title(title)?;
-    let mut nonce = [0u8; 16];
-    casesync_crypto::random_bytes(&mut nonce)?;
-    let me = node.keys.public().ed25519;
-    let case = control::case_id_for(&me, &nonce);
-    let key = SymmetricKey::generate()?;
-    let salt = control::epoch_salt(&case, &key);
-    let meta = CaseMeta {
-        title,
-        require_justification,
-    };
-    let sealed_meta = meta.seal(&case, &key)?;
-    let (ms, _) = crate::clock::now();
-    let op = ControlOp::create(
-        &node.keys,
-        case,
-        vec![],
-        ms,
-        ControlBody::Create {
-            nonce,
-            creator: node.card.clone(),
-            salt,
-            wraps: control::wrap_to(&key, &case, &salt, &[&node.card])?,
-            sealed_meta,
-        },
-    )?;
-    let local_meta = encode_local_meta(&meta);
-    let sealed_local = node.storage.seal_case_meta(&case.0, &local_meta)?;
-    let sealed_key = node.storage.seal_epoch_key(&case.0, &op.hash().0, &key)?;
-    node.store.write(|tx| -> Result<()> {
-        let case_ref = store::insert_case(tx, &case.0, &sealed_local)?;
-        store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
-        store::put_epoch_key(tx, case_ref, &op.hash(), &sealed_key)?;
-        let ev = Event::new(Action::CaseCreate)
-            .case(case)
-            .detail(if require_justification {
-                "every action on this case requires a justification"
-            } else {
-                "no justification required"
-            });
-        audit::append(node, tx, ev)?;
-        Ok(())
-    })?;
-    Ok(case)
-}
-
-pub(crate) fn encode_local_meta(m: &CaseMeta) -> Vec<u8> {
-    let mut w = casesync_schema::codec::Writer::new();
-    w.u8(1);
-    w.str(&m.title);
-    w.u8(m.require_justification as u8);
-    w.buf
-}
-
-fn decode_local_meta(b: &[u8]) -> Result<CaseMeta> {
-    let mut r = casesync_schema::codec::Reader::new(b, "case metadata");
-    let _v = r.u8()?;
-    let title = r.str(64 * 1024)?.to_string();
-    let require_justification = r.u8()? != 0;
-    Ok(CaseMeta {
-        title,
-        require_justification,
-    })
-}
-
-/// Parses a case id given on the command line and loads the case.
-pub fn load_by_text(node: &Node, conn: &Connection, text: &str) -> Result<Case> {
-    let id: CaseId = text.trim().parse().map_err(|_| {
-        NodeError::Refused(format!(
-            "`{}` is not a case id (see `casesync case list`)",
-            crate::short(text)
-        ))
-    })?;
-    load(node, conn, &id)
-}
-
-pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
-    let row = store::case_by_id(conn, &id.0)?.ok_or_else(|| {
-        NodeError::Refused(format!("unknown case {id} (see `casesync case list`)"))
-    })?;
-    load_row(node, conn, row)
-}
-
-/// Case states this process has resolved, by case id, with the fingerprint of
-/// the control operations they were resolved from. Verifying and resolving a
-/// control log costs signature checks, and a long-running `serve` loads every
-/// shared case on every sync round: this does it once per change of the log.
-/// `resolve` is a pure function of the operations, so the same operations (by
-/// hash, checked against their bytes when first verified) give the same state.
-#[derive(Clone, Default)]
-pub struct CaseCache(Arc<Mutex<HashMap<[u8; 16], Resolved>>>);
-
-/// A case state and the fingerprint of the operations it was resolved from.
-type Resolved = (Hash, CaseState);
-
-impl CaseCache {
-    fn get(&self, id: &CaseId, fingerprint: &Hash) -> Option<CaseState> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&id.0)
-            .filter(|(f, _)| f == fingerprint)
-            .map(|(_, s)| s.clone())
-    }
-    fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(id.0, (fingerprint, state.clone()));
-    }
-}
-
-/// What a case's resolution takes from the registry: its active admins and
-/// its revoked nodes (an admin appoints a lead when every lead is revoked).
-pub fn federation_facts(conn: &Connection) -> Result<FederationFacts> {
-    Ok(match crate::trust::load(conn)? {
-        None => FederationFacts::default(),
-        Some(r) => FederationFacts {
-            admins: r
-                .nodes
-                .iter()
-                .filter(|(_, n)| n.admin && !n.revoked)
-                .map(|(k, _)| *k)
-                .collect(),
-            revoked: r
-                .nodes
-                .iter()
-                .filter(|(_, n)| n.revoked)
-                .map(|(k, _)| *k)
-                .collect(),
-        },
-    })
-}
-
-fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
-    let id = CaseId(row.case_id);
-    let hashes = store::control_op_hashes(conn, row.case_ref)?;
-    let facts = federation_facts(conn)?;
-    let facts_digest = facts.digest();
-    let mut parts: Vec<&[u8]> = vec![&row.case_id, &facts_digest.0];
-    parts.extend(hashes.iter().map(|h| &h.0[..]));
-    let fingerprint = casesync_crypto::hash::sha256_parts(&parts);
-    let state = match node.cases.get(&id, &fingerprint) {
-        Some(s) => s,
-        None => {
-            let s = resolve_stored(conn, row.case_ref, id, &facts)?;
-            node.cases.put(&id, fingerprint, &s);
-            s
-        }
-    };
-    let meta = decode_local_meta(
-        &node
-            .storage
-            .open_case_meta(&row.case_id, &row.sealed_meta)?,
-    )?;
-    Ok(Case {
-        case_ref: row.case_ref,
-        id,
-        meta,
-        state,
-    })
-}
-
-/// Verifies every stored control operation of a case and resolves them.
-fn resolve_stored(
-    conn: &Connection,
-    case_ref: i64,
-    id: CaseId,
-    facts: &FederationFacts,
-) -> Result<CaseState> {
-    let ops = store::control_ops(conn, case_ref)?
-        .into_iter()
-        .map(|o| {
-            let op = ControlOp::decode_verified(&o.bytes).map_err(|e| {
-                NodeError::Integrity(format!("control operation {} of case {id} failed verification: {e}; run `casesync log verify`", o.hash.short()))
-            })?;
-            if !op.hash().ct_eq(&o.hash) {
-                return Err(NodeError::Integrity(format!("control operation {} of case {id} does not match its hash", o.hash.short())));
-            }
-            Ok(op)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(control::resolve_in(id, &ops, facts)?)
-}
-
-pub fn list(node: &Node) -> Result<Vec<Case>> {
-    let conn = node.store.conn();
-    store::list_cases(conn)?
-        .into_iter()
-        .map(|row| load_row(node, conn, row))
-        .collect()
-}
-
-/// Why a member was removed, opened with the key of the epoch its removal
-/// started; `None` where this node holds no such key.
-pub fn removal_reason(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    removal: &control::Removal,
-) -> Option<String> {
-    let salt = case.state.epoch(&removal.by)?.salt;
-    let key = epoch_key(node, conn, case, &removal.by).ok()?;
-    control::open_reason(&case.id, &salt, &key, &removal.sealed_reason).ok()
-}
-
-/// The key of `epoch`, from the local cache or by unwrapping this node's share.
-pub fn epoch_key(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    epoch: &Hash,
-) -> Result<SymmetricKey> {
-    for (e, sealed) in store::epoch_keys(conn, case.case_ref)? {
-        if &e == epoch {
-            return node.storage.open_epoch_key(&case.id.0, &e.0, &sealed);
-        }
-    }
-    let info = case.state.epoch(epoch).ok_or_else(|| {
-        NodeError::Refused(format!(
-            "case {} has no key epoch {}",
-            case.id,
-            epoch.short()
-        ))
-    })?;
-    unwrap_epoch(&node.keys, &case.id, info)
-}
-
-/// Unwraps this node's copy of an epoch key from the control log.
-pub fn unwrap_epoch(
-    keys: &NodeKeys,
-    case: &CaseId,
-    info: &control::EpochInfo,
-) -> Result<SymmetricKey> {
-    let me = keys.public().ed25519;
-    let wrapped = info.wraps.get(&me).ok_or_else(|| {
-        NodeError::Refused(format!(
-            "this node holds no key for epoch {} of case {case}",
-            info.id.short()
-        ))
-    })?;
-    let key = wrap::unwrap_key(keys, wrapped, &control::wrap_context(case, &info.salt))?;
-    if !control::key_matches_epoch(case, &info.salt, &key) {
-        return Err(NodeError::Refused(format!(
-            "the key of epoch {} of case {case} wrapped to this node is not the one its lead committed to (a lead gave members different keys): nothing is read or written under it; a lead must rotate the key",
-            info.id.short()
-        )));
-    }
-    Ok(key)
-}
-
-/// The newest epoch this node holds a key for and that only current members
-/// can read: what new entries are sealed with. After two leads removed members
-/// concurrently, every epoch may still be wrapped to a removed node until a
-/// lead rotates; nothing is sealed until then.
-pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Hash, SymmetricKey)> {
-    let mut exposed = false;
-    for e in case.state.epochs.iter().rev() {
-        if !case.state.outside_readers(e).is_empty() {
-            exposed = true;
-            continue;
-        }
-        if let Ok(k) = epoch_key(node, conn, case, &e.id) {
-            return Ok((e.id, k));
-        }
-    }
-    if exposed {
-        return Err(NodeError::Refused(format!(
-            "case {}'s newest key can still be read by a removed member (two leads removed members at once); a lead replaces it when it next syncs or runs `casesync serve`: sync with a lead, then try again",
-            case.id
-        )));
-    }
-    Err(NodeError::Refused(format!(
-        "this node holds no key for case {}",
-        case.id
-    )))
-}
+use super::*;
 
 /// What a lead does after control operations from others arrive (a merge):
 /// cuts revoked nodes from the cases it leads, rotates a newest key epoch that
@@ -358,7 +41,7 @@ pub fn after_merge(node: &Node) -> Result<Vec<String>> {
 /// (or a member lacks it and this lead cannot share it), and wraps every
 /// epoch this lead holds to the members that lack it. Re-checks inside its own
 /// write transaction; the operations form a chain on the case's heads.
-fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
+pub(crate) fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
     node.store.write(|tx| -> Result<Option<String>> {
         let case = load(node, tx, id)?;
         let cards: Vec<&NodeCard> = case
@@ -445,7 +128,7 @@ fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
 
 /// Stores an operation that starts a key epoch, with the epoch's key sealed
 /// for this node (so it need not be unwrapped again).
-fn insert_epoch_op(
+pub(crate) fn insert_epoch_op(
     node: &Node,
     tx: &Connection,
     case: &Case,
@@ -459,7 +142,10 @@ fn insert_epoch_op(
 }
 
 /// The refusal to add a node the registry says is revoked.
-fn revoked_member(n: &casesync_schema::registry::Enrolled, federation: &str) -> NodeError {
+pub(crate) fn revoked_member(
+    n: &casesync_schema::registry::Enrolled,
+    federation: &str,
+) -> NodeError {
     NodeError::Refused(format!(
         "{} ({}) was revoked from federation \"{federation}\": it cannot be added to a case (revocation is final)",
         n.card.name,
@@ -596,7 +282,7 @@ pub fn remove_member(
 /// [`remove_member`]; `asked` is false when the node removes a revoked node on
 /// its own, which needs no operator's justification (the revocation is the
 /// reason, and it is in the audit entry).
-fn remove(
+pub(crate) fn remove(
     node: &Node,
     case_text: &str,
     member: &str,
@@ -659,20 +345,8 @@ fn remove(
     })
 }
 
-/// Refuses an action on `case` when the case asks every action for a
-/// justification and none was given. The caller's error path logs the refusal.
-pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
-    if case.meta.require_justification && node.actor.justification.is_none() {
-        return Err(NodeError::Refused(format!(
-            "case {} requires a justification for every action: pass --justification TEXT (it is recorded in the audit log)",
-            case.id
-        )));
-    }
-    Ok(())
-}
-
 /// Refuses unless this node leads `case`: `what` says what it would do.
-fn require_lead(node: &Node, case: &Case, what: &str) -> Result<()> {
+pub(crate) fn require_lead(node: &Node, case: &Case, what: &str) -> Result<()> {
     if case.state.role_of(&node.keys.public().ed25519) != Some(Role::Lead) {
         return Err(NodeError::Refused(format!(
             "only a lead of case {} can {what}",
@@ -684,7 +358,7 @@ fn require_lead(node: &Node, case: &Case, what: &str) -> Result<()> {
 
 /// This node's control operation on top of `case`'s heads, refused with the
 /// reason unless it may write it (not an operation that folds to nothing).
-fn lead_op(node: &Node, case: &Case, body: ControlBody) -> Result<ControlOp> {
+pub(crate) fn lead_op(node: &Node, case: &Case, body: ControlBody) -> Result<ControlOp> {
     let (ms, _) = crate::clock::now();
     let op = ControlOp::create(&node.keys, case.id, case.state.heads.clone(), ms, body)?;
     control::authorize(&case.state, &op).map_err(NodeError::Refused)?;
@@ -692,7 +366,7 @@ fn lead_op(node: &Node, case: &Case, body: ControlBody) -> Result<ControlOp> {
 }
 
 /// The member of `case` that `arg` names (its PeerId or card).
-fn member_named<'a>(case: &'a Case, arg: &str) -> Result<&'a control::Member> {
+pub(crate) fn member_named<'a>(case: &'a Case, arg: &str) -> Result<&'a control::Member> {
     let arg = arg.trim();
     case.state
         .members
@@ -844,165 +518,4 @@ pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
         }
     }
     Ok(done)
-}
-
-/// Every record of a case (optionally of one type), from the sealed views.
-pub fn views_in_case(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    record_type: Option<casesync_schema::record::RecordType>,
-) -> Result<Vec<casesync_schema::doc::RecordView>> {
-    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
-    let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
-    // Opening (AEAD) and parsing each view is most of a listing: on every core.
-    let storage = &node.storage;
-    use rayon::prelude::*;
-    rows.par_iter().map(|r| storage.record_view(r)).collect()
-}
-
-/// A member outside a record's releasable_to cannot be added while the record is in the case.
-fn check_handling_for_member(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    card: &NodeCard,
-) -> Result<()> {
-    for v in views_in_case(node, conn, case, None)? {
-        let r = ReleasableTo(v.releasable_to.clone());
-        if !r.permits(&card.org, &card.country) {
-            return Err(NodeError::Refused(format!(
-                "cannot add {} ({}, {}): record {} is releasable to {} only",
-                card.name,
-                card.org,
-                card.country,
-                v.id,
-                r.0.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// What handling rules are checked against for one member: the labels of the
-/// card enrolled in the registry, never of a card the node presented (a node
-/// can sign a card with any organisation or country it likes).
-pub struct MemberLabels {
-    pub name: String,
-    pub org: String,
-    pub country: String,
-}
-
-/// The enrolled labels of every current member of `case` (a node outside any
-/// federation has only the cards in the control log to go by).
-pub fn member_labels(conn: &Connection, case: &Case) -> Result<Vec<MemberLabels>> {
-    let registry = crate::trust::load(conn)?;
-    Ok(case
-        .state
-        .members
-        .iter()
-        .map(|(k, m)| {
-            let card = registry
-                .as_ref()
-                .and_then(|r| r.nodes.get(k))
-                .map(|n| &n.card)
-                .unwrap_or(&m.card);
-            MemberLabels {
-                name: card.name.clone(),
-                org: card.org.clone(),
-                country: card.country.clone(),
-            }
-        })
-        .collect())
-}
-
-/// This node's labels as enrolled in the registry (its own card outside a
-/// federation).
-pub fn own_labels(node: &Node, conn: &Connection) -> Result<MemberLabels> {
-    let registry = crate::trust::load(conn)?;
-    let card = registry
-        .as_ref()
-        .and_then(|r| r.nodes.get(&node.keys.public().ed25519))
-        .map(|n| &n.card)
-        .unwrap_or(&node.card);
-    Ok(MemberLabels {
-        name: card.name.clone(),
-        org: card.org.clone(),
-        country: card.country.clone(),
-    })
-}
-
-/// The labels `peer` is known by: its enrolled card, else its card in the
-/// case's control log; `None` if neither knows it.
-pub fn labels_of(
-    registry: Option<&casesync_schema::registry::RegistryState>,
-    case: &Case,
-    peer: &[u8; 32],
-) -> Option<MemberLabels> {
-    let card = registry
-        .and_then(|r| r.nodes.get(peer))
-        .map(|n| &n.card)
-        .or_else(|| case.state.members.get(peer).map(|m| &m.card))?;
-    Some(MemberLabels {
-        name: card.name.clone(),
-        org: card.org.clone(),
-        country: card.country.clone(),
-    })
-}
-
-/// Where each author's log must stop for `to` in `case`: the first entry that
-/// carries a change of a record whose releasable_to leaves `to` out. Those
-/// entries, and every later one of the same author (which build on them), are
-/// withheld from `to`: a record never reaches a node outside its
-/// releasable_to, whatever the order in which records and members arrived.
-/// Returns (author -> first withheld seq).
-pub fn withheld_for(
-    node: &Node,
-    conn: &Connection,
-    case: &Case,
-    to: &MemberLabels,
-) -> Result<HashMap<[u8; 32], u64>> {
-    let mut out: HashMap<[u8; 32], u64> = HashMap::new();
-    for row in store::restricted_records(conn, case.case_ref)? {
-        let bytes = node
-            .storage
-            .open_view(&row.rid_index, &row.log_digest, &row.view)?;
-        let view: casesync_schema::doc::RecordView = serde_json::from_slice(&bytes)
-            .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))?;
-        if ReleasableTo(view.releasable_to).permits(&to.org, &to.country) {
-            continue;
-        }
-        for e in store::entries_of_record(conn, row.row)?
-            .into_iter()
-            .flatten()
-        {
-            let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
-                continue;
-            };
-            let seq = e.seq as u64;
-            out.entry(author)
-                .and_modify(|s| *s = (*s).min(seq))
-                .or_insert(seq);
-        }
-    }
-    Ok(out)
-}
-
-/// A record whose releasable_to excludes a current member cannot enter the case.
-pub fn check_handling_for_record(
-    members: &[MemberLabels],
-    releasable: &ReleasableTo,
-) -> Result<()> {
-    for m in members {
-        if !releasable.permits(&m.org, &m.country) {
-            return Err(NodeError::Refused(format!(
-                "record is releasable to {} only, but case member {} ({}, {}) is outside that",
-                releasable.0.join(", "),
-                m.name,
-                m.org,
-                m.country
-            )));
-        }
-    }
-    Ok(())
 }

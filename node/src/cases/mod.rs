@@ -1,0 +1,339 @@
+//! Cases: each case's control log (create, members, key epochs) and its keys.
+//!
+//! The control log is stored as the signed operations; the case's state (members,
+//! roles, epochs) is always recomputed with the pure `control::resolve`, so what a
+//! node believes about a case is a function of the operations it holds.
+
+use casesync_crypto::{Hash, NodeKeys, SymmetricKey, wrap};
+use casesync_schema::control::{
+    self, CaseMeta, CaseState, ControlBody, ControlOp, FederationFacts, LogEnd, Role,
+};
+use casesync_schema::record::ReleasableTo;
+use casesync_schema::{CaseId, NodeCard};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::audit::{self, Action, Event};
+use crate::{Node, NodeError, Result, store};
+
+mod handling;
+mod members;
+
+pub use handling::*;
+pub use members::*;
+
+pub const MAX_TITLE: usize = 200;
+
+/// A case as this node sees it.
+#[derive(Clone)]
+pub struct Case {
+    pub case_ref: i64,
+    pub id: CaseId,
+    pub meta: CaseMeta,
+    pub state: CaseState,
+}
+
+impl Case {
+    pub fn my_role(&self, node: &Node) -> Option<Role> {
+        self.state.role_of(&node.keys.public().ed25519)
+    }
+}
+
+fn check_title(title: &str) -> Result<String> {
+    let t = title.trim();
+    if t.is_empty() || t.chars().count() > MAX_TITLE || t.chars().any(char::is_control) {
+        return Err(NodeError::Refused(format!(
+            "the case title must be 1-{MAX_TITLE} printable characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// Creates a case led by this node, with its first key epoch.
+pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<CaseId> {
+    let title = check_title(title)?;
+    let mut nonce = [0u8; 16];
+    casesync_crypto::random_bytes(&mut nonce)?;
+    let me = node.keys.public().ed25519;
+    let case = control::case_id_for(&me, &nonce);
+    let key = SymmetricKey::generate()?;
+    let salt = control::epoch_salt(&case, &key);
+    let meta = CaseMeta {
+        title,
+        require_justification,
+    };
+    let sealed_meta = meta.seal(&case, &key)?;
+    let (ms, _) = crate::clock::now();
+    let op = ControlOp::create(
+        &node.keys,
+        case,
+        vec![],
+        ms,
+        ControlBody::Create {
+            nonce,
+            creator: node.card.clone(),
+            salt,
+            wraps: control::wrap_to(&key, &case, &salt, &[&node.card])?,
+            sealed_meta,
+        },
+    )?;
+    let local_meta = encode_local_meta(&meta);
+    let sealed_local = node.storage.seal_case_meta(&case.0, &local_meta)?;
+    let sealed_key = node.storage.seal_epoch_key(&case.0, &op.hash().0, &key)?;
+    node.store.write(|tx| -> Result<()> {
+        let case_ref = store::insert_case(tx, &case.0, &sealed_local)?;
+        store::insert_control_op(tx, case_ref, &op.hash(), op.bytes())?;
+        store::put_epoch_key(tx, case_ref, &op.hash(), &sealed_key)?;
+        let ev = Event::new(Action::CaseCreate)
+            .case(case)
+            .detail(if require_justification {
+                "every action on this case requires a justification"
+            } else {
+                "no justification required"
+            });
+        audit::append(node, tx, ev)?;
+        Ok(())
+    })?;
+    Ok(case)
+}
+
+pub(crate) fn encode_local_meta(m: &CaseMeta) -> Vec<u8> {
+    let mut w = casesync_schema::codec::Writer::new();
+    w.u8(1);
+    w.str(&m.title);
+    w.u8(m.require_justification as u8);
+    w.buf
+}
+
+fn decode_local_meta(b: &[u8]) -> Result<CaseMeta> {
+    let mut r = casesync_schema::codec::Reader::new(b, "case metadata");
+    let _v = r.u8()?;
+    let title = r.str(64 * 1024)?.to_string();
+    let require_justification = r.u8()? != 0;
+    Ok(CaseMeta {
+        title,
+        require_justification,
+    })
+}
+
+/// Parses a case id given on the command line and loads the case.
+pub fn load_by_text(node: &Node, conn: &Connection, text: &str) -> Result<Case> {
+    let id: CaseId = text.trim().parse().map_err(|_| {
+        NodeError::Refused(format!(
+            "`{}` is not a case id (see `casesync case list`)",
+            crate::short(text)
+        ))
+    })?;
+    load(node, conn, &id)
+}
+
+pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
+    let row = store::case_by_id(conn, &id.0)?.ok_or_else(|| {
+        NodeError::Refused(format!("unknown case {id} (see `casesync case list`)"))
+    })?;
+    load_row(node, conn, row)
+}
+
+/// Case states this process has resolved, by case id, with the fingerprint of
+/// the control operations they were resolved from. Verifying and resolving a
+/// control log costs signature checks, and a long-running `serve` loads every
+/// shared case on every sync round: this does it once per change of the log.
+/// `resolve` is a pure function of the operations, so the same operations (by
+/// hash, checked against their bytes when first verified) give the same state.
+#[derive(Clone, Default)]
+pub struct CaseCache(Arc<Mutex<HashMap<[u8; 16], Resolved>>>);
+
+/// A case state and the fingerprint of the operations it was resolved from.
+type Resolved = (Hash, CaseState);
+
+impl CaseCache {
+    fn get(&self, id: &CaseId, fingerprint: &Hash) -> Option<CaseState> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&id.0)
+            .filter(|(f, _)| f == fingerprint)
+            .map(|(_, s)| s.clone())
+    }
+    fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(id.0, (fingerprint, state.clone()));
+    }
+}
+
+/// What a case's resolution takes from the registry: its active admins and
+/// its revoked nodes (an admin appoints a lead when every lead is revoked).
+pub fn federation_facts(conn: &Connection) -> Result<FederationFacts> {
+    Ok(match crate::trust::load(conn)? {
+        None => FederationFacts::default(),
+        Some(r) => FederationFacts {
+            admins: r
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.admin && !n.revoked)
+                .map(|(k, _)| *k)
+                .collect(),
+            revoked: r
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.revoked)
+                .map(|(k, _)| *k)
+                .collect(),
+        },
+    })
+}
+
+fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
+    let id = CaseId(row.case_id);
+    let hashes = store::control_op_hashes(conn, row.case_ref)?;
+    let facts = federation_facts(conn)?;
+    let facts_digest = facts.digest();
+    let mut parts: Vec<&[u8]> = vec![&row.case_id, &facts_digest.0];
+    parts.extend(hashes.iter().map(|h| &h.0[..]));
+    let fingerprint = casesync_crypto::hash::sha256_parts(&parts);
+    let state = match node.cases.get(&id, &fingerprint) {
+        Some(s) => s,
+        None => {
+            let s = resolve_stored(conn, row.case_ref, id, &facts)?;
+            node.cases.put(&id, fingerprint, &s);
+            s
+        }
+    };
+    let meta = decode_local_meta(
+        &node
+            .storage
+            .open_case_meta(&row.case_id, &row.sealed_meta)?,
+    )?;
+    Ok(Case {
+        case_ref: row.case_ref,
+        id,
+        meta,
+        state,
+    })
+}
+
+/// Verifies every stored control operation of a case and resolves them.
+fn resolve_stored(
+    conn: &Connection,
+    case_ref: i64,
+    id: CaseId,
+    facts: &FederationFacts,
+) -> Result<CaseState> {
+    let ops = store::control_ops(conn, case_ref)?
+        .into_iter()
+        .map(|o| {
+            let op = ControlOp::decode_verified(&o.bytes).map_err(|e| {
+                NodeError::Integrity(format!("control operation {} of case {id} failed verification: {e}; run `casesync log verify`", o.hash.short()))
+            })?;
+            if !op.hash().ct_eq(&o.hash) {
+                return Err(NodeError::Integrity(format!("control operation {} of case {id} does not match its hash", o.hash.short())));
+            }
+            Ok(op)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(control::resolve_in(id, &ops, facts)?)
+}
+
+pub fn list(node: &Node) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    store::list_cases(conn)?
+        .into_iter()
+        .map(|row| load_row(node, conn, row))
+        .collect()
+}
+
+/// Why a member was removed, opened with the key of the epoch its removal
+/// started; `None` where this node holds no such key.
+pub fn removal_reason(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    removal: &control::Removal,
+) -> Option<String> {
+    let salt = case.state.epoch(&removal.by)?.salt;
+    let key = epoch_key(node, conn, case, &removal.by).ok()?;
+    control::open_reason(&case.id, &salt, &key, &removal.sealed_reason).ok()
+}
+
+/// The key of `epoch`, from the local cache or by unwrapping this node's share.
+pub fn epoch_key(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    epoch: &Hash,
+) -> Result<SymmetricKey> {
+    for (e, sealed) in store::epoch_keys(conn, case.case_ref)? {
+        if &e == epoch {
+            return node.storage.open_epoch_key(&case.id.0, &e.0, &sealed);
+        }
+    }
+    let info = case.state.epoch(epoch).ok_or_else(|| {
+        NodeError::Refused(format!(
+            "case {} has no key epoch {}",
+            case.id,
+            epoch.short()
+        ))
+    })?;
+    unwrap_epoch(&node.keys, &case.id, info)
+}
+
+/// Unwraps this node's copy of an epoch key from the control log.
+pub fn unwrap_epoch(
+    keys: &NodeKeys,
+    case: &CaseId,
+    info: &control::EpochInfo,
+) -> Result<SymmetricKey> {
+    let me = keys.public().ed25519;
+    let wrapped = info.wraps.get(&me).ok_or_else(|| {
+        NodeError::Refused(format!(
+            "this node holds no key for epoch {} of case {case}",
+            info.id.short()
+        ))
+    })?;
+    let key = wrap::unwrap_key(keys, wrapped, &control::wrap_context(case, &info.salt))?;
+    if !control::key_matches_epoch(case, &info.salt, &key) {
+        return Err(NodeError::Refused(format!(
+            "the key of epoch {} of case {case} wrapped to this node is not the one its lead committed to (a lead gave members different keys): nothing is read or written under it; a lead must rotate the key",
+            info.id.short()
+        )));
+    }
+    Ok(key)
+}
+
+/// The newest epoch this node holds a key for and that only current members
+/// can read: what new entries are sealed with. After two leads removed members
+/// concurrently, every epoch may still be wrapped to a removed node until a
+/// lead rotates; nothing is sealed until then.
+pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Hash, SymmetricKey)> {
+    let mut exposed = false;
+    for e in case.state.epochs.iter().rev() {
+        if !case.state.outside_readers(e).is_empty() {
+            exposed = true;
+            continue;
+        }
+        if let Ok(k) = epoch_key(node, conn, case, &e.id) {
+            return Ok((e.id, k));
+        }
+    }
+    if exposed {
+        return Err(NodeError::Refused(format!(
+            "case {}'s newest key can still be read by a removed member (two leads removed members at once); a lead replaces it when it next syncs or runs `casesync serve`: sync with a lead, then try again",
+            case.id
+        )));
+    }
+    Err(NodeError::Refused(format!(
+        "this node holds no key for case {}",
+        case.id
+    )))
+}
+
+/// Refuses an action on `case` when the case asks every action for a
+/// justification and none was given. The caller's error path logs the refusal.
+pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
+    if case.meta.require_justification && node.actor.justification.is_none() {
+        return Err(NodeError::Refused(format!(
+            "case {} requires a justification for every action: pass --justification TEXT (it is recorded in the audit log)",
+            case.id
+        )));
+    }
+    Ok(())
+}
