@@ -1,0 +1,196 @@
+//! One exchange with a peer: a digest, then pulls and deliveries.
+
+use super::*;
+
+pub(super) fn out_of_turn(peer: &PeerId) -> NodeError {
+    NodeError::Io(format!("{peer} answered out of turn"))
+}
+
+pub(super) async fn ask(
+    client: &Client,
+    peer: PeerId,
+    request: SyncRequest,
+) -> Result<SyncResponse> {
+    client
+        .request(peer, request)
+        .await
+        .map_err(|e| NodeError::Io(format!("sync with {peer}: {e}")))
+}
+
+/// Pulls, batch by batch, what `peer` has that this node lacks. Returns how many
+/// entries were new and what the peer holds (its summary and registry count).
+pub(super) async fn pull(
+    node: &Node,
+    client: &Client,
+    peer: PeerId,
+    fed: &[u8],
+    key: &[u8; 32],
+) -> Result<(u64, Known)> {
+    let mut received = 0u64;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let conn = node.store.conn();
+        let resp = ask(
+            client,
+            peer,
+            SyncRequest::Pull {
+                federation: fed.to_vec(),
+                registry: sync::registry_digest(conn)?.0.to_vec(),
+                have: sync::summary(node, conn, Some(key))?,
+            },
+        )
+        .await?;
+        match resp {
+            SyncResponse::Items {
+                body,
+                more,
+                registry,
+                have,
+            } => {
+                let body = BundleBody::decode_within(&body, &MESSAGE_LIMITS)?;
+                let r = node
+                    .store
+                    .write(|tx| receive(node, tx, &body, &peer, key))?;
+                log_rejections(&peer, &r.rejected);
+                received += r.entries as u64;
+                // A peer that keeps saying "more" without sending anything new is
+                // not making progress: stop rather than loop.
+                let progress = r.entries + r.control_ops + r.registry_ops > 0;
+                if !more || (!progress && rounds > 1) || rounds > 10_000 {
+                    return Ok((received, (have, registry)));
+                }
+            }
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+    }
+}
+
+/// A request answered off the network task: who asked, where the answer goes,
+/// and (unless the blocking task failed) the store handle back, the answer and
+/// whether the request broke the protocol.
+pub(super) type Answered = (
+    PeerId,
+    libp2p::request_response::ResponseChannel<crate::net::codec::Frame<SyncResponse>>,
+    Option<(Node, SyncResponse, Option<String>)>,
+);
+
+/// What this node knows a peer holds: the summary and registry digest it sent
+/// in the last pull, advanced past everything delivered to it since.
+pub type Known = (Vec<CaseHave>, Vec<u8>);
+
+/// Pulls what `peer` has that this node lacks, then delivers what it lacks.
+/// With `probe` (anti-entropy), first compares digests and stops there if they
+/// match, and only pulls. A push (after a local write) skips the digest, since
+/// something changed, and delivers; given what the peer is `known` to hold, it
+/// skips the pull too and delivers at once (one round trip: the peer pushes its
+/// own writes, and anti-entropy repairs whatever the knowledge missed).
+/// With `digest_first` (`sync --once`), compares digests first as a probe does,
+/// and stops there if they match; otherwise pulls and delivers.
+/// Returns what the peer is known to hold afterwards.
+pub async fn exchange(
+    node: &Node,
+    client: &Client,
+    peer: PeerId,
+    probe: bool,
+    known: Option<Known>,
+    digest_first: bool,
+) -> Result<(Exchange, Option<Known>)> {
+    let (fed, key) = federation_and_peer(node, &peer)?;
+    let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
+    let in_sync = || Exchange {
+        peer: peer.to_base58(),
+        received: 0,
+        sent: 0,
+        error: None,
+    };
+    if probe || digest_first {
+        let digest = sync::digest(node, node.store.conn(), &key)?;
+        match ask(
+            client,
+            peer,
+            SyncRequest::Digest {
+                federation: fed.clone(),
+                digest: digest.0.to_vec(),
+                audit_head: audit::own_head(node.store.conn())?,
+            },
+        )
+        .await?
+        {
+            SyncResponse::Digest {
+                same,
+                your_earlier_head,
+            } => {
+                // A partner saw this node's audit log further than it is: the
+                // store went back (a copy put back in place, a disk snapshot
+                // rolled back). New chains, before anything more is written.
+                if !your_earlier_head.is_empty()
+                    && let Some(line) =
+                        crate::log::notice_rollback(node, &your_earlier_head, &peer)?
+                {
+                    warn(line);
+                }
+                if same {
+                    return Ok((in_sync(), known));
+                }
+            }
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+    }
+    let push_to_known = if probe { None } else { known };
+    let (received, (mut theirs, mut their_registry)) = match push_to_known {
+        Some(k) => (0, k),
+        None => pull(node, client, peer, &fed, &key).await?,
+    };
+    let mut sent = 0u64;
+    // An anti-entropy round only pulls: the peer runs its own rounds and pulls
+    // what it lacks, and delivering too would send the same entries twice while
+    // it does. A push (after a local write) and `sync --once` also deliver.
+    loop {
+        if probe {
+            break;
+        }
+        let sync::Items { body, more, .. } =
+            items_to_send(node, &peer, &key, &mut theirs, &mut their_registry)?;
+        if body.cases.is_empty() && body.registry_ops.is_empty() {
+            break;
+        }
+        let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
+        match ask(
+            client,
+            peer,
+            SyncRequest::Deliver {
+                federation: fed.clone(),
+                body: body.encode(),
+            },
+        )
+        .await?
+        {
+            SyncResponse::Accepted { entries, .. } => sent += entries.min(n as u64),
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+        if !more {
+            break;
+        }
+    }
+    let (_, now) = crate::clock::now();
+    let _ = store::peer_synced(node.store.conn(), &peer.to_base58(), &now);
+    Ok((
+        Exchange {
+            peer: peer.to_base58(),
+            received,
+            sent,
+            error: None,
+        },
+        Some((theirs, their_registry)),
+    ))
+}
