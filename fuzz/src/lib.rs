@@ -14,6 +14,9 @@
 //! of the input is taken as the unsigned part, the fixed test key is written at
 //! the signer-key offset and the fixed key signs it, so mutations reach the
 //! decoding after the signature check. See each target for its modes.
+//!
+//! Longer than most files here: one short function per decoder of outside data,
+//! each with the oracle it checks.
 
 use std::sync::OnceLock;
 

@@ -22,6 +22,9 @@
 //! An operation whose parents are not all present is left out, as are its
 //! descendants. The same set of operations gives the same state on every node
 //! in any arrival order (property-tested in `control`).
+//!
+//! Longer than most files here: about 590 lines of code and 490 of tests (the
+//! exhaustive check and the reference resolution live next to what they check).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};

@@ -11,6 +11,9 @@
 //! Edits touch only the keys they change, so concurrent edits of different fields
 //! both survive a merge, and the same field converges to one value everywhere
 //! (Automerge's deterministic conflict winner).
+//!
+//! Longer than most files here: about 740 lines of code (every Automerge mapping
+//! of a record) and 250 of tests.
 
 use std::collections::BTreeMap;
 

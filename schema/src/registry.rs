@@ -8,6 +8,9 @@
 //!
 //! A join token carries the registry statements an invited node needs to
 //! bootstrap (`csjoin1.` + base64url); every statement in it is verified.
+//!
+//! Longer than most files here: about 540 lines of code (statements, rules,
+//! join tokens) and 420 of tests.
 
 use std::collections::BTreeMap;
 

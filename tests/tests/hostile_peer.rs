@@ -3,6 +3,9 @@
 //! honest `casesync serve` process, but misbehaves. Every attack must be
 //! refused, the honest node must keep serving its other peers, and nothing it
 //! stores may change except the record of the refusal (THREATS.md).
+//!
+//! Longer than most files here: one suite, whose harness (raw swarms, scenes,
+//! crafted items) every test in it shares.
 
 use casesync_crypto::{Hash, SymmetricKey};
 use casesync_node::net::protocol::{CaseHave, SyncRequest, SyncResponse};

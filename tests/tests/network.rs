@@ -1,5 +1,8 @@
 //! Sync over the network: separate `casesync serve` processes on 127.0.0.1.
 //! Every wait polls with a generous deadline; speed is measured in bench.sh.
+//!
+//! Longer than most files here: the `Server` and federation helpers that other
+//! suites use, with the network tests.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};

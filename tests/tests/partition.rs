@@ -10,6 +10,9 @@
 //! `CASESYNC_PARTITION_SEEDS=N cargo nextest run -p casesync-e2e partition`.
 //! Process timing is not replayed, so a seed that fails once may pass again:
 //! the steps it printed are the lead.
+//!
+//! Longer than most files here: the cluster, its proxies and the seeded random
+//! run are one harness.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The harness: find the binary, make a temp dir per test, run the binary as a
 //! node (its own data dir, passphrase and operator in the environment, no stdin)
 //! and check what it printed.
+//!
+//! Longer than most files here: the helpers every end-to-end suite uses.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

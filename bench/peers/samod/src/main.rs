@@ -5,6 +5,9 @@
 //! Output rule: every command prints exactly one JSON object on the LAST line
 //! of stdout. Progress and warnings go to stderr. Failures exit non-zero (2 for
 //! bad arguments, 1 otherwise) with `harness: error: ...` on stderr.
+//!
+//! Longer than most files here: one benchmark harness for a peer implementation,
+//! kept whole so it can be read beside the other peers' harnesses.
 
 use std::{
     collections::{HashMap, HashSet},
