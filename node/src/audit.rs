@@ -280,6 +280,33 @@ pub fn append_alone(node: &Node, ev: Event) -> Result<u64> {
     node.store.write(|tx| append(node, tx, ev))
 }
 
+/// Runs an operation a person asked for and, if it fails, records the refusal
+/// in the audit log in a transaction of its own (the failed operation rolled
+/// back and left nothing else): "logged as refused". The engine's operations
+/// run themselves through this, so no front end can forget a refusal.
+pub fn audited<T>(
+    node: &Node,
+    action: Action,
+    case: Option<&str>,
+    record: Option<&str>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let r = f();
+    if let Err(e) = &r {
+        let mut ev = Event::new(action).refused(e.to_string());
+        if let Some(c) = case.and_then(|c| c.trim().parse::<CaseId>().ok()) {
+            ev = ev.case(c);
+        }
+        if let Some(rec) = record {
+            ev = ev.records([rec.trim()]);
+        }
+        if let Err(ae) = append_alone(node, ev) {
+            tracing::warn!(target: "casesync", "the refusal could not be recorded in the audit log: {ae}");
+        }
+    }
+    r
+}
+
 /// This node's signed audit head, encoded for a peer (empty before any entry).
 pub fn own_head(conn: &Connection) -> Result<Vec<u8>> {
     Ok(store::audit_head(conn)?

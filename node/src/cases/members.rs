@@ -209,60 +209,62 @@ pub fn add_member(
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard)> {
-    node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
-        let case = load_by_text(node, tx, case_text)?;
-        let card = &resolve_member(tx, member)?;
-        require_lead(node, &case, "add members")?;
-        if case.state.members.contains_key(&card.identity.ed25519) {
-            return Err(NodeError::Refused(format!(
-                "{} ({}) is already a member of case {}",
-                card.name,
-                card.peer_id(),
-                case.id
-            )));
-        }
-        require_justification(node, &case)?;
-        check_handling_for_member(node, tx, &case, card)?;
-        let mut wraps = Vec::new();
-        for e in &case.state.epochs {
-            let key = epoch_key(node, tx, &case, &e.id)?;
-            wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
-        }
-        let (ms, _) = crate::clock::now();
-        let add = ControlOp::create(
-            &node.keys,
-            case.id,
-            case.state.heads.clone(),
-            ms,
-            ControlBody::AddMember {
-                card: card.clone(),
-                role,
-            },
-        )?;
-        let mut ops = vec![add];
-        for (epoch, w) in wraps {
-            let parent = ops.last().map(|o| o.hash()).into_iter().collect();
-            ops.push(ControlOp::create(
+    audit::audited(node, Action::MemberAdd, Some(case_text), None, || {
+        node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
+            let case = load_by_text(node, tx, case_text)?;
+            let card = &resolve_member(tx, member)?;
+            require_lead(node, &case, "add members")?;
+            if case.state.members.contains_key(&card.identity.ed25519) {
+                return Err(NodeError::Refused(format!(
+                    "{} ({}) is already a member of case {}",
+                    card.name,
+                    card.peer_id(),
+                    case.id
+                )));
+            }
+            require_justification(node, &case)?;
+            check_handling_for_member(node, tx, &case, card)?;
+            let mut wraps = Vec::new();
+            for e in &case.state.epochs {
+                let key = epoch_key(node, tx, &case, &e.id)?;
+                wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
+            }
+            let (ms, _) = crate::clock::now();
+            let add = ControlOp::create(
                 &node.keys,
                 case.id,
-                parent,
+                case.state.heads.clone(),
                 ms,
-                ControlBody::KeyShare { epoch, wraps: w },
-            )?);
-        }
-        for op in &ops {
-            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-        }
-        let ev = Event::new(Action::MemberAdd)
-            .case(case.id)
-            .peer(card.peer_id())
-            .detail(format!(
-                "added as {}; the keys of {} epoch(s) wrapped to it",
-                role.name(),
-                ops.len() - 1
-            ));
-        audit::append(node, tx, ev)?;
-        Ok((case.id, card.clone()))
+                ControlBody::AddMember {
+                    card: card.clone(),
+                    role,
+                },
+            )?;
+            let mut ops = vec![add];
+            for (epoch, w) in wraps {
+                let parent = ops.last().map(|o| o.hash()).into_iter().collect();
+                ops.push(ControlOp::create(
+                    &node.keys,
+                    case.id,
+                    parent,
+                    ms,
+                    ControlBody::KeyShare { epoch, wraps: w },
+                )?);
+            }
+            for op in &ops {
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+            }
+            let ev = Event::new(Action::MemberAdd)
+                .case(case.id)
+                .peer(card.peer_id())
+                .detail(format!(
+                    "added as {}; the keys of {} epoch(s) wrapped to it",
+                    role.name(),
+                    ops.len() - 1
+                ));
+            audit::append(node, tx, ev)?;
+            Ok((case.id, card.clone()))
+        })
     })
 }
 
@@ -276,7 +278,9 @@ pub fn remove_member(
     member: &str,
     reason: &str,
 ) -> Result<(CaseId, NodeCard, u64)> {
-    remove(node, case_text, member, reason, true)
+    audit::audited(node, Action::MemberRemove, Some(case_text), None, || {
+        remove(node, case_text, member, reason, true)
+    })
 }
 
 /// [`remove_member`]; `asked` is false when the node removes a revoked node on
@@ -391,27 +395,29 @@ pub fn change_role(
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard, Role)> {
-    node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
-        let case = load_by_text(node, tx, case_text)?;
-        require_lead(node, &case, "change roles")?;
-        require_justification(node, &case)?;
-        let m = member_named(&case, member)?;
-        let (card, before) = (m.card.clone(), m.role);
-        let op = lead_op(
-            node,
-            &case,
-            ControlBody::ChangeRole {
-                member: card.identity.ed25519,
-                role,
-            },
-        )?;
-        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-        let ev = Event::new(Action::MemberRole)
-            .case(case.id)
-            .peer(card.peer_id())
-            .detail(format!("{} -> {}", before.name(), role.name()));
-        audit::append(node, tx, ev)?;
-        Ok((case.id, card, before))
+    audit::audited(node, Action::MemberRole, Some(case_text), None, || {
+        node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
+            let case = load_by_text(node, tx, case_text)?;
+            require_lead(node, &case, "change roles")?;
+            require_justification(node, &case)?;
+            let m = member_named(&case, member)?;
+            let (card, before) = (m.card.clone(), m.role);
+            let op = lead_op(
+                node,
+                &case,
+                ControlBody::ChangeRole {
+                    member: card.identity.ed25519,
+                    role,
+                },
+            )?;
+            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+            let ev = Event::new(Action::MemberRole)
+                .case(case.id)
+                .peer(card.peer_id())
+                .detail(format!("{} -> {}", before.name(), role.name()));
+            audit::append(node, tx, ev)?;
+            Ok((case.id, card, before))
+        })
     })
 }
 
@@ -425,57 +431,59 @@ pub fn appoint_lead(
     member: &str,
     reason: &str,
 ) -> Result<(CaseId, NodeCard)> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(NodeError::Refused(
-            "give the reason for the appointment with --reason TEXT".into(),
-        ));
-    }
-    node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
-        let facts = federation_facts(tx)?;
-        let me = node.keys.public().ed25519;
-        if !facts.admins.contains(&me) {
+    audit::audited(node, Action::LeadAppoint, Some(case_text), None, || {
+        let reason = reason.trim();
+        if reason.is_empty() {
             return Err(NodeError::Refused(
-                "only an active admin of the federation appoints a lead (see `casesync trust list`)"
-                    .into(),
+                "give the reason for the appointment with --reason TEXT".into(),
             ));
         }
-        let case = load_by_text(node, tx, case_text).map_err(|e| match e {
-            NodeError::Refused(m) => NodeError::Refused(format!(
-                "{m}; an admin appoints a lead only of a case it holds (a member of it)"
-            )),
-            e => e,
-        })?;
-        require_justification(node, &case)?;
-        let card = member_named(&case, member)?.card.clone();
-        let id = card.identity.ed25519;
-        // Sealed under the newest epoch this node can read, when it can.
-        let sealed_reason = match current_epoch(node, tx, &case) {
-            Ok((epoch, key)) => match case.state.epoch(&epoch) {
-                Some(e) => control::seal_reason(&case.id, &e.salt, &key, reason)?,
-                None => Vec::new(),
-            },
-            Err(_) => Vec::new(),
-        };
-        let (ms, _) = crate::clock::now();
-        let op = ControlOp::create(
-            &node.keys,
-            case.id,
-            case.state.heads.clone(),
-            ms,
-            ControlBody::AppointLead {
-                member: id,
-                sealed_reason,
-            },
-        )?;
-        control::authorize_in(&case.state, &op, &facts).map_err(NodeError::Refused)?;
-        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-        let ev = Event::new(Action::LeadAppoint)
-            .case(case.id)
-            .peer(card.peer_id())
-            .detail(format!("{reason}; every lead of the case is revoked"));
-        audit::append(node, tx, ev)?;
-        Ok((case.id, card))
+        node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
+            let facts = federation_facts(tx)?;
+            let me = node.keys.public().ed25519;
+            if !facts.admins.contains(&me) {
+                return Err(NodeError::Refused(
+                    "only an active admin of the federation appoints a lead (see `casesync trust list`)"
+                        .into(),
+                ));
+            }
+            let case = load_by_text(node, tx, case_text).map_err(|e| match e {
+                NodeError::Refused(m) => NodeError::Refused(format!(
+                    "{m}; an admin appoints a lead only of a case it holds (a member of it)"
+                )),
+                e => e,
+            })?;
+            require_justification(node, &case)?;
+            let card = member_named(&case, member)?.card.clone();
+            let id = card.identity.ed25519;
+            // Sealed under the newest epoch this node can read, when it can.
+            let sealed_reason = match current_epoch(node, tx, &case) {
+                Ok((epoch, key)) => match case.state.epoch(&epoch) {
+                    Some(e) => control::seal_reason(&case.id, &e.salt, &key, reason)?,
+                    None => Vec::new(),
+                },
+                Err(_) => Vec::new(),
+            };
+            let (ms, _) = crate::clock::now();
+            let op = ControlOp::create(
+                &node.keys,
+                case.id,
+                case.state.heads.clone(),
+                ms,
+                ControlBody::AppointLead {
+                    member: id,
+                    sealed_reason,
+                },
+            )?;
+            control::authorize_in(&case.state, &op, &facts).map_err(NodeError::Refused)?;
+            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+            let ev = Event::new(Action::LeadAppoint)
+                .case(case.id)
+                .peer(card.peer_id())
+                .detail(format!("{reason}; every lead of the case is revoked"));
+            audit::append(node, tx, ev)?;
+            Ok((case.id, card))
+        })
     })
 }
 

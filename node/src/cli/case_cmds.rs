@@ -161,9 +161,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
             let role = role.parse()?;
-            let (id, card) = audited(&node, Action::MemberAdd, Some(case), None, || {
-                Ok(cases::add_member(&node, case, member, role)?)
-            })?;
+            let (id, card) = cases::add_member(&node, case, member, role)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
@@ -182,9 +180,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             member,
             reason,
         }) => {
-            let (id, card, cut) = audited(&node, Action::MemberRemove, Some(case), None, || {
-                Ok(cases::remove_member(&node, case, member, reason)?)
-            })?;
+            let (id, card, cut) = cases::remove_member(&node, case, member, reason)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "cut_seq": cut, "reason": reason.trim()}),
@@ -202,9 +198,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             member,
             reason,
         } => {
-            let (id, card) = audited(&node, Action::LeadAppoint, Some(case), None, || {
-                Ok(cases::appoint_lead(&node, case, member, reason)?)
-            })?;
+            let (id, card) = cases::appoint_lead(&node, case, member, reason)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": "lead"}),
@@ -219,9 +213,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
         }
         CaseCommand::Member(MemberCommand::Role { case, member, role }) => {
             let role: casesync_schema::control::Role = role.parse()?;
-            let (id, card, before) = audited(&node, Action::MemberRole, Some(case), None, || {
-                Ok(cases::change_role(&node, case, member, role)?)
-            })?;
+            let (id, card, before) = cases::change_role(&node, case, member, role)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name(), "was": before.name()}),

@@ -138,20 +138,17 @@ pub(crate) fn audited<T>(
     record: Option<&str>,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let r = f();
-    if let Err(e) = &r {
-        let mut ev = Event::new(action).refused(format!("{e:#}"));
-        if let Some(c) = case.and_then(|c| c.trim().parse::<casesync_schema::CaseId>().ok()) {
-            ev = ev.case(c);
-        }
-        if let Some(rec) = record {
-            ev = ev.records([rec.trim()]);
-        }
-        if let Err(ae) = audit::append_alone(node, ev) {
-            eprintln!("warning: the refusal could not be recorded in the audit log: {ae}");
-        }
-    }
-    r
+    // The library's wrapper records the refusal; the error keeps its
+    // context for the one line the user sees.
+    let mut failure = None;
+    let r = audit::audited(node, action, case, record, || {
+        f().map_err(|e| {
+            let line = format!("{e:#}");
+            failure = Some(e);
+            casesync_node::NodeError::Refused(line)
+        })
+    });
+    r.map_err(|e| failure.unwrap_or_else(|| e.into()))
 }
 
 pub(crate) fn stdout_failed(e: std::io::Error) -> ! {

@@ -106,9 +106,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             if let Some(r) = releasable_to {
                 input.releasable_to = ReleasableTo::parse_list(r)?;
             }
-            let v = audited(&node, Action::RecordAdd, Some(case), None, || {
-                Ok(records::add(&node, case, input)?)
-            })?;
+            let v = records::add(&node, case, input)?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -124,9 +122,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             if set.is_empty() && unset.is_empty() {
                 bail!("nothing to change: give --field KEY=VALUE or --unset KEY");
             }
-            let v = audited(&node, Action::RecordEdit, None, Some(record), || {
-                Ok(records::edit(&node, record, set, unset.clone())?)
-            })?;
+            let v = records::edit(&node, record, set, unset.clone())?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -134,16 +130,12 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             }
         }
         RecordCommand::Show { record } => {
-            let v = audited(&node, Action::RecordShow, None, Some(record), || {
-                Ok(records::show(&node, record)?)
-            })?;
+            let v = records::show(&node, record)?;
             print_record(cli, &v)?;
         }
         RecordCommand::List { case, record_type } => {
             let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
-            let list = audited(&node, Action::RecordList, Some(case), None, || {
-                Ok(records::list(&node, case, t)?)
-            })?;
+            let list = records::list(&node, case, t)?;
             if cli.json {
                 print_json(&list)?;
             } else {
@@ -176,12 +168,10 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                 import::Format::JsonLines => Box::new(import::json_lines(f)),
                 import::Format::Csv => Box::new(import::csv_rows(f)?),
             };
-            let report = audited(&node, Action::RecordImport, Some(case), None, || {
-                Ok(records::import(&node, case, &mut source, &mut |n| {
-                    if let Some(b) = &bar {
-                        b.set_position(n as u64);
-                    }
-                })?)
+            let report = records::import(&node, case, &mut source, &mut |n| {
+                if let Some(b) = &bar {
+                    b.set_position(n as u64);
+                }
             })?;
             if let Some(b) = bar {
                 b.finish_and_clear();

@@ -1,4 +1,6 @@
 //! What the library-level tests share: the real binary on real data dirs.
+// Each test binary that includes this uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
