@@ -36,6 +36,7 @@ const VERSION: u8 = 1;
 const MAX_KEYSTORE: u32 = 64 * 1024;
 
 /// What `backup` wrote.
+#[derive(Debug)]
 pub struct BackupReport {
     pub path: PathBuf,
     pub bytes: u64,
@@ -50,70 +51,72 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
 /// The audit entry is in the snapshot, so a restored node shows when its copy
 /// was taken.
 pub fn backup(node: &Node, out: &Path) -> Result<BackupReport> {
-    if out.exists() {
-        return Err(NodeError::Refused(format!(
-            "{} exists; choose a new file for the backup",
-            out.display()
-        )));
-    }
-    let keystore = fs::read(node.dir.keystore_path()).map_err(io(&node.dir.keystore_path()))?;
-    if keystore.len() > MAX_KEYSTORE as usize {
-        return Err(NodeError::Integrity(
-            "the keystore is larger than any casesync writes".into(),
-        ));
-    }
-    audit::append_alone(
-        node,
-        Event::new(Action::NodeBackup).detail(format!("to {}", out.display())),
-    )?;
-    let snapshot = out.with_extension("store-snapshot");
-    let _ = fs::remove_file(&snapshot);
-    let written = (|| -> Result<u64> {
-        let target = snapshot.to_str().ok_or_else(|| {
-            NodeError::Refused("give the backup a path that is valid UTF-8".into())
-        })?;
-        store::snapshot_into(node.store.conn(), target)?;
-        let tmp = out.with_extension("tmp");
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+    audit::audited(node, Action::NodeBackup, None, None, || {
+        if out.exists() {
+            return Err(NodeError::Refused(format!(
+                "{} exists; choose a new file for the backup",
+                out.display()
+            )));
         }
-        let _ = fs::remove_file(&tmp);
-        let file = opts.open(&tmp).map_err(io(&tmp))?;
-        let mut w = HashingWriter {
-            inner: BufWriter::new(file),
-            hash: Sha256Stream::new(),
-            count: 0,
-        };
-        let store_len = fs::metadata(&snapshot).map_err(io(&snapshot))?.len();
-        w.write_all(MAGIC).map_err(io(&tmp))?;
-        w.write_all(&[VERSION]).map_err(io(&tmp))?;
-        w.write_all(&(keystore.len() as u32).to_be_bytes())
-            .map_err(io(&tmp))?;
-        w.write_all(&keystore).map_err(io(&tmp))?;
-        w.write_all(&store_len.to_be_bytes()).map_err(io(&tmp))?;
-        let mut src = fs::File::open(&snapshot).map_err(io(&snapshot))?;
-        let copied = std::io::copy(&mut src, &mut w).map_err(io(&tmp))?;
-        if copied != store_len {
-            return Err(NodeError::Io(
-                "the store snapshot changed while it was copied".into(),
+        let keystore = fs::read(node.dir.keystore_path()).map_err(io(&node.dir.keystore_path()))?;
+        if keystore.len() > MAX_KEYSTORE as usize {
+            return Err(NodeError::Integrity(
+                "the keystore is larger than any casesync writes".into(),
             ));
         }
-        let digest = w.hash.finish();
-        let mut inner = w.inner;
-        inner.write_all(&digest.0).map_err(io(&tmp))?;
-        let file = inner.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, out).map_err(io(out))?;
-        Ok(w.count + 32)
-    })();
-    let _ = fs::remove_file(&snapshot);
-    Ok(BackupReport {
-        path: out.to_path_buf(),
-        bytes: written?,
+        audit::append_alone(
+            node,
+            Event::new(Action::NodeBackup).detail(format!("to {}", out.display())),
+        )?;
+        let snapshot = out.with_extension("store-snapshot");
+        let _ = fs::remove_file(&snapshot);
+        let written = (|| -> Result<u64> {
+            let target = snapshot.to_str().ok_or_else(|| {
+                NodeError::Refused("give the backup a path that is valid UTF-8".into())
+            })?;
+            store::snapshot_into(node.store.conn(), target)?;
+            let tmp = out.with_extension("tmp");
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let _ = fs::remove_file(&tmp);
+            let file = opts.open(&tmp).map_err(io(&tmp))?;
+            let mut w = HashingWriter {
+                inner: BufWriter::new(file),
+                hash: Sha256Stream::new(),
+                count: 0,
+            };
+            let store_len = fs::metadata(&snapshot).map_err(io(&snapshot))?.len();
+            w.write_all(MAGIC).map_err(io(&tmp))?;
+            w.write_all(&[VERSION]).map_err(io(&tmp))?;
+            w.write_all(&(keystore.len() as u32).to_be_bytes())
+                .map_err(io(&tmp))?;
+            w.write_all(&keystore).map_err(io(&tmp))?;
+            w.write_all(&store_len.to_be_bytes()).map_err(io(&tmp))?;
+            let mut src = fs::File::open(&snapshot).map_err(io(&snapshot))?;
+            let copied = std::io::copy(&mut src, &mut w).map_err(io(&tmp))?;
+            if copied != store_len {
+                return Err(NodeError::Io(
+                    "the store snapshot changed while it was copied".into(),
+                ));
+            }
+            let digest = w.hash.finish();
+            let mut inner = w.inner;
+            inner.write_all(&digest.0).map_err(io(&tmp))?;
+            let file = inner.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
+            file.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, out).map_err(io(out))?;
+            Ok(w.count + 32)
+        })();
+        let _ = fs::remove_file(&snapshot);
+        Ok(BackupReport {
+            path: out.to_path_buf(),
+            bytes: written?,
+        })
     })
 }
 

@@ -23,107 +23,115 @@ pub struct ExportReport {
 /// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
 /// cases it is a member of go in (a case's entries go to its members only).
 pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Result<ExportReport> {
-    let conn = node.store.conn();
-    let to: Option<NodeCard> = recipient
-        .map(|r| cases::resolve_member(conn, r))
-        .transpose()?;
-    let chosen: Vec<cases::Case> = if case_texts.is_empty() {
-        cases::list(node)?
-    } else {
-        case_texts
-            .iter()
-            .map(|t| cases::load_by_text(node, conn, t))
-            .collect::<Result<_>>()?
-    };
-    let mut body = BundleBody {
-        registry_ops: store::registry_ops(conn)?
-            .into_iter()
-            .map(|o| o.bytes)
-            .collect(),
-        cases: Vec::new(),
-    };
-    let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
-    let mut sent = Vec::new();
-    let mut withheld = Vec::new();
-    for c in chosen {
-        cases::require_justification(node, &c)?;
-        if let Some(to) = &to
-            && c.state.role_of(&to.identity.ed25519).is_none()
-        {
-            skipped.push(format!("case {}: {} is not a member", c.id, to.name));
-            continue;
-        }
-        let control_ops: Vec<Vec<u8>> = store::control_ops(conn, c.case_ref)?
-            .into_iter()
-            .map(|o| o.bytes)
-            .collect();
-        // Handling: a record goes only to a node within its releasable_to;
-        // each author's log stops before the first entry that carries one
-        // the recipient is outside of.
-        let held_back = match &to {
-            Some(to) => cases::withheld_for(
-                node,
-                conn,
-                &c,
-                &cases::MemberLabels {
-                    name: to.name.clone(),
-                    org: to.org.clone(),
-                    country: to.country.clone(),
-                },
-            )?,
-            None => Default::default(),
-        };
-        let mut entries = Vec::new();
-        store::for_each_entry_of_case(conn, c.case_ref, |e| {
-            let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
-                return;
+    crate::audit::audited(
+        node,
+        Action::BundleExport,
+        (case_texts.len() == 1).then(|| case_texts[0].as_str()),
+        None,
+        || {
+            let conn = node.store.conn();
+            let to: Option<NodeCard> = recipient
+                .map(|r| cases::resolve_member(conn, r))
+                .transpose()?;
+            let chosen: Vec<cases::Case> = if case_texts.is_empty() {
+                cases::list(node)?
+            } else {
+                case_texts
+                    .iter()
+                    .map(|t| cases::load_by_text(node, conn, t))
+                    .collect::<Result<_>>()?
             };
-            if held_back.get(&author).is_some_and(|w| e.seq as u64 >= *w) {
-                return;
+            let mut body = BundleBody {
+                registry_ops: store::registry_ops(conn)?
+                    .into_iter()
+                    .map(|o| o.bytes)
+                    .collect(),
+                cases: Vec::new(),
+            };
+            let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
+            let mut sent = Vec::new();
+            let mut withheld = Vec::new();
+            for c in chosen {
+                cases::require_justification(node, &c)?;
+                if let Some(to) = &to
+                    && c.state.role_of(&to.identity.ed25519).is_none()
+                {
+                    skipped.push(format!("case {}: {} is not a member", c.id, to.name));
+                    continue;
+                }
+                let control_ops: Vec<Vec<u8>> = store::control_ops(conn, c.case_ref)?
+                    .into_iter()
+                    .map(|o| o.bytes)
+                    .collect();
+                // Handling: a record goes only to a node within its releasable_to;
+                // each author's log stops before the first entry that carries one
+                // the recipient is outside of.
+                let held_back = match &to {
+                    Some(to) => cases::withheld_for(
+                        node,
+                        conn,
+                        &c,
+                        &cases::MemberLabels {
+                            name: to.name.clone(),
+                            org: to.org.clone(),
+                            country: to.country.clone(),
+                        },
+                    )?,
+                    None => Default::default(),
+                };
+                let mut entries = Vec::new();
+                store::for_each_entry_of_case(conn, c.case_ref, |e| {
+                    let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
+                        return;
+                    };
+                    if held_back.get(&author).is_some_and(|w| e.seq as u64 >= *w) {
+                        return;
+                    }
+                    sent.push((c.id, author, e.seq as u64));
+                    entries.push(e.bytes)
+                })?;
+                withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
+                n_ops += control_ops.len();
+                n_entries += entries.len();
+                body.cases.push(CaseItems {
+                    case: c.id,
+                    control_ops,
+                    entries,
+                });
             }
-            sent.push((c.id, author, e.seq as u64));
-            entries.push(e.bytes)
-        })?;
-        withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
-        n_ops += control_ops.len();
-        n_entries += entries.len();
-        body.cases.push(CaseItems {
-            case: c.id,
-            control_ops,
-            entries,
-        });
-    }
-    // Tests make parts small to exercise splitting without gigabytes.
-    let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(bundle::PART_TARGET_BYTES)
-        .min(bundle::PART_TARGET_BYTES);
-    let parts = bundle::split(body.clone(), target)
-        .iter()
-        .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    // Audited before the file exists: a disclosure may be recorded that a
-    // failed write then did not make, never the other way round.
-    let peer = to.as_ref().map(|t| t.peer_id());
-    node.store.write(|tx| {
-        crate::audit::disclosed(
-            node,
-            tx,
-            Action::BundleExport,
-            peer.as_deref(),
-            &body,
-            &sent,
-        )?;
-        crate::audit::withheld(node, tx, Action::BundleExport, peer.as_deref(), &withheld)
-    })?;
-    Ok(ExportReport {
-        parts,
-        cases: body.cases.len(),
-        control_ops: n_ops,
-        entries: n_entries,
-        skipped,
-    })
+            // Tests make parts small to exercise splitting without gigabytes.
+            let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(bundle::PART_TARGET_BYTES)
+                .min(bundle::PART_TARGET_BYTES);
+            let parts = bundle::split(body.clone(), target)
+                .iter()
+                .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            // Audited before the file exists: a disclosure may be recorded that a
+            // failed write then did not make, never the other way round.
+            let peer = to.as_ref().map(|t| t.peer_id());
+            node.store.write(|tx| {
+                crate::audit::disclosed(
+                    node,
+                    tx,
+                    Action::BundleExport,
+                    peer.as_deref(),
+                    &body,
+                    &sent,
+                )?;
+                crate::audit::withheld(node, tx, Action::BundleExport, peer.as_deref(), &withheld)
+            })?;
+            Ok(ExportReport {
+                parts,
+                cases: body.cases.len(),
+                control_ops: n_ops,
+                entries: n_entries,
+                skipped,
+            })
+        },
+    )
 }
 
 /// Reads a bundle file for [`import`], judging it before reading it whole:
@@ -177,6 +185,14 @@ pub fn read_file(node: &Node, path: &std::path::Path) -> Result<Vec<u8>> {
         .read_to_end(&mut all)
         .map_err(|e| NodeError::Refused(format!("cannot read {shown}: {e}")))?;
     Ok(all)
+}
+
+/// `bundle import FILE`: judges and reads the file ([`read_file`]), then
+/// imports it ([`import`]); a refusal is audited.
+pub fn import_file(node: &Node, path: &std::path::Path) -> Result<(NodeCard, IngestReport)> {
+    crate::audit::audited(node, Action::BundleImport, None, None, || {
+        import(node, read_file(node, path)?)
+    })
 }
 
 /// Imports a bundle: the file's signature and encryption are checked first (any

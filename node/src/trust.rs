@@ -141,111 +141,115 @@ fn append(node: &Node, conn: &Connection, st: &RegistryState, body: RegistryBody
 
 /// Enrolls the node of `card` (admin only); returns the join token to send it.
 pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
-    node.store.write(|tx| -> Result<String> {
-        let st = as_admin(node, tx, "invite")?;
-        let already = st.nodes.get(&card.identity.ed25519);
-        if already.is_some_and(|n| n.revoked) {
-            return Err(NodeError::Refused(format!(
-                "{} ({}) was revoked; revocation is final",
-                card.name,
-                card.peer_id()
-            )));
-        }
-        if already.is_some_and(|n| n.card != *card) {
-            return Err(NodeError::Refused(format!(
-                "{} is enrolled with another card (see `casesync trust list`)",
-                card.peer_id()
-            )));
-        }
-        // Enrolled already with (at least) this role: a new token only (the
-        // last one expired or was lost), no new statement.
-        let reissue = already.is_some_and(|n| n.admin || !admin);
-        if !reissue {
-            append(
-                node,
-                tx,
-                &st,
-                RegistryBody::Enroll {
-                    card: card.clone(),
-                    admin,
-                },
-            )?;
-        }
-        let ev = Event::new(Action::FederationInvite)
-            .peer(card.peer_id())
-            .detail(format!(
-                "{} {} ({}, {}){}",
-                if reissue {
-                    "a new join token for"
-                } else {
-                    "enrolled"
-                },
-                card.name,
-                card.org,
-                card.country,
-                if admin { " as an admin" } else { "" }
-            ));
-        audit::append(node, tx, ev)?;
-        let all = store::registry_ops(tx)?
-            .iter()
-            .map(|o| RegistryOp::decode_verified(&o.bytes))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let (now, _) = crate::clock::now();
-        Ok(registry::seal_token(
-            &node.keys,
-            card,
-            &all,
-            now.saturating_add(registry::TOKEN_VALID_MS),
-        )?)
+    crate::audit::audited(node, Action::FederationInvite, None, None, || {
+        node.store.write(|tx| -> Result<String> {
+            let st = as_admin(node, tx, "invite")?;
+            let already = st.nodes.get(&card.identity.ed25519);
+            if already.is_some_and(|n| n.revoked) {
+                return Err(NodeError::Refused(format!(
+                    "{} ({}) was revoked; revocation is final",
+                    card.name,
+                    card.peer_id()
+                )));
+            }
+            if already.is_some_and(|n| n.card != *card) {
+                return Err(NodeError::Refused(format!(
+                    "{} is enrolled with another card (see `casesync trust list`)",
+                    card.peer_id()
+                )));
+            }
+            // Enrolled already with (at least) this role: a new token only (the
+            // last one expired or was lost), no new statement.
+            let reissue = already.is_some_and(|n| n.admin || !admin);
+            if !reissue {
+                append(
+                    node,
+                    tx,
+                    &st,
+                    RegistryBody::Enroll {
+                        card: card.clone(),
+                        admin,
+                    },
+                )?;
+            }
+            let ev = Event::new(Action::FederationInvite)
+                .peer(card.peer_id())
+                .detail(format!(
+                    "{} {} ({}, {}){}",
+                    if reissue {
+                        "a new join token for"
+                    } else {
+                        "enrolled"
+                    },
+                    card.name,
+                    card.org,
+                    card.country,
+                    if admin { " as an admin" } else { "" }
+                ));
+            audit::append(node, tx, ev)?;
+            let all = store::registry_ops(tx)?
+                .iter()
+                .map(|o| RegistryOp::decode_verified(&o.bytes))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let (now, _) = crate::clock::now();
+            Ok(registry::seal_token(
+                &node.keys,
+                card,
+                &all,
+                now.saturating_add(registry::TOKEN_VALID_MS),
+            )?)
+        })
     })
 }
 
 /// Revokes an enrolled node (admin only, final). Every node that learns the
 /// statement closes and refuses connections from it and sends it nothing more.
 pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(NodeError::Refused(
-            "give the reason for the revocation with --reason TEXT".into(),
-        ));
-    }
-    node.store.write(|tx| -> Result<Enrolled> {
-        let st = as_admin(node, tx, "revoke")?;
-        let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {
-            NodeError::Refused(format!(
-                "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
-                crate::short(peer_id),
-                st.name
-            ))
-        })?;
-        if target.revoked {
-            return Err(NodeError::Refused(format!(
-                "{} ({}) is already revoked",
-                target.card.name,
-                target.card.peer_id()
-            )));
+    crate::audit::audited(node, Action::TrustRevoke, None, None, || {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(NodeError::Refused(
+                "give the reason for the revocation with --reason TEXT".into(),
+            ));
         }
-        let id = target.card.identity.ed25519;
-        append(
-            node,
-            tx,
-            &st,
-            RegistryBody::Revoke {
-                node: id,
-                reason: reason.to_string(),
-            },
-        )?;
-        let ev = Event::new(Action::TrustRevoke)
-            .peer(target.card.peer_id())
-            .detail(reason);
-        audit::append(node, tx, ev)?;
-        let st =
-            load(tx)?.ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
-        st.nodes
-            .get(&id)
-            .filter(|n| n.revoked)
-            .cloned()
-            .ok_or_else(|| NodeError::Integrity("the revocation did not take effect".into()))
+        node.store.write(|tx| -> Result<Enrolled> {
+            let st = as_admin(node, tx, "revoke")?;
+            let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {
+                NodeError::Refused(format!(
+                    "{} is not enrolled in federation \"{}\" (see `casesync trust list`)",
+                    crate::short(peer_id),
+                    st.name
+                ))
+            })?;
+            if target.revoked {
+                return Err(NodeError::Refused(format!(
+                    "{} ({}) is already revoked",
+                    target.card.name,
+                    target.card.peer_id()
+                )));
+            }
+            let id = target.card.identity.ed25519;
+            append(
+                node,
+                tx,
+                &st,
+                RegistryBody::Revoke {
+                    node: id,
+                    reason: reason.to_string(),
+                },
+            )?;
+            let ev = Event::new(Action::TrustRevoke)
+                .peer(target.card.peer_id())
+                .detail(reason);
+            audit::append(node, tx, ev)?;
+            let st = load(tx)?
+                .ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
+            st.nodes
+                .get(&id)
+                .filter(|n| n.revoked)
+                .cloned()
+                .ok_or_else(|| NodeError::Integrity("the revocation did not take effect".into()))
+        })
     })
 }
 
@@ -334,24 +338,26 @@ pub fn join(
 /// case, so nothing shared is orphaned; a node that joined the wrong
 /// federation can then join the right one. Returns the federation's name.
 pub fn leave(node: &Node) -> Result<String> {
-    node.store.write(|tx| -> Result<String> {
-        let st = load(tx)?.ok_or_else(|| {
-            NodeError::Refused("this node belongs to no federation".into())
-        })?;
-        let cases = store::list_cases(tx)?.len();
-        if cases > 0 {
-            return Err(NodeError::Refused(format!(
-                "this node holds case data ({cases} case(s)): it can leave federation \"{}\" only before it holds any case",
-                st.name
-            )));
-        }
-        store::forget_federation(tx)?;
-        let ev = Event::new(Action::FederationLeave).detail(format!(
-            "left federation \"{}\" ({})",
-            st.name,
-            st.federation.to_hex()
-        ));
-        audit::append(node, tx, ev)?;
-        Ok(st.name)
+    crate::audit::audited(node, Action::FederationLeave, None, None, || {
+        node.store.write(|tx| -> Result<String> {
+            let st = load(tx)?.ok_or_else(|| {
+                NodeError::Refused("this node belongs to no federation".into())
+            })?;
+            let cases = store::list_cases(tx)?.len();
+            if cases > 0 {
+                return Err(NodeError::Refused(format!(
+                    "this node holds case data ({cases} case(s)): it can leave federation \"{}\" only before it holds any case",
+                    st.name
+                )));
+            }
+            store::forget_federation(tx)?;
+            let ev = Event::new(Action::FederationLeave).detail(format!(
+                "left federation \"{}\" ({})",
+                st.name,
+                st.federation.to_hex()
+            ));
+            audit::append(node, tx, ev)?;
+            Ok(st.name)
+        })
     })
 }

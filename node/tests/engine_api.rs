@@ -7,7 +7,7 @@ use common::{PASS, temp_root};
 
 use casesync_crypto::keystore::KdfParams;
 use casesync_node::audit::{self, Filter, Outcome};
-use casesync_node::{DataDir, Node, cases, records};
+use casesync_node::{DataDir, Node, backup, bundle, cases, records, trust};
 use casesync_schema::control::Role;
 use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
 
@@ -78,6 +78,21 @@ fn every_operation_audits_itself_refusals_included() {
     assert!(e.to_string().contains("name"), "{e}");
     cases::remove_member(&a, &case, &b.card.peer_id(), "left the team").unwrap();
 
+    // Trust, bundles, backups and the audit export, the same way.
+    trust::create(&a, "JIT").unwrap();
+    trust::invite(&a, &b.card, false).unwrap();
+    let e = trust::revoke(&a, "12D3KooWnotanode", "test").unwrap_err();
+    assert!(e.to_string().contains("not"), "{e}");
+    let file = root.join("all.bundle");
+    let out = bundle::export(&a, &[], None).unwrap();
+    std::fs::write(&file, &out.parts[0]).unwrap();
+    let e = bundle::import_file(&b, &root.join("missing.bundle")).unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+    backup::backup(&a, &root.join("a.csbackup")).unwrap();
+    let e = backup::backup(&a, &root.join("a.csbackup")).unwrap_err();
+    assert!(e.to_string().contains("exists"), "{e}");
+    cases::export_audit(&a, &case, &root.join("audit.jsonl")).unwrap();
+
     let t = trail(&a);
     for (action, outcome) in [
         ("case.member.add", Outcome::Ok),
@@ -90,11 +105,23 @@ fn every_operation_audits_itself_refusals_included() {
         ("record.show", Outcome::Refused),
         ("record.add", Outcome::Refused),
         ("case.member.remove", Outcome::Ok),
+        ("federation.invite", Outcome::Ok),
+        ("trust.revoke", Outcome::Refused),
+        ("bundle.export", Outcome::Ok),
+        ("node.backup", Outcome::Ok),
+        ("node.backup", Outcome::Refused),
+        ("audit.export", Outcome::Ok),
     ] {
         assert!(
             t.iter().any(|(a, o)| a == action && *o == outcome),
             "no {action} {outcome:?} in {t:?}"
         );
     }
+    let tb = trail(&b);
+    assert!(
+        tb.iter()
+            .any(|(a, o)| a == "bundle.import" && *o == Outcome::Refused),
+        "{tb:?}"
+    );
     assert!(audit::verify(a.store.conn()).unwrap().fault.is_none());
 }

@@ -337,3 +337,25 @@ pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
     }
     Ok(())
 }
+
+/// `audit export --case`: the case's audit entries to `out`
+/// ([`audit::export`]), the export itself audited (a refusal too).
+pub fn export_audit(
+    node: &Node,
+    case_text: &str,
+    out: &std::path::Path,
+) -> Result<audit::ExportReport> {
+    audit::audited(node, Action::AuditExport, Some(case_text), None, || {
+        let c = load_by_text(node, node.store.conn(), case_text)?;
+        let r = audit::export(node, c.id, out)?;
+        audit::append_alone(
+            node,
+            Event::new(Action::AuditExport).case(c.id).detail(format!(
+                "{} entries written to {}",
+                r.entries,
+                out.display()
+            )),
+        )?;
+        Ok(r)
+    })
+}

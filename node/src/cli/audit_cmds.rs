@@ -98,19 +98,7 @@ pub(crate) fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Export { case, out } => {
             let node = unlock(cli)?;
-            let r = audited(&node, Action::AuditExport, Some(case), None, || {
-                let c = cases::load_by_text(&node, node.store.conn(), case)?;
-                let r = audit::export(&node, c.id, out)?;
-                audit::append_alone(
-                    &node,
-                    Event::new(Action::AuditExport).case(c.id).detail(format!(
-                        "{} entries written to {}",
-                        r.entries,
-                        out.display()
-                    )),
-                )?;
-                Ok(r)
-            })?;
+            let r = cases::export_audit(&node, case, out)?;
             if cli.json {
                 print_json(
                     &json!({"out": out, "entries": r.entries, "chain_verified": r.chain_fault.is_none(), "chain_entries": r.chain_entries}),

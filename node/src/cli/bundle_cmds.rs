@@ -10,10 +10,7 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
             cases,
             recipient,
         } => {
-            let one = (cases.len() == 1).then(|| cases[0].as_str());
-            let r = audited(&node, Action::BundleExport, one, None, || {
-                Ok(bundle::export(&node, cases, recipient.as_deref())?)
-            })?;
+            let r = bundle::export(&node, cases, recipient.as_deref())?;
             if r.cases == 0 {
                 bail!(
                     "nothing to export: {}",
@@ -66,10 +63,7 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
             }
         }
         BundleCommand::Import { file } => {
-            let (sender, r) = audited(&node, Action::BundleImport, None, None, || {
-                let bytes = bundle::read_file(&node, file)?;
-                Ok(bundle::import(&node, bytes)?)
-            })?;
+            let (sender, r) = bundle::import_file(&node, file)?;
             // A lead puts merged control operations into effect at once.
             let repaired = cases::after_merge(&node)?;
             if cli.json {

@@ -240,9 +240,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { out } => {
             let node = unlock(&cli)?;
-            let r = audited(&node, Action::NodeBackup, None, None, || {
-                Ok(casesync_node::backup::backup(&node, out)?)
-            })?;
+            let r = casesync_node::backup::backup(&node, out)?;
             if cli.json {
                 print_json(&json!({"path": r.path, "bytes": r.bytes}))?;
             } else {
@@ -307,9 +305,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;
-            let n = audited(&node, Action::TrustRevoke, None, None, || {
-                Ok(trust::revoke(&node, peer_id, reason)?)
-            })?;
+            let n = trust::revoke(&node, peer_id, reason)?;
             cases::cut_revoked(&node)?;
             // A running `serve` on this data dir may have made the cut first:
             // report every case this node leads that the node is now cut from.

@@ -65,9 +65,7 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
         FederationCommand::Invite { card, admin } => {
             let card = casesync_schema::NodeCard::from_text(card)
                 .map_err(|e| anyhow!("invalid node card: {e}"))?;
-            let token = audited(&node, Action::FederationInvite, None, None, || {
-                Ok(trust::invite(&node, &card, *admin)?)
-            })?;
+            let token = trust::invite(&node, &card, *admin)?;
             if cli.json {
                 print_json(
                     &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
@@ -126,9 +124,7 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
             }
         }
         FederationCommand::Leave => {
-            let name = audited(&node, Action::FederationLeave, None, None, || {
-                Ok(trust::leave(&node)?)
-            })?;
+            let name = trust::leave(&node)?;
             if cli.json {
                 print_json(&json!({"left": name}))?;
             } else {
