@@ -92,6 +92,12 @@ fn every_operation_audits_itself_refusals_included() {
     let e = backup::backup(&a, &root.join("a.csbackup")).unwrap_err();
     assert!(e.to_string().contains("exists"), "{e}");
     cases::export_audit(&a, &case, &root.join("audit.jsonl")).unwrap();
+    let (shown, title) = cases::show(&a, &case, |c| Ok(c.meta.title.clone())).unwrap();
+    assert_eq!(
+        (shown.id.to_string(), title.as_str()),
+        (case.clone(), "Op Library")
+    );
+    assert!(cases::show(&a, "no-such-case", |_| Ok(())).is_err());
 
     let t = trail(&a);
     for (action, outcome) in [
@@ -111,6 +117,8 @@ fn every_operation_audits_itself_refusals_included() {
         ("node.backup", Outcome::Ok),
         ("node.backup", Outcome::Refused),
         ("audit.export", Outcome::Ok),
+        ("case.show", Outcome::Ok),
+        ("case.show", Outcome::Refused),
     ] {
         assert!(
             t.iter().any(|(a, o)| a == action && *o == outcome),

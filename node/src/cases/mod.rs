@@ -359,3 +359,27 @@ pub fn export_audit(
         Ok(r)
     })
 }
+
+/// `case show`: the case, with what `render` makes of it for the front end,
+/// the consultation audited (naming the members shown) once it is rendered,
+/// and a refusal audited too.
+pub fn show<T>(
+    node: &Node,
+    case_text: &str,
+    render: impl FnOnce(&Case) -> Result<T>,
+) -> Result<(Case, T)> {
+    audit::audited(node, Action::CaseShow, Some(case_text), None, || {
+        let c = load_by_text(node, node.store.conn(), case_text)?;
+        let shown = render(&c)?;
+        let members: Vec<String> = c.state.members.values().map(|m| m.card.peer_id()).collect();
+        audit::append_alone(
+            node,
+            Event::new(Action::CaseShow).case(c.id).detail(format!(
+                "title, {} member(s): {}",
+                members.len(),
+                members.join(", ")
+            )),
+        )?;
+        Ok((c, shown))
+    })
+}

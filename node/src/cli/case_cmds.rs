@@ -100,20 +100,8 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             }
         }
         CaseCommand::Show { case } => {
-            let (c, v) = audited(&node, Action::CaseShow, Some(case), None, || {
-                let c = cases::load_by_text(&node, node.store.conn(), case)?;
-                let v = case_json(&node, &c)?;
-                let members: Vec<String> =
-                    c.state.members.values().map(|m| m.card.peer_id()).collect();
-                audit::append_alone(
-                    &node,
-                    Event::new(Action::CaseShow).case(c.id).detail(format!(
-                        "title, {} member(s): {}",
-                        members.len(),
-                        members.join(", ")
-                    )),
-                )?;
-                Ok((c, v))
+            let (c, v) = cases::show(&node, case, |c| {
+                case_json(&node, c).map_err(|e| casesync_node::NodeError::Refused(format!("{e:#}")))
             })?;
             if cli.json {
                 print_json(&v)?;

@@ -128,29 +128,6 @@ pub(crate) fn actor(cli: &Cli) -> audit::Actor {
     }
 }
 
-/// Runs an action and, if it fails once the node is unlocked, records the
-/// refusal in the audit log in a transaction of its own (the failed action
-/// rolled back and left nothing else): "logged as refused".
-pub(crate) fn audited<T>(
-    node: &Node,
-    action: Action,
-    case: Option<&str>,
-    record: Option<&str>,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    // The library's wrapper records the refusal; the error keeps its
-    // context for the one line the user sees.
-    let mut failure = None;
-    let r = audit::audited(node, action, case, record, || {
-        f().map_err(|e| {
-            let line = format!("{e:#}");
-            failure = Some(e);
-            casesync_node::NodeError::Refused(line)
-        })
-    });
-    r.map_err(|e| failure.unwrap_or_else(|| e.into()))
-}
-
 pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(141);
