@@ -29,6 +29,12 @@ fn aad(table: &str, row: &[u8]) -> Vec<u8> {
     a
 }
 
+/// A record row's identity and the digest of the entries it was built from:
+/// what its view and snapshot are sealed to.
+fn bound_to_log(rid_index: &[u8; 32], log_digest: &[u8]) -> Vec<u8> {
+    [&rid_index[..], log_digest].concat()
+}
+
 fn open_err(what: &str) -> NodeError {
     NodeError::Integrity(format!(
         "stored {what} failed its integrity check: the database was altered by hand or damaged; restore the data dir from a backup"
@@ -96,7 +102,7 @@ impl StorageKeys {
         view: &[u8],
     ) -> Result<Vec<u8>> {
         Ok(self.views.seal(
-            &aad("records.view", &[&rid_index[..], log_digest].concat()),
+            &aad("records.view", &bound_to_log(rid_index, log_digest)),
             view,
         )?)
     }
@@ -108,7 +114,7 @@ impl StorageKeys {
     ) -> Result<Vec<u8>> {
         self.views
             .open(
-                &aad("records.view", &[&rid_index[..], log_digest].concat()),
+                &aad("records.view", &bound_to_log(rid_index, log_digest)),
                 sealed,
             )
             .map_err(|_| open_err("record view"))
@@ -120,7 +126,7 @@ impl StorageKeys {
         snap: &[u8],
     ) -> Result<Vec<u8>> {
         Ok(self.snapshots.seal(
-            &aad("records.snapshot", &[&rid_index[..], log_digest].concat()),
+            &aad("records.snapshot", &bound_to_log(rid_index, log_digest)),
             snap,
         )?)
     }
@@ -132,7 +138,7 @@ impl StorageKeys {
     ) -> Result<Vec<u8>> {
         self.snapshots
             .open(
-                &aad("records.snapshot", &[&rid_index[..], log_digest].concat()),
+                &aad("records.snapshot", &bound_to_log(rid_index, log_digest)),
                 sealed,
             )
             .map_err(|_| open_err("record snapshot"))

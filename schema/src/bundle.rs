@@ -66,36 +66,30 @@ pub fn split(body: BundleBody, target: usize) -> Vec<BundleBody> {
         registry_ops: body.registry_ops.clone(),
         cases: Vec::new(),
     };
-    let mut parts = vec![fresh()];
+    let mut parts = Vec::new();
+    let mut part = fresh();
     let mut used = registry_size;
     for case in &body.cases {
-        let control_size = size(&case.control_ops);
-        let start = |parts: &mut Vec<BundleBody>, used: &mut usize| {
-            let part = parts.last_mut().expect("parts start with one");
-            part.cases.push(CaseItems {
-                case: case.case,
-                control_ops: case.control_ops.clone(),
-                entries: Vec::new(),
-            });
-            *used += 20 + control_size;
+        let start = || CaseItems {
+            case: case.case,
+            control_ops: case.control_ops.clone(),
+            entries: Vec::new(),
         };
-        start(&mut parts, &mut used);
+        let control_size = 20 + size(&case.control_ops);
+        let mut items = start();
+        used += control_size;
         for e in &case.entries {
-            let here = parts
-                .last()
-                .and_then(|p| p.cases.last())
-                .map_or(0, |c| c.entries.len());
-            if used + e.len() + 4 > target && here > 0 {
-                parts.push(fresh());
-                used = registry_size;
-                start(&mut parts, &mut used);
+            if used + e.len() + 4 > target && !items.entries.is_empty() {
+                part.cases.push(std::mem::replace(&mut items, start()));
+                parts.push(std::mem::replace(&mut part, fresh()));
+                used = registry_size + control_size;
             }
-            if let Some(c) = parts.last_mut().and_then(|p| p.cases.last_mut()) {
-                c.entries.push(e.clone());
-            }
+            items.entries.push(e.clone());
             used += e.len() + 4;
         }
+        part.cases.push(items);
     }
+    parts.push(part);
     parts
 }
 
