@@ -29,12 +29,12 @@ fn person(i: usize) -> RecordInput {
 }
 
 fn import(node: &Node, n: usize, audited: bool) -> (f64, String) {
-    let case = cases::create(node, "bench", false).expect("case create");
+    let case = cases::create(node, &bench_actor(), "bench", false).expect("case create");
     let text = case.to_string();
     let mut source = (0..n).map(|i| Ok((i + 1, person(i))));
     let t = Instant::now();
     if audited {
-        records::import(node, &text, &mut source, &mut |_| {}).expect("import");
+        records::import(node, &bench_actor(), &text, &mut source, &mut |_| {}).expect("import");
     } else {
         import_raw(node, &text, &mut source).expect("import");
     }
@@ -60,7 +60,7 @@ fn main() {
         audited_import.push(t);
         case = c;
     }
-    let ids: Vec<String> = records::list(&node, &case, None)
+    let ids: Vec<String> = records::list(&node, &bench_actor(), &case, None)
         .expect("list")
         .into_iter()
         .take(m)
@@ -75,7 +75,7 @@ fn main() {
         raw_show.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         for id in &ids {
-            records::show(&node, id).expect("show");
+            records::show(&node, &bench_actor(), id).expect("show");
         }
         audited_show.push(t.elapsed().as_secs_f64());
     }
@@ -101,4 +101,9 @@ fn main() {
         })
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Who the benchmark's operations are audited as.
+fn bench_actor() -> casesync_node::audit::Actor {
+    casesync_node::audit::Actor::new(Some("bench"), None)
 }

@@ -106,9 +106,10 @@ fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
     use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange, encode_payload};
     let a = node(dir, &format!("edits-a-{n}"));
     let b = node(dir, &format!("edits-b-{n}"));
-    let case = cases::create(&a, "bench", false).expect("case");
+    let case = cases::create(&a, &bench_actor(), "bench", false).expect("case");
     cases::add_member(
         &a,
+        &bench_actor(),
         &case.to_string(),
         &b.card.to_text(),
         control::Role::Contributor,
@@ -120,7 +121,7 @@ fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
         grading: None,
         releasable_to: ReleasableTo::default(),
     };
-    let rid: casesync_schema::RecordId = records::add(&a, &case.to_string(), input)
+    let rid: casesync_schema::RecordId = records::add(&a, &bench_actor(), &case.to_string(), input)
         .expect("add")
         .id
         .parse()
@@ -195,14 +196,14 @@ fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
 /// resolve its registry from scratch, and for a new node to join with it.
 fn registry_cost(dir: &std::path::Path, n: usize) -> (f64, f64) {
     let admin = node(dir, &format!("registry-{n}"));
-    trust::create(&admin, "bench").expect("federation");
+    trust::create(&admin, &bench_actor(), "bench").expect("federation");
     for i in 0..n {
         let k = NodeKeys::generate().expect("keys");
         let card = NodeCard::issue(&k, &format!("node {i}"), "Bench Unit", "GB", 0).expect("card");
-        trust::invite(&admin, &card, false).expect("invite");
+        trust::invite(&admin, &bench_actor(), &card, false).expect("invite");
     }
     let joiner = node(dir, &format!("registry-joiner-{n}"));
-    let token = trust::invite(&admin, &joiner.card, false).expect("invite");
+    let token = trust::invite(&admin, &bench_actor(), &joiner.card, false).expect("invite");
     let conn = admin.store.conn();
     let stored = casesync_node::store::registry_ops(conn).expect("ops");
     let fed = trust::load(conn)
@@ -218,7 +219,7 @@ fn registry_cost(dir: &std::path::Path, n: usize) -> (f64, f64) {
     let resolve = t.elapsed().as_secs_f64();
     assert_eq!(st.nodes.len(), n + 2);
     let t = Instant::now();
-    trust::join(&joiner, &token, |_| Ok(())).expect("join");
+    trust::join(&joiner, &bench_actor(), &token, |_| Ok(())).expect("join");
     (resolve, t.elapsed().as_secs_f64())
 }
 
@@ -258,4 +259,9 @@ fn main() {
         json!({"resolve": resolve, "ingest_edits": ingest, "registry": reg})
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Who the benchmark's operations are audited as.
+fn bench_actor() -> casesync_node::audit::Actor {
+    casesync_node::audit::Actor::new(Some("bench"), None)
 }

@@ -25,7 +25,23 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Node, NodeError, Result, store};
+use casesync_crypto::NodeKeys;
+use casesync_schema::NodeCard;
+
+use crate::sealing::StorageKeys;
+use crate::store::Store;
+use crate::{NodeError, Result, store};
+
+/// What the audit log needs of an unlocked node: its keys (to sign links and
+/// heads), its storage keys (to seal entries), its card (its name in each
+/// entry) and its store. The node handle (`datadir::Node`) implements it, so
+/// this module knows nothing above the store.
+pub trait Keyholder {
+    fn keys(&self) -> &NodeKeys;
+    fn storage(&self) -> &StorageKeys;
+    fn card(&self) -> &NodeCard;
+    fn store(&self) -> &Store;
+}
 
 /// One table for the actions: the variant, its name in the log, its category.
 macro_rules! actions {
@@ -109,8 +125,12 @@ pub enum Outcome {
     Refused,
 }
 
-/// The person acting and why: from `--operator` / `CASESYNC_OPERATOR` (else
-/// the OS user) and `--justification`.
+/// The person acting and why. Every operation a person can do takes one, and
+/// every audit entry names it: the CLI builds it from `--operator` /
+/// `CASESYNC_OPERATOR` (else the OS user) and `--justification`; another
+/// front end from the person logged in. Work the node does unasked (answering
+/// peers, a sync round) is recorded under the actor that started it (the
+/// operator who ran `serve` or `sync`).
 #[derive(Clone, Debug, Default)]
 pub struct Actor {
     pub operator: String,
@@ -118,6 +138,22 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// `operator` (else the OS user) with `justification`, both trimmed; an
+    /// empty one counts as none.
+    pub fn new(operator: Option<&str>, justification: Option<&str>) -> Actor {
+        Actor {
+            operator: operator
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .unwrap_or_else(Actor::os_user),
+            justification: justification
+                .map(str::trim)
+                .filter(|j| !j.is_empty())
+                .map(String::from),
+        }
+    }
+
     /// The OS user, for when no operator is named.
     pub fn os_user() -> String {
         ["USER", "USERNAME", "LOGNAME"]
@@ -236,7 +272,7 @@ pub fn entry_ranges(items: impl IntoIterator<Item = (CaseId, [u8; 32], u64)>) ->
 
 /// Appends `ev` to the chain inside the caller's transaction `tx`: call it in
 /// the same transaction as the action it records.
-pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
+pub fn append(node: &impl Keyholder, actor: &Actor, tx: &Connection, ev: Event) -> Result<u64> {
     let (seq, prev) = match store::audit_head(tx)? {
         Some(h) => (h.seq + 1, h.hash),
         None => (1, Hash::ZERO),
@@ -244,8 +280,8 @@ pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
     let entry = AuditEntry {
         seq,
         time: ev.time.unwrap_or_else(|| crate::clock::now().1),
-        node: node.card.peer_id(),
-        operator: ev.operator.unwrap_or_else(|| node.actor.operator.clone()),
+        node: node.card().peer_id(),
+        operator: ev.operator.unwrap_or_else(|| actor.operator.clone()),
         action: ev.action.name().into(),
         category: ev.action.category().into(),
         case: ev.case.map(|c| c.to_string()),
@@ -253,15 +289,15 @@ pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
         entries: ev.entries,
         peer: ev.peer,
         outcome: ev.outcome,
-        justification: node.actor.justification.clone(),
+        justification: actor.justification.clone(),
         detail: ev.detail,
     };
     let json = serde_json::to_vec(&entry).map_err(|e| NodeError::Io(e.to_string()))?;
-    let sealed = node.storage.seal_audit(seq, &json)?;
+    let sealed = node.storage().seal_audit(seq, &json)?;
     let hash = link_hash(seq, &prev, &sealed);
-    let signature = sign_link(&node.keys, &hash);
-    let case_index = ev.case.map(|c| node.storage.audit_case_index(&c.0));
-    let head = casesync_schema::audit::sign_head(&node.keys, seq, &hash);
+    let signature = sign_link(node.keys(), &hash);
+    let case_index = ev.case.map(|c| node.storage().audit_case_index(&c.0));
+    let head = casesync_schema::audit::sign_head(node.keys(), seq, &hash);
     store::audit_append(
         tx,
         seq,
@@ -276,8 +312,8 @@ pub fn append(node: &Node, tx: &Connection, ev: Event) -> Result<u64> {
 
 /// Appends `ev` in a transaction of its own: for what is not done (a refusal),
 /// whose action left nothing else to commit.
-pub fn append_alone(node: &Node, ev: Event) -> Result<u64> {
-    node.store.write(|tx| append(node, tx, ev))
+pub fn append_alone(node: &impl Keyholder, actor: &Actor, ev: Event) -> Result<u64> {
+    node.store().write(|tx| append(node, actor, tx, ev))
 }
 
 /// Runs an operation a person asked for and, if it fails, records the refusal
@@ -285,7 +321,8 @@ pub fn append_alone(node: &Node, ev: Event) -> Result<u64> {
 /// back and left nothing else): "logged as refused". The engine's operations
 /// run themselves through this, so no front end can forget a refusal.
 pub fn audited<T>(
-    node: &Node,
+    node: &impl Keyholder,
+    actor: &Actor,
     action: Action,
     case: Option<&str>,
     record: Option<&str>,
@@ -300,7 +337,7 @@ pub fn audited<T>(
         if let Some(rec) = record {
             ev = ev.records([rec.trim()]);
         }
-        if let Err(ae) = append_alone(node, ev) {
+        if let Err(ae) = append_alone(node, actor, ev) {
             tracing::warn!(target: "casesync", "the refusal could not be recorded in the audit log: {ae}");
         }
     }
@@ -327,7 +364,12 @@ pub struct PeerHeadNote {
 /// or another link at the same place, is recorded in this node's audit log
 /// and returned as a line for the log: the peer's audit log was cut off,
 /// rewritten or restored from a copy. Writes only when something changed.
-pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<PeerHeadNote> {
+pub fn note_peer_head(
+    node: &impl Keyholder,
+    actor: &Actor,
+    peer: &[u8; 32],
+    bytes: &[u8],
+) -> Result<PeerHeadNote> {
     use casesync_schema::audit::{Head, HeadChange, compare_heads};
     let Some(now) = Head::decode(bytes).filter(|h| h.is_signed_by(peer)) else {
         return Ok(PeerHeadNote::default());
@@ -338,13 +380,13 @@ pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Peer
         Ok((compare_heads(before.as_ref(), &now), stored))
     };
     // Read-only first: an unchanged head (every in-sync round) costs no write.
-    if seen(node.store.conn())?.0 == HeadChange::Same {
+    if seen(node.store().conn())?.0 == HeadChange::Same {
         return Ok(PeerHeadNote::default());
     }
     let who = casesync_crypto::identity::peer_id_of(peer).unwrap_or_else(|_| hex(peer));
     // Compared again under the write lock: requests are answered concurrently,
     // and one rewind is one alarm.
-    node.store.write(|tx| -> Result<PeerHeadNote> {
+    node.store().write(|tx| -> Result<PeerHeadNote> {
         let (change, earlier) = seen(tx)?;
         let alarm = match change {
             HeadChange::Same => return Ok(PeerHeadNote::default()),
@@ -360,6 +402,7 @@ pub fn note_peer_head(node: &Node, peer: &[u8; 32], bytes: &[u8]) -> Result<Peer
         if let Some(a) = &alarm {
             append(
                 node,
+                actor,
                 tx,
                 Event::new(Action::PeerAuditRewound)
                     .peer(who.clone())
@@ -400,11 +443,11 @@ pub fn note_failed_unlock(store: &store::Store, operator: &str, reason: &str) ->
 
 /// Opens a pending event written by [`note_failed_unlock`]; `None` if it was
 /// not sealed to this node (a row someone inserted by hand).
-fn open_pending(node: &Node, text: &str) -> Option<serde_json::Value> {
+fn open_pending(node: &impl Keyholder, text: &str) -> Option<serde_json::Value> {
     let bytes = casesync_crypto::hash::from_hex(text.strip_prefix(PENDING_PREFIX)?)?;
     let wrapped = bytes.get(..casesync_crypto::wrap::WRAPPED_LEN)?;
     let sealed = bytes.get(casesync_crypto::wrap::WRAPPED_LEN..)?;
-    let key = casesync_crypto::wrap::unwrap_key(&node.keys, wrapped, PENDING_CONTEXT).ok()?;
+    let key = casesync_crypto::wrap::unwrap_key(node.keys(), wrapped, PENDING_CONTEXT).ok()?;
     let plain = key.open(PENDING_CONTEXT, sealed).ok()?;
     serde_json::from_slice(&plain).ok()
 }
@@ -413,11 +456,11 @@ fn open_pending(node: &Node, text: &str) -> Option<serde_json::Value> {
 /// time and operator are what whoever ran the command claimed, and nothing
 /// signed them: each is recorded at the time it is folded, marked
 /// unauthenticated, with the claims in its detail.
-pub fn fold_pending(node: &Node) -> Result<()> {
-    if store::audit_pending(node.store.conn())?.is_empty() {
+pub fn fold_pending(node: &impl Keyholder, actor: &Actor) -> Result<()> {
+    if store::audit_pending(node.store().conn())?.is_empty() {
         return Ok(());
     }
-    node.store.write(|tx| -> Result<()> {
+    node.store().write(|tx| -> Result<()> {
         for (row, text) in store::audit_pending(tx)? {
             let ev = match open_pending(node, &text) {
                 Some(v) => {
@@ -439,7 +482,7 @@ pub fn fold_pending(node: &Node) -> Result<()> {
                     "unauthenticated: a pending event not sealed to this node was found in the store (written by hand?); its content is not trusted",
                 ),
             };
-            append(node, tx, ev)?;
+            append(node, actor, tx, ev)?;
             store::delete_audit_pending(tx, row)?;
         }
         Ok(())
@@ -449,7 +492,8 @@ pub fn fold_pending(node: &Node) -> Result<()> {
 /// Logs held back from `peer` by handling rules: one refused entry per case,
 /// naming the author and the first entry withheld.
 pub fn withheld(
-    node: &Node,
+    node: &impl Keyholder,
+    actor: &Actor,
     tx: &Connection,
     action: Action,
     peer: Option<&str>,
@@ -463,7 +507,7 @@ pub fn withheld(
         if let Some(p) = peer {
             ev = ev.peer(p);
         }
-        append(node, tx, ev)?;
+        append(node, actor, tx, ev)?;
     }
     Ok(())
 }
@@ -471,7 +515,8 @@ pub fn withheld(
 /// A disclosure of `body` to `peer` (or to whoever holds a bundle file):
 /// one entry per case, naming the entries in `sent` and the control operations.
 pub fn disclosed(
-    node: &Node,
+    node: &impl Keyholder,
+    actor: &Actor,
     tx: &Connection,
     action: Action,
     peer: Option<&str>,
@@ -490,7 +535,7 @@ pub fn disclosed(
         if let Some(p) = peer {
             ev = ev.peer(p);
         }
-        append(node, tx, ev)?;
+        append(node, actor, tx, ev)?;
     }
     if body.cases.is_empty() && !body.registry_ops.is_empty() {
         let mut ev = Event::new(action).detail(format!(
@@ -500,7 +545,7 @@ pub fn disclosed(
         if let Some(p) = peer {
             ev = ev.peer(p);
         }
-        append(node, tx, ev)?;
+        append(node, actor, tx, ev)?;
     }
     Ok(())
 }
@@ -565,13 +610,30 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime> {
     })
 }
 
-/// The entries that pass `filter`, opened, in seq order.
-pub fn list(node: &Node, filter: &Filter) -> Result<Vec<AuditEntry>> {
-    let conn = node.store.conn();
-    let index = filter.case.map(|c| node.storage.audit_case_index(&c.0));
+/// `audit list`: the entries that pass `filter`, opened, in seq order.
+/// Reading the audit log is itself recorded (a consultation: who looked at
+/// whose actions), a refusal too.
+pub fn list(node: &impl Keyholder, actor: &Actor, filter: &Filter) -> Result<Vec<AuditEntry>> {
+    audited(node, actor, Action::AuditList, None, None, || {
+        let entries = read(node, filter)?;
+        let mut ev =
+            Event::new(Action::AuditList).detail(format!("{} entries shown", entries.len()));
+        if let Some(c) = filter.case {
+            ev = ev.case(c);
+        }
+        append_alone(node, actor, ev)?;
+        Ok(entries)
+    })
+}
+
+/// The entries that pass `filter`, opened, in seq order, without recording
+/// the reading: for [`export`], which records itself, and for tests.
+pub fn read(node: &impl Keyholder, filter: &Filter) -> Result<Vec<AuditEntry>> {
+    let conn = node.store().conn();
+    let index = filter.case.map(|c| node.storage().audit_case_index(&c.0));
     let mut out = Vec::new();
     store::for_each_audit_row(conn, index.as_ref(), |r| -> Result<()> {
-        let json = node.storage.open_audit(r.seq, &r.sealed)?;
+        let json = node.storage().open_audit(r.seq, &r.sealed)?;
         let e: AuditEntry = serde_json::from_slice(&json).map_err(|e| {
             NodeError::Integrity(format!("audit entry {} does not parse: {e}", r.seq))
         })?;
@@ -616,9 +678,14 @@ pub struct ExportReport {
 /// protection officer: a header line (node, case, time, the result of checking
 /// the whole chain, the SHA-256 of the lines that follow, and the node's
 /// signature over the header), then one entry per line.
-pub fn export(node: &Node, case: CaseId, out: &Path) -> Result<ExportReport> {
-    let chain = verify(node.store.conn())?;
-    let entries = list(
+pub fn export(
+    node: &impl Keyholder,
+    actor: &Actor,
+    case: CaseId,
+    out: &Path,
+) -> Result<ExportReport> {
+    let chain = verify(node.store().conn())?;
+    let entries = read(
         node,
         &Filter {
             case: Some(case),
@@ -632,12 +699,12 @@ pub fn export(node: &Node, case: CaseId, out: &Path) -> Result<ExportReport> {
     }
     let mut header = serde_json::json!({
         "format": "casesync-audit-export/1",
-        "node": node.card.peer_id(),
-        "node_name": node.card.name,
-        "node_key": hex(&node.keys.public().ed25519),
+        "node": node.card().peer_id(),
+        "node_name": node.card().name,
+        "node_key": hex(&node.keys().public().ed25519),
         "case": case.to_string(),
         "exported_at": crate::clock::now().1,
-        "operator": node.actor.operator,
+        "operator": actor.operator,
         "entries": entries.len(),
         "chain": {
             "verified": chain.fault.is_none(),
@@ -648,7 +715,7 @@ pub fn export(node: &Node, case: CaseId, out: &Path) -> Result<ExportReport> {
         "retention": "kept at least three years; casesync never deletes audit entries",
     });
     let signed = serde_json::to_vec(&header).map_err(|e| NodeError::Io(e.to_string()))?;
-    header["signature"] = hex(&node.keys.sign(EXPORT_CONTEXT, &signed)).into();
+    header["signature"] = hex(&node.keys().sign(EXPORT_CONTEXT, &signed)).into();
     let mut file = serde_json::to_vec(&header).map_err(|e| NodeError::Io(e.to_string()))?;
     file.push(b'\n');
     file.extend_from_slice(&body);

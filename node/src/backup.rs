@@ -50,8 +50,8 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NodeError + '_ {
 /// snapshot of the store, taken while other processes (`serve`) go on writing.
 /// The audit entry is in the snapshot, so a restored node shows when its copy
 /// was taken.
-pub fn backup(node: &Node, out: &Path) -> Result<BackupReport> {
-    audit::audited(node, Action::NodeBackup, None, None, || {
+pub fn backup(node: &Node, actor: &crate::audit::Actor, out: &Path) -> Result<BackupReport> {
+    audit::audited(node, actor, Action::NodeBackup, None, None, || {
         if out.exists() {
             return Err(NodeError::Refused(format!(
                 "{} exists; choose a new file for the backup",
@@ -66,6 +66,7 @@ pub fn backup(node: &Node, out: &Path) -> Result<BackupReport> {
         }
         audit::append_alone(
             node,
+            actor,
             Event::new(Action::NodeBackup).detail(format!("to {}", out.display())),
         )?;
         let snapshot = out.with_extension("store-snapshot");
@@ -219,7 +220,12 @@ fn check(file: &Path) -> Result<Parts> {
 /// Makes `dir` (which must hold no node) the node saved in `file`, unlocked
 /// with the passphrase it had when the backup was taken. Its next entry in
 /// every case starts a new chain of its log.
-pub fn restore(dir: &DataDir, file: &Path, passphrase: &[u8], actor: audit::Actor) -> Result<Node> {
+pub fn restore(
+    dir: &DataDir,
+    file: &Path,
+    passphrase: &[u8],
+    actor: &audit::Actor,
+) -> Result<Node> {
     if dir.keystore_path().exists() || dir.db_path().exists() {
         return Err(NodeError::Refused(format!(
             "{} already holds a casesync node; restore into a new or empty directory (move the old one away first)",
@@ -275,6 +281,7 @@ pub fn restore(dir: &DataDir, file: &Path, passphrase: &[u8], actor: audit::Acto
     let node = dir.unlock_as(passphrase, actor)?;
     audit::append_alone(
         &node,
+        actor,
         Event::new(Action::NodeRestore).detail(format!(
             "from {}; this node's next entry in each case starts a new chain of its log",
             file.display()

@@ -14,7 +14,14 @@ pub fn import_raw(
     case_text: &str,
     source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
 ) -> Result<ImportReport> {
-    records::import_with(node, case_text, source, &mut |_| {}, false)
+    records::import_with(
+        node,
+        &crate::audit::Actor::new(None, None),
+        case_text,
+        source,
+        &mut |_| {},
+        false,
+    )
 }
 
 /// `record show` without its audit entry (and so without a write transaction).

@@ -22,9 +22,15 @@ pub struct ExportReport {
 
 /// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
 /// cases it is a member of go in (a case's entries go to its members only).
-pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Result<ExportReport> {
+pub fn export(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    case_texts: &[String],
+    recipient: Option<&str>,
+) -> Result<ExportReport> {
     crate::audit::audited(
         node,
+        actor,
         Action::BundleExport,
         (case_texts.len() == 1).then(|| case_texts[0].as_str()),
         None,
@@ -52,7 +58,7 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             let mut sent = Vec::new();
             let mut withheld = Vec::new();
             for c in chosen {
-                cases::require_justification(node, &c)?;
+                cases::require_justification(actor, &c)?;
                 if let Some(to) = &to
                     && c.state.role_of(&to.identity.ed25519).is_none()
                 {
@@ -115,13 +121,21 @@ pub fn export(node: &Node, case_texts: &[String], recipient: Option<&str>) -> Re
             node.store.write(|tx| {
                 crate::audit::disclosed(
                     node,
+                    actor,
                     tx,
                     Action::BundleExport,
                     peer.as_deref(),
                     &body,
                     &sent,
                 )?;
-                crate::audit::withheld(node, tx, Action::BundleExport, peer.as_deref(), &withheld)
+                crate::audit::withheld(
+                    node,
+                    actor,
+                    tx,
+                    Action::BundleExport,
+                    peer.as_deref(),
+                    &withheld,
+                )
             })?;
             Ok(ExportReport {
                 parts,
@@ -189,15 +203,23 @@ pub fn read_file(node: &Node, path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// `bundle import FILE`: judges and reads the file ([`read_file`]), then
 /// imports it ([`import`]); a refusal is audited.
-pub fn import_file(node: &Node, path: &std::path::Path) -> Result<(NodeCard, IngestReport)> {
-    crate::audit::audited(node, Action::BundleImport, None, None, || {
-        import(node, read_file(node, path)?)
+pub fn import_file(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    path: &std::path::Path,
+) -> Result<(NodeCard, IngestReport)> {
+    crate::audit::audited(node, actor, Action::BundleImport, None, None, || {
+        import(node, actor, read_file(node, path)?)
     })
 }
 
 /// Imports a bundle: the file's signature and encryption are checked first (any
 /// change rejects it whole), then every item, all in one transaction.
-pub fn import(node: &Node, file: Vec<u8>) -> Result<(NodeCard, IngestReport)> {
+pub fn import(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    file: Vec<u8>,
+) -> Result<(NodeCard, IngestReport)> {
     let opened = bundle::open(&node.keys, &file)
         .map_err(|e| NodeError::Refused(format!("bundle rejected: {e}; nothing was imported")))?;
     // The file's bytes are not needed once its items are out: memory.
@@ -245,7 +267,7 @@ pub fn import(node: &Node, file: Vec<u8>) -> Result<(NodeCard, IngestReport)> {
                 sender.peer_id()
             ));
         }
-        r.audit(node, tx, Action::BundleImport, &sender.peer_id())?;
+        r.audit(node, actor, tx, Action::BundleImport, &sender.peer_id())?;
         Ok(r)
     })?;
     Ok((sender, report))

@@ -30,8 +30,21 @@ pub struct Node {
     /// Cases already loaded (control log verified and resolved) by this process,
     /// shared by every handle of the node.
     pub(crate) cases: crate::cases::CaseCache,
-    /// Who acts through this handle and why, for the audit log.
-    pub actor: crate::audit::Actor,
+}
+
+impl crate::audit::Keyholder for Node {
+    fn keys(&self) -> &NodeKeys {
+        &self.keys
+    }
+    fn storage(&self) -> &StorageKeys {
+        &self.storage
+    }
+    fn card(&self) -> &NodeCard {
+        &self.card
+    }
+    fn store(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl DataDir {
@@ -152,33 +165,61 @@ impl DataDir {
             card,
             store,
             cases: Default::default(),
-            actor: crate::audit::Actor {
-                operator: crate::audit::Actor::os_user(),
-                justification: None,
-            },
         };
         Ok(node)
     }
 
     /// Re-seals the keystore under `new` with the default key-derivation cost
     /// (`passphrase change`), after `old` unlocked it. The new file replaces
-    /// the old one by rename, so a crash leaves one or the other whole.
-    pub fn change_passphrase(&self, old: &[u8], new: &[u8]) -> Result<()> {
+    /// the old one by rename, so a crash leaves one or the other whole. The
+    /// change is audited as `actor`'s under the new passphrase (the unlock
+    /// proves it works); a wrong old passphrase is recorded as a failed unlock.
+    pub fn change_passphrase(
+        &self,
+        old: &[u8],
+        new: &[u8],
+        actor: &crate::audit::Actor,
+    ) -> Result<()> {
+        use crate::audit::{Action, Event};
         check_passphrase(new)?;
+        self.require_initialized()?;
         let file = fs::read(self.keystore_path()).map_err(|e| {
             NodeError::Io(format!(
                 "cannot read keystore {}: {e}",
                 self.keystore_path().display()
             ))
         })?;
-        let secrets = keystore::open(&file, old).map_err(|e| match e {
-            casesync_crypto::CryptoError::WrongPassphrase => NodeError::Refused(
-                "wrong passphrase: the keystore did not unlock; nothing was changed".into(),
-            ),
-            e => e.into(),
-        })?;
+        let secrets = match keystore::open(&file, old) {
+            Ok(s) => s,
+            Err(casesync_crypto::CryptoError::WrongPassphrase) => {
+                self.note_failed_unlock(actor, "wrong passphrase (passphrase change)");
+                return Err(NodeError::Refused(
+                    "wrong passphrase: the keystore did not unlock; nothing was changed".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let sealed = keystore::seal(&secrets, new, KdfParams::DEFAULT)?;
-        crate::files::write_private_file(&self.keystore_path(), &sealed)
+        crate::files::write_private_file(&self.keystore_path(), &sealed)?;
+        let node = self.unlock_as(new, actor)?;
+        crate::audit::append_alone(
+            &node,
+            actor,
+            Event::new(Action::PassphraseChange)
+                .detail("keystore re-sealed (Argon2id, 64 MiB, 3 passes)"),
+        )?;
+        Ok(())
+    }
+
+    /// A wrong passphrase, kept for the audit log until the next unlock. A
+    /// failure to record it is said on stderr and does not change the refusal.
+    fn note_failed_unlock(&self, actor: &crate::audit::Actor, reason: &str) {
+        let noted = self
+            .open_store()
+            .and_then(|s| crate::audit::note_failed_unlock(&s, &actor.operator, reason));
+        if let Err(e) = noted {
+            eprintln!("warning: the failed unlock could not be recorded for the audit log: {e}");
+        }
     }
 
     /// The node's own card, readable without the passphrase.
@@ -193,19 +234,17 @@ impl DataDir {
         Ok(Store::open(&self.db_path())?)
     }
 
-    /// Unlocks the keystore and opens the store, acting as the OS user.
+    /// Unlocks the keystore and opens the store, the OS user unlocking.
     pub fn unlock(&self, passphrase: &[u8]) -> Result<Node> {
-        let actor = crate::audit::Actor {
-            operator: crate::audit::Actor::os_user(),
-            justification: None,
-        };
-        self.unlock_as(passphrase, actor)
+        self.unlock_as(passphrase, &crate::audit::Actor::new(None, None))
     }
 
-    /// Unlocks the keystore and opens the store, for `actor`. A wrong
-    /// passphrase is recorded for the audit log (it joins the chain at the
-    /// next unlock).
-    pub fn unlock_as(&self, passphrase: &[u8], actor: crate::audit::Actor) -> Result<Node> {
+    /// Unlocks the keystore and opens the store, `actor` unlocking: a wrong
+    /// passphrase is recorded under that name for the audit log (it joins the
+    /// chain at the next unlock), and what the unlock itself records (events
+    /// that waited, a copied store) is recorded as `actor`'s. The node handle
+    /// holds no actor: every operation names its own.
+    pub fn unlock_as(&self, passphrase: &[u8], actor: &crate::audit::Actor) -> Result<Node> {
         self.require_initialized()?;
         let file = fs::read(self.keystore_path()).map_err(|e| {
             NodeError::Io(format!(
@@ -216,15 +255,7 @@ impl DataDir {
         let secrets = match keystore::open(&file, passphrase) {
             Ok(s) => s,
             Err(casesync_crypto::CryptoError::WrongPassphrase) => {
-                if let Err(e) = crate::audit::note_failed_unlock(
-                    &self.open_store()?,
-                    &actor.operator,
-                    "wrong passphrase",
-                ) {
-                    eprintln!(
-                        "warning: the failed unlock could not be recorded for the audit log: {e}"
-                    );
-                }
+                self.note_failed_unlock(actor, "wrong passphrase");
                 return Err(NodeError::Refused(
                     "wrong passphrase: the keystore did not unlock (check CASESYNC_PASSPHRASE)"
                         .into(),
@@ -247,10 +278,9 @@ impl DataDir {
             card,
             store,
             cases: Default::default(),
-            actor,
         };
-        crate::audit::fold_pending(&node)?;
-        crate::log::notice_copied_store(&node)?;
+        crate::audit::fold_pending(&node, actor)?;
+        crate::log::notice_copied_store(&node, actor)?;
         Ok(node)
     }
 }
@@ -267,7 +297,6 @@ impl Node {
             card: self.card.clone(),
             store: Store::open(&self.dir.db_path())?,
             cases: self.cases.clone(),
-            actor: self.actor.clone(),
         })
     }
 }

@@ -1,21 +1,24 @@
 //! casesync-node: a casesync node on one machine.
 //!
-//! Layout:
-//! - [`datadir`]: the data directory, the keystore file, unlocking.
-//! - [`store`]: SQLite; the only module that writes SQL.
-//! - [`sealing`]: storage-key sealing of rows and blind indexes.
-//! - [`trust`]: the federation trust registry: create, invite, join.
-//! - [`cases`]: case control logs: create, members, key epochs.
-//! - [`log`]: the log engine: append signed, sealed entries; materialize records.
-//! - [`records`]: record add, edit, show, list, import on top of the log engine.
-//! - [`ingest`]: checks and materializes items written by other nodes.
-//! - [`bundle`]: bundle export and import (air-gapped transfer).
-//! - [`verify`]: `log verify`, re-checking every stored entry.
-//! - [`audit`]: the audit log: append (in the action's transaction), verify, list, export.
-//! - [`import`]: parsing JSON Lines and CSV import files.
-//! - [`clock`]: wall-clock time for people to read (never for decisions).
+//! The engine API: unlock a [`Node`] ([`DataDir::unlock_as`]), then call one
+//! function per operation a person can do (`cases::create`, `records::add`,
+//! `trust::invite`, `bundle::export`, `audit::list`, `status::status`, ...),
+//! each with the [`audit::Actor`] acting. Each checks its own permissions and
+//! policy and records its own audit entry, refusals included, so a front end
+//! (the `casesync` binary's `cli/`, or an HTTP API) only parses, calls and
+//! renders. One `Node` serves many people: it holds no actor.
 //!
-//! The `casesync` binary (main.rs, cli.rs) is a thin layer over these.
+//! Layers, from the bottom (no module imports one above it):
+//! - [`store`] (SQL, one file per table family), [`clock`];
+//! - [`files`], [`sealing`] (storage-key sealing, blind indexes), [`import`] (JSON Lines, CSV);
+//! - [`audit`]: the audit chain; the only writer of audit entries;
+//! - [`trust`] (the federation registry), [`log`] (appending signed, sealed entries);
+//! - [`cases`] (control logs, members, key epochs, handling), [`verify`];
+//! - [`records`], [`datadir`] (the data directory, unlocking into a [`Node`]);
+//! - [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
+//! - [`bundle`], [`net`] (the libp2p Swarm and its client);
+//! - [`sync`] (what a peer lacks), [`status`];
+//! - [`serve`] (`serve` and `sync --once`).
 
 pub mod audit;
 pub mod backup;
@@ -30,9 +33,11 @@ pub mod import;
 pub mod ingest;
 pub mod log;
 pub mod net;
+pub mod peers;
 pub mod records;
 pub mod sealing;
 pub mod serve;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod trust;

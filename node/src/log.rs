@@ -155,7 +155,7 @@ pub fn record_store_file(conn: &Connection, db: &std::path::Path) -> Result<()> 
 /// same file in place (or a whole-disk snapshot rolled back) keeps the file's
 /// identity and is not seen: restore with `casesync restore`, or into a new
 /// directory. Returns the new floor when it started new chains.
-pub fn notice_copied_store(node: &Node) -> Result<Option<u64>> {
+pub fn notice_copied_store(node: &Node, actor: &crate::audit::Actor) -> Result<Option<u64>> {
     let db = node.dir.db_path();
     let here = file_identity(&db)?;
     match store::meta_get(node.store.conn(), STORE_FILE)? {
@@ -173,6 +173,7 @@ pub fn notice_copied_store(node: &Node) -> Result<Option<u64>> {
             record_store_file(tx, &db)?;
             crate::audit::append(
                 node,
+                actor,
                 tx,
                 crate::audit::Event::new(crate::audit::Action::NewChains).detail(format!(
                     "the store is not at the file it last wrote with (copied or restored): this node's next entry in each case starts chain {floor} of its log"
@@ -190,6 +191,7 @@ pub fn notice_copied_store(node: &Node) -> Result<Option<u64>> {
 /// line for the log when it did.
 pub fn notice_rollback(
     node: &Node,
+    actor: &crate::audit::Actor,
     earlier: &[u8],
     peer: &impl std::fmt::Display,
 ) -> Result<Option<String>> {
@@ -217,6 +219,7 @@ pub fn notice_rollback(
         );
         crate::audit::append(
             node,
+            actor,
             tx,
             crate::audit::Event::new(crate::audit::Action::NewChains).detail(line.clone()),
         )?;

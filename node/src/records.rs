@@ -16,7 +16,7 @@ use casesync_schema::record::{FieldValue, RecordInput, RecordType};
 use rayon::prelude::*;
 use rusqlite::Connection;
 
-use crate::audit::{self, Action, Event};
+use crate::audit::{self, Action, Actor, Event};
 use crate::cases::{self, Case};
 use crate::sealing::StorageKeys;
 use crate::store::{self, RecordRow};
@@ -25,7 +25,7 @@ use crate::{Node, NodeError, Result, log};
 /// Records built in parallel per batch during bulk writes.
 const BATCH: usize = 2048;
 
-pub(crate) fn actor(node: &Node) -> ActorId {
+pub(crate) fn automerge_actor(node: &Node) -> ActorId {
     doc::actor_for(&node.keys.public().ed25519)
 }
 
@@ -257,38 +257,45 @@ fn store_records(
 }
 
 /// Adds one record to a case.
-pub fn add(node: &Node, case_text: &str, input: RecordInput) -> Result<RecordView> {
-    audit::audited(node, Action::RecordAdd, Some(case_text), None, || {
-        let input = input.validate()?;
-        node.store.write(|tx| -> Result<RecordView> {
-            let case = cases::load_by_text(node, tx, case_text)?;
-            cases::require_justification(node, &case)?;
-            require_writer(node, &case)?;
-            check_link_targets(node, tx, &case, &input)?;
-            cases::check_handling_for_record(
-                &cases::member_labels(tx, &case)?,
-                &input.releasable_to,
-            )?;
-            let ids = create_records(tx, node, &case, std::slice::from_ref(&input))?;
-            let id = ids
-                .into_iter()
-                .next()
-                .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
-            // A link combines records: it is audited as such, naming both ends.
-            let ev = match input.record_type {
-                RecordType::Link => Event::new(Action::RecordLink).records(
-                    std::iter::once(id.to_string()).chain(
-                        ["from", "to"]
-                            .iter()
-                            .filter_map(|k| input.fields.get(*k).map(|v| v.as_text())),
+pub fn add(node: &Node, actor: &Actor, case_text: &str, input: RecordInput) -> Result<RecordView> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordAdd,
+        Some(case_text),
+        None,
+        || {
+            let input = input.validate()?;
+            node.store.write(|tx| -> Result<RecordView> {
+                let case = cases::load_by_text(node, tx, case_text)?;
+                cases::require_justification(actor, &case)?;
+                require_writer(node, &case)?;
+                check_link_targets(node, tx, &case, &input)?;
+                cases::check_handling_for_record(
+                    &cases::member_labels(tx, &case)?,
+                    &input.releasable_to,
+                )?;
+                let ids = create_records(tx, node, &case, std::slice::from_ref(&input))?;
+                let id = ids
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
+                // A link combines records: it is audited as such, naming both ends.
+                let ev = match input.record_type {
+                    RecordType::Link => Event::new(Action::RecordLink).records(
+                        std::iter::once(id.to_string()).chain(
+                            ["from", "to"]
+                                .iter()
+                                .filter_map(|k| input.fields.get(*k).map(|v| v.as_text())),
+                        ),
                     ),
-                ),
-                _ => Event::new(Action::RecordAdd).records([id]),
-            };
-            audit::append(node, tx, ev.case(case.id))?;
-            view_of(node, tx, &id.to_string())
-        })
-    })
+                    _ => Event::new(Action::RecordAdd).records([id]),
+                };
+                audit::append(node, actor, tx, ev.case(case.id))?;
+                view_of(node, tx, &id.to_string())
+            })
+        },
+    )
 }
 
 /// What an import did.
@@ -301,19 +308,26 @@ pub struct ImportReport {
 /// and any bad line (or a crash) leaves the store exactly as it was.
 pub fn import(
     node: &Node,
+    actor: &Actor,
     case_text: &str,
     source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<ImportReport> {
-    audit::audited(node, Action::RecordImport, Some(case_text), None, || {
-        import_with(node, case_text, source, progress, true)
-    })
+    audit::audited(
+        node,
+        actor,
+        Action::RecordImport,
+        Some(case_text),
+        None,
+        || import_with(node, actor, case_text, source, progress, true),
+    )
 }
 
 /// [`import`], with or without its audit entry: without only for measuring
 /// what auditing costs ([`crate::bench`]); no command imports unaudited.
 pub(crate) fn import_with(
     node: &Node,
+    actor: &Actor,
     case_text: &str,
     source: &mut dyn Iterator<Item = Result<(usize, RecordInput)>>,
     progress: &mut dyn FnMut(usize),
@@ -324,7 +338,7 @@ pub(crate) fn import_with(
     };
     let count = node.store.write(|tx| -> Result<usize> {
         let case = cases::load_by_text(node, tx, case_text)?;
-        cases::require_justification(node, &case)?;
+        cases::require_justification(actor, &case)?;
         require_writer(node, &case)?;
         let (epoch, key) = cases::current_epoch(node, tx, &case)?;
         let members = cases::member_labels(tx, &case)?;
@@ -391,7 +405,7 @@ pub(crate) fn import_with(
                 .case(case.id)
                 .records(created)
                 .detail(format!("{done} record(s) imported"));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
         }
         Ok(done)
     })?;
@@ -412,7 +426,7 @@ pub(crate) fn load_doc(
     let idx = node.storage.record_index(&rid.0);
     if let Some(sealed) = &row.snapshot {
         let snap = node.storage.open_snapshot(&idx, &row.log_digest, sealed)?;
-        return Ok(doc::load_snapshot(&snap, actor(node))?);
+        return Ok(doc::load_snapshot(&snap, automerge_actor(node))?);
     }
     let mut changes = Vec::new();
     for e in entries {
@@ -426,7 +440,7 @@ pub(crate) fn load_doc(
             "record {rid} has no changes in its log entries"
         )));
     }
-    Ok(doc::from_changes(changes, actor(node))?)
+    Ok(doc::from_changes(changes, automerge_actor(node))?)
 }
 
 /// Rebuilds a record's materialized state from the entries still linked to it
@@ -453,7 +467,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         return store::delete_record(conn, row.row).map_err(Into::into);
     }
     let single = changes.len() == 1;
-    let mut d = doc::from_changes(changes, actor(node))?;
+    let mut d = doc::from_changes(changes, automerge_actor(node))?;
     let Ok(view) = doc::view(&d) else {
         // What remains cannot make a record: its creation was taken out with
         // a frozen log, and only others' changes built on it are left. The
@@ -484,108 +498,125 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
 /// Edits a record: sets and unsets fields. The result must still be a valid record.
 pub fn edit(
     node: &Node,
+    actor: &Actor,
     record_text: &str,
     set: Vec<(String, FieldValue)>,
     unset: Vec<String>,
 ) -> Result<RecordView> {
-    audit::audited(node, Action::RecordEdit, None, Some(record_text), || {
-        node.store.write(|tx| -> Result<RecordView> {
-            let (case, row, rid) = find(node, tx, record_text)?;
-            cases::require_justification(node, &case)?;
-            require_writer(node, &case)?;
-            let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
-            let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
-            d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
-            let current = doc::view(&d)?;
-            let mut input = current.to_input()?;
-            for (k, v) in &set {
-                input.fields.insert(k.clone(), v.clone());
-            }
-            for k in &unset {
-                if input.fields.remove(k).is_none() {
-                    return Err(NodeError::Refused(format!(
-                        "record {rid} has no field `{k}` to unset"
-                    )));
+    audit::audited(
+        node,
+        actor,
+        Action::RecordEdit,
+        None,
+        Some(record_text),
+        || {
+            node.store.write(|tx| -> Result<RecordView> {
+                let (case, row, rid) = find(node, tx, record_text)?;
+                cases::require_justification(actor, &case)?;
+                require_writer(node, &case)?;
+                let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
+                let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
+                d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
+                let current = doc::view(&d)?;
+                let mut input = current.to_input()?;
+                for (k, v) in &set {
+                    input.fields.insert(k.clone(), v.clone());
                 }
-            }
-            let valid = input.validate()?;
-            check_link_targets(node, tx, &case, &valid)?;
-            let normalized = set
-                .iter()
-                .filter_map(|(k, _)| valid.fields.get(k).map(|v| (k.clone(), v.clone())))
-                .collect();
-            let (ms, now) = crate::clock::now();
-            let edit = RecordEdit {
-                set: normalized,
-                unset,
-                ..Default::default()
-            };
-            let fields: Vec<String> = edit
-                .set
-                .keys()
-                .cloned()
-                .chain(edit.unset.iter().map(|k| format!("-{k}")))
-                .collect();
-            let ev = Event::new(Action::RecordEdit)
-                .case(case.id)
-                .records([rid])
-                .detail(format!("fields: {}", fields.join(", ")));
-            let Some(change) = doc::apply_edit(&mut d, &edit, &now, ms)? else {
-                audit::append(
-                    node,
+                for k in &unset {
+                    if input.fields.remove(k).is_none() {
+                        return Err(NodeError::Refused(format!(
+                            "record {rid} has no field `{k}` to unset"
+                        )));
+                    }
+                }
+                let valid = input.validate()?;
+                check_link_targets(node, tx, &case, &valid)?;
+                let normalized = set
+                    .iter()
+                    .filter_map(|(k, _)| valid.fields.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect();
+                let (ms, now) = crate::clock::now();
+                let edit = RecordEdit {
+                    set: normalized,
+                    unset,
+                    ..Default::default()
+                };
+                let fields: Vec<String> = edit
+                    .set
+                    .keys()
+                    .cloned()
+                    .chain(edit.unset.iter().map(|k| format!("-{k}")))
+                    .collect();
+                let ev = Event::new(Action::RecordEdit)
+                    .case(case.id)
+                    .records([rid])
+                    .detail(format!("fields: {}", fields.join(", ")));
+                let Some(change) = doc::apply_edit(&mut d, &edit, &now, ms)? else {
+                    audit::append(
+                        node,
+                        actor,
+                        tx,
+                        ev.detail("no change: the fields already held these values"),
+                    )?;
+                    return view_of(node, tx, &rid.to_string());
+                };
+                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+                for a in log::append(
                     tx,
-                    ev.detail("no change: the fields already held these values"),
+                    node,
+                    (case.case_ref, case.id),
+                    &epoch,
+                    &key,
+                    &[RecordChange {
+                        record: rid,
+                        change,
+                    }],
+                )? {
+                    store::link_record_entry(tx, row.row, a.row)?;
+                }
+                let idx = node.storage.record_index(&rid.0);
+                let view = serde_json::to_vec(&doc::view(&d)?)
+                    .map_err(|e| NodeError::Io(e.to_string()))?;
+                let snapshot = d.save();
+                let digest = log::stored_log_digest(tx, row.row)?;
+                store::update_record(
+                    tx,
+                    row.row,
+                    &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
+                    &node.storage.seal_view(&idx, &digest.0, &view)?,
+                    &digest,
                 )?;
-                return view_of(node, tx, &rid.to_string());
-            };
-            let (epoch, key) = cases::current_epoch(node, tx, &case)?;
-            for a in log::append(
-                tx,
-                node,
-                (case.case_ref, case.id),
-                &epoch,
-                &key,
-                &[RecordChange {
-                    record: rid,
-                    change,
-                }],
-            )? {
-                store::link_record_entry(tx, row.row, a.row)?;
-            }
-            let idx = node.storage.record_index(&rid.0);
-            let view =
-                serde_json::to_vec(&doc::view(&d)?).map_err(|e| NodeError::Io(e.to_string()))?;
-            let snapshot = d.save();
-            let digest = log::stored_log_digest(tx, row.row)?;
-            store::update_record(
-                tx,
-                row.row,
-                &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
-                &node.storage.seal_view(&idx, &digest.0, &view)?,
-                &digest,
-            )?;
-            audit::append(node, tx, ev)?;
-            view_of(node, tx, &rid.to_string())
-        })
-    })
+                audit::append(node, actor, tx, ev)?;
+                view_of(node, tx, &rid.to_string())
+            })
+        },
+    )
 }
 
 /// Shows a record after re-verifying every entry that carries it; the
 /// consultation is audited in the same transaction.
-pub fn show(node: &Node, record_text: &str) -> Result<RecordView> {
-    audit::audited(node, Action::RecordShow, None, Some(record_text), || {
-        node.store.write(|tx| -> Result<RecordView> {
-            let (case, row, rid) = find(node, tx, record_text)?;
-            cases::require_justification(node, &case)?;
-            let v = view_of_row(node, tx, &case, &row, &rid)?;
-            audit::append(
-                node,
-                tx,
-                Event::new(Action::RecordShow).case(case.id).records([rid]),
-            )?;
-            Ok(v)
-        })
-    })
+pub fn show(node: &Node, actor: &Actor, record_text: &str) -> Result<RecordView> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordShow,
+        None,
+        Some(record_text),
+        || {
+            node.store.write(|tx| -> Result<RecordView> {
+                let (case, row, rid) = find(node, tx, record_text)?;
+                cases::require_justification(actor, &case)?;
+                let v = view_of_row(node, tx, &case, &row, &rid)?;
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::RecordShow).case(case.id).records([rid]),
+                )?;
+                Ok(v)
+            })
+        },
+    )
 }
 
 /// A record's current view, after re-verifying every entry that carries it.
@@ -621,23 +652,31 @@ fn view_of_row(
 
 pub fn list(
     node: &Node,
+    actor: &Actor,
     case_text: &str,
     record_type: Option<RecordType>,
 ) -> Result<Vec<RecordView>> {
-    audit::audited(node, Action::RecordList, Some(case_text), None, || {
-        node.store.write(|tx| -> Result<Vec<RecordView>> {
-            let case = cases::load_by_text(node, tx, case_text)?;
-            cases::require_justification(node, &case)?;
-            let mut v = cases::views_in_case(node, tx, &case, record_type)?;
-            v.sort_by(|a, b| a.id.cmp(&b.id));
-            let mut ev = Event::new(Action::RecordList)
-                .case(case.id)
-                .records(v.iter().map(|r| r.id.clone()));
-            if let Some(t) = record_type {
-                ev = ev.detail(format!("type {}", t.name()));
-            }
-            audit::append(node, tx, ev)?;
-            Ok(v)
-        })
-    })
+    audit::audited(
+        node,
+        actor,
+        Action::RecordList,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<Vec<RecordView>> {
+                let case = cases::load_by_text(node, tx, case_text)?;
+                cases::require_justification(actor, &case)?;
+                let mut v = cases::views_in_case(node, tx, &case, record_type)?;
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                let mut ev = Event::new(Action::RecordList)
+                    .case(case.id)
+                    .records(v.iter().map(|r| r.id.clone()));
+                if let Some(t) = record_type {
+                    ev = ev.detail(format!("type {}", t.name()));
+                }
+                audit::append(node, actor, tx, ev)?;
+                Ok(v)
+            })
+        },
+    )
 }

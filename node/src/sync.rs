@@ -184,16 +184,30 @@ impl Items {
     /// Items sent to `peer` (a sync exchange): one disclosure per case, naming
     /// every entry sent; call it in the transaction that read them, before they
     /// leave.
-    pub fn audit(&self, node: &Node, tx: &Connection, peer: &str) -> Result<()> {
+    pub fn audit(
+        &self,
+        node: &Node,
+        actor: &crate::audit::Actor,
+        tx: &Connection,
+        peer: &str,
+    ) -> Result<()> {
         audit::disclosed(
             node,
+            actor,
             tx,
             Action::SyncSend,
             Some(peer),
             &self.body,
             &self.sent,
         )?;
-        audit::withheld(node, tx, Action::SyncSend, Some(peer), &self.withheld)
+        audit::withheld(
+            node,
+            actor,
+            tx,
+            Action::SyncSend,
+            Some(peer),
+            &self.withheld,
+        )
     }
 }
 

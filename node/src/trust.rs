@@ -20,6 +20,28 @@ const META_FEDERATION: &str = "federation";
 /// was a millisecond a request in a federation of five.
 static RESOLVED: std::sync::Mutex<Option<(Hash, RegistryState)>> = std::sync::Mutex::new(None);
 
+/// `trust list`: the federation's nodes as resolved, and those proved to have
+/// equivocated. Needs no keys: statements are signed, and nothing is sealed.
+#[derive(Debug)]
+pub struct Roster {
+    pub registry: RegistryState,
+    /// (node key, number of cases in which its log is frozen).
+    pub equivocated: Vec<([u8; 32], u64)>,
+}
+
+/// The [`Roster`]; refused when this node belongs to no federation.
+pub fn roster(conn: &Connection) -> Result<Roster> {
+    let Some(registry) = load(conn)? else {
+        return Err(NodeError::Refused(
+            "this node belongs to no federation: run `casesync federation create --name NAME`, or join one with a token".into(),
+        ));
+    };
+    Ok(Roster {
+        registry,
+        equivocated: store::equivocators(conn)?,
+    })
+}
+
 /// The federation this node belongs to, if any, resolved from stored statements.
 /// Statements are verified and resolved once per set of statements per process
 /// (a statement's hash is checked against its verified bytes when first read).
@@ -84,7 +106,7 @@ fn require_none(conn: &Connection) -> Result<()> {
 }
 
 /// Starts a federation with this node as its first admin; returns its state.
-pub fn create(node: &Node, name: &str) -> Result<RegistryState> {
+pub fn create(node: &Node, actor: &crate::audit::Actor, name: &str) -> Result<RegistryState> {
     node.store.write(|tx| -> Result<RegistryState> {
         require_none(tx)?;
         let mut nonce = [0u8; 16];
@@ -108,7 +130,7 @@ pub fn create(node: &Node, name: &str) -> Result<RegistryState> {
             name.trim(),
             genesis.hash().to_hex()
         ));
-        audit::append(node, tx, ev)?;
+        audit::append(node, actor, tx, ev)?;
         load(tx)?.ok_or_else(|| NodeError::Integrity("the new federation did not resolve".into()))
     })
 }
@@ -140,8 +162,13 @@ fn append(node: &Node, conn: &Connection, st: &RegistryState, body: RegistryBody
 }
 
 /// Enrolls the node of `card` (admin only); returns the join token to send it.
-pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
-    crate::audit::audited(node, Action::FederationInvite, None, None, || {
+pub fn invite(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    card: &NodeCard,
+    admin: bool,
+) -> Result<String> {
+    crate::audit::audited(node, actor, Action::FederationInvite, None, None, || {
         node.store.write(|tx| -> Result<String> {
             let st = as_admin(node, tx, "invite")?;
             let already = st.nodes.get(&card.identity.ed25519);
@@ -186,7 +213,7 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
                     card.country,
                     if admin { " as an admin" } else { "" }
                 ));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
             let all = store::registry_ops(tx)?
                 .iter()
                 .map(|o| RegistryOp::decode_verified(&o.bytes))
@@ -204,8 +231,13 @@ pub fn invite(node: &Node, card: &NodeCard, admin: bool) -> Result<String> {
 
 /// Revokes an enrolled node (admin only, final). Every node that learns the
 /// statement closes and refuses connections from it and sends it nothing more.
-pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
-    crate::audit::audited(node, Action::TrustRevoke, None, None, || {
+pub fn revoke(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    peer_id: &str,
+    reason: &str,
+) -> Result<Enrolled> {
+    crate::audit::audited(node, actor, Action::TrustRevoke, None, None, || {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(NodeError::Refused(
@@ -241,7 +273,7 @@ pub fn revoke(node: &Node, peer_id: &str, reason: &str) -> Result<Enrolled> {
             let ev = Event::new(Action::TrustRevoke)
                 .peer(target.card.peer_id())
                 .detail(reason);
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
             let st = load(tx)?
                 .ok_or_else(|| NodeError::Integrity("the registry did not resolve".into()))?;
             st.nodes
@@ -266,6 +298,7 @@ pub struct Invitation {
 /// invites first, and may refuse (a prompt, `--expect-federation`).
 pub fn join(
     node: &Node,
+    actor: &crate::audit::Actor,
     token: &str,
     confirm: impl FnOnce(&Invitation) -> Result<()>,
 ) -> Result<RegistryState> {
@@ -328,7 +361,7 @@ pub fn join(
             st.name,
             st.federation.to_hex()
         ));
-        audit::append(node, tx, ev)?;
+        audit::append(node, actor, tx, ev)?;
         load(tx)?
             .ok_or_else(|| NodeError::Integrity("the joined federation did not resolve".into()))
     })
@@ -337,8 +370,8 @@ pub fn join(
 /// Leaves the federation (`federation leave`): only while this node holds no
 /// case, so nothing shared is orphaned; a node that joined the wrong
 /// federation can then join the right one. Returns the federation's name.
-pub fn leave(node: &Node) -> Result<String> {
-    crate::audit::audited(node, Action::FederationLeave, None, None, || {
+pub fn leave(node: &Node, actor: &crate::audit::Actor) -> Result<String> {
+    crate::audit::audited(node, actor, Action::FederationLeave, None, None, || {
         node.store.write(|tx| -> Result<String> {
             let st = load(tx)?.ok_or_else(|| {
                 NodeError::Refused("this node belongs to no federation".into())
@@ -356,7 +389,7 @@ pub fn leave(node: &Node) -> Result<String> {
                 st.name,
                 st.federation.to_hex()
             ));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
             Ok(st.name)
         })
     })

@@ -6,7 +6,7 @@ mod common;
 use common::{PASS, temp_root};
 
 use casesync_crypto::keystore::KdfParams;
-use casesync_node::audit::{self, Filter, Outcome};
+use casesync_node::audit::{self, Actor, Filter, Outcome};
 use casesync_node::{DataDir, Node, backup, bundle, cases, records, trust};
 use casesync_schema::control::Role;
 use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
@@ -34,11 +34,16 @@ fn person(name: &str) -> RecordInput {
 
 /// Each audit entry's (action, outcome), in order.
 fn trail(n: &Node) -> Vec<(String, Outcome)> {
-    audit::list(n, &Filter::default())
+    audit::read(n, &Filter::default())
         .unwrap()
         .into_iter()
         .map(|e| (e.action, e.outcome))
         .collect()
+}
+
+/// A person, as a front end with many users names them.
+fn by(operator: &str, justification: Option<&str>) -> Actor {
+    Actor::new(Some(operator), justification)
 }
 
 #[test]
@@ -46,28 +51,33 @@ fn every_operation_audits_itself_refusals_included() {
     let root = temp_root("engine-api");
     let a = node(&root, "uk-east", "GB");
     let b = node(&root, "ro-police", "RO");
-    let case = cases::create(&a, "Op Library", false).unwrap().to_string();
-    cases::add_member(&a, &case, &b.card.to_text(), Role::Contributor).unwrap();
-    let v = records::add(&a, &case, person("Victor Ilie")).unwrap();
+    let sam = by("sam", None);
+    let case = cases::create(&a, &sam, "Op Library", false)
+        .unwrap()
+        .to_string();
+    cases::add_member(&a, &sam, &case, &b.card.to_text(), Role::Contributor).unwrap();
+    let v = records::add(&a, &sam, &case, person("Victor Ilie")).unwrap();
     records::edit(
         &a,
+        &sam,
         &v.id,
         vec![("nationality".into(), FieldValue::Str("RO".into()))],
         vec![],
     )
     .unwrap();
-    assert_eq!(records::show(&a, &v.id).unwrap().id, v.id);
+    assert_eq!(records::show(&a, &sam, &v.id).unwrap().id, v.id);
     let mut source = vec![Ok((1, person("Ana Popa")))].into_iter();
-    records::import(&a, &case, &mut source, &mut |_| {}).unwrap();
-    assert_eq!(records::list(&a, &case, None).unwrap().len(), 2);
+    records::import(&a, &sam, &case, &mut source, &mut |_| {}).unwrap();
+    assert_eq!(records::list(&a, &sam, &case, None).unwrap().len(), 2);
 
     // Refused, each by the engine's own rule, and each recorded as refused.
-    let e = cases::change_role(&a, &case, &b.card.peer_id(), Role::Observer).unwrap_err();
+    let e = cases::change_role(&a, &sam, &case, &b.card.peer_id(), Role::Observer).unwrap_err();
     assert!(e.to_string().contains("remove it instead"), "{e}");
-    let e = records::show(&a, "01a24d00-0000-7000-8000-000000000000").unwrap_err();
+    let e = records::show(&a, &sam, "01a24d00-0000-7000-8000-000000000000").unwrap_err();
     assert!(e.to_string().contains("unknown record"), "{e}");
     let e = records::add(
         &a,
+        &sam,
         &case,
         RecordInput {
             fields: Default::default(),
@@ -76,28 +86,33 @@ fn every_operation_audits_itself_refusals_included() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("name"), "{e}");
-    cases::remove_member(&a, &case, &b.card.peer_id(), "left the team").unwrap();
+    cases::remove_member(&a, &sam, &case, &b.card.peer_id(), "left the team").unwrap();
 
     // Trust, bundles, backups and the audit export, the same way.
-    trust::create(&a, "JIT").unwrap();
-    trust::invite(&a, &b.card, false).unwrap();
-    let e = trust::revoke(&a, "12D3KooWnotanode", "test").unwrap_err();
+    trust::create(&a, &sam, "JIT").unwrap();
+    trust::invite(&a, &sam, &b.card, false).unwrap();
+    let e = trust::revoke(&a, &sam, "12D3KooWnotanode", "test").unwrap_err();
     assert!(e.to_string().contains("not"), "{e}");
     let file = root.join("all.bundle");
-    let out = bundle::export(&a, &[], None).unwrap();
+    let out = bundle::export(&a, &sam, &[], None).unwrap();
     std::fs::write(&file, &out.parts[0]).unwrap();
-    let e = bundle::import_file(&b, &root.join("missing.bundle")).unwrap_err();
+    let e = bundle::import_file(&b, &sam, &root.join("missing.bundle")).unwrap_err();
     assert!(e.to_string().contains("cannot read"), "{e}");
-    backup::backup(&a, &root.join("a.csbackup")).unwrap();
-    let e = backup::backup(&a, &root.join("a.csbackup")).unwrap_err();
+    backup::backup(&a, &sam, &root.join("a.csbackup")).unwrap();
+    let e = backup::backup(&a, &sam, &root.join("a.csbackup")).unwrap_err();
     assert!(e.to_string().contains("exists"), "{e}");
-    cases::export_audit(&a, &case, &root.join("audit.jsonl")).unwrap();
-    let (shown, title) = cases::show(&a, &case, |c| Ok(c.meta.title.clone())).unwrap();
+    cases::export_audit(&a, &sam, &case, &root.join("audit.jsonl")).unwrap();
+    let (shown, title) = cases::show(&a, &sam, &case, |c| Ok(c.meta.title.clone())).unwrap();
     assert_eq!(
         (shown.id.to_string(), title.as_str()),
         (case.clone(), "Op Library")
     );
-    assert!(cases::show(&a, "no-such-case", |_| Ok(())).is_err());
+    assert!(cases::show(&a, &sam, "no-such-case", |_| Ok(())).is_err());
+    assert!(
+        !audit::list(&a, &sam, &Filter::default())
+            .unwrap()
+            .is_empty()
+    );
 
     let t = trail(&a);
     for (action, outcome) in [
@@ -119,6 +134,7 @@ fn every_operation_audits_itself_refusals_included() {
         ("audit.export", Outcome::Ok),
         ("case.show", Outcome::Ok),
         ("case.show", Outcome::Refused),
+        ("audit.list", Outcome::Ok),
     ] {
         assert!(
             t.iter().any(|(a, o)| a == action && *o == outcome),
@@ -132,4 +148,51 @@ fn every_operation_audits_itself_refusals_included() {
         "{tb:?}"
     );
     assert!(audit::verify(a.store.conn()).unwrap().fault.is_none());
+}
+
+/// One unlocked node, many people (what an agency's HTTP front end is): each
+/// operation names its actor, its audit entry names that person and the
+/// justification they gave, and a case that asks for a justification refuses
+/// the one who gave none, whoever acted before on the same handle.
+#[test]
+fn one_node_many_people_each_operation_names_its_actor() {
+    let root = temp_root("engine-actors");
+    let a = node(&root, "uk-east", "GB");
+    let sam = by("sam", Some("opened on the DCI's tasking"));
+    let ana = by("ana", Some("tasking 2026/118"));
+    let bob = by("bob", None);
+    let case = cases::create(&a, &sam, "Op Ledger", true)
+        .unwrap()
+        .to_string();
+    let v = records::add(&a, &ana, &case, person("Marin Dobre")).unwrap();
+    // Bob gave no reason: refused on the same handle ana just used, and the
+    // refusal is his.
+    let e = records::show(&a, &bob, &v.id).unwrap_err();
+    assert!(e.to_string().contains("requires a justification"), "{e}");
+    assert_eq!(records::show(&a, &ana, &v.id).unwrap().id, v.id);
+
+    let entries = audit::read(&a, &Filter::default()).unwrap();
+    let who = |action: &str, outcome: Outcome| -> Vec<(String, Option<String>)> {
+        entries
+            .iter()
+            .filter(|e| e.action == action && e.outcome == outcome)
+            .map(|e| (e.operator.clone(), e.justification.clone()))
+            .collect()
+    };
+    assert_eq!(
+        who("case.create", Outcome::Ok),
+        vec![("sam".into(), Some("opened on the DCI's tasking".into()))]
+    );
+    assert_eq!(
+        who("record.add", Outcome::Ok),
+        vec![("ana".into(), Some("tasking 2026/118".into()))]
+    );
+    assert_eq!(
+        who("record.show", Outcome::Refused),
+        vec![("bob".into(), None)]
+    );
+    assert_eq!(
+        who("record.show", Outcome::Ok),
+        vec![("ana".into(), Some("tasking 2026/118".into()))]
+    );
 }

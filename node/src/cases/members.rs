@@ -8,8 +8,8 @@ use super::*;
 /// a removed node can read (concurrent removals), and shares the newest epoch
 /// with members that lack it (added concurrently with a rotation). Returns a
 /// line per action, for the log.
-pub fn after_merge(node: &Node) -> Result<Vec<String>> {
-    let mut done: Vec<String> = cut_revoked(node)?
+pub fn after_merge(node: &Node, actor: &crate::audit::Actor) -> Result<Vec<String>> {
+    let mut done: Vec<String> = cut_revoked(node, actor)?
         .into_iter()
         .map(|(c, card)| {
             format!(
@@ -25,7 +25,7 @@ pub fn after_merge(node: &Node) -> Result<Vec<String>> {
             continue;
         }
         if case.state.newest_epoch_exposed() || !case.state.lacking_epochs().is_empty() {
-            match repair_keys(node, &case.id) {
+            match repair_keys(node, actor, &case.id) {
                 Ok(Some(line)) => done.push(line),
                 Ok(None) => {}
                 // Another process or lead may have repaired it meanwhile.
@@ -41,7 +41,11 @@ pub fn after_merge(node: &Node) -> Result<Vec<String>> {
 /// (or a member lacks it and this lead cannot share it), and wraps every
 /// epoch this lead holds to the members that lack it. Re-checks inside its own
 /// write transaction; the operations form a chain on the case's heads.
-pub(crate) fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
+pub(crate) fn repair_keys(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    id: &CaseId,
+) -> Result<Option<String>> {
     node.store.write(|tx| -> Result<Option<String>> {
         let case = load(node, tx, id)?;
         let cards: Vec<&NodeCard> = case
@@ -121,7 +125,7 @@ pub(crate) fn repair_keys(node: &Node, id: &CaseId) -> Result<Option<String>> {
         }
         let line = lines.join("; ");
         let ev = Event::new(Action::KeyRotate).case(case.id).detail(&line);
-        audit::append(node, tx, ev)?;
+        audit::append(node, actor, tx, ev)?;
         Ok(Some(line))
     })
 }
@@ -205,67 +209,75 @@ pub fn resolve_member(conn: &Connection, arg: &str) -> Result<NodeCard> {
 /// write transaction, so no record can slip in between check and addition.
 pub fn add_member(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard)> {
-    audit::audited(node, Action::MemberAdd, Some(case_text), None, || {
-        node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
-            let case = load_by_text(node, tx, case_text)?;
-            let card = &resolve_member(tx, member)?;
-            require_lead(node, &case, "add members")?;
-            if case.state.members.contains_key(&card.identity.ed25519) {
-                return Err(NodeError::Refused(format!(
-                    "{} ({}) is already a member of case {}",
-                    card.name,
-                    card.peer_id(),
-                    case.id
-                )));
-            }
-            require_justification(node, &case)?;
-            check_handling_for_member(node, tx, &case, card)?;
-            let mut wraps = Vec::new();
-            for e in &case.state.epochs {
-                let key = epoch_key(node, tx, &case, &e.id)?;
-                wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
-            }
-            let (ms, _) = crate::clock::now();
-            let add = ControlOp::create(
-                &node.keys,
-                case.id,
-                case.state.heads.clone(),
-                ms,
-                ControlBody::AddMember {
-                    card: card.clone(),
-                    role,
-                },
-            )?;
-            let mut ops = vec![add];
-            for (epoch, w) in wraps {
-                let parent = ops.last().map(|o| o.hash()).into_iter().collect();
-                ops.push(ControlOp::create(
+    audit::audited(
+        node,
+        actor,
+        Action::MemberAdd,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
+                let case = load_by_text(node, tx, case_text)?;
+                let card = &resolve_member(tx, member)?;
+                require_lead(node, &case, "add members")?;
+                if case.state.members.contains_key(&card.identity.ed25519) {
+                    return Err(NodeError::Refused(format!(
+                        "{} ({}) is already a member of case {}",
+                        card.name,
+                        card.peer_id(),
+                        case.id
+                    )));
+                }
+                require_justification(actor, &case)?;
+                check_handling_for_member(node, tx, &case, card)?;
+                let mut wraps = Vec::new();
+                for e in &case.state.epochs {
+                    let key = epoch_key(node, tx, &case, &e.id)?;
+                    wraps.push((e.id, control::wrap_to(&key, &case.id, &e.salt, &[card])?));
+                }
+                let (ms, _) = crate::clock::now();
+                let add = ControlOp::create(
                     &node.keys,
                     case.id,
-                    parent,
+                    case.state.heads.clone(),
                     ms,
-                    ControlBody::KeyShare { epoch, wraps: w },
-                )?);
-            }
-            for op in &ops {
-                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-            }
-            let ev = Event::new(Action::MemberAdd)
-                .case(case.id)
-                .peer(card.peer_id())
-                .detail(format!(
-                    "added as {}; the keys of {} epoch(s) wrapped to it",
-                    role.name(),
-                    ops.len() - 1
-                ));
-            audit::append(node, tx, ev)?;
-            Ok((case.id, card.clone()))
-        })
-    })
+                    ControlBody::AddMember {
+                        card: card.clone(),
+                        role,
+                    },
+                )?;
+                let mut ops = vec![add];
+                for (epoch, w) in wraps {
+                    let parent = ops.last().map(|o| o.hash()).into_iter().collect();
+                    ops.push(ControlOp::create(
+                        &node.keys,
+                        case.id,
+                        parent,
+                        ms,
+                        ControlBody::KeyShare { epoch, wraps: w },
+                    )?);
+                }
+                for op in &ops {
+                    store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                }
+                let ev = Event::new(Action::MemberAdd)
+                    .case(case.id)
+                    .peer(card.peer_id())
+                    .detail(format!(
+                        "added as {}; the keys of {} epoch(s) wrapped to it",
+                        role.name(),
+                        ops.len() - 1
+                    ));
+                audit::append(node, actor, tx, ev)?;
+                Ok((case.id, card.clone()))
+            })
+        },
+    )
 }
 
 /// Removes a member (lead only): one control operation that cuts the member's
@@ -274,13 +286,19 @@ pub fn add_member(
 /// anything written afterwards. Final: the node cannot be added again.
 pub fn remove_member(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     member: &str,
     reason: &str,
 ) -> Result<(CaseId, NodeCard, u64)> {
-    audit::audited(node, Action::MemberRemove, Some(case_text), None, || {
-        remove(node, case_text, member, reason, true)
-    })
+    audit::audited(
+        node,
+        actor,
+        Action::MemberRemove,
+        Some(case_text),
+        None,
+        || remove(node, actor, case_text, member, reason, true),
+    )
 }
 
 /// [`remove_member`]; `asked` is false when the node removes a revoked node on
@@ -288,6 +306,7 @@ pub fn remove_member(
 /// reason, and it is in the audit entry).
 pub(crate) fn remove(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     member: &str,
     reason: &str,
@@ -303,7 +322,7 @@ pub(crate) fn remove(
         let case = load_by_text(node, tx, case_text)?;
         require_lead(node, &case, "remove members")?;
         if asked {
-            require_justification(node, &case)?;
+            require_justification(actor, &case)?;
         }
         let removed = member_named(&case, member)?.card.clone();
         let id = removed.identity.ed25519;
@@ -344,7 +363,7 @@ pub(crate) fn remove(
             .detail(format!(
                 "{reason}; its log cut at seq {cut_seq}; a new key epoch for the remaining members"
             ));
-        audit::append(node, tx, ev)?;
+        audit::append(node, actor, tx, ev)?;
         Ok((case.id, removed, cut_seq))
     })
 }
@@ -391,34 +410,42 @@ pub(crate) fn member_named<'a>(case: &'a Case, arg: &str) -> Result<&'a control:
 /// Returns the member's card and its role before.
 pub fn change_role(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     member: &str,
     role: Role,
 ) -> Result<(CaseId, NodeCard, Role)> {
-    audit::audited(node, Action::MemberRole, Some(case_text), None, || {
-        node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
-            let case = load_by_text(node, tx, case_text)?;
-            require_lead(node, &case, "change roles")?;
-            require_justification(node, &case)?;
-            let m = member_named(&case, member)?;
-            let (card, before) = (m.card.clone(), m.role);
-            let op = lead_op(
-                node,
-                &case,
-                ControlBody::ChangeRole {
-                    member: card.identity.ed25519,
-                    role,
-                },
-            )?;
-            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-            let ev = Event::new(Action::MemberRole)
-                .case(case.id)
-                .peer(card.peer_id())
-                .detail(format!("{} -> {}", before.name(), role.name()));
-            audit::append(node, tx, ev)?;
-            Ok((case.id, card, before))
-        })
-    })
+    audit::audited(
+        node,
+        actor,
+        Action::MemberRole,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
+                let case = load_by_text(node, tx, case_text)?;
+                require_lead(node, &case, "change roles")?;
+                require_justification(actor, &case)?;
+                let m = member_named(&case, member)?;
+                let (card, before) = (m.card.clone(), m.role);
+                let op = lead_op(
+                    node,
+                    &case,
+                    ControlBody::ChangeRole {
+                        member: card.identity.ed25519,
+                        role,
+                    },
+                )?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                let ev = Event::new(Action::MemberRole)
+                    .case(case.id)
+                    .peer(card.peer_id())
+                    .detail(format!("{} -> {}", before.name(), role.name()));
+                audit::append(node, actor, tx, ev)?;
+                Ok((case.id, card, before))
+            })
+        },
+    )
 }
 
 /// A federation admin makes a current member lead of a case whose leads were
@@ -427,18 +454,25 @@ pub fn change_role(
 /// member of it) to write on its control log. Returns the member's card.
 pub fn appoint_lead(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     member: &str,
     reason: &str,
 ) -> Result<(CaseId, NodeCard)> {
-    audit::audited(node, Action::LeadAppoint, Some(case_text), None, || {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(NodeError::Refused(
-                "give the reason for the appointment with --reason TEXT".into(),
-            ));
-        }
-        node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
+    audit::audited(
+        node,
+        actor,
+        Action::LeadAppoint,
+        Some(case_text),
+        None,
+        || {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(NodeError::Refused(
+                    "give the reason for the appointment with --reason TEXT".into(),
+                ));
+            }
+            node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
             let facts = federation_facts(tx)?;
             let me = node.keys.public().ed25519;
             if !facts.admins.contains(&me) {
@@ -453,7 +487,7 @@ pub fn appoint_lead(
                 )),
                 e => e,
             })?;
-            require_justification(node, &case)?;
+            require_justification(actor, &case)?;
             let card = member_named(&case, member)?.card.clone();
             let id = card.identity.ed25519;
             // Sealed under the newest epoch this node can read, when it can.
@@ -481,16 +515,17 @@ pub fn appoint_lead(
                 .case(case.id)
                 .peer(card.peer_id())
                 .detail(format!("{reason}; every lead of the case is revoked"));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
             Ok((case.id, card))
         })
-    })
+        },
+    )
 }
 
 /// Removes every revoked node from the cases this node leads, each with a cut
 /// at its last entry held here (docs/design.md: "a lead that sees the revocation
 /// removes the node with a cut"). Returns what was removed.
-pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
+pub fn cut_revoked(node: &Node, actor: &crate::audit::Actor) -> Result<Vec<(CaseId, NodeCard)>> {
     let Some(registry) = crate::trust::load(node.store.conn())? else {
         return Ok(vec![]);
     };
@@ -514,6 +549,7 @@ pub fn cut_revoked(node: &Node) -> Result<Vec<(CaseId, NodeCard)>> {
             // removal re-checks membership in its own transaction and refuses.
             match remove(
                 node,
+                actor,
                 &case.id.to_string(),
                 &m.card.peer_id(),
                 &reason,

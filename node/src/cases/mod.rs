@@ -50,8 +50,25 @@ fn check_title(title: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
-/// Creates a case led by this node, with its first key epoch.
-pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<CaseId> {
+/// Creates a case led by this node, with its first key epoch (audited, a
+/// refusal too).
+pub fn create(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    title: &str,
+    require_justification: bool,
+) -> Result<CaseId> {
+    audit::audited(node, actor, Action::CaseCreate, None, None, || {
+        create_case(node, actor, title, require_justification)
+    })
+}
+
+fn create_case(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    title: &str,
+    require_justification: bool,
+) -> Result<CaseId> {
     let title = check_title(title)?;
     let mut nonce = [0u8; 16];
     casesync_crypto::random_bytes(&mut nonce)?;
@@ -92,7 +109,7 @@ pub fn create(node: &Node, title: &str, require_justification: bool) -> Result<C
             } else {
                 "no justification required"
             });
-        audit::append(node, tx, ev)?;
+        audit::append(node, actor, tx, ev)?;
         Ok(())
     })?;
     Ok(case)
@@ -326,10 +343,18 @@ pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Has
     )))
 }
 
+/// How many records `case` holds here, and how many log entries.
+pub fn sizes(conn: &Connection, case: &Case) -> Result<(u64, u64)> {
+    Ok((
+        store::record_count(conn, case.case_ref)?,
+        store::entry_count(conn, case.case_ref)?,
+    ))
+}
+
 /// Refuses an action on `case` when the case asks every action for a
 /// justification and none was given. The caller's error path logs the refusal.
-pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
-    if case.meta.require_justification && node.actor.justification.is_none() {
+pub fn require_justification(actor: &audit::Actor, case: &Case) -> Result<()> {
+    if case.meta.require_justification && actor.justification.is_none() {
         return Err(NodeError::Refused(format!(
             "case {} requires a justification for every action: pass --justification TEXT (it is recorded in the audit log)",
             case.id
@@ -342,22 +367,31 @@ pub fn require_justification(node: &Node, case: &Case) -> Result<()> {
 /// ([`audit::export`]), the export itself audited (a refusal too).
 pub fn export_audit(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     out: &std::path::Path,
 ) -> Result<audit::ExportReport> {
-    audit::audited(node, Action::AuditExport, Some(case_text), None, || {
-        let c = load_by_text(node, node.store.conn(), case_text)?;
-        let r = audit::export(node, c.id, out)?;
-        audit::append_alone(
-            node,
-            Event::new(Action::AuditExport).case(c.id).detail(format!(
-                "{} entries written to {}",
-                r.entries,
-                out.display()
-            )),
-        )?;
-        Ok(r)
-    })
+    audit::audited(
+        node,
+        actor,
+        Action::AuditExport,
+        Some(case_text),
+        None,
+        || {
+            let c = load_by_text(node, node.store.conn(), case_text)?;
+            let r = audit::export(node, actor, c.id, out)?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::AuditExport).case(c.id).detail(format!(
+                    "{} entries written to {}",
+                    r.entries,
+                    out.display()
+                )),
+            )?;
+            Ok(r)
+        },
+    )
 }
 
 /// `case show`: the case, with what `render` makes of it for the front end,
@@ -365,15 +399,17 @@ pub fn export_audit(
 /// and a refusal audited too.
 pub fn show<T>(
     node: &Node,
+    actor: &crate::audit::Actor,
     case_text: &str,
     render: impl FnOnce(&Case) -> Result<T>,
 ) -> Result<(Case, T)> {
-    audit::audited(node, Action::CaseShow, Some(case_text), None, || {
+    audit::audited(node, actor, Action::CaseShow, Some(case_text), None, || {
         let c = load_by_text(node, node.store.conn(), case_text)?;
         let shown = render(&c)?;
         let members: Vec<String> = c.state.members.values().map(|m| m.card.peer_id()).collect();
         audit::append_alone(
             node,
+            actor,
             Event::new(Action::CaseShow).case(c.id).detail(format!(
                 "title, {} member(s): {}",
                 members.len(),

@@ -35,6 +35,7 @@ pub(crate) fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
             by,
         } => {
             let node = unlock(cli)?;
+            let actor = actor_of(cli);
             let filter = audit::Filter {
                 case: case
                     .as_deref()
@@ -48,14 +49,7 @@ pub(crate) fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
                 action: action.clone(),
                 operator: by.clone(),
             };
-            let entries = audit::list(&node, &filter)?;
-            // Reading the audit log is itself recorded.
-            let mut ev =
-                Event::new(Action::AuditList).detail(format!("{} entries shown", entries.len()));
-            if let Some(c) = filter.case {
-                ev = ev.case(c);
-            }
-            audit::append_alone(&node, ev)?;
+            let entries = audit::list(&node, &actor, &filter)?;
             if cli.json {
                 print_json(&entries)?;
             } else {
@@ -98,7 +92,8 @@ pub(crate) fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Export { case, out } => {
             let node = unlock(cli)?;
-            let r = cases::export_audit(&node, case, out)?;
+            let actor = actor_of(cli);
+            let r = cases::export_audit(&node, &actor, case, out)?;
             if cli.json {
                 print_json(
                     &json!({"out": out, "entries": r.entries, "chain_verified": r.chain_fault.is_none(), "chain_entries": r.chain_entries}),

@@ -4,13 +4,14 @@ use super::*;
 
 pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode> {
     let node = unlock(cli)?;
+    let actor = actor_of(cli);
     match cmd {
         BundleCommand::Export {
             out,
             cases,
             recipient,
         } => {
-            let r = bundle::export(&node, cases, recipient.as_deref())?;
+            let r = bundle::export(&node, &actor, cases, recipient.as_deref())?;
             if r.cases == 0 {
                 bail!(
                     "nothing to export: {}",
@@ -63,9 +64,9 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
             }
         }
         BundleCommand::Import { file } => {
-            let (sender, r) = bundle::import_file(&node, file)?;
+            let (sender, r) = bundle::import_file(&node, &actor, file)?;
             // A lead puts merged control operations into effect at once.
-            let repaired = cases::after_merge(&node)?;
+            let repaired = cases::after_merge(&node, &actor)?;
             if cli.json {
                 print_json(
                     &json!({"sender": sender.peer_id(), "report": r, "repaired": repaired}),

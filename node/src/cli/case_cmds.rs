@@ -20,6 +20,7 @@ pub(crate) fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Valu
         .map(|(id, m)| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name(), "status": if revoked(id) { "revoked" } else { "active" }}))
         .collect();
     let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
+    let (records, entries) = cases::sizes(conn, c)?;
     // Who can read what is sealed under the newest epoch: only current members
     // once a lead has put a merge into effect.
     let readers: Vec<String> = c
@@ -56,19 +57,20 @@ pub(crate) fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Valu
         "key_epoch": epoch,
         "key_epochs": c.state.epochs.len(),
         "key_epoch_readers": readers,
-        "records": casesync_node::store::record_count(conn, c.case_ref)?,
-        "entries": casesync_node::store::entry_count(conn, c.case_ref)?,
+        "records": records,
+        "entries": entries,
     }))
 }
 
 pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
     let node = unlock(cli)?;
+    let actor = actor_of(cli);
     match cmd {
         CaseCommand::Create {
             title,
             require_justification,
         } => {
-            let id = cases::create(&node, title, *require_justification)?;
+            let id = cases::create(&node, &actor, title, *require_justification)?;
             if cli.json {
                 print_json(&json!({"id": id.to_string(), "title": title.trim()}))?;
             } else {
@@ -88,7 +90,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             } else {
                 outln!("{:<36}  {:<12}  {:>8}  TITLE", "ID", "ROLE", "RECORDS");
                 for c in &all {
-                    let n = casesync_node::store::record_count(node.store.conn(), c.case_ref)?;
+                    let (n, _) = cases::sizes(node.store.conn(), c)?;
                     outln!(
                         "{:<36}  {:<12}  {:>8}  {}",
                         c.id,
@@ -100,7 +102,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             }
         }
         CaseCommand::Show { case } => {
-            let (c, v) = cases::show(&node, case, |c| {
+            let (c, v) = cases::show(&node, &actor, case, |c| {
                 case_json(&node, c).map_err(|e| casesync_node::NodeError::Refused(format!("{e:#}")))
             })?;
             if cli.json {
@@ -149,7 +151,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
             let role = role.parse()?;
-            let (id, card) = cases::add_member(&node, case, member, role)?;
+            let (id, card) = cases::add_member(&node, &actor, case, member, role)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
@@ -168,7 +170,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             member,
             reason,
         }) => {
-            let (id, card, cut) = cases::remove_member(&node, case, member, reason)?;
+            let (id, card, cut) = cases::remove_member(&node, &actor, case, member, reason)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "cut_seq": cut, "reason": reason.trim()}),
@@ -186,7 +188,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             member,
             reason,
         } => {
-            let (id, card) = cases::appoint_lead(&node, case, member, reason)?;
+            let (id, card) = cases::appoint_lead(&node, &actor, case, member, reason)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": "lead"}),
@@ -201,7 +203,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
         }
         CaseCommand::Member(MemberCommand::Role { case, member, role }) => {
             let role: casesync_schema::control::Role = role.parse()?;
-            let (id, card, before) = cases::change_role(&node, case, member, role)?;
+            let (id, card, before) = cases::change_role(&node, &actor, case, member, role)?;
             if cli.json {
                 print_json(
                     &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name(), "was": before.name()}),

@@ -23,8 +23,8 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use casesync_node::audit::{self, Action, Event};
-use casesync_node::{DataDir, Node, bundle, cases, import, records, serve, store, trust, verify};
+use casesync_node::audit;
+use casesync_node::{DataDir, Node, bundle, cases, import, records, serve, trust, verify};
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::{FieldValue, RecordType, ReleasableTo};
 use serde_json::json;
@@ -108,24 +108,13 @@ pub(crate) fn unlock(cli: &Cli) -> Result<Node> {
         // Say this before asking for a passphrase that cannot help.
         dir.open_store()?;
     }
-    Ok(dir.unlock_as(passphrase(cli, false)?.as_bytes(), actor(cli))?)
+    Ok(dir.unlock_as(passphrase(cli, false)?.as_bytes(), &actor_of(cli))?)
 }
 
 /// Who acts, for the audit log: `--operator` (else the OS user) and the
 /// `--justification` given.
-pub(crate) fn actor(cli: &Cli) -> audit::Actor {
-    audit::Actor {
-        operator: cli
-            .operator
-            .clone()
-            .filter(|o| !o.trim().is_empty())
-            .unwrap_or_else(audit::Actor::os_user),
-        justification: cli
-            .justification
-            .as_ref()
-            .map(|j| j.trim().to_string())
-            .filter(|j| !j.is_empty()),
-    }
+pub(crate) fn actor_of(cli: &Cli) -> audit::Actor {
+    audit::Actor::new(cli.operator.as_deref(), cli.justification.as_deref())
 }
 
 pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
@@ -142,6 +131,7 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    let actor = actor_of(&cli);
     match &cli.command {
         Command::Init {
             name,
@@ -199,14 +189,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                     a
                 }
             };
-            dir.change_passphrase(old.as_bytes(), new.as_bytes())?;
-            // Audited under the new passphrase (the unlock proves it works).
-            let node = dir.unlock_as(new.as_bytes(), actor(&cli))?;
-            audit::append_alone(
-                &node,
-                Event::new(Action::PassphraseChange)
-                    .detail("keystore re-sealed (Argon2id, 64 MiB, 3 passes)"),
-            )?;
+            dir.change_passphrase(old.as_bytes(), new.as_bytes(), &actor)?;
             if cli.json {
                 print_json(&json!({"changed": true}))?;
             } else {
@@ -217,7 +200,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { out } => {
             let node = unlock(&cli)?;
-            let r = casesync_node::backup::backup(&node, out)?;
+            let r = casesync_node::backup::backup(&node, &actor, out)?;
             if cli.json {
                 print_json(&json!({"path": r.path, "bytes": r.bytes}))?;
             } else {
@@ -235,7 +218,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 &dir,
                 file,
                 passphrase(&cli, false)?.as_bytes(),
-                actor(&cli),
+                &actor,
             )?;
             let peer = node.card.peer_id();
             if cli.json {
@@ -272,18 +255,13 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Federation(cmd) => return federation_command(&cli, cmd),
         Command::Trust(TrustCommand::List) => {
             let store = data_dir(&cli)?.open_store()?;
-            let Some(st) = trust::load(store.conn())? else {
-                bail!(
-                    "this node belongs to no federation: run `casesync federation create --name NAME`, or join one with a token"
-                );
-            };
-            let flagged = store::equivocators(store.conn())?;
-            print_trust(&cli, &st, &flagged)?;
+            let roster = trust::roster(store.conn())?;
+            print_trust(&cli, &roster.registry, &roster.equivocated)?;
         }
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;
-            let n = trust::revoke(&node, peer_id, reason)?;
-            cases::cut_revoked(&node)?;
+            let n = trust::revoke(&node, &actor, peer_id, reason)?;
+            cases::cut_revoked(&node, &actor)?;
             // A running `serve` on this data dir may have made the cut first:
             // report every case this node leads that the node is now cut from.
             let me = node.keys.public().ed25519;
@@ -330,6 +308,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 once: false,
                 timeout: std::time::Duration::from_secs(0),
                 anti_entropy: std::time::Duration::from_secs_f64(*anti_entropy),
+                actor,
             };
             run_network(node, opts, true)?;
         }
@@ -345,8 +324,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 once: true,
                 timeout: std::time::Duration::from_secs(*timeout),
                 anti_entropy: std::time::Duration::from_secs(5),
+                actor,
             };
-            if opts.peers.is_empty() && store::peers(node.store.conn())?.is_empty() {
+            if opts.peers.is_empty() && casesync_node::peers::list(&node.store)?.is_empty() {
                 bail!(
                     "no peer to sync with: pass --peer MULTIADDR or `casesync peer add MULTIADDR`"
                 );
@@ -376,7 +356,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Peer(PeerCommand::Add { addr }) => {
             let m = parse_addrs(std::slice::from_ref(addr))?;
             let store = data_dir(&cli)?.open_store()?;
-            let added = store::add_peer(store.conn(), &m[0].to_string())?;
+            let added = casesync_node::peers::add(&store, &m[0].to_string())?;
             if cli.json {
                 print_json(&json!({"addr": m[0].to_string(), "added": added}))?;
             } else if added {
@@ -387,7 +367,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Peer(PeerCommand::List) => {
             let store = data_dir(&cli)?.open_store()?;
-            let peers = store::peers(store.conn())?;
+            let peers = casesync_node::peers::list(&store)?;
             if cli.json {
                 print_json(
                     &peers

@@ -66,6 +66,7 @@ pub(crate) fn summary(v: &RecordView) -> String {
 
 pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {
     let node = unlock(cli)?;
+    let actor = actor_of(cli);
     match cmd {
         RecordCommand::Add {
             case,
@@ -106,7 +107,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             if let Some(r) = releasable_to {
                 input.releasable_to = ReleasableTo::parse_list(r)?;
             }
-            let v = records::add(&node, case, input)?;
+            let v = records::add(&node, &actor, case, input)?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -122,7 +123,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             if set.is_empty() && unset.is_empty() {
                 bail!("nothing to change: give --field KEY=VALUE or --unset KEY");
             }
-            let v = records::edit(&node, record, set, unset.clone())?;
+            let v = records::edit(&node, &actor, record, set, unset.clone())?;
             if cli.json {
                 print_json(&v)?;
             } else {
@@ -130,12 +131,12 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             }
         }
         RecordCommand::Show { record } => {
-            let v = records::show(&node, record)?;
+            let v = records::show(&node, &actor, record)?;
             print_record(cli, &v)?;
         }
         RecordCommand::List { case, record_type } => {
             let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
-            let list = records::list(&node, case, t)?;
+            let list = records::list(&node, &actor, case, t)?;
             if cli.json {
                 print_json(&list)?;
             } else {
@@ -168,7 +169,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                 import::Format::JsonLines => Box::new(import::json_lines(f)),
                 import::Format::Csv => Box::new(import::csv_rows(f)?),
             };
-            let report = records::import(&node, case, &mut source, &mut |n| {
+            let report = records::import(&node, &actor, case, &mut source, &mut |n| {
                 if let Some(b) = &bar {
                     b.set_position(n as u64);
                 }

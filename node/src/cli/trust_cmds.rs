@@ -53,9 +53,10 @@ pub(crate) fn print_trust(
 
 pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<ExitCode> {
     let node = unlock(cli)?;
+    let actor = actor_of(cli);
     match cmd {
         FederationCommand::Create { name } => {
-            let st = trust::create(&node, name)?;
+            let st = trust::create(&node, &actor, name)?;
             if cli.json {
                 print_json(&json!({"federation": st.federation.to_hex(), "name": st.name}))?;
             } else {
@@ -65,7 +66,7 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
         FederationCommand::Invite { card, admin } => {
             let card = casesync_schema::NodeCard::from_text(card)
                 .map_err(|e| anyhow!("invalid node card: {e}"))?;
-            let token = trust::invite(&node, &card, *admin)?;
+            let token = trust::invite(&node, &actor, &card, *admin)?;
             if cli.json {
                 print_json(
                     &json!({"peer_id": card.peer_id(), "name": card.name, "admin": admin, "token": token}),
@@ -81,7 +82,7 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
             use std::io::IsTerminal;
             let ask = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
             let mut invited_by = None;
-            let st = trust::join(&node, token, |inv| {
+            let st = trust::join(&node, &actor, token, |inv| {
                 let id = inv.federation.to_hex();
                 eprintln!(
                     "federation \"{}\" ({id})\ninvited by {} ({}), {}, {}\ntoken valid until {}",
@@ -124,7 +125,7 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
             }
         }
         FederationCommand::Leave => {
-            let name = trust::leave(&node)?;
+            let name = trust::leave(&node, &actor)?;
             if cli.json {
                 print_json(&json!({"left": name}))?;
             } else {

@@ -46,7 +46,7 @@ pub(super) fn ingest_entries(
     // next pass; passes go on while they make progress.
     let keys = epoch_keys(node, conn, case, verified.iter().map(|(e, _)| e));
     let storage = &node.storage;
-    let actor = crate::records::actor(node);
+    let actor = crate::records::automerge_actor(node);
     let me = cases::own_labels(node, conn)?;
     let mut frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case_ref)?
         .into_iter()
@@ -550,7 +550,7 @@ pub(super) fn materialize(
                 Some(r) => r,
                 None => new_record(
                     &node.storage,
-                    &crate::records::actor(node),
+                    &crate::records::automerge_actor(node),
                     case,
                     rid,
                     &change,

@@ -105,7 +105,14 @@ impl IngestReport {
     /// What an ingest from `peer` did, in its transaction: per case, the entries
     /// collected and the records they created or changed; entries taken out
     /// (erasure); and what was rejected, with the reasons.
-    pub fn audit(&self, node: &Node, tx: &Connection, action: Action, peer: &str) -> Result<()> {
+    pub fn audit(
+        &self,
+        node: &Node,
+        actor: &crate::audit::Actor,
+        tx: &Connection,
+        action: Action,
+        peer: &str,
+    ) -> Result<()> {
         let r = self;
         let mut cases: Vec<CaseId> = r.accepted.iter().map(|a| a.0).collect();
         cases.sort();
@@ -126,18 +133,19 @@ impl IngestReport {
                     r.accepted.iter().filter(|a| a.0 == case).copied(),
                 ))
                 .records(records);
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
         }
         if r.accepted.is_empty() && (r.registry_ops > 0 || r.control_ops > 0) {
             let ev = Event::new(action).peer(peer).detail(format!(
                 "{} registry statements, {} control operations",
                 r.registry_ops, r.control_ops
             ));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
         }
         for (case, what) in &r.erased {
             audit::append(
                 node,
+                actor,
                 tx,
                 Event::new(Action::EntriesErased)
                     .case(*case)
@@ -162,7 +170,7 @@ impl IngestReport {
                 r.rejected.len(),
                 why.join("; ")
             ));
-            audit::append(node, tx, ev)?;
+            audit::append(node, actor, tx, ev)?;
         }
         Ok(())
     }

@@ -106,8 +106,13 @@ pub(super) fn too_many_refused(peer: &PeerId, n: usize) -> Option<usize> {
 
 /// Answers one request from `peer` (already connected, so enrolled), and says
 /// whether the request broke the protocol (the peer is then disconnected).
-pub fn answer(node: &Node, peer: &PeerId, request: SyncRequest) -> (SyncResponse, Option<String>) {
-    match answer_inner(node, peer, request) {
+pub fn answer(
+    node: &Node,
+    actor: &Actor,
+    peer: &PeerId,
+    request: SyncRequest,
+) -> (SyncResponse, Option<String>) {
+    match answer_inner(node, actor, peer, request) {
         Ok(r) => (r, None),
         Err(NodeError::Protocol(why)) => (
             SyncResponse::Refused {
@@ -136,6 +141,7 @@ pub(super) fn same_federation(theirs: &[u8], ours: &[u8]) -> Result<()> {
 
 pub(super) fn answer_inner(
     node: &Node,
+    actor: &Actor,
     peer: &PeerId,
     request: SyncRequest,
 ) -> Result<SyncResponse> {
@@ -156,7 +162,7 @@ pub(super) fn answer_inner(
             audit_head,
         } => {
             same_federation(&federation, &fed)?;
-            let note = audit::note_peer_head(node, &key, &audit_head)?;
+            let note = audit::note_peer_head(node, actor, &key, &audit_head)?;
             if let Some(alarm) = note.alarm {
                 warn(alarm);
             }
@@ -172,7 +178,7 @@ pub(super) fn answer_inner(
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let items = items_to_send(node, peer, &key, &mut have, &mut registry)?;
+            let items = items_to_send(node, actor, peer, &key, &mut have, &mut registry)?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: items.body.encode(),
@@ -189,7 +195,7 @@ pub(super) fn answer_inner(
             // next synced commit (`Store::write_unsynced`).
             let r = node
                 .store
-                .write_unsynced(|tx| receive(node, tx, &body, peer, &key))?;
+                .write_unsynced(|tx| receive(node, actor, tx, &body, peer, &key))?;
             log_rejections(peer, &r.rejected);
             if let Some(total) = too_many_refused(peer, r.rejected.len()) {
                 return Err(NodeError::Protocol(format!(
@@ -210,6 +216,7 @@ pub(super) fn answer_inner(
 /// leaves (an empty batch leaves no entry).
 pub(super) fn items_to_send(
     node: &Node,
+    actor: &Actor,
     peer: &PeerId,
     key: &[u8; 32],
     theirs: &mut Vec<CaseHave>,
@@ -217,7 +224,7 @@ pub(super) fn items_to_send(
 ) -> Result<sync::Items> {
     node.store.write(|tx| {
         let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
-        items.audit(node, tx, &peer.to_base58())?;
+        items.audit(node, actor, tx, &peer.to_base58())?;
         Ok(items)
     })
 }
@@ -225,6 +232,7 @@ pub(super) fn items_to_send(
 /// Ingests what `peer` sent and audits it, in the caller's transaction.
 pub(super) fn receive(
     node: &Node,
+    actor: &Actor,
     tx: &rusqlite::Connection,
     body: &BundleBody,
     peer: &PeerId,
@@ -232,6 +240,6 @@ pub(super) fn receive(
 ) -> Result<ingest::IngestReport> {
     let who = peer.to_base58();
     let r = ingest::ingest(node, tx, body, &who, key)?;
-    r.audit(node, tx, Action::SyncReceive, &who)?;
+    r.audit(node, actor, tx, Action::SyncReceive, &who)?;
     Ok(r)
 }

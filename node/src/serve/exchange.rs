@@ -21,6 +21,7 @@ pub(super) async fn ask(
 /// entries were new and what the peer holds (its summary and registry count).
 pub(super) async fn pull(
     node: &Node,
+    actor: &Actor,
     client: &Client,
     peer: PeerId,
     fed: &[u8],
@@ -51,7 +52,7 @@ pub(super) async fn pull(
                 let body = BundleBody::decode_within(&body, &MESSAGE_LIMITS)?;
                 let r = node
                     .store
-                    .write(|tx| receive(node, tx, &body, &peer, key))?;
+                    .write(|tx| receive(node, actor, tx, &body, &peer, key))?;
                 log_rejections(&peer, &r.rejected);
                 received += r.entries as u64;
                 // A peer that keeps saying "more" without sending anything new is
@@ -93,6 +94,7 @@ pub type Known = (Vec<CaseHave>, Vec<u8>);
 /// Returns what the peer is known to hold afterwards.
 pub async fn exchange(
     node: &Node,
+    actor: &Actor,
     client: &Client,
     peer: PeerId,
     probe: bool,
@@ -129,7 +131,7 @@ pub async fn exchange(
                 // rolled back). New chains, before anything more is written.
                 if !your_earlier_head.is_empty()
                     && let Some(line) =
-                        crate::log::notice_rollback(node, &your_earlier_head, &peer)?
+                        crate::log::notice_rollback(node, actor, &your_earlier_head, &peer)?
                 {
                     warn(line);
                 }
@@ -146,7 +148,7 @@ pub async fn exchange(
     let push_to_known = if probe { None } else { known };
     let (received, (mut theirs, mut their_registry)) = match push_to_known {
         Some(k) => (0, k),
-        None => pull(node, client, peer, &fed, &key).await?,
+        None => pull(node, actor, client, peer, &fed, &key).await?,
     };
     let mut sent = 0u64;
     // An anti-entropy round only pulls: the peer runs its own rounds and pulls
@@ -157,7 +159,7 @@ pub async fn exchange(
             break;
         }
         let sync::Items { body, more, .. } =
-            items_to_send(node, &peer, &key, &mut theirs, &mut their_registry)?;
+            items_to_send(node, actor, &peer, &key, &mut theirs, &mut their_registry)?;
         if body.cases.is_empty() && body.registry_ops.is_empty() {
             break;
         }

@@ -18,7 +18,7 @@ use casesync_schema::bundle::BundleBody;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
-use crate::audit::{self, Action};
+use crate::audit::{self, Action, Actor};
 use crate::net::budget::{Admit, RequestBudget};
 use crate::net::protocol::{CaseHave, MESSAGE_LIMITS, RESPONSE_BUDGET, SyncRequest, SyncResponse};
 use crate::net::{self, Client, Event};
@@ -74,6 +74,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Time between anti-entropy rounds with each connected peer.
     pub anti_entropy: Duration,
+    /// Who started the run: what the node does in it unasked (answering
+    /// peers, its rounds, a lead's repairs) is audited under this actor.
+    pub actor: Actor,
 }
 
 /// What one exchange with a peer moved.
@@ -139,17 +142,17 @@ fn allowed_peers(node: &Node) -> Result<(Vec<PeerId>, Vec<PeerId>)> {
 /// allow list (revoked nodes are cut off), and, in the cases this node leads,
 /// the removal of revoked members with a cut and the repair of keys after
 /// concurrent removals (`cases::after_merge`).
-async fn apply_registry(node: &Node, client: &Client) -> Result<()> {
+async fn apply_registry(node: &Node, actor: &Actor, client: &Client) -> Result<()> {
     let (allowed, revoked) = allowed_peers(node)?;
     client.allow(allowed, revoked).await;
-    apply_control(node);
+    apply_control(node, actor);
     Ok(())
 }
 
 /// `cases::after_merge`, logged. A failure is retried at the next round; it
 /// must not stop the node.
-fn apply_control(node: &Node) {
-    match crate::cases::after_merge(node) {
+fn apply_control(node: &Node, actor: &Actor) {
+    match crate::cases::after_merge(node, actor) {
         Ok(lines) => lines.into_iter().for_each(log),
         Err(e) => warn(format!(
             "could not put merged control operations into effect yet: {e}"
@@ -173,17 +176,22 @@ async fn maybe_written(wake: Option<&crate::wake::Listener>, tick: &mut tokio::t
 
 /// Notes what was appended to the store since `marker` (by any process) and
 /// puts new registry statements into effect; returns whether anything changed.
-async fn take_changes(node: &Node, client: &Client, marker: &mut (i64, i64, i64)) -> Result<bool> {
+async fn take_changes(
+    node: &Node,
+    actor: &Actor,
+    client: &Client,
+    marker: &mut (i64, i64, i64),
+) -> Result<bool> {
     let now = store::change_marker(node.store.conn())?;
     if now == *marker {
         return Ok(false);
     }
     if now.2 != marker.2 {
         // New registry statements: nodes enrolled or revoked.
-        apply_registry(node, client).await?;
+        apply_registry(node, actor, client).await?;
     } else if now.1 != marker.1 {
         // New control operations: a merge may call for a rotation.
-        apply_control(node);
+        apply_control(node, actor);
     }
     *marker = now;
     Ok(true)
@@ -260,7 +268,8 @@ pub async fn run(
     let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
         .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
     tokio::task::spawn_local(event_loop.run());
-    apply_registry(&node, &client).await?;
+    let actor = std::sync::Arc::new(opts.actor.clone());
+    apply_registry(&node, &actor, &client).await?;
     let me = node.card.peer_id();
     for addr in &opts.listen {
         refuse_a_held_address(addr)?;
@@ -331,8 +340,9 @@ pub async fn run(
         let tx = done_tx.clone();
         let known = known.clone();
         let prior = known.borrow_mut().remove(&peer);
+        let actor = actor.clone();
         tokio::task::spawn_local(async move {
-            let r = match exchange(&handle, &c, peer, probe, prior, digest_first).await {
+            let r = match exchange(&handle, &actor, &c, peer, probe, prior, digest_first).await {
                 Ok((x, k)) => {
                     if let Some(k) = k {
                         known.borrow_mut().insert(peer, k);
@@ -429,10 +439,11 @@ pub async fn run(
                     let handle = handles.take(&node)?;
                     let tx = answered_tx.clone();
                     let answering = answering.clone();
+                    let actor = actor.clone();
                     tokio::task::spawn_local(async move {
                         let _permit = answering.acquire().await;
                         let done = tokio::task::spawn_blocking(move || {
-                            let (response, violation) = answer(&handle, &peer, request);
+                            let (response, violation) = answer(&handle, &actor, &peer, request);
                             (handle, response, violation)
                         })
                         .await;
@@ -457,7 +468,7 @@ pub async fn run(
                 if fresh {
                     // Relay at once what a peer delivered (a line of nodes must
                     // not wait a push tick at every hop).
-                    take_changes(&node, &client, &mut marker).await?;
+                    take_changes(&node, &actor, &client, &mut marker).await?;
                     for p in connected.iter().filter(|p| **p != peer) {
                         start_exchange(*p, false)?;
                     }
@@ -473,7 +484,7 @@ pub async fn run(
                     }
                     if x.received > 0 && !opts.once {
                         // Relay at once what was pulled from `p`.
-                        take_changes(&node, &client, &mut marker).await?;
+                        take_changes(&node, &actor, &client, &mut marker).await?;
                         for q in connected.iter().filter(|q| **q != p) {
                             start_exchange(*q, false)?;
                         }
@@ -493,14 +504,14 @@ pub async fn run(
             }
             _ = maybe_written(wake.as_ref(), &mut push_tick), if !opts.once => {
                 // Writes by this or another process on the same data dir: push now.
-                if take_changes(&node, &client, &mut marker).await? {
+                if take_changes(&node, &actor, &client, &mut marker).await? {
                     for p in connected.clone() {
                         start_exchange(p, false)?;
                     }
                 }
             }
             _ = entropy_tick.tick(), if !opts.once => {
-                apply_registry(&node, &client).await?;
+                apply_registry(&node, &actor, &client).await?;
                 for p in connected.clone() {
                     start_exchange(p, true)?;
                 }
@@ -570,7 +581,7 @@ pub async fn run(
     if opts.once {
         // What arrived may call for a lead's rotation; it travels with the
         // next sync.
-        apply_control(&node);
+        apply_control(&node, &actor);
     }
     Ok(results.into_values().collect())
 }
