@@ -1,7 +1,7 @@
 """Side by side: casesync, automerge-repo (bench/peers/js) and samod
 (bench/peers/samod), in one run on this machine, each side of each scenario a
 separate process on 127.0.0.1. Records are 8 string fields of 30 characters,
-one change per record. Used by scripts/bench.py; prints one table and returns
+one change per record. Used by scripts/bench.py (helpers from scripts/benchlib.py); prints one table and returns
 the same as JSON.
 
 Every time here is the wall clock of whole processes (start, unlock or WASM
@@ -29,7 +29,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import bench as b
+import benchlib as b
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 JS_DIR = os.path.join(ROOT, "bench", "peers", "js")

@@ -10,7 +10,7 @@
 //! checks the chain without opening anything. Nothing here edits or deletes an
 //! entry; the store's triggers refuse it too.
 //!
-//! Longer than most files here (about 640 lines of code): the chain, the events and
+//! Longer than most files here (about 770 lines): the chain, the events and
 //! their sealing, verification and export are one owner of the audit log.
 
 use std::collections::BTreeMap;

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use casesync_crypto::hash::Sha256Stream;
 
 use crate::audit::{self, Action, Event};
-use crate::datadir::DataDir;
 use crate::files::write_private_file;
+use crate::node::DataDir;
 use crate::{Node, NodeError, Result, log, store};
 
 const MAGIC: &[u8; 16] = b"casesync-backup\n";

@@ -1,37 +1,21 @@
-//! The data directory: `keystore` (the sealed keys) and `casesync.db` (the store),
-//! and the unlocked [`Node`] that commands work on.
+//! The data directory's life: `init` (keys, keystore, empty store), `unlock`
+//! into a [`Node`], the passphrase, the lock one `serve` holds. The types
+//! themselves ([`DataDir`], [`Node`]) are defined in `crate::node`, below every
+//! module that takes them.
 
 use std::fs;
-use std::path::PathBuf;
 
 use casesync_crypto::keystore::{self, KdfParams, KeystoreSecrets};
 use casesync_crypto::{NodeKeys, SymmetricKey};
 use casesync_schema::NodeCard;
 
+use crate::node::{DataDir, Node};
 use crate::sealing::StorageKeys;
 use crate::store::{self, Store};
 use crate::{NodeError, Result};
 
-const KEYSTORE_FILE: &str = "keystore";
-const DB_FILE: &str = "casesync.db";
-
-#[derive(Clone, Debug)]
-pub struct DataDir {
-    pub root: PathBuf,
-}
-
-/// An unlocked node: its keys in memory and its store open.
-pub struct Node {
-    pub dir: DataDir,
-    pub keys: NodeKeys,
-    pub storage: StorageKeys,
-    pub card: NodeCard,
-    pub store: Store,
-    /// Cases already loaded (control log verified and resolved) by this process,
-    /// shared by every handle of the node.
-    pub(crate) cases: crate::cases::CaseCache,
-}
-
+/// What the audit log needs of a node, given from here: `audit` sits below
+/// `Node`'s users and knows nothing of them.
 impl crate::audit::Keyholder for Node {
     fn keys(&self) -> &NodeKeys {
         &self.keys
@@ -48,37 +32,6 @@ impl crate::audit::Keyholder for Node {
 }
 
 impl DataDir {
-    pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into() }
-    }
-
-    /// Bytes an unprivileged writer may still use on the file system that
-    /// holds the data dir, if that can be found out.
-    pub fn free_bytes(&self) -> Option<u64> {
-        let st = rustix::fs::statvfs(&self.root).ok()?;
-        Some(st.f_bavail.saturating_mul(st.f_frsize))
-    }
-
-    /// `$XDG_DATA_HOME/casesync`, else `~/.local/share/casesync`.
-    pub fn platform_default() -> Option<PathBuf> {
-        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-            return Some(PathBuf::from(x).join("casesync"));
-        }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/casesync"))
-    }
-
-    pub fn keystore_path(&self) -> PathBuf {
-        self.root.join(KEYSTORE_FILE)
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.root.join(DB_FILE)
-    }
-
-    pub fn is_initialized(&self) -> bool {
-        self.keystore_path().exists()
-    }
-
     /// Holds the data dir for one `serve` (an exclusive lock on `serve.lock`,
     /// released when the returned file is dropped, or the process ends): a
     /// second `serve` on the same data dir would split the partners'
@@ -282,22 +235,6 @@ impl DataDir {
         crate::audit::fold_pending(&node, actor)?;
         crate::log::notice_copied_store(&node, actor)?;
         Ok(node)
-    }
-}
-
-impl Node {
-    /// A second handle on the same node: its own SQLite connection, the same keys.
-    /// Network exchanges run on their own handle so inbound requests are served
-    /// while an exchange waits on a peer.
-    pub fn try_clone(&self) -> Result<Node> {
-        Ok(Node {
-            dir: self.dir.clone(),
-            keys: self.keys.clone(),
-            storage: self.storage.clone(),
-            card: self.card.clone(),
-            store: Store::open(&self.dir.db_path())?,
-            cases: self.cases.clone(),
-        })
     }
 }
 

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use casesync_schema::NodeCard;
 
-use crate::{NodeError, Result, store};
+use crate::error::{NodeError, Result};
+use crate::store;
 
 /// The node's card as stored in the data dir (public: no passphrase needed).
 pub(crate) fn stored_card(conn: &rusqlite::Connection) -> Result<NodeCard> {

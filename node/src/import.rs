@@ -7,7 +7,7 @@ use std::io::{BufRead, Read};
 
 use casesync_schema::record::{self, FieldValue, Fields, RecordInput, RecordType, ReleasableTo};
 
-use crate::{NodeError, Result};
+use crate::error::{NodeError, Result};
 
 /// Longest accepted line; a longer one is an error, not an allocation.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;

@@ -9,7 +9,8 @@
 //! renders. One `Node` serves many people: it holds no actor.
 //!
 //! Layers, from the bottom (no module imports one above it):
-//! - [`store`] (SQL, one file per table family), [`clock`];
+//! - [`store`] (SQL, one file per table family), [`clock`], [`error`];
+//! - [`node`]: the [`DataDir`] and [`Node`] types every module above takes;
 //! - [`files`], [`sealing`] (storage-key sealing, blind indexes), [`import`] (JSON Lines, CSV);
 //! - [`audit`]: the audit chain; the only writer of audit entries;
 //! - [`trust`] (the federation registry), [`log`] (appending signed, sealed entries);
@@ -28,11 +29,13 @@ pub mod bundle;
 pub mod cases;
 pub mod clock;
 pub mod datadir;
+pub mod error;
 pub mod files;
 pub mod import;
 pub mod ingest;
 pub mod log;
 pub mod net;
+pub mod node;
 pub mod peers;
 pub mod records;
 pub mod sealing;
@@ -44,46 +47,6 @@ pub mod trust;
 pub mod verify;
 pub mod wake;
 
-pub use datadir::{DataDir, Node};
+pub use node::{DataDir, Node};
 
-/// Errors of the node library. Each message says what failed and, where the
-/// user can act, what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Schema(#[from] casesync_schema::SchemaError),
-    #[error(transparent)]
-    Crypto(#[from] casesync_crypto::CryptoError),
-    #[error("{0}")]
-    Io(String),
-    /// A request that cannot be carried out as asked (unknown id, refused by policy).
-    #[error("{0}")]
-    Refused(String),
-    /// Stored data failed an integrity check.
-    #[error("{0}")]
-    Integrity(String),
-    /// A peer broke the sync protocol (undecodable message, another
-    /// federation's id); it is disconnected.
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-}
-
-impl From<rusqlite::Error> for NodeError {
-    fn from(e: rusqlite::Error) -> NodeError {
-        NodeError::Store(store::StoreError::from(e))
-    }
-}
-
-pub type Result<T> = std::result::Result<T, NodeError>;
-
-/// At most 64 characters of `s` (then "..."): messages that echo what a user
-/// or a peer gave never grow with it.
-pub fn short(s: &str) -> String {
-    if s.chars().count() <= 64 {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(64).collect::<String>())
-    }
-}
+pub use error::{NodeError, Result, short};

@@ -2,8 +2,8 @@
 //! tried by `serve` and `sync`. A node dials no other address (docs/design.md,
 //! "Network").
 
+use crate::error::{NodeError, Result};
 use crate::store::{self, Store};
-use crate::{NodeError, Result};
 
 pub use crate::store::PeerRow as Peer;
 
@@ -13,7 +13,7 @@ pub fn add(store: &Store, addr: &str) -> Result<bool> {
     let m: libp2p::Multiaddr = addr.trim().parse().map_err(|e| {
         NodeError::Refused(format!(
             "`{}` is not a multiaddr ({e}); e.g. /ip4/127.0.0.1/tcp/7001",
-            crate::short(addr)
+            crate::error::short(addr)
         ))
     })?;
     Ok(store.write(|tx| store::add_peer(tx, &m.to_string()))?)

@@ -7,7 +7,7 @@
 use casesync_crypto::SymmetricKey;
 use casesync_crypto::hash::BlindIndexKey;
 
-use crate::{NodeError, Result};
+use crate::error::{NodeError, Result};
 
 #[derive(Clone)]
 pub struct StorageKeys {

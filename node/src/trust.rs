@@ -107,6 +107,16 @@ fn require_none(conn: &Connection) -> Result<()> {
 
 /// Starts a federation with this node as its first admin; returns its state.
 pub fn create(node: &Node, actor: &crate::audit::Actor, name: &str) -> Result<RegistryState> {
+    audit::audited(node, actor, Action::FederationCreate, None, None, || {
+        create_federation(node, actor, name)
+    })
+}
+
+fn create_federation(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    name: &str,
+) -> Result<RegistryState> {
     node.store.write(|tx| -> Result<RegistryState> {
         require_none(tx)?;
         let mut nonce = [0u8; 16];
@@ -297,6 +307,17 @@ pub struct Invitation {
 /// one of that federation's admins and has not expired. `confirm` sees who
 /// invites first, and may refuse (a prompt, `--expect-federation`).
 pub fn join(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    token: &str,
+    confirm: impl FnOnce(&Invitation) -> Result<()>,
+) -> Result<RegistryState> {
+    audit::audited(node, actor, Action::FederationJoin, None, None, || {
+        join_with(node, actor, token, confirm)
+    })
+}
+
+fn join_with(
     node: &Node,
     actor: &crate::audit::Actor,
     token: &str,

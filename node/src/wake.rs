@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::datadir::DataDir;
+use crate::node::DataDir;
 
 const WAKE_FILE: &str = "serve.wake";
 

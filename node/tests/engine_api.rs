@@ -7,7 +7,7 @@ use common::{PASS, temp_root};
 
 use casesync_crypto::keystore::KdfParams;
 use casesync_node::audit::{self, Actor, Filter, Outcome};
-use casesync_node::{DataDir, Node, backup, bundle, cases, records, trust};
+use casesync_node::{DataDir, Node, backup, bundle, cases, peers, records, status, trust};
 use casesync_schema::control::Role;
 use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
 
@@ -90,7 +90,19 @@ fn every_operation_audits_itself_refusals_included() {
 
     // Trust, bundles, backups and the audit export, the same way.
     trust::create(&a, &sam, "JIT").unwrap();
-    trust::invite(&a, &sam, &b.card, false).unwrap();
+    let token = trust::invite(&a, &sam, &b.card, false).unwrap();
+    let e = trust::join(&b, &sam, "not-a-token", |_| Ok(())).unwrap_err();
+    assert!(e.to_string().contains("invalid join token"), "{e}");
+    trust::join(&b, &sam, &token, |_| Ok(())).unwrap();
+    assert_eq!(
+        trust::roster(b.store.conn()).unwrap().registry.nodes.len(),
+        2
+    );
+    trust::leave(&b, &sam).unwrap();
+    let e = cases::appoint_lead(&a, &sam, &case, &b.card.peer_id(), "cover").unwrap_err();
+    assert!(!e.to_string().is_empty());
+    let e = cases::create(&a, &sam, "   ", false).unwrap_err();
+    assert!(e.to_string().contains("title"), "{e}");
     let e = trust::revoke(&a, &sam, "12D3KooWnotanode", "test").unwrap_err();
     assert!(e.to_string().contains("not"), "{e}");
     let file = root.join("all.bundle");
@@ -114,6 +126,38 @@ fn every_operation_audits_itself_refusals_included() {
             .is_empty()
     );
 
+    // What is read without a person's consultation of case data (status,
+    // peers) is not audited; restore and a passphrase change are.
+    let st = status::status(&a).unwrap();
+    assert_eq!(st.cases.len(), 1);
+    assert_eq!(st.cases[0].title, "Op Library");
+    let addr = format!("/ip4/127.0.0.1/tcp/7001/p2p/{}", b.card.peer_id());
+    assert!(peers::add(&a.store, &addr).unwrap());
+    assert!(!peers::add(&a.store, &addr).unwrap());
+    assert!(peers::add(&a.store, "not an address").is_err());
+    assert_eq!(peers::list(&a.store).unwrap().len(), 1);
+    let restored = backup::restore(
+        &DataDir::new(root.join("uk-east-restored")),
+        &root.join("a.csbackup"),
+        PASS.as_bytes(),
+        &sam,
+    )
+    .unwrap();
+    assert!(
+        trail(&restored)
+            .iter()
+            .any(|(a, o)| a == "node.restore" && *o == Outcome::Ok)
+    );
+    let new_pass = "a different passphrase, long enough";
+    let e = b
+        .dir
+        .change_passphrase(b"wrong passphrase!!", new_pass.as_bytes(), &sam)
+        .unwrap_err();
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
+    b.dir
+        .change_passphrase(PASS.as_bytes(), new_pass.as_bytes(), &sam)
+        .unwrap();
+
     let t = trail(&a);
     for (action, outcome) in [
         ("case.member.add", Outcome::Ok),
@@ -126,7 +170,10 @@ fn every_operation_audits_itself_refusals_included() {
         ("record.show", Outcome::Refused),
         ("record.add", Outcome::Refused),
         ("case.member.remove", Outcome::Ok),
+        ("federation.create", Outcome::Ok),
         ("federation.invite", Outcome::Ok),
+        ("case.lead.appoint", Outcome::Refused),
+        ("case.create", Outcome::Refused),
         ("trust.revoke", Outcome::Refused),
         ("bundle.export", Outcome::Ok),
         ("node.backup", Outcome::Ok),
@@ -142,11 +189,20 @@ fn every_operation_audits_itself_refusals_included() {
         );
     }
     let tb = trail(&b);
-    assert!(
-        tb.iter()
-            .any(|(a, o)| a == "bundle.import" && *o == Outcome::Refused),
-        "{tb:?}"
-    );
+    for (action, outcome) in [
+        ("bundle.import", Outcome::Refused),
+        ("federation.join", Outcome::Refused),
+        ("federation.join", Outcome::Ok),
+        ("federation.leave", Outcome::Ok),
+        // The wrong old passphrase, folded in at the unlock that followed.
+        ("node.unlock", Outcome::Refused),
+        ("node.passphrase_change", Outcome::Ok),
+    ] {
+        assert!(
+            tb.iter().any(|(a, o)| a == action && *o == outcome),
+            "no {action} {outcome:?} in {tb:?}"
+        );
+    }
     assert!(audit::verify(a.store.conn()).unwrap().fault.is_none());
 }
 

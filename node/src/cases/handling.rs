@@ -2,6 +2,7 @@
 //! enrolled in the registry), and how far each author's log may go to a node.
 
 use super::*;
+use std::collections::HashMap;
 
 /// Every record of a case (optionally of one type), from the sealed views.
 pub fn views_in_case(

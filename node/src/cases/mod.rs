@@ -11,8 +11,6 @@ use casesync_schema::control::{
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::{CaseId, NodeCard};
 use rusqlite::Connection;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use crate::audit::{self, Action, Event};
 use crate::{Node, NodeError, Result, store};
@@ -150,31 +148,6 @@ pub fn load(node: &Node, conn: &Connection, id: &CaseId) -> Result<Case> {
         NodeError::Refused(format!("unknown case {id} (see `casesync case list`)"))
     })?;
     load_row(node, conn, row)
-}
-
-/// Case states this process has resolved, by case id, with the fingerprint of
-/// the control operations they were resolved from. Verifying and resolving a
-/// control log costs signature checks, and a long-running `serve` loads every
-/// shared case on every sync round: this does it once per change of the log.
-/// `resolve` is a pure function of the operations, so the same operations (by
-/// hash, checked against their bytes when first verified) give the same state.
-#[derive(Clone, Default)]
-pub struct CaseCache(Arc<Mutex<HashMap<[u8; 16], Resolved>>>);
-
-/// A case state and the fingerprint of the operations it was resolved from.
-type Resolved = (Hash, CaseState);
-
-impl CaseCache {
-    fn get(&self, id: &CaseId, fingerprint: &Hash) -> Option<CaseState> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&id.0)
-            .filter(|(f, _)| f == fingerprint)
-            .map(|(_, s)| s.clone())
-    }
-    fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(id.0, (fingerprint, state.clone()));
-    }
 }
 
 /// What a case's resolution takes from the registry: its active admins and

@@ -6,6 +6,10 @@
 //! Swarm, this driver owns the node; each exchange with a peer runs as its own
 //! local task on its own store connection, so inbound requests are answered while
 //! an exchange waits.
+//!
+//! About 600 lines: [`run`] is one select loop whose arms share its state
+//! (connections, running exchanges, what each peer holds); answering and
+//! exchanging, which need none of it, are in `answer.rs` and `exchange.rs`.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,113 @@
+//! The types every engine module takes, defined below them all: [`DataDir`]
+//! (where a node lives) and [`Node`] (a node unlocked: its keys in memory,
+//! its store open, and what this process has already resolved). How a data
+//! directory is created and unlocked is `crate::datadir`; what a node does
+//! is the engine's modules, each taking a `&Node`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use casesync_crypto::{Hash, NodeKeys};
+use casesync_schema::control::CaseState;
+use casesync_schema::{CaseId, NodeCard};
+
+use crate::error::Result;
+use crate::sealing::StorageKeys;
+use crate::store::Store;
+
+pub(crate) const KEYSTORE_FILE: &str = "keystore";
+pub(crate) const DB_FILE: &str = "casesync.db";
+
+/// A node's data directory: `keystore` (the sealed keys) and `casesync.db`
+/// (the store).
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+/// An unlocked node: its keys in memory and its store open.
+pub struct Node {
+    pub dir: DataDir,
+    pub keys: NodeKeys,
+    pub storage: StorageKeys,
+    pub card: NodeCard,
+    pub store: Store,
+    /// Cases already loaded (control log verified and resolved) by this process,
+    /// shared by every handle of the node.
+    pub(crate) cases: CaseCache,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    /// Bytes an unprivileged writer may still use on the file system that
+    /// holds the data dir, if that can be found out.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(&self.root).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// `$XDG_DATA_HOME/casesync`, else `~/.local/share/casesync`.
+    pub fn platform_default() -> Option<PathBuf> {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(x).join("casesync"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/casesync"))
+    }
+
+    pub fn keystore_path(&self) -> PathBuf {
+        self.root.join(KEYSTORE_FILE)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join(DB_FILE)
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.keystore_path().exists()
+    }
+}
+
+impl Node {
+    /// A second handle on the same node: its own SQLite connection, the same keys.
+    /// Network exchanges run on their own handle so inbound requests are served
+    /// while an exchange waits on a peer.
+    pub fn try_clone(&self) -> Result<Node> {
+        Ok(Node {
+            dir: self.dir.clone(),
+            keys: self.keys.clone(),
+            storage: self.storage.clone(),
+            card: self.card.clone(),
+            store: Store::open(&self.dir.db_path())?,
+            cases: self.cases.clone(),
+        })
+    }
+}
+
+/// Case states this process has resolved, by case id, with the fingerprint of
+/// the control operations they were resolved from. Verifying and resolving a
+/// control log costs signature checks, and a long-running `serve` loads every
+/// shared case on every sync round: this does it once per change of the log.
+/// `resolve` is a pure function of the operations, so the same operations (by
+/// hash, checked against their bytes when first verified) give the same state.
+#[derive(Clone, Default)]
+pub struct CaseCache(Arc<Mutex<HashMap<[u8; 16], Resolved>>>);
+
+/// A case state and the fingerprint of the operations it was resolved from.
+type Resolved = (Hash, CaseState);
+
+impl CaseCache {
+    pub(crate) fn get(&self, id: &CaseId, fingerprint: &Hash) -> Option<CaseState> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&id.0)
+            .filter(|(f, _)| f == fingerprint)
+            .map(|(_, s)| s.clone())
+    }
+    pub(crate) fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(id.0, (fingerprint, state.clone()));
+    }
+}
