@@ -15,6 +15,7 @@ pub mod aead;
 pub mod hash;
 pub mod identity;
 pub mod keystore;
+pub mod password;
 pub mod wrap;
 
 pub use aead::SymmetricKey;
@@ -38,6 +39,9 @@ pub enum CryptoError {
     WrongPassphrase,
     #[error("keystore is malformed: {0}")]
     MalformedKeystore(&'static str),
+    /// A stored password hash this node did not write (or not whole).
+    #[error("stored password hash is malformed: {0}")]
+    MalformedPasswordHash(&'static str),
     #[error("key derivation failed: {0}")]
     Kdf(String),
     #[error("wrapped key could not be unwrapped: it was not wrapped to this node or was altered")]

@@ -113,6 +113,15 @@ actions! {
     // The store is not at the file it last wrote (a copy, a restore): this
     // node's next entries start new chains of its logs.
     NewChains => "node.new_chains", "access";
+    // Accounts of the web front end and their sessions.
+    UserAdd => "user.add", "access";
+    UserDisable => "user.disable", "access";
+    UserPassword => "user.passwd", "access";
+    UserLogin => "user.login", "access";
+    UserLogout => "user.logout", "access";
+    // A supervisor gave (or took) an analyst need-to-know of a case.
+    CaseAssign => "case.assign", "membership";
+    CaseUnassign => "case.unassign", "membership";
     AuditList => "audit.list", "consultation";
     AuditExport => "audit.export", "disclosure";
 }
@@ -125,43 +134,7 @@ pub enum Outcome {
     Refused,
 }
 
-/// The person acting and why. Every operation a person can do takes one, and
-/// every audit entry names it: the CLI builds it from `--operator` /
-/// `CASESYNC_OPERATOR` (else the OS user) and `--justification`; another
-/// front end from the person logged in. Work the node does unasked (answering
-/// peers, a sync round) is recorded under the actor that started it (the
-/// operator who ran `serve` or `sync`).
-#[derive(Clone, Debug, Default)]
-pub struct Actor {
-    pub operator: String,
-    pub justification: Option<String>,
-}
-
-impl Actor {
-    /// `operator` (else the OS user) with `justification`, both trimmed; an
-    /// empty one counts as none.
-    pub fn new(operator: Option<&str>, justification: Option<&str>) -> Actor {
-        Actor {
-            operator: operator
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(String::from)
-                .unwrap_or_else(Actor::os_user),
-            justification: justification
-                .map(str::trim)
-                .filter(|j| !j.is_empty())
-                .map(String::from),
-        }
-    }
-
-    /// The OS user, for when no operator is named.
-    pub fn os_user() -> String {
-        ["USER", "USERNAME", "LOGNAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".into())
-    }
-}
+pub use crate::access::Actor;
 
 /// One audit entry as stored (sealed) and shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -610,11 +583,23 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime> {
     })
 }
 
-/// `audit list`: the entries that pass `filter`, opened, in seq order.
-/// Reading the audit log is itself recorded (a consultation: who looked at
-/// whose actions), a refusal too.
+/// `audit list`: the entries that pass `filter`, opened, in seq order; for
+/// an analyst, only their own. Reading the audit log is itself recorded (a
+/// consultation: who looked at whose actions), a refusal too.
 pub fn list(node: &impl Keyholder, actor: &Actor, filter: &Filter) -> Result<Vec<AuditEntry>> {
     audited(node, actor, Action::AuditList, None, None, || {
+        // A person who may not see the whole log (an analyst) sees their own
+        // entries: what they did, and what was refused to them.
+        let own;
+        let filter = if actor.require(crate::access::Need::Node).is_err() {
+            own = Filter {
+                operator: Some(actor.operator.clone()),
+                ..filter.clone()
+            };
+            &own
+        } else {
+            filter
+        };
         let entries = read(node, filter)?;
         let mut ev =
             Event::new(Action::AuditList).detail(format!("{} entries shown", entries.len()));

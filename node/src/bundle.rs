@@ -58,7 +58,7 @@ pub fn export(
             let mut sent = Vec::new();
             let mut withheld = Vec::new();
             for c in chosen {
-                cases::require_justification(actor, &c)?;
+                cases::require_access(actor, conn, &c, crate::access::Need::Manage)?;
                 if let Some(to) = &to
                     && c.state.role_of(&to.identity.ed25519).is_none()
                 {

@@ -17,6 +17,9 @@ pub enum NodeError {
     /// A request that cannot be carried out as asked (unknown id, refused by policy).
     #[error("{0}")]
     Refused(String),
+    /// The actor may not do this (its role, or a case not assigned to it).
+    #[error("{0}")]
+    Forbidden(String),
     /// Stored data failed an integrity check.
     #[error("{0}")]
     Integrity(String),

@@ -48,9 +48,17 @@ const ASSIGNED: [&str; 6] = ["id", "case", "originator", "created", "updated", "
 pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| at(line, format!("invalid JSON ({e})")))?;
+    record_from_json(&v).map_err(|e| at(line, e))
+}
+
+/// A record as JSON (`{"type", "fields", "grading", "releasable_to"}`, the
+/// shape of `record show --json`): an import line, or a body of the HTTP API.
+pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInput, String> {
+    let at = |_: usize, e: String| e;
+    let line = 0;
     let obj = v
         .as_object()
-        .ok_or_else(|| at(line, "expected a JSON object"))?;
+        .ok_or_else(|| at(line, "expected a JSON object".into()))?;
     let mut record_type = None;
     let mut fields = Fields::new();
     let mut grading = None;
@@ -60,28 +68,34 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
             "type" => {
                 let t = val
                     .as_str()
-                    .ok_or_else(|| at(line, "`type` must be a string"))?;
-                record_type = Some(t.parse::<RecordType>().map_err(|e| at(line, e))?);
+                    .ok_or_else(|| at(line, "`type` must be a string".into()))?;
+                record_type = Some(
+                    t.parse::<RecordType>()
+                        .map_err(|e| at(line, e.to_string()))?,
+                );
             }
             "fields" => {
                 let f = val
                     .as_object()
-                    .ok_or_else(|| at(line, "`fields` must be an object"))?;
+                    .ok_or_else(|| at(line, "`fields` must be an object".into()))?;
                 for (name, fv) in f {
                     if fv.is_null() {
                         continue;
                     }
                     fields.insert(
                         name.clone(),
-                        FieldValue::from_json(name, fv).map_err(|e| at(line, e))?,
+                        FieldValue::from_json(name, fv).map_err(|e| at(line, e.to_string()))?,
                     );
                 }
             }
             "grading" => {
                 if let Some(g) = val.as_str() {
-                    grading = Some(record::parse_grading(g).map_err(|e| at(line, e))?);
+                    grading = Some(record::parse_grading(g).map_err(|e| at(line, e.to_string()))?);
                 } else if !val.is_null() {
-                    return Err(at(line, "`grading` must be a string like \"3x5x2:1AP\""));
+                    return Err(at(
+                        line,
+                        "`grading` must be a string like \"3x5x2:1AP\"".into(),
+                    ));
                 }
             }
             "releasable_to" => {
@@ -91,14 +105,15 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
                         .map(|i| {
                             i.as_str()
                                 .map(String::from)
-                                .ok_or_else(|| at(line, "`releasable_to` must list strings"))
+                                .ok_or_else(|| at(line, "`releasable_to` must list strings".into()))
                         })
-                        .collect::<Result<Vec<_>>>()?;
-                    releasable_to = ReleasableTo::from_items(items).map_err(|e| at(line, e))?;
+                        .collect::<std::result::Result<Vec<_>, String>>()?;
+                    releasable_to =
+                        ReleasableTo::from_items(items).map_err(|e| at(line, e.to_string()))?;
                 } else if !val.is_null() {
                     return Err(at(
                         line,
-                        "`releasable_to` must be an array like [\"GB\", \"RO\"]",
+                        "`releasable_to` must be an array like [\"GB\", \"RO\"]".into(),
                     ));
                 }
             }
@@ -114,7 +129,7 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
             }
         }
     }
-    let record_type = record_type.ok_or_else(|| at(line, "missing `type`"))?;
+    let record_type = record_type.ok_or_else(|| at(line, "missing `type`".into()))?;
     Ok(RecordInput {
         record_type,
         fields,

@@ -12,15 +12,18 @@
 //! - [`store`] (SQL, one file per table family), [`clock`], [`error`];
 //! - [`node`]: the [`DataDir`] and [`Node`] types every module above takes;
 //! - [`files`], [`sealing`] (storage-key sealing, blind indexes), [`import`] (JSON Lines, CSV);
+//! - [`access`]: the [`access::Actor`] and what its role allows (pure);
 //! - [`audit`]: the audit chain; the only writer of audit entries;
 //! - [`trust`] (the federation registry), [`log`] (appending signed, sealed entries);
 //! - [`cases`] (control logs, members, key epochs, handling), [`verify`];
-//! - [`records`], [`datadir`] (the data directory, unlocking into a [`Node`]);
+//! - [`records`], [`users`] (accounts, sessions, assignments), [`datadir`] (the data directory, unlocking into a [`Node`]);
 //! - [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
 //! - [`bundle`], [`net`] (the libp2p Swarm and its client);
 //! - [`sync`] (what a peer lacks), [`status`];
-//! - [`serve`] (`serve` and `sync --once`).
+//! - [`serve`] (`serve` and `sync --once`);
+//! - [`http`]: the web front end (`serve --http`), beside the CLI of the binary.
 
+pub mod access;
 pub mod audit;
 pub mod backup;
 #[doc(hidden)]
@@ -31,6 +34,7 @@ pub mod clock;
 pub mod datadir;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod log;
@@ -44,6 +48,7 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod trust;
+pub mod users;
 pub mod verify;
 pub mod wake;
 

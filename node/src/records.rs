@@ -16,6 +16,7 @@ use casesync_schema::record::{FieldValue, RecordInput, RecordType};
 use rayon::prelude::*;
 use rusqlite::Connection;
 
+use crate::access::Need;
 use crate::audit::{self, Action, Actor, Event};
 use crate::cases::{self, Case};
 use crate::sealing::StorageKeys;
@@ -55,16 +56,18 @@ fn parse_record_id(text: &str) -> Result<RecordId> {
 
 /// Finds a record by id: its case, its row. A record id is unique within its
 /// case; should two cases hold one id, the record is named with its case.
-/// [`find`], for `actor`: refused when the record's case asks every action
-/// for a justification and `actor` gave none.
+/// [`find`], for `actor`: refused when `actor` may not do what `need` says
+/// on the record's case, or the case asks every action for a justification
+/// and `actor` gave none.
 fn find_for(
     node: &Node,
     actor: &Actor,
     conn: &Connection,
     text: &str,
+    need: Need,
 ) -> Result<(Case, RecordRow, RecordId)> {
     let found = find(node, conn, text)?;
-    cases::require_justification(actor, &found.0)?;
+    cases::require_access(actor, conn, &found.0, need)?;
     Ok(found)
 }
 
@@ -281,7 +284,7 @@ pub fn add(node: &Node, actor: &Actor, case_text: &str, input: RecordInput) -> R
             let input = input.validate()?;
             node.store.write(|tx| -> Result<RecordView> {
                 let case = cases::load_by_text(node, tx, case_text)?;
-                cases::require_justification(actor, &case)?;
+                cases::require_access(actor, tx, &case, Need::Write)?;
                 require_writer(node, &case)?;
                 check_link_targets(node, tx, &case, &input)?;
                 cases::check_handling_for_record(
@@ -351,7 +354,7 @@ pub(crate) fn import_with(
     };
     let count = node.store.write(|tx| -> Result<usize> {
         let case = cases::load_by_text(node, tx, case_text)?;
-        cases::require_justification(actor, &case)?;
+        cases::require_access(actor, tx, &case, Need::Write)?;
         require_writer(node, &case)?;
         let (epoch, key) = cases::current_epoch(node, tx, &case)?;
         let members = cases::member_labels(tx, &case)?;
@@ -524,7 +527,7 @@ pub fn edit(
         Some(record_text),
         || {
             node.store.write(|tx| -> Result<RecordView> {
-                let (case, row, rid) = find_for(node, actor, tx, record_text)?;
+                let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Write)?;
                 require_writer(node, &case)?;
                 let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
                 let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
@@ -616,7 +619,7 @@ pub fn show(node: &Node, actor: &Actor, record_text: &str) -> Result<RecordView>
         Some(record_text),
         || {
             node.store.write(|tx| -> Result<RecordView> {
-                let (case, row, rid) = find_for(node, actor, tx, record_text)?;
+                let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Read)?;
                 let v = view_of_row(node, tx, &case, &row, &rid)?;
                 audit::append(
                     node,
@@ -676,7 +679,7 @@ pub fn list(
         || {
             node.store.write(|tx| -> Result<Vec<RecordView>> {
                 let case = cases::load_by_text(node, tx, case_text)?;
-                cases::require_justification(actor, &case)?;
+                cases::require_access(actor, tx, &case, Need::Read)?;
                 let mut v = cases::views_in_case(node, tx, &case, record_type)?;
                 v.sort_by(|a, b| a.id.cmp(&b.id));
                 let mut ev = Event::new(Action::RecordList)

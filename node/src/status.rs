@@ -71,9 +71,11 @@ pub struct BuiltOnFrozen {
     pub built_on: String,
 }
 
-/// The node's status. Reads only; names no record, so it is not a
-/// consultation of case data and is not audited.
-pub fn status(node: &Node) -> Result<Status> {
+/// The node's status, for the node's operator, a supervisor or an admin.
+/// Reads only; names no record, so it is not a consultation of case data and
+/// is not audited.
+pub fn status(node: &Node, actor: &crate::access::Actor) -> Result<Status> {
+    actor.require(crate::access::Need::Node)?;
     let conn = node.store.conn();
     let peer = |k: &[u8; 32]| peer_id_of(k).unwrap_or_default();
     let mut cases_out = Vec::new();

@@ -108,6 +108,7 @@ fn require_none(conn: &Connection) -> Result<()> {
 /// Starts a federation with this node as its first admin; returns its state.
 pub fn create(node: &Node, actor: &crate::audit::Actor, name: &str) -> Result<RegistryState> {
     audit::audited(node, actor, Action::FederationCreate, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
         create_federation(node, actor, name)
     })
 }
@@ -179,6 +180,7 @@ pub fn invite(
     admin: bool,
 ) -> Result<String> {
     crate::audit::audited(node, actor, Action::FederationInvite, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
         node.store.write(|tx| -> Result<String> {
             let st = as_admin(node, tx, "invite")?;
             let already = st.nodes.get(&card.identity.ed25519);
@@ -248,6 +250,7 @@ pub fn revoke(
     reason: &str,
 ) -> Result<Enrolled> {
     crate::audit::audited(node, actor, Action::TrustRevoke, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(NodeError::Refused(
@@ -313,6 +316,7 @@ pub fn join(
     confirm: impl FnOnce(&Invitation) -> Result<()>,
 ) -> Result<RegistryState> {
     audit::audited(node, actor, Action::FederationJoin, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
         join_with(node, actor, token, confirm)
     })
 }
@@ -393,6 +397,7 @@ fn join_with(
 /// federation can then join the right one. Returns the federation's name.
 pub fn leave(node: &Node, actor: &crate::audit::Actor) -> Result<String> {
     crate::audit::audited(node, actor, Action::FederationLeave, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
         node.store.write(|tx| -> Result<String> {
             let st = load(tx)?.ok_or_else(|| {
                 NodeError::Refused("this node belongs to no federation".into())

@@ -128,7 +128,7 @@ fn every_operation_audits_itself_refusals_included() {
 
     // What is read without a person's consultation of case data (status,
     // peers) is not audited; restore and a passphrase change are.
-    let st = status::status(&a).unwrap();
+    let st = status::status(&a, &sam).unwrap();
     assert_eq!(st.cases.len(), 1);
     assert_eq!(st.cases[0].title, "Op Library");
     let addr = format!("/ip4/127.0.0.1/tcp/7001/p2p/{}", b.card.peer_id());

@@ -28,6 +28,8 @@ mod federation;
 mod handover;
 /// A hostile enrolled peer speaking the protocol: every misbehaviour is refused.
 mod hostile_peer;
+/// The web front end: accounts, sessions, CSRF, need-to-know, headers.
+mod http;
 /// JSON Lines and CSV import, all or nothing.
 mod import;
 /// SIGKILL at random points of import, edits, sync, rotation, membership.

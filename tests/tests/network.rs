@@ -15,6 +15,8 @@ use crate::util::{Node, TestDir, card_of, files_under, find_bytes, peer_of, uuid
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: String,
+    /// With `--http`: the web front end's address (`127.0.0.1:PORT`).
+    pub(crate) http: Option<String>,
     stderr: std::path::PathBuf,
 }
 
@@ -25,7 +27,19 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub(crate) fn start_env(node: &Node, peers: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with(node, peers, env, false)
+    }
+
+    /// `serve` with the web front end on a free loopback port as well.
+    pub(crate) fn start_http(node: &Node, peers: &[&str]) -> Server {
+        Server::start_with(node, peers, &[], true)
+    }
+
+    fn start_with(node: &Node, peers: &[&str], env: &[(&str, &str)], http: bool) -> Server {
         let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
+        if http {
+            args.extend(["--http", "127.0.0.1:0"]);
+        }
         for p in peers {
             args.push("--peer");
             args.push(p);
@@ -45,21 +59,33 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.to_string());
+                    let _ = tx.send((false, a.to_string()));
+                }
+                if let Some(a) = line.strip_prefix("http on http://") {
+                    let _ = tx.send((true, a.trim_end_matches('/').to_string()));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "serve printed no `listening on` line; stderr: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            });
+        let (mut addr, mut web) = (None, None);
+        while addr.is_none() || (http && web.is_none()) {
+            let (is_http, a) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "serve printed no `listening on` (or `http on`) line; stderr: {}",
+                        std::fs::read_to_string(&stderr).unwrap_or_default()
+                    )
+                });
+            if is_http {
+                web = Some(a);
+            } else {
+                addr = Some(a);
+            }
+        }
         Server {
             child,
-            addr,
+            addr: addr.unwrap_or_default(),
+            http: web,
             stderr,
         }
     }

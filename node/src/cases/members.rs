@@ -233,7 +233,7 @@ pub fn add_member(
                         case.id
                     )));
                 }
-                require_justification(actor, &case)?;
+                require_access(actor, tx, &case, crate::access::Need::Manage)?;
                 check_handling_for_member(node, tx, &case, card)?;
                 let mut wraps = Vec::new();
                 for e in &case.state.epochs {
@@ -322,7 +322,7 @@ pub(crate) fn remove(
         let case = load_by_text(node, tx, case_text)?;
         require_lead(node, &case, "remove members")?;
         if asked {
-            require_justification(actor, &case)?;
+            require_access(actor, tx, &case, crate::access::Need::Manage)?;
         }
         let removed = member_named(&case, member)?.card.clone();
         let id = removed.identity.ed25519;
@@ -425,7 +425,7 @@ pub fn change_role(
             node.store.write(|tx| -> Result<(CaseId, NodeCard, Role)> {
                 let case = load_by_text(node, tx, case_text)?;
                 require_lead(node, &case, "change roles")?;
-                require_justification(actor, &case)?;
+                require_access(actor, tx, &case, crate::access::Need::Manage)?;
                 let m = member_named(&case, member)?;
                 let (card, before) = (m.card.clone(), m.role);
                 let op = lead_op(
@@ -487,7 +487,7 @@ pub fn appoint_lead(
                 )),
                 e => e,
             })?;
-            require_justification(actor, &case)?;
+            require_access(actor, tx, &case, crate::access::Need::Manage)?;
             let card = member_named(&case, member)?.card.clone();
             let id = card.identity.ed25519;
             // Sealed under the newest epoch this node can read, when it can.

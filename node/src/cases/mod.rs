@@ -57,6 +57,7 @@ pub fn create(
     require_justification: bool,
 ) -> Result<CaseId> {
     audit::audited(node, actor, Action::CaseCreate, None, None, || {
+        actor.require(crate::access::Need::CreateCase)?;
         create_case(node, actor, title, require_justification)
     })
 }
@@ -223,6 +224,22 @@ fn resolve_stored(
     Ok(control::resolve_in(id, &ops, facts)?)
 }
 
+/// The cases `actor` may read (`case list`): every case for the node's
+/// operator and a supervisor, the assigned ones for an analyst, none for an
+/// admin.
+pub fn list_for(node: &Node, actor: &audit::Actor) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    let mut out = Vec::new();
+    for c in list(node)? {
+        if actor.may_read(conn, c.case_ref)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Every case this node holds, for the node's own work (sync, a lead's
+/// repairs); a person's list is [`list_for`].
 pub fn list(node: &Node) -> Result<Vec<Case>> {
     let conn = node.store.conn();
     store::list_cases(conn)?
@@ -324,6 +341,19 @@ pub fn sizes(conn: &Connection, case: &Case) -> Result<(u64, u64)> {
     ))
 }
 
+/// Refuses what `actor` may not do on `case` (its role, an analyst's
+/// assignment), then an action without the justification the case asks for.
+/// Access first: one who may not see the case learns nothing of its policy.
+pub fn require_access(
+    actor: &audit::Actor,
+    conn: &Connection,
+    case: &Case,
+    need: crate::access::Need,
+) -> Result<()> {
+    actor.require_on_case(conn, case.case_ref, need)?;
+    require_justification(actor, case)
+}
+
 /// Refuses an action on `case` when the case asks every action for a
 /// justification and none was given. The caller's error path logs the refusal.
 pub fn require_justification(actor: &audit::Actor, case: &Case) -> Result<()> {
@@ -352,6 +382,7 @@ pub fn export_audit(
         None,
         || {
             let c = load_by_text(node, node.store.conn(), case_text)?;
+            actor.require_on_case(node.store.conn(), c.case_ref, crate::access::Need::Manage)?;
             let r = audit::export(node, actor, c.id, out)?;
             audit::append_alone(
                 node,
@@ -378,6 +409,7 @@ pub fn show<T>(
 ) -> Result<(Case, T)> {
     audit::audited(node, actor, Action::CaseShow, Some(case_text), None, || {
         let c = load_by_text(node, node.store.conn(), case_text)?;
+        actor.require_on_case(node.store.conn(), c.case_ref, crate::access::Need::Read)?;
         let shown = render(&c)?;
         let members: Vec<String> = c.state.members.values().map(|m| m.card.peer_id()).collect();
         audit::append_alone(

@@ -120,6 +120,17 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
         /// Address to listen on (repeatable) [default: /ip4/127.0.0.1/tcp/0]
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
+        /// Serve the web UI and JSON API (`/api/`) for the agency's analysts on
+        /// this address, e.g. 127.0.0.1:8080 (loopback unless you bind it
+        /// otherwise; use TLS for anything but loopback)
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<String>,
+        /// TLS certificate chain (PEM) for --http
+        #[arg(long, value_name = "PEM", requires = "http_tls_key")]
+        http_tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM) for --http
+        #[arg(long, value_name = "PEM", requires = "http_tls_cert")]
+        http_tls_key: Option<PathBuf>,
         /// A peer to dial, ending in /p2p/PEER_ID (repeatable; also `peer add`)
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
@@ -158,6 +169,51 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
     /// The audit log: who did what with case data, when and why (append-only, signed)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Accounts of the web front end (`serve --http`): add, list, disable,
+    /// set a password, assign cases to analysts
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add an account. The password is read from standard input (one line, or
+    /// the same line twice), asked twice on a terminal, or, if none is given,
+    /// made: a one-time password printed once
+    #[command(
+        after_help = "Roles: an analyst reads and writes the cases assigned to them; a supervisor creates cases,
+assigns analysts and manages members; an admin manages accounts and the federation's trust.
+
+Example:
+  casesync user add ana.popa --role analyst < /dev/null     # prints a one-time password
+  printf 'a long passphrase\n' | casesync user add sam --role supervisor"
+    )]
+    Add {
+        name: String,
+        #[arg(long, value_name = "analyst|supervisor|admin")]
+        role: String,
+    },
+    /// The accounts, their roles, and whether each is disabled or locked
+    #[command(after_help = "Example:
+  casesync user list --json")]
+    List,
+    /// Disable an account: it cannot log in, and its sessions end at once
+    #[command(after_help = "Example:
+  casesync user disable ana.popa")]
+    Disable { name: String },
+    /// Set a new password (as for `user add`); this ends the account's sessions
+    /// and clears a lock after failed logins
+    #[command(after_help = "Example:
+  casesync user passwd ana.popa < /dev/null     # prints a one-time password")]
+    Passwd { name: String },
+    /// Give an analyst need-to-know of a case (they see and work on it)
+    #[command(after_help = "Example:
+  casesync user assign ana.popa 01932c5e-...")]
+    Assign { name: String, case: String },
+    /// Take a case away from an analyst
+    #[command(after_help = "Example:
+  casesync user unassign ana.popa 01932c5e-...")]
+    Unassign { name: String, case: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -78,7 +78,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             }
         }
         CaseCommand::List => {
-            let all = cases::list(&node)?;
+            let all = cases::list_for(&node, &actor)?;
             if cli.json {
                 let v = all
                     .iter()

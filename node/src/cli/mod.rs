@@ -10,6 +10,7 @@ mod case_cmds;
 mod net_cmds;
 mod record_cmds;
 mod trust_cmds;
+mod user_cmds;
 
 pub(crate) use args::*;
 use audit_cmds::*;
@@ -18,6 +19,7 @@ use case_cmds::*;
 use net_cmds::*;
 use record_cmds::*;
 use trust_cmds::*;
+use user_cmds::*;
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -294,7 +296,26 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             peer,
             anti_entropy,
+            http,
+            http_tls_cert,
+            http_tls_key,
         } => {
+            if http_tls_cert.is_some() || http_tls_key.is_some() {
+                bail!(
+                    "--http-tls-cert/--http-tls-key are not built yet: serve --http on 127.0.0.1 and put a TLS-terminating proxy in front"
+                );
+            }
+            let http = http
+                .as_deref()
+                .map(|a| {
+                    a.trim().parse::<std::net::SocketAddr>().map_err(|e| {
+                        anyhow!(
+                            "--http {:?} is not an address ({e}); e.g. 127.0.0.1:8080",
+                            casesync_node::short(a)
+                        )
+                    })
+                })
+                .transpose()?;
             let node = unlock(&cli)?;
             let _lock = node.dir.lock_for_serve()?;
             let listen = if listen.is_empty() {
@@ -310,7 +331,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 anti_entropy: std::time::Duration::from_secs_f64(*anti_entropy),
                 actor,
             };
-            run_network(node, opts, true)?;
+            run_network(node, opts, true, http)?;
         }
         Command::Sync {
             once: _,
@@ -331,7 +352,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                     "no peer to sync with: pass --peer MULTIADDR or `casesync peer add MULTIADDR`"
                 );
             }
-            let results = run_network(node, opts, false)?;
+            let results = run_network(node, opts, false, None)?;
             if cli.json {
                 print_json(&results)?;
             } else {
@@ -387,6 +408,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status => return status_command(&cli),
         Command::Audit(cmd) => return audit_command(&cli, cmd),
+        Command::User(cmd) => return user_command(&cli, cmd),
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
             let store = data_dir(&cli)?.open_store()?;

@@ -1,6 +1,7 @@
 //! `serve`, `sync` and `status`: the network commands.
 
 use super::*;
+use std::io::Write as _;
 
 pub(crate) fn parse_addrs(addrs: &[String]) -> Result<Vec<libp2p::Multiaddr>> {
     addrs
@@ -23,6 +24,7 @@ pub(crate) fn run_network(
     node: Node,
     opts: serve::Options,
     until_signal: bool,
+    http: Option<std::net::SocketAddr>,
 ) -> Result<Vec<serve::Exchange>> {
     for p in &opts.peers {
         if !p
@@ -36,7 +38,26 @@ pub(crate) fn run_network(
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
+    let front = match http {
+        Some(addr) => Some(node.try_clone()?).zip(Some(addr)),
+        None => None,
+    };
     let results = local.block_on(&rt, async move {
+        if let Some((handle, addr)) = front {
+            let opts = casesync_node::http::HttpOptions { addr };
+            let listener = casesync_node::http::bind(&opts).await?;
+            let bound = listener.local_addr().map_err(|e| {
+                casesync_node::NodeError::Io(format!("cannot read the --http address: {e}"))
+            })?;
+            // Scripts read this line, as they read `listening on`.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "http on http://{bound}/").and_then(|_| out.flush());
+            tokio::task::spawn_local(async move {
+                if let Err(e) = casesync_node::http::run(handle, listener).await {
+                    tracing::warn!(target: "casesync", "{e}");
+                }
+            });
+        }
         let shutdown = async move {
             if until_signal {
                 wait_for_signal().await;
@@ -76,7 +97,7 @@ pub(crate) async fn wait_for_signal() {
 
 pub(crate) fn status_command(cli: &Cli) -> Result<ExitCode> {
     let node = unlock(cli)?;
-    let st = casesync_node::status::status(&node)?;
+    let st = casesync_node::status::status(&node, &actor_of(cli))?;
     if cli.json {
         print_json(&st)?;
         return Ok(ExitCode::SUCCESS);

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("011_peer_audit_heads.sql"),
     include_str!("012_peer_next_dial.sql"),
     include_str!("013_record_log_digest.sql"),
+    include_str!("014_users.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +258,7 @@ mod meta;
 mod peers;
 mod records;
 mod registry;
+mod users;
 pub use audit::*;
 pub use cases::*;
 pub use entries::*;
@@ -264,5 +266,6 @@ pub use meta::*;
 pub use peers::*;
 pub use records::*;
 pub use registry::*;
+pub use users::*;
 // Shared by the table families: a control operation or statement row.
 use cases::stored_op;

@@ -1,0 +1,406 @@
+//! The routes: the web UI's files at `/`, the JSON API under `/api/`. Each
+//! API handler is one engine call as the person logged in.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{COOKIE, Caller};
+use super::{ApiError, App};
+use crate::access::{Actor, Role};
+use crate::cases::Case;
+use crate::{Node, audit, cases, import, records, status, users};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(script))
+        .route("/app.css", get(style))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/status", get(node_status))
+        .route("/api/cases", get(list_cases).post(create_case))
+        .route("/api/cases/{case}", get(show_case))
+        .route(
+            "/api/cases/{case}/records",
+            get(list_records).post(add_record),
+        )
+        .route(
+            "/api/cases/{case}/assignments/{user}",
+            put(assign).delete(unassign),
+        )
+        .route("/api/records/{record}", get(show_record).patch(edit_record))
+        .route("/api/audit", get(audit_list))
+        .route("/api/users", get(list_users).post(add_user))
+        .route("/api/users/{user}/disable", post(disable_user))
+        .fallback(not_found)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such page or API route",
+    )
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    asset(
+        include_str!("assets/index.html"),
+        "text/html; charset=utf-8",
+    )
+}
+async fn script() -> Response {
+    asset(
+        include_str!("assets/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+async fn style() -> Response {
+    asset(include_str!("assets/app.css"), "text/css; charset=utf-8")
+}
+
+#[derive(Deserialize)]
+struct Login {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Login>,
+) -> Result<Response, ApiError> {
+    super::auth::same_origin(&method, &headers)?;
+    if !app.logins.admit(peer.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many login attempts from this address: wait a minute",
+        ));
+    }
+    let from = peer.ip().to_string();
+    let s = app
+        .run(move |node| Ok(users::login(node, &body.name, &body.password, &from)?))
+        .await?;
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Strict",
+        s.token.as_str()
+    );
+    let body = json!({"name": s.account.name, "role": s.account.role, "csrf": s.csrf.as_str()});
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|_| ApiError::internal("bad cookie"))?,
+    );
+    Ok(res)
+}
+
+async fn logout(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let token = super::auth::cookie(&headers, COOKIE)
+        .unwrap_or_default()
+        .to_string();
+    app.as_person(caller, move |node, actor| {
+        users::logout(node, actor, &token)?;
+        Ok(())
+    })
+    .await?;
+    let mut res = Json(json!({"logged_out": true})).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-casesync=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    Ok(res)
+}
+
+fn who(actor: &Actor) -> Value {
+    let role = actor.account.as_ref().map(|a| a.role);
+    json!({"name": actor.operator, "role": role})
+}
+
+async fn me(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, |_, actor| Ok(Json(who(actor)))).await
+}
+
+async fn node_status(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, |node, actor| {
+        Ok(Json(
+            serde_json::to_value(status::status(node, actor)?).map_err(internal)?,
+        ))
+    })
+    .await
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn case_json(node: &Node, c: &Case) -> Result<Value, ApiError> {
+    let conn = node.store.conn();
+    let (records, entries) = cases::sizes(conn, c)?;
+    let members: Vec<Value> = c
+        .state
+        .members
+        .values()
+        .map(|m| {
+            json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org,
+                   "country": m.card.country, "role": m.role.name()})
+        })
+        .collect();
+    Ok(json!({
+        "id": c.id.to_string(),
+        "title": c.meta.title,
+        "require_justification": c.meta.require_justification,
+        "role": c.my_role(node).map(|r| r.name()),
+        "members": members,
+        "records": records,
+        "entries": entries,
+    }))
+}
+
+async fn list_cases(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, |node, actor| {
+        let all = cases::list_for(node, actor)?;
+        let v = all
+            .iter()
+            .map(|c| case_json(node, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Json(Value::Array(v)))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct NewCase {
+    title: String,
+    #[serde(default)]
+    require_justification: bool,
+}
+
+async fn create_case(State(app): State<App>, caller: Caller, Json(b): Json<NewCase>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let id = cases::create(node, actor, &b.title, b.require_justification)?;
+        Ok(Json(json!({"id": id.to_string(), "title": b.title.trim()})))
+    })
+    .await
+}
+
+async fn show_case(State(app): State<App>, caller: Caller, Path(case): Path<String>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let (_, v) = cases::show(node, actor, &case, |c| {
+            case_json(node, c).map_err(|e| crate::NodeError::Io(e.message))
+        })?;
+        Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RecordFilter {
+    #[serde(rename = "type")]
+    record_type: Option<String>,
+}
+
+async fn list_records(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Query(f): Query<RecordFilter>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let t = f
+            .record_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: casesync_schema::SchemaError| crate::NodeError::Schema(e))?;
+        let all = records::list(node, actor, &case, t)?;
+        Ok(Json(serde_json::to_value(all).map_err(internal)?))
+    })
+    .await
+}
+
+async fn add_record(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let input = import::record_from_json(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+        let v = records::add(node, actor, &case, input)?;
+        Ok(Json(serde_json::to_value(v).map_err(internal)?))
+    })
+    .await
+}
+
+async fn show_record(State(app): State<App>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let v = records::show(node, actor, &id)?;
+        Ok(Json(serde_json::to_value(v).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct Edit {
+    #[serde(default)]
+    set: serde_json::Map<String, Value>,
+    #[serde(default)]
+    unset: Vec<String>,
+}
+
+async fn edit_record(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(e): Json<Edit>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let set = e
+            .set
+            .iter()
+            .map(|(k, v)| {
+                casesync_schema::record::FieldValue::from_json(k, v)
+                    .map(|fv| (k.clone(), fv))
+                    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let v = records::edit(node, actor, &id, set, e.unset)?;
+        Ok(Json(serde_json::to_value(v).map_err(internal)?))
+    })
+    .await
+}
+
+async fn assign(
+    State(app): State<App>,
+    caller: Caller,
+    Path((case, user)): Path<(String, String)>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let changed = users::assign(node, actor, &user, &case, true)?;
+        Ok(Json(json!({"assigned": true, "changed": changed})))
+    })
+    .await
+}
+
+async fn unassign(
+    State(app): State<App>,
+    caller: Caller,
+    Path((case, user)): Path<(String, String)>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let changed = users::assign(node, actor, &user, &case, false)?;
+        Ok(Json(json!({"assigned": false, "changed": changed})))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    case: Option<String>,
+    since: Option<String>,
+    action: Option<String>,
+    by: Option<String>,
+}
+
+async fn audit_list(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let case = q
+            .case
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.trim().parse::<casesync_schema::CaseId>().map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid", format!("case: {e}"))
+                })
+            })
+            .transpose()?;
+        let filter = audit::Filter {
+            case,
+            since: q
+                .since
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(audit::parse_since)
+                .transpose()?,
+            action: q.action.filter(|a| !a.is_empty()),
+            operator: q.by.filter(|b| !b.is_empty()),
+        };
+        let entries = audit::list(node, actor, &filter)?;
+        Ok(Json(serde_json::to_value(entries).map_err(internal)?))
+    })
+    .await
+}
+
+async fn list_users(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, |node, actor| {
+        Ok(Json(
+            serde_json::to_value(users::list(node, actor)?).map_err(internal)?,
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    role: Role,
+    password: Option<String>,
+}
+
+async fn add_user(State(app): State<App>, caller: Caller, Json(u): Json<NewUser>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let made = users::add(node, actor, &u.name, u.role, u.password.as_deref())?;
+        Ok(Json(
+            json!({"name": u.name.trim(), "role": u.role, "one_time_password": made.as_ref().map(|p| p.as_str())}),
+        ))
+    })
+    .await
+}
+
+async fn disable_user(
+    State(app): State<App>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let ended = users::disable(node, actor, &user)?;
+        Ok(Json(
+            json!({"name": user, "disabled": true, "sessions_ended": ended}),
+        ))
+    })
+    .await
+}

@@ -1,0 +1,611 @@
+//! The web front end (`serve --http`) as a browser and an attacker reach it:
+//! raw HTTP/1.1 over 127.0.0.1 to a real `serve` process, accounts made with
+//! the real `casesync user` commands.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::network::Server;
+use crate::util::{Node, TestDir, sqlite3};
+
+/// One HTTP response.
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    /// The API's error code.
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// A raw HTTP/1.1 request (`Connection: close`), so a test can send what no
+/// well-behaved client would.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect to --http");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) and close before reading a large body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// A logged-in browser: its cookie and CSRF token.
+struct Browser {
+    addr: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    fn login(addr: &str, name: &str, password: &str) -> Browser {
+        let r = try_login(addr, name, password);
+        assert_eq!(
+            r.status,
+            200,
+            "login {name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let set = r
+            .header("set-cookie")
+            .expect("a session cookie")
+            .to_string();
+        for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        assert!(set.starts_with("__Host-casesync="), "{set}");
+        let cookie = set.split(';').next().unwrap().to_string();
+        Browser {
+            addr: addr.to_string(),
+            cookie,
+            csrf: r.json()["csrf"].as_str().unwrap().to_string(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        request(&self.addr, "GET", path, &[("Cookie", &self.cookie)], b"")
+    }
+
+    /// A change, with the session's CSRF token and this host as its origin.
+    fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
+        self.send_with(method, path, body, &[])
+    }
+
+    fn send_with(&self, method: &str, path: &str, body: &Value, extra: &[(&str, &str)]) -> Resp {
+        let origin = format!("http://{}", self.addr);
+        let mut h = vec![
+            ("Cookie", self.cookie.as_str()),
+            ("X-CSRF-Token", self.csrf.as_str()),
+            ("Origin", origin.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        h.extend_from_slice(extra);
+        request(&self.addr, method, path, &h, body.to_string().as_bytes())
+    }
+}
+
+fn try_login(addr: &str, name: &str, password: &str) -> Resp {
+    request(
+        addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        json!({"name": name, "password": password})
+            .to_string()
+            .as_bytes(),
+    )
+}
+
+/// `user add NAME --role ROLE` with `password` on stdin.
+fn add_user(node: &Node, name: &str, role: &str, password: &str) {
+    let mut c = node.command(&["user", "add", name, "--role", role]);
+    c.stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const PW: &str = "a long test password";
+
+/// A node in a federation with a supervisor, two analysts and an admin, and
+/// its `serve --http`.
+fn agency(t: &TestDir) -> (Node, Server) {
+    let n = t.node("uk-east");
+    n.init("uk-east", "NCA", "GB");
+    n.cmd(&["federation", "create", "--name", "JIT"]).ok();
+    for (name, role) in [
+        ("sam", "supervisor"),
+        ("ana", "analyst"),
+        ("bob", "analyst"),
+        ("ada", "admin"),
+    ] {
+        add_user(&n, name, role, PW);
+    }
+    let s = Server::start_http(&n, &[]);
+    (n, s)
+}
+
+fn person(name: &str) -> Value {
+    json!({"type": "person", "fields": {"name": name}})
+}
+
+#[test]
+fn accounts_sessions_and_need_to_know() {
+    let t = TestDir::new("http-need-to-know");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+
+    // No session, a made-up session: 401 with the API's error shape.
+    let r = request(&addr, "GET", "/api/cases", &[], b"");
+    assert_eq!((r.status, r.code().as_str()), (401, "unauthenticated"));
+    let r = request(
+        &addr,
+        "GET",
+        "/api/cases",
+        &[("Cookie", "__Host-casesync=forged")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+
+    let sam = Browser::login(&addr, "sam", PW);
+    let r = sam.send("POST", "/api/cases", &json!({"title": "Op Lantern"}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let case = r.json()["id"].as_str().unwrap().to_string();
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/records"),
+        &person("Marin Dobre"),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rid = r.json()["id"].as_str().unwrap().to_string();
+    // The same validation message as the CLI.
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/records"),
+        &json!({"type": "person", "fields": {}}),
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let cli = n.cmd(&["record", "add", &case, "--type", "person"]).err();
+    let api = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(cli.contains(&api), "CLI: {cli}\nAPI: {api}");
+
+    // An analyst sees nothing of a case not assigned to them, by any route.
+    let ana = Browser::login(&addr, "ana", PW);
+    assert_eq!(ana.get("/api/cases").json(), json!([]));
+    for path in [
+        format!("/api/cases/{case}"),
+        format!("/api/cases/{case}/records"),
+        format!("/api/records/{rid}"),
+    ] {
+        let r = ana.get(&path);
+        assert_eq!((r.status, r.code().as_str()), (403, "forbidden"), "{path}");
+    }
+    let r = ana.send(
+        "POST",
+        &format!("/api/cases/{case}/records"),
+        &person("Ana's guess"),
+    );
+    assert_eq!(r.status, 403);
+    let r = ana.send(
+        "PATCH",
+        &format!("/api/records/{rid}"),
+        &json!({"set": {"alias": "X"}}),
+    );
+    assert_eq!(r.status, 403);
+    // Nor may an analyst create a case or assign herself one.
+    assert_eq!(
+        ana.send("POST", "/api/cases", &json!({"title": "Mine"}))
+            .status,
+        403
+    );
+    assert_eq!(
+        ana.send(
+            "PUT",
+            &format!("/api/cases/{case}/assignments/ana"),
+            &json!({})
+        )
+        .status,
+        403
+    );
+    assert_eq!(n.list(&case).len(), 1, "a refused request stored nothing");
+
+    // Assigned by the supervisor: she sees it and works on it; bob still not.
+    let r = sam.send(
+        "PUT",
+        &format!("/api/cases/{case}/assignments/ana"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let listed = ana.get("/api/cases").json();
+    assert_eq!(listed[0]["id"], case.as_str());
+    assert_eq!(
+        ana.get(&format!("/api/records/{rid}")).json()["fields"]["name"],
+        "Marin Dobre"
+    );
+    let r = ana.send(
+        "PATCH",
+        &format!("/api/records/{rid}"),
+        &json!({"set": {"alias": "Marinel"}}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let bob = Browser::login(&addr, "bob", PW);
+    assert_eq!(bob.get(&format!("/api/records/{rid}")).status, 403);
+    // An admin manages accounts and trust, and reads no case.
+    let ada = Browser::login(&addr, "ada", PW);
+    assert_eq!(ada.get("/api/cases").json(), json!([]));
+    assert_eq!(ada.get(&format!("/api/records/{rid}")).status, 403);
+    assert_eq!(
+        ada.send("POST", "/api/cases", &json!({"title": "x"}))
+            .status,
+        403
+    );
+    assert_eq!(ada.get("/api/users").status, 200);
+    assert_eq!(sam.get("/api/users").status, 403);
+
+    // Every look is the person's in the audit log; an analyst's audit page
+    // shows her own entries only.
+    let log = n.json(&["audit", "list"]);
+    let by = |who: &str, action: &str, outcome: &str| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operator"] == who && e["action"] == action && e["outcome"] == outcome)
+    };
+    assert!(by("ana", "record.show", "ok"));
+    assert!(by("ana", "record.show", "refused"));
+    assert!(by("ana", "record.edit", "ok"));
+    assert!(by("sam", "case.assign", "ok"));
+    assert!(by("bob", "record.show", "refused"));
+    let mine = ana.get("/api/audit").json();
+    assert!(!mine.as_array().unwrap().is_empty());
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["operator"] == "ana"),
+        "{mine}"
+    );
+
+    // A disabled account's sessions end at once (the CLI, while serve runs).
+    n.cmd(&["user", "disable", "ana"]).ok();
+    assert_eq!(ana.get("/api/cases").status, 401);
+    assert_eq!(try_login(&addr, "ana", PW).status, 403);
+    // An expired session: idle past its limit (the clock moved in the store).
+    sqlite3(
+        &n.db_path(),
+        "UPDATE sessions SET seen_ms = seen_ms - 31 * 60 * 1000 WHERE user_id = (SELECT id FROM users WHERE name = 'bob')",
+    );
+    assert_eq!(bob.get("/api/cases").status, 401);
+    // Logout ends the session.
+    assert_eq!(sam.send("POST", "/api/logout", &json!({})).status, 200);
+    assert_eq!(sam.get("/api/cases").status, 401);
+}
+
+#[test]
+fn changes_need_the_csrf_token_and_this_origin() {
+    let t = TestDir::new("http-csrf");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let body = json!({"title": "Op Forged"}).to_string();
+    let origin = format!("http://{addr}");
+    for (what, headers, code) in [
+        (
+            "no token",
+            vec![
+                ("Cookie", sam.cookie.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            "csrf",
+        ),
+        (
+            "a wrong token",
+            vec![
+                ("Cookie", sam.cookie.as_str()),
+                ("X-CSRF-Token", "guess"),
+                ("Content-Type", "application/json"),
+            ],
+            "csrf",
+        ),
+        (
+            "another site's Origin",
+            vec![
+                ("Cookie", sam.cookie.as_str()),
+                ("X-CSRF-Token", sam.csrf.as_str()),
+                ("Origin", "http://evil.example"),
+                ("Content-Type", "application/json"),
+            ],
+            "cross_origin",
+        ),
+        (
+            "a cross-site fetch",
+            vec![
+                ("Cookie", sam.cookie.as_str()),
+                ("X-CSRF-Token", sam.csrf.as_str()),
+                ("Origin", origin.as_str()),
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Content-Type", "application/json"),
+            ],
+            "cross_origin",
+        ),
+    ] {
+        let r = request(&addr, "POST", "/api/cases", &headers, body.as_bytes());
+        assert_eq!((r.status, r.code().as_str()), (403, code), "{what}");
+    }
+    // Another user's CSRF token does not fit this session.
+    let ana = Browser::login(&addr, "ana", PW);
+    let mixed = Browser {
+        addr: addr.clone(),
+        cookie: sam.cookie.clone(),
+        csrf: ana.csrf.clone(),
+    };
+    assert_eq!(
+        mixed
+            .send("POST", "/api/cases", &json!({"title": "x"}))
+            .code(),
+        "csrf"
+    );
+    // A login from another site is refused too.
+    let r = request(
+        &addr,
+        "POST",
+        "/api/login",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"name": "sam", "password": PW})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        n.json(&["case", "list"]),
+        json!([]),
+        "no refused request created a case"
+    );
+}
+
+#[test]
+fn passwords_are_locked_after_five_failures_and_attempts_are_audited() {
+    let t = TestDir::new("http-brute");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    for i in 0..5 {
+        let r = try_login(&addr, "bob", &format!("guess number {i}"));
+        assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
+        assert_eq!(r.json()["error"]["message"], "wrong user name or password");
+    }
+    // Locked: the right password does not open it now.
+    let r = try_login(&addr, "bob", PW);
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked"),
+        "{}",
+        r.json()
+    );
+    // An unknown name gets the same answer as a wrong password.
+    assert_eq!(
+        try_login(&addr, "nobody", PW).json()["error"]["message"],
+        "wrong user name or password"
+    );
+    let log = n.json(&["audit", "list", "--action", "user.login"]);
+    let refused = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "refused" && e["operator"] == "bob")
+        .count();
+    assert!(refused >= 6, "{log}");
+    // An admin's new password clears the lock.
+    let mut c = n.command(&["user", "passwd", "bob"]);
+    c.stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"another long password\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(try_login(&addr, "bob", "another long password").status, 200);
+    // One address may try only so many logins a minute, whatever the names.
+    let limited = (0..30).any(|i| try_login(&addr, &format!("u{i}"), "x").status == 429);
+    assert!(limited, "no 429 after 30 more logins from one address");
+}
+
+#[test]
+fn bodies_paths_and_headers() {
+    let t = TestDir::new("http-hostile");
+    let (_n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    // Oversized body: refused before it is read whole.
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let r = request(
+        &addr,
+        "POST",
+        "/api/cases",
+        &[
+            ("Cookie", &sam.cookie),
+            ("X-CSRF-Token", &sam.csrf),
+            ("Content-Type", "application/json"),
+        ],
+        &big,
+    );
+    assert_eq!(r.status, 413);
+    // Malformed JSON: a client error, not a 5xx.
+    let r = request(
+        &addr,
+        "POST",
+        "/api/cases",
+        &[
+            ("Cookie", &sam.cookie),
+            ("X-CSRF-Token", &sam.csrf),
+            ("Content-Type", "application/json"),
+        ],
+        b"{not json",
+    );
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    // Paths outside the embedded files: 404, never a file of the machine.
+    for p in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/app.js/../../../etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/api/../../etc/passwd",
+    ] {
+        let r = request(&addr, "GET", p, &[], b"");
+        assert!(r.status == 404 || r.status == 400, "{p}: {}", r.status);
+        assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "{p}");
+    }
+    // Headers: the page loads only its own files and is never framed; the
+    // API's answers are not cached.
+    let page = request(&addr, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    let body = String::from_utf8_lossy(&page.body);
+    assert!(body.contains("<script src=\"/app.js\""), "{body}");
+    assert!(!body.contains("<script>"), "no inline script");
+    for r in [&page, &sam.get("/api/cases")] {
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    assert_eq!(
+        sam.get("/api/cases").header("cache-control"),
+        Some("no-store")
+    );
+    assert!(
+        request(&addr, "GET", "/app.js", &[], b"")
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
+#[test]
+fn justification_is_asked_for_and_recorded() {
+    let t = TestDir::new("http-justification");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let r = sam.send(
+        "POST",
+        "/api/cases",
+        &json!({"title": "Op Ledger", "require_justification": true}),
+    );
+    let case = r.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/api/cases/{case}/records");
+    let r = sam.send("POST", &path, &person("Elena Ilie"));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires a justification")
+    );
+    let r = sam.send_with(
+        "POST",
+        &path,
+        &person("Elena Ilie"),
+        &[("X-Justification", "tasking 2026/118")],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let log = n.json(&["audit", "list", "--action", "record.add"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operator"] == "sam"
+                && e["justification"] == "tasking 2026/118"
+                && e["outcome"] == "ok"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_front_end_serves_loopback_only_without_tls() {
+    let t = TestDir::new("http-bind");
+    let n = t.node("uk-east");
+    n.init("uk-east", "NCA", "GB");
+    n.cmd(&["federation", "create", "--name", "JIT"]).ok();
+    let e = n.cmd(&["serve", "--http", "0.0.0.0:0"]).error_line();
+    assert!(e.contains("not a loopback address"), "{e}");
+    let e = n.cmd(&["serve", "--http", "nonsense"]).error_line();
+    assert!(e.contains("is not an address"), "{e}");
+}
