@@ -80,6 +80,7 @@ actions! {
     RecordImport => "record.import", "collection";
     RecordEdit => "record.edit", "alteration";
     RecordShow => "record.show", "consultation";
+    RecordHistory => "record.history", "consultation";
     RecordList => "record.list", "consultation";
     CaseShow => "case.show", "consultation";
     BundleExport => "bundle.export", "disclosure";

@@ -664,6 +664,85 @@ fn view_of_row(
     Ok(v)
 }
 
+/// One change of a record as `record history` shows it: when, which node of
+/// which agency, what it set and removed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HistoryItem {
+    /// The change's time by its author's clock (RFC 3339).
+    pub time: String,
+    /// The node whose signed log entry carried the change.
+    pub node: String,
+    /// Its name and organisation as enrolled (empty if no longer known here).
+    pub name: String,
+    pub org: String,
+    #[serde(flatten)]
+    pub step: casesync_schema::history::HistoryStep,
+}
+
+/// Most steps `record history` shows (the newest).
+pub const MAX_HISTORY: usize = 1000;
+
+/// `record history`: who changed which field of a record, when, from which
+/// node, after re-verifying every entry that carries it; a consultation,
+/// audited like `record show`.
+pub fn history(node: &Node, actor: &Actor, record_text: &str) -> Result<Vec<HistoryItem>> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordHistory,
+        None,
+        Some(record_text),
+        || {
+            node.store.write(|tx| -> Result<Vec<HistoryItem>> {
+                let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Read)?;
+                let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
+                let mut changes = Vec::new();
+                for e in &entries {
+                    let key = cases::epoch_key(node, tx, &case, &e.header.epoch)?;
+                    for c in e.open(&key)?.into_iter().filter(|c| c.record == rid) {
+                        changes.push((e.header.author, doc::parse_change(&c.change)?));
+                    }
+                }
+                let steps = casesync_schema::history::history(changes, MAX_HISTORY)?;
+                let registry = crate::trust::load(tx)?;
+                let items = steps
+                    .into_iter()
+                    .map(|step| {
+                        let card = case
+                            .state
+                            .members
+                            .get(&step.author)
+                            .map(|m| m.card.clone())
+                            .or_else(|| {
+                                registry
+                                    .as_ref()
+                                    .and_then(|r| r.nodes.get(&step.author))
+                                    .map(|n| n.card.clone())
+                            });
+                        HistoryItem {
+                            time: crate::clock::format_ms(step.time_ms),
+                            node: casesync_crypto::identity::peer_id_of(&step.author)
+                                .unwrap_or_default(),
+                            name: card.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                            org: card.map(|c| c.org).unwrap_or_default(),
+                            step,
+                        }
+                    })
+                    .collect();
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::RecordHistory)
+                        .case(case.id)
+                        .records([rid.to_string()]),
+                )?;
+                Ok(items)
+            })
+        },
+    )
+}
+
 pub fn list(
     node: &Node,
     actor: &Actor,

@@ -138,3 +138,11 @@ pub fn status(node: &Node, actor: &crate::access::Actor) -> Result<Status> {
         cases: cases_out,
     })
 }
+
+/// A value that changes whenever an entry, control operation or registry
+/// statement is stored, by any process on this data dir: front ends poll it
+/// to refresh what they show (the web UI's live updates). It says only that
+/// something changed, nothing of what.
+pub fn change_marker(node: &Node) -> Result<(i64, i64, i64)> {
+    Ok(store::change_marker(node.store.conn())?)
+}

@@ -431,6 +431,16 @@ Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\"
         /// The record id (RECORD@CASE where two cases hold the same id)
         record: String,
     },
+    /// Who changed which field of a record, when, from which node (after
+    /// re-verifying its log entries); the newest 1,000 changes
+    #[command(
+        after_help = "Each line: the change's time (its author's clock), the node and its organisation, what it set and removed.\n\n\
+Example:\n  casesync record history RECORD --json"
+    )]
+    History {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+    },
     /// List the records of a case
     #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
     List {

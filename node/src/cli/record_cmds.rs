@@ -134,6 +134,35 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             let v = records::show(&node, &actor, record)?;
             print_record(cli, &v)?;
         }
+        RecordCommand::History { record } => {
+            let steps = records::history(&node, &actor, record)?;
+            if cli.json {
+                print_json(&steps)?;
+            } else {
+                for h in &steps {
+                    let mut what = Vec::new();
+                    for (k, v) in &h.step.set {
+                        what.push(format!("{k}={}", v.as_text()));
+                    }
+                    for k in &h.step.unset {
+                        what.push(format!("-{k}"));
+                    }
+                    if let Some(g) = &h.step.grading {
+                        what.push(format!("grading {g}"));
+                    }
+                    if let Some(r) = &h.step.releasable_to {
+                        what.push(format!("releasable to {}", r.join(",")));
+                    }
+                    let who = if h.name.is_empty() {
+                        h.node.clone()
+                    } else {
+                        format!("{} ({})", h.name, h.org)
+                    };
+                    let verb = if h.step.created { "created" } else { "changed" };
+                    outln!("{}  {:<28} {verb}: {}", h.time, who, what.join("; "));
+                }
+            }
+        }
         RecordCommand::List { case, record_type } => {
             let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
             let list = records::list(&node, &actor, case, t)?;

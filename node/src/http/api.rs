@@ -40,6 +40,8 @@ pub(super) fn routes() -> Router<App> {
             put(assign).delete(unassign),
         )
         .route("/api/records/{record}", get(show_record).patch(edit_record))
+        .route("/api/records/{record}/history", get(record_history))
+        .route("/api/events", get(events))
         .route("/api/audit", get(audit_list))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/users/{user}/disable", post(disable_user))
@@ -268,6 +270,53 @@ async fn show_record(State(app): State<App>, caller: Caller, Path(id): Path<Stri
         Ok(Json(serde_json::to_value(v).map_err(internal)?))
     })
     .await
+}
+
+async fn record_history(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let h = records::history(node, actor, &id)?;
+        Ok(Json(serde_json::to_value(h).map_err(internal)?))
+    })
+    .await
+}
+
+/// Live updates (server-sent events): one `change` event whenever the store
+/// changes, by anyone; the page then asks again for what it shows, as the
+/// person logged in. The event carries nothing else. The session is checked
+/// at the start and before each event, so a stream ends with its session.
+async fn events(
+    State(app): State<App>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    app.as_person(caller, |_, _| Ok(())).await?;
+    let token = super::auth::cookie(&headers, COOKIE)
+        .unwrap_or_default()
+        .to_string();
+    let rx = app.changes.clone();
+    let stream = futures::stream::unfold((app, rx, token), |(app, mut rx, token)| async move {
+        rx.changed().await.ok()?;
+        let n = *rx.borrow_and_update();
+        let t = token.clone();
+        let live = app
+            .run(move |node| Ok(users::session(node, &t)?.is_some()))
+            .await
+            .unwrap_or(false);
+        if !live {
+            return None;
+        }
+        let ev = axum::response::sse::Event::default()
+            .event("change")
+            .data(n.to_string());
+        Some((Ok::<_, std::convert::Infallible>(ev), (app, rx, token)))
+    });
+    Ok(axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -63,6 +63,8 @@ impl Pool {
 pub(crate) struct App {
     pool: Arc<Pool>,
     logins: Arc<auth::LoginLimiter>,
+    /// Counts changes of the store (`status::change_marker`), for live updates.
+    changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl App {
@@ -189,6 +191,28 @@ fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// Polls the store's change marker (one indexed query, every 250 ms) and
+/// counts its changes for the pages that listen (`/api/events`): a write by
+/// this process, another `casesync` command or a partner's sync.
+async fn watch_changes(app: App, tx: tokio::sync::watch::Sender<u64>) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(now) = app
+            .run(|node| Ok(crate::status::change_marker(node)?))
+            .await
+        else {
+            continue;
+        };
+        if last.is_some_and(|l| l != now) {
+            tx.send_modify(|n| *n += 1);
+        }
+        last = Some(now);
+    }
+}
+
 /// Binds the front end's address (before anything else starts, so a taken
 /// port fails at once). Only loopback is served without TLS: a session
 /// cookie and passwords must not cross a network in the clear.
@@ -206,6 +230,7 @@ pub async fn bind(opts: &HttpOptions) -> Result<tokio::net::TcpListener> {
 
 /// Serves the front end on `listener` until the task is dropped.
 pub async fn run(node: Node, listener: tokio::net::TcpListener) -> Result<()> {
+    let (tx, changes) = tokio::sync::watch::channel(0u64);
     let app = App {
         pool: Arc::new(Pool {
             base: Mutex::new(node),
@@ -213,7 +238,9 @@ pub async fn run(node: Node, listener: tokio::net::TcpListener) -> Result<()> {
             permits: tokio::sync::Semaphore::new(HANDLES),
         }),
         logins: Arc::default(),
+        changes,
     };
+    tokio::spawn(watch_changes(app.clone(), tx));
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .await
