@@ -27,6 +27,18 @@ if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null || echo "warning: could not install faketime" >&2
 fi
 
+# The web UI's browser test: Debian's chromium, driven by playwright-core
+# (tests/browser; npm never downloads a browser here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing chromium"
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || echo "warning: could not install chromium" >&2
+fi
+command -v node >/dev/null || { echo "error: Node.js not found: the browser test needs it (apt-get install nodejs)" >&2; exit 1; }
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "==> npm ci (tests/browser)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

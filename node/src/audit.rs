@@ -81,6 +81,8 @@ actions! {
     RecordEdit => "record.edit", "alteration";
     RecordShow => "record.show", "consultation";
     RecordHistory => "record.history", "consultation";
+    // The link chart around a record, or a path between two.
+    RecordChart => "record.chart", "consultation";
     RecordList => "record.list", "consultation";
     CaseShow => "case.show", "consultation";
     BundleExport => "bundle.export", "disclosure";
@@ -670,6 +672,18 @@ pub fn export(
     case: CaseId,
     out: &Path,
 ) -> Result<ExportReport> {
+    let (file, report) = export_bytes(node, actor, case)?;
+    // Who consulted which person: readable by the owner only.
+    crate::files::write_private_file(out, &file)?;
+    Ok(report)
+}
+
+/// [`export`]'s file, in memory (the web UI's download).
+pub fn export_bytes(
+    node: &impl Keyholder,
+    actor: &Actor,
+    case: CaseId,
+) -> Result<(Vec<u8>, ExportReport)> {
     let chain = verify(node.store().conn())?;
     let entries = read(
         node,
@@ -705,13 +719,12 @@ pub fn export(
     let mut file = serde_json::to_vec(&header).map_err(|e| NodeError::Io(e.to_string()))?;
     file.push(b'\n');
     file.extend_from_slice(&body);
-    // Who consulted which person: readable by the owner only.
-    crate::files::write_private_file(out, &file)?;
-    Ok(ExportReport {
+    let report = ExportReport {
         entries: entries.len(),
         chain_entries: chain.entries,
         chain_fault: chain.fault,
-    })
+    };
+    Ok((file, report))
 }
 
 /// Context of the export header's signature: the node key signs the header

@@ -17,7 +17,7 @@
 //! - [`trust`] (the federation registry), [`log`] (appending signed, sealed entries);
 //! - [`cases`] (control logs, members, key epochs, handling), [`verify`];
 //! - [`records`], [`users`] (accounts, sessions, assignments), [`datadir`] (the data directory, unlocking into a [`Node`]);
-//! - [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
+//! - [`browse`] (pages of records, the link chart), [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
 //! - [`bundle`], [`net`] (the libp2p Swarm and its client);
 //! - [`sync`] (what a peer lacks), [`status`];
 //! - [`serve`] (`serve` and `sync --once`);
@@ -28,6 +28,7 @@ pub mod audit;
 pub mod backup;
 #[doc(hidden)]
 pub mod bench;
+pub mod browse;
 pub mod bundle;
 pub mod cases;
 pub mod clock;

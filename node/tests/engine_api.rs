@@ -113,7 +113,13 @@ fn every_operation_audits_itself_refusals_included() {
     backup::backup(&a, &sam, &root.join("a.csbackup")).unwrap();
     let e = backup::backup(&a, &sam, &root.join("a.csbackup")).unwrap_err();
     assert!(e.to_string().contains("exists"), "{e}");
-    cases::export_audit(&a, &sam, &case, &root.join("audit.jsonl")).unwrap();
+    cases::export_audit(
+        &a,
+        &sam,
+        &case,
+        cases::ExportTo::File(&root.join("audit.jsonl")),
+    )
+    .unwrap();
     let (shown, title) = cases::show(&a, &sam, &case, |c| Ok(c.meta.title.clone())).unwrap();
     assert_eq!(
         (shown.id.to_string(), title.as_str()),

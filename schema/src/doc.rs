@@ -80,6 +80,30 @@ pub struct RecordView {
 }
 
 impl RecordView {
+    /// What a person reads first of a record, at most 60 characters: its
+    /// name, title, number, IBAN, address, registration, text, file or link
+    /// type (the first it has).
+    pub fn summary(&self) -> String {
+        const KEYS: [&str; 9] = [
+            "name",
+            "title",
+            "number",
+            "iban",
+            "address",
+            "registration",
+            "text",
+            "file",
+            "link_type",
+        ];
+        KEYS.iter()
+            .find_map(|k| self.fields.get(*k))
+            .map(|f| f.as_text())
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect()
+    }
+
     /// The record's content as an input, to re-validate it after an edit.
     pub fn to_input(&self) -> Result<RecordInput, SchemaError> {
         Ok(RecordInput {

@@ -26,6 +26,7 @@ pub mod control;
 pub mod doc;
 pub mod entry;
 pub mod grading;
+pub mod graph;
 pub mod history;
 pub mod ids;
 pub mod record;

@@ -10,6 +10,8 @@ mod at_rest;
 mod audit;
 /// Refused input changes nothing.
 mod bad_input;
+/// The web UI in headless chromium.
+mod browser;
 /// Bundles: air-gapped transfer, convergence, tampering.
 mod bundle;
 /// init, id, help texts.

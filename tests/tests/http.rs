@@ -150,7 +150,7 @@ fn try_login(addr: &str, name: &str, password: &str) -> Resp {
 }
 
 /// `user add NAME --role ROLE` with `password` on stdin.
-fn add_user(node: &Node, name: &str, role: &str, password: &str) {
+pub(crate) fn add_user(node: &Node, name: &str, role: &str, password: &str) {
     let mut c = node.command(&["user", "add", name, "--role", role]);
     c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
@@ -168,7 +168,7 @@ fn add_user(node: &Node, name: &str, role: &str, password: &str) {
     );
 }
 
-const PW: &str = "a long test password";
+pub(crate) const PW: &str = "a long test password";
 
 /// A node in a federation with a supervisor, two analysts and an admin, and
 /// its `serve --http`.

@@ -366,14 +366,22 @@ pub fn require_justification(actor: &audit::Actor, case: &Case) -> Result<()> {
     Ok(())
 }
 
-/// `audit export --case`: the case's audit entries to `out`
-/// ([`audit::export`]), the export itself audited (a refusal too).
+/// Where `audit export` writes.
+pub enum ExportTo<'a> {
+    File(&'a std::path::Path),
+    /// Returned (the web UI's download).
+    Memory,
+}
+
+/// `audit export --case`: the case's audit entries ([`audit::export`]), the
+/// export itself audited (a refusal too). Returns the file's bytes for
+/// [`ExportTo::Memory`].
 pub fn export_audit(
     node: &Node,
     actor: &crate::audit::Actor,
     case_text: &str,
-    out: &std::path::Path,
-) -> Result<audit::ExportReport> {
+    to: ExportTo,
+) -> Result<(audit::ExportReport, Vec<u8>)> {
     audit::audited(
         node,
         actor,
@@ -383,17 +391,24 @@ pub fn export_audit(
         || {
             let c = load_by_text(node, node.store.conn(), case_text)?;
             actor.require_on_case(node.store.conn(), c.case_ref, crate::access::Need::Manage)?;
-            let r = audit::export(node, actor, c.id, out)?;
+            let (r, bytes, whereto) = match to {
+                ExportTo::File(out) => {
+                    let r = audit::export(node, actor, c.id, out)?;
+                    (r, Vec::new(), format!("written to {}", out.display()))
+                }
+                ExportTo::Memory => {
+                    let (bytes, r) = audit::export_bytes(node, actor, c.id)?;
+                    (r, bytes, "downloaded".to_string())
+                }
+            };
             audit::append_alone(
                 node,
                 actor,
-                Event::new(Action::AuditExport).case(c.id).detail(format!(
-                    "{} entries written to {}",
-                    r.entries,
-                    out.display()
-                )),
+                Event::new(Action::AuditExport)
+                    .case(c.id)
+                    .detail(format!("{} entries {whereto}", r.entries)),
             )?;
-            Ok(r)
+            Ok((r, bytes))
         },
     )
 }

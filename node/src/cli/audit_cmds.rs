@@ -93,7 +93,7 @@ pub(crate) fn audit_command(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
         AuditCommand::Export { case, out } => {
             let node = unlock(cli)?;
             let actor = actor_of(cli);
-            let r = cases::export_audit(&node, &actor, case, out)?;
+            let (r, _) = cases::export_audit(&node, &actor, case, cases::ExportTo::File(out))?;
             if cli.json {
                 print_json(
                     &json!({"out": out, "entries": r.entries, "chain_verified": r.chain_fault.is_none(), "chain_entries": r.chain_entries}),

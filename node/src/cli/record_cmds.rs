@@ -44,24 +44,7 @@ pub(crate) fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
 }
 
 pub(crate) fn summary(v: &RecordView) -> String {
-    let key = [
-        "name",
-        "title",
-        "number",
-        "iban",
-        "address",
-        "registration",
-        "text",
-        "file",
-        "link_type",
-    ];
-    key.iter()
-        .find_map(|k| v.fields.get(*k))
-        .map(|f| f.as_text())
-        .unwrap_or_default()
-        .chars()
-        .take(60)
-        .collect()
+    v.summary()
 }
 
 pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode> {

@@ -16,7 +16,7 @@ use super::auth::{COOKIE, Caller};
 use super::{ApiError, App};
 use crate::access::{Actor, Role};
 use crate::cases::Case;
-use crate::{Node, audit, cases, import, records, status, users};
+use crate::{Node, audit, browse, cases, import, records, status, users};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/", get(index))
         .route("/app.js", get(script))
         .route("/app.css", get(style))
+        .route("/vendor/{file}", get(vendor))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
@@ -39,10 +40,13 @@ pub(super) fn routes() -> Router<App> {
             "/api/cases/{case}/assignments/{user}",
             put(assign).delete(unassign),
         )
+        .route("/api/cases/{case}/chart", get(case_chart))
+        .route("/api/cases/{case}/path", get(case_path))
         .route("/api/records/{record}", get(show_record).patch(edit_record))
         .route("/api/records/{record}/history", get(record_history))
         .route("/api/events", get(events))
         .route("/api/audit", get(audit_list))
+        .route("/api/cases/{case}/audit.jsonl", get(audit_export))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/users/{user}/disable", post(disable_user))
         .fallback(not_found)
@@ -78,6 +82,23 @@ async fn script() -> Response {
 }
 async fn style() -> Response {
     asset(include_str!("assets/app.css"), "text/css; charset=utf-8")
+}
+
+/// The vendored libraries (assets/vendor/README.md), by exact name only.
+async fn vendor(Path(file): Path<String>) -> Response {
+    let body = match file.as_str() {
+        "cytoscape.min.js" => include_str!("assets/vendor/cytoscape.min.js"),
+        "layout-base.js" => include_str!("assets/vendor/layout-base.js"),
+        "cose-base.js" => include_str!("assets/vendor/cose-base.js"),
+        "cytoscape-fcose.js" => include_str!("assets/vendor/cytoscape-fcose.js"),
+        _ => return not_found().await.into_response(),
+    };
+    let mut res = asset(body, "text/javascript; charset=utf-8");
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    res
 }
 
 #[derive(Deserialize)]
@@ -227,8 +248,19 @@ async fn show_case(State(app): State<App>, caller: Caller, Path(case): Path<Stri
 struct RecordFilter {
     #[serde(rename = "type")]
     record_type: Option<String>,
+    /// Text any field contains.
+    q: Option<String>,
+    #[serde(default)]
+    sort: browse::Sort,
+    #[serde(default)]
+    desc: bool,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
 }
 
+/// A page of the case's records: `?type=&q=&sort=updated|created|type|summary|id&desc=true&offset=&limit=`
+/// (at most 500 a page; `total` says how many pass the filter).
 async fn list_records(
     State(app): State<App>,
     caller: Caller,
@@ -236,15 +268,69 @@ async fn list_records(
     Query(f): Query<RecordFilter>,
 ) -> ApiResult {
     app.as_person(caller, move |node, actor| {
-        let t = f
+        let record_type = f
             .record_type
             .as_deref()
             .filter(|t| !t.is_empty())
             .map(str::parse)
             .transpose()
             .map_err(|e: casesync_schema::SchemaError| crate::NodeError::Schema(e))?;
-        let all = records::list(node, actor, &case, t)?;
-        Ok(Json(serde_json::to_value(all).map_err(internal)?))
+        let q = browse::PageQuery {
+            record_type,
+            text: f.q,
+            sort: f.sort,
+            descending: f.desc,
+            offset: f.offset,
+            limit: f.limit.unwrap_or(100),
+        };
+        let page = browse::page(node, actor, &case, &q)?;
+        Ok(Json(serde_json::to_value(page).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ChartQuery {
+    from: String,
+    depth: Option<usize>,
+    cap: Option<usize>,
+}
+
+async fn case_chart(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Query(q): Query<ChartQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let c = browse::chart(
+            node,
+            actor,
+            &case,
+            &q.from,
+            q.depth.unwrap_or(1),
+            q.cap.unwrap_or(150),
+        )?;
+        Ok(Json(serde_json::to_value(c).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct PathQuery {
+    from: String,
+    to: String,
+}
+
+async fn case_path(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let p = browse::path(node, actor, &case, &q.from, &q.to)?;
+        Ok(Json(json!({"path": p})))
     })
     .await
 }
@@ -412,6 +498,34 @@ async fn audit_list(
         Ok(Json(serde_json::to_value(entries).map_err(internal)?))
     })
     .await
+}
+
+/// A case's audit export (`audit export`'s signed JSON Lines), as a download.
+async fn audit_export(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+) -> Result<Response, ApiError> {
+    let bytes = app
+        .as_person(caller, move |node, actor| {
+            let (_, bytes) = cases::export_audit(node, actor, &case, cases::ExportTo::Memory)?;
+            Ok(bytes)
+        })
+        .await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"audit.jsonl\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn list_users(State(app): State<App>, caller: Caller) -> ApiResult {

@@ -1,11 +1,44 @@
-// The casesync web UI: plain DOM, no framework, no inline script (the CSP
-// allows only this file). Every call goes to the JSON API as the person
-// logged in; the CSRF token from the login is kept for this tab only.
+// The casesync web UI: plain DOM, no framework, and no inline script (the
+// page's CSP allows only files of this node). Every call goes to the JSON API
+// as the person logged in; the node checks what they may see and records it.
+// The CSRF token from the login is kept for this tab only (sessionStorage).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const TYPES = {
+  person: ["name"], organisation: ["name"], vehicle: ["registration"], phone: ["number"],
+  bank_account: ["iban"], crypto_wallet: ["address", "currency"], location: ["address"],
+  event: ["title", "when"], link: ["from", "to", "link_type"], note: ["text"], evidence: ["file"],
+};
+const PAGE = 50;
+const CHART_CAP = 150;
+
 let csrf = sessionStorage.getItem("csrf") || "";
-let currentCase = null;
+let me = null;
+let route = { view: "cases" };
+let pageOffset = 0;
+let chart = null;
+let caseInfo = null;
+let events = null;
+
+function el(tag, text, attrs) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function row(cells) {
+  const tr = el("tr");
+  for (const c of cells) {
+    const td = el("td");
+    if (c instanceof Node) td.appendChild(c); else td.textContent = c === null || c === undefined ? "" : String(c);
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function say(text) { $("message").textContent = text || ""; }
 
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
@@ -13,101 +46,374 @@ async function api(method, path, body) {
   const why = $("justification").value.trim();
   if (why) headers["X-Justification"] = why;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
+  const res = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const data = await res.json().catch(() => ({}));
-  if (res.status === 401) { show("login-view"); throw new Error(data.error ? data.error.message : "log in"); }
+  if (res.status === 401) {
+    me = null;
+    showView("login-view");
+    throw new Error(data.error ? data.error.message : "log in");
+  }
   if (!res.ok) throw new Error(data.error ? data.error.message : res.statusText);
   return data;
 }
 
-function show(view) {
-  for (const v of ["login-view", "cases-view", "case-view"]) $(v).hidden = v !== view;
-  $("logout").hidden = view === "login-view";
+function showView(id) {
+  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view"]) {
+    $(v).hidden = v !== id;
+  }
+  const logged = id !== "login-view";
+  $("logout").hidden = !logged;
+  $("nav").hidden = !logged;
+  if (!logged) { $("who").textContent = ""; stopEvents(); }
 }
-
-function say(text) { $("message").textContent = text || ""; }
 
 function summary(r) {
   const f = r.fields || {};
-  return String(f.name || f.number || f.iban || f.address || f.title || f.text || f.link_type || "");
+  for (const k of ["name", "title", "number", "iban", "address", "registration", "text", "file", "link_type"]) {
+    if (f[k] !== undefined) return String(f[k]).slice(0, 60);
+  }
+  return r.type;
 }
 
-async function openCase(id) {
-  currentCase = id;
+// Routes: #/cases, #/case/ID, #/record/ID, #/chart/CASE/RECORD, #/audit
+function parseRoute() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  switch (parts[0]) {
+    case "case": return { view: "case", id: parts[1] };
+    case "record": return { view: "record", id: parts[1] };
+    case "chart": return { view: "chart", caseId: parts[1], from: parts[2] };
+    case "audit": return { view: "audit" };
+    default: return { view: "cases" };
+  }
+}
+
+async function render() {
+  say("");
+  if (!me) {
+    try { me = await api("GET", "/api/me"); } catch (e) { showView("login-view"); return; }
+    $("who").textContent = me.name + " (" + me.role + ")";
+    startEvents();
+  }
+  const next = parseRoute();
+  if (next.view !== route.view || next.id !== route.id) pageOffset = 0;
+  route = next;
+  try {
+    if (route.view === "case") await renderCase(route.id);
+    else if (route.view === "record") await renderRecord(route.id);
+    else if (route.view === "chart") await renderChart(route.caseId, route.from);
+    else if (route.view === "audit") await renderAudit();
+    else await renderCases();
+  } catch (e) { say(e.message); }
+}
+
+async function renderCases() {
+  const list = await api("GET", "/api/cases");
+  const body = $("case-table").tBodies[0];
+  body.replaceChildren();
+  for (const c of list) {
+    const a = el("a", c.title, { href: "#/case/" + encodeURIComponent(c.id) });
+    body.appendChild(row([a, c.records, c.role || "", c.require_justification ? "required" : ""]));
+  }
+  if (!list.length) body.appendChild(row([me.role === "analyst" ? "No case is assigned to you yet." : "No case yet.", "", "", ""]));
+  $("new-case").hidden = me.role !== "supervisor";
+  showView("cases-view");
+}
+
+async function renderCase(id) {
   const c = await api("GET", "/api/cases/" + encodeURIComponent(id));
+  caseInfo = c;
   $("case-title").textContent = c.title;
-  $("case-meta").textContent = c.records + " records, " + c.members.length + " member node(s)" +
-    (c.require_justification ? "; every action needs a justification" : "");
+  showCaseMeta();
+  const mb = $("member-table").tBodies[0];
+  mb.replaceChildren();
+  for (const m of c.members) mb.appendChild(row([m.name, m.org, m.country, m.role]));
+  $("assign-form").hidden = me.role !== "supervisor";
+  $("case-audit-link").href = "#/audit";
+  $("case-audit-link").dataset.case = c.id;
+  $("case-audit-export").href = "/api/cases/" + encodeURIComponent(c.id) + "/audit.jsonl";
+  $("case-audit-export").hidden = me.role !== "supervisor";
   await loadRecords();
-  show("case-view");
+  showView("case-view");
+}
+
+function showCaseMeta() {
+  const c = caseInfo;
+  $("case-meta").textContent = c.records + " records, " + c.members.length + " member node(s)" +
+    (c.require_justification ? ". Every action on this case needs a justification." : ".");
 }
 
 async function loadRecords() {
-  const t = $("type-filter").value;
-  const rows = await api("GET", "/api/cases/" + encodeURIComponent(currentCase) + "/records" + (t ? "?type=" + encodeURIComponent(t) : ""));
+  const q = new URLSearchParams({
+    offset: String(pageOffset), limit: String(PAGE), sort: $("sort").value,
+    desc: $("desc").checked ? "true" : "false",
+  });
+  if ($("type-filter").value) q.set("type", $("type-filter").value);
+  if ($("text-filter").value.trim()) q.set("q", $("text-filter").value.trim());
+  const page = await api("GET", "/api/cases/" + encodeURIComponent(route.id) + "/records?" + q);
   const body = $("records").tBodies[0];
   body.replaceChildren();
-  for (const r of rows) {
-    const tr = document.createElement("tr");
-    for (const text of [r.type, summary(r), r.originator, r.updated]) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.appendChild(td);
+  for (const r of page.records) {
+    const link = el("a", summary(r), { href: "#/record/" + encodeURIComponent(r.id) });
+    const chartLink = el("a", "chart", { href: "#/chart/" + encodeURIComponent(route.id) + "/" + encodeURIComponent(r.id), "aria-label": "chart from " + summary(r) });
+    body.appendChild(row([r.type, link, r.grading || "", (r.releasable_to || []).join(", ") || "all members", r.updated, chartLink]));
+  }
+  if (caseInfo && !$("type-filter").value && !$("text-filter").value.trim()) {
+    caseInfo.records = page.total;
+    showCaseMeta();
+  }
+  const last = Math.min(page.offset + page.records.length, page.total);
+  $("page-info").textContent = page.total ? (page.offset + 1) + "–" + last + " of " + page.total : "no records";
+  $("prev").disabled = page.offset === 0;
+  $("next").disabled = last >= page.total;
+}
+
+async function renderRecord(id) {
+  const r = await api("GET", "/api/records/" + encodeURIComponent(id));
+  $("record-title").textContent = r.type + ": " + summary(r);
+  $("record-case-link").href = "#/case/" + encodeURIComponent(r.case);
+  $("record-chart-link").href = "#/chart/" + encodeURIComponent(r.case) + "/" + encodeURIComponent(r.id);
+  const dl = $("record-handling");
+  dl.replaceChildren();
+  const facts = [
+    ["Grading", r.grading || "not graded"],
+    ["Releasable to", (r.releasable_to || []).length ? r.releasable_to.join(", ") : "every member of the case"],
+    ["Originator", r.originator], ["Created", r.created], ["Updated", r.updated], ["Id", r.id],
+  ];
+  for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
+  const fb = $("record-fields").tBodies[0];
+  fb.replaceChildren();
+  for (const [k, v] of Object.entries(r.fields)) fb.appendChild(row([k, v]));
+  const hist = await api("GET", "/api/records/" + encodeURIComponent(id) + "/history");
+  const hb = $("history").tBodies[0];
+  hb.replaceChildren();
+  for (const h of hist.slice().reverse()) {
+    const parts = [];
+    for (const [k, v] of Object.entries(h.set)) parts.push(k + " = " + v);
+    for (const k of h.unset) parts.push("removed " + k);
+    if (h.grading) parts.push("grading " + h.grading);
+    if (h.releasable_to) parts.push("releasable to " + (h.releasable_to.join(", ") || "every member"));
+    const who = h.name ? h.name + " (" + h.org + ")" : h.node;
+    hb.appendChild(row([h.time, who, (h.created ? "created: " : "") + parts.join("; ")]));
+  }
+  showView("record-view");
+}
+
+// The chart: started from one record, expanded on demand (double-click or
+// tap a node, or its button in the list), never more than CHART_CAP records
+// at once, laid out by fcose.
+async function renderChart(caseId, from) {
+  $("chart-case-link").href = "#/case/" + encodeURIComponent(caseId);
+  showView("chart-view");
+  if (typeof cytoscape === "function" && typeof cytoscapeFcose === "function" && !renderChart.registered) {
+    cytoscape.use(cytoscapeFcose);
+    renderChart.registered = true;
+  }
+  if (chart) chart.destroy();
+  chart = cytoscape({
+    container: $("chart"),
+    minZoom: 0.2,
+    maxZoom: 1.5,
+    style: [
+      { selector: "node", style: { "label": "data(label)", "font-size": 11, "width": 28, "height": 28, "background-color": "#457b9d", "text-wrap": "ellipsis", "text-max-width": 140, "text-valign": "bottom", "text-margin-y": 4 } },
+      { selector: "node[type = 'person']", style: { "background-color": "#e63946" } },
+      { selector: "node[type = 'phone']", style: { "background-color": "#2a9d8f", "shape": "round-rectangle" } },
+      { selector: "node[type = 'crypto_wallet'], node[type = 'bank_account']", style: { "background-color": "#f4a261", "shape": "diamond" } },
+      { selector: "node[type = 'organisation']", style: { "background-color": "#1d3557", "shape": "hexagon" } },
+      { selector: "edge", style: { "label": "data(label)", "font-size": 9, "width": 1.5, "line-color": "#8d99ae", "target-arrow-color": "#8d99ae", "curve-style": "bezier", "target-arrow-shape": "triangle" } },
+      { selector: "edge[status = 'unconfirmed']", style: { "line-style": "dashed" } },
+      { selector: "node.path", style: { "background-color": "#e76f51", "border-width": 3, "border-color": "#9d0208" } },
+      { selector: "edge.path", style: { "line-color": "#e76f51", "target-arrow-color": "#e76f51", "width": 4 } },
+    ],
+  });
+  chart.on("tap", "node", (ev) => expand(caseId, ev.target.id()).catch((e) => say(e.message)));
+  await expand(caseId, from);
+}
+
+async function expand(caseId, from) {
+  const room = Math.max(1, CHART_CAP - chart.nodes().length);
+  const q = new URLSearchParams({ from, depth: "1", cap: String(Math.min(room + 1, CHART_CAP)) });
+  const c = await api("GET", "/api/cases/" + encodeURIComponent(caseId) + "/chart?" + q);
+  addToChart(c);
+  $("chart-note").textContent = chart.nodes().length + " records on the chart" +
+    (c.truncated || chart.nodes().length >= CHART_CAP ? " (capped: expand from a record to see more around it)" : "") +
+    ". Tap a record to expand it.";
+}
+
+function addToChart(c) {
+  const add = [];
+  for (const n of c.nodes) if (!chart.getElementById(n.id).length) add.push({ group: "nodes", data: { id: n.id, label: n.label, type: n.type } });
+  for (const e of c.edges) {
+    const id = e.link || (e.from + ">" + e.label + ">" + e.to);
+    if (!chart.getElementById(id).length) add.push({ group: "edges", data: { id, source: e.from, target: e.to, label: e.label, status: e.status || "" } });
+  }
+  chart.add(add);
+  chart.layout({ name: renderChart.registered ? "fcose" : "cose", animate: false, randomize: false }).run();
+  const list = $("chart-list");
+  list.replaceChildren();
+  const from = $("path-from"), to = $("path-to");
+  const keepFrom = from.value, keepTo = to.value;
+  from.replaceChildren(); to.replaceChildren();
+  chart.nodes().forEach((n) => {
+    const li = el("li");
+    li.appendChild(el("a", n.data("label") + " (" + n.data("type") + ")", { href: "#/record/" + encodeURIComponent(n.id()) }));
+    const b = el("button", "expand", { type: "button", "aria-label": "expand " + n.data("label") });
+    b.addEventListener("click", () => expand(route.caseId, n.id()).catch((e) => say(e.message)));
+    li.appendChild(document.createTextNode(" "));
+    li.appendChild(b);
+    list.appendChild(li);
+    from.appendChild(el("option", n.data("label"), { value: n.id() }));
+    to.appendChild(el("option", n.data("label"), { value: n.id() }));
+  });
+  if (keepFrom) from.value = keepFrom;
+  if (keepTo) to.value = keepTo;
+}
+
+async function findPath(ev) {
+  ev.preventDefault();
+  const q = new URLSearchParams({ from: $("path-from").value, to: $("path-to").value });
+  const r = await api("GET", "/api/cases/" + encodeURIComponent(route.caseId) + "/path?" + q);
+  chart.elements().removeClass("path");
+  if (!r.path) { $("chart-note").textContent = "No path of links between those two records."; return; }
+  addToChart(r.path);
+  for (const n of r.path.nodes) chart.getElementById(n.id).addClass("path");
+  for (const e of r.path.edges) chart.getElementById(e.link || (e.from + ">" + e.label + ">" + e.to)).addClass("path");
+  $("chart-note").textContent = "Path: " + r.path.nodes.map((n) => n.label).join(" → ");
+}
+
+async function renderAudit() {
+  const q = new URLSearchParams();
+  for (const [k, id] of [["case", "audit-case"], ["action", "audit-action"], ["by", "audit-by"], ["since", "audit-since"]]) {
+    if ($(id).value.trim()) q.set(k, $(id).value.trim());
+  }
+  const entries = await api("GET", "/api/audit?" + q);
+  const body = $("audit-table").tBodies[0];
+  body.replaceChildren();
+  for (const e of entries.slice(-500).reverse()) {
+    body.appendChild(row([e.seq, e.time, e.operator, e.action, e.outcome, e.case || "", e.justification || "", e.detail || ""]));
+  }
+  showView("audit-view");
+}
+
+// Live updates: the node says only that something changed; the page asks
+// again for what it shows.
+function startEvents() {
+  if (events || typeof EventSource !== "function") return;
+  events = new EventSource("/api/events");
+  events.addEventListener("open", () => { $("live").hidden = false; });
+  events.addEventListener("change", () => {
+    if (route.view === "case") loadRecords().catch((e) => say(e.message));
+    else if (route.view === "record") renderRecord(route.id).catch((e) => say(e.message));
+    else if (route.view === "cases") renderCases().catch((e) => say(e.message));
+  });
+  events.addEventListener("error", () => { $("live").hidden = true; });
+}
+
+function stopEvents() {
+  if (events) { events.close(); events = null; }
+  $("live").hidden = true;
+}
+
+function fieldRow(key, required) {
+  const div = el("div", null, { class: "field-row" });
+  const n = $("add-fields").children.length;
+  const k = el("input", null, { "aria-label": "field name " + (n + 1), value: key || "", placeholder: "field" });
+  const v = el("input", null, { "aria-label": (key || "field") + " value", placeholder: "value" });
+  if (required) { k.readOnly = true; v.required = true; }
+  div.appendChild(k); div.appendChild(v);
+  $("add-fields").appendChild(div);
+}
+
+function resetAddForm() {
+  const t = $("add-type").value;
+  $("add-fields").replaceChildren();
+  for (const k of TYPES[t]) fieldRow(k, true);
+  $("add-needs").textContent = "Required: " + TYPES[t].join(", ") + (t === "bank_account" ? " (or number)" : t === "location" ? " (or lat and lon)" : "");
+}
+
+function setup() {
+  for (const t of Object.keys(TYPES)) {
+    $("type-filter").appendChild(el("option", t, { value: t }));
+    $("add-type").appendChild(el("option", t, { value: t }));
+  }
+  resetAddForm();
+  $("add-type").addEventListener("change", resetAddForm);
+  $("add-field").addEventListener("click", () => fieldRow("", false));
+
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    say("");
+    try {
+      const r = await api("POST", "/api/login", { name: $("login-name").value, password: $("login-password").value });
+      csrf = r.csrf;
+      sessionStorage.setItem("csrf", csrf);
+      $("login-password").value = "";
+      me = null;
+      await render();
+    } catch (err) { say(err.message); }
+  });
+  $("logout").addEventListener("click", async () => {
+    try { await api("POST", "/api/logout"); } catch (err) { say(err.message); }
+    sessionStorage.removeItem("csrf");
+    me = null;
+    showView("login-view");
+  });
+  $("new-case").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/cases", { title: $("new-case-title").value, require_justification: $("new-case-justify").checked });
+      $("new-case-title").value = "";
+      location.hash = "#/case/" + encodeURIComponent(r.id);
+    } catch (err) { say(err.message); }
+  });
+  $("record-filter").addEventListener("submit", (e) => { e.preventDefault(); pageOffset = 0; loadRecords().catch((err) => say(err.message)); });
+  $("prev").addEventListener("click", () => { pageOffset = Math.max(0, pageOffset - PAGE); loadRecords().catch((err) => say(err.message)); });
+  $("next").addEventListener("click", () => { pageOffset += PAGE; loadRecords().catch((err) => say(err.message)); });
+  $("add-record").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    say("");
+    const fields = {};
+    for (const r of $("add-fields").children) {
+      const [k, v] = r.querySelectorAll("input");
+      if (k.value.trim() && v.value.trim()) fields[k.value.trim()] = v.value.trim();
     }
-    body.appendChild(tr);
-  }
+    const body = { type: $("add-type").value, fields };
+    if ($("add-grading").value.trim()) body.grading = $("add-grading").value.trim();
+    const rel = $("add-releasable").value.split(",").map((s) => s.trim()).filter(Boolean);
+    if (rel.length) body.releasable_to = rel;
+    try {
+      await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/records", body);
+      resetAddForm();
+      $("add-grading").value = ""; $("add-releasable").value = "";
+      say("Record added.");
+      await loadRecords();
+    } catch (err) { say(err.message); }
+  });
+  $("assign-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("PUT", "/api/cases/" + encodeURIComponent(route.id) + "/assignments/" + encodeURIComponent($("assign-user").value.trim()), {});
+      say("Assigned " + $("assign-user").value.trim() + ".");
+      $("assign-user").value = "";
+    } catch (err) { say(err.message); }
+  });
+  $("edit-record").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const k = $("edit-key").value.trim(), v = $("edit-value").value.trim();
+    const body = v ? { set: { [k]: v } } : { unset: [k] };
+    try {
+      await api("PATCH", "/api/records/" + encodeURIComponent(route.id), body);
+      $("edit-key").value = ""; $("edit-value").value = "";
+      await renderRecord(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("case-audit-link").addEventListener("click", (e) => { $("audit-case").value = e.target.dataset.case || ""; });
+  $("path-form").addEventListener("submit", (e) => findPath(e).catch((err) => say(err.message)));
+  $("audit-filter").addEventListener("submit", (e) => { e.preventDefault(); renderAudit().catch((err) => say(err.message)); });
+  window.addEventListener("hashchange", render);
+  render();
 }
 
-async function loadCases() {
-  const me = await api("GET", "/api/me");
-  $("who").textContent = me.name + " (" + me.role + ")";
-  const list = await api("GET", "/api/cases");
-  const ul = $("case-list");
-  ul.replaceChildren();
-  for (const c of list) {
-    const li = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = "#";
-    a.textContent = c.title + " (" + c.records + " records)";
-    a.addEventListener("click", (e) => { e.preventDefault(); openCase(c.id).catch((err) => say(err.message)); });
-    li.appendChild(a);
-    ul.appendChild(li);
-  }
-  if (!list.length) ul.textContent = "No case is assigned to you yet.";
-  show("cases-view");
-}
-
-$("login-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  say("");
-  try {
-    const r = await api("POST", "/api/login", { name: $("login-name").value, password: $("login-password").value });
-    csrf = r.csrf;
-    sessionStorage.setItem("csrf", csrf);
-    $("login-password").value = "";
-    await loadCases();
-  } catch (err) { say(err.message); }
-});
-
-$("logout").addEventListener("click", async () => {
-  try { await api("POST", "/api/logout"); } catch (err) { say(err.message); }
-  sessionStorage.removeItem("csrf");
-  show("login-view");
-});
-
-$("add-person").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  say("");
-  const fields = { name: $("person-name").value };
-  if ($("person-dob").value.trim()) fields.dob = $("person-dob").value.trim();
-  try {
-    await api("POST", "/api/cases/" + encodeURIComponent(currentCase) + "/records", { type: "person", fields });
-    $("person-name").value = ""; $("person-dob").value = "";
-    await loadRecords();
-  } catch (err) { say(err.message); }
-});
-
-$("type-filter").addEventListener("change", () => loadRecords().catch((err) => say(err.message)));
-$("back").addEventListener("click", (e) => { e.preventDefault(); loadCases().catch((err) => say(err.message)); });
-
-loadCases().catch(() => show("login-view"));
+setup();

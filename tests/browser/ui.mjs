@@ -1,0 +1,160 @@
+// The web UI in a real browser: Debian's chromium, headless, driven by
+// playwright-core. Started by the Rust test `browser::the_web_ui_end_to_end`,
+// which makes the nodes and accounts and passes them in the environment:
+//   BASE_URL      the --http address of node A (uk-east)
+//   CASESYNC_BIN  the casesync binary; A_DIR, B_DIR the two data dirs
+//   B_PEER        B's PeerId; PASSWORD every account's password
+//   SHOTS         where to write the screenshots
+// Each step asserts; the first failure ends the run non-zero with its reason.
+import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import assert from "node:assert/strict";
+
+const env = process.env;
+const BASE = env.BASE_URL;
+const PW = env.PASSWORD;
+
+function cs(dir, ...args) {
+  return execFileSync(env.CASESYNC_BIN, ["--data-dir", dir, ...args], {
+    env: { ...env, CASESYNC_OPERATOR: "test" },
+    encoding: "utf8",
+  }).trim();
+}
+
+async function login(browser, name) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw new Error("page error: " + e.message); });
+  await page.goto(BASE + "/");
+  await page.getByLabel("User name").fill(name);
+  await page.getByLabel("Password", { exact: true }).fill(PW);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#cases-view").waitFor({ state: "visible" });
+  return page;
+}
+
+async function apiJson(page, path) {
+  return page.evaluate(async (p) => {
+    const r = await fetch(p, { headers: { Accept: "application/json" } });
+    return { status: r.status, body: await r.json() };
+  }, path);
+}
+
+async function addRecord(page, type, fields) {
+  await page.locator("#add-type").selectOption(type);
+  const rows = page.locator("#add-fields .field-row");
+  const required = await rows.count();
+  const entries = Object.entries(fields);
+  for (let i = 0; i < entries.length; i++) {
+    if (i >= required) await page.getByRole("button", { name: "Another field" }).click();
+    const row = rows.nth(i);
+    if (i >= required) await row.locator("input").nth(0).fill(entries[i][0]);
+    await row.locator("input").nth(1).fill(entries[i][1]);
+  }
+  await page.getByRole("button", { name: "Add record" }).click();
+  await page.locator("#message", { hasText: "Record added." }).waitFor();
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  // A supervisor logs in, creates a case, adds a person, a phone and a link.
+  const sam = await login(browser, "sam");
+  await sam.getByLabel("Title").fill("Op Lantern");
+  await sam.getByRole("button", { name: "Create" }).click();
+  await sam.locator("#case-view").waitFor({ state: "visible" });
+  assert.equal(await sam.locator("#case-title").textContent(), "Op Lantern");
+  const caseId = decodeURIComponent(new URL(sam.url()).hash.split("/")[2]);
+
+  await addRecord(sam, "person", { name: "Marin Dobre", dob: "1984-03-02" });
+  await addRecord(sam, "phone", { number: "+40 722 123 456" });
+  const listed = await apiJson(sam, `/api/cases/${caseId}/records?limit=10`);
+  assert.equal(listed.status, 200);
+  const id = (t) => listed.body.records.find((r) => r.type === t).id;
+  await addRecord(sam, "link", { from: id("person"), to: id("phone"), link_type: "uses" });
+  // The same validation message as the CLI.
+  await sam.locator("#add-type").selectOption("person");
+  await sam.locator("#add-fields .field-row input").nth(1).fill("X");
+  await sam.getByRole("button", { name: "Another field" }).click();
+  await sam.locator("#add-fields .field-row").nth(1).locator("input").nth(0).fill("dob");
+  await sam.locator("#add-fields .field-row").nth(1).locator("input").nth(1).fill("1984-13-40");
+  await sam.getByRole("button", { name: "Add record" }).click();
+  await sam.waitForFunction(() => document.getElementById("message").textContent.length > 0);
+  const refusal = await sam.locator("#message").textContent();
+  const cli = (() => {
+    try { cs(env.A_DIR, "record", "add", caseId, "--type", "person", "--field", "name=X", "--field", "dob=1984-13-40"); return ""; }
+    catch (e) { return String(e.stderr); }
+  })();
+  assert.ok(refusal && cli.includes(refusal), `UI said ${JSON.stringify(refusal)}, CLI said ${JSON.stringify(cli)}`);
+  await sam.locator("#records tbody tr").nth(2).waitFor();
+  assert.equal(await sam.locator("#records tbody tr").count(), 3);
+  await sam.screenshot({ path: env.SHOTS + "/case-page.png", fullPage: true });
+
+  // The record page: fields, handling and history.
+  await sam.locator("#records a", { hasText: "Marin Dobre" }).click();
+  await sam.locator("#record-view").waitFor({ state: "visible" });
+  await sam.locator("#history tbody tr").first().waitFor();
+  assert.match(await sam.locator("#history").textContent(), /uk-east \(Unit uk-east\)/);
+  assert.match(await sam.locator("#record-handling").textContent(), /every member of the case/);
+
+  // The chart, from the person; expanded from the phone.
+  await sam.getByRole("link", { name: "Chart from this record" }).click();
+  await sam.locator("#chart-view").waitFor({ state: "visible" });
+  await sam.locator("#chart-list li").nth(1).waitFor();
+  assert.equal(await sam.locator("#chart-list li").count(), 2);
+  await sam.getByRole("button", { name: "expand +40 722 123 456" }).click();
+  await sam.locator("#chart-note", { hasText: "records on the chart" }).waitFor();
+  const drawn = await sam.evaluate(() => document.querySelectorAll("#chart canvas").length);
+  assert.ok(drawn > 0, "cytoscape drew no canvas");
+  await sam.locator("#path-from").selectOption({ label: "+40 722 123 456" });
+  await sam.locator("#path-to").selectOption({ label: "Marin Dobre" });
+  await sam.getByRole("button", { name: "Find path" }).click();
+  await sam.locator("#chart-note", { hasText: "Path: +40 722 123 456 → Marin Dobre" }).waitFor();
+  await sam.screenshot({ path: env.SHOTS + "/chart.png", fullPage: true });
+
+  // A partner's record arrives live on the open case page, without a reload.
+  cs(env.A_DIR, "case", "member", "add", caseId, env.B_PEER, "--role", "contributor");
+  await sam.goto(BASE + "/#/case/" + encodeURIComponent(caseId));
+  await sam.locator("#records tbody tr").nth(2).waitFor();
+  await sam.locator("#live").waitFor({ state: "visible" });
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    try { cs(env.B_DIR, "record", "show", id("person")); break; } catch { await new Promise((r) => setTimeout(r, 300)); }
+  }
+  cs(env.B_DIR, "record", "add", caseId, "--type", "note", "--field", "text=Seen at Otopeni, 14:20");
+  await sam.locator("#records tbody", { hasText: "Seen at Otopeni" }).waitFor({ timeout: 60000 });
+
+  // An analyst not assigned sees nothing of the case, in the UI or the API.
+  const bob = await login(browser, "bob");
+  assert.match(await bob.locator("#case-table").textContent(), /No case is assigned to you yet/);
+  assert.equal((await apiJson(bob, `/api/cases/${caseId}`)).status, 403);
+  assert.equal((await apiJson(bob, `/api/cases/${caseId}/records`)).status, 403);
+
+  // Assigned by the supervisor, an analyst works on it; disabled, she is out.
+  await sam.locator("summary", { hasText: "Member agencies" }).click();
+  await sam.getByLabel("Assign an analyst to this case").fill("ana");
+  await sam.getByRole("button", { name: "Assign" }).click();
+  await sam.locator("#message", { hasText: "Assigned ana." }).waitFor();
+  const ana = await login(browser, "ana");
+  await ana.locator("#case-table a", { hasText: "Op Lantern" }).click();
+  await ana.locator("#records a", { hasText: "Marin Dobre" }).click();
+  await ana.locator("#record-view").waitFor({ state: "visible" });
+  cs(env.A_DIR, "user", "disable", "ana");
+  await ana.getByRole("link", { name: "Cases", exact: true }).click();
+  await ana.locator("#login-view").waitFor({ state: "visible" });
+
+  // The audit page shows the person's consultations.
+  await sam.getByRole("link", { name: "Audit", exact: true }).click();
+  await sam.getByLabel("By", { exact: true }).fill("ana");
+  await sam.getByRole("button", { name: "Show" }).click();
+  await sam.locator("#audit-table tbody", { hasText: "record.show" }).waitFor();
+  const audit = await sam.locator("#audit-table tbody").textContent();
+  assert.match(audit, /record\.list/);
+  assert.ok(!/\bsam\b/.test(audit), "filtered to ana");
+  console.log("browser: every step passed");
+} finally {
+  await browser.close();
+}
