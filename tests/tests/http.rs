@@ -609,3 +609,51 @@ fn the_front_end_serves_loopback_only_without_tls() {
     let e = n.cmd(&["serve", "--http", "nonsense"]).error_line();
     assert!(e.contains("is not an address"), "{e}");
 }
+
+#[test]
+fn the_openapi_document_describes_every_route() {
+    let t = TestDir::new("http-openapi");
+    let (_n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let r = request(&addr, "GET", "/api/openapi.json", &[], b"");
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/login",
+        "/api/cases",
+        "/api/cases/{case}/records",
+        "/api/records/{record}/history",
+        "/api/cases/{case}/chart",
+        "/api/audit",
+        "/api/users",
+        "/api/status",
+    ] {
+        assert!(paths.contains_key(p), "{p} is not in the document");
+    }
+    // Every operation it names is served: without a session, each answers
+    // 401 (or, for the login, 4xx on an empty body), never "no such route".
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{case}", "0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8d")
+            .replace("{record}", "0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8e")
+            .replace("{user}", "ana");
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            let r = request(&addr, &method.to_uppercase(), &concrete, &[], b"");
+            assert!(
+                (400..500).contains(&r.status) && r.status != 404 && r.status != 405,
+                "{method} {path}: {}",
+                r.status
+            );
+        }
+    }
+}

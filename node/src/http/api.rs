@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,36 +20,82 @@ use crate::{Node, audit, browse, cases, import, records, status, users};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+/// A JSON object: the shapes are those the CLI prints with `--json`.
+struct JsonObject;
+
+impl utoipa::PartialSchema for JsonObject {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new().into()
+    }
+}
+impl utoipa::ToSchema for JsonObject {}
+
+/// Every error: a stable code and the one-line message the CLI prints.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ErrorDetail {
+    /// unauthenticated, forbidden, csrf, cross_origin, refused, invalid,
+    /// not_found, too_large, rate_limited, disk_full, integrity, internal
+    code: String,
+    message: String,
+}
+
+/// The OpenAPI document's frame; the paths come from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "casesync", description = "The JSON API of a casesync node's web front end (`serve --http`). Log in at /api/login; send the session's CSRF token in X-CSRF-Token with every change, and a case's required justification in X-Justification."),
+    tags((name = "session"), (name = "cases"), (name = "records"), (name = "audit"), (name = "users"), (name = "node"))
+)]
+struct ApiDoc;
+
 pub(super) fn routes() -> Router<App> {
-    Router::new()
-        .route("/", get(index))
-        .route("/app.js", get(script))
-        .route("/app.css", get(style))
-        .route("/vendor/{file}", get(vendor))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/status", get(node_status))
-        .route("/api/cases", get(list_cases).post(create_case))
-        .route("/api/cases/{case}", get(show_case))
-        .route(
-            "/api/cases/{case}/records",
-            get(list_records).post(add_record),
-        )
-        .route(
-            "/api/cases/{case}/assignments/{user}",
-            put(assign).delete(unassign),
-        )
-        .route("/api/cases/{case}/chart", get(case_chart))
-        .route("/api/cases/{case}/path", get(case_path))
-        .route("/api/records/{record}", get(show_record).patch(edit_record))
-        .route("/api/records/{record}/history", get(record_history))
-        .route("/api/events", get(events))
-        .route("/api/audit", get(audit_list))
-        .route("/api/cases/{case}/audit.jsonl", get(audit_export))
-        .route("/api/users", get(list_users).post(add_user))
-        .route("/api/users/{user}/disable", post(disable_user))
-        .fallback(not_found)
+    let (api, doc) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+            .routes(utoipa_axum::routes!(login))
+            .routes(utoipa_axum::routes!(logout))
+            .routes(utoipa_axum::routes!(me))
+            .routes(utoipa_axum::routes!(node_status))
+            .routes(utoipa_axum::routes!(list_cases, create_case))
+            .routes(utoipa_axum::routes!(show_case))
+            .routes(utoipa_axum::routes!(list_records, add_record))
+            .routes(utoipa_axum::routes!(case_chart))
+            .routes(utoipa_axum::routes!(case_path))
+            .routes(utoipa_axum::routes!(assign, unassign))
+            .routes(utoipa_axum::routes!(show_record, edit_record))
+            .routes(utoipa_axum::routes!(record_history))
+            .routes(utoipa_axum::routes!(events))
+            .routes(utoipa_axum::routes!(audit_list))
+            .routes(utoipa_axum::routes!(audit_export))
+            .routes(utoipa_axum::routes!(list_users, add_user))
+            .routes(utoipa_axum::routes!(disable_user))
+            .split_for_parts();
+    let doc = std::sync::Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    doc.as_str().to_owned(),
+                )
+            }
+        }),
+    )
+    .route("/", get(index))
+    .route("/app.js", get(script))
+    .route("/app.css", get(style))
+    .route("/vendor/{file}", get(vendor))
+    .fallback(not_found)
 }
 
 async fn not_found() -> ApiError {
@@ -101,12 +147,13 @@ async fn vendor(Path(file): Path<String>) -> Response {
     res
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Login {
     name: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/login", tag = "session", request_body = Login, responses((status = 200, description = "logged in: the session cookie is set; `csrf` goes in X-CSRF-Token of every change", body = JsonObject), (status = 403, description = "wrong name or password, or locked", body = ErrorBody), (status = 429, description = "too many logins from this address", body = ErrorBody)))]
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -139,6 +186,7 @@ async fn login(
     Ok(res)
 }
 
+#[utoipa::path(post, path = "/api/logout", tag = "session", responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn logout(
     State(app): State<App>,
     headers: axum::http::HeaderMap,
@@ -167,10 +215,12 @@ fn who(actor: &Actor) -> Value {
     json!({"name": actor.operator, "role": role})
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "session", responses((status = 200, description = "name and role", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn me(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |_, actor| Ok(Json(who(actor)))).await
 }
 
+#[utoipa::path(get, path = "/api/status", tag = "node", responses((status = 200, description = "as `casesync status --json`", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn node_status(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |node, actor| {
         Ok(Json(
@@ -207,6 +257,7 @@ fn case_json(node: &Node, c: &Case) -> Result<Value, ApiError> {
     }))
 }
 
+#[utoipa::path(get, path = "/api/cases", tag = "cases", responses((status = 200, description = "the cases this person may see", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn list_cases(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |node, actor| {
         let all = cases::list_for(node, actor)?;
@@ -219,13 +270,14 @@ async fn list_cases(State(app): State<App>, caller: Caller) -> ApiResult {
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewCase {
     title: String,
     #[serde(default)]
     require_justification: bool,
 }
 
+#[utoipa::path(post, path = "/api/cases", tag = "cases", request_body = NewCase, responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn create_case(State(app): State<App>, caller: Caller, Json(b): Json<NewCase>) -> ApiResult {
     app.as_person(caller, move |node, actor| {
         let id = cases::create(node, actor, &b.title, b.require_justification)?;
@@ -234,6 +286,7 @@ async fn create_case(State(app): State<App>, caller: Caller, Json(b): Json<NewCa
     .await
 }
 
+#[utoipa::path(get, path = "/api/cases/{case}", tag = "cases", params(("case" = String, Path, description = "case id")), responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn show_case(State(app): State<App>, caller: Caller, Path(case): Path<String>) -> ApiResult {
     app.as_person(caller, move |node, actor| {
         let (_, v) = cases::show(node, actor, &case, |c| {
@@ -244,13 +297,16 @@ async fn show_case(State(app): State<App>, caller: Caller, Path(case): Path<Stri
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RecordFilter {
     #[serde(rename = "type")]
     record_type: Option<String>,
     /// Text any field contains.
     q: Option<String>,
+    /// updated, created, type, summary or id
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     sort: browse::Sort,
     #[serde(default)]
     desc: bool,
@@ -261,6 +317,7 @@ struct RecordFilter {
 
 /// A page of the case's records: `?type=&q=&sort=updated|created|type|summary|id&desc=true&offset=&limit=`
 /// (at most 500 a page; `total` says how many pass the filter).
+#[utoipa::path(get, path = "/api/cases/{case}/records", tag = "records", params(("case" = String, Path, description = "case id"), RecordFilter), responses((status = 200, description = "a page: total, offset, records", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn list_records(
     State(app): State<App>,
     caller: Caller,
@@ -289,13 +346,15 @@ async fn list_records(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ChartQuery {
     from: String,
     depth: Option<usize>,
     cap: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/cases/{case}/chart", tag = "records", params(("case" = String, Path, description = "case id"), ChartQuery), responses((status = 200, description = "nodes, edges, truncated", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn case_chart(
     State(app): State<App>,
     caller: Caller,
@@ -316,12 +375,14 @@ async fn case_chart(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PathQuery {
     from: String,
     to: String,
 }
 
+#[utoipa::path(get, path = "/api/cases/{case}/path", tag = "records", params(("case" = String, Path, description = "case id"), PathQuery), responses((status = 200, description = "the path (nodes, edges) or null", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn case_path(
     State(app): State<App>,
     caller: Caller,
@@ -335,6 +396,7 @@ async fn case_path(
     .await
 }
 
+#[utoipa::path(post, path = "/api/cases/{case}/records", tag = "records", params(("case" = String, Path, description = "case id")), request_body(content = JsonObject, description = "as an import line: type, fields, grading, releasable_to"), responses((status = 200, description = "the record as `record show --json`", body = JsonObject), (status = 400, description = "invalid: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn add_record(
     State(app): State<App>,
     caller: Caller,
@@ -350,6 +412,7 @@ async fn add_record(
     .await
 }
 
+#[utoipa::path(get, path = "/api/records/{record}", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn show_record(State(app): State<App>, caller: Caller, Path(id): Path<String>) -> ApiResult {
     app.as_person(caller, move |node, actor| {
         let v = records::show(node, actor, &id)?;
@@ -358,6 +421,7 @@ async fn show_record(State(app): State<App>, caller: Caller, Path(id): Path<Stri
     .await
 }
 
+#[utoipa::path(get, path = "/api/records/{record}/history", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), responses((status = 200, description = "as `record history --json`", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn record_history(
     State(app): State<App>,
     caller: Caller,
@@ -374,6 +438,7 @@ async fn record_history(
 /// changes, by anyone; the page then asks again for what it shows, as the
 /// person logged in. The event carries nothing else. The session is checked
 /// at the start and before each event, so a stream ends with its session.
+#[utoipa::path(get, path = "/api/events", tag = "session", responses((status = 200, description = "server-sent events: `change` when the store changed", content_type = "text/event-stream", body = String), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn events(
     State(app): State<App>,
     caller: Caller,
@@ -405,14 +470,17 @@ async fn events(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Edit {
+    /// Fields to set, with their values.
     #[serde(default)]
+    #[schema(value_type = Object)]
     set: serde_json::Map<String, Value>,
     #[serde(default)]
     unset: Vec<String>,
 }
 
+#[utoipa::path(patch, path = "/api/records/{record}", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), request_body = Edit, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn edit_record(
     State(app): State<App>,
     caller: Caller,
@@ -435,6 +503,7 @@ async fn edit_record(
     .await
 }
 
+#[utoipa::path(put, path = "/api/cases/{case}/assignments/{user}", tag = "cases", params(("case" = String, Path, description = "case id"), ("user" = String, Path, description = "an analyst's name")), responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn assign(
     State(app): State<App>,
     caller: Caller,
@@ -447,6 +516,7 @@ async fn assign(
     .await
 }
 
+#[utoipa::path(delete, path = "/api/cases/{case}/assignments/{user}", tag = "cases", params(("case" = String, Path, description = "case id"), ("user" = String, Path, description = "an analyst's name")), responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn unassign(
     State(app): State<App>,
     caller: Caller,
@@ -459,7 +529,8 @@ async fn unassign(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     case: Option<String>,
     since: Option<String>,
@@ -467,6 +538,7 @@ struct AuditQuery {
     by: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery), responses((status = 200, description = "entries as `audit list --json`; an analyst sees only their own", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn audit_list(
     State(app): State<App>,
     caller: Caller,
@@ -501,6 +573,7 @@ async fn audit_list(
 }
 
 /// A case's audit export (`audit export`'s signed JSON Lines), as a download.
+#[utoipa::path(get, path = "/api/cases/{case}/audit.jsonl", tag = "audit", params(("case" = String, Path, description = "case id")), responses((status = 200, description = "`audit export`: a signed header line, then one entry a line", content_type = "application/x-ndjson", body = String), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn audit_export(
     State(app): State<App>,
     caller: Caller,
@@ -528,6 +601,7 @@ async fn audit_export(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/users", tag = "users", responses((status = 200, body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn list_users(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |node, actor| {
         Ok(Json(
@@ -537,13 +611,16 @@ async fn list_users(State(app): State<App>, caller: Caller) -> ApiResult {
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewUser {
     name: String,
+    /// analyst, supervisor or admin
+    #[schema(value_type = String)]
     role: Role,
     password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser, responses((status = 200, description = "with a one-time password when none was given", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn add_user(State(app): State<App>, caller: Caller, Json(u): Json<NewUser>) -> ApiResult {
     app.as_person(caller, move |node, actor| {
         let made = users::add(node, actor, &u.name, u.role, u.password.as_deref())?;
@@ -554,6 +631,7 @@ async fn add_user(State(app): State<App>, caller: Caller, Json(u): Json<NewUser>
     .await
 }
 
+#[utoipa::path(post, path = "/api/users/{user}/disable", tag = "users", params(("user" = String, Path)), responses((status = 200, body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn disable_user(
     State(app): State<App>,
     caller: Caller,
