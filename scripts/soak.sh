@@ -3,7 +3,8 @@
 #   1. SIGKILL at random points of import, edits, sync (both sides), key
 #      rotation and membership change: KILLS kills per scenario;
 #   2. random operations under partitions: the seeds in SEEDS (A..B);
-#   3. three serving nodes with steady edits for MINUTES, RSS sampled.
+#   3. the HTTP API under schemathesis, API_FUZZ requests per operation;
+#   4. three serving nodes with steady edits for MINUTES, RSS sampled.
 # Prints kills survived per scenario, seeds run and failing seeds (with the
 # command that replays one), and RSS start/end/peak per node.
 #
@@ -24,6 +25,7 @@ need_cargo_tool() {
 need_cargo_tool nextest cargo-nextest
 command -v sqlite3 >/dev/null || (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null
+command -v schemathesis >/dev/null || pip install -q "schemathesis==4.32.5"
 
 mkdir -p target/soak
 REPORT="$PWD/target/soak/report.jsonl"
@@ -38,6 +40,11 @@ echo "==> kills: $KILLS per scenario"
 CASESYNC_KILLS=$KILLS CASESYNC_SOAK_REPORT="$REPORT" \
   cargo nextest run -p casesync-e2e --no-fail-fast --test-threads 1 -E 'test(/^kills::/)' \
   >target/soak/kills.log 2>&1 || { status=1; echo "kills: FAILED (target/soak/kills.log)"; }
+echo "==> the HTTP API under generated requests: ${API_FUZZ:-1000} per operation"
+CASESYNC_API_FUZZ_EXAMPLES=${API_FUZZ:-1000} \
+  cargo nextest run -p casesync-e2e --no-fail-fast --no-capture -E 'test(/^http::generated/)' \
+  >target/soak/api-fuzz.log 2>&1 || { status=1; echo "api fuzz: FAILED (target/soak/api-fuzz.log)"; }
+grep -h "^schemathesis:" target/soak/api-fuzz.log || true
 echo "==> partitions: seeds $SEEDS"
 CASESYNC_PARTITION_SEEDS=$SEEDS CASESYNC_SOAK_REPORT="$REPORT" \
   cargo nextest run -p casesync-e2e --no-fail-fast -E 'test(/^partition::random/)' \

@@ -33,6 +33,11 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "==> installing chromium"
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || echo "warning: could not install chromium" >&2
 fi
+# schemathesis generates requests from the API's OpenAPI document.
+if ! command -v schemathesis >/dev/null; then
+  echo "==> installing schemathesis"
+  pip install -q "schemathesis==4.32.5" || echo "warning: could not install schemathesis" >&2
+fi
 command -v node >/dev/null || { echo "error: Node.js not found: the browser test needs it (apt-get install nodejs)" >&2; exit 1; }
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "==> npm ci (tests/browser)"

@@ -657,3 +657,68 @@ fn the_openapi_document_describes_every_route() {
         }
     }
 }
+
+/// schemathesis (PyPI; `scripts/test.sh` installs it) generates requests from
+/// the OpenAPI document, valid and not, as a supervisor and as an admin: no
+/// answer is a 5xx, the node keeps serving, and its store stays whole.
+/// `CASESYNC_API_FUZZ_EXAMPLES` sets the examples per operation (CI: 15, a
+/// few hundred requests in all; `scripts/soak.sh`: 1000).
+#[test]
+fn generated_requests_never_get_a_server_error() {
+    let examples = std::env::var("CASESYNC_API_FUZZ_EXAMPLES").unwrap_or_else(|_| "15".into());
+    let t = TestDir::new("http-fuzz");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let case = sam
+        .send("POST", "/api/cases", &json!({"title": "Op Fuzz"}))
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sam.send(
+        "POST",
+        &format!("/api/cases/{case}/records"),
+        &person("Marin Dobre"),
+    );
+    let ada = Browser::login(&addr, "ada", PW);
+    let mut generated = 0;
+    for who in [&sam, &ada] {
+        let out = std::process::Command::new("schemathesis")
+            .args(["run", &format!("http://{addr}/api/openapi.json")])
+            .args([
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                &examples,
+            ])
+            .args(["--seed", "7", "--no-shrink", "--workers", "1"])
+            // These end the session the run depends on, or never end.
+            .args(["--exclude-path", "/api/logout"])
+            .args(["--exclude-path", "/api/users/{user}/disable"])
+            .args(["--exclude-path", "/api/events"])
+            .args(["-H", &format!("Cookie: {}", who.cookie)])
+            .args(["-H", &format!("X-CSRF-Token: {}", who.csrf)])
+            .args(["-H", &format!("Origin: http://{addr}")])
+            .output()
+            .expect("run schemathesis (scripts/test.sh installs it with pip)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "schemathesis found a failure:\n{text}\n{}\nserve log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        generated += text
+            .lines()
+            .find(|l| l.contains(" generated, "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    eprintln!("schemathesis: {generated} generated requests, none answered 5xx");
+    assert!(generated >= 100, "only {generated} requests were generated");
+    // Still serving, its store whole.
+    assert_eq!(sam.get("/api/me").status, 200);
+    crate::util::check_store(&n, "generated requests");
+}
