@@ -722,3 +722,112 @@ fn generated_requests_never_get_a_server_error() {
     assert_eq!(sam.get("/api/me").status, 200);
     crate::util::check_store(&n, "generated requests");
 }
+
+/// `curl` (it speaks TLS; the raw client above does not) with `args`.
+fn curl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("run curl")
+}
+
+#[test]
+fn tls_serves_https_beyond_loopback_and_nothing_in_the_clear() {
+    let t = TestDir::new("http-tls");
+    let n = t.node("uk-east");
+    n.init("uk-east", "NCA", "GB");
+    n.cmd(&["federation", "create", "--name", "JIT"]).ok();
+    add_user(&n, "sam", "supervisor", PW);
+    let (cert, key) = (t.join("cert.pem"), t.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=casesync-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    // A bad certificate file is refused before anything starts.
+    let e = n
+        .cmd(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--http-tls-cert",
+            k,
+            "--http-tls-key",
+            k,
+        ])
+        .error_line();
+    assert!(e.contains("TLS certificate"), "{e}");
+    // With TLS, an address beyond loopback is allowed.
+    let s = Server::start_with(
+        &n,
+        &[],
+        &[],
+        Some(&[
+            "--http",
+            "0.0.0.0:0",
+            "--http-tls-cert",
+            c,
+            "--http-tls-key",
+            k,
+        ]),
+    );
+    let port = s
+        .http
+        .as_ref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let base = format!("https://127.0.0.1:{port}");
+    let login = curl(&[
+        "--cacert",
+        c,
+        "-i",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &json!({"name": "sam", "password": PW}).to_string(),
+        &format!("{base}/api/login"),
+    ]);
+    let text = String::from_utf8_lossy(&login.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("__Host-casesync=") && text.contains("Secure"),
+        "{text}"
+    );
+    // Nothing is served in the clear on the TLS port.
+    let plain = curl(&[&format!("http://127.0.0.1:{port}/api/openapi.json")]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("openapi"));
+    // And a client that does not trust the certificate gets nothing.
+    let untrusted = curl(&[&format!("{base}/api/openapi.json")]);
+    assert!(!untrusted.status.success());
+}

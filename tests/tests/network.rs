@@ -27,19 +27,24 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub(crate) fn start_env(node: &Node, peers: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::start_with(node, peers, env, false)
+        Server::start_with(node, peers, env, None)
     }
 
     /// `serve` with the web front end on a free loopback port as well.
     pub(crate) fn start_http(node: &Node, peers: &[&str]) -> Server {
-        Server::start_with(node, peers, &[], true)
+        Server::start_with(node, peers, &[], Some(&["--http", "127.0.0.1:0"]))
     }
 
-    fn start_with(node: &Node, peers: &[&str], env: &[(&str, &str)], http: bool) -> Server {
+    /// `serve` with the web front end and `http_args` (`--http ADDR`, TLS...).
+    pub(crate) fn start_with(
+        node: &Node,
+        peers: &[&str],
+        env: &[(&str, &str)],
+        http_args: Option<&[&str]>,
+    ) -> Server {
+        let http = http_args.is_some();
         let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
-        if http {
-            args.extend(["--http", "127.0.0.1:0"]);
-        }
+        args.extend(http_args.unwrap_or_default());
         for p in peers {
             args.push("--peer");
             args.push(p);
@@ -61,7 +66,10 @@ impl Server {
                 if let Some(a) = line.strip_prefix("listening on ") {
                     let _ = tx.send((false, a.to_string()));
                 }
-                if let Some(a) = line.strip_prefix("http on http://") {
+                if let Some(a) = line
+                    .strip_prefix("http on http://")
+                    .or_else(|| line.strip_prefix("http on https://"))
+                {
                     let _ = tx.send((true, a.trim_end_matches('/').to_string()));
                 }
             }

@@ -121,12 +121,12 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
         /// Serve the web UI and JSON API (`/api/`) for the agency's analysts on
-        /// this address, e.g. 127.0.0.1:8080 (loopback unless you bind it
-        /// otherwise; use TLS for anything but loopback)
+        /// this address, e.g. 127.0.0.1:8080; any other than loopback needs
+        /// --http-tls-cert and --http-tls-key
         #[arg(long, value_name = "ADDR:PORT")]
         http: Option<String>,
         /// TLS certificate chain (PEM) for --http
-        #[arg(long, value_name = "PEM", requires = "http_tls_key")]
+        #[arg(long, value_name = "PEM", requires_all = ["http_tls_key", "http"])]
         http_tls_cert: Option<PathBuf>,
         /// TLS private key (PEM) for --http
         #[arg(long, value_name = "PEM", requires = "http_tls_cert")]

@@ -300,19 +300,18 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             http_tls_cert,
             http_tls_key,
         } => {
-            if http_tls_cert.is_some() || http_tls_key.is_some() {
-                bail!(
-                    "--http-tls-cert/--http-tls-key are not built yet: serve --http on 127.0.0.1 and put a TLS-terminating proxy in front"
-                );
-            }
             let http = http
                 .as_deref()
                 .map(|a| {
-                    a.trim().parse::<std::net::SocketAddr>().map_err(|e| {
+                    let addr = a.trim().parse::<std::net::SocketAddr>().map_err(|e| {
                         anyhow!(
                             "--http {:?} is not an address ({e}); e.g. 127.0.0.1:8080",
                             casesync_node::short(a)
                         )
+                    })?;
+                    Ok::<_, anyhow::Error>(casesync_node::http::HttpOptions {
+                        addr,
+                        tls: http_tls_cert.clone().zip(http_tls_key.clone()),
                     })
                 })
                 .transpose()?;

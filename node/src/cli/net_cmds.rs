@@ -24,7 +24,7 @@ pub(crate) fn run_network(
     node: Node,
     opts: serve::Options,
     until_signal: bool,
-    http: Option<std::net::SocketAddr>,
+    http: Option<casesync_node::http::HttpOptions>,
 ) -> Result<Vec<serve::Exchange>> {
     for p in &opts.peers {
         if !p
@@ -39,19 +39,17 @@ pub(crate) fn run_network(
         .build()?;
     let local = tokio::task::LocalSet::new();
     let front = match http {
-        Some(addr) => Some(node.try_clone()?).zip(Some(addr)),
+        Some(opts) => Some((node.try_clone()?, opts)),
         None => None,
     };
     let results = local.block_on(&rt, async move {
-        if let Some((handle, addr)) = front {
-            let opts = casesync_node::http::HttpOptions { addr };
+        if let Some((handle, opts)) = front {
             let listener = casesync_node::http::bind(&opts).await?;
-            let bound = listener.local_addr().map_err(|e| {
-                casesync_node::NodeError::Io(format!("cannot read the --http address: {e}"))
-            })?;
+            let bound = listener.local_addr()?;
             // Scripts read this line, as they read `listening on`.
             let mut out = std::io::stdout();
-            let _ = writeln!(out, "http on http://{bound}/").and_then(|_| out.flush());
+            let _ =
+                writeln!(out, "http on {}://{bound}/", listener.scheme()).and_then(|_| out.flush());
             tokio::task::spawn_local(async move {
                 if let Err(e) = casesync_node::http::run(handle, listener).await {
                     tracing::warn!(target: "casesync", "{e}");

@@ -14,6 +14,7 @@
 
 mod api;
 mod auth;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,9 +32,33 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Engine calls running at once; more wait for a handle.
 const HANDLES: usize = 4;
 
-/// Where the front end listens.
+/// Where the front end listens, and its TLS certificate and key (PEM), if any.
 pub struct HttpOptions {
     pub addr: SocketAddr,
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// A bound front end: plain HTTP on loopback, or TLS.
+pub enum Bound {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        use axum::serve::Listener;
+        match self {
+            Bound::Plain(l) => l.local_addr(),
+            Bound::Tls(l) => l.local_addr(),
+        }
+        .map_err(|e| NodeError::Io(format!("cannot read the --http address: {e}")))
+    }
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Bound::Plain(_) => "http",
+            Bound::Tls(_) => "https",
+        }
+    }
 }
 
 /// Store handles for engine calls, reused (opening one costs milliseconds).
@@ -214,22 +239,32 @@ async fn watch_changes(app: App, tx: tokio::sync::watch::Sender<u64>) {
 }
 
 /// Binds the front end's address (before anything else starts, so a taken
-/// port fails at once). Only loopback is served without TLS: a session
-/// cookie and passwords must not cross a network in the clear.
-pub async fn bind(opts: &HttpOptions) -> Result<tokio::net::TcpListener> {
-    if !opts.addr.ip().is_loopback() {
-        return Err(NodeError::Refused(format!(
-            "--http {} is not a loopback address: serving the web front end beyond this machine needs TLS, which is not built yet; bind 127.0.0.1 and put a TLS-terminating proxy in front",
-            opts.addr
-        )));
-    }
-    tokio::net::TcpListener::bind(opts.addr)
+/// port or a bad certificate fails at once). Without TLS only loopback is
+/// served: a session cookie and passwords must not cross a network in the
+/// clear.
+pub async fn bind(opts: &HttpOptions) -> Result<Bound> {
+    let config = match &opts.tls {
+        Some((cert, key)) => Some(tls::config(cert, key)?),
+        None if !opts.addr.ip().is_loopback() => {
+            return Err(NodeError::Refused(format!(
+                "--http {} is not a loopback address: serving the web front end beyond this machine needs TLS (--http-tls-cert and --http-tls-key)",
+                opts.addr
+            )));
+        }
+        None => None,
+    };
+    let tcp = tokio::net::TcpListener::bind(opts.addr)
         .await
-        .map_err(|e| NodeError::Io(format!("cannot listen on {} for --http: {e}", opts.addr)))
+        .map_err(|e| NodeError::Io(format!("cannot listen on {} for --http: {e}", opts.addr)))?;
+    Ok(match config {
+        Some(c) => Bound::Tls(tls::TlsListener::new(tcp, c)?),
+        None => Bound::Plain(tcp),
+    })
 }
 
-/// Serves the front end on `listener` until the task is dropped.
-pub async fn run(node: Node, listener: tokio::net::TcpListener) -> Result<()> {
+/// Serves the front end on `bound` until the task is dropped.
+pub async fn run(node: Node, bound: Bound) -> Result<()> {
+    use axum::serve::ListenerExt;
     let (tx, changes) = tokio::sync::watch::channel(0u64);
     let app = App {
         pool: Arc::new(Pool {
@@ -242,7 +277,10 @@ pub async fn run(node: Node, listener: tokio::net::TcpListener) -> Result<()> {
     };
     tokio::spawn(watch_changes(app.clone(), tx));
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .await
-        .map_err(|e| NodeError::Io(format!("the web front end stopped: {e}")))
+    let stopped = match bound {
+        Bound::Plain(l) => axum::serve(l, service).await,
+        // `tap_io` gives the TLS listener the client address as ConnectInfo.
+        Bound::Tls(l) => axum::serve(l.tap_io(|_| {}), service).await,
+    };
+    stopped.map_err(|e| NodeError::Io(format!("the web front end stopped: {e}")))
 }
