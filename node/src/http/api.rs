@@ -50,7 +50,7 @@ struct ErrorDetail {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "casesync", description = "The JSON API of a casesync node's web front end (`serve --http`). Log in at /api/login; send the session's CSRF token in X-CSRF-Token with every change, and a case's required justification in X-Justification."),
-    tags((name = "session"), (name = "cases"), (name = "records"), (name = "audit"), (name = "users"), (name = "node"))
+    tags((name = "session"), (name = "cases"), (name = "records"), (name = "audit"), (name = "users"), (name = "trust"), (name = "node"))
 )]
 struct ApiDoc;
 
@@ -74,6 +74,19 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(audit_export))
             .routes(utoipa_axum::routes!(list_users, add_user))
             .routes(utoipa_axum::routes!(disable_user))
+            .routes(utoipa_axum::routes!(set_password))
+            .routes(utoipa_axum::routes!(add_member))
+            .routes(utoipa_axum::routes!(remove_member))
+            .routes(utoipa_axum::routes!(member_role))
+            .routes(utoipa_axum::routes!(trust_list))
+            .routes(utoipa_axum::routes!(trust_invite))
+            .routes(utoipa_axum::routes!(trust_revoke))
+            .merge(
+                // An import is larger than any other request: its own bound.
+                utoipa_axum::router::OpenApiRouter::new()
+                    .routes(utoipa_axum::routes!(import_records))
+                    .layer(axum::extract::DefaultBodyLimit::max(super::MAX_IMPORT)),
+            )
             .split_for_parts();
     let doc = std::sync::Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     api.route(
@@ -641,6 +654,218 @@ async fn disable_user(
         let ended = users::disable(node, actor, &user)?;
         Ok(Json(
             json!({"name": user, "disabled": true, "sessions_ended": ended}),
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Password {
+    /// The new password; none: a one-time password is made and returned.
+    password: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/users/{user}/password", tag = "users", params(("user" = String, Path)), request_body = Password, responses((status = 200, description = "the account's sessions ended; a one-time password if none was given", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn set_password(
+    State(app): State<App>,
+    caller: Caller,
+    Path(user): Path<String>,
+    Json(p): Json<Password>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let made = users::set_password(node, actor, &user, p.password.as_deref())?;
+        Ok(Json(
+            json!({"name": user, "one_time_password": made.as_ref().map(|p| p.as_str())}),
+        ))
+    })
+    .await
+}
+
+fn case_role(text: &str) -> Result<casesync_schema::control::Role, ApiError> {
+    match text.trim() {
+        "lead" => Ok(casesync_schema::control::Role::Lead),
+        "contributor" => Ok(casesync_schema::control::Role::Contributor),
+        "observer" => Ok(casesync_schema::control::Role::Observer),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!(
+                "unknown role {:?}: use lead, contributor or observer",
+                crate::short(other)
+            ),
+        )),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct NewMember {
+    /// The node: its PeerId (enrolled) or its card.
+    member: String,
+    /// lead, contributor or observer
+    role: String,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/members", tag = "cases", params(("case" = String, Path, description = "case id")), request_body = NewMember, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn add_member(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(m): Json<NewMember>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let role = case_role(&m.role)?;
+        let (_, card) = cases::add_member(node, actor, &case, &m.member, role)?;
+        Ok(Json(
+            json!({"peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Removal {
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/members/{peer}/remove", tag = "cases", params(("case" = String, Path, description = "case id"), ("peer" = String, Path, description = "the member's PeerId")), request_body = Removal, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn remove_member(
+    State(app): State<App>,
+    caller: Caller,
+    Path((case, peer)): Path<(String, String)>,
+    Json(r): Json<Removal>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let (_, card, cut) = cases::remove_member(node, actor, &case, &peer, &r.reason)?;
+        Ok(Json(
+            json!({"peer_id": card.peer_id(), "name": card.name, "removed": true, "cut_seq": cut}),
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct NewRole {
+    /// lead, contributor or observer
+    role: String,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/members/{peer}/role", tag = "cases", params(("case" = String, Path, description = "case id"), ("peer" = String, Path, description = "the member's PeerId")), request_body = NewRole, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn member_role(
+    State(app): State<App>,
+    caller: Caller,
+    Path((case, peer)): Path<(String, String)>,
+    Json(r): Json<NewRole>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let role = case_role(&r.role)?;
+        let (_, card, was) = cases::change_role(node, actor, &case, &peer, role)?;
+        Ok(Json(
+            json!({"peer_id": card.peer_id(), "role": role.name(), "was": was.name()}),
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ImportFormat {
+    /// jsonl (default) or csv
+    format: Option<String>,
+}
+
+/// Records from a JSON Lines or CSV body (at most 16 MiB), all or nothing.
+#[utoipa::path(post, path = "/api/cases/{case}/import", tag = "records", params(("case" = String, Path, description = "case id"), ImportFormat), request_body(content = String, content_type = "text/plain", description = "JSON Lines (one record a line, as `record import`) or CSV"), responses((status = 200, description = "how many were imported", body = JsonObject), (status = 400, description = "the first bad line, and nothing imported", body = ErrorBody), (status = 413, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn import_records(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Query(f): Query<ImportFormat>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let reader = std::io::Cursor::new(body);
+        let r = match f.format.as_deref().unwrap_or("jsonl") {
+            "jsonl" => {
+                let mut src = import::json_lines(reader);
+                records::import(node, actor, &case, &mut src, &mut |_| {})?
+            }
+            "csv" => {
+                let mut src = import::csv_rows(reader)?;
+                records::import(node, actor, &case, &mut src, &mut |_| {})?
+            }
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("unknown format {:?}: use jsonl or csv", crate::short(other)),
+                ));
+            }
+        };
+        Ok(Json(serde_json::to_value(r).map_err(internal)?))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/trust", tag = "trust", responses((status = 200, description = "the federation's nodes, as `trust list --json`", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn trust_list(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, |node, actor| {
+        let r = crate::trust::roster_for(node, actor)?;
+        let forks = |id: &[u8; 32]| r.equivocated.iter().find(|(a, _)| a == id).map_or(0, |(_, n)| *n);
+        let nodes: Vec<Value> = r
+            .registry
+            .nodes
+            .iter()
+            .map(|(id, n)| {
+                json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
+                       "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
+                       "revocation_reason": n.revocation.as_ref().map(|(r, _)| r),
+                       "equivocated_in_cases": forks(id)})
+            })
+            .collect();
+        Ok(Json(json!({"federation": r.registry.federation.to_hex(), "name": r.registry.name, "nodes": nodes})))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Invite {
+    /// The node's card (`casesync id --card`).
+    card: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[utoipa::path(post, path = "/api/trust/invite", tag = "trust", request_body = Invite, responses((status = 200, description = "the join token for that node", body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn trust_invite(State(app): State<App>, caller: Caller, Json(i): Json<Invite>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let card = casesync_schema::NodeCard::from_text(&i.card).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("invalid node card: {e}"),
+            )
+        })?;
+        let token = crate::trust::invite(node, actor, &card, i.admin)?;
+        Ok(Json(
+            json!({"peer_id": card.peer_id(), "name": card.name, "admin": i.admin, "token": token}),
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Revoke {
+    peer_id: String,
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/trust/revoke", tag = "trust", request_body = Revoke, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn trust_revoke(State(app): State<App>, caller: Caller, Json(r): Json<Revoke>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let n = crate::trust::revoke(node, actor, &r.peer_id, &r.reason)?;
+        cases::cut_revoked(node, actor)?;
+        Ok(Json(
+            json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked"}),
         ))
     })
     .await

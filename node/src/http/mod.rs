@@ -29,6 +29,8 @@ use crate::{Node, NodeError, Result};
 
 /// Largest request body the API reads (a record, a login, a filter).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest import body (`POST /api/cases/{case}/import`).
+pub const MAX_IMPORT: usize = 16 * 1024 * 1024;
 /// Engine calls running at once; more wait for a handle.
 const HANDLES: usize = 4;
 
@@ -185,7 +187,9 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
         res = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the request body is over {MAX_BODY} bytes"),
+            format!(
+                "the request body is over the limit ({MAX_BODY} bytes; {MAX_IMPORT} for an import)"
+            ),
         )
         .into_response();
     }

@@ -19,6 +19,9 @@ let route = { view: "cases" };
 let pageOffset = 0;
 let chart = null;
 let caseInfo = null;
+// What the records table shows now: a live update that finds the same page
+// leaves the table alone (no flicker, and a click in flight lands).
+let shownPage = "";
 let events = null;
 
 function el(tag, text, attrs) {
@@ -61,7 +64,7 @@ async function api(method, path, body) {
 }
 
 function showView(id) {
-  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view"]) {
+  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view"]) {
     $(v).hidden = v !== id;
   }
   const logged = id !== "login-view";
@@ -86,6 +89,7 @@ function parseRoute() {
     case "record": return { view: "record", id: parts[1] };
     case "chart": return { view: "chart", caseId: parts[1], from: parts[2] };
     case "audit": return { view: "audit" };
+    case "admin": return { view: "admin" };
     default: return { view: "cases" };
   }
 }
@@ -95,6 +99,7 @@ async function render() {
   if (!me) {
     try { me = await api("GET", "/api/me"); } catch (e) { showView("login-view"); return; }
     $("who").textContent = me.name + " (" + me.role + ")";
+    $("nav-admin").hidden = me.role !== "admin";
     startEvents();
   }
   const next = parseRoute();
@@ -105,6 +110,7 @@ async function render() {
     else if (route.view === "record") await renderRecord(route.id);
     else if (route.view === "chart") await renderChart(route.caseId, route.from);
     else if (route.view === "audit") await renderAudit();
+    else if (route.view === "admin") await renderAdmin();
     else await renderCases();
   } catch (e) { say(e.message); }
 }
@@ -131,6 +137,7 @@ async function renderCase(id) {
   mb.replaceChildren();
   for (const m of c.members) mb.appendChild(row([m.name, m.org, m.country, m.role]));
   $("assign-form").hidden = me.role !== "supervisor";
+  $("member-forms").hidden = me.role !== "supervisor";
   $("case-audit-link").href = "#/audit";
   $("case-audit-link").dataset.case = c.id;
   $("case-audit-export").href = "/api/cases/" + encodeURIComponent(c.id) + "/audit.jsonl";
@@ -153,6 +160,9 @@ async function loadRecords() {
   if ($("type-filter").value) q.set("type", $("type-filter").value);
   if ($("text-filter").value.trim()) q.set("q", $("text-filter").value.trim());
   const page = await api("GET", "/api/cases/" + encodeURIComponent(route.id) + "/records?" + q);
+  const key = route.id + " " + JSON.stringify(page);
+  if (key === shownPage) return;
+  shownPage = key;
   const body = $("records").tBodies[0];
   body.replaceChildren();
   for (const r of page.records) {
@@ -297,6 +307,33 @@ async function renderAudit() {
   showView("audit-view");
 }
 
+async function renderAdmin() {
+  const users = await api("GET", "/api/users");
+  const ub = $("user-table").tBodies[0];
+  ub.replaceChildren();
+  for (const u of users) {
+    const actions = el("span");
+    const dis = el("button", "disable", { type: "button", "aria-label": "disable " + u.name });
+    dis.disabled = u.disabled;
+    dis.addEventListener("click", () => api("POST", "/api/users/" + encodeURIComponent(u.name) + "/disable", {})
+      .then(renderAdmin).catch((e) => say(e.message)));
+    const pw = el("button", "new password", { type: "button", "aria-label": "new password for " + u.name });
+    pw.addEventListener("click", () => api("POST", "/api/users/" + encodeURIComponent(u.name) + "/password", {})
+      .then((r) => { $("user-otp").textContent = "One-time password for " + u.name + " (shown once): " + r.one_time_password; })
+      .catch((e) => say(e.message)));
+    actions.appendChild(dis); actions.appendChild(document.createTextNode(" ")); actions.appendChild(pw);
+    ub.appendChild(row([u.name, u.role, u.disabled ? "disabled" : (u.locked_until ? "locked until " + u.locked_until : "active"), actions]));
+  }
+  try {
+    const t = await api("GET", "/api/trust");
+    $("trust-name").textContent = "Federation " + t.name + " (" + t.federation.slice(0, 16) + "…)";
+    const tb = $("trust-table").tBodies[0];
+    tb.replaceChildren();
+    for (const n of t.nodes) tb.appendChild(row([n.name, n.org, n.country, n.admin ? "admin" : "", n.status, n.peer_id]));
+  } catch (e) { $("trust-name").textContent = e.message; }
+  showView("admin-view");
+}
+
 // Live updates: the node says only that something changed; the page asks
 // again for what it shows.
 function startEvents() {
@@ -407,6 +444,66 @@ function setup() {
       await api("PATCH", "/api/records/" + encodeURIComponent(route.id), body);
       $("edit-key").value = ""; $("edit-value").value = "";
       await renderRecord(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("member-add").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/members", { member: $("member-id").value.trim(), role: $("member-role").value });
+      say("Added " + r.name + " as " + r.role + ".");
+      $("member-id").value = "";
+      await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("member-remove").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/members/" + encodeURIComponent($("member-remove-id").value.trim()) + "/remove", { reason: $("member-remove-reason").value });
+      say("Removed " + r.name + ".");
+      $("member-remove-id").value = ""; $("member-remove-reason").value = "";
+      await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("import-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const file = $("import-file").files[0];
+    if (!file) return;
+    const format = /\.csv$/i.test(file.name) ? "csv" : "jsonl";
+    const headers = { "X-CSRF-Token": csrf, "Content-Type": "text/plain", "Accept": "application/json" };
+    const why = $("justification").value.trim();
+    if (why) headers["X-Justification"] = why;
+    try {
+      const res = await fetch("/api/cases/" + encodeURIComponent(route.id) + "/import?format=" + format, { method: "POST", headers, body: await file.text(), credentials: "same-origin" });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.error ? data.error.message : res.statusText);
+      say("Imported " + data.records + " records.");
+      await loadRecords();
+    } catch (err) { say(err.message); }
+  });
+  $("user-add").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/users", { name: $("user-name").value.trim(), role: $("user-role").value });
+      $("user-otp").textContent = "One-time password for " + r.name + " (shown once): " + r.one_time_password;
+      $("user-name").value = "";
+      await renderAdmin();
+    } catch (err) { say(err.message); }
+  });
+  $("trust-invite").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/trust/invite", { card: $("invite-card").value.trim(), admin: $("invite-admin").checked });
+      $("invite-token").textContent = "Join token for " + r.name + " (give it to that node's operator; valid 7 days): " + r.token;
+      $("invite-card").value = "";
+      await renderAdmin();
+    } catch (err) { say(err.message); }
+  });
+  $("trust-revoke").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/trust/revoke", { peer_id: $("revoke-peer").value.trim(), reason: $("revoke-reason").value });
+      $("revoke-peer").value = ""; $("revoke-reason").value = "";
+      await renderAdmin();
     } catch (err) { say(err.message); }
   });
   $("case-audit-link").addEventListener("click", (e) => { $("audit-case").value = e.target.dataset.case || ""; });
