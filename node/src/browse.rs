@@ -14,8 +14,9 @@ use crate::{Node, NodeError, Result, cases};
 
 /// Most records one page holds.
 pub const MAX_PAGE: usize = 500;
-/// Most records a chart shows at once (the page expands from a node for more).
-pub const MAX_CHART: usize = 300;
+/// Most records one chart answer holds (the page asks for 150 and expands
+/// from a node for more).
+pub const MAX_CHART: usize = 1000;
 /// Most links a chart follows from its record.
 pub const MAX_DEPTH: usize = 3;
 /// Most records a path search visits.
@@ -68,22 +69,30 @@ fn matches(v: &RecordView, text: &str) -> bool {
         .any(|f| f.as_text().to_lowercase().contains(text))
 }
 
-/// The views of `case_text` that `actor` may read, loaded in one write
-/// transaction that also records the consultation `event` makes of them.
+/// The views of `case_text` that `actor` may read (from the node's view
+/// cache while the case's records are unchanged), in one write transaction
+/// that also records the consultation `f` makes of them.
 fn consult<T>(
     node: &Node,
     actor: &Actor,
     action: Action,
     case_text: &str,
-    record_type: Option<RecordType>,
-    f: impl FnOnce(Vec<RecordView>) -> Result<(T, Vec<String>, String)>,
+    f: impl FnOnce(&[RecordView]) -> Result<(T, Vec<String>, String)>,
 ) -> Result<T> {
     audit::audited(node, actor, action, Some(case_text), None, || {
         node.store.write(|tx| -> Result<T> {
             let case = cases::load_by_text(node, tx, case_text)?;
             cases::require_access(actor, tx, &case, Need::Read)?;
-            let views = cases::views_in_case(node, tx, &case, record_type)?;
-            let (out, shown, detail) = f(views)?;
+            let stamp = crate::store::records_stamp(tx, case.case_ref)?;
+            let views = match node.views.get(case.case_ref, &stamp) {
+                Some(v) => v,
+                None => {
+                    let v = std::sync::Arc::new(cases::views_in_case(node, tx, &case, None)?);
+                    node.views.put(case.case_ref, stamp, v.clone());
+                    v
+                }
+            };
+            let (out, shown, detail) = f(&views)?;
             let ev = Event::new(action)
                 .case(case.id)
                 .records(shown)
@@ -102,53 +111,48 @@ pub fn page(node: &Node, actor: &Actor, case_text: &str, q: &PageQuery) -> Resul
         .as_deref()
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty());
-    consult(
-        node,
-        actor,
-        Action::RecordList,
-        case_text,
-        q.record_type,
-        |views| {
-            let mut keyed: Vec<(String, RecordView)> = views
-                .into_iter()
-                .filter(|v| text.as_deref().is_none_or(|t| matches(v, t)))
-                .map(|v| (sort_key(&v, q.sort), v))
-                .collect();
-            keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-            if q.descending {
-                keyed.reverse();
-            }
-            let total = keyed.len();
-            let records: Vec<RecordView> = keyed
-                .into_iter()
-                .skip(q.offset)
-                .take(limit)
-                .map(|(_, v)| v)
-                .collect();
-            let shown = records.iter().map(|r| r.id.clone()).collect();
-            let detail = format!(
-                "page of {} from {} of {total}{}",
-                records.len(),
-                q.offset,
-                q.record_type
-                    .map(|t| format!(", type {}", t.name()))
-                    .unwrap_or_default()
-            );
-            Ok((
-                Page {
-                    total,
-                    offset: q.offset,
-                    records,
-                },
-                shown,
-                detail,
-            ))
-        },
-    )
+    let type_name = q.record_type.map(|t| t.name());
+    consult(node, actor, Action::RecordList, case_text, |views| {
+        let mut keyed: Vec<(String, &RecordView)> = views
+            .iter()
+            .filter(|v| type_name.is_none_or(|t| v.record_type == t))
+            .filter(|v| text.as_deref().is_none_or(|t| matches(v, t)))
+            .map(|v| (sort_key(v, q.sort), v))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        if q.descending {
+            keyed.reverse();
+        }
+        let total = keyed.len();
+        let records: Vec<RecordView> = keyed
+            .into_iter()
+            .skip(q.offset)
+            .take(limit)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let shown = records.iter().map(|r| r.id.clone()).collect();
+        let detail = format!(
+            "page of {} from {} of {total}{}",
+            records.len(),
+            q.offset,
+            q.record_type
+                .map(|t| format!(", type {}", t.name()))
+                .unwrap_or_default()
+        );
+        Ok((
+            Page {
+                total,
+                offset: q.offset,
+                records,
+            },
+            shown,
+            detail,
+        ))
+    })
 }
 
 /// The link chart around record `from`: records within `depth` links (at
-/// most 3), at most `cap` of them (at most 300).
+/// most 3), at most `cap` of them (at most 1,000).
 pub fn chart(
     node: &Node,
     actor: &Actor,
@@ -158,14 +162,14 @@ pub fn chart(
     cap: usize,
 ) -> Result<Chart> {
     let (depth, cap) = (depth.clamp(1, MAX_DEPTH), cap.clamp(1, MAX_CHART));
-    consult(node, actor, Action::RecordChart, case_text, None, |views| {
+    consult(node, actor, Action::RecordChart, case_text, |views| {
         if !views.iter().any(|v| v.id == from.trim()) {
             return Err(NodeError::Refused(format!(
                 "unknown record {} in this case",
                 crate::short(from)
             )));
         }
-        let chart = CaseGraph::new(&views).neighbourhood(from.trim(), depth, cap);
+        let chart = CaseGraph::new(views).neighbourhood(from.trim(), depth, cap);
         let shown = chart.nodes.iter().map(|n| n.id.clone()).collect();
         let detail = format!("chart from {} ({} records)", from.trim(), chart.nodes.len());
         Ok((chart, shown, detail))
@@ -180,8 +184,8 @@ pub fn path(
     from: &str,
     to: &str,
 ) -> Result<Option<Chart>> {
-    consult(node, actor, Action::RecordChart, case_text, None, |views| {
-        let p = CaseGraph::new(&views).path(from.trim(), to.trim(), PATH_VISITS);
+    consult(node, actor, Action::RecordChart, case_text, |views| {
+        let p = CaseGraph::new(views).path(from.trim(), to.trim(), PATH_VISITS);
         let shown = p
             .iter()
             .flat_map(|c| c.nodes.iter().map(|n| n.id.clone()))

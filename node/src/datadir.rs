@@ -118,6 +118,7 @@ impl DataDir {
             card,
             store,
             cases: Default::default(),
+            views: Default::default(),
         };
         Ok(node)
     }
@@ -231,6 +232,7 @@ impl DataDir {
             card,
             store,
             cases: Default::default(),
+            views: Default::default(),
         };
         crate::audit::fold_pending(&node, actor)?;
         crate::log::notice_copied_store(&node, actor)?;

@@ -36,6 +36,8 @@ pub struct Node {
     /// Cases already loaded (control log verified and resolved) by this process,
     /// shared by every handle of the node.
     pub(crate) cases: CaseCache,
+    /// The opened views of the cases the web UI pages through, per process.
+    pub(crate) views: ViewCache,
 }
 
 impl DataDir {
@@ -83,6 +85,7 @@ impl Node {
             card: self.card.clone(),
             store: Store::open(&self.dir.db_path())?,
             cases: self.cases.clone(),
+            views: self.views.clone(),
         })
     }
 }
@@ -109,5 +112,45 @@ impl CaseCache {
     pub(crate) fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(id.0, (fingerprint, state.clone()));
+    }
+}
+
+/// The opened views of a few cases, with the stamp of the store they were
+/// read at (`store::records_stamp`): paging through a case of 100,000 records
+/// opens them once, not on every page. Held in memory only (about 1 KiB a
+/// record), for at most `VIEW_CACHE_CASES` cases; the least recently used
+/// goes first.
+#[derive(Clone, Default)]
+pub struct ViewCache(Arc<Mutex<Vec<(i64, [i64; 4], Arc<Vec<casesync_schema::doc::RecordView>>)>>>);
+
+const VIEW_CACHE_CASES: usize = 4;
+
+impl ViewCache {
+    pub(crate) fn get(
+        &self,
+        case_ref: i64,
+        stamp: &[i64; 4],
+    ) -> Option<Arc<Vec<casesync_schema::doc::RecordView>>> {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let i = v
+            .iter()
+            .position(|(c, s, _)| *c == case_ref && s == stamp)?;
+        let hit = v.remove(i);
+        let views = hit.2.clone();
+        v.push(hit);
+        Some(views)
+    }
+    pub(crate) fn put(
+        &self,
+        case_ref: i64,
+        stamp: [i64; 4],
+        views: Arc<Vec<casesync_schema::doc::RecordView>>,
+    ) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|(c, _, _)| *c != case_ref);
+        if v.len() >= VIEW_CACHE_CASES {
+            v.remove(0);
+        }
+        v.push((case_ref, stamp, views));
     }
 }

@@ -970,3 +970,50 @@ fn members_imports_trust_and_passwords_through_the_api() {
     assert_eq!(sam.get("/api/me").status, 401);
     assert_eq!(try_login(&addr, "sam", &otp).status, 200);
 }
+
+/// Pages come from a cache of the case's opened views: it never shows a page
+/// older than the store, whoever changed it (another process, an edit, an
+/// import).
+#[test]
+fn a_page_shows_every_change_whoever_made_it() {
+    let t = TestDir::new("http-pages");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let case = sam
+        .send("POST", "/api/cases", &json!({"title": "Op Pages"}))
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = |q: &str| sam.get(&format!("/api/cases/{case}/records?{q}")).json();
+    assert_eq!(page("")["total"], 0);
+    let rid = n.add(&case, "person", &[("name", "Marin Dobre")], &[]);
+    assert_eq!(page("")["total"], 1, "a record added by the CLI");
+    n.cmd(&["record", "edit", &rid, "--field", "name=Marin DOBRE"])
+        .ok();
+    assert_eq!(
+        page("")["records"][0]["fields"]["name"],
+        "Marin DOBRE",
+        "an edit"
+    );
+    for i in 0..120 {
+        sam.send(
+            "POST",
+            &format!("/api/cases/{case}/records"),
+            &person(&format!("P{i:03}")),
+        );
+    }
+    let p = page("sort=summary&limit=50&offset=100&type=person");
+    assert_eq!(p["total"], 121);
+    assert_eq!(p["records"].as_array().unwrap().len(), 21);
+    // "marin dobre" sorts before "p000": the 101st is P099.
+    assert_eq!(p["records"][0]["fields"]["name"], "P099");
+    let found = page("q=dobre");
+    assert_eq!(found["total"], 1);
+    assert_eq!(
+        page("limit=100000")["records"].as_array().unwrap().len(),
+        121,
+        "a page holds at most 500"
+    );
+}

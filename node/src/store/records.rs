@@ -202,3 +202,18 @@ pub fn delete_record(c: &Connection, row: i64) -> Result<()> {
     exec(c, "DELETE FROM records WHERE id = ?1", [row])?;
     Ok(())
 }
+
+/// What changes whenever a record of the case may have changed: an entry
+/// stored (a write, a sync, a waiting entry applied), a control operation (a
+/// removal's cut takes entries out), a proved fork (entries frozen out), or a
+/// record added or taken out. A cache of the case's views is good while this
+/// stays the same.
+pub fn records_stamp(c: &Connection, case_ref: i64) -> Result<[i64; 4]> {
+    Ok(query_one(
+        c,
+        "SELECT (SELECT IFNULL(MAX(id), 0) FROM entries), (SELECT IFNULL(MAX(id), 0) FROM control_ops), \
+         (SELECT COUNT(*) FROM equivocations WHERE case_ref = ?1), (SELECT COUNT(*) FROM records WHERE case_ref = ?1)",
+        [case_ref],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )?)
+}
