@@ -121,16 +121,16 @@ impl CaseCache {
 /// record), for at most `VIEW_CACHE_CASES` cases; the least recently used
 /// goes first.
 #[derive(Clone, Default)]
-pub struct ViewCache(Arc<Mutex<Vec<(i64, [i64; 4], Arc<Vec<casesync_schema::doc::RecordView>>)>>>);
+pub struct ViewCache(Arc<Mutex<Vec<CachedViews>>>);
+
+/// The views of the case at `case_ref`, read at a stamp.
+type Views = Arc<Vec<casesync_schema::doc::RecordView>>;
+type CachedViews = (i64, [i64; 4], Views);
 
 const VIEW_CACHE_CASES: usize = 4;
 
 impl ViewCache {
-    pub(crate) fn get(
-        &self,
-        case_ref: i64,
-        stamp: &[i64; 4],
-    ) -> Option<Arc<Vec<casesync_schema::doc::RecordView>>> {
+    pub(crate) fn get(&self, case_ref: i64, stamp: &[i64; 4]) -> Option<Views> {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let i = v
             .iter()
@@ -140,12 +140,7 @@ impl ViewCache {
         v.push(hit);
         Some(views)
     }
-    pub(crate) fn put(
-        &self,
-        case_ref: i64,
-        stamp: [i64; 4],
-        views: Arc<Vec<casesync_schema::doc::RecordView>>,
-    ) {
+    pub(crate) fn put(&self, case_ref: i64, stamp: [i64; 4], views: Views) {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
         v.retain(|(c, _, _)| *c != case_ref);
         if v.len() >= VIEW_CACHE_CASES {
