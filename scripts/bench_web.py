@@ -65,6 +65,8 @@ def wrk(script, base, seconds, env):
     out = subprocess.run(["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "-s", script, base],
                          capture_output=True, text=True, env=dict(os.environ, **env))
     text = out.stdout
+    if os.environ.get("BENCH_WEB_DEBUG"):
+        print(out.stderr, file=sys.stderr)
     def ms(label):
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
         if not m:

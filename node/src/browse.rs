@@ -10,6 +10,9 @@ use casesync_schema::record::RecordType;
 
 use crate::access::{Actor, Need};
 use crate::audit::{self, Action, Event};
+use std::sync::Arc;
+
+use crate::node::CaseViews;
 use crate::{Node, NodeError, Result, cases};
 
 /// Most records one page holds.
@@ -70,37 +73,133 @@ fn matches(v: &RecordView, text: &str) -> bool {
 }
 
 /// The views of `case_text` that `actor` may read (from the node's view
-/// cache while the case's records are unchanged), in one write transaction
-/// that also records the consultation `f` makes of them.
+/// cache while the case's records are unchanged), read in one snapshot, and
+/// the consultation `f` makes of them recorded in the audit log before the
+/// answer leaves. The reading takes no write lock (paging a large case is
+/// work; many analysts page at once); only the audit entry does.
 fn consult<T>(
     node: &Node,
     actor: &Actor,
     action: Action,
     case_text: &str,
-    f: impl FnOnce(&[RecordView]) -> Result<(T, Vec<String>, String)>,
+    f: impl FnOnce(&CaseViews) -> Result<(T, Vec<String>, String)>,
 ) -> Result<T> {
     audit::audited(node, actor, action, Some(case_text), None, || {
-        node.store.write(|tx| -> Result<T> {
+        let (case, out, shown, detail) = node.store.read(|tx| -> Result<_> {
             let case = cases::load_by_text(node, tx, case_text)?;
             cases::require_access(actor, tx, &case, Need::Read)?;
-            let stamp = crate::store::records_stamp(tx, case.case_ref)?;
-            let views = match node.views.get(case.case_ref, &stamp) {
-                Some(v) => v,
-                None => {
-                    let v = std::sync::Arc::new(cases::views_in_case(node, tx, &case, None)?);
-                    node.views.put(case.case_ref, stamp, v.clone());
-                    v
-                }
-            };
+            let views = case_views(node, tx, &case)?;
             let (out, shown, detail) = f(&views)?;
+            Ok((case, out, shown, detail))
+        })?;
+        node.store.write(|tx| -> Result<()> {
             let ev = Event::new(action)
                 .case(case.id)
                 .records(shown)
                 .detail(detail);
             audit::append(node, actor, tx, ev)?;
-            Ok(out)
-        })
+            Ok(())
+        })?;
+        Ok(out)
     })
+}
+
+/// The case's views from the node's cache: reopened whole when the stamp
+/// says entries may have gone (a control operation, a proved fork), else
+/// patched with the records that newer entries changed.
+fn case_views(node: &Node, tx: &rusqlite::Connection, case: &cases::Case) -> Result<CaseViews> {
+    let stamp = crate::store::records_stamp(tx, case.case_ref)?;
+    let cached = node.views.get(case.case_ref);
+    if let Some(c) = &cached
+        && c.stamp == stamp
+    {
+        return Ok(c.clone());
+    }
+    let patchable = cached
+        .filter(|c| c.stamp[1] == stamp[1] && c.stamp[2] == stamp[2] && c.stamp[0] <= stamp[0]);
+    let fresh = match patchable {
+        Some(mut c) => {
+            let changed = crate::store::records_changed_since(tx, case.case_ref, c.stamp[0])?;
+            let storage = &node.storage;
+            let opened: Vec<RecordView> = {
+                use rayon::prelude::*;
+                changed
+                    .par_iter()
+                    .map(|r| storage.record_view(r))
+                    .collect::<Result<_>>()?
+            };
+            for (row, view) in changed.iter().zip(opened) {
+                match c.rows.binary_search(&row.row) {
+                    Ok(i) => c.views[i] = Arc::new(view),
+                    Err(i) => {
+                        c.rows.insert(i, row.row);
+                        c.views.insert(i, Arc::new(view));
+                    }
+                }
+            }
+            c.stamp = stamp;
+            c.orders = Default::default();
+            // A record that went without a control operation or a fork
+            // cannot be, but if the count disagrees, read it all again.
+            if c.rows.len() as i64 == stamp[3] {
+                Some(c)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    let views = match fresh {
+        Some(c) => c,
+        None => {
+            let rows = crate::store::records_in_case(tx, case.case_ref, None)?;
+            let storage = &node.storage;
+            let opened: Vec<RecordView> = {
+                use rayon::prelude::*;
+                rows.par_iter()
+                    .map(|r| storage.record_view(r))
+                    .collect::<Result<_>>()?
+            };
+            CaseViews {
+                case_ref: case.case_ref,
+                stamp,
+                rows: rows.iter().map(|r| r.row).collect(),
+                views: opened.into_iter().map(Arc::new).collect(),
+                orders: Default::default(),
+            }
+        }
+    };
+    node.views.put(views.clone());
+    Ok(views)
+}
+
+/// The order of `views` by `sort` (ascending; ties by id), computed once
+/// per version of the case's views.
+fn order(views: &CaseViews, sort: Sort) -> Arc<Vec<u32>> {
+    let name = match sort {
+        Sort::Updated => "updated",
+        Sort::Created => "created",
+        Sort::Type => "type",
+        Sort::Summary => "summary",
+        Sort::Id => "id",
+    };
+    // Computed under the lock: requests that arrive meanwhile wait for this
+    // one instead of sorting the same case again on the same two cores.
+    let mut orders = views.orders.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(o) = orders.get(name) {
+        return o.clone();
+    }
+    let keys: Vec<String> = views.views.iter().map(|v| sort_key(v, sort)).collect();
+    let mut idx: Vec<u32> = (0..views.views.len() as u32).collect();
+    idx.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        keys[a]
+            .cmp(&keys[b])
+            .then_with(|| views.views[a].id.cmp(&views.views[b].id))
+    });
+    let idx = Arc::new(idx);
+    orders.insert(name, idx.clone());
+    idx
 }
 
 /// A page of a case's records (the records table).
@@ -113,23 +212,27 @@ pub fn page(node: &Node, actor: &Actor, case_text: &str, q: &PageQuery) -> Resul
         .filter(|t| !t.is_empty());
     let type_name = q.record_type.map(|t| t.name());
     consult(node, actor, Action::RecordList, case_text, |views| {
-        let mut keyed: Vec<(String, &RecordView)> = views
-            .iter()
-            .filter(|v| type_name.is_none_or(|t| v.record_type == t))
-            .filter(|v| text.as_deref().is_none_or(|t| matches(v, t)))
-            .map(|v| (sort_key(v, q.sort), v))
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        if q.descending {
-            keyed.reverse();
+        let order = order(views, q.sort);
+        let passes = |v: &RecordView| {
+            type_name.is_none_or(|t| v.record_type == t)
+                && text.as_deref().is_none_or(|t| matches(v, t))
+        };
+        let ordered: Box<dyn Iterator<Item = &u32>> = if q.descending {
+            Box::new(order.iter().rev())
+        } else {
+            Box::new(order.iter())
+        };
+        let (mut total, mut records) = (0usize, Vec::new());
+        for &i in ordered {
+            let v = &views.views[i as usize];
+            if !passes(v) {
+                continue;
+            }
+            if total >= q.offset && records.len() < limit {
+                records.push(v.as_ref().clone());
+            }
+            total += 1;
         }
-        let total = keyed.len();
-        let records: Vec<RecordView> = keyed
-            .into_iter()
-            .skip(q.offset)
-            .take(limit)
-            .map(|(_, v)| v.clone())
-            .collect();
         let shown = records.iter().map(|r| r.id.clone()).collect();
         let detail = format!(
             "page of {} from {} of {total}{}",
@@ -163,13 +266,17 @@ pub fn chart(
 ) -> Result<Chart> {
     let (depth, cap) = (depth.clamp(1, MAX_DEPTH), cap.clamp(1, MAX_CHART));
     consult(node, actor, Action::RecordChart, case_text, |views| {
-        if !views.iter().any(|v| v.id == from.trim()) {
+        if !views.views.iter().any(|v| v.id == from.trim()) {
             return Err(NodeError::Refused(format!(
                 "unknown record {} in this case",
                 crate::short(from)
             )));
         }
-        let chart = CaseGraph::new(views).neighbourhood(from.trim(), depth, cap);
+        let chart = CaseGraph::new(views.views.iter().map(|v| v.as_ref())).neighbourhood(
+            from.trim(),
+            depth,
+            cap,
+        );
         let shown = chart.nodes.iter().map(|n| n.id.clone()).collect();
         let detail = format!("chart from {} ({} records)", from.trim(), chart.nodes.len());
         Ok((chart, shown, detail))
@@ -185,7 +292,11 @@ pub fn path(
     to: &str,
 ) -> Result<Option<Chart>> {
     consult(node, actor, Action::RecordChart, case_text, |views| {
-        let p = CaseGraph::new(views).path(from.trim(), to.trim(), PATH_VISITS);
+        let p = CaseGraph::new(views.views.iter().map(|v| v.as_ref())).path(
+            from.trim(),
+            to.trim(),
+            PATH_VISITS,
+        );
         let shown = p
             .iter()
             .flat_map(|c| c.nodes.iter().map(|n| n.id.clone()))

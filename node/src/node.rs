@@ -117,35 +117,41 @@ impl CaseCache {
 
 /// The opened views of a few cases, with the stamp of the store they were
 /// read at (`store::records_stamp`): paging through a case of 100,000 records
-/// opens them once, not on every page. Held in memory only (about 1 KiB a
-/// record), for at most `VIEW_CACHE_CASES` cases; the least recently used
-/// goes first.
+/// opens them once, not on every page, and after new entries only the records
+/// they changed. Held in memory only (about 1 KiB a record), for at most
+/// `VIEW_CACHE_CASES` cases; the least recently used goes first.
 #[derive(Clone, Default)]
-pub struct ViewCache(Arc<Mutex<Vec<CachedViews>>>);
+pub struct ViewCache(Arc<Mutex<Vec<CaseViews>>>);
 
-/// The views of the case at `case_ref`, read at a stamp.
-type Views = Arc<Vec<casesync_schema::doc::RecordView>>;
-type CachedViews = (i64, [i64; 4], Views);
+/// One case's opened views: record row ids and views, in row order, and the
+/// orders pages were sorted in (computed once per version of the views).
+#[derive(Clone)]
+pub struct CaseViews {
+    pub case_ref: i64,
+    pub stamp: [i64; 4],
+    pub rows: Vec<i64>,
+    pub views: Vec<Arc<casesync_schema::doc::RecordView>>,
+    /// Indexes into `views` by a sort's name, shared by clones of this version.
+    pub orders: Arc<Mutex<HashMap<&'static str, Arc<Vec<u32>>>>>,
+}
 
 const VIEW_CACHE_CASES: usize = 4;
 
 impl ViewCache {
-    pub(crate) fn get(&self, case_ref: i64, stamp: &[i64; 4]) -> Option<Views> {
+    /// The newest views held of the case, whatever their stamp.
+    pub(crate) fn get(&self, case_ref: i64) -> Option<CaseViews> {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let i = v
-            .iter()
-            .position(|(c, s, _)| *c == case_ref && s == stamp)?;
+        let i = v.iter().position(|c| c.case_ref == case_ref)?;
         let hit = v.remove(i);
-        let views = hit.2.clone();
-        v.push(hit);
-        Some(views)
+        v.push(hit.clone());
+        Some(hit)
     }
-    pub(crate) fn put(&self, case_ref: i64, stamp: [i64; 4], views: Views) {
+    pub(crate) fn put(&self, views: CaseViews) {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        v.retain(|(c, _, _)| *c != case_ref);
+        v.retain(|c| c.case_ref != views.case_ref);
         if v.len() >= VIEW_CACHE_CASES {
             v.remove(0);
         }
-        v.push((case_ref, stamp, views));
+        v.push(views);
     }
 }

@@ -5,7 +5,7 @@
 //! record has more than one change) in one transaction. Every `show` re-verifies
 //! the entries that carry the record before returning it.
 //!
-//! Longer than most files here (about 680 lines): the record commands share
+//! Longer than most files here (about 780 lines): the record commands share
 //! loading, verification and sealing helpers that would otherwise cross files.
 
 use automerge::ActorId;

@@ -59,8 +59,9 @@ pub struct CaseGraph<'a> {
 }
 
 impl<'a> CaseGraph<'a> {
-    pub fn new(all: &'a [RecordView]) -> CaseGraph<'a> {
-        let views: BTreeMap<&str, &RecordView> = all.iter().map(|v| (v.id.as_str(), v)).collect();
+    pub fn new(all: impl IntoIterator<Item = &'a RecordView>) -> CaseGraph<'a> {
+        let all: Vec<&'a RecordView> = all.into_iter().collect();
+        let views: BTreeMap<&str, &RecordView> = all.iter().map(|v| (v.id.as_str(), *v)).collect();
         let mut edges = Vec::new();
         let mut ends: Vec<(&str, &str)> = Vec::new();
         for v in all {

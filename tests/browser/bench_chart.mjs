@@ -28,7 +28,8 @@ try {
       ...c.edges.map((e) => ({ group: "edges", data: { id: e.link || (e.from + ">" + e.to), source: e.from, target: e.to, label: e.label } })),
     ] });
     await new Promise((done) => {
-      const l = cy.layout({ name: "fcose", animate: false, randomize: true });
+      // As the web UI lays out a chart over 300 records.
+      const l = cy.layout({ name: "fcose", animate: false, randomize: true, quality: c.nodes.length > 300 ? "draft" : "default" });
       l.one("layoutstop", done);
       l.run();
     });

@@ -1,5 +1,9 @@
 //! The routes: the web UI's files at `/`, the JSON API under `/api/`. Each
 //! API handler is one engine call as the person logged in.
+//!
+//! Longer than most files here (about 870 lines): each of the 30 routes
+//! carries its OpenAPI description beside its handler, which is most of the
+//! length; the routes read as one list, so they stay together.
 
 use std::net::SocketAddr;
 

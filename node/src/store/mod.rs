@@ -195,6 +195,20 @@ impl Store {
         }
     }
 
+    /// Runs `f` in a read transaction: one consistent snapshot of the store
+    /// (WAL), taking no write lock, so other connections write meanwhile.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(StoreError::from)?;
+        let r = f(&self.conn);
+        let _ = self.conn.execute_batch("COMMIT");
+        r
+    }
+
     /// Like [`Store::write`], but the commit does not wait for the disk
     /// (`synchronous = NORMAL` for this one transaction): a power cut may roll
     /// it back, never corrupt the store, and the next synced commit (any

@@ -217,3 +217,20 @@ pub fn records_stamp(c: &Connection, case_ref: i64) -> Result<[i64; 4]> {
         |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
     )?)
 }
+
+/// The records of a case that entries stored after `entry_id` changed (or
+/// made): what a cache of the case's views read at `entry_id` must reopen.
+pub fn records_changed_since(
+    c: &Connection,
+    case_ref: i64,
+    entry_id: i64,
+) -> Result<Vec<RecordRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records \
+         WHERE case_ref = ?1 AND id IN (SELECT record_ref FROM record_entries WHERE entry_ref > ?2) ORDER BY id",
+    )?;
+    let rows = s
+        .query_map(params![case_ref, entry_id], record_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
