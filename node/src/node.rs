@@ -132,8 +132,11 @@ pub struct CaseViews {
     pub rows: Vec<i64>,
     pub views: Vec<Arc<casesync_schema::doc::RecordView>>,
     /// Indexes into `views` by a sort's name, shared by clones of this version.
-    pub orders: Arc<Mutex<HashMap<&'static str, Arc<Vec<u32>>>>>,
+    pub orders: Orders,
 }
+
+/// Sort orders of one version of a case's views, by the sort's name.
+pub type Orders = Arc<Mutex<HashMap<&'static str, Arc<Vec<u32>>>>>;
 
 const VIEW_CACHE_CASES: usize = 4;
 
