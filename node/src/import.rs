@@ -54,11 +54,9 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
 /// A record as JSON (`{"type", "fields", "grading", "releasable_to"}`, the
 /// shape of `record show --json`): an import line, or a body of the HTTP API.
 pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInput, String> {
-    let at = |_: usize, e: String| e;
-    let line = 0;
     let obj = v
         .as_object()
-        .ok_or_else(|| at(line, "expected a JSON object".into()))?;
+        .ok_or_else(|| "expected a JSON object".to_string())?;
     let mut record_type = None;
     let mut fields = Fields::new();
     let mut grading = None;
@@ -68,34 +66,28 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
             "type" => {
                 let t = val
                     .as_str()
-                    .ok_or_else(|| at(line, "`type` must be a string".into()))?;
-                record_type = Some(
-                    t.parse::<RecordType>()
-                        .map_err(|e| at(line, e.to_string()))?,
-                );
+                    .ok_or_else(|| "`type` must be a string".to_string())?;
+                record_type = Some(t.parse::<RecordType>().map_err(|e| e.to_string())?);
             }
             "fields" => {
                 let f = val
                     .as_object()
-                    .ok_or_else(|| at(line, "`fields` must be an object".into()))?;
+                    .ok_or_else(|| "`fields` must be an object".to_string())?;
                 for (name, fv) in f {
                     if fv.is_null() {
                         continue;
                     }
                     fields.insert(
                         name.clone(),
-                        FieldValue::from_json(name, fv).map_err(|e| at(line, e.to_string()))?,
+                        FieldValue::from_json(name, fv).map_err(|e| e.to_string())?,
                     );
                 }
             }
             "grading" => {
                 if let Some(g) = val.as_str() {
-                    grading = Some(record::parse_grading(g).map_err(|e| at(line, e.to_string()))?);
+                    grading = Some(record::parse_grading(g).map_err(|e| e.to_string())?);
                 } else if !val.is_null() {
-                    return Err(at(
-                        line,
-                        "`grading` must be a string like \"3x5x2:1AP\"".into(),
-                    ));
+                    return Err("`grading` must be a string like \"3x5x2:1AP\"".into());
                 }
             }
             "releasable_to" => {
@@ -105,31 +97,24 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
                         .map(|i| {
                             i.as_str()
                                 .map(String::from)
-                                .ok_or_else(|| at(line, "`releasable_to` must list strings".into()))
+                                .ok_or_else(|| "`releasable_to` must list strings".to_string())
                         })
                         .collect::<std::result::Result<Vec<_>, String>>()?;
-                    releasable_to =
-                        ReleasableTo::from_items(items).map_err(|e| at(line, e.to_string()))?;
+                    releasable_to = ReleasableTo::from_items(items).map_err(|e| e.to_string())?;
                 } else if !val.is_null() {
-                    return Err(at(
-                        line,
-                        "`releasable_to` must be an array like [\"GB\", \"RO\"]".into(),
-                    ));
+                    return Err("`releasable_to` must be an array like [\"GB\", \"RO\"]".into());
                 }
             }
             k if ASSIGNED.contains(&k) => {}
             other => {
-                return Err(at(
-                    line,
-                    format!(
-                        "unknown key `{}` (expected type, fields, grading, releasable_to)",
-                        crate::short(other)
-                    ),
+                return Err(format!(
+                    "unknown key `{}` (expected type, fields, grading, releasable_to)",
+                    crate::short(other)
                 ));
             }
         }
     }
-    let record_type = record_type.ok_or_else(|| at(line, "missing `type`".into()))?;
+    let record_type = record_type.ok_or_else(|| "missing `type`".to_string())?;
     Ok(RecordInput {
         record_type,
         fields,
