@@ -29,6 +29,47 @@ pub struct Roster {
     pub equivocated: Vec<([u8; 32], u64)>,
 }
 
+/// One node of the roster as `trust list --json` and the API show it.
+#[derive(Debug, serde::Serialize)]
+pub struct RosterNode {
+    pub peer_id: String,
+    pub name: String,
+    pub org: String,
+    pub country: String,
+    pub admin: bool,
+    /// active or revoked
+    pub status: &'static str,
+    pub revocation_reason: Option<String>,
+    /// Cases in which its log is frozen by a proved equivocation.
+    pub equivocated_in_cases: u64,
+}
+
+impl Roster {
+    /// The nodes, in the registry's order, as front ends list them.
+    pub fn nodes(&self) -> Vec<RosterNode> {
+        let forks = |id: &[u8; 32]| {
+            self.equivocated
+                .iter()
+                .find(|(a, _)| a == id)
+                .map_or(0, |(_, n)| *n)
+        };
+        self.registry
+            .nodes
+            .iter()
+            .map(|(id, n)| RosterNode {
+                peer_id: n.card.peer_id(),
+                name: n.card.name.clone(),
+                org: n.card.org.clone(),
+                country: n.card.country.clone(),
+                admin: n.admin,
+                status: if n.revoked { "revoked" } else { "active" },
+                revocation_reason: n.revocation.as_ref().map(|(r, _)| r.clone()),
+                equivocated_in_cases: forks(id),
+            })
+            .collect()
+    }
+}
+
 /// `trust list` for a person: the node's operator, a supervisor or an admin
 /// (who enrolled which agencies is the node's state, not case data).
 pub fn roster_for(node: &Node, actor: &crate::access::Actor) -> Result<Roster> {

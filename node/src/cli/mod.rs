@@ -258,7 +258,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trust(TrustCommand::List) => {
             let store = data_dir(&cli)?.open_store()?;
             let roster = trust::roster(store.conn())?;
-            print_trust(&cli, &roster.registry, &roster.equivocated)?;
+            print_trust(&cli, &roster)?;
         }
         Command::Trust(TrustCommand::Revoke { peer_id, reason }) => {
             let node = unlock(&cli)?;

@@ -2,29 +2,9 @@
 
 use super::*;
 
-/// `flagged`: nodes proved to have equivocated, with the number of cases.
-pub(crate) fn print_trust(
-    cli: &Cli,
-    st: &casesync_schema::registry::RegistryState,
-    flagged: &[([u8; 32], u64)],
-) -> Result<()> {
-    let forks = |id: &[u8; 32]| {
-        flagged
-            .iter()
-            .find(|(a, _)| a == id)
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
-    };
-    let nodes: Vec<_> = st
-        .nodes
-        .iter()
-        .map(|(id, n)| {
-            json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
-                   "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
-                   "revocation_reason": n.revocation.as_ref().map(|(r, _)| r),
-                   "equivocated_in_cases": forks(id)})
-        })
-        .collect();
+pub(crate) fn print_trust(cli: &Cli, roster: &trust::Roster) -> Result<()> {
+    let st = &roster.registry;
+    let nodes = roster.nodes();
     if cli.json {
         return print_json(
             &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": nodes}),
@@ -41,7 +21,10 @@ pub(crate) fn print_trust(
             if n.admin { "admin" } else { "-" },
             if n.revoked { "revoked" } else { "active" }
         );
-        let f = forks(&n.card.identity.ed25519);
+        let f = nodes
+            .iter()
+            .find(|r| r.peer_id == n.card.peer_id())
+            .map_or(0, |r| r.equivocated_in_cases);
         if f > 0 {
             outln!(
                 "    EQUIVOCATED: signed two different entries with one seq in {f} case(s); its log is frozen there"

@@ -814,18 +814,7 @@ async fn import_records(
 async fn trust_list(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |node, actor| {
         let r = crate::trust::roster_for(node, actor)?;
-        let forks = |id: &[u8; 32]| r.equivocated.iter().find(|(a, _)| a == id).map_or(0, |(_, n)| *n);
-        let nodes: Vec<Value> = r
-            .registry
-            .nodes
-            .iter()
-            .map(|(id, n)| {
-                json!({"peer_id": n.card.peer_id(), "name": n.card.name, "org": n.card.org, "country": n.card.country,
-                       "admin": n.admin, "status": if n.revoked { "revoked" } else { "active" },
-                       "revocation_reason": n.revocation.as_ref().map(|(r, _)| r),
-                       "equivocated_in_cases": forks(id)})
-            })
-            .collect();
+        let nodes = r.nodes();
         Ok(Json(json!({"federation": r.registry.federation.to_hex(), "name": r.registry.name, "nodes": nodes})))
     })
     .await
