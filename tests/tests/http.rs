@@ -344,6 +344,13 @@ fn accounts_sessions_and_need_to_know() {
         "UPDATE sessions SET seen_ms = seen_ms - 31 * 60 * 1000 WHERE user_id = (SELECT id FROM users WHERE name = 'bob')",
     );
     assert_eq!(bob.get("/api/cases").status, 401);
+    // And one past its absolute limit, however active.
+    let fresh = Browser::login(&addr, "sam", PW);
+    sqlite3(
+        &n.db_path(),
+        "UPDATE sessions SET created_ms = created_ms - 13 * 60 * 60 * 1000 WHERE seen_ms = (SELECT MAX(seen_ms) FROM sessions)",
+    );
+    assert_eq!(fresh.get("/api/me").status, 401);
     // Logout ends the session.
     assert_eq!(sam.send("POST", "/api/logout", &json!({})).status, 200);
     assert_eq!(sam.get("/api/cases").status, 401);
