@@ -31,6 +31,7 @@ pub mod history;
 pub mod ids;
 pub mod record;
 pub mod registry;
+pub mod selectors;
 pub mod validate;
 
 /// What the unit tests share.
