@@ -83,6 +83,9 @@ actions! {
     RecordHistory => "record.history", "consultation";
     // The link chart around a record, or a path between two.
     RecordChart => "record.chart", "consultation";
+    // A search across the cases a person may see; the query is in the
+    // (sealed) entry.
+    Search => "search", "consultation";
     RecordList => "record.list", "consultation";
     CaseShow => "case.show", "consultation";
     BundleExport => "bundle.export", "disclosure";

@@ -17,7 +17,7 @@
 //! - [`trust`] (the federation registry), [`log`] (appending signed, sealed entries);
 //! - [`cases`] (control logs, members, key epochs, handling), [`verify`];
 //! - [`records`], [`users`] (accounts, sessions, assignments), [`datadir`] (the data directory, unlocking into a [`Node`]);
-//! - [`browse`] (pages of records, the link chart), [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
+//! - [`browse`] (pages of records, the link chart), [`search`] (the search index and `search`), [`ingest`] (items from peers and bundles), [`backup`], [`wake`], [`peers`];
 //! - [`bundle`], [`net`] (the libp2p Swarm and its client);
 //! - [`sync`] (what a peer lacks), [`status`];
 //! - [`serve`] (`serve` and `sync --once`);
@@ -44,6 +44,7 @@ pub mod node;
 pub mod peers;
 pub mod records;
 pub mod sealing;
+pub mod search;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -144,16 +144,20 @@ struct Built {
     view: Vec<u8>,
     change: Vec<u8>,
     restricted: bool,
+    /// What the search index files it under.
+    terms: Vec<([u8; 16], i64)>,
 }
 
 fn build(
     storage: &StorageKeys,
+    region: &str,
     actor: &ActorId,
     env: Envelope,
     input: &RecordInput,
     ms: i64,
 ) -> std::result::Result<Built, NodeError> {
     let (change, view) = doc::first_change(actor.clone(), &env, input, ms);
+    let terms = crate::search::terms(storage, Some(region), &view);
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     let rid_index = storage.record_index(&env.id.0);
     Ok(Built {
@@ -163,6 +167,7 @@ fn build(
         view: json,
         change,
         restricted: !input.releasable_to.0.is_empty(),
+        terms,
     })
 }
 
@@ -183,6 +188,7 @@ fn create_records(
 /// connection, stays on the thread that owns the transaction).
 struct RecordBuilder<'a> {
     storage: &'a StorageKeys,
+    region: String,
     actor: ActorId,
     originator: String,
     case: casesync_schema::CaseId,
@@ -194,6 +200,7 @@ impl<'a> RecordBuilder<'a> {
     fn new(node: &'a Node, case: &Case, actor: ActorId) -> Self {
         RecordBuilder {
             storage: &node.storage,
+            region: node.card.country.clone(),
             actor,
             originator: node.card.peer_id(),
             case: case.id,
@@ -213,7 +220,7 @@ impl<'a> RecordBuilder<'a> {
                     originator: self.originator.clone(),
                     created: created.clone(),
                 };
-                build(self.storage, &self.actor, env, input, ms)
+                build(self.storage, &self.region, &self.actor, env, input, ms)
             })
             .collect()
     }
@@ -267,6 +274,7 @@ fn store_records(
             &digest,
         )?;
         store::link_record_entry(conn, row, entry_row)?;
+        store::replace_search_terms(conn, row, case.case_ref, &b.terms)?;
         ids.push(b.id);
     }
     Ok(ids)
@@ -493,6 +501,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         return store::delete_record(conn, row.row).map_err(Into::into);
     };
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
+    crate::search::index_record(node, conn, row.row, case.case_ref, &view)?;
     let digest = log::stored_log_digest(conn, row.row)?;
     let snapshot = if single {
         None
@@ -591,8 +600,9 @@ pub fn edit(
                     store::link_record_entry(tx, row.row, a.row)?;
                 }
                 let idx = node.storage.record_index(&rid.0);
-                let view = serde_json::to_vec(&doc::view(&d)?)
-                    .map_err(|e| NodeError::Io(e.to_string()))?;
+                let opened = doc::view(&d)?;
+                crate::search::index_record(node, tx, row.row, case.case_ref, &opened)?;
+                let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
                 let snapshot = d.save();
                 let digest = log::stored_log_digest(tx, row.row)?;
                 store::update_record(

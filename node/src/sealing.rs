@@ -19,6 +19,7 @@ pub struct StorageKeys {
     record_types: BlindIndexKey,
     audit: SymmetricKey,
     audit_cases: BlindIndexKey,
+    search_terms: BlindIndexKey,
 }
 
 fn aad(table: &str, row: &[u8]) -> Vec<u8> {
@@ -52,6 +53,7 @@ impl StorageKeys {
             record_types: BlindIndexKey::derive(storage.expose(), "records.type_index"),
             audit: storage.derive("audit_log.sealed"),
             audit_cases: BlindIndexKey::derive(storage.expose(), "audit_log.case_index"),
+            search_terms: BlindIndexKey::derive(storage.expose(), "search_terms.term"),
         }
     }
 
@@ -63,6 +65,15 @@ impl StorageKeys {
         let mut v = case_id.to_vec();
         v.extend_from_slice(record_type.as_bytes());
         self.record_types.index(&v)
+    }
+
+    /// A search term (a selector or a word) as the index files it: 16 bytes
+    /// of a keyed hash, so the index holds no plaintext.
+    pub fn search_term(&self, term: &[u8]) -> [u8; 16] {
+        let full = self.search_terms.index(term);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
     }
 
     /// The blind index an audit entry of `case_id` is filed under.

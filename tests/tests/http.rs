@@ -1024,3 +1024,108 @@ fn a_page_shows_every_change_whoever_made_it() {
         "a page holds at most 500"
     );
 }
+
+/// `search` (CLI and API) finds a selector written another way across cases,
+/// marks a hit held in more than one case, shows a person only the cases they
+/// may see, finds what arrived from a partner, and audits the query.
+#[test]
+fn search_finds_a_selector_across_cases_only_where_the_person_may_look() {
+    let t = TestDir::new("http-search");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let mk = |title: &str| {
+        sam.send("POST", "/api/cases", &json!({"title": title}))
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (mk("Op Lantern"), mk("Op Ledger"));
+    n.add(&a, "phone", &[("number", "+40 722 123 456")], &[]);
+    n.add(&b, "phone", &[("number", "0040722123456")], &[]);
+    n.add(
+        &b,
+        "person",
+        &[("name", "Ștefan DOBRE"), ("dob", "1984-03-02")],
+        &[],
+    );
+    let found = |who: &Browser, q: &str| {
+        let r = who.get(&format!(
+            "/api/search?q={}",
+            q.replace(' ', "%20").replace('+', "%2B")
+        ));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json().as_array().unwrap().clone()
+    };
+    let hits = found(&sam, "+40 (722) 123-456");
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(
+        hits.iter()
+            .all(|h| h["also_in"].as_array().unwrap().len() == 1),
+        "{hits:?}"
+    );
+    // Names: case, diacritics and word order folded; a prefix finds too.
+    assert_eq!(found(&sam, "dobre stefan")[0]["summary"], "Ștefan DOBRE");
+    assert_eq!(found(&sam, "Ştef")[0]["summary"], "Ștefan DOBRE");
+    // An analyst sees only her case, and no hint of the other.
+    sam.send(
+        "PUT",
+        &format!("/api/cases/{a}/assignments/ana"),
+        &json!({}),
+    );
+    let ana = Browser::login(&addr, "ana", PW);
+    let hits = found(&ana, "0040 722 123 456");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["case"], a.as_str());
+    assert_eq!(hits[0]["also_in"], json!([]));
+    assert!(found(&ana, "dobre").is_empty());
+    // The CLI marks a hit held in another case.
+    let out = n.cmd(&["search", "+40722123456"]).ok();
+    assert_eq!(out.matches("ALSO IN").count(), 2, "{out}");
+    // A record that arrived from a partner is indexed too.
+    let ro = t.node("ro-police");
+    ro.init("ro-police", "IGPR", "RO");
+    let token = n
+        .cmd(&["federation", "invite", &crate::util::card_of(&ro)])
+        .ok();
+    ro.cmd(&["federation", "join", token.trim()]).ok();
+    n.cmd(&[
+        "case",
+        "member",
+        "add",
+        &a,
+        &crate::util::peer_of(&ro),
+        "--role",
+        "contributor",
+    ])
+    .ok();
+    let file = t.join("a.bundle");
+    n.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        file.to_str().unwrap(),
+        "--case",
+        &a,
+        "--for",
+        &crate::util::peer_of(&ro),
+    ])
+    .ok();
+    ro.cmd(&["bundle", "import", file.to_str().unwrap()]).ok();
+    let out = ro.cmd(&["search", "0722 123 456"]).ok();
+    assert!(out.contains("Op Lantern"), "{out}");
+    // Each search is a consultation in the audit log, the query in it.
+    let log = n.json(&["audit", "list", "--action", "search"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operator"] == "ana"
+                && e["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("0040 722 123 456")),
+        "{log}"
+    );
+}

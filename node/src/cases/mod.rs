@@ -173,6 +173,13 @@ pub fn federation_facts(conn: &Connection) -> Result<FederationFacts> {
     })
 }
 
+/// The case stored at `case_ref`.
+pub(crate) fn load_ref(node: &Node, conn: &Connection, case_ref: i64) -> Result<Case> {
+    let row = store::case_by_ref(conn, case_ref)?
+        .ok_or_else(|| NodeError::Integrity(format!("no case at row {case_ref}")))?;
+    load_row(node, conn, row)
+}
+
 fn load_row(node: &Node, conn: &Connection, row: store::CaseRow) -> Result<Case> {
     let id = CaseId(row.case_id);
     let hashes = store::control_op_hashes(conn, row.case_ref)?;

@@ -169,6 +169,23 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
     /// The audit log: who did what with case data, when and why (append-only, signed)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Find a selector (phone, IBAN, BIC, wallet, vehicle, email) or a name or
+    /// word across every case this node holds
+    #[command(
+        after_help = "A selector is found in any format (+40 722 123 456, 0722123456 and 0040722123456 are one\n\
+phone); names ignore case, diacritics and word order. Results are ranked; one held in more than\n\
+one case is marked `also in`. The search is audited, the query sealed in the entry.\n\n\
+Examples:\n  casesync search \"+40 722 123 456\"\n  casesync search \"dobre marin\" --type name --json\n  casesync search RO49AAAA1B31007593840000 --case CASE"
+    )]
+    Search {
+        query: String,
+        /// Only this kind of selector: phone, iban, bic, btc, eth, vehicle, email, name
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only this case
+        #[arg(long, value_name = "CASE")]
+        case: Option<String>,
+    },
     /// Accounts of the web front end (`serve --http`): add, list, disable,
     /// set a password, assign cases to analysts
     #[command(subcommand)]

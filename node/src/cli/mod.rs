@@ -408,6 +408,39 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => return status_command(&cli),
         Command::Audit(cmd) => return audit_command(&cli, cmd),
         Command::User(cmd) => return user_command(&cli, cmd),
+        Command::Search { query, kind, case } => {
+            let node = unlock(&cli)?;
+            let q = casesync_node::search::Query {
+                text: query.clone(),
+                kind: kind
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|e: String| anyhow!(e))?,
+                case: case.clone(),
+            };
+            let hits = casesync_node::search::search(&node, &actor, &q)?;
+            if cli.json {
+                print_json(&hits)?;
+            } else if hits.is_empty() {
+                outln!("no match in the cases this node holds");
+            } else {
+                for h in &hits {
+                    let also = if h.also_in.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ALSO IN {}", h.also_in.join(", "))
+                    };
+                    outln!(
+                        "{:<24} {:<13} {:<40} {}{also}",
+                        casesync_node::short(&h.case_title),
+                        h.record_type,
+                        h.summary,
+                        h.record
+                    );
+                }
+            }
+        }
         Command::Record(cmd) => return record_command(&cli, cmd),
         Command::Log(LogCommand::Verify) => {
             let store = data_dir(&cli)?.open_store()?;

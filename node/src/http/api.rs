@@ -85,6 +85,7 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(trust_list))
             .routes(utoipa_axum::routes!(trust_invite))
             .routes(utoipa_axum::routes!(trust_revoke))
+            .routes(utoipa_axum::routes!(search))
             .merge(
                 // An import is larger than any other request: its own bound.
                 utoipa_axum::router::OpenApiRouter::new()
@@ -860,6 +861,41 @@ async fn trust_revoke(State(app): State<App>, caller: Caller, Json(r): Json<Revo
         Ok(Json(
             json!({"peer_id": n.card.peer_id(), "name": n.card.name, "status": "revoked"}),
         ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchQuery {
+    /// A selector in any format, or a name or words
+    q: String,
+    /// phone, iban, bic, btc, eth, vehicle, email or name
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Only this case
+    case: Option<String>,
+}
+
+/// Records of the cases this person may see that match, best first (as
+/// `casesync search --json`); audited, the query sealed in the entry.
+#[utoipa::path(get, path = "/api/search", tag = "records", params(SearchQuery), responses((status = 200, body = [JsonObject]), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn search(State(app): State<App>, caller: Caller, Query(q): Query<SearchQuery>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let kind = q
+            .kind
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+        let query = crate::search::Query {
+            text: q.q,
+            kind,
+            case: q.case.filter(|c| !c.is_empty()),
+        };
+        let hits = crate::search::search(node, actor, &query)?;
+        Ok(Json(serde_json::to_value(hits).map_err(internal)?))
     })
     .await
 }

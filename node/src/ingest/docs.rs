@@ -102,8 +102,9 @@ impl DocCache {
                 }
                 d.doc = fresh.doc;
             }
-            let view = serde_json::to_vec(&doc::view(&d.doc)?)
-                .map_err(|e| NodeError::Io(e.to_string()))?;
+            let opened = doc::view(&d.doc)?;
+            crate::search::index_record(node, conn, row, case.case_ref, &opened)?;
+            let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
             let digest = log::stored_log_digest(conn, row)?;
             store::update_record(
                 conn,

@@ -301,6 +301,8 @@ pub(super) struct NewRecord {
     log_digest: Hash,
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
+    /// The view itself, to file the record in the search index.
+    view: casesync_schema::doc::RecordView,
     originator: String,
     /// Who it may be released to (empty: anyone in the case).
     releasable_to: Vec<String>,
@@ -458,8 +460,9 @@ pub(super) fn new_record(
             &log::record_log_digest(std::slice::from_ref(entry)).0,
             &json,
         )?,
-        originator: view.originator,
-        releasable_to: view.releasable_to,
+        originator: view.originator.clone(),
+        releasable_to: view.releasable_to.clone(),
+        view,
     })
 }
 
@@ -568,6 +571,7 @@ pub(super) fn materialize(
                 &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
+            crate::search::index_record(node, conn, row, case.case_ref, &r.view)?;
             counts.0 += 1;
         }
     }

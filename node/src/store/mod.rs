@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("012_peer_next_dial.sql"),
     include_str!("013_record_log_digest.sql"),
     include_str!("014_users.sql"),
+    include_str!("015_search.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +273,7 @@ mod meta;
 mod peers;
 mod records;
 mod registry;
+mod search;
 mod users;
 pub use audit::*;
 pub use cases::*;
@@ -280,6 +282,7 @@ pub use meta::*;
 pub use peers::*;
 pub use records::*;
 pub use registry::*;
+pub use search::*;
 pub use users::*;
 // Shared by the table families: a control operation or statement row.
 use cases::stored_op;

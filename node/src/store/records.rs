@@ -12,7 +12,7 @@ pub struct RecordRow {
     pub log_digest: Vec<u8>,
 }
 
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+pub(super) fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     let idx: Vec<u8> = r.get(4)?;
     let mut rid_index = [0u8; 32];
     if idx.len() == 32 {

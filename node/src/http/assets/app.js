@@ -64,12 +64,13 @@ async function api(method, path, body) {
 }
 
 function showView(id) {
-  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view"]) {
+  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view", "search-view"]) {
     $(v).hidden = v !== id;
   }
   const logged = id !== "login-view";
   $("logout").hidden = !logged;
   $("nav").hidden = !logged;
+  $("search-form").hidden = !logged;
   if (!logged) { $("who").textContent = ""; stopEvents(); }
 }
 
@@ -90,6 +91,7 @@ function parseRoute() {
     case "chart": return { view: "chart", caseId: parts[1], from: parts[2] };
     case "audit": return { view: "audit" };
     case "admin": return { view: "admin" };
+    case "search": return { view: "search", q: parts.slice(1).join("/") };
     default: return { view: "cases" };
   }
 }
@@ -111,6 +113,7 @@ async function render() {
     else if (route.view === "chart") await renderChart(route.caseId, route.from);
     else if (route.view === "audit") await renderAudit();
     else if (route.view === "admin") await renderAdmin();
+    else if (route.view === "search") await renderSearch(route.q);
     else await renderCases();
   } catch (e) { say(e.message); }
 }
@@ -310,6 +313,20 @@ async function renderAudit() {
   showView("audit-view");
 }
 
+async function renderSearch(q) {
+  $("search-q").value = q;
+  const hits = await api("GET", "/api/search?" + new URLSearchParams({ q }));
+  const body = $("search-table").tBodies[0];
+  body.replaceChildren();
+  for (const h of hits) {
+    const rec = el("a", h.summary || h.type, { href: "#/record/" + encodeURIComponent(h.record) });
+    const caseLink = el("a", h.case_title, { href: "#/case/" + encodeURIComponent(h.case) });
+    body.appendChild(row([caseLink, h.type, rec, h.also_in.length ? "also in " + h.also_in.length + " other case(s)" : ""]));
+  }
+  $("search-note").textContent = hits.length + " result(s) for " + JSON.stringify(q);
+  showView("search-view");
+}
+
 async function renderAdmin() {
   const users = await api("GET", "/api/users");
   const ub = $("user-table").tBodies[0];
@@ -448,6 +465,10 @@ function setup() {
       $("edit-key").value = ""; $("edit-value").value = "";
       await renderRecord(route.id);
     } catch (err) { say(err.message); }
+  });
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = "#/search/" + encodeURIComponent($("search-q").value.trim());
   });
   $("member-add").addEventListener("submit", async (e) => {
     e.preventDefault();

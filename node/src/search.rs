@@ -1,0 +1,293 @@
+//! Local search (`casesync search`): which records of the cases a person may
+//! see hold a selector, or a name or word. Each record is filed, in the
+//! transaction that writes it, under keyed hashes (`sealing::search_term`) of
+//! its selectors in canonical form (`casesync_schema::selectors`), of the
+//! folded words of its text fields and of their prefixes (3 to 12 letters);
+//! the index holds no plaintext. A query is cut the same way and looked up;
+//! results are ranked (a selector before a whole word before a prefix, more
+//! matching terms first), checked against the person's access, and marked
+//! when the same selector is in more than one case. Each search is audited
+//! as a consultation, the query sealed in its entry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use casesync_schema::doc::RecordView;
+use casesync_schema::record::RecordType;
+use casesync_schema::selectors::{self, Selector, SelectorKind};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::access::Actor;
+use crate::audit::{self, Action, Event};
+use crate::sealing::StorageKeys;
+use crate::store::{self, RecordRow};
+use crate::{Node, NodeError, Result, cases};
+
+const W_SELECTOR: i64 = 3;
+const W_WORD: i64 = 2;
+const W_PREFIX: i64 = 1;
+/// Terms one record is filed under, at most (a long note adds no more).
+const MAX_TERMS: usize = 256;
+/// Records one term may bring in before ranking.
+const MAX_CANDIDATES: i64 = 10_000;
+/// Results one search returns, at most.
+pub const MAX_RESULTS: usize = 200;
+
+fn words(text: &str) -> Vec<String> {
+    selectors::fold(text)
+        .split_whitespace()
+        .filter(|w| w.chars().count() >= 2)
+        .map(String::from)
+        .collect()
+}
+
+fn prefixes(word: &str) -> impl Iterator<Item = String> + '_ {
+    let n = word.chars().count();
+    (3..n.min(12)).map(move |k| word.chars().take(k).collect())
+}
+
+fn word_term(w: &str) -> Vec<u8> {
+    [b"word\0".as_slice(), w.as_bytes()].concat()
+}
+
+fn prefix_term(p: &str) -> Vec<u8> {
+    [b"prefix\0".as_slice(), p.as_bytes()].concat()
+}
+
+/// The terms a record is filed under, with their weights (national phone
+/// numbers read in `region`, the node's country).
+pub fn terms(
+    storage: &StorageKeys,
+    region: Option<&str>,
+    view: &RecordView,
+) -> Vec<([u8; 16], i64)> {
+    let mut out: BTreeMap<[u8; 16], i64> = BTreeMap::new();
+    let mut add = |bytes: Vec<u8>, w: i64| {
+        let t = storage.search_term(&bytes);
+        let e = out.entry(t).or_insert(w);
+        *e = (*e).max(w);
+    };
+    if let Ok(t) = view.record_type.parse::<RecordType>() {
+        for s in selectors::of_record(t, &view.fields, region) {
+            add(s.key_bytes(), W_SELECTOR);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for v in view.fields.values() {
+        if let casesync_schema::record::FieldValue::Str(s) = v {
+            for w in words(s) {
+                if seen.len() >= MAX_TERMS || !seen.insert(w.clone()) {
+                    continue;
+                }
+                for p in prefixes(&w) {
+                    add(prefix_term(&p), W_PREFIX);
+                }
+                add(word_term(&w), W_WORD);
+            }
+        }
+    }
+    out.into_iter().take(MAX_TERMS * 4).collect()
+}
+
+/// Files a record under its terms, in the caller's transaction (the one that
+/// writes the record).
+pub fn index_record(
+    node: &Node,
+    tx: &Connection,
+    row: i64,
+    case_ref: i64,
+    view: &RecordView,
+) -> Result<()> {
+    let t = terms(&node.storage, Some(&node.card.country), view);
+    Ok(store::replace_search_terms(tx, row, case_ref, &t)?)
+}
+
+/// Files every record written before the index existed (once, at the first
+/// search after an upgrade).
+fn fill_index(node: &Node) -> Result<()> {
+    loop {
+        let done = node.store.write(|tx| -> Result<bool> {
+            let rows: Vec<RecordRow> = store::records_without_terms(tx, 5_000)?;
+            for r in &rows {
+                let v = node.storage.record_view(r)?;
+                let mut filed = terms(&node.storage, Some(&node.card.country), &v);
+                // A record with no term at all gets a marker, so it is not
+                // picked up again.
+                if filed.is_empty() {
+                    filed.push((node.storage.search_term(b"indexed\0"), 0));
+                }
+                store::replace_search_terms(tx, r.row, r.case_ref, &filed)?;
+            }
+            Ok(rows.len() < 5_000)
+        })?;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hit {
+    pub case: String,
+    pub case_title: String,
+    pub record: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub summary: String,
+    pub score: i64,
+    /// The selectors of the query this record holds.
+    pub selectors: Vec<Selector>,
+    /// Other cases this person may see that hold one of those selectors.
+    pub also_in: Vec<String>,
+}
+
+/// What to look for.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub text: String,
+    pub kind: Option<SelectorKind>,
+    pub case: Option<String>,
+}
+
+/// `casesync search`: the records of the cases `actor` may see that match
+/// `q`, best first.
+pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
+    audit::audited(node, actor, Action::Search, q.case.as_deref(), None, || {
+        let text = q.text.trim();
+        if text.is_empty() || text.chars().count() > 256 {
+            return Err(NodeError::Refused(
+                "a search needs 1 to 256 characters".into(),
+            ));
+        }
+        fill_index(node)?;
+        let region = Some(node.card.country.as_str());
+        let sels: Vec<Selector> = match q.kind {
+            Some(k) => vec![selectors::parse(k, text, region).map_err(NodeError::Refused)?],
+            None => selectors::guess(text, region),
+        };
+        let conn = node.store.conn();
+        let only_case = q
+            .case
+            .as_deref()
+            .map(|c| cases::load_by_text(node, conn, c))
+            .transpose()?;
+        // Score each candidate: selectors, then every query word (as a word,
+        // or else as a prefix) must be there for a text match.
+        let mut score: HashMap<i64, (i64, i64, Vec<Selector>)> = HashMap::new();
+        for s in &sels {
+            let t = node.storage.search_term(&s.key_bytes());
+            for (r, c, _) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
+                let e = score.entry(r).or_insert((c, 0, Vec::new()));
+                e.1 += W_SELECTOR * 10;
+                e.2.push(s.clone());
+            }
+        }
+        if q.kind.is_none() || q.kind == Some(SelectorKind::Name) {
+            let ws = words(text);
+            let mut text_hits: Option<HashMap<i64, (i64, i64)>> = None;
+            for w in &ws {
+                let mut this: HashMap<i64, (i64, i64)> = HashMap::new();
+                for (bytes, weight) in [(word_term(w), W_WORD), (prefix_term(w), W_PREFIX)] {
+                    let t = node.storage.search_term(&bytes);
+                    for (r, c, _) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
+                        let e = this.entry(r).or_insert((c, 0));
+                        e.1 = e.1.max(weight);
+                    }
+                }
+                text_hits = Some(match text_hits {
+                    None => this,
+                    Some(prev) => prev
+                        .into_iter()
+                        .filter_map(|(r, (c, s))| this.get(&r).map(|(_, s2)| (r, (c, s + s2))))
+                        .collect(),
+                });
+            }
+            for (r, (c, s)) in text_hits.unwrap_or_default() {
+                score.entry(r).or_insert((c, 0, Vec::new())).1 += s;
+            }
+        }
+        // Access, then the views of what is left.
+        let mut may: HashMap<i64, bool> = HashMap::new();
+        let mut found: Vec<(i64, i64, i64, Vec<Selector>)> = Vec::new();
+        for (r, (c, s, sel)) in score {
+            if only_case.as_ref().is_some_and(|oc| oc.case_ref != c) {
+                continue;
+            }
+            let ok = match may.get(&c) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = actor.may_read(conn, c)?;
+                    may.insert(c, ok);
+                    ok
+                }
+            };
+            if ok {
+                found.push((r, c, s, sel));
+            }
+        }
+        found.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        found.truncate(MAX_RESULTS);
+        // Which cases hold each selector, for "also in".
+        let mut holders: HashMap<Selector, BTreeSet<i64>> = HashMap::new();
+        for (_, c, _, sel) in &found {
+            for s in sel {
+                holders.entry(s.clone()).or_default().insert(*c);
+            }
+        }
+        let mut titles: HashMap<i64, (String, String)> = HashMap::new();
+        let mut hits = Vec::new();
+        for (r, c, s, sel) in found {
+            let Some(row) = store::record_by_row(conn, r)? else {
+                continue;
+            };
+            let v = node.storage.record_view(&row)?;
+            let (case_id, case_title) = match titles.get(&c) {
+                Some(t) => t.clone(),
+                None => {
+                    let case = cases::load_ref(node, conn, c)?;
+                    let t = (case.id.to_string(), case.meta.title.clone());
+                    titles.insert(c, t.clone());
+                    t
+                }
+            };
+            let mut also: BTreeSet<i64> = BTreeSet::new();
+            for s in &sel {
+                also.extend(holders.get(s).into_iter().flatten().filter(|x| **x != c));
+            }
+            let mut also_in = Vec::new();
+            for other in also {
+                if let Some((id, _)) = titles.get(&other) {
+                    also_in.push(id.clone());
+                } else {
+                    also_in.push(cases::load_ref(node, conn, other)?.id.to_string());
+                }
+            }
+            hits.push(Hit {
+                case: case_id,
+                case_title,
+                record: v.id.clone(),
+                record_type: v.record_type.clone(),
+                summary: v.summary(),
+                score: s,
+                selectors: sel,
+                also_in,
+            });
+        }
+        let mut ev = Event::new(Action::Search)
+            .records(hits.iter().map(|h| h.record.clone()))
+            .detail(format!(
+                "query {:?}{}: {} result(s)",
+                crate::short(text),
+                q.kind
+                    .map(|k| format!(" (type {})", k.name()))
+                    .unwrap_or_default(),
+                hits.len()
+            ));
+        if let Some(c) = &only_case {
+            ev = ev.case(c.id);
+        }
+        audit::append_alone(node, actor, ev)?;
+        Ok(hits)
+    })
+}
