@@ -306,6 +306,7 @@ def main():
     if os.environ.get("BENCH_WEB", "1") != "0":
         import bench_web
         bench_web.web_rows(a.bin, work, result, rows)
+        bench_web.search_rows(a.bin, work, result, rows)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "node.json"), "w") as f:
         json.dump(result, f, indent=2)

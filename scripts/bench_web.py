@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 from benchlib import PASS, federation, make_jsonl, peer_id, run
@@ -190,3 +191,67 @@ def chart_render(base, user, case, record):
         print(f"warning: the chart bench failed: {out.stderr.strip()[-400:]}", file=sys.stderr)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def search_rows(bin_, work, result, rows):
+    """Search over BENCH_SEARCH_SIZES records (100,000 and 1,000,000): half
+    persons (8 fields), half phones. Index build is the import's time (the
+    index is written with the records); its size is the index's pages; each
+    query is a whole API request (session, search, access check, audit)."""
+    sizes = [int(s) for s in os.environ.get("BENCH_SEARCH_SIZES", "100000,1000000").split(",")]
+    result["search"] = []
+    for n in sizes:
+        base_dir = os.path.join(work, f"search-{n}")
+        os.makedirs(base_dir, exist_ok=True)
+        (a,) = federation(bin_, base_dir, ["search-a"])
+        add_user(bin_, a, "sam", "supervisor")
+        case = run(bin_, a, ["case", "create", "--title", "search bench"])[1].strip()
+        src = os.path.join(base_dir, "mixed.jsonl")
+        rnd = random.Random(11)
+        phones = []
+        with open(src, "w", encoding="utf-8") as f:
+            for i in range(n):
+                if i % 2:
+                    num = f"+40 7{rnd.choice([2, 3, 4, 5, 6])}{rnd.randint(0, 9)} {i:06d}"
+                    phones.append(num)
+                    f.write(json.dumps({"type": "phone", "fields": {"number": num}}) + "\n")
+                else:
+                    f.write(json.dumps({"type": "person", "fields": {
+                        "name": f"Person {i} Dobre", "alias": f"alias-{i}",
+                        "notes": "seen at location " + str(rnd.randrange(10**9))}}) + "\n")
+        t0 = time.monotonic()
+        run(bin_, a, ["record", "import", case, src])
+        build_s = time.monotonic() - t0
+        db = os.path.join(a, "casesync.db")
+        idx_bytes = None
+        try:
+            out = subprocess.run(["sqlite3", db, "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'search_terms%'"],
+                                 capture_output=True, text=True)
+            idx_bytes = int(out.stdout.strip() or 0)
+        except (OSError, ValueError):
+            pass
+        p, http, _ = serve_http(bin_, a, [])
+        try:
+            cookie, _ = login(http, "sam")
+            lat = []
+            queries = [("0040" + x[3:]).replace(" ", "") for x in rnd.sample(phones, 100)] + \
+                      [f"alias-{2 * rnd.randrange(n // 2)}" for _ in range(100)]
+            for q in queries:
+                req = urllib.request.Request(http + "/api/search?" + urllib.parse.urlencode({"q": q}),
+                                             headers={"Cookie": cookie})
+                t = time.monotonic()
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    hits = json.load(r)
+                lat.append(time.monotonic() - t)
+                if not hits:
+                    print(f"warning: search {q!r} found nothing", file=sys.stderr)
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+        lat.sort()
+        r = {"records": n, "index_build_s": round(build_s, 2),
+             "index_bytes_per_record": round(idx_bytes / n) if idx_bytes else None,
+             "p50_ms": round(lat[len(lat) // 2] * 1000, 1), "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1)}
+        result["search"].append(r)
+        rows.append((f"search over {n:,} records (API)", f"p50 {r['p50_ms']} ms", f"p99 {r['p99_ms']} ms",
+                     f"import with index {r['index_build_s']} s", f"index {r['index_bytes_per_record']} B/record"))

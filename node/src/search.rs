@@ -30,6 +30,9 @@ const W_PREFIX: i64 = 1;
 const MAX_TERMS: usize = 256;
 /// Records one term may bring in before ranking.
 const MAX_CANDIDATES: i64 = 10_000;
+/// Records a term brought in: row -> (case row, score).
+type Candidates = HashMap<i64, (i64, i64)>;
+
 /// Results one search returns, at most.
 pub const MAX_RESULTS: usize = 200;
 
@@ -102,9 +105,16 @@ pub fn index_record(
     Ok(store::replace_search_terms(tx, row, case_ref, &t)?)
 }
 
+/// Meta key set once every record is filed: from then on each record is
+/// filed as it is written.
+const INDEX_COMPLETE: &str = "search_index_complete";
+
 /// Files every record written before the index existed (once, at the first
 /// search after an upgrade).
 fn fill_index(node: &Node) -> Result<()> {
+    if store::meta_get(node.store.conn(), INDEX_COMPLETE)?.is_some() {
+        return Ok(());
+    }
     loop {
         let done = node.store.write(|tx| -> Result<bool> {
             let rows: Vec<RecordRow> = store::records_without_terms(tx, 5_000)?;
@@ -118,7 +128,11 @@ fn fill_index(node: &Node) -> Result<()> {
                 }
                 store::replace_search_terms(tx, r.row, r.case_ref, &filed)?;
             }
-            Ok(rows.len() < 5_000)
+            let done = rows.len() < 5_000;
+            if done {
+                store::meta_put(tx, INDEX_COMPLETE, b"1")?;
+            }
+            Ok(done)
         })?;
         if done {
             return Ok(());
@@ -185,15 +199,29 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
         }
         if q.kind.is_none() || q.kind == Some(SelectorKind::Name) {
             let ws = words(text);
-            let mut text_hits: Option<HashMap<i64, (i64, i64)>> = None;
+            // Each word's records; a word so common that it filled its cap
+            // says little and is left out of the intersection (the rarer
+            // words decide), unless every word is that common.
+            let mut per_word: Vec<(Candidates, bool)> = Vec::new();
             for w in &ws {
-                let mut this: HashMap<i64, (i64, i64)> = HashMap::new();
+                let mut this: Candidates = HashMap::new();
+                let mut capped = false;
                 for (bytes, weight) in [(word_term(w), W_WORD), (prefix_term(w), W_PREFIX)] {
                     let t = node.storage.search_term(&bytes);
-                    for (r, c, _) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
+                    let rows = store::records_with_term(conn, &t, MAX_CANDIDATES)?;
+                    capped |= rows.len() as i64 >= MAX_CANDIDATES;
+                    for (r, c, _) in rows {
                         let e = this.entry(r).or_insert((c, 0));
                         e.1 = e.1.max(weight);
                     }
+                }
+                per_word.push((this, capped));
+            }
+            let selective = per_word.iter().any(|(_, capped)| !*capped);
+            let mut text_hits: Option<Candidates> = None;
+            for (this, capped) in per_word {
+                if selective && capped {
+                    continue;
                 }
                 text_hits = Some(match text_hits {
                     None => this,
