@@ -146,6 +146,24 @@ try {
   cs(env.B_DIR, "record", "add", caseId, "--type", "note", "--field", "text=Seen at Otopeni, 14:20");
   await sam.locator("#records tbody", { hasText: "Seen at Otopeni" }).waitFor({ timeout: 60000 });
 
+  // Search from the box on every page finds the phone in another format, in
+  // two cases; the record page says where else it is.
+  await sam.goto(BASE + "/#/cases");
+  await sam.locator("#cases-view").waitFor({ state: "visible" });
+  await sam.getByLabel("Title").fill("Op Ledger");
+  await sam.getByRole("button", { name: "Create" }).click();
+  await sam.locator("#case-title", { hasText: "Op Ledger" }).waitFor();
+  await addRecord(sam, "phone", { number: "0040722123456" });
+  await sam.getByRole("searchbox", { name: "Search" }).fill("+40 (722) 123-456");
+  await sam.getByRole("button", { name: "Search", exact: true }).click();
+  await sam.locator("#search-note", { hasText: "2 result(s)" }).waitFor();
+  await sam.locator("#search-table a", { hasText: "0040722123456" }).click();
+  await sam.locator("#record-also", { hasText: "Also in: case Op Lantern" }).waitFor();
+  await sam.goto(BASE + "/#/case/" + encodeURIComponent(caseId));
+  await sam.locator("#case-title", { hasText: "Op Lantern" }).waitFor();
+  // Still open from adding the member (the page keeps the section's state).
+  await sam.evaluate(() => { document.getElementById("case-members").open = true; });
+
   // An analyst not assigned sees nothing of the case, in the UI or the API.
   const bob = await login(browser, "bob");
   assert.match(await bob.locator("#case-table").textContent(), /No case is assigned to you yet/);

@@ -199,6 +199,7 @@ async function renderRecord(id) {
   const fb = $("record-fields").tBodies[0];
   fb.replaceChildren();
   for (const [k, v] of Object.entries(r.fields)) fb.appendChild(row([k, v]));
+  await showAlsoIn(r);
   const hist = await api("GET", "/api/records/" + encodeURIComponent(id) + "/history");
   const hb = $("history").tBodies[0];
   hb.replaceChildren();
@@ -212,6 +213,27 @@ async function renderRecord(id) {
     hb.appendChild(row([h.time, who, (h.created ? "created: " : "") + parts.join("; ")]));
   }
   showView("record-view");
+}
+
+// "Also in case X": the record's selector searched across the cases this
+// person may see (the search is audited like any other).
+const SELECTOR_FIELD = { phone: ["number", "phone"], bank_account: ["iban", "iban"], vehicle: ["registration", "vehicle"], person: ["name", "name"], organisation: ["name", "name"] };
+async function showAlsoIn(r) {
+  $("record-also").replaceChildren();
+  const sf = SELECTOR_FIELD[r.type];
+  let field = sf && r.fields[sf[0]], kind = sf && sf[1];
+  if (r.type === "crypto_wallet") { field = r.fields.address; kind = String(r.fields.currency || "").toLowerCase(); }
+  if (!field || !kind) return;
+  let hits = [];
+  try { hits = await api("GET", "/api/search?" + new URLSearchParams({ q: String(field), type: kind })); } catch (e) { return; }
+  const others = new Map();
+  for (const h of hits) if (h.case !== r.case) others.set(h.case, h.case_title);
+  if (!others.size) return;
+  $("record-also").appendChild(document.createTextNode("Also in: "));
+  for (const [id, title] of others) {
+    $("record-also").appendChild(el("a", "case " + title, { href: "#/case/" + encodeURIComponent(id) }));
+    $("record-also").appendChild(document.createTextNode(" "));
+  }
 }
 
 // The chart: started from one record, expanded on demand (double-click or
