@@ -107,7 +107,11 @@ fn consult<T>(
 /// The case's views from the node's cache: reopened whole when the stamp
 /// says entries may have gone (a control operation, a proved fork), else
 /// patched with the records that newer entries changed.
-fn case_views(node: &Node, tx: &rusqlite::Connection, case: &cases::Case) -> Result<CaseViews> {
+fn case_views(
+    node: &Node,
+    tx: &rusqlite::Connection,
+    case: &cases::Case,
+) -> Result<Arc<CaseViews>> {
     let stamp = crate::store::records_stamp(tx, case.case_ref)?;
     let cached = node.views.get(case.case_ref);
     if let Some(c) = &cached
@@ -115,62 +119,50 @@ fn case_views(node: &Node, tx: &rusqlite::Connection, case: &cases::Case) -> Res
     {
         return Ok(c.clone());
     }
-    let patchable = cached
-        .filter(|c| c.stamp[1] == stamp[1] && c.stamp[2] == stamp[2] && c.stamp[0] <= stamp[0]);
-    let fresh = match patchable {
-        Some(mut c) => {
+    let patched = match cached {
+        Some(c) if c.stamp[1] == stamp[1] && c.stamp[2] == stamp[2] && c.stamp[0] <= stamp[0] => {
             let changed = crate::store::records_changed_since(tx, case.case_ref, c.stamp[0])?;
-            let storage = &node.storage;
-            let opened: Vec<RecordView> = {
-                use rayon::prelude::*;
-                changed
-                    .par_iter()
-                    .map(|r| storage.record_view(r))
-                    .collect::<Result<_>>()?
-            };
-            for (row, view) in changed.iter().zip(opened) {
-                match c.rows.binary_search(&row.row) {
-                    Ok(i) => c.views[i] = Arc::new(view),
+            let (mut rows, mut views) = (c.rows.clone(), c.views.clone());
+            for (row, view) in changed.iter().zip(open_views(node, &changed)?) {
+                match rows.binary_search(&row.row) {
+                    Ok(i) => views[i] = view,
                     Err(i) => {
-                        c.rows.insert(i, row.row);
-                        c.views.insert(i, Arc::new(view));
+                        rows.insert(i, row.row);
+                        views.insert(i, view);
                     }
                 }
             }
-            c.stamp = stamp;
-            c.orders = Default::default();
             // A record that went without a control operation or a fork
             // cannot be, but if the count disagrees, read it all again.
-            if c.rows.len() as i64 == stamp[3] {
-                Some(c)
-            } else {
-                None
-            }
+            (rows.len() as i64 == stamp[3]).then_some((rows, views))
         }
-        None => None,
+        _ => None,
     };
-    let views = match fresh {
-        Some(c) => c,
+    let (rows, views) = match patched {
+        Some(p) => p,
         None => {
-            let rows = crate::store::records_in_case(tx, case.case_ref, None)?;
-            let storage = &node.storage;
-            let opened: Vec<RecordView> = {
-                use rayon::prelude::*;
-                rows.par_iter()
-                    .map(|r| storage.record_view(r))
-                    .collect::<Result<_>>()?
-            };
-            CaseViews {
-                case_ref: case.case_ref,
-                stamp,
-                rows: rows.iter().map(|r| r.row).collect(),
-                views: opened.into_iter().map(Arc::new).collect(),
-                orders: Default::default(),
-            }
+            let all = crate::store::records_in_case(tx, case.case_ref, None)?;
+            (all.iter().map(|r| r.row).collect(), open_views(node, &all)?)
         }
     };
-    node.views.put(views.clone());
-    Ok(views)
+    let fresh = Arc::new(CaseViews {
+        case_ref: case.case_ref,
+        stamp,
+        rows,
+        views,
+        orders: Default::default(),
+    });
+    node.views.put(fresh.clone());
+    Ok(fresh)
+}
+
+/// Opens (AEAD) and parses the views of `rows`, on every core.
+fn open_views(node: &Node, rows: &[crate::store::RecordRow]) -> Result<Vec<Arc<RecordView>>> {
+    use rayon::prelude::*;
+    let storage = &node.storage;
+    rows.par_iter()
+        .map(|r| storage.record_view(r).map(Arc::new))
+        .collect()
 }
 
 /// The order of `views` by `sort` (ascending; ties by id), computed once

@@ -121,35 +121,32 @@ impl CaseCache {
 /// they changed. Held in memory only (about 1 KiB a record), for at most
 /// `VIEW_CACHE_CASES` cases; the least recently used goes first.
 #[derive(Clone, Default)]
-pub struct ViewCache(Arc<Mutex<Vec<CaseViews>>>);
+pub struct ViewCache(Arc<Mutex<Vec<Arc<CaseViews>>>>);
 
-/// One case's opened views: record row ids and views, in row order, and the
-/// orders pages were sorted in (computed once per version of the views).
-#[derive(Clone)]
+/// One version of a case's opened views: record row ids and views, in row
+/// order, and the orders pages were sorted in (computed once per version).
+/// Shared, never changed: a newer version is a new value.
 pub struct CaseViews {
     pub case_ref: i64,
     pub stamp: [i64; 4],
     pub rows: Vec<i64>,
     pub views: Vec<Arc<casesync_schema::doc::RecordView>>,
-    /// Indexes into `views` by a sort's name, shared by clones of this version.
-    pub orders: Orders,
+    /// Indexes into `views` by a sort's name.
+    pub orders: Mutex<HashMap<&'static str, Arc<Vec<u32>>>>,
 }
-
-/// Sort orders of one version of a case's views, by the sort's name.
-pub type Orders = Arc<Mutex<HashMap<&'static str, Arc<Vec<u32>>>>>;
 
 const VIEW_CACHE_CASES: usize = 4;
 
 impl ViewCache {
     /// The newest views held of the case, whatever their stamp.
-    pub(crate) fn get(&self, case_ref: i64) -> Option<CaseViews> {
+    pub(crate) fn get(&self, case_ref: i64) -> Option<Arc<CaseViews>> {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let i = v.iter().position(|c| c.case_ref == case_ref)?;
         let hit = v.remove(i);
         v.push(hit.clone());
         Some(hit)
     }
-    pub(crate) fn put(&self, views: CaseViews) {
+    pub(crate) fn put(&self, views: Arc<CaseViews>) {
         let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
         v.retain(|c| c.case_ref != views.case_ref);
         if v.len() >= VIEW_CACHE_CASES {

@@ -115,6 +115,13 @@ impl Browser {
         }
     }
 
+    /// Creates a case through the API; returns its id.
+    fn create_case(&self, title: &str) -> String {
+        let r = self.send("POST", "/api/cases", &json!({"title": title}));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().unwrap().to_string()
+    }
+
     fn get(&self, path: &str) -> Resp {
         request(&self.addr, "GET", path, &[("Cookie", &self.cookie)], b"")
     }
@@ -677,12 +684,7 @@ fn generated_requests_never_get_a_server_error() {
     let (n, s) = agency(&t);
     let addr = s.http.clone().unwrap();
     let sam = Browser::login(&addr, "sam", PW);
-    let case = sam
-        .send("POST", "/api/cases", &json!({"title": "Op Fuzz"}))
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let case = sam.create_case("Op Fuzz");
     sam.send(
         "POST",
         &format!("/api/cases/{case}/records"),
@@ -862,12 +864,7 @@ fn members_imports_trust_and_passwords_through_the_api() {
     let trust = sam.get("/api/trust").json();
     assert_eq!(trust["nodes"].as_array().unwrap().len(), 2, "{trust}");
     // The supervisor adds it to a case, changes its role, removes it.
-    let case = sam
-        .send("POST", "/api/cases", &json!({"title": "Op Ledger"}))
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let case = sam.create_case("Op Ledger");
     let peer = crate::util::peer_of(&ro);
     let r = sam.send(
         "POST",
@@ -987,12 +984,7 @@ fn a_page_shows_every_change_whoever_made_it() {
     let (n, s) = agency(&t);
     let addr = s.http.clone().unwrap();
     let sam = Browser::login(&addr, "sam", PW);
-    let case = sam
-        .send("POST", "/api/cases", &json!({"title": "Op Pages"}))
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let case = sam.create_case("Op Pages");
     let page = |q: &str| sam.get(&format!("/api/cases/{case}/records?{q}")).json();
     assert_eq!(page("")["total"], 0);
     let rid = n.add(&case, "person", &[("name", "Marin Dobre")], &[]);
@@ -1034,14 +1026,7 @@ fn search_finds_a_selector_across_cases_only_where_the_person_may_look() {
     let (n, s) = agency(&t);
     let addr = s.http.clone().unwrap();
     let sam = Browser::login(&addr, "sam", PW);
-    let mk = |title: &str| {
-        sam.send("POST", "/api/cases", &json!({"title": title}))
-            .json()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (a, b) = (mk("Op Lantern"), mk("Op Ledger"));
+    let (a, b) = (sam.create_case("Op Lantern"), sam.create_case("Op Ledger"));
     n.add(&a, "phone", &[("number", "+40 722 123 456")], &[]);
     n.add(&b, "phone", &[("number", "0040722123456")], &[]);
     n.add(

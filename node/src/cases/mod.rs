@@ -340,6 +340,97 @@ pub fn current_epoch(node: &Node, conn: &Connection, case: &Case) -> Result<(Has
     )))
 }
 
+/// A case as `case show --json`, `case list --json` and the API show it.
+#[derive(Debug, serde::Serialize)]
+pub struct CaseSummary {
+    pub id: String,
+    pub title: String,
+    pub require_justification: bool,
+    /// This node's role in the case.
+    pub role: Option<&'static str>,
+    pub members: Vec<MemberSummary>,
+    pub removed: Vec<RemovedSummary>,
+    pub key_epoch: Option<String>,
+    pub key_epochs: usize,
+    /// Who can read what is sealed under the newest epoch: only current
+    /// members once a lead has put a merge into effect.
+    pub key_epoch_readers: Vec<String>,
+    pub records: u64,
+    pub entries: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct MemberSummary {
+    pub peer_id: String,
+    pub name: String,
+    pub org: String,
+    pub country: String,
+    pub role: &'static str,
+    /// active, or revoked: a member whose node the federation revoked stays
+    /// a member until a lead removes it (with a cut).
+    pub status: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RemovedSummary {
+    pub peer_id: String,
+    pub cut_seq: u64,
+    /// Sealed under the removal's epoch: a node without that key (a relay)
+    /// sees that a reason exists, not what it says.
+    pub reason: String,
+}
+
+/// The [`CaseSummary`] of `c`, as this node holds it.
+pub fn summary(node: &Node, conn: &Connection, c: &Case) -> Result<CaseSummary> {
+    let registry = crate::trust::load(conn)?;
+    let revoked = |id: &[u8; 32]| {
+        registry
+            .as_ref()
+            .and_then(|r| r.nodes.get(id))
+            .is_some_and(|n| n.revoked)
+    };
+    let peer = |k: &[u8; 32]| casesync_crypto::identity::peer_id_of(k).unwrap_or_default();
+    let (records, entries) = sizes(conn, c)?;
+    let newest = c.state.epochs.last();
+    Ok(CaseSummary {
+        id: c.id.to_string(),
+        title: c.meta.title.clone(),
+        require_justification: c.meta.require_justification,
+        role: c.my_role(node).map(|r| r.name()),
+        members: c
+            .state
+            .members
+            .iter()
+            .map(|(id, m)| MemberSummary {
+                peer_id: m.card.peer_id(),
+                name: m.card.name.clone(),
+                org: m.card.org.clone(),
+                country: m.card.country.clone(),
+                role: m.role.name(),
+                status: if revoked(id) { "revoked" } else { "active" },
+            })
+            .collect(),
+        removed: c
+            .state
+            .removed
+            .iter()
+            .map(|(k, r)| RemovedSummary {
+                peer_id: peer(k),
+                cut_seq: r.cut.last().map_or(0, |e| e.seq),
+                reason: removal_reason(node, conn, c, r)
+                    .unwrap_or_else(|| "(sealed: this node holds no key to read it)".into()),
+            })
+            .collect(),
+        key_epoch: newest.map(|e| e.id.to_hex()),
+        key_epochs: c.state.epochs.len(),
+        key_epoch_readers: newest
+            .map(|e| e.wraps.keys().map(peer).collect())
+            .unwrap_or_default(),
+        records,
+        entries,
+    })
+}
+
 /// How many records `case` holds here, and how many log entries.
 pub fn sizes(conn: &Connection, case: &Case) -> Result<(u64, u64)> {
     Ok((

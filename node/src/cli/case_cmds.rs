@@ -3,63 +3,11 @@
 use super::*;
 
 pub(crate) fn case_json(node: &Node, c: &cases::Case) -> Result<serde_json::Value> {
-    let conn = node.store.conn();
-    // A member whose node the federation revoked stays a member until a lead
-    // removes it (with a cut): it is shown as revoked meanwhile.
-    let registry = casesync_node::trust::load(conn)?;
-    let revoked = |id: &[u8; 32]| {
-        registry
-            .as_ref()
-            .and_then(|r| r.nodes.get(id))
-            .is_some_and(|n| n.revoked)
-    };
-    let members: Vec<_> = c
-        .state
-        .members
-        .iter()
-        .map(|(id, m)| json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org, "country": m.card.country, "role": m.role.name(), "status": if revoked(id) { "revoked" } else { "active" }}))
-        .collect();
-    let epoch = c.state.epochs.last().map(|e| e.id.to_hex());
-    let (records, entries) = cases::sizes(conn, c)?;
-    // Who can read what is sealed under the newest epoch: only current members
-    // once a lead has put a merge into effect.
-    let readers: Vec<String> = c
-        .state
-        .epochs
-        .last()
-        .map(|e| {
-            e.wraps
-                .keys()
-                .map(|k| casesync_crypto::identity::peer_id_of(k).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    let removed: Vec<_> = c
-        .state
-        .removed
-        .iter()
-        .map(|(k, r)| {
-            // Sealed under the removal's epoch: a node without that key (a
-            // relay) sees that a reason exists, not what it says.
-            let reason = cases::removal_reason(node, conn, c, r)
-                .unwrap_or_else(|| "(sealed: this node holds no key to read it)".into());
-            json!({"peer_id": casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
-                   "cut_seq": r.cut.last().map_or(0, |e| e.seq), "reason": reason})
-        })
-        .collect();
-    Ok(json!({
-        "id": c.id.to_string(),
-        "title": c.meta.title,
-        "require_justification": c.meta.require_justification,
-        "role": c.my_role(node).map(|r| r.name()),
-        "members": members,
-        "removed": removed,
-        "key_epoch": epoch,
-        "key_epochs": c.state.epochs.len(),
-        "key_epoch_readers": readers,
-        "records": records,
-        "entries": entries,
-    }))
+    Ok(serde_json::to_value(cases::summary(
+        node,
+        node.store.conn(),
+        c,
+    )?)?)
 }
 
 pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {

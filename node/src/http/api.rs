@@ -253,26 +253,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 fn case_json(node: &Node, c: &Case) -> Result<Value, ApiError> {
-    let conn = node.store.conn();
-    let (records, entries) = cases::sizes(conn, c)?;
-    let members: Vec<Value> = c
-        .state
-        .members
-        .values()
-        .map(|m| {
-            json!({"peer_id": m.card.peer_id(), "name": m.card.name, "org": m.card.org,
-                   "country": m.card.country, "role": m.role.name()})
-        })
-        .collect();
-    Ok(json!({
-        "id": c.id.to_string(),
-        "title": c.meta.title,
-        "require_justification": c.meta.require_justification,
-        "role": c.my_role(node).map(|r| r.name()),
-        "members": members,
-        "records": records,
-        "entries": entries,
-    }))
+    serde_json::to_value(cases::summary(node, node.store.conn(), c)?).map_err(internal)
 }
 
 #[utoipa::path(get, path = "/api/cases", tag = "cases", responses((status = 200, description = "the cases this person may see", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
