@@ -6,15 +6,17 @@
 //! - [`wrap`]: wrapping a case key to a node's X25519 key (HPKE, RFC 9180).
 //! - [`keystore`]: the passphrase-sealed keystore (Argon2id + AEAD).
 //! - [`hash`]: SHA-256, keyed blind indexes, constant-time comparison.
+//! - [`oprf`]: the oblivious PRF (RFC 9497) behind private set intersection.
 //!
 //! Invariants: this crate does no I/O, never logs, and no secret type implements
 //! a `Debug` that prints key material. Every primitive comes from a maintained crate
-//! (ring, ed25519-dalek, x25519-dalek via hpke, argon2); this crate only composes them.
+//! (ring, ed25519-dalek, x25519-dalek via hpke, argon2, voprf); this crate only composes them.
 
 pub mod aead;
 pub mod hash;
 pub mod identity;
 pub mod keystore;
+pub mod oprf;
 pub mod password;
 pub mod wrap;
 
@@ -44,6 +46,12 @@ pub enum CryptoError {
     MalformedPasswordHash(&'static str),
     #[error("key derivation failed: {0}")]
     Kdf(String),
+    /// An oblivious-PRF step failed: a malformed or altered element or
+    /// proof, or a batch of the wrong size.
+    #[error(
+        "private set intersection failed: a malformed element, a proof that does not hold, or a batch of the wrong size"
+    )]
+    Oprf,
     #[error("wrapped key could not be unwrapped: it was not wrapped to this node or was altered")]
     Unwrap,
 }

@@ -86,6 +86,13 @@ actions! {
     // A search across the cases a person may see; the query is in the
     // (sealed) entry.
     Search => "search", "consultation";
+    // Deconfliction: the asker's entry lists every selector asked and every
+    // hit (sealed); the answerer's gives the count only, all it learns.
+    Match => "match", "consultation";
+    MatchAnswer => "match.answer", "disclosure";
+    MatchPolicy => "match.policy", "trust";
+    // Selectors written for an outside body, each one listed (sealed).
+    SelectorsExport => "selectors.export", "disclosure";
     RecordList => "record.list", "consultation";
     CaseShow => "case.show", "consultation";
     BundleExport => "bundle.export", "disclosure";

@@ -107,7 +107,7 @@ fn consult<T>(
 /// The case's views from the node's cache: reopened whole when the stamp
 /// says entries may have gone (a control operation, a proved fork), else
 /// patched with the records that newer entries changed.
-fn case_views(
+pub(crate) fn case_views(
     node: &Node,
     tx: &rusqlite::Connection,
     case: &cases::Case,

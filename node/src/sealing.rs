@@ -20,6 +20,9 @@ pub struct StorageKeys {
     audit: SymmetricKey,
     audit_cases: BlindIndexKey,
     search_terms: BlindIndexKey,
+    /// The seed of this node's OPRF key for deconfliction (`casesync match`).
+    match_seed: SymmetricKey,
+    match_handles: BlindIndexKey,
 }
 
 fn aad(table: &str, row: &[u8]) -> Vec<u8> {
@@ -54,6 +57,8 @@ impl StorageKeys {
             audit: storage.derive("audit_log.sealed"),
             audit_cases: BlindIndexKey::derive(storage.expose(), "audit_log.case_index"),
             search_terms: BlindIndexKey::derive(storage.expose(), "search_terms.term"),
+            match_seed: storage.derive("match.oprf_key"),
+            match_handles: BlindIndexKey::derive(storage.expose(), "match.case_handle"),
         }
     }
 
@@ -71,6 +76,22 @@ impl StorageKeys {
     /// of a keyed hash, so the index holds no plaintext.
     pub fn search_term(&self, term: &[u8]) -> [u8; 16] {
         let full = self.search_terms.index(term);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// This node's OPRF key for answering partners' deconfliction requests:
+    /// derived from the storage key, so the same after a restart or restore.
+    pub fn match_key(&self) -> Result<casesync_crypto::oprf::MatchKey> {
+        Ok(casesync_crypto::oprf::MatchKey::derive(&self.match_seed)?)
+    }
+
+    /// The opaque handle a partner is given for a case that holds one of
+    /// its selectors: stable, meaningless outside this node, and not the
+    /// case id (which would tell the partner which case it is).
+    pub fn match_handle(&self, case_id: &[u8; 16]) -> [u8; 16] {
+        let full = self.match_handles.index(case_id);
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out

@@ -36,6 +36,8 @@ mod http;
 mod import;
 /// SIGKILL at random points of import, edits, sync, rotation, membership.
 mod kills;
+/// Deconfliction between partners (`match`) and selectors for outside bodies.
+mod matching;
 /// Members by card; handling rules.
 mod members;
 /// Sync between `serve` processes on 127.0.0.1.

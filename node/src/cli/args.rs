@@ -186,6 +186,28 @@ Examples:\n  casesync search \"+40 722 123 456\"\n  casesync search \"dobre mari
         #[arg(long, value_name = "CASE")]
         case: Option<String>,
     },
+    /// Deconfliction: ask an enrolled partner which of your selectors it
+    /// holds, without showing it any (private set intersection); or set who
+    /// may ask this node (`match policy`)
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "The partner learns how many selectors were asked, never which; this node learns which
+of its selectors the partner holds (with an opaque handle of the case there and who to contact),
+nothing of the rest. The partner must be serving and must allow this node (`match policy`);
+it counts every selector against a daily limit. Both sides audit it.
+
+Selector files: one per line, TYPE:VALUE (phone, iban, bic, btc, eth, vehicle, email, name)
+or a value whose type is guessed; `#` starts a comment.
+
+Examples:
+  casesync match --peer 12D3KooW... --case CASE
+  casesync match --peer 12D3KooW... --selectors asked.txt --json
+  casesync match policy --allow \"RO Police\" --allow 12D3KooW... --per-day 5000"
+    )]
+    Match(MatchArgs),
+    /// Selectors of a case for an outside body (an exchange, a bank)
+    #[command(subcommand)]
+    Selectors(SelectorsCommand),
     /// Accounts of the web front end (`serve --http`): add, list, disable,
     /// set a password, assign cases to analysts
     #[command(subcommand)]
@@ -566,4 +588,75 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("{s} is out of range: give 0.1 to 86400 seconds"));
     }
     Ok(v)
+}
+
+#[derive(Args, Debug)]
+pub struct MatchArgs {
+    #[command(subcommand)]
+    pub policy: Option<MatchCommand>,
+    /// The partner: its PeerId (dialled at its address from `peer add`) or its full address
+    #[arg(long, value_name = "PEER_ID")]
+    pub peer: Option<String>,
+    /// Ask about every selector of this case
+    #[arg(long, value_name = "CASE", conflicts_with = "selectors")]
+    pub case: Option<String>,
+    /// Ask about the selectors in FILE (one per line)
+    #[arg(long, value_name = "FILE")]
+    pub selectors: Option<PathBuf>,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MatchCommand {
+    /// Who may ask this node (nobody until set), how many selectors each may
+    /// have evaluated a day, and the contact given with a hit. Without
+    /// options: show it
+    #[command(after_help = "Examples:
+  casesync match policy
+  casesync match policy --allow Europol --allow \"RO Police\" --per-day 5000 --contact \"DS Hale, ROCU East, +44 20 7946 0000\"
+  casesync match policy --deny-all")]
+    Policy {
+        /// A PeerId or an organisation (as enrolled) that may ask; `*`: every
+        /// enrolled node (repeatable; replaces the list)
+        #[arg(long, value_name = "PEER_ID|ORG")]
+        allow: Vec<String>,
+        /// Nobody may ask
+        #[arg(long, conflicts_with = "allow")]
+        deny_all: bool,
+        /// Selectors one partner may have evaluated per day (UTC)
+        #[arg(long, value_name = "N")]
+        per_day: Option<u64>,
+        /// Who a partner with a hit should contact
+        #[arg(long, value_name = "TEXT")]
+        contact: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SelectorsCommand {
+    /// Write a case's selectors to a CSV (or, for a .json file, JSON) file
+    /// for an outside body; needs --justification, audited with every
+    /// selector listed
+    #[command(
+        after_help = "Records whose releasable_to does not name the recipient are left out (and counted).
+The file is canonical: phones in E.164, IBANs without spaces, ETH addresses in lower case.
+
+Example:
+  casesync selectors export --case CASE --for \"Exchange Intelligence\" --type btc --type eth \\
+      --out selectors.csv --justification \"request 2026/118\""
+    )]
+    Export {
+        #[arg(long, value_name = "CASE")]
+        case: String,
+        /// The recipient organisation
+        #[arg(long = "for", value_name = "ORG")]
+        recipient: String,
+        /// Only this type (repeatable): phone, iban, bic, btc, eth, vehicle, email, name
+        #[arg(long = "type", value_name = "TYPE")]
+        kinds: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }

@@ -7,6 +7,7 @@ mod args;
 mod audit_cmds;
 mod bundle_cmds;
 mod case_cmds;
+mod match_cmds;
 mod net_cmds;
 mod record_cmds;
 mod trust_cmds;
@@ -16,6 +17,7 @@ pub(crate) use args::*;
 use audit_cmds::*;
 use bundle_cmds::*;
 use case_cmds::*;
+use match_cmds::*;
 use net_cmds::*;
 use record_cmds::*;
 use trust_cmds::*;
@@ -408,6 +410,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => return status_command(&cli),
         Command::Audit(cmd) => return audit_command(&cli, cmd),
         Command::User(cmd) => return user_command(&cli, cmd),
+        Command::Match(args) => return match_command(&cli, args),
+        Command::Selectors(cmd) => return selectors_command(&cli, cmd),
         Command::Search { query, kind, case } => {
             let node = unlock(&cli)?;
             let q = casesync_node::search::Query {

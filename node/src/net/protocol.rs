@@ -98,6 +98,21 @@ pub enum SyncRequest {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
+    /// Deconfliction (`casesync match`): "evaluate these blinded selectors
+    /// under your OPRF key". At most `deconfliction::MAX_BATCH`; each counts
+    /// against the asker's daily quota.
+    MatchEvaluate {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        blinded: Vec<serde_bytes::ByteBuf>,
+    },
+    /// Deconfliction: "list the tags of what you hold, after this one".
+    MatchSet {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        after: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -123,6 +138,26 @@ pub enum SyncResponse {
     },
     /// A delivery was ingested: how many entries were new.
     Accepted { entries: u64, rejected: u64 },
+    /// Blinded selectors evaluated under the key `public_key`, with one
+    /// proof for the batch, and how many more the asker may send today.
+    MatchEvaluated {
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        evaluated: Vec<serde_bytes::ByteBuf>,
+        #[serde(with = "serde_bytes")]
+        proof: Vec<u8>,
+        left_today: u64,
+    },
+    /// A page of the answerer's set: fixed-size entries (tag, sealed hit),
+    /// in tag order; whether more follow; who to contact about a hit.
+    MatchSet {
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        entries: Vec<u8>,
+        more: bool,
+        contact: String,
+    },
     /// The request was refused; nothing was sent or stored.
     Refused { reason: String },
 }

@@ -208,6 +208,17 @@ pub(super) fn answer_inner(
                 rejected: r.rejected.len() as u64,
             })
         }
+        SyncRequest::MatchEvaluate {
+            federation,
+            blinded,
+        } => {
+            same_federation(&federation, &fed)?;
+            crate::deconfliction::answer_evaluate(node, actor, peer, &blinded)
+        }
+        SyncRequest::MatchSet { federation, after } => {
+            same_federation(&federation, &fed)?;
+            crate::deconfliction::answer_set(node, peer, &after)
+        }
     }
 }
 

@@ -261,6 +261,56 @@ fn refuse_a_held_address(addr: &Multiaddr) -> Result<()> {
     }
 }
 
+/// Connects to one enrolled peer for a request of this node's own (`match`),
+/// on the current `LocalSet`: the network runs until the returned client is
+/// dropped; requests the peer sends meanwhile are refused.
+pub async fn connect(node: &Node, addr: Multiaddr, timeout: Duration) -> Result<(Client, PeerId)> {
+    let peer = addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            NodeError::Refused(format!("peer address {addr} must end in /p2p/PEER_ID"))
+        })?;
+    if federation_and_peer(node, &peer)?.1.is_none() {
+        return Err(NodeError::Refused(format!(
+            "{peer} is not an enrolled, active node of this federation (see `casesync trust list`)"
+        )));
+    }
+    let (client, mut events, event_loop) = net::new(node.keys.libp2p_keypair()?)
+        .map_err(|e| NodeError::Io(format!("cannot start the network: {e}")))?;
+    tokio::task::spawn_local(event_loop.run());
+    let (allowed, revoked) = allowed_peers(node)?;
+    client.allow(allowed, revoked).await;
+    let answering = client.clone();
+    tokio::task::spawn_local(async move {
+        while let Some(ev) = events.recv().await {
+            if let Event::Inbound { channel, .. } = ev {
+                answering
+                    .respond(
+                        channel,
+                        SyncResponse::Refused {
+                            reason: "busy: this node is running a one-off request".into(),
+                        },
+                    )
+                    .await;
+            }
+        }
+    });
+    match tokio::time::timeout(timeout, client.dial(addr.clone())).await {
+        Ok(Ok(())) => Ok((client, peer)),
+        Ok(Err(e)) => Err(NodeError::Io(format!(
+            "cannot reach {addr}: {e} (is the partner's `casesync serve` running?)"
+        ))),
+        Err(_) => Err(NodeError::Io(format!(
+            "cannot reach {addr} within {} s (is the partner's `casesync serve` running?)",
+            timeout.as_secs()
+        ))),
+    }
+}
+
 pub async fn run(
     node: Node,
     opts: Options,

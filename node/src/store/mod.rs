@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("013_record_log_digest.sql"),
     include_str!("014_users.sql"),
     include_str!("015_search.sql"),
+    include_str!("016_match.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +270,7 @@ fn hash_of(v: Vec<u8>) -> Hash {
 mod audit;
 mod cases;
 mod entries;
+mod matching;
 mod meta;
 mod peers;
 mod records;
@@ -278,6 +280,7 @@ mod users;
 pub use audit::*;
 pub use cases::*;
 pub use entries::*;
+pub use matching::*;
 pub use meta::*;
 pub use peers::*;
 pub use records::*;
