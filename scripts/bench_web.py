@@ -193,6 +193,32 @@ def chart_render(base, user, case, record):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def match_rows(bin_, a, b, base_dir, listen, phones, rnd, asked=10_000, shared=1_000):
+    """`casesync match` from B with `asked` selectors, `shared` of them among
+    A's phones, against A serving: the first run (A files its records for
+    deconfliction, if serve had not finished at start) and a second run."""
+    path = os.path.join(base_dir, "asked.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        for x in rnd.sample(phones, shared):
+            f.write("phone:" + x.replace(" ", "") + "\n")
+        for i in range(asked - shared):
+            f.write(f"email:asked-{i}@example.org\n")
+    times, report = [], None
+    for _ in range(2):
+        t = time.monotonic()
+        report = json.loads(run(bin_, b, ["--json", "match", "--peer", listen, "--selectors", path,
+                                          "--timeout", "1800"])[1])
+        times.append(time.monotonic() - t)
+    hits = len({h["selector"] for h in report["hits"]})
+    if hits != shared:
+        print(f"warning: match found {hits} of {shared} shared selectors", file=sys.stderr)
+    out = subprocess.run(["sqlite3", os.path.join(a, "casesync.db"), "SELECT COUNT(*) FROM match_set"],
+                         capture_output=True, text=True)
+    entries = int(out.stdout.strip() or 0)
+    return {"asked": asked, "shared": shared, "hits": hits, "first_s": round(times[0], 2),
+            "again_s": round(times[1], 2), "set_mib": round(entries * 60 / 2**20, 1)}
+
+
 def search_rows(bin_, work, result, rows):
     """Search over BENCH_SEARCH_SIZES records (100,000 and 1,000,000): half
     persons (8 fields), half phones. Index build is the import's time (the
@@ -203,7 +229,7 @@ def search_rows(bin_, work, result, rows):
     for n in sizes:
         base_dir = os.path.join(work, f"search-{n}")
         os.makedirs(base_dir, exist_ok=True)
-        (a,) = federation(bin_, base_dir, ["search-a"])
+        a, b = federation(bin_, base_dir, ["search-a", "search-b"])
         add_user(bin_, a, "sam", "supervisor")
         case = run(bin_, a, ["case", "create", "--title", "search bench"])[1].strip()
         src = os.path.join(base_dir, "mixed.jsonl")
@@ -230,7 +256,8 @@ def search_rows(bin_, work, result, rows):
             idx_bytes = int(out.stdout.strip() or 0)
         except (OSError, ValueError):
             pass
-        p, http, _ = serve_http(bin_, a, [])
+        run(bin_, a, ["match", "policy", "--allow", "Unit search-b", "--per-day", "10000000"])
+        p, http, listen = serve_http(bin_, a, [])
         try:
             cookie, _ = login(http, "sam")
             lat = []
@@ -245,6 +272,7 @@ def search_rows(bin_, work, result, rows):
                 lat.append(time.monotonic() - t)
                 if not hits:
                     print(f"warning: search {q!r} found nothing", file=sys.stderr)
+            m = match_rows(bin_, a, b, base_dir, listen, phones, rnd)
         finally:
             p.terminate()
             p.wait(timeout=10)
@@ -252,6 +280,10 @@ def search_rows(bin_, work, result, rows):
         r = {"records": n, "index_build_s": round(build_s, 2),
              "index_bytes_per_record": round(idx_bytes / n) if idx_bytes else None,
              "p50_ms": round(lat[len(lat) // 2] * 1000, 1), "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1)}
+        r["match"] = m
         result["search"].append(r)
         rows.append((f"search over {n:,} records (API)", f"p50 {r['p50_ms']} ms", f"p99 {r['p99_ms']} ms",
                      f"import with index {r['index_build_s']} s", f"index {r['index_bytes_per_record']} B/record"))
+        rows.append((f"match {m['asked']:,} selectors against {n:,} records", f"first {m['first_s']} s",
+                     f"again {m['again_s']} s", f"{m['hits']:,} hits of {m['shared']:,} shared",
+                     f"partner's set {m['set_mib']} MiB"))

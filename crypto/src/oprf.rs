@@ -102,6 +102,14 @@ impl MatchKey {
     }
 }
 
+/// Whether each of `blinded` is a valid element (canonical, not the
+/// identity): checked before a request is counted against a quota.
+pub fn well_formed(blinded: &[Vec<u8>]) -> bool {
+    blinded
+        .iter()
+        .all(|b| BlindedElement::<Ristretto255>::deserialize(b).is_ok())
+}
+
 /// `F(k, x)` for one value: secret to whoever does not hold `x`. Gives the
 /// tag the answerer lists and the key that seals what it says of a hit.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
@@ -301,6 +309,10 @@ mod tests {
         // The identity point (all zero) is refused.
         assert!(k.evaluate_blinded(&[vec![0u8; 32]]).is_err());
         assert!(k.evaluate_blinded(&[]).is_err());
+        assert!(!well_formed(&[vec![0u8; 32]]));
+        let ok = blind(&[b"x".to_vec()]).unwrap().messages[0].to_vec();
+        assert!(well_formed(std::slice::from_ref(&ok)));
+        assert!(!well_formed(&[ok, vec![0xff; 32]]));
         assert!(blind(&[]).is_err());
     }
 

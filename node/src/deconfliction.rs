@@ -45,6 +45,12 @@ pub const MAX_SELECTORS: usize = 1_000_000;
 const MAX_PAGES: usize = 4096;
 /// Records filled into the set per transaction.
 const FILL_BATCH: i64 = 2_000;
+/// Records an answer files before it replies; more are filed on a thread of
+/// their own while the asker is told to ask again (a request must not wait
+/// past the protocol's timeout for a million records).
+const FILL_INLINE: u64 = 20_000;
+/// How long the asker waits before asking a preparing partner again.
+const PREPARING_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 const POLICY_KEY: &str = "match_policy";
 const STAMP_KEY: &str = "match_stamp";
@@ -179,16 +185,28 @@ fn hit_for(
 /// Serializes fills: two answers at once must not both compute the set.
 static FILLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+fn filled_up_to(node: &Node) -> Result<i64> {
+    Ok(store::meta_get(node.store.conn(), STAMP_KEY)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+/// Records written since the set was last filled.
+pub fn unfiled(node: &Node) -> Result<u64> {
+    Ok(store::count_records_changed_after(
+        node.store.conn(),
+        filled_up_to(node)?,
+    )?)
+}
+
 /// Brings the set up to date with every record written since it was last
 /// filled; returns how many records were (re)filed.
 pub fn refresh(node: &Node) -> Result<u64> {
     use rayon::prelude::*;
     let _one = FILLING.lock().unwrap_or_else(|p| p.into_inner());
     let conn = node.store.conn();
-    let stamp = store::meta_get(conn, STAMP_KEY)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(i64::from_be_bytes)
-        .unwrap_or(0);
+    let stamp = filled_up_to(node)?;
     let upto = store::last_entry_id(conn)?;
     if upto <= stamp {
         return Ok(0);
@@ -290,6 +308,13 @@ pub fn answer_evaluate(
             blinded.len()
         )));
     }
+    let bytes: Vec<Vec<u8>> = blinded.iter().map(|b| b.to_vec()).collect();
+    // Checked before it is counted: a malformed request costs no quota.
+    if !oprf::well_formed(&bytes) {
+        return Err(NodeError::Protocol(
+            "a blinded selector is not a valid group element".into(),
+        ));
+    }
     let day = today();
     let asked = blinded.len() as u64;
     let taken = node
@@ -323,7 +348,6 @@ pub fn answer_evaluate(
             )));
         }
     };
-    let bytes: Vec<Vec<u8>> = blinded.iter().map(|b| b.to_vec()).collect();
     let key = node.storage.match_key()?;
     let (evaluated, proof) = key.evaluate_blinded(&bytes).map_err(|_| {
         NodeError::Protocol("a blinded selector is not a valid group element".into())
@@ -352,6 +376,26 @@ pub fn answer_set(node: &Node, peer: &PeerId, after: &[u8]) -> Result<SyncRespon
     };
     if after.len() > oprf::TAG_LEN {
         return Err(NodeError::Protocol("a set cursor is a 16-byte tag".into()));
+    }
+    // A fill under way, or too large to finish within the request: fill on
+    // a thread of its own and say so; the asker asks again.
+    let busy = FILLING.try_lock().is_err();
+    let left = if busy { 0 } else { unfiled(node)? };
+    // Tests set a small limit to take this path without a million records.
+    let inline = std::env::var("CASESYNC_MATCH_FILL_INLINE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FILL_INLINE);
+    if busy || left > inline {
+        if !busy {
+            let handle = node.try_clone()?;
+            std::thread::spawn(move || {
+                if let Err(e) = refresh(&handle) {
+                    tracing::warn!(target: "casesync", "filing records for deconfliction failed: {e}");
+                }
+            });
+        }
+        return Ok(SyncResponse::MatchPreparing { records_left: left });
     }
     refresh(node)?;
     let conn = node.store.conn();
@@ -634,7 +678,8 @@ async fn ask_inner(
     }
     let mut hits = Vec::new();
     let mut after: Vec<u8> = Vec::new();
-    for _ in 0..MAX_PAGES {
+    let mut pages = 0;
+    while pages < MAX_PAGES {
         let answer = client
             .request(
                 peer,
@@ -645,6 +690,12 @@ async fn ask_inner(
             )
             .await
             .map_err(|e| unanswered(&peer, e))?;
+        if let SyncResponse::MatchPreparing { .. } = answer {
+            // The caller bounds the whole match in time.
+            tokio::time::sleep(PREPARING_RETRY).await;
+            continue;
+        }
+        pages += 1;
         let SyncResponse::MatchSet {
             public_key: pk,
             entries,

@@ -71,15 +71,15 @@ fn waiting(n: &Node) -> i64 {
 }
 
 /// The hostile side: a libp2p client with the hostile node's identity.
-struct Hostile {
-    client: Client,
-    target: PeerId,
-    federation: Vec<u8>,
+pub(crate) struct Hostile {
+    pub(crate) client: Client,
+    pub(crate) target: PeerId,
+    pub(crate) federation: Vec<u8>,
     keys: casesync_crypto::NodeKeys,
 }
 
 impl Hostile {
-    async fn ask(&self, request: SyncRequest) -> Result<SyncResponse, String> {
+    pub(crate) async fn ask(&self, request: SyncRequest) -> Result<SyncResponse, String> {
         self.client.request(self.target, request).await
     }
 
@@ -1138,7 +1138,7 @@ fn writer(node: &Node, case: CaseId) -> (casesync_node::Node, Hash, SymmetricKey
 
 /// Connects to the honest node at `addr` (PeerId `target`) with `keys`, over
 /// real libp2p, from inside a `LocalSet`.
-async fn connect(
+pub(crate) async fn connect(
     keys: &casesync_crypto::NodeKeys,
     addr: &str,
     target: PeerId,
@@ -1162,7 +1162,7 @@ async fn connect(
 }
 
 /// Runs `f` on a single-threaded runtime inside a `LocalSet` (libp2p's task).
-fn local<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn local<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -102,8 +102,10 @@ fn match_finds_exactly_the_shared_selectors_and_the_partner_learns_only_a_count(
         &[],
     );
 
-    // Deny by default: RO answers nobody until its admin says.
-    let sro = Server::start(ro, &[]);
+    // Deny by default: RO answers nobody until its admin says. (Its records
+    // are filed for deconfliction on a thread of their own, as a large
+    // import's would be, while the asker waits and asks again.)
+    let sro = Server::start_env(ro, &[], &[("CASESYNC_MATCH_FILL_INLINE", "0")]);
     uk.cmd(&["peer", "add", &sro.addr]).ok();
     let err = uk
         .cmd(&["match", "--peer", &peer_of(ro), "--case", &lantern])
@@ -336,4 +338,219 @@ fn selectors_export_needs_a_justification_and_lists_every_selector_in_the_audit(
         "{log:?}"
     );
     assert!(log.iter().any(|e| e["outcome"] == "refused"), "{log:?}");
+}
+
+/// The unblinded element of `input` (its hash to the group, a blinding
+/// factor of 1): what a partner would see if the asker did not blind.
+fn unblinded(input: &[u8]) -> Vec<u8> {
+    use voprf::{Group, Ristretto255, VoprfClient};
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let one = Ristretto255::deserialize_scalar(&one).unwrap();
+    VoprfClient::<Ristretto255>::deterministic_blind_unchecked(input, one)
+        .unwrap()
+        .message
+        .serialize()
+        .to_vec()
+}
+
+#[test]
+fn the_partner_sees_only_fresh_blinded_elements_never_a_selector() {
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use casesync_node::net::{self, Event};
+    let t = TestDir::new("match_transcript");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (uk, ro) = (&nodes[0], &nodes[1]);
+    let selectors = ["phone:+40722123456", "email:nobody-else@example.org"];
+    let file = t.write("asked.txt", selectors.join("\n"));
+    // The partner is this test process holding RO's keys, over real libp2p:
+    // it records every request the honest asker sends it.
+    let keys = casesync_node::DataDir::new(&ro.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap()
+        .keys
+        .clone();
+    let transcripts: Vec<Vec<Vec<u8>>> = crate::hostile_peer::local(async {
+        let (client, mut events, event_loop) = net::new(keys.libp2p_keypair().unwrap()).unwrap();
+        tokio::task::spawn_local(event_loop.run());
+        let uk_peer: libp2p::PeerId = peer_of(uk).parse().unwrap();
+        client.allow(vec![uk_peer], vec![]).await;
+        client
+            .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = loop {
+            if let Some(Event::Listening(a)) = events.recv().await {
+                break format!("{a}/p2p/{}", peer_of(ro));
+            }
+        };
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (bin, dir, f) = (
+                crate::util::Node {
+                    dir: uk.dir.clone(),
+                },
+                addr.clone(),
+                file.clone(),
+            );
+            let asker = tokio::task::spawn_blocking(move || {
+                bin.cmd(&["match", "--peer", &dir, "--selectors", f.to_str().unwrap()])
+            });
+            let blinded = loop {
+                match events.recv().await {
+                    Some(Event::Inbound {
+                        request: SyncRequest::MatchEvaluate { blinded, .. },
+                        channel,
+                        ..
+                    }) => {
+                        client
+                            .respond(
+                                channel,
+                                SyncResponse::Refused {
+                                    reason: "seen enough".into(),
+                                },
+                            )
+                            .await;
+                        break blinded;
+                    }
+                    Some(_) => {}
+                    None => panic!("the network stopped"),
+                }
+            };
+            let err = asker.await.unwrap().err();
+            assert!(err.contains("seen enough"), "{err}");
+            seen.push(blinded.into_iter().map(|b| b.into_vec()).collect());
+        }
+        seen
+    });
+    let (first, second) = (&transcripts[0], &transcripts[1]);
+    assert_eq!(first.len(), 2);
+    // Fresh blinding each time: the same selectors asked twice look unrelated.
+    for a in first {
+        assert!(!second.contains(a), "an element was sent twice");
+    }
+    // Never the selector's own hash to the group (which the partner could
+    // test guesses against), nor any of its bytes.
+    for (s, (a, b)) in selectors.iter().zip(first.iter().zip(second)) {
+        let (kind, value) = s.split_once(':').unwrap();
+        let input = [kind.as_bytes(), &[0], value.as_bytes()].concat();
+        let plain = unblinded(&input);
+        assert_ne!(a, &plain);
+        assert_ne!(b, &plain);
+        assert!(find_bytes(a, &value.as_bytes()[..8]).is_none());
+    }
+}
+
+#[test]
+fn a_hostile_asker_is_refused_past_its_quota_and_for_malformed_requests() {
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use serde_bytes::ByteBuf;
+    let t = TestDir::new("match_hostile");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (uk, ro) = (&nodes[0], &nodes[1]);
+    let case = ro.create_case("Op Danube");
+    ro.add(&case, "phone", &[("number", "0722 123 456")], &[]);
+    ro.cmd(&["match", "policy", "--allow", "*", "--per-day", "10"])
+        .ok();
+    let sro = Server::start(ro, &[]);
+    let hn = casesync_node::DataDir::new(&uk.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let federation = casesync_node::trust::load(hn.store.conn())
+        .unwrap()
+        .unwrap()
+        .federation;
+    let target: libp2p::PeerId = peer_of(ro).parse().unwrap();
+    let elements = |n: usize| -> Vec<ByteBuf> {
+        let inputs: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("email:x{i}@example.org").into_bytes())
+            .collect();
+        casesync_crypto::oprf::blind(&inputs)
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| ByteBuf::from(m.to_vec()))
+            .collect()
+    };
+    let evaluate = |blinded: Vec<ByteBuf>| SyncRequest::MatchEvaluate {
+        federation: federation.0.to_vec(),
+        blinded,
+    };
+    let refused = |r: &SyncResponse, what: &str| match r {
+        SyncResponse::Refused { reason } => assert!(reason.contains(what), "{reason}"),
+        other => panic!("expected a refusal with {what:?}, got {other:?}"),
+    };
+    crate::hostile_peer::local(async {
+        let connect = || crate::hostile_peer::connect(&hn.keys, &sro.addr, target, federation);
+        // Not a group element; too many at once; a cursor that is no tag:
+        // protocol violations, each costing the connection (the answer may
+        // lose the race with the disconnect).
+        let violation = |r: Result<SyncResponse, String>| match r {
+            Ok(r) => refused(&r, "protocol violation"),
+            Err(e) => assert!(e.contains("closed"), "{e}"),
+        };
+        let h = connect().await;
+        violation(h.ask(evaluate(vec![ByteBuf::from(vec![0xff; 32])])).await);
+        let h = connect().await;
+        violation(h.ask(evaluate(elements(4097))).await);
+        let h = connect().await;
+        violation(
+            h.ask(SyncRequest::MatchSet {
+                federation: federation.0.to_vec(),
+                after: vec![0; 17],
+            })
+            .await,
+        );
+        // Two requests of 6 at the same moment against a quota of 10: one
+        // is answered, the other refused whole.
+        let h = connect().await;
+        let (x, y) = futures::join!(h.ask(evaluate(elements(6))), h.ask(evaluate(elements(6))));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let answered = [&x, &y]
+            .iter()
+            .filter(|r| matches!(r, SyncResponse::MatchEvaluated { .. }))
+            .count();
+        assert_eq!(answered, 1, "{x:?} {y:?}");
+        for r in [&x, &y] {
+            if let SyncResponse::MatchEvaluated {
+                evaluated,
+                left_today,
+                ..
+            } = r
+            {
+                assert_eq!(evaluated.len(), 6);
+                assert_eq!(*left_today, 4);
+            } else {
+                refused(r, "rate limit: 4 of 10");
+            }
+        }
+        // Exactly what is left, then nothing more today.
+        let r = h.ask(evaluate(elements(4))).await.unwrap();
+        assert!(
+            matches!(r, SyncResponse::MatchEvaluated { left_today: 0, .. }),
+            "{r:?}"
+        );
+        refused(
+            &h.ask(evaluate(elements(1))).await.unwrap(),
+            "rate limit: 0 of 10",
+        );
+        // The set is still listed (tags only), and the node still serves.
+        let r = h
+            .ask(SyncRequest::MatchSet {
+                federation: federation.0.to_vec(),
+                after: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, SyncResponse::MatchSet { more: false, .. }),
+            "{r:?}"
+        );
+    });
+    // The partner's audit: the answered requests and every refusal, by count.
+    let log = audit_details(ro, "match.answer");
+    let ok = log.iter().filter(|e| e["outcome"] == "ok").count();
+    let no = log.iter().filter(|e| e["outcome"] == "refused").count();
+    assert_eq!((ok, no), (2, 2), "{log:?}");
+    drop(sro);
 }

@@ -158,6 +158,9 @@ pub enum SyncResponse {
         more: bool,
         contact: String,
     },
+    /// The answerer is still filing its records for deconfliction (after a
+    /// large import, say): ask again in a moment.
+    MatchPreparing { records_left: u64 },
     /// The request was refused; nothing was sent or stored.
     Refused { reason: String },
 }

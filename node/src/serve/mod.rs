@@ -324,6 +324,16 @@ pub async fn run(
     tokio::task::spawn_local(event_loop.run());
     let actor = std::sync::Arc::new(opts.actor.clone());
     apply_registry(&node, &actor, &client).await?;
+    // A node that answers deconfliction files what it holds now, not at the
+    // first partner's request.
+    if !opts.once && !crate::deconfliction::policy(&node)?.allow.is_empty() {
+        let handle = node.try_clone()?;
+        std::thread::spawn(move || {
+            if let Err(e) = crate::deconfliction::refresh(&handle) {
+                warn(format!("filing records for deconfliction failed: {e}"));
+            }
+        });
+    }
     let me = node.card.peer_id();
     for addr in &opts.listen {
         refuse_a_held_address(addr)?;

@@ -29,6 +29,16 @@ pub fn records_changed_after(
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// How many records entries stored after `entry_id` changed or made.
+pub fn count_records_changed_after(c: &Connection, entry_id: i64) -> Result<u64> {
+    Ok(query_one(
+        c,
+        "SELECT COUNT(DISTINCT record_ref) FROM record_entries WHERE entry_ref > ?1",
+        [entry_id],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
 /// Replaces what a record contributes to the set.
 pub fn replace_match_rows(
     c: &Connection,

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("014_users.sql"),
     include_str!("015_search.sql"),
     include_str!("016_match.sql"),
+    include_str!("017_search_by_term.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

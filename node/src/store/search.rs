@@ -30,7 +30,7 @@ pub fn records_with_term(
     limit: i64,
 ) -> Result<Vec<(i64, i64, i64)>> {
     let mut s = c.prepare_cached(
-        "SELECT record_ref, case_ref, MAX(weight) FROM search_terms WHERE term = ?1 GROUP BY record_ref LIMIT ?2",
+        "SELECT record_ref, case_ref, weight FROM search_terms WHERE term = ?1 LIMIT ?2",
     )?;
     let rows = s
         .query_map(params![&term[..], limit], |r| {
