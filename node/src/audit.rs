@@ -91,6 +91,9 @@ actions! {
     Match => "match", "consultation";
     MatchAnswer => "match.answer", "disclosure";
     MatchPolicy => "match.policy", "trust";
+    // A signed request to join or share a partner's case after a hit: on
+    // the asker a disclosure, on the partner filed under the case it names.
+    MatchRequest => "match.request", "disclosure";
     // Selectors written for an outside body, each one listed (sealed).
     SelectorsExport => "selectors.export", "disclosure";
     RecordList => "record.list", "consultation";

@@ -442,6 +442,181 @@ pub fn answer_set(node: &Node, peer: &PeerId, after: &[u8]) -> Result<SyncRespon
     })
 }
 
+/// Domain of a follow-up's signature.
+const FOLLOW_UP_CONTEXT: &[u8] = b"casesync/match-follow-up/v1";
+/// Most bytes of a follow-up's message.
+pub const MAX_FOLLOW_UP_MESSAGE: usize = 2000;
+
+/// After a hit, a request to the partner about its case: join it, or share
+/// what it holds. Signed by the asking node, so the partner keeps proof of
+/// who asked; filed in the partner's audit log under the case the handle
+/// names, where its lead sees it (`audit list --case CASE --action match.request`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FollowUp {
+    /// The partner's PeerId: a request signed for one node is no use at another.
+    pub to: String,
+    pub handle: String,
+    /// `join` or `share`.
+    pub kind: String,
+    pub message: String,
+    pub time: String,
+}
+
+impl FollowUp {
+    fn check(&self) -> Result<()> {
+        if !matches!(self.kind.as_str(), "join" | "share") {
+            return Err(NodeError::Refused(
+                "a follow-up asks to `join` or to `share`".into(),
+            ));
+        }
+        if self.message.trim().is_empty() || self.message.len() > MAX_FOLLOW_UP_MESSAGE {
+            return Err(NodeError::Refused(format!(
+                "a follow-up's message is 1 to {MAX_FOLLOW_UP_MESSAGE} bytes"
+            )));
+        }
+        if self.handle.len() != 32 || casesync_crypto::hash::from_hex(&self.handle).is_none() {
+            return Err(NodeError::Refused(
+                "a case handle is 32 hex digits, as `match` printed it".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Files a partner's signed follow-up under the case its handle names.
+pub fn answer_follow_up(
+    node: &Node,
+    actor: &Actor,
+    peer: &PeerId,
+    key: &[u8; 32],
+    request: &[u8],
+    signature: &[u8],
+) -> Result<SyncResponse> {
+    let who = peer.to_base58();
+    let refuse = |e: NodeError| -> Result<SyncResponse> {
+        audit::append_alone(
+            node,
+            actor,
+            Event::new(Action::MatchRequest)
+                .peer(who.clone())
+                .refused(e.to_string()),
+        )?;
+        Ok(SyncResponse::Refused {
+            reason: e.to_string(),
+        })
+    };
+    let (org, _, _) = match asker(node, peer) {
+        Ok(a) => a,
+        Err(e) => return refuse(e),
+    };
+    if request.len() > 4 * MAX_FOLLOW_UP_MESSAGE {
+        return Err(NodeError::Protocol("a follow-up is at most 8 KiB".into()));
+    }
+    // Verified before it is decoded.
+    let sig = <[u8; casesync_crypto::SIGNATURE_LEN]>::try_from(signature)
+        .map_err(|_| NodeError::Protocol("a follow-up's signature is 64 bytes".into()))?;
+    if casesync_crypto::identity::verify(key, FOLLOW_UP_CONTEXT, request, &sig).is_err() {
+        return Err(NodeError::Protocol(
+            "a follow-up's signature does not verify".into(),
+        ));
+    }
+    let f: FollowUp = match serde_json::from_slice(request) {
+        Ok(f) => f,
+        Err(e) => return refuse(NodeError::Refused(format!("malformed follow-up: {e}"))),
+    };
+    if let Err(e) = f.check() {
+        return refuse(e);
+    }
+    if f.to != node.card.peer_id() {
+        return refuse(NodeError::Refused(
+            "the follow-up was signed for another node".into(),
+        ));
+    }
+    let wanted = casesync_crypto::hash::from_hex(&f.handle).unwrap_or_default();
+    let case = cases::list(node)?
+        .into_iter()
+        .find(|c| casesync_crypto::hash::ct_eq(&node.storage.match_handle(&c.id.0), &wanted));
+    let Some(case) = case else {
+        return refuse(NodeError::Refused(format!(
+            "no case of this node has the handle {}",
+            f.handle
+        )));
+    };
+    audit::append_alone(
+        node,
+        actor,
+        Event::new(Action::MatchRequest)
+            .case(case.id)
+            .peer(who)
+            .detail(format!(
+                "{org} asks to {} after a deconfliction hit (handle {}), signed {}: {}",
+                f.kind,
+                f.handle,
+                casesync_crypto::hash::hex(&sig[..8]),
+                f.message
+            )),
+    )?;
+    Ok(SyncResponse::MatchFollowUpFiled)
+}
+
+/// Sends `peer` a signed follow-up about its case `handle`; audited here as
+/// a disclosure with the message.
+pub async fn follow_up(
+    node: &Node,
+    actor: &Actor,
+    client: &Client,
+    peer: PeerId,
+    handle: &str,
+    kind: &str,
+    message: &str,
+) -> Result<()> {
+    let f = FollowUp {
+        to: peer.to_base58(),
+        handle: handle.trim().to_ascii_lowercase(),
+        kind: kind.trim().to_string(),
+        message: message.trim().to_string(),
+        time: crate::clock::now().1,
+    };
+    let r = async {
+        f.check()?;
+        let request = serde_json::to_vec(&f)
+            .map_err(|e| NodeError::Integrity(format!("cannot encode the follow-up: {e}")))?;
+        let signature = node.keys.sign(FOLLOW_UP_CONTEXT, &request).to_vec();
+        let federation = crate::trust::load(node.store.conn())?
+            .ok_or_else(|| NodeError::Refused("this node belongs to no federation".into()))?
+            .federation
+            .0
+            .to_vec();
+        let answer = client
+            .request(
+                peer,
+                SyncRequest::MatchFollowUp {
+                    federation,
+                    request,
+                    signature,
+                },
+            )
+            .await
+            .map_err(|e| unanswered(&peer, e))?;
+        match answer {
+            SyncResponse::MatchFollowUpFiled => Ok(()),
+            other => Err(refused_by(&peer, other)),
+        }
+    }
+    .await;
+    let ev = Event::new(Action::MatchRequest).peer(peer.to_base58());
+    let what = format!(
+        "asked to {} case handle {}: {}",
+        f.kind, f.handle, f.message
+    );
+    let ev = match &r {
+        Ok(()) => ev.detail(what),
+        Err(e) => ev.refused(format!("{what}: {e}")),
+    };
+    audit::append_alone(node, actor, ev)?;
+    r
+}
+
 /// One selector the partner holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct MatchHit {

@@ -150,6 +150,57 @@ fn match_finds_exactly_the_shared_selectors_and_the_partner_learns_only_a_count(
     assert!(!handles.contains(danube.replace('-', "").as_str()));
     assert_eq!(report["left_today"].as_u64().unwrap(), 12 - asked);
 
+    // A hit is followed by a signed request, filed under RO's case for its
+    // lead; a handle RO never gave is refused.
+    let handle = handles.iter().next().unwrap().to_string();
+    let filed = uk
+        .cmd(&[
+            "match",
+            "request",
+            "--peer",
+            &peer_of(ro),
+            "--handle",
+            &handle,
+            "--kind",
+            "join",
+            "--message",
+            "Op Lantern holds the same phone; DS Hale, ROCU East",
+        ])
+        .ok();
+    assert!(filed.contains("filed with"), "{filed}");
+    let err = uk
+        .cmd(&[
+            "match",
+            "request",
+            "--peer",
+            &peer_of(ro),
+            "--handle",
+            "00000000000000000000000000000000",
+            "--message",
+            "anyone?",
+        ])
+        .err();
+    assert!(err.contains("no case of this node has the handle"), "{err}");
+    let filed = ro.json(&[
+        "audit",
+        "list",
+        "--case",
+        &danube,
+        "--action",
+        "match.request",
+    ]);
+    let filed = filed.as_array().unwrap();
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert_eq!(filed[0]["peer"], peer_of(uk).as_str());
+    assert!(
+        filed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Unit uk-east asks to join")
+            && filed[0]["detail"].as_str().unwrap().contains("DS Hale"),
+        "{filed:?}"
+    );
+
     // The partner's audit: the count, who asked, nothing of what.
     let answers = audit_details(ro, "match.answer");
     let ok: Vec<&Value> = answers.iter().filter(|e| e["outcome"] == "ok").collect();

@@ -632,6 +632,33 @@ pub enum MatchCommand {
         #[arg(long, value_name = "TEXT")]
         contact: Option<String>,
     },
+    /// After a hit: send the partner a signed request to join or share its
+    /// case, named by the handle `match` printed. Filed in the partner's
+    /// audit log under that case, for its lead
+    #[command(
+        after_help = "The partner sees it with `casesync audit list --case CASE --action match.request`.
+
+Example:
+  casesync match request --peer 12D3KooW... --handle 8193e59ad7e6a1a5f0718d5c17253b71 --kind join \\
+      --message \"Op Lantern holds the same phone and wallet; DS Hale, ROCU East, +44 20 7946 0000\""
+    )]
+    Request {
+        /// The partner: its PeerId (dialled at its address from `peer add`) or its full address
+        #[arg(long, value_name = "PEER_ID")]
+        peer: String,
+        /// The case handle from a hit
+        #[arg(long, value_name = "HANDLE")]
+        handle: String,
+        /// `join` (add us as a member) or `share` (send us what you hold)
+        #[arg(long, default_value = "join", value_name = "join|share")]
+        kind: String,
+        /// Who you are and why (at most 2,000 bytes)
+        #[arg(long, value_name = "TEXT")]
+        message: String,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

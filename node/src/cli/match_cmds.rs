@@ -34,6 +34,29 @@ pub(crate) fn match_command(cli: &Cli, args: &MatchArgs) -> Result<ExitCode> {
         print_policy(cli, &node, &p)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(MatchCommand::Request {
+        peer,
+        handle,
+        kind,
+        message,
+        timeout,
+    }) = &args.policy
+    {
+        let addr = deconfliction::peer_address(&node, peer)?;
+        let timeout = std::time::Duration::from_secs((*timeout).max(1));
+        with_peer(&node, addr, timeout, |client, peer| {
+            let (node, actor) = (&node, &actor);
+            async move {
+                deconfliction::follow_up(node, actor, &client, peer, handle, kind, message).await
+            }
+        })?;
+        if cli.json {
+            print_json(&serde_json::json!({"peer": peer, "handle": handle, "filed": true}))?;
+        } else {
+            outln!("filed with {peer}: a request to {kind} its case {handle}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(peer) = &args.peer else {
         bail!(
             "match needs --peer PEER_ID (and --case CASE or --selectors FILE), or `match policy`"
@@ -53,24 +76,10 @@ pub(crate) fn match_command(cli: &Cli, args: &MatchArgs) -> Result<ExitCode> {
     }
     let addr = deconfliction::peer_address(&node, peer)?;
     let timeout = std::time::Duration::from_secs(args.timeout.max(1));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
     let case = args.case.clone();
-    let report = local.block_on(&rt, async {
-        let (client, peer) = serve::connect(&node, addr, timeout).await?;
-        tokio::time::timeout(
-            timeout,
-            deconfliction::ask(&node, &actor, &client, peer, case.as_deref(), &sels),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(casesync_node::NodeError::Io(format!(
-                "{peer} did not finish answering within {} s (try a larger --timeout)",
-                timeout.as_secs()
-            )))
-        })
+    let report = with_peer(&node, addr, timeout, |client, peer| {
+        let (node, actor, sels) = (&node, &actor, &sels);
+        async move { deconfliction::ask(node, actor, &client, peer, case.as_deref(), sels).await }
     })?;
     if cli.json {
         print_json(&report)?;
@@ -98,6 +107,35 @@ pub(crate) fn match_command(cli: &Cli, args: &MatchArgs) -> Result<ExitCode> {
         report.left_today
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the partner at `addr` and runs `f` over the connection, the
+/// whole within `timeout`.
+fn with_peer<T, F, Fut>(
+    node: &Node,
+    addr: libp2p::Multiaddr,
+    timeout: std::time::Duration,
+    f: F,
+) -> Result<T>
+where
+    F: FnOnce(casesync_node::net::Client, libp2p::PeerId) -> Fut,
+    Fut: std::future::Future<Output = casesync_node::Result<T>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    Ok(local.block_on(&rt, async {
+        let (client, peer) = serve::connect(node, addr, timeout).await?;
+        tokio::time::timeout(timeout, f(client, peer))
+            .await
+            .unwrap_or_else(|_| {
+                Err(casesync_node::NodeError::Io(format!(
+                    "{peer} did not finish answering within {} s (try a larger --timeout)",
+                    timeout.as_secs()
+                )))
+            })
+    })?)
 }
 
 fn print_policy(cli: &Cli, node: &Node, p: &Policy) -> Result<()> {

@@ -106,6 +106,16 @@ pub enum SyncRequest {
         federation: Vec<u8>,
         blinded: Vec<serde_bytes::ByteBuf>,
     },
+    /// Deconfliction, after a hit: a signed request to join or share the
+    /// partner's case named by its handle (`deconfliction::FollowUp`).
+    MatchFollowUp {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        request: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
     /// Deconfliction: "list the tags of what you hold, after this one".
     MatchSet {
         #[serde(with = "serde_bytes")]
@@ -161,6 +171,8 @@ pub enum SyncResponse {
     /// The answerer is still filing its records for deconfliction (after a
     /// large import, say): ask again in a moment.
     MatchPreparing { records_left: u64 },
+    /// A follow-up was filed with the case it names, for its lead.
+    MatchFollowUpFiled,
     /// The request was refused; nothing was sent or stored.
     Refused { reason: String },
 }

@@ -215,6 +215,14 @@ pub(super) fn answer_inner(
             same_federation(&federation, &fed)?;
             crate::deconfliction::answer_evaluate(node, actor, peer, &blinded)
         }
+        SyncRequest::MatchFollowUp {
+            federation,
+            request,
+            signature,
+        } => {
+            same_federation(&federation, &fed)?;
+            crate::deconfliction::answer_follow_up(node, actor, peer, &key, &request, &signature)
+        }
         SyncRequest::MatchSet { federation, after } => {
             same_federation(&federation, &fed)?;
             crate::deconfliction::answer_set(node, peer, &after)
