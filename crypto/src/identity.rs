@@ -121,6 +121,21 @@ pub fn peer_id_of(ed25519_public: &[u8; 32]) -> Result<String, CryptoError> {
         .to_base58())
 }
 
+/// An Ed25519 public key as PEM (SubjectPublicKeyInfo, RFC 8410), for
+/// standard tools (`openssl pkeyutl -verify -pubin -inkey KEY.pem`).
+pub fn public_key_pem(ed25519_public: &[u8; 32]) -> String {
+    use base64::Engine as _;
+    // SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (0 unused bits) }
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(ed25519_public);
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
 /// Verifies an Ed25519 signature made by [`NodeKeys::sign`] with the same `context`.
 /// Uses strict verification (rejects small-order keys and malleable signatures).
 pub fn verify(

@@ -6,6 +6,7 @@
 //! - [`wrap`]: wrapping a case key to a node's X25519 key (HPKE, RFC 9180).
 //! - [`keystore`]: the passphrase-sealed keystore (Argon2id + AEAD).
 //! - [`hash`]: SHA-256, keyed blind indexes, constant-time comparison.
+//! - [`stream`]: files sealed in segments (evidence), the STREAM construction over ChaCha20-Poly1305.
 //! - [`oprf`]: the oblivious PRF (RFC 9497) behind private set intersection.
 //!
 //! Invariants: this crate does no I/O, never logs, and no secret type implements
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod keystore;
 pub mod oprf;
 pub mod password;
+pub mod stream;
 pub mod wrap;
 
 pub use aead::SymmetricKey;

@@ -94,6 +94,14 @@ actions! {
     // A signed request to join or share a partner's case after a hit: on
     // the asker a disclosure, on the partner filed under the case it names.
     MatchRequest => "match.request", "disclosure";
+    // The custody trail of an evidence file: added (its content stored),
+    // received from a partner, opened, re-hashed, listed, exported.
+    EvidenceAdd => "evidence.add", "collection";
+    EvidenceReceive => "evidence.receive", "collection";
+    EvidenceOpen => "evidence.open", "consultation";
+    EvidenceVerify => "evidence.verify", "consultation";
+    EvidenceCustody => "evidence.custody", "consultation";
+    EvidenceExport => "evidence.export", "disclosure";
     // Selectors written for an outside body, each one listed (sealed).
     SelectorsExport => "selectors.export", "disclosure";
     RecordList => "record.list", "consultation";

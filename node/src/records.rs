@@ -172,15 +172,22 @@ fn build(
 }
 
 /// Creates records from validated inputs inside a write transaction.
+/// `id`: the one record's id when the caller chose it (evidence seals its
+/// file to the record before the record exists); else new ones.
 fn create_records(
     conn: &Connection,
     node: &Node,
     case: &Case,
     inputs: &[RecordInput],
+    id: Option<RecordId>,
 ) -> Result<Vec<RecordId>> {
     let (epoch, key) = cases::current_epoch(node, conn, case)?;
     let actor = log::actor_for_next(conn, node, case.case_ref)?;
-    let built = RecordBuilder::new(node, case, actor).build(inputs)?;
+    let builder = RecordBuilder::new(node, case, actor);
+    let built = match (id, inputs) {
+        (Some(id), [one]) => vec![builder.build_one(id, one)?],
+        _ => builder.build(inputs)?,
+    };
     store_records(conn, node, case, &epoch, &key, built)
 }
 
@@ -209,6 +216,17 @@ impl<'a> RecordBuilder<'a> {
 
     /// The store-free half of creating records: each record's first change,
     /// sealed view and blind indexes, built on every core.
+    fn build_one(&self, id: RecordId, input: &RecordInput) -> Result<Built> {
+        let (ms, created) = crate::clock::now();
+        let env = Envelope {
+            id,
+            case: self.case,
+            originator: self.originator.clone(),
+            created,
+        };
+        build(self.storage, &self.region, &self.actor, env, input, ms)
+    }
+
     fn build(&self, inputs: &[RecordInput]) -> Result<Vec<Built>> {
         let (ms, created) = crate::clock::now();
         inputs
@@ -282,44 +300,65 @@ fn store_records(
 
 /// Adds one record to a case.
 pub fn add(node: &Node, actor: &Actor, case_text: &str, input: RecordInput) -> Result<RecordView> {
-    audit::audited(
-        node,
-        actor,
-        Action::RecordAdd,
-        Some(case_text),
-        None,
-        || {
-            let input = input.validate()?;
-            node.store.write(|tx| -> Result<RecordView> {
-                let case = cases::load_by_text(node, tx, case_text)?;
-                cases::require_access(actor, tx, &case, Need::Write)?;
-                require_writer(node, &case)?;
-                check_link_targets(node, tx, &case, &input)?;
-                cases::check_handling_for_record(
-                    &cases::member_labels(tx, &case)?,
-                    &input.releasable_to,
-                )?;
-                let ids = create_records(tx, node, &case, std::slice::from_ref(&input))?;
-                let id = ids
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
-                // A link combines records: it is audited as such, naming both ends.
-                let ev = match input.record_type {
-                    RecordType::Link => Event::new(Action::RecordLink).records(
-                        std::iter::once(id.to_string()).chain(
-                            ["from", "to"]
-                                .iter()
-                                .filter_map(|k| input.fields.get(*k).map(|v| v.as_text())),
-                        ),
+    add_record(node, actor, case_text, input, None)
+}
+
+/// How a record made by another operation (evidence) is audited, and the
+/// id it was made for.
+pub(crate) struct Made {
+    pub id: RecordId,
+    pub action: Action,
+    pub detail: String,
+}
+
+/// `add`, or, with `made`, the record another operation prepared: its id
+/// and audit entry are the caller's.
+pub(crate) fn add_record(
+    node: &Node,
+    actor: &Actor,
+    case_text: &str,
+    input: RecordInput,
+    made: Option<Made>,
+) -> Result<RecordView> {
+    let action = made.as_ref().map_or(Action::RecordAdd, |m| m.action);
+    audit::audited(node, actor, action, Some(case_text), None, || {
+        let input = input.validate()?;
+        node.store.write(|tx| -> Result<RecordView> {
+            let case = cases::load_by_text(node, tx, case_text)?;
+            cases::require_access(actor, tx, &case, Need::Write)?;
+            require_writer(node, &case)?;
+            check_link_targets(node, tx, &case, &input)?;
+            cases::check_handling_for_record(
+                &cases::member_labels(tx, &case)?,
+                &input.releasable_to,
+            )?;
+            let ids = create_records(
+                tx,
+                node,
+                &case,
+                std::slice::from_ref(&input),
+                made.as_ref().map(|m| m.id),
+            )?;
+            let id = ids
+                .into_iter()
+                .next()
+                .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
+            // A link combines records: it is audited as such, naming both ends.
+            let ev = match (&made, input.record_type) {
+                (Some(m), _) => Event::new(m.action).records([id]).detail(m.detail.clone()),
+                (None, RecordType::Link) => Event::new(Action::RecordLink).records(
+                    std::iter::once(id.to_string()).chain(
+                        ["from", "to"]
+                            .iter()
+                            .filter_map(|k| input.fields.get(*k).map(|v| v.as_text())),
                     ),
-                    _ => Event::new(Action::RecordAdd).records([id]),
-                };
-                audit::append(node, actor, tx, ev.case(case.id))?;
-                view_of(node, tx, &id.to_string())
-            })
-        },
-    )
+                ),
+                (None, _) => Event::new(Action::RecordAdd).records([id]),
+            };
+            audit::append(node, actor, tx, ev.case(case.id))?;
+            view_of(node, tx, &id.to_string())
+        })
+    })
 }
 
 /// What an import did.
@@ -642,6 +681,20 @@ pub fn show(node: &Node, actor: &Actor, record_text: &str) -> Result<RecordView>
             })
         },
     )
+}
+
+/// A record's case, id and verified view, after checking `actor` may do
+/// `need` on it: for operations on a record that audit themselves (evidence).
+pub(crate) fn open_for(
+    node: &Node,
+    actor: &Actor,
+    conn: &Connection,
+    record_text: &str,
+    need: Need,
+) -> Result<(Case, RecordId, RecordView)> {
+    let (case, row, rid) = find_for(node, actor, conn, record_text, need)?;
+    let v = view_of_row(node, conn, &case, &row, &rid)?;
+    Ok((case, rid, v))
 }
 
 /// A record's current view, after re-verifying every entry that carries it.

@@ -25,6 +25,7 @@ pub mod codec;
 pub mod control;
 pub mod doc;
 pub mod entry;
+pub mod evidence;
 pub mod grading;
 pub mod graph;
 pub mod history;

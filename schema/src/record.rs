@@ -382,8 +382,11 @@ impl RecordInput {
                 }
                 (RecordType::Link, "status") => Some(one_of(name, &text, &LINK_STATUSES)?),
                 (RecordType::Link, "direction") => Some(one_of(name, &text, &LINK_DIRECTIONS)?),
-                (RecordType::Evidence, "sha256") => {
+                (RecordType::Evidence, "sha256" | "content") => {
                     Some(validate::sha256_hex(&text).map_err(fail)?)
+                }
+                (RecordType::Evidence, "media_type") => {
+                    Some(validate::media_type(&text).map_err(fail)?)
                 }
                 (RecordType::Evidence, "size") => match value {
                     FieldValue::Int(i) if *i >= 0 => None,

@@ -380,6 +380,22 @@ pub fn sha256_hex(s: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
+/// A media type (`image/jpeg`, `application/pdf`): a type and a subtype of
+/// RFC 6838's restricted name characters, in lower case; no parameters.
+pub fn media_type(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let name = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 127
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match s.split_once('/') {
+        Some((t, sub)) if name(t) && name(sub) => Ok(s),
+        _ => Err("a media type is TYPE/SUBTYPE, e.g. application/pdf".into()),
+    }
+}
+
 /// Validates a record id: a UUID in canonical hyphenated form
 /// (`8-4-4-4-12` hex digits), in either case.
 ///
@@ -802,6 +818,25 @@ mod tests {
             &format!("{}g", &upper[1..]),
         ] {
             assert!(sha256_hex(s).is_err(), "{s:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(media_type(" Image/JPEG ").unwrap(), "image/jpeg");
+        assert_eq!(
+            media_type("application/vnd.ms-excel").unwrap(),
+            "application/vnd.ms-excel"
+        );
+        for bad in [
+            "",
+            "pdf",
+            "text/",
+            "/plain",
+            "text/plain; charset=utf-8",
+            "a b/c",
+        ] {
+            assert!(media_type(bad).is_err(), "{bad}");
         }
     }
 

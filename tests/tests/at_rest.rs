@@ -79,6 +79,23 @@ fn no_plaintext_at_rest() {
     node.cmd(&["record", "import", &case, &file.display().to_string()])
         .ok();
 
+    // An evidence file: its content (over several pieces) and its name.
+    let content = format!("{m} evidence content; ").repeat(80_000);
+    let evidence_file = t.write(&format!("{m}-statement.txt"), &content);
+    let evidence = node
+        .cmd(&["evidence", "add", &case, evidence_file.to_str().unwrap()])
+        .ok();
+    let back = t.join("back.txt");
+    node.cmd(&[
+        "evidence",
+        "get",
+        evidence.trim(),
+        "--out",
+        back.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), content);
+
     // Every marker really was written: the node gives it back.
     let listing = node.cmd(&["record", "list", &case, "--json"]).ok();
     for marker in [&m, &edit_marker, &import_marker, &ro_marker] {
@@ -92,7 +109,7 @@ fn no_plaintext_at_rest() {
         cases.contains(&title_marker),
         "title marker missing: {cases}"
     );
-    assert_eq!(node.list(&case).len(), 105);
+    assert_eq!(node.list(&case).len(), 106);
 
     // No casesync process runs now; read every file the data dir holds.
     let files = files_under(&node.dir);

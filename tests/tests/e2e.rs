@@ -24,6 +24,8 @@ mod concurrent;
 mod crash;
 /// A full disk: a clear error, nothing lost, works again with space.
 mod disk_full;
+/// Evidence files: pieces, verification, custody, export, tampering.
+mod evidence;
 /// Federation trust registry; members by PeerId.
 mod federation;
 /// A case changes hands; never without an admin or a lead.

@@ -205,6 +205,10 @@ Examples:
   casesync match policy --allow \"RO Police\" --allow 12D3KooW... --per-day 5000"
     )]
     Match(MatchArgs),
+    /// Evidence files: stored encrypted in pieces with the case, verified,
+    /// with a custody trail
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// Selectors of a case for an outside body (an exchange, a bank)
     #[command(subcommand)]
     Selectors(SelectorsCommand),
@@ -684,6 +688,60 @@ Example:
         #[arg(long = "type", value_name = "TYPE")]
         kinds: Vec<String>,
         #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// Store a file with a case: an `evidence` record with its SHA-256, size
+    /// and media type, the file sealed in 1 MiB pieces under a key of its own.
+    /// Prints the record id
+    #[command(
+        after_help = "The file is read once, in pieces: memory stays small whatever its size.
+
+Examples:
+  casesync evidence add CASE ./phone-extraction.zip --title \"Samsung A52 extraction\"
+  casesync evidence add CASE scan.pdf --field exhibit=JH/3 --field media_type=application/pdf"
+    )]
+    Add {
+        case: String,
+        file: PathBuf,
+        /// A title for the record
+        #[arg(long, value_name = "TEXT")]
+        title: Option<String>,
+        /// Another field (repeatable), e.g. --field exhibit=JH/3
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+    },
+    /// Write the file, each piece and the whole file's SHA-256 checked;
+    /// audited as opened
+    #[command(
+        after_help = "Example:\n  casesync evidence get RECORD --out ./scan.pdf --justification \"review for CPS\""
+    )]
+    Get {
+        record: String,
+        /// Where to write it (never over an existing file)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Re-read every piece and re-hash the file; names the piece that fails
+    #[command(after_help = "Example:\n  casesync evidence verify RECORD")]
+    Verify { record: String },
+    /// The file's custody trail: added, received, opened, verified, exported,
+    /// each with the person and the justification
+    #[command(after_help = "Example:\n  casesync evidence custody RECORD --json")]
+    Custody { record: String },
+    /// Write the file with SHA256SUMS and a verification sheet (hashes,
+    /// custody) signed by this node, checkable with sha256sum and openssl;
+    /// needs --justification
+    #[command(
+        after_help = "Example:\n  casesync evidence export RECORD --out ./exhibit-JH3 --justification \"disclosure to CPS, R v Dobre\""
+    )]
+    Export {
+        record: String,
+        /// A new (or empty) directory
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
 }

@@ -7,6 +7,7 @@ mod args;
 mod audit_cmds;
 mod bundle_cmds;
 mod case_cmds;
+mod evidence_cmds;
 mod match_cmds;
 mod net_cmds;
 mod record_cmds;
@@ -17,6 +18,7 @@ pub(crate) use args::*;
 use audit_cmds::*;
 use bundle_cmds::*;
 use case_cmds::*;
+use evidence_cmds::*;
 use match_cmds::*;
 use net_cmds::*;
 use record_cmds::*;
@@ -411,6 +413,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => return audit_command(&cli, cmd),
         Command::User(cmd) => return user_command(&cli, cmd),
         Command::Match(args) => return match_command(&cli, args),
+        Command::Evidence(cmd) => return evidence_command(&cli, cmd),
         Command::Selectors(cmd) => return selectors_command(&cli, cmd),
         Command::Search { query, kind, case } => {
             let node = unlock(&cli)?;

@@ -1,0 +1,753 @@
+//! Evidence files (`casesync evidence add|get|verify|custody|export`): the
+//! file itself as part of the case. `add` cuts it into segments, seals each
+//! under a random key of its own (`casesync_schema::evidence`,
+//! `casesync_crypto::stream`), stores the pieces (`pieces`), and makes an
+//! `evidence` record naming the file's manifest (`content`), its SHA-256,
+//! size and media type. `get` and `verify` check every piece's hash and seal
+//! and the whole file's SHA-256, and name the piece that fails. Each step is
+//! in the audit log, which is the file's custody trail: added, opened,
+//! verified, exported, each with the person and the justification.
+//!
+//! The file key is sealed under a key epoch of the case inside the manifest;
+//! destroying the manifest everywhere leaves every piece unreadable.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use casesync_crypto::Hash;
+use casesync_crypto::hash::{Sha256Stream, hex, sha256};
+use casesync_crypto::stream::FileKey;
+use casesync_schema::RecordId;
+use casesync_schema::doc::RecordView;
+use casesync_schema::evidence::{
+    MAX_FILE, MAX_MANIFEST, MAX_PIECE, Manifest, SEGMENT, key_aad, piece_count, segment_aad,
+};
+use casesync_schema::record::{FieldValue, RecordInput, RecordType};
+use serde::Serialize;
+
+use crate::access::Need;
+use crate::audit::{self, Action, Actor, AuditEntry, Event};
+use crate::cases::{self, Case};
+use crate::pieces::{Piece, PieceStore};
+use crate::records::{self, Made};
+use crate::{Node, NodeError, Result};
+
+/// Fields a person may not set on an evidence record: `add` computes them.
+const COMPUTED: [&str; 4] = ["content", "sha256", "size", "media_type"];
+
+/// What `evidence add` is given.
+pub struct AddRequest {
+    pub case: String,
+    pub path: PathBuf,
+    pub title: Option<String>,
+    /// Other fields (`--field K=V`); `media_type` may be given to override
+    /// the guess from the file's extension.
+    pub fields: Vec<(String, String)>,
+}
+
+/// The media type for a file name, from its extension; a guess, which
+/// `--field media_type=...` overrides.
+pub fn guess_media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("tif" | "tiff") => "image/tiff",
+        Some("txt" | "log") => "text/plain",
+        Some("csv") => "text/csv",
+        Some("json") => "application/json",
+        Some("xml") => "application/xml",
+        Some("html" | "htm") => "text/html",
+        Some("zip") => "application/zip",
+        Some("mp4") => "video/mp4",
+        Some("mov") => "video/quicktime",
+        Some("mp3") => "audio/mpeg",
+        Some("wav") => "audio/wav",
+        Some("doc") => "application/msword",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("xls") => "application/vnd.ms-excel",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _ => "application/octet-stream",
+    }
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> NodeError {
+    NodeError::Io(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// What sealing a file produced: its pieces (stored), manifest and hashes.
+struct Sealed {
+    pieces: Vec<Hash>,
+    root: Hash,
+    sha256: Hash,
+    size: u64,
+}
+
+/// Reads `path` in segments, seals each and stores it; then the manifest.
+fn seal_file(
+    store: &PieceStore,
+    path: &Path,
+    id: &RecordId,
+    epoch: (Hash, &casesync_crypto::SymmetricKey),
+) -> Result<Sealed> {
+    let mut f = File::open(path).map_err(|e| io(path, "open", e))?;
+    let meta = f.metadata().map_err(|e| io(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(NodeError::Refused(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let size = meta.len();
+    if size > MAX_FILE {
+        return Err(NodeError::Refused(format!(
+            "{} is larger than the 1 TiB an evidence file may be",
+            path.display()
+        )));
+    }
+    let key = FileKey::generate()?;
+    let n = piece_count(size, SEGMENT);
+    let aad = segment_aad(id, n);
+    let mut plain = Sha256Stream::new();
+    let mut buf = vec![0u8; SEGMENT as usize];
+    let mut pieces = Vec::with_capacity(n as usize);
+    let changed = || {
+        NodeError::Refused(format!(
+            "{} changed while it was read: add it again once nothing writes to it",
+            path.display()
+        ))
+    };
+    for i in 0..n {
+        let len = size
+            .saturating_sub(i * u64::from(SEGMENT))
+            .min(u64::from(SEGMENT)) as usize;
+        f.read_exact(&mut buf[..len]).map_err(|_| changed())?;
+        plain.update(&buf[..len]);
+        let sealed = key.seal_segment(i, i + 1 == n, &aad, &buf[..len])?;
+        let h = sha256(&sealed);
+        store.put(&h, &sealed)?;
+        pieces.push(h);
+    }
+    if f.read(&mut [0u8; 1]).map_err(|e| io(path, "read", e))? != 0 {
+        return Err(changed());
+    }
+    let manifest = Manifest {
+        record: *id,
+        size,
+        segment: SEGMENT,
+        pieces: pieces.clone(),
+        epoch: epoch.0,
+        sealed_key: epoch.1.seal(&key_aad(id, size), key.expose())?,
+    };
+    let bytes = manifest.encode();
+    let root = sha256(&bytes);
+    store.put(&root, &bytes)?;
+    pieces.push(root);
+    Ok(Sealed {
+        pieces,
+        root,
+        sha256: plain.finish(),
+        size,
+    })
+}
+
+/// `evidence add`: stores the file's pieces, then makes its record (both
+/// audited as `evidence.add`). If the record cannot be made, the pieces go.
+pub fn add(node: &Node, actor: &Actor, req: &AddRequest) -> Result<RecordView> {
+    let id = RecordId::new_v7();
+    let store = PieceStore::new(&node.dir);
+    let (input, sealed, name) = audit::audited(
+        node,
+        actor,
+        Action::EvidenceAdd,
+        Some(&req.case),
+        None,
+        || {
+            for (k, _) in &req.fields {
+                if COMPUTED.contains(&k.as_str()) && k != "media_type" {
+                    return Err(NodeError::Refused(format!(
+                        "`{k}` of an evidence file is computed from the file; do not set it"
+                    )));
+                }
+            }
+            let conn = node.store.conn();
+            let case = cases::load_by_text(node, conn, &req.case)?;
+            cases::require_access(actor, conn, &case, Need::Write)?;
+            let name = req
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    NodeError::Refused(format!("{} names no file", req.path.display()))
+                })?;
+            let (epoch, key) = cases::current_epoch(node, conn, &case)?;
+            let sealed = seal_file(&store, &req.path, &id, (epoch, &key))?;
+            let mut fields: Vec<(String, FieldValue)> = vec![
+                ("file".into(), FieldValue::Str(name.clone())),
+                ("size".into(), FieldValue::Int(sealed.size as i64)),
+                ("sha256".into(), FieldValue::Str(sealed.sha256.to_hex())),
+                ("content".into(), FieldValue::Str(sealed.root.to_hex())),
+                (
+                    "media_type".into(),
+                    FieldValue::Str(guess_media_type(&name).into()),
+                ),
+            ];
+            if let Some(t) = &req.title {
+                fields.push(("title".into(), FieldValue::Str(t.clone())));
+            }
+            for (k, v) in &req.fields {
+                fields.retain(|(f, _)| f != k);
+                fields.push((k.clone(), FieldValue::Str(v.clone())));
+            }
+            let input = RecordInput {
+                record_type: RecordType::Evidence,
+                fields: fields.into_iter().collect(),
+                grading: None,
+                releasable_to: Default::default(),
+            };
+            Ok((input, sealed, name))
+        },
+    )?;
+    let detail = format!(
+        "file {name:?}, {} bytes, sha256 {}, stored as {} sealed pieces under root {}",
+        sealed.size,
+        sealed.sha256.to_hex(),
+        sealed.pieces.len() - 1,
+        sealed.root.to_hex()
+    );
+    let made = Made {
+        id,
+        action: Action::EvidenceAdd,
+        detail,
+    };
+    match records::add_record(node, actor, &req.case, input, Some(made)) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            for h in &sealed.pieces {
+                let _ = store.remove(h);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// An evidence record's file, opened: its manifest and key.
+struct Opened {
+    manifest: Manifest,
+    key: FileKey,
+    aad: Vec<u8>,
+    sha256: String,
+    name: String,
+    media_type: String,
+    root: Hash,
+}
+
+fn field(view: &RecordView, name: &str) -> Option<String> {
+    view.fields.get(name).map(FieldValue::as_text)
+}
+
+/// Reads and checks the manifest the record names, and unseals its key.
+fn open_file(node: &Node, case: &Case, id: &RecordId, view: &RecordView) -> Result<Opened> {
+    if view.record_type != "evidence" {
+        return Err(NodeError::Refused(format!(
+            "record {id} is a {}, not evidence",
+            view.record_type
+        )));
+    }
+    let root = field(view, "content")
+        .and_then(|h| casesync_crypto::hash::from_hex(&h))
+        .and_then(|b| Hash::from_slice(&b))
+        .ok_or_else(|| {
+            NodeError::Refused(format!(
+                "evidence record {id} names no stored file (it was made without one, by `record add`)"
+            ))
+        })?;
+    let bytes = match PieceStore::new(&node.dir).get(&root, MAX_MANIFEST)? {
+        Piece::Here(b) => b,
+        Piece::Missing => {
+            return Err(NodeError::Refused(format!(
+                "the manifest of evidence {id} ({}) is not on this node",
+                root.short()
+            )));
+        }
+        Piece::Damaged => {
+            return Err(NodeError::Integrity(format!(
+                "the manifest of evidence {id} ({}) is damaged: its bytes do not match its hash",
+                root.short()
+            )));
+        }
+    };
+    let manifest = Manifest::decode(&bytes)?;
+    if manifest.record != *id {
+        return Err(NodeError::Integrity(format!(
+            "the manifest named by evidence {id} belongs to another record"
+        )));
+    }
+    let epoch_key = cases::epoch_key(node, node.store.conn(), case, &manifest.epoch)?;
+    let key_bytes = epoch_key
+        .open(&key_aad(id, manifest.size), &manifest.sealed_key)
+        .map_err(|_| {
+            NodeError::Integrity(format!(
+                "the key of evidence {id} does not open: its manifest was altered"
+            ))
+        })?;
+    let key = FileKey::from_bytes(
+        <[u8; 32]>::try_from(key_bytes.as_slice())
+            .map_err(|_| NodeError::Integrity(format!("the key of evidence {id} is malformed")))?,
+    );
+    Ok(Opened {
+        aad: segment_aad(id, manifest.pieces.len() as u64),
+        manifest,
+        key,
+        sha256: field(view, "sha256").unwrap_or_default(),
+        name: field(view, "file").unwrap_or_default(),
+        media_type: field(view, "media_type").unwrap_or_default(),
+        root,
+    })
+}
+
+/// Streams the file's plaintext to `out`, piece by piece, each checked (hash,
+/// then seal); then the whole file's SHA-256 against the record. An error
+/// names the piece. Returns the SHA-256 (hex) and the byte count.
+fn stream_file(
+    node: &Node,
+    id: &RecordId,
+    f: &Opened,
+    mut out: impl Write,
+) -> Result<(String, u64)> {
+    let store = PieceStore::new(&node.dir);
+    let n = f.manifest.pieces.len();
+    let mut sha = Sha256Stream::new();
+    let mut written = 0u64;
+    for (i, h) in f.manifest.pieces.iter().enumerate() {
+        let which = || format!("piece {} of {n} ({}) of evidence {id}", i + 1, h.short());
+        let bytes = match store.get(h, MAX_PIECE)? {
+            Piece::Here(b) => b,
+            Piece::Missing => {
+                return Err(NodeError::Refused(format!(
+                    "{} is not on this node",
+                    which()
+                )));
+            }
+            Piece::Damaged => {
+                return Err(NodeError::Integrity(format!(
+                    "{} is damaged: its bytes do not match its hash",
+                    which()
+                )));
+            }
+        };
+        let plain = f
+            .key
+            .open_segment(i as u64, i + 1 == n, &f.aad, &bytes)
+            .map_err(|_| {
+                NodeError::Integrity(format!(
+                    "{} does not open: it belongs to another file or another place in this one",
+                    which()
+                ))
+            })?;
+        if plain.len() as u64 != f.manifest.plain_len(i as u64) {
+            return Err(NodeError::Integrity(format!(
+                "{} has the wrong length",
+                which()
+            )));
+        }
+        sha.update(&plain);
+        out.write_all(&plain)
+            .map_err(|e| NodeError::Io(format!("cannot write the file: {e}")))?;
+        written += plain.len() as u64;
+    }
+    let got = sha.finish().to_hex();
+    if got != f.sha256 || written != f.manifest.size {
+        return Err(NodeError::Integrity(format!(
+            "evidence {id}: the file's SHA-256 is {got}, the record says {} ({written} bytes)",
+            f.sha256
+        )));
+    }
+    Ok((got, written))
+}
+
+/// What `get` and `verify` report.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub record: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    pub pieces: usize,
+    /// Where the file was written (`get`, `export`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+}
+
+/// Writes `data` through a temporary file beside `out`, renamed into place
+/// only once whole and checked; never over an existing file.
+fn write_new(out: &Path, f: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    if out.exists() {
+        return Err(NodeError::Refused(format!(
+            "{} exists: choose another --out (evidence is never written over a file)",
+            out.display()
+        )));
+    }
+    let tmp = out.with_extension("casesync-part");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&tmp).map_err(|e| io(&tmp, "create", e))?;
+    let r = f(&mut file).and_then(|_| file.sync_all().map_err(|e| io(&tmp, "write", e)));
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out).map_err(|e| io(out, "write", e))
+}
+
+/// Writes the file's verified plaintext to a new file at `out` (through a
+/// temporary file renamed into place once whole and checked).
+fn write_verified(node: &Node, id: &RecordId, f: &Opened, out: &Path) -> Result<(String, u64)> {
+    let mut done = (String::new(), 0);
+    write_new(out, |file| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        done = stream_file(node, id, f, &mut w)?;
+        w.flush()
+            .map_err(|e| NodeError::Io(format!("cannot write {}: {e}", out.display())))
+    })?;
+    Ok(done)
+}
+
+/// `evidence get`: writes the verified plaintext to `out`; audited as the
+/// file being opened.
+pub fn get(node: &Node, actor: &Actor, record: &str, out: &Path) -> Result<FileReport> {
+    audit::audited(
+        node,
+        actor,
+        Action::EvidenceOpen,
+        None,
+        Some(record),
+        || {
+            let conn = node.store.conn();
+            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
+            let f = open_file(node, &case, &id, &view)?;
+            let done = write_verified(node, &id, &f, out)?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceOpen)
+                    .case(case.id)
+                    .records([id])
+                    .detail(format!(
+                        "wrote {} ({} bytes, sha256 {}) to {}",
+                        f.name,
+                        done.1,
+                        done.0,
+                        out.display()
+                    )),
+            )?;
+            Ok(FileReport {
+                record: id.to_string(),
+                file: f.name.clone(),
+                size: done.1,
+                sha256: done.0,
+                pieces: f.manifest.pieces.len(),
+                out: Some(out.display().to_string()),
+            })
+        },
+    )
+}
+
+/// `evidence verify`: re-reads every piece and re-hashes the file.
+pub fn verify(node: &Node, actor: &Actor, record: &str) -> Result<FileReport> {
+    audit::audited(
+        node,
+        actor,
+        Action::EvidenceVerify,
+        None,
+        Some(record),
+        || {
+            let conn = node.store.conn();
+            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
+            let f = open_file(node, &case, &id, &view)?;
+            let (sha, size) = stream_file(node, &id, &f, std::io::sink())?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceVerify)
+                    .case(case.id)
+                    .records([id])
+                    .detail(format!(
+                        "{} pieces and the whole file's sha256 {sha} hold",
+                        f.manifest.pieces.len()
+                    )),
+            )?;
+            Ok(FileReport {
+                record: id.to_string(),
+                file: f.name,
+                size,
+                sha256: sha,
+                pieces: f.manifest.pieces.len(),
+                out: None,
+            })
+        },
+    )
+}
+
+/// The actions that make up a file's custody trail.
+const CUSTODY: [&str; 7] = [
+    "evidence.add",
+    "evidence.receive",
+    "evidence.open",
+    "evidence.verify",
+    "evidence.export",
+    "record.edit",
+    "bundle.export",
+];
+
+/// The file's trail: every entry naming the record with a custody action.
+/// The whole log is read, not the case's entries only: a refusal is
+/// recorded before the record's case is known, so without it.
+fn custody_of(node: &Node, id: &RecordId) -> Result<Vec<AuditEntry>> {
+    let filter = audit::Filter {
+        case: None,
+        since: None,
+        action: None,
+        operator: None,
+    };
+    let id = id.to_string();
+    Ok(audit::read(node, &filter)?
+        .into_iter()
+        .filter(|e| CUSTODY.contains(&e.action.as_str()) && e.records.contains(&id))
+        .collect())
+}
+
+/// `evidence custody`: the file's trail in this node's audit log.
+pub fn custody(node: &Node, actor: &Actor, record: &str) -> Result<Vec<AuditEntry>> {
+    audit::audited(
+        node,
+        actor,
+        Action::EvidenceCustody,
+        None,
+        Some(record),
+        || {
+            let conn = node.store.conn();
+            let (case, id, _) = records::open_for(node, actor, conn, record, Need::Read)?;
+            let trail = custody_of(node, &id)?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceCustody)
+                    .case(case.id)
+                    .records([id])
+                    .detail(format!("{} custody events shown", trail.len())),
+            )?;
+            Ok(trail)
+        },
+    )
+}
+
+/// Domain of the verification sheet's signature.
+pub const SHEET_CONTEXT: &str = "casesync/evidence-sheet/v1";
+
+/// One custody event as the verification sheet lists it.
+#[derive(Serialize)]
+struct SheetEvent<'a> {
+    time: &'a str,
+    node: &'a str,
+    operator: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    justification: Option<&'a str>,
+    peer: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Sheet<'a> {
+    format: &'static str,
+    record: String,
+    case: String,
+    file: &'a str,
+    size: u64,
+    sha256: &'a str,
+    media_type: &'a str,
+    content_root: String,
+    segment_bytes: u32,
+    pieces_sha256: Vec<String>,
+    custody: Vec<SheetEvent<'a>>,
+    exported_by: serde_json::Value,
+    signature: serde_json::Value,
+}
+
+/// A file name safe to write in the export directory.
+fn safe_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._- ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.').trim().to_string();
+    if s.is_empty() { "evidence".into() } else { s }
+}
+
+/// `evidence export`: the file, `SHA256SUMS`, a verification sheet (hashes,
+/// custody events) signed by this node, its public key as PEM and a
+/// README saying how to check them with standard tools. A disclosure: it
+/// needs a justification.
+pub fn export(node: &Node, actor: &Actor, record: &str, dir: &Path) -> Result<FileReport> {
+    audit::audited(
+        node,
+        actor,
+        Action::EvidenceExport,
+        None,
+        Some(record),
+        || {
+            if actor.justification.is_none() {
+                return Err(NodeError::Refused(
+                    "evidence export is a disclosure: say why with --justification".into(),
+                ));
+            }
+            let conn = node.store.conn();
+            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Manage)?;
+            let f = open_file(node, &case, &id, &view)?;
+            if dir.exists()
+                && std::fs::read_dir(dir)
+                    .map_err(|e| io(dir, "read", e))?
+                    .next()
+                    .is_some()
+            {
+                return Err(NodeError::Refused(format!(
+                    "{} is not empty: export into a new directory",
+                    dir.display()
+                )));
+            }
+            crate::files::create_private_dir(dir)?;
+            let name = safe_name(&f.name);
+            let file_path = dir.join(&name);
+            let done = write_verified(node, &id, &f, &file_path)?;
+            let trail = custody_of(node, &id)?;
+            let (_, now) = crate::clock::now();
+            let public = node.keys.public().ed25519;
+            let sheet = Sheet {
+                format: "casesync evidence verification sheet v1",
+                record: id.to_string(),
+                case: case.id.to_string(),
+                file: &f.name,
+                size: done.1,
+                sha256: &done.0,
+                media_type: &f.media_type,
+                content_root: f.root.to_hex(),
+                segment_bytes: f.manifest.segment,
+                pieces_sha256: f.manifest.pieces.iter().map(|h| h.to_hex()).collect(),
+                custody: trail
+                    .iter()
+                    .map(|e| SheetEvent {
+                        time: &e.time,
+                        node: &e.node,
+                        operator: &e.operator,
+                        action: &e.action,
+                        outcome: match e.outcome {
+                            audit::Outcome::Ok => "ok",
+                            audit::Outcome::Refused => "refused",
+                        },
+                        justification: e.justification.as_deref(),
+                        peer: e.peer.as_deref(),
+                    })
+                    .collect(),
+                exported_by: serde_json::json!({
+                    "node": node.card.peer_id(),
+                    "name": node.card.name,
+                    "org": node.card.org,
+                    "operator": actor.operator,
+                    "justification": actor.justification,
+                    "time": now,
+                }),
+                signature: serde_json::json!({
+                    "algorithm": "Ed25519",
+                    "signed": format!("the bytes {SHEET_CONTEXT:?}, one zero byte, then this file"),
+                    "file": "sheet.json.sig",
+                    "public_key": "node-key.pem",
+                    "public_key_hex": hex(&public),
+                }),
+            };
+            let mut json = serde_json::to_vec_pretty(&sheet)
+                .map_err(|e| NodeError::Io(format!("cannot encode the sheet: {e}")))?;
+            json.push(b'\n');
+            let sig = node.keys.sign(SHEET_CONTEXT.as_bytes(), &json);
+            let write =
+                |file: &str, data: &[u8]| crate::files::write_private_file(&dir.join(file), data);
+            write("SHA256SUMS", format!("{}  {name}\n", done.0).as_bytes())?;
+            write("sheet.json", &json)?;
+            write("sheet.json.sig", &sig)?;
+            write(
+                "node-key.pem",
+                casesync_crypto::identity::public_key_pem(&public).as_bytes(),
+            )?;
+            write(
+            "README.txt",
+            format!(
+                "Evidence {id} exported by {} ({}), node {}, at {now}.\n\n\
+                 Check the file:\n  sha256sum -c SHA256SUMS\n\n\
+                 Check the sheet's signature (OpenSSL 3):\n  \
+                 (printf '{SHEET_CONTEXT}\\0'; cat sheet.json) > sheet.signed\n  \
+                 openssl pkeyutl -verify -pubin -inkey node-key.pem -rawin -in sheet.signed -sigfile sheet.json.sig\n\n\
+                 sheet.json lists the file's SHA-256, each sealed piece's SHA-256 and the custody events \
+                 recorded on the exporting node.\n",
+                node.card.name,
+                node.card.org,
+                node.card.peer_id()
+            )
+            .as_bytes(),
+        )?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceExport)
+                    .case(case.id)
+                    .records([id])
+                    .detail(format!(
+                        "exported {} ({} bytes, sha256 {}) with a signed verification sheet to {}",
+                        f.name,
+                        done.1,
+                        done.0,
+                        dir.display()
+                    )),
+            )?;
+            Ok(FileReport {
+                record: id.to_string(),
+                file: f.name.clone(),
+                size: done.1,
+                sha256: done.0.clone(),
+                pieces: f.manifest.pieces.len(),
+                out: Some(file_path.display().to_string()),
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_are_guessed_from_extensions_and_names_made_safe() {
+        assert_eq!(guess_media_type("scan.PDF"), "application/pdf");
+        assert_eq!(guess_media_type("cctv.mp4"), "video/mp4");
+        assert_eq!(
+            guess_media_type("extraction.ufdr"),
+            "application/octet-stream"
+        );
+        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_name("..."), "evidence");
+        assert_eq!(safe_name("Statement 12.pdf"), "Statement 12.pdf");
+    }
+}
