@@ -462,6 +462,79 @@ pub fn get(node: &Node, actor: &Actor, record: &str, out: &Path) -> Result<FileR
     )
 }
 
+/// What a reader learns of a file before its bytes (a download's headers).
+#[derive(Clone, Debug)]
+pub struct FileInfo {
+    pub record: String,
+    pub file: String,
+    pub size: u64,
+    pub media_type: String,
+    pub sha256: String,
+}
+
+/// Streams the verified plaintext into the writer `start` gives once the
+/// file is opened (access checked, manifest and key read): for a download
+/// that cannot wait for the whole file. Each piece is checked before its
+/// bytes are written; a failure stops the stream (the receiver must treat
+/// an unfinished stream as failed). Audited as opened, `to` saying where.
+pub fn stream_to<W: Write>(
+    node: &Node,
+    actor: &Actor,
+    record: &str,
+    to: &str,
+    start: impl FnOnce(&FileInfo) -> W,
+) -> Result<FileReport> {
+    audit::audited(
+        node,
+        actor,
+        Action::EvidenceOpen,
+        None,
+        Some(record),
+        || {
+            let conn = node.store.conn();
+            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
+            let f = open_file(node, &case, &id, &view)?;
+            let info = FileInfo {
+                record: id.to_string(),
+                file: f.name.clone(),
+                size: f.manifest.size,
+                media_type: f.media_type.clone(),
+                sha256: f.sha256.clone(),
+            };
+            let mut w = start(&info);
+            let (sha, size) = stream_file(node, &id, &f, &mut w)?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceOpen)
+                    .case(case.id)
+                    .records([id])
+                    .detail(format!(
+                        "sent {} ({size} bytes, sha256 {sha}) to {to}",
+                        f.name
+                    )),
+            )?;
+            Ok(FileReport {
+                record: id.to_string(),
+                file: f.name.clone(),
+                size,
+                sha256: sha,
+                pieces: f.manifest.pieces.len(),
+                out: None,
+            })
+        },
+    )
+}
+
+/// An ASCII file name for a `Content-Disposition` header.
+pub fn header_file_name(name: &str) -> String {
+    let s: String = safe_name(name)
+        .chars()
+        .map(|c| if c.is_ascii() && c != '"' { c } else { '_' })
+        .collect();
+    s
+}
+
 /// `evidence verify`: re-reads every piece and re-hashes the file.
 pub fn verify(node: &Node, actor: &Actor, record: &str) -> Result<FileReport> {
     audit::audited(

@@ -9,6 +9,9 @@
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const env = process.env;
 const BASE = env.BASE_URL;
@@ -159,6 +162,18 @@ try {
   await sam.locator("#search-note", { hasText: "2 result(s)" }).waitFor();
   await sam.locator("#search-table a", { hasText: "0040722123456" }).click();
   await sam.locator("#record-also", { hasText: "Also in: case Op Lantern" }).waitFor();
+  // An evidence file: the record page offers the download and shows an
+  // image in the page (served by the node, each piece checked).
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==", "base64");
+  const pngPath = join(mkdtempSync(join(tmpdir(), "casesync-ui-")), "cctv-still.png");
+  writeFileSync(pngPath, png);
+  const still = cs(env.A_DIR, "evidence", "add", caseId, pngPath);
+  await sam.goto(BASE + "/#/record/" + encodeURIComponent(still));
+  await sam.locator("#file-download", { hasText: "Download cctv-still.png" }).waitFor();
+  await sam.waitForFunction(() => {
+    const img = document.getElementById("file-preview");
+    return img && img.complete && img.naturalWidth === 2;
+  });
   await sam.goto(BASE + "/#/case/" + encodeURIComponent(caseId));
   await sam.locator("#case-title", { hasText: "Op Lantern" }).waitFor();
   // Still open from adding the member (the page keeps the section's state).

@@ -1114,3 +1114,108 @@ fn search_finds_a_selector_across_cases_only_where_the_person_may_look() {
         "{log}"
     );
 }
+
+#[test]
+fn evidence_downloads_verified_with_images_inline_and_never_html() {
+    let t = TestDir::new("http_evidence");
+    let (n, server) = agency(&t);
+    let addr = server.http.clone().unwrap();
+    let case = n.create_case("Op Lantern");
+    let png: Vec<u8> = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7u8; 3 << 19]].concat();
+    let photo = n
+        .cmd(&[
+            "evidence",
+            "add",
+            &case,
+            t.write("cctv still.png", &png).to_str().unwrap(),
+        ])
+        .ok();
+    let page = b"<script>alert(1)</script>".to_vec();
+    let html = n
+        .cmd(&[
+            "evidence",
+            "add",
+            &case,
+            t.write("saved.html", &page).to_str().unwrap(),
+        ])
+        .ok();
+    let sam = Browser::login(&addr, "sam", PW);
+    let file =
+        |b: &Browser, id: &str, q: &str| b.get(&format!("/api/records/{}/file{q}", id.trim()));
+
+    // A download: the bytes, checked, as an attachment.
+    let r = file(&sam, &photo, "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, png);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"cctv still.png\"")
+    );
+    assert_eq!(
+        r.header("x-content-sha256"),
+        Some(casesync_crypto::hash::sha256(&png).to_hex().as_str())
+    );
+    // Shown in the page: an image yes, HTML never (it stays a download).
+    let r = file(&sam, &photo, "?inline=true");
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .starts_with("inline;")
+    );
+    let r = file(&sam, &html, "?inline=true");
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // An analyst not assigned the case gets nothing of it.
+    let ana = Browser::login(&addr, "ana", PW);
+    let r = file(&ana, &photo, "");
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_ne!(r.body, png);
+
+    // A damaged piece ends the download short of the file.
+    let pieces = crate::util::files_under(&n.dir.join("pieces"));
+    let victim = pieces
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > (1 << 20))
+        .unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(victim, &bytes).unwrap();
+    let r = file(&sam, &photo, "");
+    assert!(
+        r.status != 200 || r.body.len() < png.len(),
+        "a damaged file was sent whole"
+    );
+
+    // Each download is the person's, in the custody trail.
+    let trail = n.json(&["evidence", "custody", photo.trim()]);
+    let opened: Vec<&Value> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "evidence.open")
+        .collect();
+    assert!(
+        opened
+            .iter()
+            .any(|e| e["operator"] == "sam" && e["outcome"] == "ok"),
+        "{trail}"
+    );
+    assert!(
+        opened
+            .iter()
+            .any(|e| e["operator"] == "ana" && e["outcome"] == "refused"),
+        "{trail}"
+    );
+    assert!(
+        opened
+            .iter()
+            .any(|e| e["operator"] == "sam" && e["outcome"] == "refused"),
+        "{trail}"
+    );
+}

@@ -73,6 +73,7 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(assign, unassign))
             .routes(utoipa_axum::routes!(show_record, edit_record))
             .routes(utoipa_axum::routes!(record_history))
+            .routes(utoipa_axum::routes!(evidence_file))
             .routes(utoipa_axum::routes!(events))
             .routes(utoipa_axum::routes!(audit_list))
             .routes(utoipa_axum::routes!(audit_export))
@@ -431,6 +432,96 @@ async fn record_history(
         Ok(Json(serde_json::to_value(h).map_err(internal)?))
     })
     .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct FileQuery {
+    /// Show an image or a PDF in the browser instead of downloading it
+    inline: Option<bool>,
+}
+
+/// Media types a browser may show in the page: images it renders itself and
+/// PDFs. Anything else (HTML, SVG, scripts) is only ever downloaded.
+const PREVIEWABLE: [&str; 5] = [
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+];
+
+/// Bytes handed from the engine's blocking thread to the response body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.blocking_send(Ok(buf.to_vec())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the download was cancelled")
+        })?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An evidence record's file, each piece checked as it is sent (a piece
+/// that fails ends the download unfinished); audited as opened.
+#[utoipa::path(get, path = "/api/records/{record}/file", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)"), FileQuery), responses((status = 200, description = "the file's bytes, as `evidence get` writes them", content_type = "application/octet-stream", body = String), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn evidence_file(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> Result<Response, ApiError> {
+    let (info_tx, info_rx) = tokio::sync::oneshot::channel::<crate::evidence::FileInfo>();
+    // Four 1 MiB segments in flight at most, whatever the file's size.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let failed = tx.clone();
+    let work = tokio::spawn(async move {
+        app.as_person(caller, move |node, actor| {
+            let r = crate::evidence::stream_to(node, actor, &id, "the web front end", |info| {
+                let _ = info_tx.send(info.clone());
+                ChannelWriter(tx)
+            });
+            if let Err(e) = &r {
+                let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+            Ok(r?)
+        })
+        .await
+    });
+    let info = match info_rx.await {
+        Ok(info) => info,
+        Err(_) => {
+            return match work.await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(ApiError::internal(
+                    "the file could not be read; see the node's log",
+                )),
+            };
+        }
+    };
+    let inline = q.inline == Some(true) && PREVIEWABLE.contains(&info.media_type.as_str());
+    let body = axum::body::Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if inline { "inline" } else { "attachment" },
+        crate::evidence::header_file_name(&info.file)
+    );
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    let media = HeaderValue::from_str(&info.media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, media);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&info.sha256) {
+        h.insert("x-content-sha256", v);
+    }
+    Ok(res)
 }
 
 /// Live updates (server-sent events): one `change` event whenever the store

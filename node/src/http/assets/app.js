@@ -199,6 +199,7 @@ async function renderRecord(id) {
   const fb = $("record-fields").tBodies[0];
   fb.replaceChildren();
   for (const [k, v] of Object.entries(r.fields)) fb.appendChild(row([k, v]));
+  showFile(r);
   await showAlsoIn(r);
   const hist = await api("GET", "/api/records/" + encodeURIComponent(id) + "/history");
   const hb = $("history").tBodies[0];
@@ -213,6 +214,24 @@ async function renderRecord(id) {
     hb.appendChild(row([h.time, who, (h.created ? "created: " : "") + parts.join("; ")]));
   }
   showView("record-view");
+}
+
+// An evidence record's file: a download, and images shown in the page (a
+// PDF opens in its own tab). Each is audited on the node as the file opened.
+const PREVIEW_IMAGES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+function showFile(r) {
+  const box = $("record-file");
+  box.replaceChildren();
+  if (r.type !== "evidence" || !r.fields.content) return;
+  const url = "/api/records/" + encodeURIComponent(r.id) + "/file";
+  box.appendChild(el("a", "Download " + r.fields.file, { href: url, download: String(r.fields.file), id: "file-download" }));
+  const media = String(r.fields.media_type || "");
+  if (media === "application/pdf") {
+    box.appendChild(document.createTextNode(" "));
+    box.appendChild(el("a", "Open the PDF", { href: url + "?inline=true", target: "_blank", rel: "noopener" }));
+  } else if (PREVIEW_IMAGES.includes(media)) {
+    box.appendChild(el("img", null, { src: url + "?inline=true", alt: "Preview of " + r.fields.file, id: "file-preview" }));
+  }
 }
 
 // "Also in case X": the record's selector searched across the cases this
