@@ -29,9 +29,12 @@ use serde::Serialize;
 use crate::access::Need;
 use crate::audit::{self, Action, Actor, AuditEntry, Event};
 use crate::cases::{self, Case};
+use crate::net::protocol::{MAX_PIECES_PER_REQUEST, PieceRequest, PieceResponse};
 use crate::pieces::{Piece, PieceStore};
 use crate::records::{self, Made};
-use crate::{Node, NodeError, Result};
+use crate::{Node, NodeError, Result, store};
+use libp2p::PeerId;
+use std::collections::HashMap;
 
 /// Fields a person may not set on an evidence record: `add` computes them.
 const COMPUTED: [&str; 4] = ["content", "sha256", "size", "media_type"];
@@ -225,7 +228,11 @@ pub fn add(node: &Node, actor: &Actor, req: &AddRequest) -> Result<RecordView> {
         detail,
     };
     match records::add_record(node, actor, &req.case, input, Some(made)) {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            // What members may fetch from this node (and what it holds).
+            discover(node)?;
+            Ok(v)
+        }
         Err(e) => {
             for h in &sealed.pieces {
                 let _ = store.remove(h);
@@ -235,7 +242,276 @@ pub fn add(node: &Node, actor: &Actor, req: &AddRequest) -> Result<RecordView> {
     }
 }
 
-/// An evidence record's file, opened: its manifest and key.
+/// Asks `serve` to fetch a file someone tried to open (under `--fetch
+/// on-open`, only such files are fetched). Best effort: the open fails anyway.
+fn want(node: &Node, root: &Hash) {
+    let _ = node.store.write(|tx| store::want_evidence_file(tx, root));
+}
+
+const STAMP_KEY: &str = "evidence_stamp";
+
+/// Notes the files of evidence records written since the last look (made
+/// here, or received from peers), and the pieces of those whose manifest is
+/// here: what this node serves to members and what it still lacks.
+pub fn discover(node: &Node) -> Result<u64> {
+    let conn = node.store.conn();
+    let stamp = store::meta_get(conn, STAMP_KEY)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0);
+    let upto = store::last_entry_id(conn)?;
+    if upto <= stamp {
+        return Ok(0);
+    }
+    let mut evidence_type: HashMap<i64, [u8; 32]> = HashMap::new();
+    for c in cases::list(node)? {
+        evidence_type.insert(c.case_ref, node.storage.type_index(&c.id.0, "evidence"));
+    }
+    let (mut after, mut found) = (0i64, 0u64);
+    loop {
+        let rows = store::records_changed_after(conn, stamp, after, 2_000)?;
+        let Some(last) = rows.last() else { break };
+        after = last.row;
+        for r in &rows {
+            if store::record_type_index(conn, r.row)?.as_ref() != evidence_type.get(&r.case_ref) {
+                continue;
+            }
+            let view = node.storage.record_view(r)?;
+            let Some(root) = field(&view, "content")
+                .and_then(|h| casesync_crypto::hash::from_hex(&h))
+                .and_then(|b| Hash::from_slice(&b))
+            else {
+                continue;
+            };
+            node.store
+                .write(|tx| store::note_evidence_file(tx, &root, r.row, r.case_ref))?;
+            load_manifest(node, &root)?;
+            found += 1;
+        }
+    }
+    node.store
+        .write(|tx| store::meta_put(tx, STAMP_KEY, &upto.to_be_bytes()))?;
+    Ok(found)
+}
+
+/// Once a file's manifest is here: records its pieces (which are here).
+fn load_manifest(node: &Node, root: &Hash) -> Result<()> {
+    let conn = node.store.conn();
+    let Some(file) = store::evidence_file(conn, root)? else {
+        return Ok(());
+    };
+    if file.pieces.is_some() {
+        return Ok(());
+    }
+    let record_ref = file.record_ref;
+    let pieces_store = PieceStore::new(&node.dir);
+    let Piece::Here(bytes) = pieces_store.get(root, MAX_MANIFEST)? else {
+        return Ok(());
+    };
+    let manifest = Manifest::decode(&bytes)?;
+    // The manifest must be the one of the record that names it.
+    let Some(row) = store::record_by_row(conn, record_ref)? else {
+        return Ok(());
+    };
+    let view = node.storage.record_view(&row)?;
+    if manifest.record.to_string() != view.id {
+        return Err(NodeError::Integrity(format!(
+            "the manifest {} names another record than {}",
+            root.short(),
+            view.id
+        )));
+    }
+    let listed: Vec<(Hash, bool)> = manifest
+        .pieces
+        .iter()
+        .map(|h| (*h, pieces_store.has(h)))
+        .collect();
+    node.store
+        .write(|tx| store::set_evidence_pieces(tx, root, &listed))?;
+    Ok(())
+}
+
+/// Answers a member's request for pieces: each one this node holds, of a
+/// case the asker is a current member of, of a record releasable to it.
+/// Anything else is answered empty, never refused piece by piece (which
+/// would tell a non-member what exists).
+pub fn answer_pieces(node: &Node, peer: &PeerId, request: PieceRequest) -> Result<PieceResponse> {
+    let PieceRequest::Get { federation, hashes } = request;
+    let st = crate::trust::load(node.store.conn())?
+        .ok_or_else(|| NodeError::Refused("this node belongs to no federation".into()))?;
+    if federation != st.federation.0 {
+        return Err(NodeError::Protocol(
+            "the request names another federation".into(),
+        ));
+    }
+    let Some(key) = st
+        .by_peer_id(&peer.to_base58())
+        .filter(|n| !n.revoked)
+        .map(|n| n.card.identity.ed25519)
+    else {
+        return Ok(PieceResponse::Refused {
+            reason: "not an enrolled node".into(),
+        });
+    };
+    if hashes.len() > MAX_PIECES_PER_REQUEST {
+        return Err(NodeError::Protocol(format!(
+            "at most {MAX_PIECES_PER_REQUEST} pieces per request"
+        )));
+    }
+    let conn = node.store.conn();
+    let store = PieceStore::new(&node.dir);
+    let mut may: HashMap<i64, bool> = HashMap::new();
+    let mut out = Vec::with_capacity(hashes.len());
+    for h in &hashes {
+        let Some(hash) = Hash::from_slice(h) else {
+            return Err(NodeError::Protocol("a piece is named by 32 bytes".into()));
+        };
+        let mut allowed = false;
+        for (case_ref, record_ref) in store::cases_of_piece(conn, &hash)? {
+            let ok = match may.get(&record_ref) {
+                Some(ok) => *ok,
+                None => {
+                    let case = cases::load_ref(node, conn, case_ref)?;
+                    let ok = case.state.role_of(&key).is_some()
+                        && match (
+                            cases::labels_of(Some(&st), &case, &key),
+                            store::record_by_row(conn, record_ref)?,
+                        ) {
+                            (Some(l), Some(row)) => casesync_schema::record::ReleasableTo(
+                                node.storage.record_view(&row)?.releasable_to,
+                            )
+                            .permits(&l.org, &l.country),
+                            _ => false,
+                        };
+                    may.insert(record_ref, ok);
+                    ok
+                }
+            };
+            allowed |= ok;
+        }
+        let bytes = match (allowed, store.get(&hash, MAX_MANIFEST.max(MAX_PIECE))?) {
+            (true, Piece::Here(b)) => {
+                tracing::debug!(target: "casesync", "sent evidence piece {} to {peer}", hash.to_hex());
+                b
+            }
+            _ => Vec::new(),
+        };
+        out.push(serde_bytes::ByteBuf::from(bytes));
+    }
+    Ok(PieceResponse::Pieces { pieces: out })
+}
+
+/// What to ask whom: for each connected peer that is a member of a case
+/// with pieces this node lacks, up to a request's worth of them.
+pub fn plan(node: &Node, connected: &[PeerId], eager: bool) -> Result<Vec<(PeerId, Vec<Hash>)>> {
+    discover(node)?;
+    let conn = node.store.conn();
+    let wanted = store::evidence_wanted(conn, !eager, 256)?;
+    let store = PieceStore::new(&node.dir);
+    let mut members: HashMap<i64, Vec<PeerId>> = HashMap::new();
+    let mut plan: HashMap<PeerId, Vec<Hash>> = HashMap::new();
+    for (hash, case_ref) in wanted {
+        // Here already (a kill between the write and its note): noted, not fetched.
+        if store.has(&hash) {
+            stored(node, &hash)?;
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = members.entry(case_ref) {
+            let case = cases::load_ref(node, conn, case_ref)?;
+            e.insert(
+                case.state
+                    .members
+                    .keys()
+                    .filter_map(|k| casesync_crypto::identity::peer_id_of(k).ok())
+                    .filter_map(|p| p.parse().ok())
+                    .filter(|p| connected.contains(p))
+                    .collect(),
+            );
+        }
+        // Spread over the members holding it: the first with room.
+        let Some(peer) = members.get(&case_ref).and_then(|m| {
+            m.iter()
+                .find(|p| {
+                    plan.get(*p)
+                        .is_none_or(|v| v.len() < MAX_PIECES_PER_REQUEST)
+                })
+                .copied()
+        }) else {
+            continue;
+        };
+        plan.entry(peer).or_default().push(hash);
+    }
+    Ok(plan.into_iter().collect())
+}
+
+/// Notes a piece now on disk; a manifest brings its file's piece list; a
+/// file made whole is audited as received.
+fn stored(node: &Node, hash: &Hash) -> Result<Vec<Hash>> {
+    load_manifest(node, hash)?;
+    Ok(node
+        .store
+        .write(|tx| store::have_evidence_piece(tx, hash))?)
+}
+
+/// Stores pieces `from` sent (each checked against the hash asked for) and
+/// audits each file they complete. Returns (stored, refused).
+pub fn store_fetched(
+    node: &Node,
+    actor: &Actor,
+    from: &PeerId,
+    asked: &[Hash],
+    got: &[serde_bytes::ByteBuf],
+) -> Result<(usize, usize)> {
+    let store = PieceStore::new(&node.dir);
+    let (mut ok, mut bad) = (0, 0);
+    for (hash, bytes) in asked.iter().zip(got) {
+        if bytes.is_empty() {
+            continue;
+        }
+        if !sha256(bytes).ct_eq(hash) {
+            bad += 1;
+            tracing::warn!(target: "casesync", "refused piece {} from {from}: its bytes do not match its hash", hash.short());
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::SyncReject)
+                    .peer(from.to_base58())
+                    .detail(format!(
+                        "evidence piece {}: its bytes do not match its hash",
+                        hash.short()
+                    )),
+            )?;
+            continue;
+        }
+        store.put(hash, bytes)?;
+        ok += 1;
+        for root in stored(node, hash)? {
+            let conn = node.store.conn();
+            if let Some(file) = store::evidence_file(conn, &root)?
+                && let Some(row) = store::record_by_row(conn, file.record_ref)?
+            {
+                let view = node.storage.record_view(&row)?;
+                let case = cases::load_ref(node, conn, file.case_ref)?;
+                audit::append_alone(
+                    node,
+                    actor,
+                    Event::new(Action::EvidenceReceive)
+                        .case(case.id)
+                        .records([view.id.clone()])
+                        .peer(from.to_base58())
+                        .detail(format!(
+                            "all {} pieces of {} received and checked; the last from {from}",
+                            file.pieces.unwrap_or_default(),
+                            field(&view, "file").unwrap_or_default()
+                        )),
+                )?;
+            }
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// An evidence record's file, opened: its manifest and key./// An evidence record's file, opened: its manifest and key.
 struct Opened {
     manifest: Manifest,
     key: FileKey,
@@ -269,8 +545,9 @@ fn open_file(node: &Node, case: &Case, id: &RecordId, view: &RecordView) -> Resu
     let bytes = match PieceStore::new(&node.dir).get(&root, MAX_MANIFEST)? {
         Piece::Here(b) => b,
         Piece::Missing => {
+            want(node, &root);
             return Err(NodeError::Refused(format!(
-                "the manifest of evidence {id} ({}) is not on this node",
+                "the file of evidence {id} ({}) is not on this node yet: `serve` fetches it from a member that holds it; try again shortly",
                 root.short()
             )));
         }
@@ -328,8 +605,9 @@ fn stream_file(
         let bytes = match store.get(h, MAX_PIECE)? {
             Piece::Here(b) => b,
             Piece::Missing => {
+                want(node, &f.root);
                 return Err(NodeError::Refused(format!(
-                    "{} is not on this node",
+                    "{} is not on this node (yet: `serve` fetches it from a member that holds it)",
                     which()
                 )));
             }

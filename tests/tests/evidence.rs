@@ -311,3 +311,229 @@ fn tampered_pieces_are_found_and_named_and_nothing_is_written() {
         .count();
     assert_eq!(refused, 10, "{trail}");
 }
+
+/// The record's file on `n`: verified whole (its pieces all here and sound).
+fn verified(n: &Node, id: &str) -> bool {
+    n.cmd(&["evidence", "verify", id]).status.success()
+}
+
+#[test]
+fn evidence_reaches_members_by_their_fetch_policy_and_no_one_else() {
+    use crate::network::{Server, eventually, federation};
+    let t = TestDir::new("evidence_sync");
+    let nodes = federation(
+        &t,
+        &[
+            ("uk-east", "GB"),
+            ("ro-police", "RO"),
+            ("europol", "NL"),
+            ("outsider", "NL"),
+        ],
+    );
+    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    a.add_member(&case, c, "observer");
+    let bytes = file_bytes((7 << 19) + 11, 3);
+    let id = add(a, &case, &t.write("bank-statement.pdf", &bytes), &[]);
+    let hashes = pieces_of(&t, a, &id, "a");
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start_with(c, &[&sa.addr], &[], Some(&["--fetch", "on-open"]));
+    let sd = Server::start(d, &[&sa.addr]);
+
+    // B (eager) fetches the file as soon as its record arrives, checked.
+    eventually(60, "B holds the whole file", || verified(b, &id));
+    let out = t.join("b.pdf");
+    b.cmd(&["evidence", "get", &id, "--out", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let trail = b.json(&["evidence", "custody", &id]);
+    assert!(
+        trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "evidence.receive"
+                && e["peer"] == crate::util::peer_of(a).as_str()),
+        "{trail}"
+    );
+
+    // C (an observer, on-open) has the record and the manifest, not the
+    // file, until someone opens it; then serve fetches it.
+    eventually(60, "C has the record", || {
+        c.cmd(&["record", "show", &id]).status.success()
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let held = |n: &Node| hashes.iter().filter(|h| piece_path(n, h).exists()).count();
+    assert_eq!(held(c), 0, "on-open fetched pieces nobody opened");
+    let err = c
+        .cmd(&[
+            "evidence",
+            "get",
+            &id,
+            "--out",
+            t.join("c.pdf").to_str().unwrap(),
+        ])
+        .err();
+    assert!(err.contains("not on this node"), "{err}");
+    eventually(60, "C fetches the file once opened", || verified(c, &id));
+
+    // D is no member: nothing of the case, and a direct request for the
+    // pieces by their hashes is answered empty.
+    assert!(!d.cmd(&["record", "show", &id]).status.success());
+    assert_eq!(held(d), 0);
+    let empty = ask_for_pieces(d, &sa.addr, a, &hashes);
+    assert!(
+        empty.iter().all(|p| p.is_empty()),
+        "a non-member got pieces"
+    );
+
+    // Removed, C gets nothing added after: not the record, not the pieces.
+    a.cmd(&[
+        "case",
+        "member",
+        "remove",
+        &case,
+        &crate::util::peer_of(c),
+        "--reason",
+        "left the JIT",
+    ])
+    .ok();
+    let later = add(a, &case, &t.write("later.bin", file_bytes(1 << 20, 4)), &[]);
+    let later_pieces = pieces_of(&t, a, &later, "later");
+    eventually(60, "B holds the later file", || verified(b, &later));
+    assert!(!c.cmd(&["record", "show", &later]).status.success());
+    let empty = ask_for_pieces(c, &sa.addr, a, &later_pieces);
+    assert!(
+        empty.iter().all(|p| p.is_empty()),
+        "a removed member got new pieces"
+    );
+    drop((sa, sb, sc, sd));
+}
+
+/// Asks `from`'s serving node at `addr` for pieces, as `asker` (its keys, over
+/// real libp2p): what a node would get if it asked by hash.
+fn ask_for_pieces(asker: &Node, addr: &str, from: &Node, hashes: &[String]) -> Vec<Vec<u8>> {
+    use casesync_node::net::protocol::{PieceRequest, PieceResponse};
+    let hn = casesync_node::DataDir::new(&asker.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let federation = casesync_node::trust::load(hn.store.conn())
+        .unwrap()
+        .unwrap()
+        .federation;
+    let target: libp2p::PeerId = crate::util::peer_of(from).parse().unwrap();
+    crate::hostile_peer::local(async {
+        let h = crate::hostile_peer::connect(&hn.keys, addr, target, federation).await;
+        let r = h
+            .client
+            .request_pieces(
+                target,
+                PieceRequest::Get {
+                    federation: federation.0.to_vec(),
+                    hashes: hashes
+                        .iter()
+                        .take(8)
+                        .map(|x| {
+                            serde_bytes::ByteBuf::from(casesync_crypto::hash::from_hex(x).unwrap())
+                        })
+                        .collect(),
+                },
+            )
+            .await
+            .unwrap();
+        match r {
+            PieceResponse::Pieces { pieces } => pieces.into_iter().map(|p| p.into_vec()).collect(),
+            PieceResponse::Refused { .. } => vec![],
+        }
+    })
+}
+
+/// Hashes of the complete pieces on `n` (written and renamed into place).
+fn stored_pieces(n: &Node) -> std::collections::BTreeSet<String> {
+    let dir = n.dir.join("pieces");
+    if !dir.exists() {
+        return Default::default();
+    }
+    files_under(&dir)
+        .into_iter()
+        .filter_map(|f| f.file_name().map(|x| x.to_string_lossy().into_owned()))
+        .filter(|name| name.len() == 64)
+        .collect()
+}
+
+/// Hashes `serve` logged as sent (at debug level), in order.
+fn sent(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split("sent evidence piece ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_fetch_cut_by_kills_resumes_and_never_fetches_a_stored_piece_again() {
+    use crate::network::{Server, eventually, federation};
+    let t = TestDir::new("evidence_kills");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    let bytes = file_bytes(96 << 20, 5);
+    let id = add(a, &case, &t.write("cctv.mp4", &bytes), &[]);
+    let debug = [("RUST_LOG", "casesync=debug")];
+    let mut sa = Server::start_env(a, &[], &debug);
+    let random = |k: u64, below: u64| {
+        let r = u64::from_str_radix(&crate::util::random_hex(4), 16).unwrap();
+        (r + k * 997) % below
+    };
+    // Five kills of the receiver, each at a random point of the fetch (once
+    // it holds up to a third of what it lacks): what it had stored before
+    // each is never sent to it again.
+    for k in 0..5 {
+        let offset = sa.log().len();
+        let had = stored_pieces(b);
+        let sb = Server::start(b, &[&sa.addr]);
+        // At most a third of what is left each time, so every kill cuts it.
+        let left = 97 - had.len() as u64;
+        let target = had.len() + 1 + random(k, (left / 3).max(1)) as usize;
+        eventually(120, "B fetches some pieces", || {
+            stored_pieces(b).len() >= target
+        });
+        sb.kill9();
+        let again: Vec<String> = sent(&sa.log()[offset..])
+            .into_iter()
+            .filter(|h| had.contains(h))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "pieces stored before kill {k} were sent again: {again:?}"
+        );
+    }
+    // 96 pieces and the manifest make the whole file: the kills cut it.
+    assert!(
+        stored_pieces(b).len() < 97,
+        "the fetch ended before the kills"
+    );
+    let delay = |k: u64| std::time::Duration::from_millis(300 + random(k, 1200));
+    // Two kills of the sender.
+    for k in 5..7 {
+        sa.kill9();
+        sa = Server::start_env(a, &[], &debug);
+        let sb = Server::start(b, &[&sa.addr]);
+        std::thread::sleep(delay(k));
+        drop(sb);
+    }
+    // Resumed to the end: the whole file, checked, the same as the original.
+    let sb = Server::start(b, &[&sa.addr]);
+    eventually(120, "B holds the whole file", || verified(b, &id));
+    let out = t.join("b.mp4");
+    b.cmd(&["evidence", "get", &id, "--out", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        sha256_hex(&std::fs::read(&out).unwrap()),
+        sha256_hex(&bytes)
+    );
+    drop((sa, sb));
+}

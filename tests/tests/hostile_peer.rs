@@ -43,14 +43,30 @@ fn content(n: &Node) -> String {
             keep = CONTENT_TABLES
                 .iter()
                 .any(|t| rest.starts_with(&format!("{t}:")));
+            // The table's name, not its row count (which counts bookmarks).
+            if keep {
+                out.push_str(line.split(':').next().unwrap_or(line));
+                out.push('\n');
+            }
+            continue;
         }
-        if keep {
+        // Bookmarks of background work (how far `serve` has looked for
+        // evidence files, or filed records for deconfliction) are not
+        // knowledge: they move on their own.
+        if keep
+            && !HOUSEKEEPING
+                .iter()
+                .any(|k| line.starts_with(&format!("Text(\"{k}\")")))
+        {
             out.push_str(line);
             out.push('\n');
         }
     }
     out
 }
+
+/// Meta keys that are bookmarks of background work.
+const HOUSEKEEPING: [&str; 2] = ["evidence_stamp", "match_stamp"];
 
 /// Every reason `n` recorded for refused items (its audit log's
 /// `sync.reject` entries: the serve log shows only a few per interval).

@@ -42,7 +42,8 @@ impl Server {
         env: &[(&str, &str)],
         http_args: Option<&[&str]>,
     ) -> Server {
-        let http = http_args.is_some();
+        // Extra arguments may be others than `--http` (`--fetch on-open`).
+        let http = http_args.is_some_and(|a| a.contains(&"--http"));
         let mut args = vec!["serve", "--listen", "/ip4/127.0.0.1/tcp/0"];
         args.extend(http_args.unwrap_or_default());
         for p in peers {

@@ -138,6 +138,11 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
         /// writes are pushed at once whatever this is)
         #[arg(long, default_value_t = 5.0, value_name = "SECS", value_parser = parse_interval)]
         anti_entropy: f64,
+        /// Evidence files: `eager` fetches every file's pieces from members as
+        /// soon as its record arrives; `on-open` only those someone tries to
+        /// open (`evidence get`, a download)
+        #[arg(long, default_value = "eager", value_name = "eager|on-open")]
+        fetch: String,
     },
     /// Connect to peers, sync every shared case once, print what moved
     #[command(

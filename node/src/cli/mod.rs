@@ -300,6 +300,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             peer,
             anti_entropy,
+            fetch,
             http,
             http_tls_cert,
             http_tls_key,
@@ -333,6 +334,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_secs(0),
                 anti_entropy: std::time::Duration::from_secs_f64(*anti_entropy),
                 actor,
+                fetch: match fetch.as_str() {
+                    "eager" => serve::FetchPolicy::Eager,
+                    "on-open" => serve::FetchPolicy::OnOpen,
+                    other => bail!("--fetch {other:?}: use eager or on-open"),
+                },
             };
             run_network(node, opts, true, http)?;
         }
@@ -349,6 +355,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_secs(*timeout),
                 anti_entropy: std::time::Duration::from_secs(5),
                 actor,
+                fetch: serve::FetchPolicy::OnOpen,
             };
             if opts.peers.is_empty() && casesync_node::peers::list(&node.store)?.is_empty() {
                 bail!(

@@ -17,7 +17,7 @@ use libp2p::request_response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::protocol::{MAX_MESSAGE_BYTES, SyncRequest, SyncResponse};
+use super::protocol::{MAX_MESSAGE_BYTES, PieceRequest, PieceResponse, SyncRequest, SyncResponse};
 
 /// One message as read off the wire.
 #[derive(Debug)]
@@ -62,8 +62,24 @@ impl Drop for Held {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyncCodec;
+/// One CBOR request and one CBOR response per stream, of types `Req` and
+/// `Resp`: the sync protocol's codec and the evidence pieces' one.
+pub struct CborCodec<Req, Resp>(std::marker::PhantomData<fn() -> (Req, Resp)>);
+
+impl<Req, Resp> Clone for CborCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        CborCodec(std::marker::PhantomData)
+    }
+}
+
+impl<Req, Resp> Default for CborCodec<Req, Resp> {
+    fn default() -> Self {
+        CborCodec(std::marker::PhantomData)
+    }
+}
+
+pub type SyncCodec = CborCodec<SyncRequest, SyncResponse>;
+pub type PieceCodec = CborCodec<PieceRequest, PieceResponse>;
 
 /// How much one read of a stream takes at most.
 const READ_CHUNK: usize = 64 * 1024;
@@ -163,10 +179,14 @@ where
     io.write_all(&bytes).await
 }
 
-impl request_response::Codec for SyncCodec {
+impl<Req, Resp> request_response::Codec for CborCodec<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
     type Protocol = StreamProtocol;
-    type Request = Frame<SyncRequest>;
-    type Response = Frame<SyncResponse>;
+    type Request = Frame<Req>;
+    type Response = Frame<Resp>;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
     where

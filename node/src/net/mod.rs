@@ -23,8 +23,8 @@ use libp2p::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use codec::{Frame, SyncCodec};
-use protocol::{PROTOCOL, SyncRequest, SyncResponse};
+use codec::{Frame, PieceCodec, SyncCodec};
+use protocol::{PIECES_PROTOCOL, PROTOCOL, PieceRequest, PieceResponse, SyncRequest, SyncResponse};
 
 /// Connections one peer may hold at once: its `serve`, a `sync --once` run
 /// beside it on the same data dir (same PeerId), and a dial in each direction
@@ -64,6 +64,24 @@ struct Behaviour {
     /// connection, so a peer that fills the inbound ones (slow, stalled or
     /// many requests) cannot keep this node from syncing with it.
     ask: request_response::Behaviour<SyncCodec>,
+    /// Evidence pieces peers ask of this node, on streams of their own.
+    pieces_serve: request_response::Behaviour<PieceCodec>,
+    /// Evidence pieces this node asks for.
+    pieces_ask: request_response::Behaviour<PieceCodec>,
+}
+
+/// Streams per connection for evidence pieces, each way: a piece request
+/// carries up to 8 MiB, so few at once.
+const PIECE_STREAMS_PER_CONNECTION: usize = 2;
+
+fn pieces_behaviour(support: ProtocolSupport) -> request_response::Behaviour<PieceCodec> {
+    request_response::Behaviour::with_codec(
+        PieceCodec::default(),
+        [(StreamProtocol::new(PIECES_PROTOCOL), support)],
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(PIECE_STREAMS_PER_CONNECTION),
+    )
 }
 
 /// The sync protocol in one direction, with its own streams per connection.
@@ -72,7 +90,7 @@ fn sync_behaviour(
     streams: usize,
 ) -> request_response::Behaviour<SyncCodec> {
     request_response::Behaviour::with_codec(
-        SyncCodec,
+        SyncCodec::default(),
         [(StreamProtocol::new(PROTOCOL), support)],
         request_response::Config::default()
             .with_request_timeout(REQUEST_TIMEOUT)
@@ -106,6 +124,15 @@ enum Command {
     Disconnect {
         peer: PeerId,
     },
+    PieceRequest {
+        peer: PeerId,
+        request: PieceRequest,
+        reply: oneshot::Sender<Result<PieceResponse, String>>,
+    },
+    PieceRespond {
+        channel: ResponseChannel<Frame<PieceResponse>>,
+        response: PieceResponse,
+    },
 }
 
 /// What the network tells the node.
@@ -118,6 +145,12 @@ pub enum Event {
         peer: PeerId,
         request: SyncRequest,
         channel: ResponseChannel<Frame<SyncResponse>>,
+    },
+    /// A peer asks for evidence pieces.
+    PieceInbound {
+        peer: PeerId,
+        request: PieceRequest,
+        channel: ResponseChannel<Frame<PieceResponse>>,
     },
     /// A connection was refused or failed; for the log.
     Refused(String),
@@ -177,6 +210,33 @@ impl Client {
             .send(Command::Respond { channel, response })
             .await;
     }
+    /// Asks `peer` for evidence pieces.
+    pub async fn request_pieces(
+        &self,
+        peer: PeerId,
+        request: PieceRequest,
+    ) -> Result<PieceResponse, String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::PieceRequest {
+                peer,
+                request,
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+    pub async fn respond_pieces(
+        &self,
+        channel: ResponseChannel<Frame<PieceResponse>>,
+        response: PieceResponse,
+    ) {
+        let _ = self
+            .commands
+            .send(Command::PieceRespond { channel, response })
+            .await;
+    }
     /// Closes every connection to `peer` (it broke the protocol); it may dial
     /// again, and is disconnected again if it goes on.
     pub async fn disconnect(&self, peer: PeerId) {
@@ -196,6 +256,7 @@ pub struct EventLoop {
     events: mpsc::Sender<Event>,
     pending_dial: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     pending_request: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    pending_pieces: HashMap<OutboundRequestId, oneshot::Sender<Result<PieceResponse, String>>>,
     allowed: Vec<PeerId>,
     /// Peers dialed on the operator's explicit request.
     explicit: std::collections::HashSet<PeerId>,
@@ -236,6 +297,8 @@ pub fn new(
             ),
             serve: sync_behaviour(ProtocolSupport::Inbound, MAX_STREAMS_PER_CONNECTION),
             ask: sync_behaviour(ProtocolSupport::Outbound, MAX_OWN_STREAMS_PER_CONNECTION),
+            pieces_serve: pieces_behaviour(ProtocolSupport::Inbound),
+            pieces_ask: pieces_behaviour(ProtocolSupport::Outbound),
         })
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
@@ -252,6 +315,7 @@ pub fn new(
             events: etx,
             pending_dial: HashMap::new(),
             pending_request: HashMap::new(),
+            pending_pieces: HashMap::new(),
             allowed: Vec::new(),
             explicit: Default::default(),
             revoked: Default::default(),
@@ -340,6 +404,25 @@ impl EventLoop {
             Command::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::PieceRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .pieces_ask
+                    .send_request(&peer, Frame::Message(request));
+                self.pending_pieces.insert(id, reply);
+            }
+            Command::PieceRespond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .pieces_serve
+                    .send_response(channel, Frame::Message(response));
+            }
             Command::Allow { peers, revoked } => {
                 // A revoked node is cut off at once, even one the operator dialed
                 // by hand: disallowing closes its connections.
@@ -419,6 +502,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Serve(e) | BehaviourEvent::Ask(e)) => {
                 self.on_sync(e).await
             }
+            SwarmEvent::Behaviour(
+                BehaviourEvent::PiecesServe(e) | BehaviourEvent::PiecesAsk(e),
+            ) => self.on_pieces(e).await,
             // identify and allow-list events, and the rest: nothing to do.
             _ => {}
         }
@@ -537,6 +623,71 @@ impl EventLoop {
                     .await;
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    async fn on_pieces(
+        &mut self,
+        e: request_response::Event<Frame<PieceRequest>, Frame<PieceResponse>>,
+    ) {
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => match request {
+                    Frame::Message(request) => {
+                        let _ = self
+                            .events
+                            .send(Event::PieceInbound {
+                                peer,
+                                request,
+                                channel,
+                            })
+                            .await;
+                    }
+                    Frame::Broken(why) => {
+                        let _ = self.swarm.behaviour_mut().pieces_serve.send_response(
+                            channel,
+                            Frame::Message(PieceResponse::Refused {
+                                reason: format!("protocol violation: {why}"),
+                            }),
+                        );
+                        self.cut_off(peer, why).await;
+                    }
+                    Frame::Busy => {
+                        let _ = self.swarm.behaviour_mut().pieces_serve.send_response(
+                            channel,
+                            Frame::Message(PieceResponse::Refused {
+                                reason: "busy: too much arriving at once; try again".into(),
+                            }),
+                        );
+                    }
+                },
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let answer = match response {
+                        Frame::Message(r) => Ok(r),
+                        Frame::Busy => Err(format!("no room to read {peer}'s pieces; later")),
+                        Frame::Broken(why) => {
+                            self.cut_off(peer, format!("its pieces: {why}")).await;
+                            Err(format!("{peer} answered with {why}"))
+                        }
+                    };
+                    if let Some(r) = self.pending_pieces.remove(&request_id) {
+                        let _ = r.send(answer);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(r) = self.pending_pieces.remove(&request_id) {
+                    let _ = r.send(Err(error.to_string()));
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -176,3 +176,32 @@ pub enum SyncResponse {
     /// The request was refused; nothing was sent or stored.
     Refused { reason: String },
 }
+
+/// Evidence pieces move on a protocol of their own, with its own streams and
+/// answers, so a gigabyte of evidence never delays record sync.
+pub const PIECES_PROTOCOL: &str = "/casesync/pieces/1";
+/// Pieces asked for in one request (8 x 1 MiB: under the message cap).
+pub const MAX_PIECES_PER_REQUEST: usize = 8;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PieceRequest {
+    /// "Send me these pieces (SHA-256 of their bytes)": evidence pieces or
+    /// manifests of a case both nodes are members of.
+    Get {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        hashes: Vec<serde_bytes::ByteBuf>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PieceResponse {
+    /// One entry per hash asked, in order; empty where this node does not
+    /// hold the piece or may not give it to the asker.
+    Pieces {
+        pieces: Vec<serde_bytes::ByteBuf>,
+    },
+    Refused {
+        reason: String,
+    },
+}

@@ -30,11 +30,13 @@ use crate::{Node, NodeError, Result, ingest, store, sync, trust};
 
 mod answer;
 mod exchange;
+mod pieces;
 
 pub use answer::answer;
 use answer::*;
 pub use exchange::exchange;
 use exchange::*;
+pub use pieces::FetchPolicy;
 
 /// Store connections kept open for the next exchanges.
 const MAX_SPARE_HANDLES: usize = 4;
@@ -81,6 +83,8 @@ pub struct Options {
     /// Who started the run: what the node does in it unasked (answering
     /// peers, its rounds, a lead's repairs) is audited under this actor.
     pub actor: Actor,
+    /// Which evidence files' pieces `serve` fetches from members.
+    pub fetch: FetchPolicy,
 }
 
 /// What one exchange with a peer moved.
@@ -456,6 +460,10 @@ pub async fn run(
     for t in [&mut push_tick, &mut entropy_tick, &mut redial_tick] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
+    let mut fetch_tick = tokio::time::interval(Duration::from_secs(1));
+    fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let fetching: Rc<std::cell::Cell<bool>> = Rc::default();
+    let piece_answers = Rc::new(tokio::sync::Semaphore::new(pieces::PIECE_ANSWERS_AT_ONCE));
     let deadline = tokio::time::sleep(opts.timeout);
     tokio::pin!(deadline);
     tokio::pin!(shutdown);
@@ -515,8 +523,26 @@ pub async fn run(
                         let _ = tx.send((peer, channel, done.ok()));
                     });
                 }
+                Event::PieceInbound { peer, request, channel } => {
+                    if let Admit::No { .. } = budget.admit(peer, Instant::now()) {
+                        client.respond_pieces(channel, crate::net::protocol::PieceResponse::Refused { reason: "too many requests; slow down".into() }).await;
+                        continue;
+                    }
+                    pieces::answer(&node, &client, &piece_answers, peer, request, channel)?;
+                }
                 Event::Refused(msg) => log(msg),
             },
+            _ = fetch_tick.tick(), if !opts.once && !fetching.get() && !connected.is_empty() => {
+                fetching.set(true);
+                tokio::task::spawn_local(pieces::fetch(
+                    handles.take(&node)?,
+                    actor.clone(),
+                    client.clone(),
+                    connected.iter().copied().collect(),
+                    opts.fetch,
+                    fetching.clone(),
+                ));
+            }
             Some((peer, channel, done)) = answered_rx.recv() => {
                 let Some((handle, response, violation)) = done else {
                     client.respond(channel, SyncResponse::Refused { reason: "the node could not answer; try again".into() }).await;

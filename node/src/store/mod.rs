@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("015_search.sql"),
     include_str!("016_match.sql"),
     include_str!("017_search_by_term.sql"),
+    include_str!("018_evidence.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +272,7 @@ fn hash_of(v: Vec<u8>) -> Hash {
 mod audit;
 mod cases;
 mod entries;
+mod evidence;
 mod matching;
 mod meta;
 mod peers;
@@ -281,6 +283,7 @@ mod users;
 pub use audit::*;
 pub use cases::*;
 pub use entries::*;
+pub use evidence::*;
 pub use matching::*;
 pub use meta::*;
 pub use peers::*;

@@ -1,0 +1,145 @@
+//! Evidence files and their pieces: which the node knows, holds and lacks.
+
+use super::*;
+
+/// Notes an evidence record's file (its root); nothing if already known.
+pub fn note_evidence_file(
+    c: &Connection,
+    root: &Hash,
+    record_ref: i64,
+    case_ref: i64,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT OR IGNORE INTO evidence_files (root, record_ref, case_ref) VALUES (?1, ?2, ?3)",
+        params![&root.0[..], record_ref, case_ref],
+    )?;
+    Ok(())
+}
+
+/// Records a file's pieces once its manifest is here, with which are here.
+pub fn set_evidence_pieces(c: &Connection, root: &Hash, pieces: &[(Hash, bool)]) -> Result<()> {
+    let mut s = c.prepare_cached(
+        "INSERT OR REPLACE INTO evidence_pieces (root, idx, hash, have) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (i, (h, have)) in pieces.iter().enumerate() {
+        s.execute(params![&root.0[..], i as i64, &h.0[..], *have as i64])?;
+    }
+    let missing = pieces.iter().filter(|(_, h)| !h).count() as i64;
+    exec(
+        c,
+        "UPDATE evidence_files SET pieces = ?2, missing = ?3 WHERE root = ?1",
+        params![&root.0[..], pieces.len() as i64, missing],
+    )?;
+    Ok(())
+}
+
+/// A file this node knows of.
+pub struct EvidenceFile {
+    pub record_ref: i64,
+    pub case_ref: i64,
+    /// How many pieces, once the manifest is here.
+    pub pieces: Option<i64>,
+}
+
+pub fn evidence_file(c: &Connection, root: &Hash) -> Result<Option<EvidenceFile>> {
+    Ok(query_one(
+        c,
+        "SELECT record_ref, case_ref, pieces FROM evidence_files WHERE root = ?1",
+        [&root.0[..]],
+        |r| {
+            Ok(EvidenceFile {
+                record_ref: r.get(0)?,
+                case_ref: r.get(1)?,
+                pieces: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// The cases a piece (or a manifest, by its root) belongs to.
+pub fn cases_of_piece(c: &Connection, hash: &Hash) -> Result<Vec<(i64, i64)>> {
+    let mut s = c.prepare_cached(
+        "SELECT f.case_ref, f.record_ref FROM evidence_files f WHERE f.root = ?1 \
+         UNION SELECT f.case_ref, f.record_ref FROM evidence_pieces p JOIN evidence_files f ON f.root = p.root WHERE p.hash = ?1",
+    )?;
+    Ok(s.query_map([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Marks piece `hash` here; returns the roots of files it completed.
+pub fn have_evidence_piece(c: &Connection, hash: &Hash) -> Result<Vec<Hash>> {
+    let mut s =
+        c.prepare_cached("SELECT root FROM evidence_pieces WHERE hash = ?1 AND have = 0")?;
+    let roots: Vec<Vec<u8>> = s
+        .query_map([&hash.0[..]], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    exec(
+        c,
+        "UPDATE evidence_pieces SET have = 1 WHERE hash = ?1 AND have = 0",
+        [&hash.0[..]],
+    )?;
+    let mut done = Vec::new();
+    for root in roots {
+        exec(
+            c,
+            "UPDATE evidence_files SET missing = (SELECT COUNT(*) FROM evidence_pieces WHERE root = ?1 AND have = 0) WHERE root = ?1",
+            [&root],
+        )?;
+        let missing: i64 = query_one(
+            c,
+            "SELECT IFNULL(missing, 1) FROM evidence_files WHERE root = ?1",
+            [&root],
+            |r| r.get(0),
+        )?;
+        if missing == 0
+            && let Some(h) = Hash::from_slice(&root)
+        {
+            done.push(h);
+        }
+    }
+    Ok(done)
+}
+
+/// Marks a file wanted (someone asked to open it).
+pub fn want_evidence_file(c: &Connection, root: &Hash) -> Result<()> {
+    exec(
+        c,
+        "UPDATE evidence_files SET want = 1 WHERE root = ?1",
+        [&root.0[..]],
+    )?;
+    Ok(())
+}
+
+/// What this node lacks: manifests not here, then pieces (of every file,
+/// or with `wanted_only` of files someone asked to open), each with its
+/// case row; at most `limit`.
+pub fn evidence_wanted(c: &Connection, wanted_only: bool, limit: i64) -> Result<Vec<(Hash, i64)>> {
+    let mut out = Vec::new();
+    let mut s = c.prepare_cached(
+        "SELECT root, case_ref FROM evidence_files WHERE pieces IS NULL LIMIT ?1",
+    )?;
+    let rows = s
+        .query_map([limit], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    out.extend(
+        rows.into_iter()
+            .filter_map(|(h, c)| Some((Hash::from_slice(&h)?, c))),
+    );
+    let mut s = c.prepare_cached(
+        "SELECT p.hash, f.case_ref FROM evidence_pieces p JOIN evidence_files f ON f.root = p.root \
+         WHERE p.have = 0 AND (?1 = 0 OR f.want = 1) ORDER BY p.root, p.idx LIMIT ?2",
+    )?;
+    let rows = s
+        .query_map(params![wanted_only as i64, limit], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    out.extend(
+        rows.into_iter()
+            .filter_map(|(h, c)| Some((Hash::from_slice(&h)?, c))),
+    );
+    out.truncate(limit as usize);
+    Ok(out)
+}
