@@ -303,6 +303,9 @@ def main():
     if os.environ.get("BENCH_SYNC", "1") != "0":
         sync_rows(a.bin, work, sizes, result, rows)
         anti_entropy_rows(a.bin, work, result, rows)
+    if os.environ.get("BENCH_EVIDENCE", "1") != "0":
+        import bench_evidence
+        bench_evidence.evidence_rows(a.bin, work, result, rows)
     if os.environ.get("BENCH_WEB", "1") != "0":
         import bench_web
         bench_web.web_rows(a.bin, work, result, rows)

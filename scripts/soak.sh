@@ -41,6 +41,10 @@ CASESYNC_KILLS=$KILLS CASESYNC_SOAK_REPORT="$REPORT" \
   cargo nextest run -p casesync-e2e --no-fail-fast --test-threads 1 -E 'test(/^kills::/)' \
   >target/soak/kills.log 2>&1 || { status=1; echo "kills: FAILED (target/soak/kills.log)"; }
 echo "==> the HTTP API under generated requests: ${API_FUZZ:-1000} per operation"
+echo "==> evidence fetch cut by ${EVIDENCE_KILLS:-50} kills of the receiver"
+CASESYNC_EVIDENCE_KILLS=${EVIDENCE_KILLS:-50} \
+  cargo nextest run -p casesync-e2e --no-fail-fast -E 'test(/^evidence::a_fetch_cut/)' \
+  >target/soak/evidence-kills.log 2>&1 || { status=1; echo "evidence kills: FAILED (target/soak/evidence-kills.log)"; }
 CASESYNC_API_FUZZ_EXAMPLES=${API_FUZZ:-1000} \
   cargo nextest run -p casesync-e2e --no-fail-fast --no-capture -E 'test(/^http::generated/)' \
   >target/soak/api-fuzz.log 2>&1 || { status=1; echo "api fuzz: FAILED (target/soak/api-fuzz.log)"; }

@@ -118,6 +118,7 @@ fn seal_file(
     let mut plain = Sha256Stream::new();
     let mut buf = vec![0u8; SEGMENT as usize];
     let mut pieces = Vec::with_capacity(n as usize);
+    let mut batch: Vec<(Hash, Vec<u8>)> = Vec::with_capacity(16);
     let changed = || {
         NodeError::Refused(format!(
             "{} changed while it was read: add it again once nothing writes to it",
@@ -132,8 +133,14 @@ fn seal_file(
         plain.update(&buf[..len]);
         let sealed = key.seal_segment(i, i + 1 == n, &aad, &buf[..len])?;
         let h = sha256(&sealed);
-        store.put(&h, &sealed)?;
+        batch.push((h, sealed));
         pieces.push(h);
+        // Flushed 16 pieces at a time: bounded memory, fewer disk flushes.
+        if batch.len() == 16 || i + 1 == n {
+            let refs: Vec<(Hash, &[u8])> = batch.iter().map(|(h, b)| (*h, b.as_slice())).collect();
+            store.put_all(&refs, true)?;
+            batch.clear();
+        }
     }
     if f.read(&mut [0u8; 1]).map_err(|e| io(path, "read", e))? != 0 {
         return Err(changed());
@@ -463,7 +470,8 @@ pub fn store_fetched(
     got: &[serde_bytes::ByteBuf],
 ) -> Result<(usize, usize)> {
     let store = PieceStore::new(&node.dir);
-    let (mut ok, mut bad) = (0, 0);
+    let mut good: Vec<(Hash, &[u8])> = Vec::new();
+    let mut bad = 0;
     for (hash, bytes) in asked.iter().zip(got) {
         if bytes.is_empty() {
             continue;
@@ -483,35 +491,95 @@ pub fn store_fetched(
             )?;
             continue;
         }
-        store.put(hash, bytes)?;
-        ok += 1;
-        for root in stored(node, hash)? {
-            let conn = node.store.conn();
-            if let Some(file) = store::evidence_file(conn, &root)?
-                && let Some(row) = store::record_by_row(conn, file.record_ref)?
-            {
-                let view = node.storage.record_view(&row)?;
-                let case = cases::load_ref(node, conn, file.case_ref)?;
-                audit::append_alone(
-                    node,
-                    actor,
-                    Event::new(Action::EvidenceReceive)
-                        .case(case.id)
-                        .records([view.id.clone()])
-                        .peer(from.to_base58())
-                        .detail(format!(
-                            "all {} pieces of {} received and checked; the last from {from}",
-                            file.pieces.unwrap_or_default(),
-                            field(&view, "file").unwrap_or_default()
-                        )),
-                )?;
-            }
+        good.push((*hash, bytes));
+    }
+    // On disk (durably) first, then noted, all in one go: a kill between
+    // leaves pieces that the next round finds on disk and notes unasked.
+    store.put_all(&good, true)?;
+    for (h, _) in &good {
+        load_manifest(node, h)?;
+    }
+    let hashes: Vec<Hash> = good.iter().map(|(h, _)| *h).collect();
+    let completed = node.store.write(|tx| -> Result<Vec<Hash>> {
+        let mut done = Vec::new();
+        for h in &hashes {
+            done.extend(store::have_evidence_piece(tx, h)?);
+        }
+        Ok(done)
+    })?;
+    for root in completed {
+        let conn = node.store.conn();
+        if let Some(file) = store::evidence_file(conn, &root)?
+            && let Some(row) = store::record_by_row(conn, file.record_ref)?
+        {
+            let view = node.storage.record_view(&row)?;
+            let case = cases::load_ref(node, conn, file.case_ref)?;
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::EvidenceReceive)
+                    .case(case.id)
+                    .records([view.id.clone()])
+                    .peer(from.to_base58())
+                    .detail(format!(
+                        "all {} pieces of {} received and checked; the last from {from}",
+                        file.pieces.unwrap_or_default(),
+                        field(&view, "file").unwrap_or_default()
+                    )),
+            )?;
         }
     }
-    Ok((ok, bad))
+    Ok((good.len(), bad))
 }
 
-/// An evidence record's file, opened: its manifest and key./// An evidence record's file, opened: its manifest and key.
+/// What destroying a file's content freed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Destroyed {
+    pub pieces: usize,
+    pub bytes: u64,
+}
+
+/// Destroys a file's content on this node: its manifest (the only sealed
+/// copy of the file key) and its pieces, whose disk is freed at once; the
+/// node then neither fetches nor serves them again. For erasure (the
+/// governance operations call it, audited, on every member); not a command
+/// of its own. The record stays, naming a file that is gone.
+pub fn destroy_file(node: &Node, record: &str) -> Result<Destroyed> {
+    let conn = node.store.conn();
+    let (_, _, view) =
+        records::open_for(node, &Actor::new(None, None), conn, record, Need::Manage)?;
+    let root = field(&view, "content")
+        .and_then(|h| casesync_crypto::hash::from_hex(&h))
+        .and_then(|b| Hash::from_slice(&b))
+        .ok_or_else(|| NodeError::Refused(format!("record {record} names no stored file")))?;
+    let store = PieceStore::new(&node.dir);
+    let mut hashes = Vec::new();
+    if let Piece::Here(bytes) = store.get(&root, MAX_MANIFEST)?
+        && let Ok(m) = Manifest::decode(&bytes)
+    {
+        hashes.extend(m.pieces);
+    }
+    hashes.extend(store::evidence_piece_hashes(conn, &root)?);
+    hashes.sort();
+    hashes.dedup();
+    // The key first: once the manifest is gone, nothing left opens.
+    let mut freed = store.size(&root);
+    store.remove(&root)?;
+    let mut n = 0;
+    for h in &hashes {
+        freed += store.size(h);
+        store.remove(h)?;
+        n += 1;
+    }
+    node.store
+        .write(|tx| store::forget_evidence_pieces(tx, &root))?;
+    Ok(Destroyed {
+        pieces: n,
+        bytes: freed,
+    })
+}
+
+/// An evidence record's file, opened: its manifest and key.
 struct Opened {
     manifest: Manifest,
     key: FileKey,
@@ -602,31 +670,30 @@ fn stream_file(
     let mut written = 0u64;
     for (i, h) in f.manifest.pieces.iter().enumerate() {
         let which = || format!("piece {} of {n} ({}) of evidence {id}", i + 1, h.short());
-        let bytes = match store.get(h, MAX_PIECE)? {
-            Piece::Here(b) => b,
-            Piece::Missing => {
-                want(node, &f.root);
-                return Err(NodeError::Refused(format!(
-                    "{} is not on this node (yet: `serve` fetches it from a member that holds it)",
-                    which()
-                )));
-            }
-            Piece::Damaged => {
+        // The seal authenticates the piece; its hash is checked only to say
+        // what is wrong with one that does not open.
+        let Some(bytes) = store.get_unchecked(h, MAX_PIECE)? else {
+            want(node, &f.root);
+            return Err(NodeError::Refused(format!(
+                "{} is not on this node (yet: `serve` fetches it from a member that holds it)",
+                which()
+            )));
+        };
+        let plain = match f.key.open_segment(i as u64, i + 1 == n, &f.aad, &bytes) {
+            Ok(p) => p,
+            Err(_) if !sha256(&bytes).ct_eq(h) => {
                 return Err(NodeError::Integrity(format!(
                     "{} is damaged: its bytes do not match its hash",
                     which()
                 )));
             }
-        };
-        let plain = f
-            .key
-            .open_segment(i as u64, i + 1 == n, &f.aad, &bytes)
-            .map_err(|_| {
-                NodeError::Integrity(format!(
+            Err(_) => {
+                return Err(NodeError::Integrity(format!(
                     "{} does not open: it belongs to another file or another place in this one",
                     which()
-                ))
-            })?;
+                )));
+            }
+        };
         if plain.len() as u64 != f.manifest.plain_len(i as u64) {
             return Err(NodeError::Integrity(format!(
                 "{} has the wrong length",

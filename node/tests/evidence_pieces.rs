@@ -54,3 +54,55 @@ fn a_piece_that_does_not_match_its_hash_is_refused_and_logged() {
     );
     assert!(piece.exists());
 }
+
+#[test]
+fn destroying_a_file_leaves_nothing_readable_and_frees_its_disk() {
+    let root = temp_root("evidence-destroy");
+    let dir = root.join("a");
+    common::casesync(
+        &dir,
+        &["init", "--name", "a", "--org", "Unit", "--country", "GB"],
+    );
+    let case = common::casesync(&dir, &["case", "create", "--title", "Op Lantern"]);
+    let file = root.join("statement.pdf");
+    std::fs::write(&file, vec![7u8; 3 << 20]).unwrap();
+    let id = common::casesync(&dir, &["evidence", "add", &case, file.to_str().unwrap()]);
+    let pieces = |d: &std::path::Path| {
+        walk(&d.join("pieces"))
+            .into_iter()
+            .filter(|p| p.file_name().unwrap().len() == 64)
+            .count()
+    };
+    assert_eq!(pieces(&dir), 4);
+    let node = DataDir::new(&dir).unlock(PASS.as_bytes()).unwrap();
+    let gone = evidence::destroy_file(&node, &id).unwrap();
+    assert_eq!(gone.pieces, 3);
+    assert!(gone.bytes > 3 << 20);
+    assert_eq!(pieces(&dir), 0);
+    let actor = Actor::new(Some("tester"), None);
+    let err = evidence::verify(&node, &actor, &id)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not on this node"), "{err}");
+    // Nothing is left to fetch: the file is not wanted from peers again.
+    assert!(
+        casesync_node::store::evidence_wanted(node.store.conn(), false, 100)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(d) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

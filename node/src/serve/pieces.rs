@@ -112,16 +112,30 @@ pub(super) async fn fetch(
             }
             _ => break,
         };
-        let mut progress = 0;
+        // Every request of the pass at once (two per peer at most: a plan
+        // gives each peer up to two requests' worth), then stored in turn.
+        let mut requests = Vec::new();
         for (peer, hashes) in plan {
-            let request = PieceRequest::Get {
-                federation: federation.clone(),
-                hashes: hashes
-                    .iter()
-                    .map(|h| serde_bytes::ByteBuf::from(h.0.to_vec()))
-                    .collect(),
-            };
-            let got = match client.request_pieces(peer, request).await {
+            for chunk in hashes.chunks(crate::net::protocol::MAX_PIECES_PER_REQUEST) {
+                requests.push((peer, chunk.to_vec()));
+            }
+        }
+        let answers = futures::future::join_all(requests.iter().map(|(peer, hashes)| {
+            client.request_pieces(
+                *peer,
+                PieceRequest::Get {
+                    federation: federation.clone(),
+                    hashes: hashes
+                        .iter()
+                        .map(|h| serde_bytes::ByteBuf::from(h.0.to_vec()))
+                        .collect(),
+                },
+            )
+        }))
+        .await;
+        let mut progress = 0;
+        for ((peer, hashes), answer) in requests.into_iter().zip(answers) {
+            let got = match answer {
                 Ok(PieceResponse::Pieces { pieces }) if pieces.len() == hashes.len() => pieces,
                 Ok(PieceResponse::Pieces { .. }) => {
                     warn(format!(

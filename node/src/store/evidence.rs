@@ -143,3 +143,28 @@ pub fn evidence_wanted(c: &Connection, wanted_only: bool, limit: i64) -> Result<
     out.truncate(limit as usize);
     Ok(out)
 }
+
+/// The pieces a file lists (once its manifest was here).
+pub fn evidence_piece_hashes(c: &Connection, root: &Hash) -> Result<Vec<Hash>> {
+    let mut s = c.prepare_cached("SELECT hash FROM evidence_pieces WHERE root = ?1")?;
+    let rows = s
+        .query_map([&root.0[..]], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.iter().filter_map(|h| Hash::from_slice(h)).collect())
+}
+
+/// A file whose content was destroyed: no pieces listed, none missing, so
+/// it is neither fetched nor served again.
+pub fn forget_evidence_pieces(c: &Connection, root: &Hash) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM evidence_pieces WHERE root = ?1",
+        [&root.0[..]],
+    )?;
+    exec(
+        c,
+        "UPDATE evidence_files SET pieces = 0, missing = 0, want = 0 WHERE root = ?1",
+        [&root.0[..]],
+    )?;
+    Ok(())
+}
