@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Evidence file rows of scripts/bench.sh (issue 18): `evidence add`, the
-sync of its pieces to a member, and `evidence get`, for files of
+sync of its pieces to two members at once, and `evidence get` on each, for files of
 BENCH_EVIDENCE_MIB sizes (100 and 1024 MiB), each with its throughput and
 peak RSS; against a plain copy of the file over one TCP connection on
 loopback (the physical limit here). Bytes on the wire are what the
@@ -87,10 +87,11 @@ def evidence_rows(bin_, work, result, rows):
     for mib in sizes:
         base = os.path.join(work, f"evidence-{mib}")
         os.makedirs(base, exist_ok=True)
-        a, b = federation(bin_, base, ["ev-a", "ev-b"])
+        a, b, c = federation(bin_, base, ["ev-a", "ev-b", "ev-c"])
         case = run(bin_, a, ["case", "create", "--title", "evidence bench"])[1].strip()
-        card = run(bin_, b, ["id", "--card"])[1].strip()
-        run(bin_, a, ["case", "member", "add", case, card, "--role", "contributor"])
+        for member in (b, c):
+            card = run(bin_, member, ["id", "--card"])[1].strip()
+            run(bin_, a, ["case", "member", "add", case, card, "--role", "contributor"])
         src = os.path.join(base, "exhibit.bin")
         make_file(src, mib)
         limit = tcp_copy_mib_s(src, os.path.join(base, "copy.bin"))
@@ -104,35 +105,40 @@ def evidence_rows(bin_, work, result, rows):
         t0 = time.monotonic()
         w0 = loopback_bytes()
         pb, _ = serve(bin_, b, [addr])
+        pc, _ = serve(bin_, c, [addr])
         try:
-            while count_pieces(b) < pieces:
+            while count_pieces(b) < pieces or count_pieces(c) < pieces:
                 if time.monotonic() - t0 > 1800:
                     raise SystemExit("error: evidence sync did not finish in 30 minutes")
                 time.sleep(0.05)
             dt_sync = time.monotonic() - t0
             wire = loopback_bytes() - w0
-            rss_a, rss_b = peak_rss_mib(pa.pid), peak_rss_mib(pb.pid)
+            rss_a, rss_b, rss_c = (peak_rss_mib(p.pid) for p in (pa, pb, pc))
         finally:
-            for p in (pa, pb):
+            for p in (pa, pb, pc):
                 p.terminate()
                 p.wait(timeout=30)
         got = os.path.join(base, "got.bin")
         dt_get, rss_get = run_rss(bin_, b, ["evidence", "get", rid, "--out", got])
         if os.path.getsize(got) != os.path.getsize(src):
             raise SystemExit("error: evidence get wrote another size")
+        os.remove(got)
+        _, rss_get_c = run_rss(bin_, c, ["evidence", "get", rid, "--out", got])
+        if os.path.getsize(got) != os.path.getsize(src):
+            raise SystemExit("error: evidence get wrote another size")
         r = {
             "mib": mib,
             "tcp_copy_mib_s": round(limit),
             "add_mib_s": round(mib / dt_add), "add_peak_rss_mib": rss_add >> 20,
-            "sync_mib_s": round(mib / dt_sync), "sync_sender_peak_rss_mib": rss_a,
-            "sync_receiver_peak_rss_mib": rss_b,
+            "sync_to_two_mib_s": round(mib / dt_sync), "sync_sender_peak_rss_mib": rss_a,
+            "sync_receivers_peak_rss_mib": [rss_b, rss_c],
             "wire_over_file": round(wire / (mib << 20), 3),
-            "get_mib_s": round(mib / dt_get), "get_peak_rss_mib": rss_get >> 20,
+            "get_mib_s": round(mib / dt_get), "get_peak_rss_mib": max(rss_get, rss_get_c) >> 20,
         }
         result["evidence"].append(r)
-        rows.append((f"evidence {mib} MiB: add / sync / get", f"{r['add_mib_s']} / {r['sync_mib_s']} / {r['get_mib_s']} MiB/s",
+        rows.append((f"evidence {mib} MiB: add / sync to two / get", f"{r['add_mib_s']} / {r['sync_to_two_mib_s']} / {r['get_mib_s']} MiB/s",
                      f"TCP copy {r['tcp_copy_mib_s']} MiB/s",
-                     f"peak RSS add {r['add_peak_rss_mib']}, serve {rss_a} and {rss_b}, get {r['get_peak_rss_mib']} MiB",
-                     f"wire/file {r['wire_over_file']}"))
+                     f"peak RSS add {r['add_peak_rss_mib']}, serve {rss_a}, {rss_b}, {rss_c}, get {r['get_peak_rss_mib']} MiB",
+                     f"wire/file {r['wire_over_file']} (two copies)"))
         for f in (src, got):
             os.remove(f)
