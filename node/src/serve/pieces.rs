@@ -112,8 +112,9 @@ pub(super) async fn fetch(
             }
             _ => break,
         };
-        // Every request of the pass at once (two per peer at most: a plan
-        // gives each peer up to two requests' worth), then stored in turn.
+        // Every request of the pass at once (one per member: more in flight
+        // raised the sender's memory without speeding the fetch, see
+        // BENCHMARKS.md), then stored in turn.
         let mut requests = Vec::new();
         for (peer, hashes) in plan {
             for chunk in hashes.chunks(crate::net::protocol::MAX_PIECES_PER_REQUEST) {
