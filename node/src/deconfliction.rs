@@ -186,10 +186,7 @@ fn hit_for(
 static FILLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn filled_up_to(node: &Node) -> Result<i64> {
-    Ok(store::meta_get(node.store.conn(), STAMP_KEY)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(i64::from_be_bytes)
-        .unwrap_or(0))
+    Ok(store::meta_stamp(node.store.conn(), STAMP_KEY)?)
 }
 
 /// Records written since the set was last filled.
@@ -252,7 +249,7 @@ pub fn refresh(node: &Node) -> Result<u64> {
         filed += computed.len() as u64;
     }
     node.store
-        .write(|tx| store::meta_put(tx, STAMP_KEY, &upto.to_be_bytes()))?;
+        .write(|tx| store::set_meta_stamp(tx, STAMP_KEY, upto))?;
     Ok(filed)
 }
 

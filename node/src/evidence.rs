@@ -262,10 +262,7 @@ const STAMP_KEY: &str = "evidence_stamp";
 /// here: what this node serves to members and what it still lacks.
 pub fn discover(node: &Node) -> Result<u64> {
     let conn = node.store.conn();
-    let stamp = store::meta_get(conn, STAMP_KEY)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(i64::from_be_bytes)
-        .unwrap_or(0);
+    let stamp = store::meta_stamp(conn, STAMP_KEY)?;
     let upto = store::last_entry_id(conn)?;
     if upto <= stamp {
         return Ok(0);
@@ -284,10 +281,7 @@ pub fn discover(node: &Node) -> Result<u64> {
                 continue;
             }
             let view = node.storage.record_view(r)?;
-            let Some(root) = field(&view, "content")
-                .and_then(|h| casesync_crypto::hash::from_hex(&h))
-                .and_then(|b| Hash::from_slice(&b))
-            else {
+            let Some(root) = content_root(&view) else {
                 continue;
             };
             node.store
@@ -297,7 +291,7 @@ pub fn discover(node: &Node) -> Result<u64> {
         }
     }
     node.store
-        .write(|tx| store::meta_put(tx, STAMP_KEY, &upto.to_be_bytes()))?;
+        .write(|tx| store::set_meta_stamp(tx, STAMP_KEY, upto))?;
     Ok(found)
 }
 
@@ -548,9 +542,7 @@ pub fn destroy_file(node: &Node, record: &str) -> Result<Destroyed> {
     let conn = node.store.conn();
     let (_, _, view) =
         records::open_for(node, &Actor::new(None, None), conn, record, Need::Manage)?;
-    let root = field(&view, "content")
-        .and_then(|h| casesync_crypto::hash::from_hex(&h))
-        .and_then(|b| Hash::from_slice(&b))
+    let root = content_root(&view)
         .ok_or_else(|| NodeError::Refused(format!("record {record} names no stored file")))?;
     let store = PieceStore::new(&node.dir);
     let mut hashes = Vec::new();
@@ -594,6 +586,26 @@ fn field(view: &RecordView, name: &str) -> Option<String> {
     view.fields.get(name).map(FieldValue::as_text)
 }
 
+/// The root (manifest hash) of the file an evidence record names.
+fn content_root(view: &RecordView) -> Option<Hash> {
+    field(view, "content")
+        .and_then(|h| casesync_crypto::hash::from_hex(&h))
+        .and_then(|b| Hash::from_slice(&b))
+}
+
+/// The evidence record `record` (after checking `actor` may do `need` on
+/// it) and its file, opened.
+fn open_record(
+    node: &Node,
+    actor: &Actor,
+    record: &str,
+    need: Need,
+) -> Result<(Case, RecordId, Opened)> {
+    let (case, id, view) = records::open_for(node, actor, node.store.conn(), record, need)?;
+    let f = open_file(node, &case, &id, &view)?;
+    Ok((case, id, f))
+}
+
 /// Reads and checks the manifest the record names, and unseals its key.
 fn open_file(node: &Node, case: &Case, id: &RecordId, view: &RecordView) -> Result<Opened> {
     if view.record_type != "evidence" {
@@ -602,14 +614,11 @@ fn open_file(node: &Node, case: &Case, id: &RecordId, view: &RecordView) -> Resu
             view.record_type
         )));
     }
-    let root = field(view, "content")
-        .and_then(|h| casesync_crypto::hash::from_hex(&h))
-        .and_then(|b| Hash::from_slice(&b))
-        .ok_or_else(|| {
-            NodeError::Refused(format!(
-                "evidence record {id} names no stored file (it was made without one, by `record add`)"
-            ))
-        })?;
+    let root = content_root(view).ok_or_else(|| {
+        NodeError::Refused(format!(
+            "evidence record {id} names no stored file (it was made without one, by `record add`)"
+        ))
+    })?;
     let bytes = match PieceStore::new(&node.dir).get(&root, MAX_MANIFEST)? {
         Piece::Here(b) => b,
         Piece::Missing => {
@@ -777,9 +786,7 @@ pub fn get(node: &Node, actor: &Actor, record: &str, out: &Path) -> Result<FileR
         None,
         Some(record),
         || {
-            let conn = node.store.conn();
-            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
-            let f = open_file(node, &case, &id, &view)?;
+            let (case, id, f) = open_record(node, actor, record, Need::Read)?;
             let done = write_verified(node, &id, &f, out)?;
             audit::append_alone(
                 node,
@@ -836,9 +843,7 @@ pub fn stream_to<W: Write>(
         None,
         Some(record),
         || {
-            let conn = node.store.conn();
-            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
-            let f = open_file(node, &case, &id, &view)?;
+            let (case, id, f) = open_record(node, actor, record, Need::Read)?;
             let info = FileInfo {
                 record: id.to_string(),
                 file: f.name.clone(),
@@ -889,9 +894,7 @@ pub fn verify(node: &Node, actor: &Actor, record: &str) -> Result<FileReport> {
         None,
         Some(record),
         || {
-            let conn = node.store.conn();
-            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Read)?;
-            let f = open_file(node, &case, &id, &view)?;
+            let (case, id, f) = open_record(node, actor, record, Need::Read)?;
             let (sha, size) = stream_file(node, &id, &f, std::io::sink())?;
             audit::append_alone(
                 node,
@@ -1034,9 +1037,7 @@ pub fn export(node: &Node, actor: &Actor, record: &str, dir: &Path) -> Result<Fi
                     "evidence export is a disclosure: say why with --justification".into(),
                 ));
             }
-            let conn = node.store.conn();
-            let (case, id, view) = records::open_for(node, actor, conn, record, Need::Manage)?;
-            let f = open_file(node, &case, &id, &view)?;
+            let (case, id, f) = open_record(node, actor, record, Need::Manage)?;
             if dir.exists()
                 && std::fs::read_dir(dir)
                     .map_err(|e| io(dir, "read", e))?

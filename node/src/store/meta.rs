@@ -19,3 +19,16 @@ pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// A bookmark of background work (the last entry id it looked at): 0 if
+/// never set or not 8 bytes.
+pub fn meta_stamp(c: &Connection, key: &str) -> Result<i64> {
+    Ok(meta_get(c, key)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+pub fn set_meta_stamp(c: &Connection, key: &str, value: i64) -> Result<()> {
+    meta_put(c, key, &value.to_be_bytes())
+}
