@@ -32,6 +32,7 @@ use crate::cases::{self, Case};
 use crate::net::protocol::{MAX_PIECES_PER_REQUEST, PieceRequest, PieceResponse};
 use crate::pieces::{Piece, PieceStore};
 use crate::records::{self, Made};
+use crate::store::Checked;
 use crate::{Node, NodeError, Result, store};
 use libp2p::PeerId;
 use std::collections::HashMap;
@@ -295,41 +296,80 @@ pub fn discover(node: &Node) -> Result<u64> {
     Ok(found)
 }
 
-/// Once a file's manifest is here: records its pieces (which are here).
+/// Once a file's manifest is here: checks it against each record naming
+/// the file, and records its pieces (which are here) for the one it belongs
+/// to. A record naming another's file (a member of one case naming the root
+/// of another case's file, or a record id claimed in another case) is
+/// logged and marked, and never fetched or served for; the node goes on.
 fn load_manifest(node: &Node, root: &Hash) -> Result<()> {
     let conn = node.store.conn();
-    let Some(file) = store::evidence_file(conn, root)? else {
-        return Ok(());
-    };
-    if file.pieces.is_some() {
+    let naming = store::evidence_files_naming(conn, root)?;
+    if naming.iter().all(|f| f.checked != Checked::NotYet) {
         return Ok(());
     }
-    let record_ref = file.record_ref;
     let pieces_store = PieceStore::new(&node.dir);
     let Piece::Here(bytes) = pieces_store.get(root, MAX_MANIFEST)? else {
         return Ok(());
     };
-    let manifest = Manifest::decode(&bytes)?;
-    // The manifest must be the one of the record that names it.
-    let Some(row) = store::record_by_row(conn, record_ref)? else {
-        return Ok(());
-    };
-    let view = node.storage.record_view(&row)?;
-    if manifest.record.to_string() != view.id {
-        return Err(NodeError::Integrity(format!(
-            "the manifest {} names another record than {}",
-            root.short(),
-            view.id
-        )));
+    let manifest = Manifest::decode(&bytes).ok();
+    let mut belongs = naming.iter().any(|f| f.checked == Checked::Belongs);
+    let mut undecided = false;
+    for f in naming.iter().filter(|f| f.checked == Checked::NotYet) {
+        let Some(row) = store::record_by_row(conn, f.record_ref)? else {
+            undecided = true;
+            continue;
+        };
+        let view = node.storage.record_view(&row)?;
+        let case = cases::load_ref(node, conn, f.case_ref)?;
+        let checked = match &manifest {
+            Some(m) if manifest_belongs(node, &case, &view, m) => Checked::Belongs,
+            _ => {
+                tracing::warn!(target: "casesync",
+                    "evidence record {} of case {} names file {}, whose manifest is another record's: it is neither fetched nor served for it",
+                    view.id, case.id, root.short());
+                audit::append_alone(
+                    node,
+                    &Actor::new(Some("serve"), None),
+                    Event::new(Action::SyncReject)
+                        .case(case.id)
+                        .records([view.id.clone()])
+                        .detail(format!(
+                            "evidence record {} names file {}, whose manifest belongs to another record: not fetched or served for it",
+                            view.id,
+                            root.short()
+                        )),
+                )?;
+                Checked::Foreign
+            }
+        };
+        belongs |= checked == Checked::Belongs;
+        node.store
+            .write(|tx| store::check_evidence_file(tx, root, f.record_ref, checked))?;
     }
-    let listed: Vec<(Hash, bool)> = manifest
-        .pieces
-        .iter()
-        .map(|h| (*h, pieces_store.has(h)))
-        .collect();
-    node.store
-        .write(|tx| store::set_evidence_pieces(tx, root, &listed))?;
+    match (belongs, manifest) {
+        (true, Some(m)) => {
+            let listed: Vec<(Hash, bool)> =
+                m.pieces.iter().map(|h| (*h, pieces_store.has(h))).collect();
+            node.store
+                .write(|tx| store::set_evidence_pieces(tx, root, &listed))?;
+        }
+        // Of no record here (a hostile member sent it): not kept.
+        _ if !undecided => pieces_store.remove(root)?,
+        _ => {}
+    }
     Ok(())
+}
+
+/// Whether manifest `m` is the one of evidence record `view` of `case`: it
+/// names the record, and its file key opens under one of the case's epoch
+/// keys with the record bound in (so a record id claimed in another case
+/// does not pass).
+fn manifest_belongs(node: &Node, case: &Case, view: &RecordView, m: &Manifest) -> bool {
+    m.record.to_string() == view.id
+        && cases::epoch_key(node, node.store.conn(), case, &m.epoch)
+            .ok()
+            .and_then(|k| k.open(&key_aad(&m.record, m.size), &m.sealed_key).ok())
+            .is_some()
 }
 
 /// Answers a member's request for pieces: each one this node holds, of a
@@ -405,13 +445,24 @@ pub fn answer_pieces(node: &Node, peer: &PeerId, request: PieceRequest) -> Resul
 /// What to ask whom: for each connected peer that is a member of a case
 /// with pieces this node lacks, up to a request's worth of them.
 pub fn plan(node: &Node, connected: &[PeerId], eager: bool) -> Result<Vec<(PeerId, Vec<Hash>)>> {
+    // Checked each round even with no one to ask: records naming files
+    // are checked as they arrive, whoever sent them.
     discover(node)?;
+    if connected.is_empty() {
+        return Ok(Vec::new());
+    }
     let conn = node.store.conn();
     let wanted = store::evidence_wanted(conn, !eager, 256)?;
     let store = PieceStore::new(&node.dir);
     let mut members: HashMap<i64, Vec<PeerId>> = HashMap::new();
     let mut plan: HashMap<PeerId, Vec<Hash>> = HashMap::new();
+    let mut seen: Vec<Hash> = Vec::new();
     for (hash, case_ref) in wanted {
+        // A root several records name is asked for once.
+        if seen.contains(&hash) {
+            continue;
+        }
+        seen.push(hash);
         // Here already (a kill between the write and its note): noted, not fetched.
         if store.has(&hash) {
             stored(node, &hash)?;
@@ -503,9 +554,11 @@ pub fn store_fetched(
     })?;
     for root in completed {
         let conn = node.store.conn();
-        if let Some(file) = store::evidence_file(conn, &root)?
-            && let Some(row) = store::record_by_row(conn, file.record_ref)?
-        {
+        let naming = store::evidence_files_naming(conn, &root)?;
+        for file in naming.iter().filter(|f| f.checked == Checked::Belongs) {
+            let Some(row) = store::record_by_row(conn, file.record_ref)? else {
+                continue;
+            };
             let view = node.storage.record_view(&row)?;
             let case = cases::load_ref(node, conn, file.case_ref)?;
             audit::append_alone(

@@ -412,6 +412,145 @@ fn evidence_reaches_members_by_their_fetch_policy_and_no_one_else() {
     drop((sa, sb, sc, sd));
 }
 
+/// A member of case X who learnt the root of case Y's file (a former member
+/// of Y, say) names it in records of its own in X: one of its own id, one
+/// claiming the id of Y's record. Neither gets it Y's file: its manifest
+/// belongs to Y's record (it names it, and its key opens only under Y's
+/// keys). A node that saw X's records first still fetches, keeps and opens
+/// Y's file for Y, serves it to no one through X, and logs the claims.
+#[test]
+fn a_member_cannot_take_another_cases_file_by_naming_its_root() {
+    use crate::hostile_peer::{accepted, connect, local, writer};
+    use crate::network::{Server, eventually, federation};
+    use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
+    let t = TestDir::new("evidence_claimed_root");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, h, "contributor");
+    let y = a.create_case("Y");
+    let bytes = file_bytes((3 << 20) + 5, 9);
+    let id_y = add(a, &y, &t.write("ledger.xlsx", &bytes), &[]);
+    let root = a.show(&id_y)["fields"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut hashes = vec![root.clone()];
+    hashes.extend(pieces_of(&t, a, &id_y, "y"));
+    let sa = Server::start(a, &[]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+
+    // H writes two evidence records in X naming Y's file.
+    let case_x: casesync_schema::CaseId = x.parse().unwrap();
+    let (hn, epoch_x, key_x, federation_id) = writer(h, case_x);
+    let target: libp2p::PeerId = crate::util::peer_of(a).parse().unwrap();
+    let claim = |id_field: &str| RecordInput {
+        record_type: RecordType::Evidence,
+        fields: [
+            ("file", FieldValue::Str("ledger.xlsx".into())),
+            ("size", FieldValue::Int(bytes.len() as i64)),
+            ("sha256", FieldValue::Str(sha256_hex(&bytes))),
+            ("content", FieldValue::Str(root.clone())),
+            ("media_type", FieldValue::Str(id_field.into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        grading: None,
+        releasable_to: ReleasableTo(vec![]),
+    };
+    let own = casesync_schema::RecordId::new_v7();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation_id).await;
+        let one = hostile.entry_making(
+            case_x,
+            1,
+            casesync_crypto::Hash::ZERO,
+            (epoch_x, &key_x),
+            own,
+            &claim("application/octet-stream"),
+        );
+        let two = hostile.entry_making(
+            case_x,
+            2,
+            one.hash(),
+            (epoch_x, &key_x),
+            id_y.parse().unwrap(),
+            &claim("application/vnd.ms-excel"),
+        );
+        let r = hostile
+            .deliver(case_x, vec![one.bytes().to_vec(), two.bytes().to_vec()])
+            .await;
+        assert_eq!(accepted(&r), (2, 0), "H's records are records of X");
+    });
+    let claimed_own = format!("{own}@{x}");
+    let claimed_id = format!("{id_y}@{x}");
+    // A, who made the file, gives H nothing of it.
+    eventually(30, "A checked H's claims", || {
+        a.json(&["audit", "list", "--action", "sync.reject"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("names file")
+            })
+            .count()
+            == 2
+    });
+    let got = ask_for_pieces(h, &sa.addr, a, &hashes);
+    assert!(got.iter().all(|p| p.is_empty()), "H got Y's file from A");
+
+    // B sees X's records first (a member of X), then joins Y.
+    a.add_member(&x, b, "contributor");
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    assert!(b.cmd(&["record", "show", &claimed_own]).status.success());
+    a.add_member(&y, b, "contributor");
+    let sb = Server::start(b, &[&sa.addr]);
+    // (By id alone the record is ambiguous on B: H claimed it in X.)
+    let in_y = format!("{id_y}@{y}");
+    eventually(60, "B holds Y's file, checked", || verified(b, &in_y));
+    let out = t.join("b.xlsx");
+    b.cmd(&["evidence", "get", &in_y, "--out", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Through X the file opens for no one, and B serves H none of it.
+    for claimed in [&claimed_own, &claimed_id] {
+        let err = b
+            .cmd(&[
+                "evidence",
+                "get",
+                claimed,
+                "--out",
+                t.join("h.bin").to_str().unwrap(),
+            ])
+            .err();
+        assert!(
+            err.contains("another record") || err.contains("no key epoch"),
+            "{claimed}: {err}"
+        );
+    }
+    let got = ask_for_pieces(h, &sb.addr, b, &hashes);
+    assert!(got.iter().all(|p| p.is_empty()), "H got Y's file from B");
+    let rejected = b.json(&["audit", "list", "--action", "sync.reject"]);
+    let named: Vec<&str> = rejected
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["detail"].as_str())
+        .filter(|d| d.contains("names file"))
+        .collect();
+    assert_eq!(named.len(), 2, "{rejected}");
+    drop((sa, sb));
+}
+
 /// Asks `from`'s serving node at `addr` for pieces, as `asker` (its keys, over
 /// real libp2p): what a node would get if it asked by hash.
 fn ask_for_pieces(asker: &Node, addr: &str, from: &Node, hashes: &[String]) -> Vec<Vec<u8>> {

@@ -99,7 +99,7 @@ impl Hostile {
         self.client.request(self.target, request).await
     }
 
-    async fn deliver(&self, case: CaseId, entries: Vec<Vec<u8>>) -> SyncResponse {
+    pub(crate) async fn deliver(&self, case: CaseId, entries: Vec<Vec<u8>>) -> SyncResponse {
         let body = BundleBody {
             registry_ops: vec![],
             cases: vec![CaseItems {
@@ -167,6 +167,26 @@ impl Hostile {
         name: &str,
         id: RecordId,
     ) -> LogEntry {
+        let input = RecordInput {
+            record_type: RecordType::Person,
+            fields: [("name".to_string(), FieldValue::Str(name.to_string()))].into(),
+            grading: None,
+            releasable_to: ReleasableTo(vec![]),
+        };
+        self.entry_making(case, seq, prev, (epoch, key), id, &input)
+    }
+
+    /// An entry of this node in `case` making record `id` as `input` says
+    /// (any type, any fields: a hostile writer's choice).
+    pub(crate) fn entry_making(
+        &self,
+        case: CaseId,
+        seq: u64,
+        prev: Hash,
+        (epoch, key): (Hash, &SymmetricKey),
+        id: RecordId,
+        input: &RecordInput,
+    ) -> LogEntry {
         let me = self.keys.public().ed25519;
         let env = Envelope {
             id,
@@ -174,13 +194,7 @@ impl Hostile {
             originator: casesync_crypto::identity::peer_id_of(&me).unwrap(),
             created: "2026-11-26T10:00:00+00:00".into(),
         };
-        let input = RecordInput {
-            record_type: RecordType::Person,
-            fields: [("name".to_string(), FieldValue::Str(name.to_string()))].into(),
-            grading: None,
-            releasable_to: ReleasableTo(vec![]),
-        };
-        let (_, change, _) = doc::new_record(doc::actor_for(&me), &env, &input, 0).unwrap();
+        let (_, change, _) = doc::new_record(doc::actor_for(&me), &env, input, 0).unwrap();
         let payload = encode_payload(&[RecordChange { record: id, change }]);
         let header = EntryHeader {
             case,
@@ -195,7 +209,7 @@ impl Hostile {
     }
 }
 
-fn accepted(r: &SyncResponse) -> (u64, u64) {
+pub(crate) fn accepted(r: &SyncResponse) -> (u64, u64) {
     match r {
         SyncResponse::Accepted { entries, rejected } => (*entries, *rejected),
         other => panic!("expected Accepted, got {other:?}"),
@@ -1135,7 +1149,7 @@ fn endless_data_on_many_streams_costs_bounded_memory() {
 
 /// `node` unlocked as the hostile side holds it, with the epoch it writes
 /// `case` under, that epoch's key, and the federation id.
-fn writer(node: &Node, case: CaseId) -> (casesync_node::Node, Hash, SymmetricKey, Hash) {
+pub(crate) fn writer(node: &Node, case: CaseId) -> (casesync_node::Node, Hash, SymmetricKey, Hash) {
     let hn = DataDir::new(&node.dir)
         .unlock(PASSPHRASE.as_bytes())
         .unwrap();

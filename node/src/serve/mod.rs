@@ -532,7 +532,7 @@ pub async fn run(
                 }
                 Event::Refused(msg) => log(msg),
             },
-            _ = fetch_tick.tick(), if !opts.once && !fetching.get() && !connected.is_empty() => {
+            _ = fetch_tick.tick(), if !opts.once && !fetching.get() => {
                 fetching.set(true);
                 tokio::task::spawn_local(pieces::fetch(
                     handles.take(&node)?,

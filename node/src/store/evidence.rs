@@ -2,7 +2,9 @@
 
 use super::*;
 
-/// Notes an evidence record's file (its root); nothing if already known.
+/// Notes that the record `record_ref` names the file `root`; nothing if
+/// already noted. Any record may name any root: what the manifest says
+/// decides (`check_evidence_file`).
 pub fn note_evidence_file(
     c: &Connection,
     root: &Hash,
@@ -17,7 +19,39 @@ pub fn note_evidence_file(
     Ok(())
 }
 
-/// Records a file's pieces once its manifest is here, with which are here.
+/// Whether a file's manifest names the record that names the file (and
+/// its key opens under that record's case): only such a file is fetched
+/// and served. Set once the manifest is here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// The manifest is not here yet.
+    NotYet = 0,
+    /// The manifest belongs to this record.
+    Belongs = 1,
+    /// It belongs to another record: never fetched or served for this one.
+    Foreign = 2,
+}
+
+/// Notes what checking `root`'s manifest found for the record `record_ref`.
+pub fn check_evidence_file(
+    c: &Connection,
+    root: &Hash,
+    record_ref: i64,
+    checked: Checked,
+) -> Result<()> {
+    exec(
+        c,
+        "UPDATE evidence_files SET checked = ?3, \
+         pieces = CASE WHEN ?3 = 2 THEN 0 ELSE pieces END, \
+         missing = CASE WHEN ?3 = 2 THEN 0 ELSE missing END \
+         WHERE root = ?1 AND record_ref = ?2",
+        params![&root.0[..], record_ref, checked as i64],
+    )?;
+    Ok(())
+}
+
+/// Records a file's pieces once its manifest is here and checked, with
+/// which are here.
 pub fn set_evidence_pieces(c: &Connection, root: &Hash, pieces: &[(Hash, bool)]) -> Result<()> {
     let mut s = c.prepare_cached(
         "INSERT OR REPLACE INTO evidence_pieces (root, idx, hash, have) VALUES (?1, ?2, ?3, ?4)",
@@ -28,41 +62,48 @@ pub fn set_evidence_pieces(c: &Connection, root: &Hash, pieces: &[(Hash, bool)])
     let missing = pieces.iter().filter(|(_, h)| !h).count() as i64;
     exec(
         c,
-        "UPDATE evidence_files SET pieces = ?2, missing = ?3 WHERE root = ?1",
+        "UPDATE evidence_files SET pieces = ?2, missing = ?3 WHERE root = ?1 AND checked = 1",
         params![&root.0[..], pieces.len() as i64, missing],
     )?;
     Ok(())
 }
 
-/// A file this node knows of.
+/// A record naming a file this node knows of.
 pub struct EvidenceFile {
     pub record_ref: i64,
     pub case_ref: i64,
-    /// How many pieces, once the manifest is here.
+    pub checked: Checked,
+    /// How many pieces, once the manifest is here and checked.
     pub pieces: Option<i64>,
 }
 
-pub fn evidence_file(c: &Connection, root: &Hash) -> Result<Option<EvidenceFile>> {
-    Ok(query_one(
-        c,
-        "SELECT record_ref, case_ref, pieces FROM evidence_files WHERE root = ?1",
-        [&root.0[..]],
-        |r| {
-            Ok(EvidenceFile {
-                record_ref: r.get(0)?,
-                case_ref: r.get(1)?,
-                pieces: r.get(2)?,
-            })
-        },
-    )
-    .optional()?)
+/// Every record naming the file `root`.
+pub fn evidence_files_naming(c: &Connection, root: &Hash) -> Result<Vec<EvidenceFile>> {
+    let mut s = c.prepare_cached(
+        "SELECT record_ref, case_ref, checked, pieces FROM evidence_files WHERE root = ?1",
+    )?;
+    Ok(s.query_map([&root.0[..]], |r| {
+        Ok(EvidenceFile {
+            record_ref: r.get(0)?,
+            case_ref: r.get(1)?,
+            checked: match r.get::<_, i64>(2)? {
+                1 => Checked::Belongs,
+                2 => Checked::Foreign,
+                _ => Checked::NotYet,
+            },
+            pieces: r.get(3)?,
+        })
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// The cases a piece (or a manifest, by its root) belongs to.
+/// The cases a piece (or a manifest, by its root) may be served for: those
+/// of the records naming a file it is part of, whose manifest names them.
 pub fn cases_of_piece(c: &Connection, hash: &Hash) -> Result<Vec<(i64, i64)>> {
     let mut s = c.prepare_cached(
-        "SELECT f.case_ref, f.record_ref FROM evidence_files f WHERE f.root = ?1 \
-         UNION SELECT f.case_ref, f.record_ref FROM evidence_pieces p JOIN evidence_files f ON f.root = p.root WHERE p.hash = ?1",
+        "SELECT f.case_ref, f.record_ref FROM evidence_files f WHERE f.root = ?1 AND f.checked = 1 \
+         UNION SELECT f.case_ref, f.record_ref FROM evidence_pieces p JOIN evidence_files f ON f.root = p.root \
+         WHERE p.hash = ?1 AND f.checked = 1",
     )?;
     Ok(s.query_map([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?)
@@ -84,12 +125,12 @@ pub fn have_evidence_piece(c: &Connection, hash: &Hash) -> Result<Vec<Hash>> {
     for root in roots {
         exec(
             c,
-            "UPDATE evidence_files SET missing = (SELECT COUNT(*) FROM evidence_pieces WHERE root = ?1 AND have = 0) WHERE root = ?1",
+            "UPDATE evidence_files SET missing = (SELECT COUNT(*) FROM evidence_pieces WHERE root = ?1 AND have = 0) WHERE root = ?1 AND checked = 1",
             [&root],
         )?;
         let missing: i64 = query_one(
             c,
-            "SELECT IFNULL(missing, 1) FROM evidence_files WHERE root = ?1",
+            "SELECT IFNULL(MIN(missing), 1) FROM evidence_files WHERE root = ?1 AND checked = 1",
             [&root],
             |r| r.get(0),
         )?;
@@ -117,9 +158,8 @@ pub fn want_evidence_file(c: &Connection, root: &Hash) -> Result<()> {
 /// case row; at most `limit`.
 pub fn evidence_wanted(c: &Connection, wanted_only: bool, limit: i64) -> Result<Vec<(Hash, i64)>> {
     let mut out = Vec::new();
-    let mut s = c.prepare_cached(
-        "SELECT root, case_ref FROM evidence_files WHERE pieces IS NULL LIMIT ?1",
-    )?;
+    let mut s =
+        c.prepare_cached("SELECT root, case_ref FROM evidence_files WHERE checked = 0 LIMIT ?1")?;
     let rows = s
         .query_map([limit], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -129,7 +169,7 @@ pub fn evidence_wanted(c: &Connection, wanted_only: bool, limit: i64) -> Result<
     );
     let mut s = c.prepare_cached(
         "SELECT p.hash, f.case_ref FROM evidence_pieces p JOIN evidence_files f ON f.root = p.root \
-         WHERE p.have = 0 AND (?1 = 0 OR f.want = 1) ORDER BY p.root, p.idx LIMIT ?2",
+         WHERE p.have = 0 AND f.checked = 1 AND (?1 = 0 OR f.want = 1) ORDER BY p.root, p.idx LIMIT ?2",
     )?;
     let rows = s
         .query_map(params![wanted_only as i64, limit], |r| {

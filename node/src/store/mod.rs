@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("016_match.sql"),
     include_str!("017_search_by_term.sql"),
     include_str!("018_evidence.sql"),
+    include_str!("019_evidence_per_record.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
