@@ -119,30 +119,52 @@ fn seal_file(
     let mut plain = Sha256Stream::new();
     let mut buf = vec![0u8; SEGMENT as usize];
     let mut pieces = Vec::with_capacity(n as usize);
-    let mut batch: Vec<(Hash, Vec<u8>)> = Vec::with_capacity(16);
     let changed = || {
         NodeError::Refused(format!(
             "{} changed while it was read: add it again once nothing writes to it",
             path.display()
         ))
     };
-    for i in 0..n {
-        let len = size
-            .saturating_sub(i * u64::from(SEGMENT))
-            .min(u64::from(SEGMENT)) as usize;
-        f.read_exact(&mut buf[..len]).map_err(|_| changed())?;
-        plain.update(&buf[..len]);
-        let sealed = key.seal_segment(i, i + 1 == n, &aad, &buf[..len])?;
-        let h = sha256(&sealed);
-        batch.push((h, sealed));
-        pieces.push(h);
-        // Flushed 16 pieces at a time: bounded memory, fewer disk flushes.
-        if batch.len() == 16 || i + 1 == n {
-            let refs: Vec<(Hash, &[u8])> = batch.iter().map(|(h, b)| (*h, b.as_slice())).collect();
-            store.put_all(&refs, true)?;
-            batch.clear();
-        }
-    }
+    // Two stages on two cores: this thread reads, hashes and seals; a
+    // writer stores the sealed pieces 8 at a time (one flush per batch's
+    // directory), at most one batch waiting: bounded memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Hash, Vec<u8>)>>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let writer = scope.spawn(move || -> Result<()> {
+            for batch in rx {
+                let refs: Vec<(Hash, &[u8])> =
+                    batch.iter().map(|(h, b)| (*h, b.as_slice())).collect();
+                store.put_all(&refs, true)?;
+            }
+            Ok(())
+        });
+        let read = (|| -> Result<()> {
+            let mut batch: Vec<(Hash, Vec<u8>)> = Vec::with_capacity(8);
+            for i in 0..n {
+                let len = size
+                    .saturating_sub(i * u64::from(SEGMENT))
+                    .min(u64::from(SEGMENT)) as usize;
+                f.read_exact(&mut buf[..len]).map_err(|_| changed())?;
+                plain.update(&buf[..len]);
+                let sealed = key.seal_segment(i, i + 1 == n, &aad, &buf[..len])?;
+                let h = sha256(&sealed);
+                batch.push((h, sealed));
+                pieces.push(h);
+                if batch.len() == 8 || i + 1 == n {
+                    // A writer gone has failed: its error is the one told.
+                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| NodeError::Io("the thread writing the pieces failed".into()))?;
+        written.and(read)
+    })?;
     if f.read(&mut [0u8; 1]).map_err(|e| io(path, "read", e))? != 0 {
         return Err(changed());
     }
@@ -444,7 +466,13 @@ pub fn answer_pieces(node: &Node, peer: &PeerId, request: PieceRequest) -> Resul
 
 /// What to ask whom: for each connected peer that is a member of a case
 /// with pieces this node lacks, up to a request's worth of them.
-pub fn plan(node: &Node, connected: &[PeerId], eager: bool) -> Result<Vec<(PeerId, Vec<Hash>)>> {
+/// `in_flight`: pieces asked for and not stored yet, left out.
+pub fn plan(
+    node: &Node,
+    connected: &[PeerId],
+    eager: bool,
+    in_flight: &[Hash],
+) -> Result<Vec<(PeerId, Vec<Hash>)>> {
     // Checked each round even with no one to ask: records naming files
     // are checked as they arrive, whoever sent them.
     discover(node)?;
@@ -459,7 +487,7 @@ pub fn plan(node: &Node, connected: &[PeerId], eager: bool) -> Result<Vec<(PeerI
     let mut seen: Vec<Hash> = Vec::new();
     for (hash, case_ref) in wanted {
         // A root several records name is asked for once.
-        if seen.contains(&hash) {
+        if seen.contains(&hash) || in_flight.contains(&hash) {
             continue;
         }
         seen.push(hash);
@@ -730,43 +758,58 @@ fn stream_file(
     let n = f.manifest.pieces.len();
     let mut sha = Sha256Stream::new();
     let mut written = 0u64;
-    for (i, h) in f.manifest.pieces.iter().enumerate() {
-        let which = || format!("piece {} of {n} ({}) of evidence {id}", i + 1, h.short());
-        // The seal authenticates the piece; its hash is checked only to say
-        // what is wrong with one that does not open.
-        let Some(bytes) = store.get_unchecked(h, MAX_PIECE)? else {
-            want(node, &f.root);
-            return Err(NodeError::Refused(format!(
-                "{} is not on this node (yet: `serve` fetches it from a member that holds it)",
-                which()
-            )));
-        };
-        let plain = match f.key.open_segment(i as u64, i + 1 == n, &f.aad, &bytes) {
-            Ok(p) => p,
-            Err(_) if !sha256(&bytes).ct_eq(h) => {
-                return Err(NodeError::Integrity(format!(
-                    "{} is damaged: its bytes do not match its hash",
-                    which()
-                )));
+    // Two stages on two cores: a reader reads and opens the pieces in turn,
+    // at most two ahead; this thread hashes and writes them.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::result::Result<Vec<u8>, Unread>>(2);
+    let reader = |tx: std::sync::mpsc::SyncSender<_>| {
+        for (i, h) in f.manifest.pieces.iter().enumerate() {
+            let piece = open_piece(&store, f, i, h);
+            let failed = piece.is_err();
+            if tx.send(piece).is_err() || failed {
+                return;
             }
-            Err(_) => {
-                return Err(NodeError::Integrity(format!(
-                    "{} does not open: it belongs to another file or another place in this one",
-                    which()
-                )));
-            }
-        };
-        if plain.len() as u64 != f.manifest.plain_len(i as u64) {
-            return Err(NodeError::Integrity(format!(
-                "{} has the wrong length",
-                which()
-            )));
         }
-        sha.update(&plain);
-        out.write_all(&plain)
-            .map_err(|e| NodeError::Io(format!("cannot write the file: {e}")))?;
-        written += plain.len() as u64;
-    }
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || reader(tx));
+        for (i, piece) in rx.into_iter().enumerate() {
+            let which = || {
+                let h = f
+                    .manifest
+                    .pieces
+                    .get(i)
+                    .map(Hash::short)
+                    .unwrap_or_default();
+                format!("piece {} of {n} ({h}) of evidence {id}", i + 1)
+            };
+            let plain = match piece {
+                Ok(p) => p,
+                Err(Unread::Missing) => {
+                    want(node, &f.root);
+                    return Err(NodeError::Refused(format!(
+                        "{} is not on this node (yet: `serve` fetches it from a member that holds it)",
+                        which()
+                    )));
+                }
+                Err(Unread::Failed(e)) => return Err(e),
+                Err(why) => {
+                    let what = match why {
+                        Unread::Damaged => "is damaged: its bytes do not match its hash",
+                        Unread::Foreign => {
+                            "does not open: it belongs to another file or another place in this one"
+                        }
+                        _ => "has the wrong length",
+                    };
+                    return Err(NodeError::Integrity(format!("{} {what}", which())));
+                }
+            };
+            sha.update(&plain);
+            out.write_all(&plain)
+                .map_err(|e| NodeError::Io(format!("cannot write the file: {e}")))?;
+            written += plain.len() as u64;
+        }
+        Ok(())
+    })?;
     let got = sha.finish().to_hex();
     if got != f.sha256 || written != f.manifest.size {
         return Err(NodeError::Integrity(format!(
@@ -775,6 +818,41 @@ fn stream_file(
         )));
     }
     Ok((got, written))
+}
+
+/// Why a piece of a file could not be given back.
+enum Unread {
+    Missing,
+    Damaged,
+    Foreign,
+    WrongLength,
+    Failed(NodeError),
+}
+
+/// Reads piece `i` (hash `h`) of an opened file and opens it. The seal
+/// authenticates the piece; its hash is checked only to say what is wrong
+/// with one that does not open.
+fn open_piece(
+    store: &PieceStore,
+    f: &Opened,
+    i: usize,
+    h: &Hash,
+) -> std::result::Result<Vec<u8>, Unread> {
+    let n = f.manifest.pieces.len();
+    let bytes = match store.get_unchecked(h, MAX_PIECE) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(Unread::Missing),
+        Err(e) => return Err(Unread::Failed(e)),
+    };
+    let plain = match f.key.open_segment(i as u64, i + 1 == n, &f.aad, &bytes) {
+        Ok(p) => p,
+        Err(_) if !sha256(&bytes).ct_eq(h) => return Err(Unread::Damaged),
+        Err(_) => return Err(Unread::Foreign),
+    };
+    if plain.len() as u64 != f.manifest.plain_len(i as u64) {
+        return Err(Unread::WrongLength);
+    }
+    Ok(plain)
 }
 
 /// What `get` and `verify` report.
