@@ -39,13 +39,13 @@ pub mod seeds;
 
 /// Signature contexts of the signed encodings (private in casesync-schema; the
 /// regression tests fail if these drift, since re-signed seeds stop decoding).
-pub const ENTRY_CONTEXT: &[u8] = b"casesync/entry/v1";
+pub const ENTRY_CONTEXT: &[u8] = b"casesync/entry/v2";
 pub const CONTROL_CONTEXT: &[u8] = b"casesync/control/v1";
 pub const REGISTRY_CONTEXT: &[u8] = b"casesync/registry/v1";
 pub const CARD_CONTEXT: &[u8] = b"casesync/card/v1";
 pub const BUNDLE_CONTEXT: &[u8] = b"casesync/bundle/v1";
 /// Offsets of the signer's key (`SignedLayout::key_at`).
-pub const ENTRY_KEY_AT: usize = 17;
+pub const ENTRY_KEY_AT: usize = 21;
 pub const CONTROL_KEY_AT: usize = 17;
 pub const REGISTRY_KEY_AT: usize = 33;
 pub const CARD_KEY_AT: usize = 1;
@@ -100,6 +100,23 @@ pub fn resign(body: &[u8], key_at: usize, context: &[u8]) -> Vec<u8> {
     b
 }
 
+/// A log entry whose head (up to its declared length, less the signature)
+/// is re-signed with the fixed key: its signature goes at the head's end,
+/// before the tail of parts. Input: the entry without its signature.
+pub fn resign_entry(unsigned: &[u8]) -> Vec<u8> {
+    let declared = unsigned
+        .get(1..5)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .unwrap_or(0);
+    let signed_len = declared
+        .saturating_sub(casesync_crypto::identity::SIGNATURE_LEN)
+        .clamp(ENTRY_KEY_AT + 32, unsigned.len().max(ENTRY_KEY_AT + 32));
+    let (head, tail) = unsigned.split_at(signed_len.min(unsigned.len()));
+    let mut b = resign(head, ENTRY_KEY_AT, ENTRY_CONTEXT);
+    b.extend_from_slice(tail);
+    b
+}
+
 /// Reads fixed-size fields off fuzz input, zero-padded past its end.
 struct Fields<'a>(&'a [u8]);
 
@@ -136,7 +153,7 @@ fn log_entry_impl(data: &[u8]) -> bool {
     let (mode, rest) = split(data);
     match mode % 3 {
         0 => entry_checked(rest),
-        1 => entry_checked(&resign(rest, ENTRY_KEY_AT, ENTRY_CONTEXT)),
+        1 => entry_checked(&resign_entry(rest)),
         _ => entry_round_trip(rest),
     }
 }
@@ -147,7 +164,11 @@ fn entry_checked(bytes: &[u8]) -> bool {
         return false;
     };
     assert_eq!(e.bytes(), bytes, "an entry keeps the bytes it verified");
-    assert_eq!(e.hash(), sha256(bytes));
+    // Erasing every part keeps the entry's hash and signature.
+    let tags: Vec<_> = e.parts().iter().map(|p| p.tag).collect();
+    let erased = e.without(&tags);
+    let again = LogEntry::decode_verified(erased.bytes()).expect("an erased entry verifies");
+    assert_eq!(again.hash(), e.hash());
     if let Ok(changes) = e.open(fixed_key()) {
         for c in &changes {
             change_pipeline(&c.change);
@@ -171,7 +192,9 @@ fn entry_round_trip(data: &[u8]) -> bool {
             hash: Hash(f.array()),
         })
         .collect();
-    let payload = f.rest();
+    let Ok(changes) = entry::decode_payload(f.rest()) else {
+        return false;
+    };
     let header = EntryHeader {
         case,
         author: [0; 32],
@@ -181,7 +204,7 @@ fn entry_round_trip(data: &[u8]) -> bool {
         time_ms,
         view,
     };
-    let Ok(created) = LogEntry::create(fixed_keys(), header, fixed_key(), payload) else {
+    let Ok(created) = LogEntry::create(fixed_keys(), header, fixed_key(), &changes) else {
         return false;
     };
     let prev_ok = match (entry::chain_of(seq), entry::starts_chain(seq)) {
@@ -196,8 +219,18 @@ fn entry_round_trip(data: &[u8]) -> bool {
     assert_eq!(decoded.header, created.header);
     assert_eq!(decoded.hash(), created.hash());
     let opened = decoded.open(fixed_key()).ok();
-    assert_eq!(opened, entry::decode_payload(payload).ok());
-    let Some(changes) = opened else { return false };
+    // A part per record, in the order each record first appears.
+    let mut grouped: Vec<entry::RecordChange> = Vec::new();
+    let mut order: Vec<casesync_schema::RecordId> = Vec::new();
+    for c in &changes {
+        if !order.contains(&c.record) {
+            order.push(c.record);
+        }
+    }
+    for r in &order {
+        grouped.extend(changes.iter().filter(|c| &c.record == r).cloned());
+    }
+    assert_eq!(opened.as_ref(), Some(&grouped));
     for c in &changes {
         change_pipeline(&c.change);
     }

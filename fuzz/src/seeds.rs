@@ -38,6 +38,14 @@ fn unsigned(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.len() - SIGNATURE_LEN]
 }
 
+/// A log entry without the signature at the end of its head.
+fn unsigned_entry(bytes: &[u8]) -> Vec<u8> {
+    let head = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    let mut b = bytes[..head - SIGNATURE_LEN].to_vec();
+    b.extend_from_slice(&bytes[head..]);
+    b
+}
+
 const CASE: CaseId = CaseId([2; 16]);
 
 fn input() -> RecordInput {
@@ -110,15 +118,27 @@ fn header(seq: u64, prev: Hash) -> EntryHeader {
 }
 
 fn entries() -> (LogEntry, LogEntry) {
-    let first = LogEntry::create(fixed_keys(), header(1, Hash::ZERO), fixed_key(), &payload())
-        .expect("entry");
-    let (_, edit) = changes();
-    let p2 = entry::encode_payload(&[RecordChange {
-        record: RecordId([1; 16]),
-        change: edit,
-    }]);
-    let second =
-        LogEntry::create(fixed_keys(), header(2, first.hash()), fixed_key(), &p2).expect("entry");
+    let (created, edit) = changes();
+    let first = LogEntry::create(
+        fixed_keys(),
+        header(1, Hash::ZERO),
+        fixed_key(),
+        &[RecordChange {
+            record: RecordId([1; 16]),
+            change: created,
+        }],
+    )
+    .expect("entry");
+    let second = LogEntry::create(
+        fixed_keys(),
+        header(2, first.hash()),
+        fixed_key(),
+        &[RecordChange {
+            record: RecordId([1; 16]),
+            change: edit,
+        }],
+    )
+    .expect("entry");
     (first, second)
 }
 
@@ -278,8 +298,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             vec![
                 with_mode(0, e1.bytes()),
                 with_mode(0, e2.bytes()),
-                with_mode(1, unsigned(e1.bytes())),
-                with_mode(1, unsigned(e2.bytes())),
+                with_mode(1, &unsigned_entry(e1.bytes())),
+                with_mode(1, &unsigned_entry(e2.bytes())),
                 entry_fields(1, Hash::ZERO, &payload()),
                 entry_fields(2, Hash([7; 32]), &entry::encode_payload(&[])),
                 // The first entry of a later chain (a restored node), from an

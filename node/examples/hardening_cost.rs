@@ -103,7 +103,7 @@ fn node(dir: &std::path::Path, name: &str) -> Node {
 fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
     use automerge::transaction::Transactable;
     use casesync_schema::bundle::{BundleBody, CaseItems};
-    use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange, encode_payload};
+    use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange};
     let a = node(dir, &format!("edits-a-{n}"));
     let b = node(dir, &format!("edits-b-{n}"));
     let case = cases::create(&a, &bench_actor(), "bench", false).expect("case");
@@ -162,11 +162,11 @@ fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
             time_ms: 0,
             view: vec![],
         };
-        let payload = encode_payload(&[RecordChange {
+        let changes = [RecordChange {
             record: rid,
             change,
-        }]);
-        let e = LogEntry::create(&a.keys, header, &key, &payload).expect("entry");
+        }];
+        let e = LogEntry::create(&a.keys, header, &key, &changes).expect("entry");
         prev = e.hash();
         entries.push(e.bytes().to_vec());
     }

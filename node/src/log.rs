@@ -58,13 +58,14 @@ pub fn append(
         let mut size = 0;
         while end < changes.len() {
             let cost = entry::payload_cost(&changes[end]);
-            if end > start && size + cost > entry::TARGET_PAYLOAD_BYTES {
+            if end > start
+                && (size + cost > entry::TARGET_PAYLOAD_BYTES || end - start == entry::MAX_PARTS)
+            {
                 break;
             }
             size += cost;
             end += 1;
         }
-        let payload = entry::encode_payload(&changes[start..end]);
         seq += 1;
         if chain_of(seq) != chain_of(first) {
             return Err(NodeError::Refused(
@@ -80,7 +81,7 @@ pub fn append(
             time_ms: ms,
             view: view.clone(),
         };
-        let e = LogEntry::create(&node.keys, header, key, &payload)?;
+        let e = LogEntry::create(&node.keys, header, key, &changes[start..end])?;
         let row = store::insert_entry(conn, case_ref, &me, seq, &e.hash(), e.bytes())?;
         prev = e.hash();
         out.push(Appended {

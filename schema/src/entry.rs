@@ -1,18 +1,31 @@
 //! The log entry: one signed, encrypted unit of a (case, author) log.
 //!
-//! Layout (version 1), integers big-endian:
+//! Layout (version 2), integers big-endian:
 //!
 //! ```text
-//! version u8 | case [16] | author ed25519 [32] | seq u64 | prev hash [32] |
-//! epoch [32] | time_ms i64 | view count u32, (author [32], seq u64, hash [32])* |
-//! sealed len u32, sealed | signature [64]
+//! head: version u8 | head len u32 | case [16] | author ed25519 [32] | seq u64 |
+//!       prev hash [32] | epoch [32] | time_ms i64 |
+//!       view count u32, (author [32], seq u64, hash [32])* |
+//!       part count u32, (record tag [16], sealed len u32, sealed hash [32])* |
+//!       signature [64]
+//! tail: per part, 1 and its sealed bytes, or 0 (erased)
 //! ```
 //!
-//! `sealed` is the payload sealed with the case key of `epoch`, with every header
-//! byte before it as associated data (so case, author, seq and epoch are bound).
-//! The signature covers every byte before it; the entry's hash is SHA-256 of the
-//! whole encoding. Decoding verifies the signature over the received bytes first
-//! and keeps those bytes, so verification never depends on re-encoding.
+//! The payload is in parts, one per record: each part holds that record's
+//! changes, sealed on its own with the case key of `epoch` (the header and
+//! the part's record tag as associated data). The head lists every part by
+//! its record tag, length and hash, and the signature covers the head; the
+//! entry's hash is SHA-256 of the head. So a record's content can be removed
+//! from an entry (erasure: the part's bytes replaced by a 0 in the tail)
+//! while the signature still holds and every chain through the entry stays
+//! whole. A part that is here must hash to what the head says. Decoding
+//! verifies the signature over the received head first and keeps the bytes,
+//! so verification never depends on re-encoding.
+//!
+//! A record's tag is a hash of the case and record ids ([`record_tag`]):
+//! whoever holds the entry (a relay, without the case key, included) can
+//! strip a record's parts and see which entries touch the same record, not
+//! which record.
 //!
 //! The payload is a list of Automerge changes, each tagged with its record id,
 //! compressed with LZ4 behind a declared size that is capped before decompressing.
@@ -25,29 +38,43 @@
 //! names as `prev` the author's entry it continues from (zero if none), and the
 //! old chain stays whole. Chain 0 is the ordinary log.
 
-use casesync_crypto::hash::{Hash, sha256};
+use casesync_crypto::hash::{Hash, sha256, sha256_parts};
 use casesync_crypto::identity::SIGNATURE_LEN;
 use casesync_crypto::{NodeKeys, SymmetricKey};
 
 use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
 use crate::{CaseId, RecordId, SchemaError};
 
-pub const ENTRY_VERSION: u8 = 1;
-const SIGN_CONTEXT: &[u8] = b"casesync/entry/v1";
-const AEAD_CONTEXT: &[u8] = b"casesync/entry-aead/v1";
-/// Largest sealed payload in one entry.
+pub const ENTRY_VERSION: u8 = 2;
+const SIGN_CONTEXT: &[u8] = b"casesync/entry/v2";
+const AEAD_CONTEXT: &[u8] = b"casesync/entry-part/v2";
+const TAG_CONTEXT: &[u8] = b"casesync/record-tag/v1";
+/// Largest sealed payload in one entry (all its parts together).
 pub const MAX_SEALED_BYTES: usize = 1024 * 1024;
 /// Largest number of authors in an entry's view of the case.
 pub const MAX_VIEW_ITEMS: usize = 4096;
+/// Largest number of parts (records) in one entry.
+pub const MAX_PARTS: usize = 8192;
 const VIEW_ITEM_LEN: usize = 32 + 8 + 32;
-const FIXED_HEADER: usize = 1 + 16 + 32 + 8 + 32 + 32 + 8;
+const PART_ITEM_LEN: usize = 16 + 4 + 32;
+/// Version, head length, case, author, seq, prev, epoch, time.
+const FIXED_HEADER: usize = 1 + 4 + 16 + 32 + 8 + 32 + 32 + 8;
+/// Where the author's key is in the head.
+const AUTHOR_AT: usize = 1 + 4 + 16;
+/// Largest head; checked before its signature.
+const MAX_HEAD_BYTES: usize = FIXED_HEADER
+    + 4
+    + MAX_VIEW_ITEMS * VIEW_ITEM_LEN
+    + 4
+    + MAX_PARTS * PART_ITEM_LEN
+    + SIGNATURE_LEN;
 /// Largest encoded entry; checked before anything else.
-pub const MAX_ENTRY_BYTES: usize =
-    FIXED_HEADER + 4 + MAX_VIEW_ITEMS * VIEW_ITEM_LEN + 4 + MAX_SEALED_BYTES + SIGNATURE_LEN;
+pub const MAX_ENTRY_BYTES: usize = MAX_HEAD_BYTES + MAX_PARTS + MAX_SEALED_BYTES;
 /// Largest decompressed payload: bounds what a hostile entry can make us allocate.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// Payload bytes a writer puts in one entry before starting the next; leaves room
-/// for LZ4's worst-case expansion and the AEAD tag under [`MAX_SEALED_BYTES`].
+/// for LZ4's worst-case expansion under [`MAX_SEALED_BYTES`] (each change's
+/// share of its part's overhead is in [`payload_cost`]).
 pub const TARGET_PAYLOAD_BYTES: usize = MAX_SEALED_BYTES - 16 * 1024;
 const MAX_CHANGES: usize = 1 << 20;
 
@@ -99,11 +126,43 @@ pub struct EntryHeader {
     pub view: Vec<ViewItem>,
 }
 
+/// A record's tag in entries: which parts are its changes, without the
+/// record id (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordTag(pub [u8; 16]);
+
+/// The tag of record `record` of case `case`.
+pub fn record_tag(case: &CaseId, record: &RecordId) -> RecordTag {
+    let h = sha256_parts(&[TAG_CONTEXT, &case.0, &record.0]);
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&h.0[..16]);
+    RecordTag(t)
+}
+
+/// One part of an entry as its head lists it, and where its bytes are
+/// (none once erased).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub tag: RecordTag,
+    pub hash: Hash,
+    len: u32,
+    range: Option<(usize, usize)>,
+}
+
+impl Part {
+    /// Whether the part's content is here (not erased).
+    pub fn is_here(&self) -> bool {
+        self.range.is_some()
+    }
+}
+
 /// A verified log entry, with the exact bytes it was received or written as.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
     pub header: EntryHeader,
-    sealed_range: (usize, usize),
+    parts: Vec<Part>,
+    /// The head's length: its bytes, signature included, are what the hash covers.
+    head_len: usize,
     bytes: Vec<u8>,
     hash: Hash,
 }
@@ -115,8 +174,9 @@ pub struct RecordChange {
     pub change: Vec<u8>,
 }
 
+/// The header's fields after the version and head length: the associated
+/// data of every part, and what the head carries.
 fn encode_header(h: &EntryHeader, w: &mut Writer) {
-    w.u8(ENTRY_VERSION);
     w.raw(&h.case.0);
     w.raw(&h.author);
     w.u64(h.seq);
@@ -131,19 +191,21 @@ fn encode_header(h: &EntryHeader, w: &mut Writer) {
     }
 }
 
-fn aad(header_bytes: &[u8]) -> Vec<u8> {
+fn aad(header_fields: &[u8], tag: &RecordTag) -> Vec<u8> {
     let mut a = AEAD_CONTEXT.to_vec();
-    a.extend_from_slice(header_bytes);
+    a.extend_from_slice(header_fields);
+    a.extend_from_slice(&tag.0);
     a
 }
 
 impl LogEntry {
-    /// Seals `payload` (from [`encode_payload`]) under `epoch_key` and signs the entry.
+    /// Seals `changes` under `epoch_key`, a part per record (in the order
+    /// each record first appears), and signs the entry.
     pub fn create(
         keys: &NodeKeys,
         mut header: EntryHeader,
         epoch_key: &SymmetricKey,
-        payload: &[u8],
+        changes: &[RecordChange],
     ) -> Result<LogEntry, SchemaError> {
         header.author = keys.public().ed25519;
         if header.view.len() > MAX_VIEW_ITEMS {
@@ -154,48 +216,113 @@ impl LogEntry {
             });
         }
         header.view.sort();
-        let mut w = Writer::new();
-        encode_header(&header, &mut w);
-        let sealed = epoch_key.seal(&aad(&w.buf), payload)?;
-        if sealed.len() > MAX_SEALED_BYTES {
+        let mut fields = Writer::new();
+        encode_header(&header, &mut fields);
+        let mut groups: Vec<(RecordTag, Vec<RecordChange>)> = Vec::new();
+        let mut at: std::collections::HashMap<RecordTag, usize> = Default::default();
+        for c in changes {
+            let tag = record_tag(&header.case, &c.record);
+            let i = *at.entry(tag).or_insert_with(|| {
+                groups.push((tag, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(c.clone());
+        }
+        if groups.len() > MAX_PARTS {
+            return Err(SchemaError::TooLarge {
+                what: "entry parts",
+                size: groups.len(),
+                limit: MAX_PARTS,
+            });
+        }
+        let mut sealed = Vec::with_capacity(groups.len());
+        for (tag, group) in &groups {
+            sealed.push((
+                *tag,
+                epoch_key.seal(&aad(&fields.buf, tag), &encode_payload(group))?,
+            ));
+        }
+        let total: usize = sealed.iter().map(|(_, s)| s.len()).sum();
+        if total > MAX_SEALED_BYTES {
             return Err(SchemaError::TooLarge {
                 what: "entry payload",
-                size: sealed.len(),
+                size: total,
                 limit: MAX_SEALED_BYTES,
             });
         }
+        let head_len = 5 + fields.buf.len() + 4 + sealed.len() * PART_ITEM_LEN + SIGNATURE_LEN;
+        let mut w = Writer::new();
+        w.u8(ENTRY_VERSION);
+        w.u32(head_len as u32);
+        w.raw(&fields.buf);
         w.u32(sealed.len() as u32);
-        let start = w.buf.len();
-        w.raw(&sealed);
-        let end = w.buf.len();
+        for (tag, bytes) in &sealed {
+            w.raw(&tag.0);
+            w.u32(bytes.len() as u32);
+            w.raw(sha256(bytes).as_bytes());
+        }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
+        debug_assert_eq!(w.buf.len(), head_len);
         let hash = sha256(&w.buf);
+        let mut parts = Vec::with_capacity(sealed.len());
+        for (tag, bytes) in &sealed {
+            w.u8(1);
+            let start = w.buf.len();
+            w.raw(bytes);
+            parts.push(Part {
+                tag: *tag,
+                hash: sha256(bytes),
+                len: bytes.len() as u32,
+                range: Some((start, w.buf.len())),
+            });
+        }
         Ok(LogEntry {
             header,
-            sealed_range: (start, end),
+            parts,
+            head_len,
             bytes: w.buf,
             hash,
         })
     }
 
-    /// Verifies the signature over `bytes` (against the author key at its fixed
-    /// offset), then decodes. Nothing past the fixed header is read before the
-    /// signature holds.
+    /// Verifies the signature over the head (against the author key at its
+    /// fixed offset), then decodes it, then checks each part that is here
+    /// against the hash the head gives it. Nothing past the head's length
+    /// is read before the signature holds.
     pub fn decode_verified(bytes: &[u8]) -> Result<LogEntry, SchemaError> {
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(SchemaError::TooLarge {
+                what: "log entry",
+                size: bytes.len(),
+                limit: MAX_ENTRY_BYTES,
+            });
+        }
+        if bytes.len() < 5 {
+            return Err(SchemaError::malformed("log entry", "too short"));
+        }
+        let mut n = [0u8; 4];
+        n.copy_from_slice(&bytes[1..5]);
+        let head_len = u32::from_be_bytes(n) as usize;
+        if head_len > bytes.len() {
+            return Err(SchemaError::malformed(
+                "log entry",
+                "head longer than the entry",
+            ));
+        }
         let signed = verify_signed(
-            bytes,
+            &bytes[..head_len],
             &SignedLayout {
                 what: "log entry",
                 version: ENTRY_VERSION,
                 min_len: FIXED_HEADER + 8 + SIGNATURE_LEN,
-                max_len: MAX_ENTRY_BYTES,
-                key_at: 17,
+                max_len: MAX_HEAD_BYTES,
+                key_at: AUTHOR_AT,
                 context: SIGN_CONTEXT,
             },
         )?;
         let mut r = Reader::new(signed, "log entry");
-        r.u8()?;
+        r.take(5)?;
         let case = CaseId(r.array()?);
         let author = r.array()?;
         let seq = r.u64()?;
@@ -211,17 +338,56 @@ impl LogEntry {
                 hash: Hash(r.array()?),
             });
         }
-        let sealed_len = r.u32()? as usize;
-        if sealed_len > MAX_SEALED_BYTES {
+        let n = r.count(MAX_PARTS, PART_ITEM_LEN)?;
+        let mut listed = Vec::with_capacity(n);
+        let mut total = 0usize;
+        for _ in 0..n {
+            let tag = RecordTag(r.array()?);
+            let len = r.u32()?;
+            let hash = Hash(r.array()?);
+            total = total.saturating_add(len as usize);
+            listed.push((tag, len, hash));
+        }
+        r.finish()?;
+        if total > MAX_SEALED_BYTES {
             return Err(SchemaError::TooLarge {
                 what: "entry payload",
-                size: sealed_len,
+                size: total,
                 limit: MAX_SEALED_BYTES,
             });
         }
-        let start = r.position();
-        r.take(sealed_len)?;
-        r.finish()?;
+        // The tail: each part's bytes, or a 0 where it was erased.
+        let mut t = Reader::new(&bytes[head_len..], "log entry");
+        let mut parts = Vec::with_capacity(listed.len());
+        for (i, (tag, len, hash)) in listed.into_iter().enumerate() {
+            let range = match t.u8()? {
+                0 => None,
+                1 => {
+                    let start = head_len + t.position();
+                    let body = t.take(len as usize)?;
+                    if !sha256(body).ct_eq(&hash) {
+                        return Err(SchemaError::malformed(
+                            "log entry",
+                            format!("part {} does not match its hash", i + 1),
+                        ));
+                    }
+                    Some((start, start + len as usize))
+                }
+                _ => {
+                    return Err(SchemaError::malformed(
+                        "log entry",
+                        "a part is neither here nor erased",
+                    ));
+                }
+            };
+            parts.push(Part {
+                tag,
+                hash,
+                len,
+                range,
+            });
+        }
+        t.finish()?;
         if position_of(seq) == 0 || chain_of(seq) > MAX_CHAIN {
             return Err(SchemaError::malformed(
                 "log entry",
@@ -252,9 +418,10 @@ impl LogEntry {
                 time_ms,
                 view,
             },
-            sealed_range: (start, start + sealed_len),
+            parts,
+            head_len,
             bytes: bytes.to_vec(),
-            hash: sha256(bytes),
+            hash: sha256(&bytes[..head_len]),
         })
     }
 
@@ -266,12 +433,73 @@ impl LogEntry {
         self.hash
     }
 
-    /// Decrypts and decodes the payload with the key of the entry's epoch.
+    /// The entry's parts, as its head lists them.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// Whether any part of record `tag` is here.
+    pub fn holds(&self, tag: &RecordTag) -> bool {
+        self.parts.iter().any(|p| &p.tag == tag && p.is_here())
+    }
+
+    /// The same entry with the parts of the records `tags` erased: the
+    /// head, the signature and the hash are unchanged.
+    pub fn without(&self, tags: &[RecordTag]) -> LogEntry {
+        let mut w = Writer::new();
+        w.raw(&self.bytes[..self.head_len]);
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for p in &self.parts {
+            let range = match p.range {
+                Some((s, e)) if !tags.contains(&p.tag) => {
+                    w.u8(1);
+                    let start = w.buf.len();
+                    w.raw(&self.bytes[s..e]);
+                    Some((start, w.buf.len()))
+                }
+                _ => {
+                    w.u8(0);
+                    None
+                }
+            };
+            parts.push(Part { range, ..p.clone() });
+        }
+        LogEntry {
+            header: self.header.clone(),
+            parts,
+            head_len: self.head_len,
+            bytes: w.buf,
+            hash: self.hash,
+        }
+    }
+
+    /// Decrypts and decodes the parts that are here with the key of the
+    /// entry's epoch. A part holding a change of a record other than its
+    /// tag's is refused: erasing a record by its tag must take all of it.
     pub fn open(&self, epoch_key: &SymmetricKey) -> Result<Vec<RecordChange>, SchemaError> {
-        let (s, e) = self.sealed_range;
-        let header_bytes = &self.bytes[..s - 4];
-        let plain = epoch_key.open(&aad(header_bytes), &self.bytes[s..e])?;
-        decode_payload(&plain)
+        let fields = &self.bytes[5..self.fields_end()];
+        let mut out = Vec::new();
+        for p in &self.parts {
+            let Some((s, e)) = p.range else { continue };
+            let plain = epoch_key.open(&aad(fields, &p.tag), &self.bytes[s..e])?;
+            let changes = decode_payload(&plain)?;
+            if changes
+                .iter()
+                .any(|c| record_tag(&self.header.case, &c.record) != p.tag)
+            {
+                return Err(SchemaError::malformed(
+                    "log entry",
+                    "a part holds a change of another record than its tag's",
+                ));
+            }
+            out.extend(changes);
+        }
+        Ok(out)
+    }
+
+    /// Where the header's fields end in the head (the part list follows).
+    fn fields_end(&self) -> usize {
+        self.head_len - SIGNATURE_LEN - 4 - self.parts.len() * PART_ITEM_LEN
     }
 }
 
@@ -316,9 +544,14 @@ pub fn encode_payload(changes: &[RecordChange]) -> Vec<u8> {
     out
 }
 
-/// Size of a change once encoded in a payload (before compression).
+/// What a change may take of an entry's sealed bytes, at most: its encoding
+/// in a payload, and as if it were alone in its part, that part's framing,
+/// seal and LZ4's worst-case growth. A writer that keeps the sum under
+/// [`TARGET_PAYLOAD_BYTES`] and the count under [`MAX_PARTS`] makes entries
+/// that fit.
 pub fn payload_cost(change: &RecordChange) -> usize {
-    16 + 4 + change.change.len()
+    let encoded = 16 + 4 + change.change.len();
+    encoded + encoded / 255 + 64
 }
 
 /// Decompresses (within [`MAX_PAYLOAD_BYTES`]) and decodes a payload.
@@ -382,11 +615,21 @@ mod tests {
                 hash: Hash([6; 32]),
             }],
         };
-        let payload = encode_payload(&[RecordChange {
-            record: RecordId([1; 16]),
-            change: b"change-bytes".to_vec(),
-        }]);
-        LogEntry::create(keys, header, key, &payload).unwrap()
+        let changes = [
+            RecordChange {
+                record: RecordId([1; 16]),
+                change: b"change-bytes".to_vec(),
+            },
+            RecordChange {
+                record: RecordId([2; 16]),
+                change: b"other-record".to_vec(),
+            },
+            RecordChange {
+                record: RecordId([1; 16]),
+                change: b"second-change".to_vec(),
+            },
+        ];
+        LogEntry::create(keys, header, key, &changes).unwrap()
     }
 
     #[test]
@@ -398,8 +641,98 @@ mod tests {
         assert_eq!(d.header, e.header);
         assert_eq!(d.hash(), e.hash());
         let changes = d.open(&key).unwrap();
-        assert_eq!(changes[0].change, b"change-bytes");
+        let got: Vec<&[u8]> = changes.iter().map(|c| c.change.as_slice()).collect();
+        assert_eq!(
+            got,
+            [&b"change-bytes"[..], b"second-change", b"other-record"],
+            "a part per record, in the order each first appears"
+        );
+        assert_eq!(d.parts().len(), 2);
         assert!(d.open(&SymmetricKey::generate().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_record_erased_from_an_entry_leaves_its_signature_hash_and_the_rest() {
+        let keys = NodeKeys::generate().unwrap();
+        let key = SymmetricKey::generate().unwrap();
+        let e = sample(&keys, &key);
+        let one = record_tag(&e.header.case, &RecordId([1; 16]));
+        let two = record_tag(&e.header.case, &RecordId([2; 16]));
+        let sealed_one: Vec<u8> = {
+            let p = &e.parts()[0];
+            let (s, end) = p.range.unwrap();
+            e.bytes()[s..end].to_vec()
+        };
+        let stripped = e.without(&[one]);
+        assert!(stripped.bytes().len() < e.bytes().len());
+        assert!(
+            !stripped
+                .bytes()
+                .windows(sealed_one.len())
+                .any(|w| w == sealed_one.as_slice()),
+            "the erased part's bytes are gone"
+        );
+        let d = LogEntry::decode_verified(stripped.bytes()).unwrap();
+        assert_eq!(d.hash(), e.hash(), "chains through the entry stay whole");
+        assert!(!d.holds(&one) && d.holds(&two));
+        let left = d.open(&key).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].change, b"other-record");
+        // Erased twice, or everything: still the same entry.
+        let none = d.without(&[one, two]);
+        let n = LogEntry::decode_verified(none.bytes()).unwrap();
+        assert_eq!(n.hash(), e.hash());
+        assert!(n.open(&key).unwrap().is_empty());
+        // A part put back must be the one signed: another's bytes are
+        // refused (the node's record of erasures keeps the signed one out).
+        let sealed_two: Vec<u8> = {
+            let (s, end) = e.parts()[1].range.unwrap();
+            e.bytes()[s..end].to_vec()
+        };
+        let put_back = |bytes: &[u8]| {
+            let mut b = n.bytes().to_vec();
+            let tail = b.len() - 2;
+            b[tail] = 1;
+            b.splice(tail + 1..tail + 1, bytes.iter().copied());
+            LogEntry::decode_verified(&b)
+        };
+        assert!(put_back(&sealed_two).is_err());
+        assert!(put_back(&sealed_one).unwrap().holds(&one));
+    }
+
+    #[test]
+    fn a_part_must_hold_only_its_own_records_changes() {
+        // A writer that puts record 2's change in record 1's part (so that
+        // erasing 2 by its tag would miss it) is refused when opened.
+        let keys = NodeKeys::generate().unwrap();
+        let key = SymmetricKey::generate().unwrap();
+        let e = sample(&keys, &key);
+        let mut header = e.header.clone();
+        header.author = keys.public().ed25519;
+        let mut fields = Writer::new();
+        encode_header(&header, &mut fields);
+        let tag = record_tag(&header.case, &RecordId([1; 16]));
+        let smuggled = encode_payload(&[RecordChange {
+            record: RecordId([2; 16]),
+            change: b"hidden".to_vec(),
+        }]);
+        let sealed = key.seal(&aad(&fields.buf, &tag), &smuggled).unwrap();
+        let head_len = 5 + fields.buf.len() + 4 + PART_ITEM_LEN + SIGNATURE_LEN;
+        let mut w = Writer::new();
+        w.u8(ENTRY_VERSION);
+        w.u32(head_len as u32);
+        w.raw(&fields.buf);
+        w.u32(1);
+        w.raw(&tag.0);
+        w.u32(sealed.len() as u32);
+        w.raw(sha256(&sealed).as_bytes());
+        let sig = keys.sign(SIGN_CONTEXT, &w.buf);
+        w.raw(&sig);
+        w.u8(1);
+        w.raw(&sealed);
+        let d = LogEntry::decode_verified(&w.buf).unwrap();
+        let err = d.open(&key).unwrap_err().to_string();
+        assert!(err.contains("another record"), "{err}");
     }
 
     #[test]
@@ -427,10 +760,10 @@ mod tests {
         let mut h = first.header.clone();
         h.seq = 2;
         h.prev = first.hash();
-        let second = LogEntry::create(&keys, h.clone(), &key, &encode_payload(&[])).unwrap();
+        let second = LogEntry::create(&keys, h.clone(), &key, &[]).unwrap();
         validate_backlink(&first, &second).unwrap();
         h.prev = Hash([1; 32]);
-        let bad = LogEntry::create(&keys, h, &key, &encode_payload(&[])).unwrap();
+        let bad = LogEntry::create(&keys, h, &key, &[]).unwrap();
         assert!(validate_backlink(&first, &bad).is_err());
     }
 
@@ -442,7 +775,7 @@ mod tests {
             let mut h = sample(&keys, &key).header;
             h.seq = seq;
             h.prev = prev;
-            let e = LogEntry::create(&keys, h, &key, &encode_payload(&[])).unwrap();
+            let e = LogEntry::create(&keys, h, &key, &[]).unwrap();
             LogEntry::decode_verified(e.bytes()).map(|e| e.header.seq)
         };
         let later = chain_base(7) + 1;

@@ -13,7 +13,7 @@ use casesync_node::net::{self, Client};
 use casesync_node::{DataDir, cases};
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::doc::{self, Envelope};
-use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange, encode_payload};
+use casesync_schema::entry::{EntryHeader, LogEntry, RecordChange};
 use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
 use casesync_schema::{CaseId, RecordId};
 use libp2p::{Multiaddr, PeerId};
@@ -195,7 +195,7 @@ impl Hostile {
             created: "2026-11-26T10:00:00+00:00".into(),
         };
         let (_, change, _) = doc::new_record(doc::actor_for(&me), &env, input, 0).unwrap();
-        let payload = encode_payload(&[RecordChange { record: id, change }]);
+        let changes = [RecordChange { record: id, change }];
         let header = EntryHeader {
             case,
             author: me,
@@ -205,7 +205,7 @@ impl Hostile {
             time_ms: 0,
             view: vec![],
         };
-        LogEntry::create(&self.keys, header, key, &payload).unwrap()
+        LogEntry::create(&self.keys, header, key, &changes).unwrap()
     }
 }
 
@@ -1600,8 +1600,7 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
             time_ms: 0,
             view: vec![],
         };
-        let payload = encode_payload(&[RecordChange { record, change }]);
-        LogEntry::create(&hn.keys, header, &key_x, &payload).unwrap()
+        LogEntry::create(&hn.keys, header, &key_x, &[RecordChange { record, change }]).unwrap()
     };
     // H's edit of A's record, made by `f` under `actor`.
     let edit = |actor: [u8; 32], f: &dyn Fn(&mut automerge::AutoCommit)| -> Vec<u8> {

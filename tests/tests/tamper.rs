@@ -59,24 +59,20 @@ impl Base {
     }
 }
 
-/// Where an entry's sealed payload starts and how long it is (entry layout v1:
-/// a 129-byte fixed header, a u32 view count, 72 bytes per view item, a u32
-/// sealed length, the sealed payload, a 64-byte signature).
+/// Where an entry's sealed payload starts and how long it is (entry layout
+/// v2 with one part: a head whose length is the u32 at byte 1, then the
+/// part's presence byte and its sealed bytes).
 fn sealed_range(bytes: &[u8]) -> (usize, usize) {
     let be32 = |at: usize| -> usize {
         let b: [u8; 4] = bytes[at..at + 4].try_into().expect("4 bytes");
         u32::from_be_bytes(b) as usize
     };
-    let views = be32(129);
-    let len_at = 133 + 72 * views;
-    let len = be32(len_at);
-    let start = len_at + 4;
-    assert_eq!(
-        start + len + 64,
-        bytes.len(),
-        "the entry does not have the layout this test assumes"
-    );
-    (start, len)
+    let head = be32(1);
+    let views = be32(133);
+    let parts = be32(137 + 72 * views);
+    assert_eq!(parts, 1, "the entry does not have the layout this test assumes");
+    assert_eq!(bytes[head], 1, "the part is here");
+    (head + 1, bytes.len() - head - 1)
 }
 
 fn flip(node: &Node, table: &str, column: &str, row: i64, pos: usize) {
