@@ -359,9 +359,14 @@ fn control_checked(bytes: &[u8]) -> bool {
         ControlBody::KeyEpoch { salt, wraps } | ControlBody::RemoveMember { salt, wraps, .. } => {
             (*salt, wraps, None)
         }
+        ControlBody::EraseRecord { tag, sealed, .. } => {
+            let _ = control::open_erasure(&op.case, tag, fixed_key(), sealed);
+            ([0; 32], &Vec::new(), None)
+        }
         ControlBody::AddMember { .. }
         | ControlBody::ChangeRole { .. }
-        | ControlBody::AppointLead { .. } => ([0; 32], &Vec::new(), None),
+        | ControlBody::AppointLead { .. }
+        | ControlBody::ErasureReceipt { .. } => ([0; 32], &Vec::new(), None),
     };
     let context = control::wrap_context(&op.case, &salt);
     for w in wraps.iter().filter(|w| &w.recipient == fixed_ed25519()) {

@@ -81,6 +81,11 @@ actions! {
     RecordEdit => "record.edit", "alteration";
     RecordShow => "record.show", "consultation";
     RecordHistory => "record.history", "consultation";
+    // A lead's erasure of a record (the operation), and each node's
+    // destruction of its content (with the receipt it signs).
+    RecordErase => "record.erase", "erasure";
+    RecordErased => "record.erased", "erasure";
+    RecordErasure => "record.erasure", "consultation";
     // The link chart around a record, or a path between two.
     RecordChart => "record.chart", "consultation";
     // A search across the cases a person may see; the query is in the

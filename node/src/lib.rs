@@ -34,6 +34,7 @@ pub mod cases;
 pub mod clock;
 pub mod datadir;
 pub mod deconfliction;
+pub mod erasure;
 pub mod error;
 pub mod evidence;
 pub mod files;

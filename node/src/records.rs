@@ -45,7 +45,7 @@ fn require_writer(node: &Node, case: &Case) -> Result<()> {
     }
 }
 
-fn parse_record_id(text: &str) -> Result<RecordId> {
+pub(crate) fn parse_record_id(text: &str) -> Result<RecordId> {
     text.trim().parse().map_err(|_| {
         NodeError::Refused(format!(
             "`{}` is not a record id (see `casesync record list CASE`)",

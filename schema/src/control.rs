@@ -25,8 +25,8 @@ use casesync_crypto::{NodeKeys, SymmetricKey, wrap};
 use crate::authority;
 use crate::card::{MAX_CARD_BYTES, NodeCard};
 use crate::codec::{Reader, SignedLayout, Writer, verify_signed};
-use crate::entry::{ViewItem, chain_of, position_of};
-use crate::{CaseId, SchemaError};
+use crate::entry::{RecordTag, ViewItem, chain_of, position_of, record_tag};
+use crate::{CaseId, RecordId, SchemaError};
 
 const VERSION: u8 = 1;
 const SIGN_CONTEXT: &[u8] = b"casesync/control/v1";
@@ -147,6 +147,22 @@ pub enum ControlBody {
     AppointLead {
         member: [u8; 32],
         sealed_reason: Vec<u8>,
+    },
+    /// A lead erases a record (issue 19): every member destroys its content
+    /// and answers with an [`ControlBody::ErasureReceipt`]. The record is
+    /// named by its tag in entries (so a relay, without keys, strips it
+    /// too); its id and the reason are sealed under `epoch`'s key
+    /// ([`seal_erasure`]), for members only.
+    EraseRecord {
+        tag: RecordTag,
+        epoch: Hash,
+        sealed: Vec<u8>,
+    },
+    /// A member's signed word that it destroyed what erasure `erasure` named:
+    /// any current member writes one, once per erasure, after the content
+    /// is gone from its store.
+    ErasureReceipt {
+        erasure: Hash,
     },
 }
 
@@ -346,6 +362,22 @@ impl ControlOp {
                 w.raw(member);
                 w.bytes(sealed_reason);
             }
+            ControlBody::EraseRecord { tag, epoch, sealed } => {
+                if sealed.len() > MAX_SEALED_ERASURE {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("at most {MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(8);
+                w.raw(&tag.0);
+                w.raw(epoch.as_bytes());
+                w.bytes(sealed);
+            }
+            ControlBody::ErasureReceipt { erasure } => {
+                w.u8(9);
+                w.raw(erasure.as_bytes());
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -435,6 +467,14 @@ impl ControlOp {
                 member: r.array()?,
                 sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
             },
+            8 => ControlBody::EraseRecord {
+                tag: RecordTag(r.array()?),
+                epoch: Hash(r.array()?),
+                sealed: r.bytes(MAX_SEALED_ERASURE)?.to_vec(),
+            },
+            9 => ControlBody::ErasureReceipt {
+                erasure: Hash(r.array()?),
+            },
             t => {
                 return Err(SchemaError::malformed(
                     "control operation",
@@ -496,6 +536,60 @@ pub fn open_reason(
 ) -> Result<String, SchemaError> {
     let plain = key.open(&reason_aad(case, salt), sealed)?;
     String::from_utf8(plain).map_err(|_| SchemaError::malformed("removal reason", "not UTF-8"))
+}
+
+/// The longest sealed erasure (record id, reason, nonce, tag).
+const MAX_SEALED_ERASURE: usize = MAX_SEALED_REASON + 16;
+const ERASURE_CONTEXT: &[u8] = b"casesync/erasure/v1";
+
+fn erasure_aad(case: &CaseId, tag: &RecordTag) -> Vec<u8> {
+    let mut a = ERASURE_CONTEXT.to_vec();
+    a.extend_from_slice(&case.0);
+    a.extend_from_slice(&tag.0);
+    a
+}
+
+/// Seals what an erasure names for members: the record id and the reason.
+pub fn seal_erasure(
+    case: &CaseId,
+    record: &RecordId,
+    key: &SymmetricKey,
+    reason: &str,
+) -> Result<(RecordTag, Vec<u8>), SchemaError> {
+    if reason.len() > MAX_REASON {
+        return Err(SchemaError::InvalidField {
+            field: "reason".into(),
+            reason: format!("at most {MAX_REASON} bytes"),
+        });
+    }
+    let tag = record_tag(case, record);
+    let mut plain = record.0.to_vec();
+    plain.extend_from_slice(reason.as_bytes());
+    Ok((tag, key.seal(&erasure_aad(case, &tag), &plain)?))
+}
+
+/// Opens what [`seal_erasure`] sealed: the record id (checked against the
+/// tag) and the reason.
+pub fn open_erasure(
+    case: &CaseId,
+    tag: &RecordTag,
+    key: &SymmetricKey,
+    sealed: &[u8],
+) -> Result<(RecordId, String), SchemaError> {
+    let plain = key.open(&erasure_aad(case, tag), sealed)?;
+    let bad = || SchemaError::malformed("erasure", "not a record id and a reason");
+    let (id, reason) = plain.split_at_checked(16).ok_or_else(bad)?;
+    let mut rid = [0u8; 16];
+    rid.copy_from_slice(id);
+    let record = RecordId(rid);
+    if &record_tag(case, &record) != tag {
+        return Err(SchemaError::malformed(
+            "erasure",
+            "the record is not the one tagged",
+        ));
+    }
+    let reason = String::from_utf8(reason.to_vec()).map_err(|_| bad())?;
+    Ok((record, reason))
 }
 
 /// Case metadata, sealed in the create operation under the first epoch key.
@@ -585,6 +679,24 @@ pub struct CaseState {
     /// Operations whose author held the authority in their causal past: the
     /// only ones a node keeps (`authority::Folded::folds`).
     pub folds: BTreeSet<Hash>,
+    /// Records erased, in fold order.
+    pub erasures: Vec<Erasure>,
+    /// Per erasure (its operation's hash), the members that answered it
+    /// with a receipt: the receipt operation and its time.
+    pub receipts: BTreeMap<Hash, BTreeMap<[u8; 32], (Hash, i64)>>,
+}
+
+/// An erasure that took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    pub op: Hash,
+    pub author: [u8; 32],
+    pub time_ms: i64,
+    pub tag: RecordTag,
+    pub epoch: Hash,
+    pub sealed: Vec<u8>,
+    /// The members when it took effect: who owes a receipt.
+    pub members: Vec<[u8; 32]>,
 }
 
 impl CaseState {
@@ -881,12 +993,37 @@ impl authority::Rules for CaseRules<'_> {
         if let ControlBody::AppointLead { member, .. } = &op.body {
             return appointment(st, self.facts, &op.author, member);
         }
+        if let ControlBody::ErasureReceipt { erasure } = &op.body {
+            return if st.role_of(&op.author).is_none() {
+                Err("a receipt by a node that is not a member".into())
+            } else if !st.erasures.iter().any(|e| &e.op == erasure) {
+                Err("a receipt for no erasure of the case".into())
+            } else if st
+                .receipts
+                .get(erasure)
+                .is_some_and(|r| r.contains_key(&op.author))
+            {
+                Err("a second receipt for one erasure".into())
+            } else {
+                Ok(())
+            };
+        }
         if st.role_of(&op.author) != Some(Role::Lead) {
             return Err("author is not a lead of the case".into());
         }
         match &op.body {
             ControlBody::Create { .. } => Err("second create operation".into()),
             ControlBody::AppointLead { .. } => Err("an appointment is judged above".into()),
+            ControlBody::ErasureReceipt { .. } => Err("a receipt is judged above".into()),
+            ControlBody::EraseRecord { tag, epoch, .. } => {
+                if st.epoch(epoch).is_none() {
+                    Err("erasure sealed under an epoch the case does not have".into())
+                } else if st.erasures.iter().any(|e| &e.tag == tag) {
+                    Err("the record is erased already".into())
+                } else {
+                    Ok(())
+                }
+            }
             ControlBody::AddMember { card, .. } => {
                 if st.members.contains_key(&card.identity.ed25519) {
                     Err("node is already a member".into())
@@ -968,6 +1105,8 @@ impl authority::Rules for CaseRules<'_> {
                     rejected: Vec::new(),
                     graph: Default::default(),
                     folds: Default::default(),
+                    erasures: Vec::new(),
+                    receipts: BTreeMap::new(),
                 });
             }
             return;
@@ -1006,6 +1145,28 @@ impl authority::Rules for CaseRules<'_> {
                 if let Some(m) = st.members.get_mut(member) {
                     m.role = Role::Lead;
                 }
+            }
+            ControlBody::EraseRecord { tag, epoch, sealed } => {
+                // Concurrent erasures of one record: the first in fold order
+                // stands (receipts name it).
+                if !st.erasures.iter().any(|e| &e.tag == tag) {
+                    st.erasures.push(Erasure {
+                        op: op.hash(),
+                        author: op.author,
+                        time_ms: op.time_ms,
+                        tag: *tag,
+                        epoch: *epoch,
+                        sealed: sealed.clone(),
+                        members: st.members.keys().copied().collect(),
+                    });
+                }
+            }
+            ControlBody::ErasureReceipt { erasure } => {
+                st.receipts
+                    .entry(*erasure)
+                    .or_default()
+                    .entry(op.author)
+                    .or_insert((op.hash(), op.time_ms));
             }
             ControlBody::ChangeRole { member, role } => {
                 // A member removed concurrently stays removed; of two leads
@@ -1123,6 +1284,8 @@ mod tests {
             rejected: vec![],
             graph: Default::default(),
             folds: Default::default(),
+            erasures: vec![],
+            receipts: BTreeMap::new(),
         };
         st.members.insert(
             lead,

@@ -438,6 +438,12 @@ impl LogEntry {
         &self.parts
     }
 
+    /// The sealed bytes of part `i`, if it is here.
+    pub fn part_bytes(&self, i: usize) -> Option<&[u8]> {
+        let (s, e) = self.parts.get(i)?.range?;
+        Some(&self.bytes[s..e])
+    }
+
     /// Whether any part of record `tag` is here.
     pub fn holds(&self, tag: &RecordTag) -> bool {
         self.parts.iter().any(|p| &p.tag == tag && p.is_here())

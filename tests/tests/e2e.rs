@@ -24,6 +24,8 @@ mod concurrent;
 mod crash;
 /// A full disk: a clear error, nothing lost, works again with space.
 mod disk_full;
+/// Erasure: a record erased from every member, with receipts.
+mod erasure;
 /// Evidence files: pieces, verification, custody, export, tampering.
 mod evidence;
 /// Federation trust registry; members by PeerId.

@@ -70,7 +70,10 @@ fn sealed_range(bytes: &[u8]) -> (usize, usize) {
     let head = be32(1);
     let views = be32(133);
     let parts = be32(137 + 72 * views);
-    assert_eq!(parts, 1, "the entry does not have the layout this test assumes");
+    assert_eq!(
+        parts, 1,
+        "the entry does not have the layout this test assumes"
+    );
     assert_eq!(bytes[head], 1, "the part is here");
     (head + 1, bytes.len() - head - 1)
 }

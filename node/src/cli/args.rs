@@ -489,6 +489,29 @@ Example:\n  casesync record history RECORD --json"
         /// The record id (RECORD@CASE where two cases hold the same id)
         record: String,
     },
+    /// Erase a record from every member (a lead of its case): a signed
+    /// erasure each member carries out and answers with a signed receipt
+    #[command(
+        after_help = "Each member destroys the record's content: its part of every log entry (the entries' heads, hashes and signatures stay, so every log still verifies), its view and snapshot, its search and match rows and its evidence file; then signs a receipt. The record never comes back from a peer or a bundle. Copies made before (exports, bundles) are out of reach: `record erasure` lists them.
+
+Example:
+  casesync --justification \"retention review\" record erase RECORD --reason \"no longer necessary\""
+    )]
+    Erase {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+        /// Why: kept in the audit log and sealed in the erasure for members
+        #[arg(long)]
+        reason: String,
+    },
+    /// Where a record's erasure stands: per member node of the case, pending
+    /// or erased with its signed receipt; and copies made before it
+    #[command(after_help = "Example:
+  casesync record erasure RECORD --json")]
+    Erasure {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+    },
     /// List the records of a case
     #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
     List {

@@ -66,7 +66,8 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
         BundleCommand::Import { file } => {
             let (sender, r) = bundle::import_file(&node, &actor, file)?;
             // A lead puts merged control operations into effect at once.
-            let repaired = cases::after_merge(&node, &actor)?;
+            let mut repaired = cases::after_merge(&node, &actor)?;
+            repaired.extend(casesync_node::erasure::carry_out(&node, &actor)?);
             if cli.json {
                 print_json(
                     &json!({"sender": sender.peer_id(), "report": r, "repaired": repaired}),

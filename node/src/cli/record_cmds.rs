@@ -117,6 +117,71 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             let v = records::show(&node, &actor, record)?;
             print_record(cli, &v)?;
         }
+        RecordCommand::Erase { record, reason } => {
+            let started = casesync_node::erasure::erase(&node, &actor, record, reason)?;
+            if cli.json {
+                print_json(&started)?;
+            } else {
+                outln!(
+                    "erased record {} of case {} here (erasure {}); each member erases it as the erasure reaches it and signs a receipt: see `casesync record erasure {}`",
+                    started.record,
+                    started.case,
+                    &started.erasure[..12],
+                    started.record
+                );
+            }
+        }
+        RecordCommand::Erasure { record } => {
+            let st = casesync_node::erasure::status(&node, &actor, record)?;
+            if cli.json {
+                print_json(&st)?;
+            } else {
+                outln!(
+                    "record {} of case {}: erased by {} at {} (erasure {})",
+                    st.record,
+                    st.case,
+                    st.erased_by,
+                    casesync_node::clock::format_ms(st.erased_ms),
+                    &st.erasure[..12]
+                );
+                if let Some(r) = &st.reason {
+                    outln!("reason: {r}");
+                }
+                for m in &st.members {
+                    match &m.receipt {
+                        Some(r) => outln!(
+                            "  {} {} ({}): erased, receipt {} signed {}",
+                            m.node,
+                            m.name,
+                            m.org,
+                            &r.operation[..12],
+                            casesync_node::clock::format_ms(r.signed_ms)
+                        ),
+                        None => outln!("  {} {} ({}): pending", m.node, m.name, m.org),
+                    }
+                }
+                if st.copies_before.is_empty() {
+                    outln!("no export or bundle of the record is in this node's audit log");
+                } else {
+                    outln!(
+                        "copies made before the erasure, out of its reach ({}):",
+                        st.copies_before.len()
+                    );
+                    for a in &st.copies_before {
+                        outln!(
+                            "  {} {} by {}{}",
+                            a.time,
+                            a.action,
+                            a.operator,
+                            a.peer
+                                .as_deref()
+                                .map(|p| format!(" to {p}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
         RecordCommand::History { record } => {
             let steps = records::history(&node, &actor, record)?;
             if cli.json {

@@ -23,19 +23,26 @@ pub(super) fn ingest_entries(
         .collect();
     // Each entry with its row in `waiting_entries` if it was waiting there.
     let mut verified: Vec<(LogEntry, Option<i64>)> = Vec::with_capacity(decoded.len());
+    let erased: Vec<RecordTag> = case.state.erasures.iter().map(|e| e.tag).collect();
     for d in decoded {
         match d {
             Err(e) => report.rejected.push(format!("case {case_id}: entry: {e}")),
             Ok(e) if e.header.case != case_id => report
                 .rejected
                 .push(format!("case {case_id}: entry filed under another case")),
-            Ok(e) => verified.push((e, None)),
+            Ok(e) => match without_erased(e, &erased) {
+                Ok(e) => verified.push((e, None)),
+                Err(reason) => report
+                    .rejected
+                    .push(format!("case {case_id}: entry: {reason}")),
+            },
         }
     }
     // Entries that arrived earlier than what they build on get another chance.
     for (row, bytes) in store::waiting_in_case(conn, case_ref)? {
-        match LogEntry::decode_verified(&bytes) {
-            Ok(e) if e.header.case == case_id => verified.push((e, Some(row))),
+        match LogEntry::decode_verified(&bytes).map(|e| (e.header.case, without_erased(e, &erased)))
+        {
+            Ok((case, Ok(e))) if case == case_id => verified.push((e, Some(row))),
             _ => store::delete_waiting(conn, row)?,
         }
     }
@@ -191,6 +198,31 @@ pub(super) fn ingest_entries(
         }
     }
     Ok(())
+}
+
+/// `e` with the parts of erased records taken out (an erased record never
+/// comes back, from a peer or a bundle); refused if a part is missing that
+/// no erasure known here accounts for (a peer withholding a record's
+/// content would otherwise leave this node without it for good).
+pub(super) fn without_erased(
+    e: LogEntry,
+    erased: &[RecordTag],
+) -> std::result::Result<LogEntry, String> {
+    if e.parts()
+        .iter()
+        .any(|p| !p.is_here() && !erased.contains(&p.tag))
+    {
+        return Err(format!(
+            "{}/{}: a record's content is missing from it, and this node knows no erasure of that record",
+            e.header.seq,
+            e.hash().short()
+        ));
+    }
+    Ok(if erased.iter().any(|t| e.holds(t)) {
+        e.without(erased)
+    } else {
+        e
+    })
 }
 
 /// Whether `e`'s author was removed and `e`'s seq is within where its log

@@ -166,6 +166,11 @@ fn apply_control(node: &Node, actor: &Actor) {
             "could not put merged control operations into effect yet: {e}"
         )),
     }
+    // Erasures that arrived (or that a kill left half done) are carried out.
+    match crate::erasure::carry_out(node, actor) {
+        Ok(lines) => lines.into_iter().for_each(log),
+        Err(e) => warn(format!("could not carry out an erasure yet: {e}")),
+    }
 }
 
 /// Resolves when a local write may have happened: the wake socket fired, or the
@@ -434,6 +439,10 @@ pub async fn run(
     let mut connected: HashSet<PeerId> = HashSet::new();
     let mut results: HashMap<PeerId, Exchange> = HashMap::new();
     let mut marker = store::change_marker(node.store.conn())?;
+    // What a kill may have left half done (an erasure) is finished first.
+    if !opts.once {
+        apply_control(&node, &actor);
+    }
     // A write by another process on this data dir wakes this one at once
     // (`wake`); the change marker is also polled (one indexed query), often
     // where no wake socket could be bound and rarely where one is.

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("017_search_by_term.sql"),
     include_str!("018_evidence.sql"),
     include_str!("019_evidence_per_record.sql"),
+    include_str!("020_erasures.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +274,7 @@ fn hash_of(v: Vec<u8>) -> Hash {
 mod audit;
 mod cases;
 mod entries;
+mod erasures;
 mod evidence;
 mod matching;
 mod meta;
@@ -284,6 +286,7 @@ mod users;
 pub use audit::*;
 pub use cases::*;
 pub use entries::*;
+pub use erasures::*;
 pub use evidence::*;
 pub use matching::*;
 pub use meta::*;

@@ -1,0 +1,336 @@
+//! Erasure that is provable (issue 19): a lead's signed `EraseRecord`
+//! operation in the case's control log reaches every member; each node
+//! destroys the record's content (its parts in every entry, its row, view
+//! and snapshot, its search and match rows, its evidence file), keeps what
+//! lets the logs verify (entry heads: hashes and signatures), empties the
+//! WAL, and signs an `ErasureReceipt` back into the control log. An erased
+//! record's parts are stripped from whatever arrives later (a peer, a
+//! bundle): it never comes back.
+//!
+//! Carrying out is idempotent and runs wherever control operations arrive
+//! and at every `serve` round: a node killed half-way finishes at the next
+//! look, and writes its receipt only once the content is gone.
+
+use serde::Serialize;
+
+use casesync_crypto::Hash;
+use casesync_schema::control::{self, ControlBody, ControlOp, Erasure};
+use casesync_schema::entry::{LogEntry, RecordTag, record_tag};
+use casesync_schema::{CaseId, RecordId};
+
+use crate::access::Need;
+use crate::audit::{self, Action, Actor, AuditEntry, Event};
+use crate::cases::{self, Case};
+use crate::{Node, NodeError, Result, evidence, records, store};
+
+/// What `record erase` started.
+#[derive(Clone, Debug, Serialize)]
+pub struct Started {
+    pub record: String,
+    pub case: String,
+    /// The erasure operation's hash: receipts name it.
+    pub erasure: String,
+}
+
+/// `record erase RECORD --reason TEXT`: a lead of the record's case signs
+/// the erasure, then this node carries it out (and signs its receipt).
+pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Result<Started> {
+    if reason.trim().is_empty() {
+        return Err(NodeError::Refused(
+            "an erasure needs --reason: the audit log and every member's receipt keep it".into(),
+        ));
+    }
+    let started = audit::audited(
+        node,
+        actor,
+        Action::RecordErase,
+        None,
+        Some(record_text),
+        || {
+            node.store.write(|tx| -> Result<Started> {
+                let (case, rid, _) =
+                    records::open_for(node, actor, tx, record_text, Need::Manage)?;
+                cases::require_lead(node, &case, "erase records")?;
+                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+                let (tag, sealed) = control::seal_erasure(&case.id, &rid, &key, reason)?;
+                let op =
+                    cases::lead_op(node, &case, ControlBody::EraseRecord { tag, epoch, sealed })?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                let ev = Event::new(Action::RecordErase)
+                    .case(case.id)
+                    .records([rid.to_string()])
+                    .detail(format!(
+                        "erasure {} signed, reason: {reason}; every member destroys the record and answers with a receipt",
+                        op.hash().short()
+                    ));
+                audit::append(node, actor, tx, ev)?;
+                Ok(Started {
+                    record: rid.to_string(),
+                    case: case.id.to_string(),
+                    erasure: op.hash().to_hex(),
+                })
+            })
+        },
+    )?;
+    carry_out(node, actor)?;
+    Ok(started)
+}
+
+/// Carries out every erasure in the control logs of this node's cases that
+/// it has not yet: destroys, then signs a receipt. Returns a line per erasure
+/// carried out, for the log.
+pub fn carry_out(node: &Node, actor: &Actor) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for case in cases::list(node)? {
+        for e in &case.state.erasures {
+            if store::erasure_done(node.store.conn(), case.case_ref, &e.tag.0)? {
+                continue;
+            }
+            done.push(carry_out_one(node, actor, &case, e)?);
+        }
+    }
+    Ok(done)
+}
+
+/// The record an erasure names, for a member holding the epoch key (a relay
+/// knows its tag only), and the reason.
+fn named(node: &Node, case: &Case, e: &Erasure) -> Option<(RecordId, String)> {
+    let key = cases::epoch_key(node, node.store.conn(), case, &e.epoch).ok()?;
+    control::open_erasure(&case.id, &e.tag, &key, &e.sealed).ok()
+}
+
+fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {
+    let rid = named(node, case, e).map(|(r, _)| r);
+    let text = rid.map(|r| format!("{r}@{}", case.id));
+    // The evidence file first (its key is in its manifest): destroy_file
+    // refuses records that name none, which is fine.
+    if let Some(t) = &text {
+        match evidence::destroy_file(node, t) {
+            Ok(_) | Err(NodeError::Refused(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let rewritten = node.store.write(|tx| -> Result<i64> {
+        let row = match rid {
+            Some(r) => store::record_in_case(tx, case.case_ref, &node.storage.record_index(&r.0))?,
+            None => None,
+        };
+        // The entries that hold its parts: those linked to its row, or every
+        // entry of the case where this node has no row for it (a relay, or a
+        // record refused here); and entries still waiting.
+        let stored = match &row {
+            Some(r) => store::entries_of_record(tx, r.row)?
+                .into_iter()
+                .flatten()
+                .map(|s| (s.row, s.bytes))
+                .collect(),
+            None => store::entry_bytes_of_case(tx, case.case_ref)?,
+        };
+        let mut n = 0;
+        for (entry_row, bytes) in stored {
+            if let Some(stripped) = strip(&bytes, &e.tag) {
+                store::rewrite_entry(tx, entry_row, &stripped)?;
+                n += 1;
+            }
+        }
+        for (wait_row, bytes) in store::waiting_bytes_of_case(tx, case.case_ref)? {
+            if let Some(stripped) = strip(&bytes, &e.tag) {
+                store::rewrite_waiting(tx, wait_row, &stripped)?;
+            }
+        }
+        // Its row (view, snapshot), its links to entries, and by cascade its
+        // search terms, match set rows and evidence file rows.
+        if let Some(r) = row {
+            store::delete_record(tx, r.row)?;
+        }
+        let (ms, _) = crate::clock::now();
+        store::note_erasure_done(tx, case.case_ref, &e.tag.0, &e.op, ms, n)?;
+        Ok(n)
+    })?;
+    // Old page images leave the WAL; freed pages were zeroed (secure_delete).
+    node.store.checkpoint()?;
+    let receipt = sign_receipt(node, &case.id, &e.op)?;
+    let what = rid
+        .map(|r| format!("record {r}"))
+        .unwrap_or_else(|| format!("the record tagged {}", casesync_crypto::hash::hex(&e.tag.0)));
+    let detail = format!(
+        "{what}: content destroyed ({rewritten} entries rewritten, its view, snapshot, index rows and evidence pieces deleted); erasure {}, receipt {}",
+        e.op.short(),
+        receipt
+            .map(|h| h.short())
+            .unwrap_or_else(|| "not owed".into())
+    );
+    let mut ev = Event::new(Action::RecordErased)
+        .case(case.id)
+        .detail(detail.clone());
+    if let Some(r) = rid {
+        ev = ev.records([r.to_string()]);
+    }
+    audit::append_alone(node, actor, ev)?;
+    Ok(format!("case {}: {detail}", case.id))
+}
+
+/// The entry without the parts of `tag`, if it held any.
+fn strip(bytes: &[u8], tag: &RecordTag) -> Option<Vec<u8>> {
+    let e = LogEntry::decode_verified(bytes).ok()?;
+    e.holds(tag).then(|| e.without(&[*tag]).bytes().to_vec())
+}
+
+/// Signs this node's receipt for erasure `op` into the case's control log,
+/// unless it owes none (not a member) or gave one already.
+fn sign_receipt(node: &Node, case: &CaseId, op: &Hash) -> Result<Option<Hash>> {
+    node.store.write(|tx| -> Result<Option<Hash>> {
+        let case = cases::load(node, tx, case)?;
+        let (ms, _) = crate::clock::now();
+        let receipt = ControlOp::create(
+            &node.keys,
+            case.id,
+            case.state.heads.clone(),
+            ms,
+            ControlBody::ErasureReceipt { erasure: *op },
+        )?;
+        if control::authorize(&case.state, &receipt).is_err() {
+            return Ok(None);
+        }
+        store::insert_control_op(tx, case.case_ref, &receipt.hash(), receipt.bytes())?;
+        Ok(Some(receipt.hash()))
+    })
+}
+
+/// One member's answer to an erasure.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberErasure {
+    pub node: String,
+    pub name: String,
+    pub org: String,
+    /// `erased` (with its receipt) or `pending`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// A member's signed receipt: its control operation and when it signed it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Receipt {
+    pub operation: String,
+    pub signed_ms: i64,
+}
+
+/// `record erasure RECORD`: where an erasure stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub record: String,
+    pub case: String,
+    pub erasure: String,
+    pub erased_by: String,
+    pub erased_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub members: Vec<MemberErasure>,
+    /// Copies made before the erasure (exports, bundles) from this node's
+    /// audit log: out of the erasure's reach.
+    pub copies_before: Vec<AuditEntry>,
+}
+
+/// `record erasure RECORD` (`ID` or `ID@CASE`): per member node of the case
+/// when it was erased, pending or erased with its receipt; and the copies
+/// this node's audit log says were made of the record before.
+pub fn status(node: &Node, actor: &Actor, record_text: &str) -> Result<Status> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordErasure,
+        None,
+        Some(record_text),
+        || {
+            carry_out(node, actor)?;
+            let (rid_text, case_text) = match record_text.split_once('@') {
+                Some((r, c)) => (r, Some(c)),
+                None => (record_text, None),
+            };
+            let rid = records::parse_record_id(rid_text)?;
+            let conn = node.store.conn();
+            let mut found = Vec::new();
+            for case in cases::list(node)? {
+                if case_text.is_some_and(|c| c != case.id.to_string()) {
+                    continue;
+                }
+                let tag = record_tag(&case.id, &rid);
+                if let Some(e) = case.state.erasures.iter().find(|e| e.tag == tag) {
+                    found.push((case.clone(), e.clone()));
+                }
+            }
+            let (case, e) = match found.len() {
+                0 => {
+                    return Err(NodeError::Refused(format!(
+                        "record {rid} has not been erased in any case this node holds"
+                    )));
+                }
+                1 => found.remove(0),
+                n => {
+                    return Err(NodeError::Refused(format!(
+                        "record id {rid} was erased in {n} cases; name the one you mean as {rid}@CASE"
+                    )));
+                }
+            };
+            cases::require_access(actor, conn, &case, Need::Read)?;
+            let receipts = case.state.receipts.get(&e.op);
+            // A member removed since keeps its place in the list, unnamed here.
+            let card_of = |k: &[u8; 32]| case.state.members.get(k).map(|m| m.card.clone());
+            let members = e
+                .members
+                .iter()
+                .map(|k| {
+                    let card = card_of(k);
+                    let receipt = receipts.and_then(|r| r.get(k)).map(|(op, ms)| Receipt {
+                        operation: op.to_hex(),
+                        signed_ms: *ms,
+                    });
+                    MemberErasure {
+                        node: casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
+                        name: card.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                        org: card.as_ref().map(|c| c.org.clone()).unwrap_or_default(),
+                        state: if receipt.is_some() {
+                            "erased"
+                        } else {
+                            "pending"
+                        },
+                        receipt,
+                    }
+                })
+                .collect();
+            let id = rid.to_string();
+            let filter = audit::Filter {
+                case: Some(case.id),
+                since: None,
+                action: None,
+                operator: None,
+            };
+            let copies_before = audit::read(node, &filter)?
+                .into_iter()
+                .filter(|a| {
+                    (a.category == "disclosure" && a.records.contains(&id))
+                        || a.action == "bundle.export"
+                })
+                .collect();
+            let out = Status {
+                record: id.clone(),
+                case: case.id.to_string(),
+                erasure: e.op.to_hex(),
+                erased_by: casesync_crypto::identity::peer_id_of(&e.author).unwrap_or_default(),
+                erased_ms: e.time_ms,
+                reason: named(node, &case, &e).map(|(_, r)| r),
+                members,
+                copies_before,
+            };
+            audit::append_alone(
+                node,
+                actor,
+                Event::new(Action::RecordErasure)
+                    .case(case.id)
+                    .records([id]),
+            )?;
+            Ok(out)
+        },
+    )
+}

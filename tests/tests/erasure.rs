@@ -1,0 +1,198 @@
+//! Erasure (issue 19): a lead erases a record; it reaches every member by
+//! sync, each destroys the record's content and signs a receipt, the logs
+//! still verify, nothing of the record's sealed content is left in any file
+//! of any data dir (WAL included), and it does not come back.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::network::{Server, eventually, federation};
+use crate::util::{Node, TestDir, files_under, find_bytes, peer_of};
+
+/// The sealed parts of record `rid` (by its tag in case `case`) in `n`'s
+/// stored entries, and the sealed views of all its records.
+fn sealed_of(n: &Node, case: &str, rid: &str) -> Vec<Vec<u8>> {
+    use casesync_schema::entry::{LogEntry, record_tag};
+    let tag = record_tag(&case.parse().unwrap(), &rid.parse().unwrap());
+    let db = n.db();
+    let mut s = db.prepare("SELECT bytes FROM entries").unwrap();
+    let all: Vec<Vec<u8>> = s
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let mut out = Vec::new();
+    for bytes in all {
+        let e = LogEntry::decode_verified(&bytes).unwrap();
+        for (i, p) in e.parts().iter().enumerate() {
+            if p.tag == tag
+                && let Some(b) = e.part_bytes(i)
+            {
+                out.push(b.to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// A node's sealed parts of a record, and the sealed views of its records.
+type Held = (Vec<Vec<u8>>, BTreeSet<Vec<u8>>);
+
+fn views(n: &Node) -> BTreeSet<Vec<u8>> {
+    let db = n.db();
+    let mut s = db.prepare("SELECT view FROM records").unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Whether any file under `n`'s data dir holds `needle`.
+fn anywhere(n: &Node, needle: &[u8]) -> Option<String> {
+    files_under(&n.dir)
+        .into_iter()
+        .find(|f| find_bytes(&std::fs::read(f).unwrap_or_default(), needle).is_some())
+        .map(|f| f.display().to_string())
+}
+
+#[test]
+fn an_erased_record_is_gone_from_every_member_with_a_receipt_from_each() {
+    let t = TestDir::new("erasure");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    a.add_member(&case, c, "contributor");
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr]);
+    // B imports two people in one entry; C edits the one to be erased.
+    let lines = "{\"type\":\"person\",\"fields\":{\"name\":\"Erased Person\"}}\n\
+                 {\"type\":\"person\",\"fields\":{\"name\":\"Kept Person\"}}\n";
+    let file = t.write("people.jsonl", lines);
+    b.cmd(&["record", "import", &case, file.to_str().unwrap()])
+        .ok();
+    let list = |n: &Node| n.list(&case);
+    let id_of = |n: &Node, name: &str| {
+        list(n)
+            .iter()
+            .find(|r| r["fields"]["name"] == name)
+            .map(|r| r["id"].as_str().unwrap().to_string())
+    };
+    eventually(60, "C has B's records", || {
+        id_of(c, "Erased Person").is_some()
+    });
+    let gone = id_of(b, "Erased Person").unwrap();
+    let kept = id_of(b, "Kept Person").unwrap();
+    c.cmd(&["record", "edit", &gone, "--field", "alias=The Marker"])
+        .ok();
+    eventually(60, "every member has C's edit", || {
+        [a, b].iter().all(|n| {
+            n.cmd(&["record", "show", &gone, "--json"])
+                .ok()
+                .contains("The Marker")
+        })
+    });
+    // A bundle made before the erasure, for later.
+    let bundle = t.join("before.bundle");
+    b.cmd(&[
+        "bundle",
+        "export",
+        "--out",
+        bundle.to_str().unwrap(),
+        "--case",
+        &case,
+        "--for",
+        &peer_of(c),
+    ])
+    .ok();
+    let before: Vec<Held> = nodes
+        .iter()
+        .map(|n| (sealed_of(n, &case, &gone), views(n)))
+        .collect();
+    for (sealed, _) in &before {
+        assert_eq!(sealed.len(), 2, "the creation and the edit");
+    }
+
+    // A contributor may not erase; the lead does.
+    let refused = b
+        .cmd(&["record", "erase", &gone, "--reason", "mine"])
+        .error_line();
+    assert!(refused.contains("only a lead"), "{refused}");
+    let started = a.json(&[
+        "record",
+        "erase",
+        &gone,
+        "--reason",
+        "retention period over",
+    ]);
+    assert_eq!(started["record"], gone.as_str(), "{started}");
+
+    // Every member erases it and signs a receipt, which reaches A.
+    eventually(60, "three receipts on A", || {
+        let st = a.json(&["record", "erasure", &gone]);
+        st["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["state"] == "erased")
+            .count()
+            == 3
+    });
+    let st = a.json(&["record", "erasure", &gone]);
+    assert_eq!(st["reason"], "retention period over", "{st}");
+    let peers: BTreeSet<String> = st["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(peers, nodes.iter().map(peer_of).collect(), "{st}");
+    assert!(
+        st["copies_before"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] == "bundle.export" || e["category"] == "disclosure"),
+        "{st}"
+    );
+    drop((sa, sb, sc));
+
+    for (n, (sealed, views_before)) in nodes.iter().zip(&before) {
+        let who = n.dir.display().to_string();
+        let line = n.cmd(&["record", "show", &gone]).error_line();
+        assert!(line.contains("unknown record"), "{who}: {line}");
+        assert_eq!(
+            n.show(&kept)["fields"]["name"],
+            "Kept Person",
+            "{who}: the record in the same entry stays"
+        );
+        let report = n.json(&["log", "verify"]);
+        assert_eq!(report["failed"], 0, "{who}: {report}");
+        for part in sealed {
+            assert_eq!(
+                anywhere(n, part),
+                None,
+                "{who}: the record's sealed part is left"
+            );
+        }
+        let now = views(n);
+        for v in views_before.difference(&now) {
+            assert_eq!(anywhere(n, v), None, "{who}: a view of the record is left");
+        }
+        assert!(sealed_of(n, &case, &gone).is_empty());
+        let trail = n.json(&["audit", "list", "--action", "record.erased"]);
+        assert_eq!(trail.as_array().unwrap().len(), 1, "{who}: {trail}");
+    }
+
+    // The bundle made before brings nothing of it back.
+    let out = c.json(&["bundle", "import", bundle.to_str().unwrap()]);
+    let _: &Value = &out;
+    let line = c.cmd(&["record", "show", &gone]).error_line();
+    assert!(line.contains("unknown record"), "{line}");
+    assert!(sealed_of(c, &case, &gone).is_empty());
+}
