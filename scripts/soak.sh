@@ -4,7 +4,9 @@
 #      rotation and membership change: KILLS kills per scenario;
 #   2. random operations under partitions: the seeds in SEEDS (A..B);
 #   3. the HTTP API under schemathesis, API_FUZZ requests per operation;
-#   4. three serving nodes with steady edits for MINUTES, RSS sampled.
+#   4. three serving nodes with steady edits for MINUTES, RSS sampled;
+#   5. an evidence fetch and an erasure cut by EVIDENCE_KILLS and
+#      ERASURE_KILLS kills (50 each).
 # Prints kills survived per scenario, seeds run and failing seeds (with the
 # command that replays one), and RSS start/end/peak per node.
 #
@@ -45,6 +47,10 @@ echo "==> evidence fetch cut by ${EVIDENCE_KILLS:-50} kills of the receiver"
 CASESYNC_EVIDENCE_KILLS=${EVIDENCE_KILLS:-50} \
   cargo nextest run -p casesync-e2e --no-fail-fast -E 'test(/^evidence::a_fetch_cut/)' \
   >target/soak/evidence-kills.log 2>&1 || { status=1; echo "evidence kills: FAILED (target/soak/evidence-kills.log)"; }
+echo "==> erasure cut by ${ERASURE_KILLS:-50} kills"
+CASESYNC_ERASURE_KILLS=${ERASURE_KILLS:-50} \
+  cargo nextest run -p casesync-e2e --no-fail-fast -E 'test(/^erasure::an_erasure_cut/)' \
+  >target/soak/erasure-kills.log 2>&1 || { status=1; echo "erasure kills: FAILED (target/soak/erasure-kills.log)"; }
 CASESYNC_API_FUZZ_EXAMPLES=${API_FUZZ:-1000} \
   cargo nextest run -p casesync-e2e --no-fail-fast --no-capture -E 'test(/^http::generated/)' \
   >target/soak/api-fuzz.log 2>&1 || { status=1; echo "api fuzz: FAILED (target/soak/api-fuzz.log)"; }

@@ -196,3 +196,170 @@ fn an_erased_record_is_gone_from_every_member_with_a_receipt_from_each() {
     assert!(line.contains("unknown record"), "{line}");
     assert!(sealed_of(c, &case, &gone).is_empty());
 }
+
+/// Apart while the lead erases, a member edits the record: when they meet,
+/// the member carries out the erasure (its own edit's part included) and
+/// signs its receipt, the lead strips that edit as it arrives, and every
+/// member ends with the same records and the same entries (by hash).
+#[test]
+fn an_edit_made_apart_from_the_erasure_is_erased_too_and_members_converge() {
+    let t = TestDir::new("erasure_apart");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    a.add_member(&case, c, "contributor");
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    let sc = Server::start(c, &[&sa.addr]);
+    eventually(60, "B has the case", || b.try_list(&case).is_some());
+    let gone = b.add(&case, "person", &[("name", "Erased Person")], &[]);
+    let kept = b.add(&case, "person", &[("name", "Kept Person")], &[]);
+    eventually(60, "C has both records", || {
+        c.try_list(&case).is_some_and(|l| l.len() == 2)
+    });
+    drop(sc);
+    // Apart: C edits both; A erases one.
+    c.cmd(&["record", "edit", &gone, "--field", "alias=Written Apart"])
+        .ok();
+    c.cmd(&["record", "edit", &kept, "--field", "alias=Also Apart"])
+        .ok();
+    a.json(&["record", "erase", &gone, "--reason", "unlawfully held"]);
+    let sc = Server::start(c, &[&sa.addr]);
+    eventually(60, "three receipts on A", || {
+        a.json(&["record", "erasure", &gone])["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "erased")
+    });
+    let entries = |n: &Node| -> BTreeSet<Vec<u8>> {
+        let db = n.db();
+        let mut s = db.prepare("SELECT hash FROM entries").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    eventually(60, "every member holds the same entries", || {
+        let e = entries(a);
+        e.len() >= 4 && entries(b) == e && entries(c) == e
+    });
+    eventually(60, "every member shows the kept record's edit", || {
+        nodes
+            .iter()
+            .all(|n| n.show(&kept)["fields"]["alias"] == "Also Apart")
+    });
+    drop((sa, sb, sc));
+    for n in &nodes {
+        assert!(
+            n.cmd(&["record", "show", &gone])
+                .error_line()
+                .contains("unknown record")
+        );
+        assert!(sealed_of(n, &case, &gone).is_empty());
+        assert_eq!(n.list(&case), a.list(&case));
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+    }
+}
+
+/// SIGKILL at random moments of `record erase` (5 here; the soak sets
+/// CASESYNC_ERASURE_KILLS=50): whatever the moment, the node never holds a
+/// receipt of its own while it still holds the record's content, and the
+/// next look (`record erasure`, or `record erase` again if the operation was
+/// not signed yet) finishes the erasure with the logs verifying.
+#[test]
+fn an_erasure_cut_by_a_kill_completes_and_never_claims_what_it_did_not_do() {
+    use crate::util::{Rng, copy_dir, env_count};
+    let t = TestDir::new("erasure_kills");
+    let base = t.node("base");
+    base.init("uk-east", "ROCU East", "GB");
+    let case = base.create_case("Op Lantern");
+    let gone = base.add(&case, "person", &[("name", "Erased Person")], &[]);
+    for i in 0..20 {
+        base.cmd(&[
+            "record",
+            "edit",
+            &gone,
+            "--field",
+            &format!("alias=alias {i}"),
+        ])
+        .ok();
+    }
+    let kept = base.add(&case, "person", &[("name", "Kept Person")], &[]);
+    // How long an erasure takes here, uncut.
+    let probe = t.node("probe");
+    copy_dir(&base.dir, &probe.dir);
+    let started = std::time::Instant::now();
+    probe
+        .cmd(&["record", "erase", &gone, "--reason", "probe"])
+        .ok();
+    let whole = started.elapsed().as_millis() as u64;
+    let mut rng = Rng::new(0x5eed_e7a5);
+    for k in 0..env_count("CASESYNC_ERASURE_KILLS", 5) {
+        let n = t.node(&format!("kill-{k}"));
+        copy_dir(&base.dir, &n.dir);
+        let mut child = n
+            .command(&["record", "erase", &gone, "--reason", "cut short"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(whole + 1)));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Never a receipt of its own while it still holds the content.
+        if own_receipt(&n) {
+            assert!(
+                sealed_of(&n, &case, &gone).is_empty(),
+                "kill {k}: a receipt before the content was gone"
+            );
+        }
+        // The next look finishes it (or the erase is asked again: the
+        // operation was not signed before the kill).
+        let st = n.cmd(&["record", "erasure", &gone, "--json"]);
+        if !st.status.success() {
+            n.cmd(&["record", "erase", &gone, "--reason", "again"]).ok();
+        }
+        let st = n.json(&["record", "erasure", &gone]);
+        assert_eq!(st["members"][0]["state"], "erased", "kill {k}: {st}");
+        assert!(own_receipt(&n), "kill {k}");
+        assert!(sealed_of(&n, &case, &gone).is_empty(), "kill {k}");
+        assert!(
+            n.cmd(&["record", "show", &gone])
+                .error_line()
+                .contains("unknown record")
+        );
+        assert_eq!(n.show(&kept)["fields"]["name"], "Kept Person");
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0, "kill {k}");
+        let integrity: String = n
+            .db()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok", "kill {k}");
+    }
+}
+
+/// Whether `n`'s control logs hold an erasure receipt signed by `n`.
+fn own_receipt(n: &Node) -> bool {
+    use casesync_schema::control::{ControlBody, ControlOp};
+    let me = casesync_node::DataDir::new(&n.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap()
+        .keys
+        .public()
+        .ed25519;
+    let db = n.db();
+    let mut s = db.prepare("SELECT bytes FROM control_ops").unwrap();
+    let ops: Vec<Vec<u8>> = s
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    ops.iter().any(|b| {
+        ControlOp::decode_verified(b).is_ok_and(|op| {
+            op.author == me && matches!(op.body, ControlBody::ErasureReceipt { .. })
+        })
+    })
+}
