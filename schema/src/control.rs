@@ -1268,6 +1268,82 @@ mod tests {
         }
     }
 
+    /// Erasure is a lead's; a receipt any member's, once per erasure, for
+    /// an erasure that took effect; concurrent erasures of one record fold
+    /// to one (the first in fold order), on every node alike.
+    #[test]
+    fn erasures_and_receipts_fold_by_their_rules() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Contributor,
+            },
+        )
+        .unwrap();
+        let epoch = f.create.hash();
+        let record = RecordId([5; 16]);
+        let erase_by = |keys: &NodeKeys, parents: Vec<Hash>, reason: &str| {
+            let (tag, sealed) = seal_erasure(&f.case, &record, &f.key, reason).unwrap();
+            ControlOp::create(
+                keys,
+                f.case,
+                parents,
+                3,
+                ControlBody::EraseRecord { tag, epoch, sealed },
+            )
+            .unwrap()
+        };
+        let receipt = |keys: &NodeKeys, parents: Vec<Hash>, erasure: Hash| {
+            ControlOp::create(
+                keys,
+                f.case,
+                parents,
+                4,
+                ControlBody::ErasureReceipt { erasure },
+            )
+            .unwrap()
+        };
+        let base = vec![f.create.clone(), add.clone()];
+        let st = resolve(f.case, &base).unwrap();
+        // A contributor's erasure does not fold.
+        let by_other = erase_by(&f.other, vec![add.hash()], "mine");
+        assert!(authorize(&st, &by_other).is_err());
+        // Two leads' worth of erasures while apart: here one lead twice,
+        // concurrently; one stands whatever the order.
+        let one = erase_by(&f.lead, vec![add.hash()], "first");
+        let two = erase_by(&f.lead, vec![add.hash()], "second");
+        let mut ops = base.clone();
+        ops.extend([one.clone(), two.clone()]);
+        let a = resolve(f.case, &ops).unwrap();
+        ops.swap(2, 3);
+        let b = resolve(f.case, &ops).unwrap();
+        assert_eq!(a.erasures, b.erasures);
+        assert_eq!(a.erasures.len(), 1);
+        let e = a.erasures[0].clone();
+        assert_eq!(e.members.len(), 2, "both members owe a receipt");
+        let (rid, _) = open_erasure(&f.case, &e.tag, &f.key, &e.sealed).unwrap();
+        assert_eq!(rid, record);
+        assert!(open_erasure(&f.case, &RecordTag([0; 16]), &f.key, &e.sealed).is_err());
+        // Receipts: by a member, once, for an erasure that took effect.
+        let heads = a.heads.clone();
+        let r1 = receipt(&f.other, heads.clone(), e.op);
+        assert!(authorize(&a, &r1).is_ok());
+        assert!(authorize(&a, &receipt(&f.other, heads.clone(), Hash([9; 32]))).is_err());
+        let stranger = NodeKeys::generate().unwrap();
+        assert!(authorize(&a, &receipt(&stranger, heads.clone(), e.op)).is_err());
+        ops.push(r1.clone());
+        let c = resolve(f.case, &ops).unwrap();
+        assert!(c.receipts[&e.op].contains_key(&f.other.public().ed25519));
+        assert!(authorize(&c, &receipt(&f.other, c.heads.clone(), e.op)).is_err());
+        // Erasing it again does not fold.
+        assert!(authorize(&c, &erase_by(&f.lead, c.heads.clone(), "again")).is_err());
+    }
+
     #[test]
     fn a_removed_writers_log_ends_at_its_cut_unless_a_remaining_writer_built_further() {
         let f = fixture();

@@ -363,3 +363,124 @@ fn own_receipt(n: &Node) -> bool {
         })
     })
 }
+
+/// An enrolled contributor that signs what it likes: an erasure (a lead's
+/// operation), a receipt for an erasure that does not exist, and one of its
+/// own entries with a record's part taken out (withholding content under a
+/// valid signature). Each is refused and logged; the record stays.
+#[test]
+fn a_contributor_cannot_erase_fake_a_receipt_or_withhold_a_part() {
+    use crate::hostile_peer::{connect, local, writer};
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use casesync_schema::bundle::{BundleBody, CaseItems};
+    use casesync_schema::control::{self, ControlBody, ControlOp};
+    use casesync_schema::entry::record_tag;
+    use casesync_schema::record::{FieldValue, RecordInput, RecordType, ReleasableTo};
+    let t = TestDir::new("erasure_hostile");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("rogue", "NL")]);
+    let (a, h) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, h, "contributor");
+    let rid = a.add(&case, "person", &[("name", "Target")], &[]);
+    let sa = Server::start(a, &[]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let case_id: casesync_schema::CaseId = case.parse().unwrap();
+    let (hn, epoch, key, federation_id) = writer(h, case_id);
+    let heads = casesync_node::cases::load(&hn, hn.store.conn(), &case_id)
+        .unwrap()
+        .state
+        .heads;
+    let (tag, sealed) =
+        control::seal_erasure(&case_id, &rid.parse().unwrap(), &key, "not mine to erase").unwrap();
+    let erase = ControlOp::create(
+        &hn.keys,
+        case_id,
+        heads.clone(),
+        0,
+        ControlBody::EraseRecord { tag, epoch, sealed },
+    )
+    .unwrap();
+    let receipt = ControlOp::create(
+        &hn.keys,
+        case_id,
+        heads,
+        0,
+        ControlBody::ErasureReceipt {
+            erasure: casesync_crypto::Hash([7; 32]),
+        },
+    )
+    .unwrap();
+    let own = casesync_schema::RecordId::new_v7();
+    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
+    let ops_before = a
+        .db()
+        .query_row("SELECT COUNT(*) FROM control_ops", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation_id).await;
+        let withheld = hostile
+            .entry_making(
+                case_id,
+                1,
+                casesync_crypto::Hash::ZERO,
+                (epoch, &key),
+                own,
+                &RecordInput {
+                    record_type: RecordType::Person,
+                    fields: [("name".to_string(), FieldValue::Str("Hidden".into()))].into(),
+                    grading: None,
+                    releasable_to: ReleasableTo(vec![]),
+                },
+            )
+            .without(&[record_tag(&case_id, &own)]);
+        let body = BundleBody {
+            registry_ops: vec![],
+            cases: vec![CaseItems {
+                case: case_id,
+                control_ops: vec![erase.bytes().to_vec(), receipt.bytes().to_vec()],
+                entries: vec![withheld.bytes().to_vec()],
+            }],
+        };
+        let r = hostile
+            .ask(SyncRequest::Deliver {
+                federation: federation_id.0.to_vec(),
+                body: body.encode(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, SyncResponse::Accepted { entries: 0, .. }),
+            "{r:?}"
+        );
+    });
+    let ops_after = a
+        .db()
+        .query_row("SELECT COUNT(*) FROM control_ops", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(ops_after, ops_before, "neither operation is kept");
+    assert_eq!(a.show(&rid)["fields"]["name"], "Target");
+    assert!(
+        a.cmd(&["record", "erasure", &rid])
+            .error_line()
+            .contains("has not been erased"),
+    );
+    let refusals: String = a
+        .json(&["audit", "list", "--action", "sync.reject"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        refusals.contains("2 control operation(s) whose author held no authority"),
+        "{refusals}"
+    );
+    assert!(refusals.contains("content is missing"), "{refusals}");
+    drop(sa);
+}
