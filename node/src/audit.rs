@@ -86,6 +86,11 @@ actions! {
     RecordErase => "record.erase", "erasure";
     RecordErased => "record.erased", "erasure";
     RecordErasure => "record.erasure", "consultation";
+    // Retention review: what is due (a listing of records), a decision to
+    // retain (the reason in the entry), and this node's periods and groups.
+    ReviewDue => "review.due", "consultation";
+    ReviewRetain => "review.retain", "alteration";
+    ReviewPolicy => "review.policy", "trust";
     // The link chart around a record, or a path between two.
     RecordChart => "record.chart", "consultation";
     // A search across the cases a person may see; the query is in the

@@ -47,6 +47,7 @@ pub mod node;
 pub mod peers;
 pub mod pieces;
 pub mod records;
+pub mod review;
 pub mod sealing;
 pub mod search;
 pub mod selector_export;

@@ -32,6 +32,7 @@ pub mod history;
 pub mod ids;
 pub mod record;
 pub mod registry;
+pub mod retention;
 pub mod selectors;
 pub mod validate;
 

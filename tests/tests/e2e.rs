@@ -54,6 +54,8 @@ mod proxy;
 mod records;
 /// A node restored from a backup or a copy loses nothing and writes on.
 mod restore;
+/// Retention review: due dates by policy, retain or erase.
+mod review;
 /// Keys that lost their authority: a revoked admin, a removed lead's backup.
 mod stale_keys;
 /// Hand-edited stores are detected.

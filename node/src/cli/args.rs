@@ -217,6 +217,9 @@ Examples:
     /// Selectors of a case for an outside body (an exchange, a bank)
     #[command(subcommand)]
     Selectors(SelectorsCommand),
+    /// Retention review: what is due, retain or erase, and the periods
+    #[command(subcommand)]
+    Review(ReviewCommand),
     /// Accounts of the web front end (`serve --http`): add, list, disable,
     /// set a password, assign cases to analysts
     #[command(subcommand)]
@@ -772,4 +775,63 @@ Examples:
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
+    /// The records due for review now (their case's group, type and a
+    /// person's category set the period; a review sets the next date)
+    #[command(
+        after_help = "Examples:\n  casesync review due\n  casesync review due --case CASE --json"
+    )]
+    Due {
+        #[arg(long)]
+        case: Option<String>,
+    },
+    /// Keep a record after its review: why, and until when (by default
+    /// another full period)
+    #[command(
+        after_help = "Example:\n  casesync review retain RECORD --reason \"linked to the open Op Lantern investigation\" --until 2029-06-30"
+    )]
+    Retain {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+        #[arg(long)]
+        reason: String,
+        /// The next review date, YYYY-MM-DD
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
+    /// The review decided the record goes: erase it from every member (a
+    /// lead of its case; see `record erase`)
+    #[command(
+        after_help = "Example:\n  casesync review erase RECORD --reason \"no longer necessary\""
+    )]
+    Erase {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show or change this node's review periods, in years: per MoPI group
+    /// (defaults 10, 10 and 6), per record type, per person category
+    #[command(
+        after_help = "Examples:\n  casesync review policy\n  casesync review policy --group 3=6 --type note=2 --category victim=6"
+    )]
+    Policy {
+        /// GROUP=YEARS (1, 2 or 3), repeatable
+        #[arg(long = "group", value_name = "GROUP=YEARS")]
+        groups: Vec<String>,
+        /// TYPE=YEARS, repeatable
+        #[arg(long = "type", value_name = "TYPE=YEARS")]
+        types: Vec<String>,
+        /// CATEGORY=YEARS for persons, repeatable
+        #[arg(long = "category", value_name = "CATEGORY=YEARS")]
+        categories: Vec<String>,
+    },
+    /// Set a case's MoPI retention group on this node (3 unless set): 1
+    /// certain public protection matters, 2 other sexual, violent or serious
+    /// offences, 3 all other offences
+    #[command(after_help = "Example:\n  casesync review group CASE 2")]
+    Group { case: String, group: u8 },
 }

@@ -11,6 +11,7 @@ mod evidence_cmds;
 mod match_cmds;
 mod net_cmds;
 mod record_cmds;
+mod review_cmds;
 mod trust_cmds;
 mod user_cmds;
 
@@ -22,6 +23,7 @@ use evidence_cmds::*;
 use match_cmds::*;
 use net_cmds::*;
 use record_cmds::*;
+use review_cmds::*;
 use trust_cmds::*;
 use user_cmds::*;
 
@@ -422,6 +424,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Match(args) => return match_command(&cli, args),
         Command::Evidence(cmd) => return evidence_command(&cli, cmd),
         Command::Selectors(cmd) => return selectors_command(&cli, cmd),
+        Command::Review(cmd) => return review_command(&cli, cmd),
         Command::Search { query, kind, case } => {
             let node = unlock(&cli)?;
             let q = casesync_node::search::Query {

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("018_evidence.sql"),
     include_str!("019_evidence_per_record.sql"),
     include_str!("020_erasures.sql"),
+    include_str!("021_review.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +282,7 @@ mod meta;
 mod peers;
 mod records;
 mod registry;
+mod review;
 mod search;
 mod users;
 pub use audit::*;
@@ -293,6 +295,7 @@ pub use meta::*;
 pub use peers::*;
 pub use records::*;
 pub use registry::*;
+pub use review::*;
 pub use search::*;
 pub use users::*;
 // Shared by the table families: a control operation or statement row.
