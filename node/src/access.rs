@@ -29,6 +29,9 @@ pub struct Actor {
     /// The account of a person logged in to the web front end; `None` for the
     /// node's operator at its shell.
     pub account: Option<Account>,
+    /// The second person, when this is an approved four-eyes request carried
+    /// out (`operator` is who asked): both go in the audit entry.
+    pub approved_by: Option<String>,
 }
 
 /// A person logged in, as the engine needs them: which account, which role.
@@ -120,6 +123,7 @@ impl Actor {
                 .unwrap_or_else(Actor::os_user),
             justification: clean(justification),
             account: None,
+            approved_by: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Actor {
             operator: account.name.clone(),
             justification: clean(justification),
             account: Some(account),
+            approved_by: None,
         }
     }
 

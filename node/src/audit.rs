@@ -91,6 +91,13 @@ actions! {
     ReviewDue => "review.due", "consultation";
     ReviewRetain => "review.retain", "alteration";
     ReviewPolicy => "review.policy", "trust";
+    // Four-eyes: the policy, a request filed by the first person, the list
+    // approvers read, and the second person's decision.
+    ApprovalPolicy => "approval.policy", "trust";
+    ApprovalRequest => "approval.request", "access";
+    ApprovalList => "approval.list", "access";
+    ApprovalApprove => "approval.approve", "access";
+    ApprovalDeny => "approval.deny", "access";
     // The link chart around a record, or a path between two.
     RecordChart => "record.chart", "consultation";
     // A search across the cases a person may see; the query is in the
@@ -193,6 +200,9 @@ pub struct AuditEntry {
     pub outcome: Outcome,
     pub justification: Option<String>,
     pub detail: Option<String>,
+    /// The second person of a four-eyes operation (`operator` asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// What an action reports to the log; [`append`] adds who, when and where.
@@ -298,6 +308,7 @@ pub fn append(node: &impl Keyholder, actor: &Actor, tx: &Connection, ev: Event) 
         outcome: ev.outcome,
         justification: actor.justification.clone(),
         detail: ev.detail,
+        approved_by: actor.approved_by.clone(),
     };
     let json = serde_json::to_vec(&entry).map_err(|e| NodeError::Io(e.to_string()))?;
     let sealed = node.storage().seal_audit(seq, &json)?;

@@ -35,6 +35,14 @@ pub fn export(
         (case_texts.len() == 1).then(|| case_texts[0].as_str()),
         None,
         || {
+            crate::approvals::guard(
+                node,
+                actor,
+                &crate::approvals::Request::BundleExport {
+                    cases: case_texts.to_vec(),
+                    recipient: recipient.map(String::from),
+                },
+            )?;
             let conn = node.store.conn();
             let to: Option<NodeCard> = recipient
                 .map(|r| cases::resolve_member(conn, r))

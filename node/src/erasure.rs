@@ -21,7 +21,7 @@ use casesync_schema::{CaseId, RecordId};
 use crate::access::Need;
 use crate::audit::{self, Action, Actor, AuditEntry, Event};
 use crate::cases::{self, Case};
-use crate::{Node, NodeError, Result, evidence, records, store};
+use crate::{Node, NodeError, Result, approvals, evidence, records, store};
 
 /// What `record erase` started.
 #[derive(Clone, Debug, Serialize)]
@@ -47,6 +47,14 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
         None,
         Some(record_text),
         || {
+            approvals::guard(
+                node,
+                actor,
+                &approvals::Request::Erase {
+                    record: record_text.to_string(),
+                    reason: reason.to_string(),
+                },
+            )?;
             node.store.write(|tx| -> Result<Started> {
                 let (case, rid, _) =
                     records::open_for(node, actor, tx, record_text, Need::Manage)?;

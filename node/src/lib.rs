@@ -24,6 +24,7 @@
 //! - [`http`]: the web front end (`serve --http`), beside the CLI of the binary.
 
 pub mod access;
+pub mod approvals;
 pub mod audit;
 pub mod backup;
 #[doc(hidden)]
@@ -38,6 +39,7 @@ pub mod erasure;
 pub mod error;
 pub mod evidence;
 pub mod files;
+pub mod four_eyes;
 pub mod http;
 pub mod import;
 pub mod ingest;

@@ -109,6 +109,20 @@ impl StorageKeys {
             .seal(&aad("audit_log", &seq.to_be_bytes()), entry)?)
     }
 
+    /// A four-eyes request (what it would do, with its reason) sealed at
+    /// rest, bound to its row.
+    pub fn seal_request(&self, id: i64, request: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .audit
+            .seal(&aad("approvals", &id.to_be_bytes()), request)?)
+    }
+
+    pub fn open_request(&self, id: i64, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.audit
+            .open(&aad("approvals", &id.to_be_bytes()), sealed)
+            .map_err(|_| open_err(&format!("approval request {id}")))
+    }
+
     pub fn open_audit(&self, seq: u64, sealed: &[u8]) -> Result<Vec<u8>> {
         self.audit
             .open(&aad("audit_log", &seq.to_be_bytes()), sealed)

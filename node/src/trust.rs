@@ -229,6 +229,14 @@ pub fn invite(
 ) -> Result<String> {
     crate::audit::audited(node, actor, Action::FederationInvite, None, None, || {
         actor.require(crate::access::Need::Trust)?;
+        crate::approvals::guard(
+            node,
+            actor,
+            &crate::approvals::Request::Enroll {
+                card: card.to_text(),
+                admin,
+            },
+        )?;
         node.store.write(|tx| -> Result<String> {
             let st = as_admin(node, tx, "invite")?;
             let already = st.nodes.get(&card.identity.ed25519);
@@ -305,6 +313,14 @@ pub fn revoke(
                 "give the reason for the revocation with --reason TEXT".into(),
             ));
         }
+        crate::approvals::guard(
+            node,
+            actor,
+            &crate::approvals::Request::Revoke {
+                peer: peer_id.trim().to_string(),
+                reason: reason.to_string(),
+            },
+        )?;
         node.store.write(|tx| -> Result<Enrolled> {
             let st = as_admin(node, tx, "revoke")?;
             let target = st.by_peer_id(peer_id.trim()).ok_or_else(|| {

@@ -4,6 +4,9 @@
 /// The harness: binary, temp dirs, nodes, output checks.
 mod util;
 
+/// Four-eyes: requests, approvals, denials, expiry.
+mod approvals;
+
 /// No plaintext in any file of the data dir.
 mod at_rest;
 /// The audit log: every operation, sync disclosures, tamper evidence.

@@ -221,6 +221,15 @@ pub fn add_member(
         Some(case_text),
         None,
         || {
+            crate::approvals::guard(
+                node,
+                actor,
+                &crate::approvals::Request::MemberAdd {
+                    case: case_text.to_string(),
+                    member: member.to_string(),
+                    role: role.name().to_string(),
+                },
+            )?;
             node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
                 let case = load_by_text(node, tx, case_text)?;
                 let card = &resolve_member(tx, member)?;

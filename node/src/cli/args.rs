@@ -220,6 +220,9 @@ Examples:
     /// Retention review: what is due, retain or erase, and the periods
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// Four-eyes: operations that need a second person, and their requests
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Accounts of the web front end (`serve --http`): add, list, disable,
     /// set a password, assign cases to analysts
     #[command(subcommand)]
@@ -834,4 +837,45 @@ pub enum ReviewCommand {
     /// offences, 3 all other offences
     #[command(after_help = "Example:\n  casesync review group CASE 2")]
     Group { case: String, group: u8 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApprovalsCommand {
+    /// Requests of the last 30 days, newest first: pending, approved,
+    /// denied or expired
+    #[command(after_help = "Example:\n  casesync approvals list --json")]
+    List,
+    /// Approve a request as the second person: it is carried out now, both
+    /// names in its audit entry
+    #[command(
+        after_help = "Examples:\n  CASESYNC_OPERATOR=bob casesync approvals approve 3\n  casesync --operator bob approvals approve 4 --out case.bundle   # a bundle export"
+    )]
+    Approve {
+        id: i64,
+        /// Where an approved bundle export is written
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Deny a request
+    #[command(
+        after_help = "Example:\n  casesync approvals deny 3 --reason \"not agreed with the SIO\""
+    )]
+    Deny {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show or set which operations need a second person on this node:
+    /// member-add, bundle-export, erase, enroll, revoke (or none)
+    #[command(
+        after_help = "Examples:\n  casesync approvals policy\n  casesync approvals policy --require erase,bundle-export,member-add --expires-hours 48\n  casesync approvals policy --require none"
+    )]
+    Policy {
+        /// Comma-separated operations, or none
+        #[arg(long, value_name = "LIST")]
+        require: Option<String>,
+        /// How long a request waits for its second person (default 24)
+        #[arg(long, value_name = "HOURS")]
+        expires_hours: Option<u32>,
+    },
 }

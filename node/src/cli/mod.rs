@@ -3,6 +3,7 @@
 //! (human text, or JSON with `--json`). No rule of the node lives here: the
 //! library checks, writes and audits; this turns its answers into output.
 
+mod approvals_cmds;
 mod args;
 mod audit_cmds;
 mod bundle_cmds;
@@ -15,6 +16,7 @@ mod review_cmds;
 mod trust_cmds;
 mod user_cmds;
 
+use approvals_cmds::*;
 pub(crate) use args::*;
 use audit_cmds::*;
 use bundle_cmds::*;
@@ -425,6 +427,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evidence(cmd) => return evidence_command(&cli, cmd),
         Command::Selectors(cmd) => return selectors_command(&cli, cmd),
         Command::Review(cmd) => return review_command(&cli, cmd),
+        Command::Approvals(cmd) => return approvals_command(&cli, cmd),
         Command::Search { query, kind, case } => {
             let node = unlock(&cli)?;
             let q = casesync_node::search::Query {

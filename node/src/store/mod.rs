@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("019_evidence_per_record.sql"),
     include_str!("020_erasures.sql"),
     include_str!("021_review.sql"),
+    include_str!("022_approvals.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +273,7 @@ fn hash_of(v: Vec<u8>) -> Hash {
     Hash::from_slice(&v).unwrap_or(Hash::ZERO)
 }
 
+mod approvals;
 mod audit;
 mod cases;
 mod entries;
@@ -285,6 +287,7 @@ mod registry;
 mod review;
 mod search;
 mod users;
+pub use approvals::*;
 pub use audit::*;
 pub use cases::*;
 pub use entries::*;
