@@ -366,7 +366,9 @@ fn control_checked(bytes: &[u8]) -> bool {
         ControlBody::AddMember { .. }
         | ControlBody::ChangeRole { .. }
         | ControlBody::AppointLead { .. }
-        | ControlBody::ErasureReceipt { .. } => ([0; 32], &Vec::new(), None),
+        | ControlBody::ErasureReceipt { .. }
+        | ControlBody::CloseCase
+        | ControlBody::EraseCase { .. } => ([0; 32], &Vec::new(), None),
     };
     let context = control::wrap_context(&op.case, &salt);
     for w in wraps.iter().filter(|w| &w.recipient == fixed_ed25519()) {

@@ -56,6 +56,10 @@ pub enum Request {
         record: String,
         reason: String,
     },
+    EraseCase {
+        case: String,
+        reason: String,
+    },
     Enroll {
         card: String,
         admin: bool,
@@ -71,7 +75,7 @@ impl Request {
         match self {
             Request::MemberAdd { .. } => "member-add",
             Request::BundleExport { .. } => "bundle-export",
-            Request::Erase { .. } => "erase",
+            Request::Erase { .. } | Request::EraseCase { .. } => "erase",
             Request::Enroll { .. } => "enroll",
             Request::Revoke { .. } => "revoke",
         }
@@ -104,6 +108,7 @@ impl Request {
                     .unwrap_or_else(|| "anyone (unencrypted)".into())
             ),
             Request::Erase { record, reason } => format!("erase record {record}: {reason}"),
+            Request::EraseCase { case, reason } => format!("erase the whole case {case}: {reason}"),
             Request::Enroll { card, admin } => format!(
                 "enroll {}{}",
                 crate::short(card),
@@ -123,12 +128,7 @@ pub(crate) struct Filed {
 }
 
 pub fn policy(node: &Node) -> Result<Policy> {
-    match store::meta_get(node.store.conn(), POLICY_KEY)? {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| {
-            NodeError::Integrity(format!("the stored four-eyes policy is unreadable: {e}"))
-        }),
-        None => Ok(Policy::default()),
-    }
+    crate::settings::load(node, POLICY_KEY, "four-eyes policy")
 }
 
 /// `approvals policy`: which operations need two people, and how long a
@@ -165,26 +165,16 @@ pub fn set_policy(
             }
             p.expires_hours = h;
         }
-        let bytes = serde_json::to_vec(&p)
-            .map_err(|e| NodeError::Integrity(format!("cannot encode the policy: {e}")))?;
-        node.store.write(|tx| -> Result<()> {
-            store::meta_put(tx, POLICY_KEY, &bytes)?;
-            audit::append(
-                node,
-                actor,
-                tx,
-                Event::new(Action::ApprovalPolicy).detail(format!(
-                    "two people for: {}; requests wait {} hours",
-                    if p.require.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        p.require.iter().cloned().collect::<Vec<_>>().join(", ")
-                    },
-                    p.expires_hours
-                )),
-            )?;
-            Ok(())
-        })?;
+        let ev = Event::new(Action::ApprovalPolicy).detail(format!(
+            "two people for: {}; requests wait {} hours",
+            if p.require.is_empty() {
+                "nothing".to_string()
+            } else {
+                p.require.iter().cloned().collect::<Vec<_>>().join(", ")
+            },
+            p.expires_hours
+        ));
+        crate::settings::save(node, actor, POLICY_KEY, &p, ev)?;
         Ok(p)
     })
 }
@@ -332,6 +322,21 @@ pub(crate) fn decidable(
     Ok((row, filed))
 }
 
+/// Marks request `id` decided (`state`) by `actor`, with its audit entry;
+/// refused if another person decided it meanwhile.
+pub(crate) fn decide(node: &Node, actor: &Actor, id: i64, state: &str, ev: Event) -> Result<()> {
+    let (now, _) = crate::clock::now();
+    node.store.write(|tx| -> Result<()> {
+        if !store::decide_approval(tx, id, state, &actor.operator, now)? {
+            return Err(NodeError::Refused(format!(
+                "request {id} was decided meanwhile"
+            )));
+        }
+        audit::append(node, actor, tx, ev)?;
+        Ok(())
+    })
+}
+
 /// `approvals deny ID --reason TEXT`.
 pub fn deny(node: &Node, actor: &Actor, id: i64, reason: &str) -> Result<()> {
     audit::audited(node, actor, Action::ApprovalDeny, None, None, || {
@@ -339,24 +344,16 @@ pub fn deny(node: &Node, actor: &Actor, id: i64, reason: &str) -> Result<()> {
             return Err(NodeError::Refused("a denial needs --reason".into()));
         }
         let (row, filed) = decidable(node, actor, id)?;
-        let (now, _) = crate::clock::now();
-        node.store.write(|tx| -> Result<()> {
-            if !store::decide_approval(tx, id, "denied", &actor.operator, now)? {
-                return Err(NodeError::Refused(format!(
-                    "request {id} was decided meanwhile"
-                )));
-            }
-            audit::append(
-                node,
-                actor,
-                tx,
-                Event::new(Action::ApprovalDeny).detail(format!(
-                    "request {id} of {}: {}; denied: {reason}",
-                    row.requester,
-                    filed.request.describe()
-                )),
-            )?;
-            Ok(())
-        })
+        decide(
+            node,
+            actor,
+            id,
+            "denied",
+            Event::new(Action::ApprovalDeny).detail(format!(
+                "request {id} of {}: {}; denied: {reason}",
+                row.requester,
+                filed.request.describe()
+            )),
+        )
     })
 }

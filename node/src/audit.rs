@@ -86,6 +86,8 @@ actions! {
     RecordErase => "record.erase", "erasure";
     RecordErased => "record.erased", "erasure";
     RecordErasure => "record.erasure", "consultation";
+    CaseErase => "case.erase", "erasure";
+    CaseClose => "case.close", "alteration";
     // Retention review: what is due (a listing of records), a decision to
     // retain (the reason in the entry), and this node's periods and groups.
     ReviewDue => "review.due", "consultation";

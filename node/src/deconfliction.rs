@@ -128,11 +128,7 @@ fn today() -> i64 {
 
 /// This node's policy (the default if none was set).
 pub fn policy(node: &Node) -> Result<Policy> {
-    match store::meta_get(node.store.conn(), POLICY_KEY)? {
-        Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| NodeError::Integrity(format!("stored match policy is malformed: {e}"))),
-        None => Ok(Policy::default()),
-    }
+    crate::settings::load(node, POLICY_KEY, "match policy")
 }
 
 /// `casesync match policy ...`: sets who may ask this node (the federation's
@@ -141,29 +137,19 @@ pub fn set_policy(node: &Node, actor: &Actor, p: Policy) -> Result<Policy> {
     audit::audited(node, actor, Action::MatchPolicy, None, None, || {
         actor.require(Need::Trust)?;
         p.check()?;
-        let bytes = serde_json::to_vec(&p)
-            .map_err(|e| NodeError::Integrity(format!("cannot encode the policy: {e}")))?;
-        node.store.write(|tx| -> Result<()> {
-            store::meta_put(tx, POLICY_KEY, &bytes)?;
-            audit::append(
-                node,
-                actor,
-                tx,
-                Event::new(Action::MatchPolicy).detail(format!(
-                    "allow {}; {} selectors per partner per day; contact {}",
-                    if p.allow.is_empty() {
-                        "nobody".to_string()
-                    } else {
-                        p.allow.join(", ")
-                    },
-                    p.per_day,
-                    p.contact
-                        .as_deref()
-                        .unwrap_or("(this node's name and organisation)")
-                )),
-            )?;
-            Ok(())
-        })?;
+        let ev = Event::new(Action::MatchPolicy).detail(format!(
+            "allow {}; {} selectors per partner per day; contact {}",
+            if p.allow.is_empty() {
+                "nobody".to_string()
+            } else {
+                p.allow.join(", ")
+            },
+            p.per_day,
+            p.contact
+                .as_deref()
+                .unwrap_or("(this node's name and organisation)")
+        ));
+        crate::settings::save(node, actor, POLICY_KEY, &p, ev)?;
         Ok(p)
     })
 }

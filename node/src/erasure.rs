@@ -32,14 +32,19 @@ pub struct Started {
     pub erasure: String,
 }
 
-/// `record erase RECORD --reason TEXT`: a lead of the record's case signs
-/// the erasure, then this node carries it out (and signs its receipt).
-pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Result<Started> {
+fn require_reason(reason: &str) -> Result<()> {
     if reason.trim().is_empty() {
         return Err(NodeError::Refused(
             "an erasure needs --reason: the audit log and every member's receipt keep it".into(),
         ));
     }
+    Ok(())
+}
+
+/// `record erase RECORD --reason TEXT`: a lead of the record's case signs
+/// the erasure, then this node carries it out (and signs its receipt).
+pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Result<Started> {
+    require_reason(reason)?;
     let started = audit::audited(
         node,
         actor,
@@ -119,11 +124,117 @@ pub fn carry_out(node: &Node, actor: &Actor) -> Result<Vec<String>> {
 /// The record an erasure names, for a member holding the epoch key (a relay
 /// knows its tag only), and the reason.
 fn named(node: &Node, case: &Case, e: &Erasure) -> Option<(RecordId, String)> {
+    if e.whole_case {
+        return None;
+    }
     let key = cases::epoch_key(node, node.store.conn(), case, &e.epoch).ok()?;
     control::open_erasure(&case.id, &e.tag, &key, &e.sealed).ok()
 }
 
+/// The reason an erasure gives, for a member holding the epoch key.
+fn reason_of(node: &Node, case: &Case, e: &Erasure) -> Option<String> {
+    if !e.whole_case {
+        return named(node, case, e).map(|(_, r)| r);
+    }
+    let salt = case.state.epoch(&e.epoch)?.salt;
+    let key = cases::epoch_key(node, node.store.conn(), case, &e.epoch).ok()?;
+    control::open_reason(&case.id, &salt, &key, &e.sealed).ok()
+}
+
+/// `case erase CASE --reason TEXT`: a lead erases the whole case from every
+/// member (each destroys the content of all its records and signs a
+/// receipt; the case is closed).
+pub fn erase_case(node: &Node, actor: &Actor, case_text: &str, reason: &str) -> Result<Started> {
+    require_reason(reason)?;
+    let started = audit::audited(
+        node,
+        actor,
+        Action::CaseErase,
+        Some(case_text),
+        None,
+        || {
+            approvals::guard(
+                node,
+                actor,
+                &approvals::Request::EraseCase {
+                    case: case_text.to_string(),
+                    reason: reason.to_string(),
+                },
+            )?;
+            node.store.write(|tx| -> Result<Started> {
+            let case = cases::load_by_text(node, tx, case_text)?;
+            cases::require_access(actor, tx, &case, Need::Manage)?;
+            cases::require_lead(node, &case, "erase the case")?;
+            let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+            let salt = case
+                .state
+                .epoch(&epoch)
+                .map(|e| e.salt)
+                .ok_or_else(|| NodeError::Integrity("the current epoch is not the case's".into()))?;
+            let sealed_reason = control::seal_reason(&case.id, &salt, &key, reason)?;
+            let op = cases::lead_op(
+                node,
+                &case,
+                ControlBody::EraseCase {
+                    epoch,
+                    sealed_reason,
+                },
+            )?;
+            store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+            audit::append(
+                node,
+                actor,
+                tx,
+                Event::new(Action::CaseErase).case(case.id).detail(format!(
+                    "erasure {} of the whole case signed, reason: {reason}; every member destroys its records and answers with a receipt",
+                    op.hash().short()
+                )),
+            )?;
+            Ok(Started {
+                record: String::new(),
+                case: case.id.to_string(),
+                erasure: op.hash().to_hex(),
+            })
+        })
+        },
+    )?;
+    carry_out(node, actor)?;
+    Ok(started)
+}
+
+/// `case close CASE`: a lead makes the case read-only for every member.
+pub fn close_case(node: &Node, actor: &Actor, case_text: &str) -> Result<String> {
+    audit::audited(
+        node,
+        actor,
+        Action::CaseClose,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<String> {
+                let case = cases::load_by_text(node, tx, case_text)?;
+                cases::require_access(actor, tx, &case, Need::Manage)?;
+                cases::require_lead(node, &case, "close the case")?;
+                let op = cases::lead_op(node, &case, ControlBody::CloseCase)?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::CaseClose)
+                        .case(case.id)
+                        .detail("closed: read-only for every member".to_string()),
+                )?;
+                Ok(case.id.to_string())
+            })
+        },
+    )
+}
+
 fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {
+    if e.whole_case {
+        return carry_out_case(node, actor, case, e);
+    }
     let rid = named(node, case, e).map(|(r, _)| r);
     let text = rid.map(|r| format!("{r}@{}", case.id));
     // The evidence file first (its key is in its manifest): destroy_file
@@ -157,11 +268,7 @@ fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result
                 n += 1;
             }
         }
-        for (wait_row, bytes) in store::waiting_bytes_of_case(tx, case.case_ref)? {
-            if let Some(stripped) = strip(&bytes, &e.tag) {
-                store::rewrite_waiting(tx, wait_row, &stripped)?;
-            }
-        }
+        strip_waiting(tx, case.case_ref, |b| strip(b, &e.tag))?;
         // Its row (view, snapshot), its links to entries, and by cascade its
         // search terms, match set rows and evidence file rows.
         if let Some(r) = row {
@@ -192,6 +299,82 @@ fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result
     }
     audit::append_alone(node, actor, ev)?;
     Ok(format!("case {}: {detail}", case.id))
+}
+
+/// Carries out the erasure of a whole case: every record's content goes.
+fn carry_out_case(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {
+    // Evidence files first (their keys are in their manifests).
+    let rows = store::records_in_case(node.store.conn(), case.case_ref, None)?;
+    for row in &rows {
+        if let Ok(view) = node.storage.record_view(row)
+            && view.record_type == "evidence"
+        {
+            match evidence::destroy_file(node, &format!("{}@{}", view.id, case.id)) {
+                Ok(_) | Err(NodeError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let rewritten = node.store.write(|tx| -> Result<i64> {
+        let mut n = 0;
+        for (entry_row, bytes) in store::entry_bytes_of_case(tx, case.case_ref)? {
+            if let Some(stripped) = strip_all(&bytes) {
+                store::rewrite_entry(tx, entry_row, &stripped)?;
+                n += 1;
+            }
+        }
+        strip_waiting(tx, case.case_ref, strip_all)?;
+        for row in store::records_in_case(tx, case.case_ref, None)? {
+            store::delete_record(tx, row.row)?;
+        }
+        let (ms, _) = crate::clock::now();
+        store::note_erasure_done(tx, case.case_ref, &e.tag.0, &e.op, ms, n)?;
+        Ok(n)
+    })?;
+    node.store.checkpoint()?;
+    let receipt = sign_receipt(node, &case.id, &e.op)?;
+    let detail = format!(
+        "the whole case: content destroyed ({} records, {rewritten} entries rewritten, views, snapshots, index rows and evidence pieces deleted); erasure {}, receipt {}",
+        rows.len(),
+        e.op.short(),
+        receipt
+            .map(|h| h.short())
+            .unwrap_or_else(|| "not owed".into())
+    );
+    audit::append_alone(
+        node,
+        actor,
+        Event::new(Action::RecordErased)
+            .case(case.id)
+            .detail(detail.clone()),
+    )?;
+    Ok(format!("case {}: {detail}", case.id))
+}
+
+/// Rewrites the waiting entries of a case that `strip` changes.
+fn strip_waiting(
+    tx: &rusqlite::Connection,
+    case_ref: i64,
+    strip: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<()> {
+    for (wait_row, bytes) in store::waiting_bytes_of_case(tx, case_ref)? {
+        if let Some(stripped) = strip(&bytes) {
+            store::rewrite_waiting(tx, wait_row, &stripped)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entry with every part erased, if any was here.
+fn strip_all(bytes: &[u8]) -> Option<Vec<u8>> {
+    let e = LogEntry::decode_verified(bytes).ok()?;
+    let tags: Vec<RecordTag> = e
+        .parts()
+        .iter()
+        .filter(|p| p.is_here())
+        .map(|p| p.tag)
+        .collect();
+    (!tags.is_empty()).then(|| e.without(&tags).bytes().to_vec())
 }
 
 /// The entry without the parts of `tag`, if it held any.
@@ -299,55 +482,8 @@ pub fn status(node: &Node, actor: &Actor, record_text: &str) -> Result<Status> {
                 }
             };
             cases::require_access(actor, conn, &case, Need::Read)?;
-            let receipts = case.state.receipts.get(&e.op);
-            // A member removed since keeps its place in the list, unnamed here.
-            let card_of = |k: &[u8; 32]| case.state.members.get(k).map(|m| m.card.clone());
-            let members = e
-                .members
-                .iter()
-                .map(|k| {
-                    let card = card_of(k);
-                    let receipt = receipts.and_then(|r| r.get(k)).map(|(op, ms)| Receipt {
-                        operation: op.to_hex(),
-                        signed_ms: *ms,
-                    });
-                    MemberErasure {
-                        node: casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
-                        name: card.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
-                        org: card.as_ref().map(|c| c.org.clone()).unwrap_or_default(),
-                        state: if receipt.is_some() {
-                            "erased"
-                        } else {
-                            "pending"
-                        },
-                        receipt,
-                    }
-                })
-                .collect();
             let id = rid.to_string();
-            let filter = audit::Filter {
-                case: Some(case.id),
-                since: None,
-                action: None,
-                operator: None,
-            };
-            let copies_before = audit::read(node, &filter)?
-                .into_iter()
-                .filter(|a| {
-                    (a.category == "disclosure" && a.records.contains(&id))
-                        || a.action == "bundle.export"
-                })
-                .collect();
-            let out = Status {
-                record: id.clone(),
-                case: case.id.to_string(),
-                erasure: e.op.to_hex(),
-                erased_by: casesync_crypto::identity::peer_id_of(&e.author).unwrap_or_default(),
-                erased_ms: e.time_ms,
-                reason: named(node, &case, &e).map(|(_, r)| r),
-                members,
-                copies_before,
-            };
+            let out = status_of(node, &case, &e, Some(&id))?;
             audit::append_alone(
                 node,
                 actor,
@@ -355,6 +491,89 @@ pub fn status(node: &Node, actor: &Actor, record_text: &str) -> Result<Status> {
                     .case(case.id)
                     .records([id]),
             )?;
+            Ok(out)
+        },
+    )
+}
+
+/// Where erasure `e` of `case` stands on each member, and the copies this
+/// node's audit log shows were made before (of `record`, or of the case).
+fn status_of(node: &Node, case: &Case, e: &Erasure, record: Option<&str>) -> Result<Status> {
+    let receipts = case.state.receipts.get(&e.op);
+    // A member removed since keeps its place in the list, unnamed here.
+    let card_of = |k: &[u8; 32]| case.state.members.get(k).map(|m| m.card.clone());
+    let members = e
+        .members
+        .iter()
+        .map(|k| {
+            let card = card_of(k);
+            let receipt = receipts.and_then(|r| r.get(k)).map(|(op, ms)| Receipt {
+                operation: op.to_hex(),
+                signed_ms: *ms,
+            });
+            MemberErasure {
+                node: casesync_crypto::identity::peer_id_of(k).unwrap_or_default(),
+                name: card.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                org: card.as_ref().map(|c| c.org.clone()).unwrap_or_default(),
+                state: if receipt.is_some() {
+                    "erased"
+                } else {
+                    "pending"
+                },
+                receipt,
+            }
+        })
+        .collect();
+    let filter = audit::Filter {
+        case: Some(case.id),
+        since: None,
+        action: None,
+        operator: None,
+    };
+    let copies_before = audit::read(node, &filter)?
+        .into_iter()
+        .filter(|a| {
+            a.action == "bundle.export"
+                || (a.category == "disclosure"
+                    && record.is_none_or(|r| a.records.iter().any(|x| x == r)))
+        })
+        .collect();
+    Ok(Status {
+        record: record.unwrap_or_default().to_string(),
+        case: case.id.to_string(),
+        erasure: e.op.to_hex(),
+        erased_by: casesync_crypto::identity::peer_id_of(&e.author).unwrap_or_default(),
+        erased_ms: e.time_ms,
+        reason: reason_of(node, case, e),
+        members,
+        copies_before,
+    })
+}
+
+/// `case erasure CASE`: where the erasure of a whole case stands.
+pub fn case_status(node: &Node, actor: &Actor, case_text: &str) -> Result<Status> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordErasure,
+        Some(case_text),
+        None,
+        || {
+            carry_out(node, actor)?;
+            let conn = node.store.conn();
+            let case = cases::load_by_text(node, conn, case_text)?;
+            cases::require_access(actor, conn, &case, Need::Read)?;
+            let e = case
+                .state
+                .erasures
+                .iter()
+                .find(|e| e.whole_case)
+                .cloned()
+                .ok_or_else(|| {
+                    NodeError::Refused(format!("case {} has not been erased", case.id))
+                })?;
+            let out = status_of(node, &case, &e, None)?;
+            audit::append_alone(node, actor, Event::new(Action::RecordErasure).case(case.id))?;
             Ok(out)
         },
     )

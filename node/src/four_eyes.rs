@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::approvals::{self, Request};
 use crate::audit::{self, Action, Actor, Event};
-use crate::{Node, NodeError, Result, bundle, cases, erasure, store, trust};
+use crate::{Node, NodeError, Result, bundle, cases, erasure, trust};
 
 /// What an approved request did.
 #[derive(Debug, Serialize)]
@@ -37,26 +37,18 @@ pub enum Done {
 pub fn approve(node: &Node, actor: &Actor, id: i64) -> Result<Done> {
     audit::audited(node, actor, Action::ApprovalApprove, None, None, || {
         let (row, filed) = approvals::decidable(node, actor, id)?;
-        let (now, _) = crate::clock::now();
         // Decided first (one approval, one run), then carried out.
-        node.store.write(|tx| -> Result<()> {
-            if !store::decide_approval(tx, id, "approved", &actor.operator, now)? {
-                return Err(NodeError::Refused(format!(
-                    "request {id} was decided meanwhile"
-                )));
-            }
-            audit::append(
-                node,
-                actor,
-                tx,
-                Event::new(Action::ApprovalApprove).detail(format!(
-                    "request {id} of {}: {}",
-                    row.requester,
-                    filed.request.describe()
-                )),
-            )?;
-            Ok(())
-        })?;
+        approvals::decide(
+            node,
+            actor,
+            id,
+            "approved",
+            Event::new(Action::ApprovalApprove).detail(format!(
+                "request {id} of {}: {}",
+                row.requester,
+                filed.request.describe()
+            )),
+        )?;
         let second = Actor {
             operator: row.requester.clone(),
             justification: filed.justification.clone(),
@@ -89,6 +81,9 @@ fn run(node: &Node, actor: &Actor, request: &Request) -> Result<Done> {
         }
         Request::Erase { record, reason } => {
             Done::Erased(erasure::erase(node, actor, record, reason)?)
+        }
+        Request::EraseCase { case, reason } => {
+            Done::Erased(erasure::erase_case(node, actor, case, reason)?)
         }
         Request::Enroll { card, admin } => {
             let card = casesync_schema::NodeCard::from_text(card)

@@ -54,6 +54,7 @@ pub mod sealing;
 pub mod search;
 pub mod selector_export;
 pub mod serve;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -31,6 +31,14 @@ pub(crate) fn automerge_actor(node: &Node) -> ActorId {
 }
 
 fn require_writer(node: &Node, case: &Case) -> Result<()> {
+    if let Some((_, by, ms)) = &case.state.closed {
+        return Err(NodeError::Refused(format!(
+            "case {} was closed by {} at {}: it is read-only",
+            case.id,
+            casesync_crypto::identity::peer_id_of(by).unwrap_or_default(),
+            crate::clock::format_ms(*ms)
+        )));
+    }
     match case.my_role(node) {
         Some(r) if r.may_write() => Ok(()),
         Some(r) => Err(NodeError::Refused(format!(

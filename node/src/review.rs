@@ -20,12 +20,7 @@ const POLICY_KEY: &str = "retention_policy";
 
 /// This node's review periods (the MoPI defaults until set).
 pub fn policy(node: &Node) -> Result<Policy> {
-    match store::meta_get(node.store.conn(), POLICY_KEY)? {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| {
-            NodeError::Integrity(format!("the stored retention policy is unreadable: {e}"))
-        }),
-        None => Ok(Policy::default()),
-    }
+    crate::settings::load(node, POLICY_KEY, "retention policy")
 }
 
 /// What `review policy` changes: per group, type or category, years.
@@ -74,18 +69,8 @@ pub fn set_policy(node: &Node, actor: &Actor, change: &PolicyChange) -> Result<P
             }
             p.category_years.insert(c, check(*years)?);
         }
-        let bytes = serde_json::to_vec(&p)
-            .map_err(|e| NodeError::Integrity(format!("cannot encode the policy: {e}")))?;
-        node.store.write(|tx| -> Result<()> {
-            store::meta_put(tx, POLICY_KEY, &bytes)?;
-            audit::append(
-                node,
-                actor,
-                tx,
-                Event::new(Action::ReviewPolicy).detail(describe(&p)),
-            )?;
-            Ok(())
-        })?;
+        let ev = Event::new(Action::ReviewPolicy).detail(describe(&p));
+        crate::settings::save(node, actor, POLICY_KEY, &p, ev)?;
         Ok(p)
     })
 }

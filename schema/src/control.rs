@@ -164,6 +164,16 @@ pub enum ControlBody {
     ErasureReceipt {
         erasure: Hash,
     },
+    /// A lead closes the case: read-only from then on (erasures and
+    /// receipts still fold). Final.
+    CloseCase,
+    /// A lead erases the whole case: every member destroys all its records'
+    /// content, as for an erasure of each, and answers with a receipt; the
+    /// case is closed. The reason is sealed under `epoch`'s key.
+    EraseCase {
+        epoch: Hash,
+        sealed_reason: Vec<u8>,
+    },
 }
 
 /// What a case's resolution takes from the federation registry: who is an
@@ -378,6 +388,21 @@ impl ControlOp {
                 w.u8(9);
                 w.raw(erasure.as_bytes());
             }
+            ControlBody::CloseCase => w.u8(10),
+            ControlBody::EraseCase {
+                epoch,
+                sealed_reason,
+            } => {
+                if sealed_reason.len() > MAX_SEALED_REASON {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("at most {MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(11);
+                w.raw(epoch.as_bytes());
+                w.bytes(sealed_reason);
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -474,6 +499,11 @@ impl ControlOp {
             },
             9 => ControlBody::ErasureReceipt {
                 erasure: Hash(r.array()?),
+            },
+            10 => ControlBody::CloseCase,
+            11 => ControlBody::EraseCase {
+                epoch: Hash(r.array()?),
+                sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
             },
             t => {
                 return Err(SchemaError::malformed(
@@ -684,6 +714,8 @@ pub struct CaseState {
     /// Per erasure (its operation's hash), the members that answered it
     /// with a receipt: the receipt operation and its time.
     pub receipts: BTreeMap<Hash, BTreeMap<[u8; 32], (Hash, i64)>>,
+    /// When the case was closed (read-only): the operation, by whom, when.
+    pub closed: Option<(Hash, [u8; 32], i64)>,
 }
 
 /// An erasure that took effect.
@@ -697,7 +729,12 @@ pub struct Erasure {
     pub sealed: Vec<u8>,
     /// The members when it took effect: who owes a receipt.
     pub members: Vec<[u8; 32]>,
+    /// The whole case (`EraseCase`: `tag` is [`WHOLE_CASE`], `sealed` the reason).
+    pub whole_case: bool,
 }
+
+/// The tag an erasure of a whole case is filed under.
+pub const WHOLE_CASE: RecordTag = RecordTag([0xff; 16]);
 
 impl CaseState {
     pub fn epoch(&self, id: &Hash) -> Option<&EpochInfo> {
@@ -1015,6 +1052,19 @@ impl authority::Rules for CaseRules<'_> {
             ControlBody::Create { .. } => Err("second create operation".into()),
             ControlBody::AppointLead { .. } => Err("an appointment is judged above".into()),
             ControlBody::ErasureReceipt { .. } => Err("a receipt is judged above".into()),
+            ControlBody::CloseCase => match st.closed {
+                Some(_) => Err("the case is closed already".into()),
+                None => Ok(()),
+            },
+            ControlBody::EraseCase { epoch, .. } => {
+                if st.epoch(epoch).is_none() {
+                    Err("erasure sealed under an epoch the case does not have".into())
+                } else if st.erasures.iter().any(|e| e.whole_case) {
+                    Err("the case is erased already".into())
+                } else {
+                    Ok(())
+                }
+            }
             ControlBody::EraseRecord { tag, epoch, .. } => {
                 if st.epoch(epoch).is_none() {
                     Err("erasure sealed under an epoch the case does not have".into())
@@ -1107,6 +1157,7 @@ impl authority::Rules for CaseRules<'_> {
                     folds: Default::default(),
                     erasures: Vec::new(),
                     receipts: BTreeMap::new(),
+                    closed: None,
                 });
             }
             return;
@@ -1158,8 +1209,30 @@ impl authority::Rules for CaseRules<'_> {
                         epoch: *epoch,
                         sealed: sealed.clone(),
                         members: st.members.keys().copied().collect(),
+                        whole_case: false,
                     });
                 }
+            }
+            ControlBody::CloseCase => {
+                st.closed.get_or_insert((op.hash(), op.author, op.time_ms));
+            }
+            ControlBody::EraseCase {
+                epoch,
+                sealed_reason,
+            } => {
+                if !st.erasures.iter().any(|e| e.whole_case) {
+                    st.erasures.push(Erasure {
+                        op: op.hash(),
+                        author: op.author,
+                        time_ms: op.time_ms,
+                        tag: WHOLE_CASE,
+                        epoch: *epoch,
+                        sealed: sealed_reason.clone(),
+                        members: st.members.keys().copied().collect(),
+                        whole_case: true,
+                    });
+                }
+                st.closed.get_or_insert((op.hash(), op.author, op.time_ms));
             }
             ControlBody::ErasureReceipt { erasure } => {
                 st.receipts
@@ -1362,6 +1435,7 @@ mod tests {
             folds: Default::default(),
             erasures: vec![],
             receipts: BTreeMap::new(),
+            closed: None,
         };
         st.members.insert(
             lead,

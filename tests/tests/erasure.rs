@@ -10,18 +10,22 @@ use serde_json::Value;
 use crate::network::{Server, eventually, federation};
 use crate::util::{Node, TestDir, files_under, find_bytes, peer_of};
 
+/// Every value of a blob column (`sql` selects one) in `n`'s store.
+fn blobs(n: &Node, sql: &str) -> Vec<Vec<u8>> {
+    let db = n.db();
+    let mut s = db.prepare(sql).unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
 /// The sealed parts of record `rid` (by its tag in case `case`) in `n`'s
 /// stored entries, and the sealed views of all its records.
 fn sealed_of(n: &Node, case: &str, rid: &str) -> Vec<Vec<u8>> {
     use casesync_schema::entry::{LogEntry, record_tag};
     let tag = record_tag(&case.parse().unwrap(), &rid.parse().unwrap());
-    let db = n.db();
-    let mut s = db.prepare("SELECT bytes FROM entries").unwrap();
-    let all: Vec<Vec<u8>> = s
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let all = blobs(n, "SELECT bytes FROM entries");
     let mut out = Vec::new();
     for bytes in all {
         let e = LogEntry::decode_verified(&bytes).unwrap();
@@ -40,12 +44,7 @@ fn sealed_of(n: &Node, case: &str, rid: &str) -> Vec<Vec<u8>> {
 type Held = (Vec<Vec<u8>>, BTreeSet<Vec<u8>>);
 
 fn views(n: &Node) -> BTreeSet<Vec<u8>> {
-    let db = n.db();
-    let mut s = db.prepare("SELECT view FROM records").unwrap();
-    s.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
+    blobs(n, "SELECT view FROM records").into_iter().collect()
 }
 
 /// Whether any file under `n`'s data dir holds `needle`.
@@ -237,12 +236,7 @@ fn an_edit_made_apart_from_the_erasure_is_erased_too_and_members_converge() {
             .all(|m| m["state"] == "erased")
     });
     let entries = |n: &Node| -> BTreeSet<Vec<u8>> {
-        let db = n.db();
-        let mut s = db.prepare("SELECT hash FROM entries").unwrap();
-        s.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
+        blobs(n, "SELECT hash FROM entries").into_iter().collect()
     };
     eventually(60, "every member holds the same entries", || {
         let e = entries(a);
@@ -350,13 +344,7 @@ fn own_receipt(n: &Node) -> bool {
         .keys
         .public()
         .ed25519;
-    let db = n.db();
-    let mut s = db.prepare("SELECT bytes FROM control_ops").unwrap();
-    let ops: Vec<Vec<u8>> = s
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let ops = blobs(n, "SELECT bytes FROM control_ops");
     ops.iter().any(|b| {
         ControlOp::decode_verified(b).is_ok_and(|op| {
             op.author == me && matches!(op.body, ControlBody::ErasureReceipt { .. })
@@ -483,4 +471,89 @@ fn a_contributor_cannot_erase_fake_a_receipt_or_withhold_a_part() {
     );
     assert!(refusals.contains("content is missing"), "{refusals}");
     drop(sa);
+}
+
+/// A lead closes a case: no member writes in it any more. Then the lead
+/// erases it: every member destroys every record's content (evidence files
+/// included), signs a receipt, and the logs still verify.
+#[test]
+fn a_closed_case_is_read_only_and_an_erased_case_is_gone_from_every_member() {
+    use casesync_schema::entry::LogEntry;
+    let t = TestDir::new("erasure_case");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    eventually(60, "B has the case", || b.try_list(&case).is_some());
+    a.add(&case, "person", &[("name", "Ion Popescu")], &[]);
+    b.add(&case, "phone", &[("number", "+40 721 000 111")], &[]);
+    let file = t.write("statement.pdf", vec![5u8; (1 << 20) + 3]);
+    a.cmd(&["evidence", "add", &case, file.to_str().unwrap()])
+        .ok();
+    eventually(60, "both hold all three records", || {
+        [a, b]
+            .iter()
+            .all(|n| n.try_list(&case).is_some_and(|l| l.len() == 3))
+    });
+
+    a.cmd(&["case", "close", &case]).ok();
+    eventually(60, "B sees the case closed", || {
+        b.cmd(&[
+            "record",
+            "add",
+            &case,
+            "--type",
+            "note",
+            "--field",
+            "text=late",
+        ])
+        .error_line()
+        .contains("read-only")
+    });
+    assert!(
+        a.cmd(&[
+            "record",
+            "add",
+            &case,
+            "--type",
+            "note",
+            "--field",
+            "text=late"
+        ])
+        .error_line()
+        .contains("read-only")
+    );
+
+    let s = a.json(&["case", "erase", &case, "--reason", "retention period over"]);
+    assert_eq!(s["case"], case.as_str(), "{s}");
+    eventually(60, "both receipts on A", || {
+        a.json(&["case", "erasure", &case])["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "erased")
+    });
+    drop((sa, sb));
+    for n in &nodes {
+        assert!(n.list(&case).is_empty());
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+        let entries = blobs(n, "SELECT bytes FROM entries");
+        assert!(entries.len() >= 3, "the three records' entries stay");
+        for bytes in entries {
+            let e = LogEntry::decode_verified(&bytes).unwrap();
+            assert!(e.parts().iter().all(|p| !p.is_here()), "a part is left");
+        }
+        let pieces = n.dir.join("pieces");
+        let left = if pieces.exists() {
+            files_under(&pieces)
+                .into_iter()
+                .filter(|f| f.file_name().unwrap().len() == 64)
+                .count()
+        } else {
+            0
+        };
+        assert_eq!(left, 0, "evidence pieces are left");
+    }
 }

@@ -365,6 +365,24 @@ pub enum CaseCommand {
     /// Title, members and roles, key epoch, record count
     #[command(after_help = "Example:\n  casesync case show 0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8d")]
     Show { case: String },
+    /// Close a case (a lead): read-only for every member from then on
+    #[command(after_help = "Example:\n  casesync case close CASE")]
+    Close { case: String },
+    /// Erase a whole case from every member (a lead): each destroys the
+    /// content of all its records and signs a receipt; the case is closed
+    #[command(
+        after_help = "As `record erase`, for every record of the case at once; the logs still verify.\n\n\
+Example:\n  casesync case erase CASE --reason \"retention period over\""
+    )]
+    Erase {
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Where a case's erasure stands: per member node, pending or erased
+    /// with its signed receipt
+    #[command(after_help = "Example:\n  casesync case erasure CASE --json")]
+    Erasure { case: String },
     /// Manage case members
     #[command(subcommand)]
     Member(MemberCommand),

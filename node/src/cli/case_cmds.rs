@@ -49,6 +49,44 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 }
             }
         }
+        CaseCommand::Close { case } => {
+            let id = casesync_node::erasure::close_case(&node, &actor, case)?;
+            if cli.json {
+                print_json(&serde_json::json!({"case": id, "closed": true}))?;
+            } else {
+                outln!("closed case {id}: read-only for every member as the closing reaches it");
+            }
+        }
+        CaseCommand::Erase { case, reason } => {
+            let s = casesync_node::erasure::erase_case(&node, &actor, case, reason)?;
+            if cli.json {
+                print_json(&s)?;
+            } else {
+                outln!(
+                    "erased case {} here (erasure {}); each member erases it as the erasure reaches it and signs a receipt: see `casesync case erasure {}`",
+                    s.case,
+                    &s.erasure[..12],
+                    s.case
+                );
+            }
+        }
+        CaseCommand::Erasure { case } => {
+            let st = casesync_node::erasure::case_status(&node, &actor, case)?;
+            if cli.json {
+                print_json(&st)?;
+            } else {
+                outln!(
+                    "case {}: erased by {} at {} (erasure {})",
+                    st.case,
+                    st.erased_by,
+                    casesync_node::clock::format_ms(st.erased_ms),
+                    &st.erasure[..12]
+                );
+                for m in &st.members {
+                    outln!("  {} {} ({}): {}", m.node, m.name, m.org, m.state);
+                }
+            }
+        }
         CaseCommand::Show { case } => {
             let (c, v) = cases::show(&node, &actor, case, |c| {
                 case_json(&node, c).map_err(|e| casesync_node::NodeError::Refused(format!("{e:#}")))

@@ -208,6 +208,11 @@ pub(super) fn without_erased(
     e: LogEntry,
     erased: &[RecordTag],
 ) -> std::result::Result<LogEntry, String> {
+    // A whole case erased: nothing of any record is kept.
+    if erased.contains(&casesync_schema::control::WHOLE_CASE) {
+        let all: Vec<RecordTag> = e.parts().iter().map(|p| p.tag).collect();
+        return Ok(e.without(&all));
+    }
     if e.parts()
         .iter()
         .any(|p| !p.is_here() && !erased.contains(&p.tag))
