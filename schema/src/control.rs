@@ -1417,6 +1417,93 @@ mod tests {
         assert!(authorize(&c, &erase_by(&f.lead, c.heads.clone(), "again")).is_err());
     }
 
+    /// Every member converges on the same erasures and receipts whatever
+    /// order it learnt the operations in: two leads erasing one record at
+    /// once (a tie), another record erased, a case closed and receipts, in
+    /// every one of the 720 orders.
+    #[test]
+    fn erasures_and_receipts_resolve_alike_in_every_order() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Lead,
+            },
+        )
+        .unwrap();
+        let epoch = f.create.hash();
+        let erase = |keys: &NodeKeys, record: u8, reason: &str| {
+            let (tag, sealed) =
+                seal_erasure(&f.case, &RecordId([record; 16]), &f.key, reason).unwrap();
+            ControlOp::create(
+                keys,
+                f.case,
+                vec![add.hash()],
+                3,
+                ControlBody::EraseRecord { tag, epoch, sealed },
+            )
+            .unwrap()
+        };
+        // Two leads erase record 1 at once; the first lead erases record 2.
+        let tie_a = erase(&f.lead, 1, "by the first lead");
+        let tie_b = erase(&f.other, 1, "by the second lead");
+        let other = erase(&f.lead, 2, "another");
+        let close = ControlOp::create(&f.lead, f.case, vec![add.hash()], 4, ControlBody::CloseCase)
+            .unwrap();
+        let receipt = |keys: &NodeKeys, of: &ControlOp| {
+            ControlOp::create(
+                keys,
+                f.case,
+                vec![of.hash()],
+                5,
+                ControlBody::ErasureReceipt { erasure: of.hash() },
+            )
+            .unwrap()
+        };
+        let r1 = receipt(&f.other, &other);
+        let r2 = receipt(&f.lead, &other);
+        let later = vec![tie_a, tie_b, other, close, r1, r2];
+        let reference = {
+            let mut ops = vec![f.create.clone(), add.clone()];
+            ops.extend(later.iter().cloned());
+            resolve(f.case, &ops).unwrap()
+        };
+        assert_eq!(reference.erasures.len(), 2, "one erasure per record");
+        assert_eq!(
+            reference.receipts.values().map(|r| r.len()).sum::<usize>(),
+            2
+        );
+        assert!(reference.closed.is_some());
+        let mut order: Vec<usize> = (0..later.len()).collect();
+        let mut n = 0;
+        permute(&mut order, 0, &mut |idx| {
+            let mut ops = vec![f.create.clone(), add.clone()];
+            ops.extend(idx.iter().map(|&i| later[i].clone()));
+            let st = resolve(f.case, &ops).unwrap();
+            assert_eq!(st.erasures, reference.erasures);
+            assert_eq!(st.receipts, reference.receipts);
+            assert_eq!(st.closed, reference.closed);
+            n += 1;
+        });
+        assert_eq!(n, 720);
+    }
+
+    fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+        if k == v.len() {
+            f(v);
+            return;
+        }
+        for i in k..v.len() {
+            v.swap(k, i);
+            permute(v, k + 1, f);
+            v.swap(k, i);
+        }
+    }
+
     #[test]
     fn a_removed_writers_log_ends_at_its_cut_unless_a_remaining_writer_built_further() {
         let f = fixture();
