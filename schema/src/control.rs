@@ -1466,7 +1466,7 @@ mod tests {
         };
         let r1 = receipt(&f.other, &other);
         let r2 = receipt(&f.lead, &other);
-        let later = vec![tie_a, tie_b, other, close, r1, r2];
+        let later = [tie_a, tie_b, other, close, r1, r2];
         let reference = {
             let mut ops = vec![f.create.clone(), add.clone()];
             ops.extend(later.iter().cloned());
