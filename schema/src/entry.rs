@@ -235,11 +235,12 @@ impl LogEntry {
                 limit: MAX_PARTS,
             });
         }
+        let dict = dictionary(&header);
         let mut sealed = Vec::with_capacity(groups.len());
         for (tag, group) in &groups {
             sealed.push((
                 *tag,
-                epoch_key.seal(&aad(&fields.buf, tag), &encode_payload(group))?,
+                epoch_key.seal(&aad(&fields.buf, tag), &encode_with(group, &dict))?,
             ));
         }
         let total: usize = sealed.iter().map(|(_, s)| s.len()).sum();
@@ -484,11 +485,12 @@ impl LogEntry {
     /// tag's is refused: erasing a record by its tag must take all of it.
     pub fn open(&self, epoch_key: &SymmetricKey) -> Result<Vec<RecordChange>, SchemaError> {
         let fields = &self.bytes[5..self.fields_end()];
+        let dict = dictionary(&self.header);
         let mut out = Vec::new();
         for p in &self.parts {
             let Some((s, e)) = p.range else { continue };
             let plain = epoch_key.open(&aad(fields, &p.tag), &self.bytes[s..e])?;
-            let changes = decode_payload(&plain)?;
+            let changes = decode_with(&plain, &dict)?;
             if changes
                 .iter()
                 .any(|c| record_tag(&self.header.case, &c.record) != p.tag)
@@ -535,8 +537,35 @@ pub fn validate_backlink(prev: &LogEntry, entry: &LogEntry) -> Result<(), Schema
 
 const PAYLOAD_VERSION: u8 = 1;
 
+/// The frozen part of the dictionary parts are compressed with: a template
+/// change of each record type, field names and empty values (what every
+/// record's first change repeats). Part of the format: changing it would
+/// make older entries unreadable, so a new one needs a new entry version.
+const DICTIONARY_BASE: &[u8] = include_bytes!("entry_dictionary.bin");
+
+/// The dictionary the parts of an entry with header `h` are compressed
+/// with: the frozen base, then what every change its author writes in this
+/// chain carries (its Automerge actor, its PeerId as a record's originator)
+/// and the case id. Derived from the header alone, never from a record, so
+/// erasing any part leaves every other part readable; without it each
+/// record, compressed alone, would keep nearly all its bytes.
+fn dictionary(h: &EntryHeader) -> Vec<u8> {
+    let mut d = DICTIONARY_BASE.to_vec();
+    d.extend_from_slice(crate::doc::actor_for_chain(&h.author, chain_of(h.seq)).to_bytes());
+    if let Ok(p) = casesync_crypto::identity::peer_id_of(&h.author) {
+        d.extend_from_slice(p.as_bytes());
+    }
+    d.extend_from_slice(h.case.to_string().as_bytes());
+    d
+}
+
 /// Encodes and compresses a list of record changes.
 pub fn encode_payload(changes: &[RecordChange]) -> Vec<u8> {
+    encode_with(changes, &[])
+}
+
+/// [`encode_payload`], compressed with dictionary `dict` (none if empty).
+fn encode_with(changes: &[RecordChange], dict: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.u8(PAYLOAD_VERSION);
     w.u32(changes.len() as u32);
@@ -546,7 +575,11 @@ pub fn encode_payload(changes: &[RecordChange]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(w.buf.len() / 2 + 8);
     out.extend_from_slice(&(w.buf.len() as u32).to_be_bytes());
-    out.extend_from_slice(&lz4_flex::block::compress(&w.buf));
+    out.extend_from_slice(&if dict.is_empty() {
+        lz4_flex::block::compress(&w.buf)
+    } else {
+        lz4_flex::block::compress_with_dict(&w.buf, dict)
+    });
     out
 }
 
@@ -562,6 +595,11 @@ pub fn payload_cost(change: &RecordChange) -> usize {
 
 /// Decompresses (within [`MAX_PAYLOAD_BYTES`]) and decodes a payload.
 pub fn decode_payload(bytes: &[u8]) -> Result<Vec<RecordChange>, SchemaError> {
+    decode_with(bytes, &[])
+}
+
+/// [`decode_payload`] of a payload compressed with dictionary `dict`.
+fn decode_with(bytes: &[u8], dict: &[u8]) -> Result<Vec<RecordChange>, SchemaError> {
     if bytes.len() < 4 {
         return Err(SchemaError::malformed("entry payload", "too short"));
     }
@@ -576,8 +614,12 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Vec<RecordChange>, SchemaError> {
         });
     }
     let mut plain = vec![0u8; size];
-    let got = lz4_flex::block::decompress_into(&bytes[4..], &mut plain)
-        .map_err(|e| SchemaError::malformed("entry payload", e.to_string()))?;
+    let got = if dict.is_empty() {
+        lz4_flex::block::decompress_into(&bytes[4..], &mut plain)
+    } else {
+        lz4_flex::block::decompress_into_with_dict(&bytes[4..], &mut plain, dict)
+    }
+    .map_err(|e| SchemaError::malformed("entry payload", e.to_string()))?;
     if got != size {
         return Err(SchemaError::malformed(
             "entry payload",
@@ -881,5 +923,18 @@ mod tests {
         assert!(decode_payload(&[]).is_err());
         let ok = encode_payload(&[]);
         assert_eq!(decode_payload(&ok).unwrap(), vec![]);
+    }
+
+    /// The frozen dictionary base must never change (older entries would
+    /// not open): its hash is pinned.
+    const DICTIONARY_BASE_SHA256: &str =
+        "1deab8ba4aaa921c13c080bd6eedf49ea76ca62f7091f84329ac5938a25d4148";
+
+    #[test]
+    fn the_dictionary_base_is_frozen() {
+        assert_eq!(
+            casesync_crypto::hash::sha256(DICTIONARY_BASE).to_hex(),
+            DICTIONARY_BASE_SHA256
+        );
     }
 }
