@@ -29,6 +29,21 @@ pub struct Policy {
     pub expires_hours: u32,
 }
 
+impl Policy {
+    /// The policy in a line.
+    pub fn describe(&self) -> String {
+        format!(
+            "two people for: {}; requests wait {} hours",
+            if self.require.is_empty() {
+                "nothing".to_string()
+            } else {
+                self.require.iter().cloned().collect::<Vec<_>>().join(", ")
+            },
+            self.expires_hours
+        )
+    }
+}
+
 impl Default for Policy {
     fn default() -> Policy {
         Policy {
@@ -165,15 +180,7 @@ pub fn set_policy(
             }
             p.expires_hours = h;
         }
-        let ev = Event::new(Action::ApprovalPolicy).detail(format!(
-            "two people for: {}; requests wait {} hours",
-            if p.require.is_empty() {
-                "nothing".to_string()
-            } else {
-                p.require.iter().cloned().collect::<Vec<_>>().join(", ")
-            },
-            p.expires_hours
-        ));
+        let ev = Event::new(Action::ApprovalPolicy).detail(p.describe());
         crate::settings::save(node, actor, POLICY_KEY, &p, ev)?;
         Ok(p)
     })

@@ -231,80 +231,23 @@ pub fn close_case(node: &Node, actor: &Actor, case_text: &str) -> Result<String>
     )
 }
 
+/// Carries out erasure `e` here: the content of the record it names (or
+/// of every record of the case) goes, then this node signs its receipt.
 fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {
-    if e.whole_case {
-        return carry_out_case(node, actor, case, e);
-    }
+    let erased = |t: &RecordTag| e.whole_case || t == &e.tag;
     let rid = named(node, case, e).map(|(r, _)| r);
-    let text = rid.map(|r| format!("{r}@{}", case.id));
-    // The evidence file first (its key is in its manifest): destroy_file
-    // refuses records that name none, which is fine.
-    if let Some(t) = &text {
-        match evidence::destroy_file(node, t) {
-            Ok(_) | Err(NodeError::Refused(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let rewritten = node.store.write(|tx| -> Result<i64> {
-        let row = match rid {
-            Some(r) => store::record_in_case(tx, case.case_ref, &node.storage.record_index(&r.0))?,
-            None => None,
-        };
-        // The entries that hold its parts: those linked to its row, or every
-        // entry of the case where this node has no row for it (a relay, or a
-        // record refused here); and entries still waiting.
-        let stored = match &row {
-            Some(r) => store::entries_of_record(tx, r.row)?
-                .into_iter()
-                .flatten()
-                .map(|s| (s.row, s.bytes))
-                .collect(),
-            None => store::entry_bytes_of_case(tx, case.case_ref)?,
-        };
-        let mut n = 0;
-        for (entry_row, bytes) in stored {
-            if let Some(stripped) = strip(&bytes, &e.tag) {
-                store::rewrite_entry(tx, entry_row, &stripped)?;
-                n += 1;
-            }
-        }
-        strip_waiting(tx, case.case_ref, |b| strip(b, &e.tag))?;
-        // Its row (view, snapshot), its links to entries, and by cascade its
-        // search terms, match set rows and evidence file rows.
-        if let Some(r) = row {
-            store::delete_record(tx, r.row)?;
-        }
-        let (ms, _) = crate::clock::now();
-        store::note_erasure_done(tx, case.case_ref, &e.tag.0, &e.op, ms, n)?;
-        Ok(n)
-    })?;
-    // Old page images leave the WAL; freed pages were zeroed (secure_delete).
-    node.store.checkpoint()?;
-    let receipt = sign_receipt(node, &case.id, &e.op)?;
-    let what = rid
-        .map(|r| format!("record {r}"))
-        .unwrap_or_else(|| format!("the record tagged {}", casesync_crypto::hash::hex(&e.tag.0)));
-    let detail = format!(
-        "{what}: content destroyed ({rewritten} entries rewritten, its view, snapshot, index rows and evidence pieces deleted); erasure {}, receipt {}",
-        e.op.short(),
-        receipt
-            .map(|h| h.short())
-            .unwrap_or_else(|| "not owed".into())
-    );
-    let mut ev = Event::new(Action::RecordErased)
-        .case(case.id)
-        .detail(detail.clone());
-    if let Some(r) = rid {
-        ev = ev.records([r.to_string()]);
-    }
-    audit::append_alone(node, actor, ev)?;
-    Ok(format!("case {}: {detail}", case.id))
-}
-
-/// Carries out the erasure of a whole case: every record's content goes.
-fn carry_out_case(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {
-    // Evidence files first (their keys are in their manifests).
-    let rows = store::records_in_case(node.store.conn(), case.case_ref, None)?;
+    let rows = match (e.whole_case, rid) {
+        (true, _) => store::records_in_case(node.store.conn(), case.case_ref, None)?,
+        (false, Some(r)) => store::record_in_case(
+            node.store.conn(),
+            case.case_ref,
+            &node.storage.record_index(&r.0),
+        )?
+        .into_iter()
+        .collect(),
+        (false, None) => Vec::new(),
+    };
+    // Evidence files first: their keys are in their manifests.
     for row in &rows {
         if let Ok(view) = node.storage.record_view(row)
             && view.record_type == "evidence"
@@ -316,71 +259,67 @@ fn carry_out_case(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Resul
         }
     }
     let rewritten = node.store.write(|tx| -> Result<i64> {
+        // The entries that may hold its parts: those linked to the one
+        // record's row, else every entry of the case (the whole case, or a
+        // record this node holds no row for: a relay, or one refused here).
+        let stored = match rows.as_slice() {
+            [one] if !e.whole_case => store::entries_of_record(tx, one.row)?
+                .into_iter()
+                .flatten()
+                .map(|s| (s.row, s.bytes))
+                .collect(),
+            _ => store::entry_bytes_of_case(tx, case.case_ref)?,
+        };
         let mut n = 0;
-        for (entry_row, bytes) in store::entry_bytes_of_case(tx, case.case_ref)? {
-            if let Some(stripped) = strip_all(&bytes) {
+        for (entry_row, bytes) in stored {
+            if let Some(stripped) = strip(&bytes, erased) {
                 store::rewrite_entry(tx, entry_row, &stripped)?;
                 n += 1;
             }
         }
-        strip_waiting(tx, case.case_ref, strip_all)?;
-        for row in store::records_in_case(tx, case.case_ref, None)? {
+        for (wait_row, bytes) in store::waiting_bytes_of_case(tx, case.case_ref)? {
+            if let Some(stripped) = strip(&bytes, erased) {
+                store::rewrite_waiting(tx, wait_row, &stripped)?;
+            }
+        }
+        // The rows (views, snapshots), their links to entries, and by
+        // cascade their search terms, match set rows and evidence file rows.
+        for row in &rows {
             store::delete_record(tx, row.row)?;
         }
         let (ms, _) = crate::clock::now();
         store::note_erasure_done(tx, case.case_ref, &e.tag.0, &e.op, ms, n)?;
         Ok(n)
     })?;
+    // Old page images leave the WAL; freed pages were zeroed (secure_delete).
     node.store.checkpoint()?;
     let receipt = sign_receipt(node, &case.id, &e.op)?;
+    let what = match (e.whole_case, rid) {
+        (true, _) => format!("the whole case ({} records)", rows.len()),
+        (false, Some(r)) => format!("record {r}"),
+        (false, None) => format!("the record tagged {}", casesync_crypto::hash::hex(&e.tag.0)),
+    };
     let detail = format!(
-        "the whole case: content destroyed ({} records, {rewritten} entries rewritten, views, snapshots, index rows and evidence pieces deleted); erasure {}, receipt {}",
-        rows.len(),
+        "{what}: content destroyed ({rewritten} entries rewritten, views, snapshots, index rows and evidence pieces deleted); erasure {}, receipt {}",
         e.op.short(),
         receipt
             .map(|h| h.short())
             .unwrap_or_else(|| "not owed".into())
     );
-    audit::append_alone(
-        node,
-        actor,
-        Event::new(Action::RecordErased)
-            .case(case.id)
-            .detail(detail.clone()),
-    )?;
+    let mut ev = Event::new(Action::RecordErased)
+        .case(case.id)
+        .detail(detail.clone());
+    if let (false, Some(r)) = (e.whole_case, rid) {
+        ev = ev.records([r.to_string()]);
+    }
+    audit::append_alone(node, actor, ev)?;
     Ok(format!("case {}: {detail}", case.id))
 }
 
-/// Rewrites the waiting entries of a case that `strip` changes.
-fn strip_waiting(
-    tx: &rusqlite::Connection,
-    case_ref: i64,
-    strip: impl Fn(&[u8]) -> Option<Vec<u8>>,
-) -> Result<()> {
-    for (wait_row, bytes) in store::waiting_bytes_of_case(tx, case_ref)? {
-        if let Some(stripped) = strip(&bytes) {
-            store::rewrite_waiting(tx, wait_row, &stripped)?;
-        }
-    }
-    Ok(())
-}
-
-/// The entry with every part erased, if any was here.
-fn strip_all(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The entry without the parts of the records `erased` says, if it held any.
+fn strip(bytes: &[u8], erased: impl Fn(&RecordTag) -> bool) -> Option<Vec<u8>> {
     let e = LogEntry::decode_verified(bytes).ok()?;
-    let tags: Vec<RecordTag> = e
-        .parts()
-        .iter()
-        .filter(|p| p.is_here())
-        .map(|p| p.tag)
-        .collect();
-    (!tags.is_empty()).then(|| e.without(&tags).bytes().to_vec())
-}
-
-/// The entry without the parts of `tag`, if it held any.
-fn strip(bytes: &[u8], tag: &RecordTag) -> Option<Vec<u8>> {
-    let e = LogEntry::decode_verified(bytes).ok()?;
-    e.holds(tag).then(|| e.without(&[*tag]).bytes().to_vec())
+    e.erasing(erased).map(|e| e.bytes().to_vec())
 }
 
 /// Signs this node's receipt for erasure `op` into the case's control log,

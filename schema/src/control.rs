@@ -743,6 +743,11 @@ impl CaseState {
     pub fn role_of(&self, node: &[u8; 32]) -> Option<Role> {
         self.members.get(node).map(|m| m.role)
     }
+    /// Whether the record tagged `tag` is erased (by itself, or with the
+    /// whole case): none of its content may be kept.
+    pub fn is_erased(&self, tag: &RecordTag) -> bool {
+        self.erasures.iter().any(|e| e.whole_case || &e.tag == tag)
+    }
     /// One hash of the set of control operations held (by content: two logs
     /// of equal length but other operations differ).
     pub fn control_digest(&self) -> Hash {

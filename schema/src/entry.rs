@@ -453,12 +453,25 @@ impl LogEntry {
     /// The same entry with the parts of the records `tags` erased: the
     /// head, the signature and the hash are unchanged.
     pub fn without(&self, tags: &[RecordTag]) -> LogEntry {
+        self.without_where(|t| tags.contains(t))
+    }
+
+    /// The same entry with the parts of every record `erased` says erased
+    /// (see [`LogEntry::without`]); `None` if none of those is here.
+    pub fn erasing(&self, erased: impl Fn(&RecordTag) -> bool) -> Option<LogEntry> {
+        self.parts
+            .iter()
+            .any(|p| p.is_here() && erased(&p.tag))
+            .then(|| self.without_where(erased))
+    }
+
+    fn without_where(&self, erased: impl Fn(&RecordTag) -> bool) -> LogEntry {
         let mut w = Writer::new();
         w.raw(&self.bytes[..self.head_len]);
         let mut parts = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             let range = match p.range {
-                Some((s, e)) if !tags.contains(&p.tag) => {
+                Some((s, e)) if !erased(&p.tag) => {
                     w.u8(1);
                     let start = w.buf.len();
                     w.raw(&self.bytes[s..e]);

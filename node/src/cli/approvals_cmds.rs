@@ -101,15 +101,7 @@ pub(crate) fn approvals_command(cli: &Cli, cmd: &ApprovalsCommand) -> Result<Exi
             if cli.json {
                 print_json(&p)?;
             } else {
-                outln!(
-                    "two people for: {}; requests wait {} hours",
-                    if p.require.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        p.require.iter().cloned().collect::<Vec<_>>().join(", ")
-                    },
-                    p.expires_hours
-                );
+                outln!("{}", p.describe());
             }
         }
     }

@@ -23,14 +23,13 @@ pub(super) fn ingest_entries(
         .collect();
     // Each entry with its row in `waiting_entries` if it was waiting there.
     let mut verified: Vec<(LogEntry, Option<i64>)> = Vec::with_capacity(decoded.len());
-    let erased: Vec<RecordTag> = case.state.erasures.iter().map(|e| e.tag).collect();
     for d in decoded {
         match d {
             Err(e) => report.rejected.push(format!("case {case_id}: entry: {e}")),
             Ok(e) if e.header.case != case_id => report
                 .rejected
                 .push(format!("case {case_id}: entry filed under another case")),
-            Ok(e) => match without_erased(e, &erased) {
+            Ok(e) => match without_erased(e, &case.state) {
                 Ok(e) => verified.push((e, None)),
                 Err(reason) => report
                     .rejected
@@ -40,7 +39,8 @@ pub(super) fn ingest_entries(
     }
     // Entries that arrived earlier than what they build on get another chance.
     for (row, bytes) in store::waiting_in_case(conn, case_ref)? {
-        match LogEntry::decode_verified(&bytes).map(|e| (e.header.case, without_erased(e, &erased)))
+        match LogEntry::decode_verified(&bytes)
+            .map(|e| (e.header.case, without_erased(e, &case.state)))
         {
             Ok((case, Ok(e))) if case == case_id => verified.push((e, Some(row))),
             _ => store::delete_waiting(conn, row)?,
@@ -206,16 +206,11 @@ pub(super) fn ingest_entries(
 /// content would otherwise leave this node without it for good).
 pub(super) fn without_erased(
     e: LogEntry,
-    erased: &[RecordTag],
+    state: &control::CaseState,
 ) -> std::result::Result<LogEntry, String> {
-    // A whole case erased: nothing of any record is kept.
-    if erased.contains(&casesync_schema::control::WHOLE_CASE) {
-        let all: Vec<RecordTag> = e.parts().iter().map(|p| p.tag).collect();
-        return Ok(e.without(&all));
-    }
     if e.parts()
         .iter()
-        .any(|p| !p.is_here() && !erased.contains(&p.tag))
+        .any(|p| !p.is_here() && !state.is_erased(&p.tag))
     {
         return Err(format!(
             "{}/{}: a record's content is missing from it, and this node knows no erasure of that record",
@@ -223,11 +218,7 @@ pub(super) fn without_erased(
             e.hash().short()
         ));
     }
-    Ok(if erased.iter().any(|t| e.holds(t)) {
-        e.without(erased)
-    } else {
-        e
-    })
+    Ok(e.erasing(|t| state.is_erased(t)).unwrap_or(e))
 }
 
 /// Whether `e`'s author was removed and `e`'s seq is within where its log

@@ -12,7 +12,7 @@ use casesync_crypto::Hash;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
-use casesync_schema::entry::{self, LogEntry, RecordChange, RecordTag, ViewItem};
+use casesync_schema::entry::{self, LogEntry, RecordChange, ViewItem};
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::registry::{self, RegistryOp};
 use casesync_schema::{CaseId, RecordId};

@@ -168,37 +168,36 @@ fn closed() -> String {
 }
 
 impl Client {
-    pub async fn listen(&self, addr: Multiaddr) -> Result<(), String> {
+    /// Sends the command `make` builds around a reply channel, and waits
+    /// for the network task's answer.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+    ) -> Result<T, String> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Listen { addr, reply })
+            .send(make(reply))
             .await
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), String> {
+        self.call(|reply| Command::Listen { addr, reply }).await
+    }
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Dial { addr, reply })
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        self.call(|reply| Command::Dial { addr, reply }).await
     }
     pub async fn request(
         &self,
         peer: PeerId,
         request: SyncRequest,
     ) -> Result<SyncResponse, String> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request {
-                peer,
-                request,
-                reply,
-            })
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        self.call(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await
     }
     pub async fn respond(
         &self,
@@ -216,16 +215,12 @@ impl Client {
         peer: PeerId,
         request: PieceRequest,
     ) -> Result<PieceResponse, String> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::PieceRequest {
-                peer,
-                request,
-                reply,
-            })
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        self.call(|reply| Command::PieceRequest {
+            peer,
+            request,
+            reply,
+        })
+        .await
     }
     pub async fn respond_pieces(
         &self,
