@@ -368,7 +368,8 @@ fn control_checked(bytes: &[u8]) -> bool {
         | ControlBody::AppointLead { .. }
         | ControlBody::ErasureReceipt { .. }
         | ControlBody::CloseCase
-        | ControlBody::EraseCase { .. } => ([0; 32], &Vec::new(), None),
+        | ControlBody::EraseCase { .. }
+        | ControlBody::H2 { .. } => ([0; 32], &Vec::new(), None),
     };
     let context = control::wrap_context(&op.case, &salt);
     for w in wraps.iter().filter(|w| &w.recipient == fixed_ed25519()) {

@@ -50,6 +50,7 @@ const CASE: CaseId = CaseId([2; 16]);
 
 fn input() -> RecordInput {
     RecordInput {
+        handling: Default::default(),
         record_type: RecordType::Person,
         fields: [
             ("name".to_string(), FieldValue::Str("Ana Pop".into())),
@@ -80,6 +81,7 @@ fn changes() -> (Vec<u8>, Vec<u8>) {
         set: [("name".to_string(), FieldValue::Str("Ana Popescu".into()))].into(),
         unset: vec!["age".into()],
         grading: None,
+        handling: None,
         releasable_to: None,
     };
     let second = doc::apply_edit(

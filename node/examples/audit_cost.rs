@@ -21,6 +21,7 @@ fn person(i: usize) -> RecordInput {
         fields.insert(k.to_string(), FieldValue::Str(v));
     }
     RecordInput {
+        handling: Default::default(),
         record_type: RecordType::Person,
         fields: fields.into_iter().collect(),
         grading: None,

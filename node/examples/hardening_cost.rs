@@ -116,6 +116,7 @@ fn ingest_cost(dir: &std::path::Path, n: usize) -> f64 {
     )
     .expect("member");
     let input = RecordInput {
+        handling: Default::default(),
         record_type: RecordType::Person,
         fields: [("name".to_string(), FieldValue::Str("Marin Dobre".into()))].into(),
         grading: None,

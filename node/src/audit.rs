@@ -88,6 +88,16 @@ actions! {
     RecordErasure => "record.erasure", "consultation";
     CaseErase => "case.erase", "erasure";
     CaseClose => "case.close", "alteration";
+    // Handling: the originator's regrade of a record (grading or handling
+    // code, with the reason), and its consent that its H2 records go to a
+    // member.
+    RecordRegrade => "record.regrade", "alteration";
+    CaseConsent => "case.consent", "disclosure";
+    // Provenance: storage and read receipts sent to an originator, filed
+    // by it, and read back there (`record provenance`).
+    ProvenanceSend => "provenance.send", "disclosure";
+    ProvenanceReceive => "provenance.receive", "collection";
+    RecordProvenance => "record.provenance", "consultation";
     // Retention review: what is due (a listing of records), a decision to
     // retain (the reason in the entry), and this node's periods and groups.
     ReviewDue => "review.due", "consultation";

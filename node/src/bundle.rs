@@ -67,6 +67,19 @@ pub fn export(
             let mut withheld = Vec::new();
             for c in chosen {
                 cases::require_access(actor, conn, &c, crate::access::Need::Manage)?;
+                // Another agency's H2 records go only to the members their
+                // originator consented to: a bundle for one of those is
+                // held back per record like a sync; one for any holder is
+                // refused.
+                if to.is_none() {
+                    cases::refuse_others_h2(
+                        node,
+                        conn,
+                        &c,
+                        "a bundle for any holder (--to names a member)",
+                        None,
+                    )?;
+                }
                 if let Some(to) = &to
                     && c.state.role_of(&to.identity.ed25519).is_none()
                 {
@@ -80,18 +93,22 @@ pub fn export(
                 // Handling: a record goes only to a node within its releasable_to;
                 // each author's log stops before the first entry that carries one
                 // the recipient is outside of.
-                let held_back = match &to {
-                    Some(to) => cases::withheld_for(
-                        node,
-                        conn,
-                        &c,
-                        &cases::MemberLabels {
-                            name: to.name.clone(),
-                            org: to.org.clone(),
-                            country: to.country.clone(),
-                        },
-                    )?,
+                let labels = to.as_ref().map(|to| cases::MemberLabels {
+                    key: to.identity.ed25519,
+                    name: to.name.clone(),
+                    org: to.org.clone(),
+                    country: to.country.clone(),
+                });
+                let held_back = match &labels {
+                    Some(l) => cases::withheld_for(node, conn, &c, l)?,
                     None => Default::default(),
+                };
+                // Records under H2 the recipient may not hold go without
+                // their parts, as in a sync.
+                let registry = crate::trust::load(conn)?;
+                let strip = match &labels {
+                    Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(l),
+                    None => Vec::new(),
                 };
                 let mut entries = Vec::new();
                 store::for_each_entry_of_case(conn, c.case_ref, |e| {
@@ -102,7 +119,7 @@ pub fn export(
                         return;
                     }
                     sent.push((c.id, author, e.seq as u64));
-                    entries.push(e.bytes)
+                    entries.push(crate::sync::for_peer(e.bytes, &strip))
                 })?;
                 withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
                 n_ops += control_ops.len();

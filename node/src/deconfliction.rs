@@ -347,7 +347,8 @@ pub fn answer_evaluate(
 }
 
 /// A page of this node's set for `peer`, after tag `after`: what it holds,
-/// less records whose releasable_to leaves the peer out.
+/// less records whose releasable_to leaves the peer out, and other
+/// agencies' H2 records (unless the peer is of that agency).
 pub fn answer_set(node: &Node, peer: &PeerId, after: &[u8]) -> Result<SyncResponse> {
     let (org, country, policy) = match asker(node, peer) {
         Ok(a) => a,
@@ -383,6 +384,8 @@ pub fn answer_set(node: &Node, peer: &PeerId, after: &[u8]) -> Result<SyncRespon
     refresh(node)?;
     let conn = node.store.conn();
     let (rows, more) = store::match_page(conn, after, PAGE_ENTRIES)?;
+    let registry = crate::trust::load(conn)?;
+    let own_org = crate::cases::own_labels(node, conn)?.org;
     let mut releasable: HashMap<i64, bool> = HashMap::new();
     let mut entries = Vec::with_capacity(rows.len() * ENTRY_LEN);
     let mut last: Option<(&[u8], i64)> = None;
@@ -398,8 +401,19 @@ pub fn answer_set(node: &Node, peer: &PeerId, after: &[u8]) -> Result<SyncRespon
                 Some(ok) => *ok,
                 None => {
                     let ok = match store::record_by_row(conn, r.record_ref)? {
-                        Some(row) => ReleasableTo(node.storage.record_view(&row)?.releasable_to)
-                            .permits(&org, &country),
+                        Some(row) => {
+                            let view = node.storage.record_view(&row)?;
+                            // Another agency's H2 record tells no one outside
+                            // the case it exists, but that agency itself.
+                            let h2_ok = !view.handling.is_h2() || {
+                                let case = crate::cases::load_ref(node, conn, r.case_ref)?;
+                                let h = crate::cases::Handling::new(registry.as_ref(), &case);
+                                !h.others_h2(&view, &own_org)
+                                    || h.originator_org(&view.originator)
+                                        .is_some_and(|o| o.eq_ignore_ascii_case(&org))
+                            };
+                            h2_ok && ReleasableTo(view.releasable_to).permits(&org, &country)
+                        }
                         None => false,
                     };
                     releasable.insert(r.record_ref, ok);

@@ -237,6 +237,7 @@ pub fn add(node: &Node, actor: &Actor, req: &AddRequest) -> Result<RecordView> {
                 fields.push((k.clone(), FieldValue::Str(v.clone())));
             }
             let input = RecordInput {
+                handling: Default::default(),
                 record_type: RecordType::Evidence,
                 fields: fields.into_iter().collect(),
                 grading: None,
@@ -440,10 +441,8 @@ pub fn answer_pieces(node: &Node, peer: &PeerId, request: PieceRequest) -> Resul
                             cases::labels_of(Some(&st), &case, &key),
                             store::record_by_row(conn, record_ref)?,
                         ) {
-                            (Some(l), Some(row)) => casesync_schema::record::ReleasableTo(
-                                node.storage.record_view(&row)?.releasable_to,
-                            )
-                            .permits(&l.org, &l.country),
+                            (Some(l), Some(row)) => cases::Handling::new(Some(&st), &case)
+                                .permits(&node.storage.record_view(&row)?, &l),
                             _ => false,
                         };
                     may.insert(record_ref, ok);
@@ -687,6 +686,19 @@ fn open_record(
     Ok((case, id, f))
 }
 
+/// Audits a file opened, and notes the consultation for the record's
+/// originator (`receipts`).
+fn opened(node: &Node, actor: &Actor, case: &Case, id: &RecordId, ev: Event) -> Result<()> {
+    node.store.write(|tx| -> Result<()> {
+        let idx = node.storage.record_index(&id.0);
+        if let Some(row) = store::record_in_case(tx, case.case_ref, &idx)? {
+            crate::receipts::note_read(node, tx, actor, row.row)?;
+        }
+        audit::append(node, actor, tx, ev)?;
+        Ok(())
+    })
+}
+
 /// Reads and checks the manifest the record names, and unseals its key.
 fn open_file(node: &Node, case: &Case, id: &RecordId, view: &RecordView) -> Result<Opened> {
     if view.record_type != "evidence" {
@@ -919,9 +931,11 @@ pub fn get(node: &Node, actor: &Actor, record: &str, out: &Path) -> Result<FileR
         || {
             let (case, id, f) = open_record(node, actor, record, Need::Read)?;
             let done = write_verified(node, &id, &f, out)?;
-            audit::append_alone(
+            opened(
                 node,
                 actor,
+                &case,
+                &id,
                 Event::new(Action::EvidenceOpen)
                     .case(case.id)
                     .records([id])
@@ -984,9 +998,11 @@ pub fn stream_to<W: Write>(
             };
             let mut w = start(&info);
             let (sha, size) = stream_file(node, &id, &f, &mut w)?;
-            audit::append_alone(
+            opened(
                 node,
                 actor,
+                &case,
+                &id,
                 Event::new(Action::EvidenceOpen)
                     .case(case.id)
                     .records([id])

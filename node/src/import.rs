@@ -51,7 +51,7 @@ pub fn parse_json_line(line: usize, text: &str) -> Result<RecordInput> {
     record_from_json(&v).map_err(|e| at(line, e))
 }
 
-/// A record as JSON (`{"type", "fields", "grading", "releasable_to"}`, the
+/// A record as JSON (`{"type", "fields", "grading", "handling", "releasable_to"}`, the
 /// shape of `record show --json`): an import line, or a body of the HTTP API.
 pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInput, String> {
     let obj = v
@@ -60,6 +60,7 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
     let mut record_type = None;
     let mut fields = Fields::new();
     let mut grading = None;
+    let mut handling = Default::default();
     let mut releasable_to = ReleasableTo::default();
     for (k, val) in obj {
         match k.as_str() {
@@ -90,6 +91,13 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
                     return Err("`grading` must be a string like \"3x5x2:1AP\"".into());
                 }
             }
+            "handling" => {
+                if let Some(h) = val.as_str() {
+                    handling = h.parse().map_err(|e: String| format!("`handling`: {e}"))?;
+                } else if !val.is_null() {
+                    return Err("`handling` must be a string: H0, H1, H2 or H3:CONDITIONS".into());
+                }
+            }
             "releasable_to" => {
                 if let Some(a) = val.as_array() {
                     let items = a
@@ -108,7 +116,7 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
             k if ASSIGNED.contains(&k) => {}
             other => {
                 return Err(format!(
-                    "unknown key `{}` (expected type, fields, grading, releasable_to)",
+                    "unknown key `{}` (expected type, fields, grading, handling, releasable_to)",
                     crate::short(other)
                 ));
             }
@@ -116,6 +124,7 @@ pub fn record_from_json(v: &serde_json::Value) -> std::result::Result<RecordInpu
     }
     let record_type = record_type.ok_or_else(|| "missing `type`".to_string())?;
     Ok(RecordInput {
+        handling,
         record_type,
         fields,
         grading,
@@ -202,7 +211,7 @@ impl<R: Read> Read for BoundedRows<R> {
     }
 }
 
-/// Reads CSV with a header row: `type`, optional `grading` and `releasable_to`
+/// Reads CSV with a header row: `type`, optional `grading`, `handling` and `releasable_to`
 /// (separated by `;` or `,`), every other column a field; empty cells are absent.
 pub fn csv_rows(input: impl Read) -> Result<impl Iterator<Item = Result<(usize, RecordInput)>>> {
     let mut reader = csv::ReaderBuilder::new()
@@ -224,7 +233,10 @@ pub fn csv_rows(input: impl Read) -> Result<impl Iterator<Item = Result<(usize, 
         return Err(at(1, "the CSV header has no `type` column"));
     }
     for h in &headers {
-        if !matches!(h.as_str(), "type" | "grading" | "releasable_to") {
+        if !matches!(
+            h.as_str(),
+            "type" | "grading" | "handling" | "releasable_to"
+        ) {
             record::check_field_name(h).map_err(|e| at(1, e))?;
         }
     }
@@ -252,6 +264,7 @@ fn csv_record(line: usize, headers: &[String], row: &csv::StringRecord) -> Resul
     let mut record_type = None;
     let mut fields = Fields::new();
     let mut grading = None;
+    let mut handling = Default::default();
     let mut releasable_to = ReleasableTo::default();
     for (h, cell) in headers.iter().zip(row.iter()) {
         if cell.len() > MAX_LINE_BYTES {
@@ -264,6 +277,11 @@ fn csv_record(line: usize, headers: &[String], row: &csv::StringRecord) -> Resul
         match h.as_str() {
             "type" => record_type = Some(cell.parse::<RecordType>().map_err(|e| at(line, e))?),
             "grading" => grading = Some(record::parse_grading(cell).map_err(|e| at(line, e))?),
+            "handling" => {
+                handling = cell
+                    .parse()
+                    .map_err(|e: String| at(line, format!("handling: {e}")))?
+            }
             "releasable_to" => {
                 releasable_to =
                     ReleasableTo::parse_list(&cell.replace(';', ",")).map_err(|e| at(line, e))?
@@ -275,6 +293,7 @@ fn csv_record(line: usize, headers: &[String], row: &csv::StringRecord) -> Resul
     }
     let record_type = record_type.ok_or_else(|| at(line, "empty `type`"))?;
     Ok(RecordInput {
+        handling,
         record_type,
         fields,
         grading,

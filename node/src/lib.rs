@@ -48,6 +48,8 @@ pub mod net;
 pub mod node;
 pub mod peers;
 pub mod pieces;
+pub mod provenance;
+pub mod receipts;
 pub mod records;
 pub mod review;
 pub mod sealing;

@@ -11,7 +11,7 @@
 use automerge::ActorId;
 use casesync_schema::RecordId;
 use casesync_schema::doc::{self, Envelope, RecordEdit, RecordView};
-use casesync_schema::entry::{LogEntry, RecordChange};
+use casesync_schema::entry::{LogEntry, RecordChange, record_tag};
 use casesync_schema::record::{FieldValue, RecordInput, RecordType};
 use rayon::prelude::*;
 use rusqlite::Connection;
@@ -174,7 +174,7 @@ fn build(
         type_index: storage.type_index(&env.case.0, input.record_type.name()),
         view: json,
         change,
-        restricted: !input.releasable_to.0.is_empty(),
+        restricted: view.restricted(),
         terms,
     })
 }
@@ -351,6 +351,9 @@ pub(crate) fn add_record(
                 .into_iter()
                 .next()
                 .ok_or_else(|| NodeError::Integrity("no record was created".into()))?;
+            if input.handling.is_h2() {
+                cases::declare_h2(node, tx, &case, vec![record_tag(&case.id, &id)], vec![])?;
+            }
             // A link combines records: it is audited as such, naming both ends.
             let ev = match (&made, input.record_type) {
                 (Some(m), _) => Event::new(m.action).records([id]).detail(m.detail.clone()),
@@ -418,6 +421,8 @@ pub(crate) fn import_with(
         // builds the batch read before (on every core) meanwhile. At most two
         // batches are in flight, so memory stays bounded.
         let mut created: Vec<RecordId> = Vec::new();
+        // Whether each record, in the order stored, is under H2.
+        let mut h2: Vec<bool> = Vec::new();
         let done = std::thread::scope(|s| -> Result<usize> {
             let (to_build, inputs) = std::sync::mpsc::sync_channel::<Vec<RecordInput>>(1);
             let (built_tx, built) = std::sync::mpsc::sync_channel::<Result<Vec<Built>>>(1);
@@ -459,6 +464,7 @@ pub(crate) fn import_with(
                 check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
                 cases::check_handling_for_record(&members, &input.releasable_to)
                     .map_err(|e| at(line, e))?;
+                h2.push(input.handling.is_h2());
                 batch.push(input);
                 if batch.len() == BATCH {
                     send(std::mem::take(&mut batch), &mut in_flight, &mut done)?;
@@ -472,6 +478,13 @@ pub(crate) fn import_with(
             }
             Ok(done)
         })?;
+        let tags: Vec<_> = created
+            .iter()
+            .zip(&h2)
+            .filter(|(_, h)| **h)
+            .map(|(id, _)| record_tag(&case.id, id))
+            .collect();
+        cases::declare_h2(node, tx, &case, tags, vec![])?;
         if audited {
             let ev = Event::new(Action::RecordImport)
                 .case(case.id)
@@ -564,6 +577,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         snapshot.as_deref(),
         &node.storage.seal_view(&row.rid_index, &digest.0, &json)?,
         &digest,
+        view.restricted(),
     )?;
     Ok(())
 }
@@ -586,9 +600,7 @@ pub fn edit(
             node.store.write(|tx| -> Result<RecordView> {
                 let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Write)?;
                 require_writer(node, &case)?;
-                let entries = log::verify_record_entries(tx, &case.id, row.row, &rid)?;
-                let mut d = load_doc(node, tx, &case, &row, &rid, &entries)?;
-                d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
+                let mut d = doc_for_change(node, tx, &case, &row, &rid)?;
                 let current = doc::view(&d)?;
                 let mut input = current.to_input()?;
                 for (k, v) in &set {
@@ -607,7 +619,6 @@ pub fn edit(
                     .iter()
                     .filter_map(|(k, _)| valid.fields.get(k).map(|v| (k.clone(), v.clone())))
                     .collect();
-                let (ms, now) = crate::clock::now();
                 let edit = RecordEdit {
                     set: normalized,
                     unset,
@@ -623,7 +634,7 @@ pub fn edit(
                     .case(case.id)
                     .records([rid])
                     .detail(format!("fields: {}", fields.join(", ")));
-                let Some(change) = doc::apply_edit(&mut d, &edit, &now, ms)? else {
+                if commit_edit(node, tx, &case, &row, rid, &mut d, &edit)?.is_none() {
                     audit::append(
                         node,
                         actor,
@@ -631,35 +642,173 @@ pub fn edit(
                         ev.detail("no change: the fields already held these values"),
                     )?;
                     return view_of(node, tx, &rid.to_string());
-                };
-                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
-                for a in log::append(
-                    tx,
-                    node,
-                    (case.case_ref, case.id),
-                    &epoch,
-                    &key,
-                    &[RecordChange {
-                        record: rid,
-                        change,
-                    }],
-                )? {
-                    store::link_record_entry(tx, row.row, a.row)?;
                 }
-                let idx = node.storage.record_index(&rid.0);
-                let opened = doc::view(&d)?;
-                crate::search::index_record(node, tx, row.row, case.case_ref, &opened)?;
-                let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
-                let snapshot = d.save();
-                let digest = log::stored_log_digest(tx, row.row)?;
-                store::update_record(
-                    tx,
-                    row.row,
-                    &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
-                    &node.storage.seal_view(&idx, &digest.0, &view)?,
-                    &digest,
-                )?;
                 audit::append(node, actor, tx, ev)?;
+                view_of(node, tx, &rid.to_string())
+            })
+        },
+    )
+}
+
+/// Appends `edit` of record `rid` as this node's change and brings its
+/// stored state along (snapshot, view, search terms, restricted mark), in
+/// the caller's transaction. The new view, or `None` when the edit changed
+/// nothing.
+fn commit_edit(
+    node: &Node,
+    tx: &Connection,
+    case: &Case,
+    row: &RecordRow,
+    rid: RecordId,
+    d: &mut automerge::AutoCommit,
+    edit: &RecordEdit,
+) -> Result<Option<RecordView>> {
+    let (ms, now) = crate::clock::now();
+    let Some(change) = doc::apply_edit(d, edit, &now, ms)? else {
+        return Ok(None);
+    };
+    let (epoch, key) = cases::current_epoch(node, tx, case)?;
+    for a in log::append(
+        tx,
+        node,
+        (case.case_ref, case.id),
+        &epoch,
+        &key,
+        &[RecordChange {
+            record: rid,
+            change,
+        }],
+    )? {
+        store::link_record_entry(tx, row.row, a.row)?;
+    }
+    let idx = node.storage.record_index(&rid.0);
+    let opened = doc::view(d)?;
+    crate::search::index_record(node, tx, row.row, case.case_ref, &opened)?;
+    let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
+    let snapshot = d.save();
+    let digest = log::stored_log_digest(tx, row.row)?;
+    store::update_record(
+        tx,
+        row.row,
+        &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
+        &node.storage.seal_view(&idx, &digest.0, &view)?,
+        &digest,
+        opened.restricted(),
+    )?;
+    Ok(Some(opened))
+}
+
+/// A record's document, loaded for this node's next change of it.
+fn doc_for_change(
+    node: &Node,
+    tx: &Connection,
+    case: &Case,
+    row: &RecordRow,
+    rid: &RecordId,
+) -> Result<automerge::AutoCommit> {
+    let entries = log::verify_record_entries(tx, &case.id, row.row, rid)?;
+    let mut d = load_doc(node, tx, case, row, rid, &entries)?;
+    d.set_actor(log::actor_for_next(tx, node, case.case_ref)?);
+    Ok(d)
+}
+
+/// What `record regrade` changes: a new grading (or none), a new handling
+/// code; at least one.
+#[derive(Clone, Debug, Default)]
+pub struct Regrade {
+    pub grading: Option<casesync_schema::grading::Grading>,
+    pub handling: Option<casesync_schema::grading::HandlingCode>,
+}
+
+/// `record regrade`: the originator changes a record's grading or handling
+/// code, a signed change every member checks came from the originator
+/// (`doc::later_change_refusal`), audited with the reason. A record put
+/// under H2 goes on to the members of the case then (this node's consent
+/// is signed for them); a member added later needs `case consent`.
+pub fn regrade(
+    node: &Node,
+    actor: &Actor,
+    record_text: &str,
+    change: &Regrade,
+    reason: &str,
+) -> Result<RecordView> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordRegrade,
+        None,
+        Some(record_text),
+        || {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(NodeError::Refused(
+                    "a regrade needs --reason: the audit log keeps it".into(),
+                ));
+            }
+            if change.grading.is_none() && change.handling.is_none() {
+                return Err(NodeError::Refused(
+                    "nothing to change: give --grading SYSTEM:CODE or --handling CODE".into(),
+                ));
+            }
+            node.store.write(|tx| -> Result<RecordView> {
+                let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Write)?;
+                require_writer(node, &case)?;
+                let mut d = doc_for_change(node, tx, &case, &row, &rid)?;
+                let before = doc::view(&d)?;
+                let me = node.card.peer_id();
+                if before.originator != me {
+                    let registry = crate::trust::load(tx)?;
+                    let h = cases::Handling::new(registry.as_ref(), &case);
+                    return Err(NodeError::Refused(format!(
+                        "record {rid} was shared by {} ({}): only its originator changes its grading or handling code; ask them",
+                        before.originator,
+                        h.originator_org(&before.originator)
+                            .unwrap_or("an agency this node does not know")
+                    )));
+                }
+                let mut steps = Vec::new();
+                let mut edit = RecordEdit::default();
+                if let Some(g) = &change.grading
+                    && Some(g.to_string()) != before.grading
+                {
+                    steps.push(format!(
+                        "grading {} -> {g}",
+                        before.grading.as_deref().unwrap_or("none"),
+                    ));
+                    edit.grading = Some(g.clone());
+                }
+                if let Some(h) = &change.handling
+                    && h != &before.handling
+                {
+                    steps.push(format!("handling {} -> {h}", before.handling));
+                    edit.handling = Some(h.clone());
+                }
+                let ev = Event::new(Action::RecordRegrade)
+                    .case(case.id)
+                    .records([rid]);
+                if steps.is_empty() {
+                    audit::append(
+                        node,
+                        actor,
+                        tx,
+                        ev.detail(format!("no change: the record already had these; reason: {reason}")),
+                    )?;
+                    return view_of(node, tx, &rid.to_string());
+                }
+                let after = commit_edit(node, tx, &case, &row, rid, &mut d, &edit)?
+                    .ok_or_else(|| NodeError::Integrity("a regrade changed nothing".into()))?;
+                let tag = record_tag(&case.id, &rid);
+                match (before.handling.is_h2(), after.handling.is_h2()) {
+                    (false, true) => cases::declare_h2(node, tx, &case, vec![tag], vec![])?,
+                    (true, false) => cases::declare_h2(node, tx, &case, vec![], vec![tag])?,
+                    _ => {}
+                }
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    ev.detail(format!("{}; reason: {reason}", steps.join("; "))),
+                )?;
                 view_of(node, tx, &rid.to_string())
             })
         },
@@ -679,6 +828,7 @@ pub fn show(node: &Node, actor: &Actor, record_text: &str) -> Result<RecordView>
             node.store.write(|tx| -> Result<RecordView> {
                 let (case, row, rid) = find_for(node, actor, tx, record_text, Need::Read)?;
                 let v = view_of_row(node, tx, &case, &row, &rid)?;
+                crate::receipts::note_read(node, tx, actor, row.row)?;
                 audit::append(
                     node,
                     actor,
@@ -776,6 +926,7 @@ pub fn history(node: &Node, actor: &Actor, record_text: &str) -> Result<Vec<Hist
                     }
                 }
                 let steps = casesync_schema::history::history(changes, MAX_HISTORY)?;
+                crate::receipts::note_read(node, tx, actor, row.row)?;
                 let registry = crate::trust::load(tx)?;
                 let items = steps
                     .into_iter()

@@ -23,6 +23,10 @@ pub struct StorageKeys {
     /// The seed of this node's OPRF key for deconfliction (`casesync match`).
     match_seed: SymmetricKey,
     match_handles: BlindIndexKey,
+    /// Partners' provenance reports, at rest.
+    provenance: SymmetricKey,
+    /// The pseudonyms of people here in read receipts to originators.
+    readers: BlindIndexKey,
 }
 
 fn aad(table: &str, row: &[u8]) -> Vec<u8> {
@@ -59,6 +63,8 @@ impl StorageKeys {
             search_terms: BlindIndexKey::derive(storage.expose(), "search_terms.term"),
             match_seed: storage.derive("match.oprf_key"),
             match_handles: BlindIndexKey::derive(storage.expose(), "match.case_handle"),
+            provenance: storage.derive("provenance_reports.sealed"),
+            readers: BlindIndexKey::derive(storage.expose(), "provenance.reader"),
         }
     }
 
@@ -95,6 +101,21 @@ impl StorageKeys {
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
         out
+    }
+
+    /// How a person of this node is named to an originator in read
+    /// receipts: the same pseudonym every time (so reads per person can be
+    /// counted), keyed by this node alone (so no one else links it to the
+    /// person).
+    pub fn reader_pseudonym(&self, person: &str) -> String {
+        casesync_crypto::hash::hex(&self.readers.index(person.as_bytes())[..8])
+    }
+
+    /// A partner's provenance report sealed at rest, bound to its row.
+    pub fn seal_provenance(&self, id: i64, report: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .provenance
+            .seal(&aad("provenance_reports", &id.to_be_bytes()), report)?)
     }
 
     /// The blind index an audit entry of `case_id` is filed under.

@@ -132,6 +132,7 @@ pub fn export(node: &Node, actor: &Actor, req: &ExportRequest) -> Result<ExportR
             let conn = node.store.conn();
             let case = cases::load_by_text(node, conn, &req.case)?;
             cases::require_access(actor, conn, &case, Need::Manage)?;
+            cases::refuse_others_h2(node, conn, &case, "a selectors export", Some(recipient))?;
             let views = node
                 .store
                 .read(|tx| crate::browse::case_views(node, tx, &case))?;

@@ -17,7 +17,7 @@ use crate::net::protocol::{
     MAX_LOGS,
 };
 use crate::{Node, Result, cases, store};
-use casesync_schema::entry::{chain_base, chain_of};
+use casesync_schema::entry::{LogEntry, RecordTag, chain_base, chain_of};
 
 /// What this node holds of one case it shares with a peer.
 struct Held {
@@ -168,6 +168,19 @@ fn their_head<'a>(have: Option<&'a CaseHave>, author: &[u8; 32], chain: u64) -> 
     .unwrap_or((chain_base(chain), &[]))
 }
 
+/// An entry as it may go to a peer: without the parts of the records
+/// `strip` names (under H2, which the peer may not hold). Its head,
+/// signature and hash stay, so it verifies and chains as ever.
+pub(crate) fn for_peer(bytes: Vec<u8>, strip: &[RecordTag]) -> Vec<u8> {
+    if strip.is_empty() {
+        return bytes;
+    }
+    match LogEntry::decode_verified(&bytes) {
+        Ok(e) if strip.iter().any(|t| e.holds(t)) => e.without(strip).bytes().to_vec(),
+        _ => bytes,
+    }
+}
+
 /// One batch of items for a peer.
 pub struct Items {
     pub body: BundleBody,
@@ -255,6 +268,13 @@ pub fn items_for(
             None => HashMap::new(),
         };
         let within = |author: &[u8; 32], seq: u64| withheld.get(author).is_none_or(|w| seq < *w);
+        // Handling code H2: the parts of records the peer may not hold yet
+        // are taken out of every entry (it asks for them again once their
+        // originator consents).
+        let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
+            Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(&l),
+            None => Vec::new(),
+        };
         let mut items = CaseItems {
             case: CaseId(c.id.0),
             control_ops: Vec::new(),
@@ -330,8 +350,8 @@ pub fn items_for(
             if !known {
                 used += q.entry_a.len() + q.entry_b.len();
                 sent.push((c.id, q.author, q.seq));
-                items.entries.push(q.entry_a);
-                items.entries.push(q.entry_b);
+                items.entries.push(for_peer(q.entry_a, &strip));
+                items.entries.push(for_peer(q.entry_b, &strip));
                 proofs_sent.push(LogHave {
                     author: q.author.to_vec(),
                     seq: q.seq,
@@ -371,7 +391,7 @@ pub fn items_for(
                 {
                     used += e.bytes.len();
                     sent.push((c.id, author, e.seq as u64));
-                    items.entries.push(e.bytes);
+                    items.entries.push(for_peer(e.bytes, &strip));
                 }
                 continue;
             }
@@ -391,7 +411,7 @@ pub fn items_for(
                 count += 1;
                 last = e.seq as u64;
                 sent.push((c.id, author, last));
-                items.entries.push(e.bytes);
+                items.entries.push(for_peer(e.bytes, &strip));
             }
             if last < seq {
                 more = true;
@@ -467,4 +487,124 @@ pub fn items_for(
         sent,
         withheld: withheld_logs,
     })
+}
+
+/// Most entries one refill asks for.
+pub const MAX_REFILL: usize = 1024;
+
+/// The entries of `case` that `peer` (a member) asks for again, `wants`,
+/// each as it may go to it now ([`for_peer`]): it held them without the
+/// parts of records under H2 whose originator has since consented.
+pub fn refill_for(
+    node: &Node,
+    conn: &Connection,
+    peer: &[u8; 32],
+    case: &[u8],
+    wants: &[LogHave],
+) -> Result<Items> {
+    let mut body = BundleBody {
+        registry_ops: Vec::new(),
+        cases: Vec::new(),
+    };
+    let mut sent = Vec::new();
+    let id = <[u8; 16]>::try_from(case)
+        .map_err(|_| crate::NodeError::Protocol("a case id is 16 bytes".into()))?;
+    // A case this node does not hold, or the peer is not a member of, is
+    // answered empty alike.
+    let Some(c) = cases::list(node)?
+        .into_iter()
+        .find(|c| c.id.0 == id && c.state.role_of(peer).is_some())
+    else {
+        return Ok(Items {
+            body,
+            more: false,
+            sent,
+            withheld: Vec::new(),
+        });
+    };
+    let registry = crate::trust::load(conn)?;
+    let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
+        Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(&l),
+        None => Vec::new(),
+    };
+    let withheld = match cases::labels_of(registry.as_ref(), &c, peer) {
+        Some(l) => cases::withheld_for(node, conn, &c, &l)?,
+        None => HashMap::new(),
+    };
+    let mut entries = Vec::new();
+    for w in wants.iter().take(MAX_REFILL) {
+        let Ok(author) = <[u8; 32]>::try_from(w.author.as_slice()) else {
+            continue;
+        };
+        if withheld.get(&author).is_some_and(|from| w.seq >= *from) {
+            continue;
+        }
+        if let Some(e) = store::entry_at(conn, c.case_ref, &author, w.seq)? {
+            sent.push((c.id, author, w.seq));
+            entries.push(for_peer(e.bytes, &strip));
+        }
+    }
+    if !entries.is_empty() {
+        body.cases.push(CaseItems {
+            case: c.id,
+            control_ops: Vec::new(),
+            entries,
+        });
+    }
+    Ok(Items {
+        body,
+        more: false,
+        sent,
+        withheld: Vec::new(),
+    })
+}
+
+/// What this node asks `peer` for again, per case it shares with it:
+/// entries held here without parts withheld from this node that it may
+/// now hold (their originator consented, or lifted H2).
+pub fn refill_wants(
+    node: &Node,
+    conn: &Connection,
+    peer: &[u8; 32],
+) -> Result<Vec<(CaseId, Vec<LogHave>)>> {
+    let registry = crate::trust::load(conn)?;
+    let me = cases::own_labels(node, conn)?;
+    let mut out = Vec::new();
+    for c in cases::list(node)? {
+        if c.state.role_of(peer).is_none() {
+            continue;
+        }
+        let held = store::withheld_in_case(conn, c.case_ref, MAX_REFILL * 4)?;
+        if held.is_empty() {
+            continue;
+        }
+        let still: HashSet<RecordTag> = cases::Handling::new(registry.as_ref(), &c)
+            .withheld_tags(&me)
+            .into_iter()
+            .collect();
+        let mut wants: Vec<LogHave> = Vec::new();
+        for p in held {
+            if still.contains(&RecordTag(p.tag)) {
+                continue;
+            }
+            if wants
+                .last()
+                .is_some_and(|w| w.author[..] == p.author[..] && w.seq == p.seq)
+            {
+                continue;
+            }
+            wants.push(LogHave {
+                author: p.author.to_vec(),
+                seq: p.seq,
+                head: Vec::new(),
+            });
+            if wants.len() >= MAX_REFILL {
+                break;
+            }
+        }
+        if !wants.is_empty() {
+            out.push((c.id, wants));
+        }
+    }
+    Ok(out)
 }

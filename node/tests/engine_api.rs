@@ -25,6 +25,7 @@ fn node(root: &std::path::Path, name: &str, country: &str) -> Node {
 
 fn person(name: &str) -> RecordInput {
     RecordInput {
+        handling: Default::default(),
         record_type: RecordType::Person,
         fields: [("name".to_string(), FieldValue::Str(name.into()))].into(),
         grading: None,
@@ -80,6 +81,7 @@ fn every_operation_audits_itself_refusals_included() {
         &sam,
         &case,
         RecordInput {
+            handling: Default::default(),
             fields: Default::default(),
             ..person("")
         },

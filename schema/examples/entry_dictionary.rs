@@ -69,6 +69,7 @@ fn main() {
             created: "2026-01-01T00:00:00+00:00".into(),
         };
         let input = RecordInput {
+            handling: Default::default(),
             record_type: t,
             fields: names
                 .iter()

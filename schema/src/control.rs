@@ -174,7 +174,25 @@ pub enum ControlBody {
         epoch: Hash,
         sealed_reason: Vec<u8>,
     },
+    /// Handling code H2, by a writer as originator: `records` (by tag) are
+    /// its records under H2, `lifted` its records no longer under H2, and
+    /// `consents` the current members it lets hold its H2 records. A member
+    /// of another agency without the originator's consent gets every entry,
+    /// but without those records' parts (a relay strips them too: the tags
+    /// are all it needs). Written when a writer makes H2 records (with
+    /// consents for the members then), by `case consent` for a member added
+    /// later, and by a regrade. A consent covers the author's H2 records of
+    /// the case, earlier and later; it is not withdrawn (what was sent
+    /// stays sent).
+    H2 {
+        records: Vec<RecordTag>,
+        lifted: Vec<RecordTag>,
+        consents: Vec<[u8; 32]>,
+    },
 }
+
+/// Most records, or members, one H2 operation names.
+pub const MAX_H2_ITEMS: usize = 4096;
 
 /// What a case's resolution takes from the federation registry: who is an
 /// active admin and who is revoked. Only [`ControlBody::AppointLead`] asks;
@@ -403,6 +421,35 @@ impl ControlOp {
                 w.raw(epoch.as_bytes());
                 w.bytes(sealed_reason);
             }
+            ControlBody::H2 {
+                records,
+                lifted,
+                consents,
+            } => {
+                if records.is_empty() && lifted.is_empty() && consents.is_empty()
+                    || [records.len(), lifted.len(), consents.len()]
+                        .iter()
+                        .any(|n| *n > MAX_H2_ITEMS)
+                {
+                    return Err(SchemaError::InvalidField {
+                        field: "h2".into(),
+                        reason: format!(
+                            "an H2 operation names something, and at most {MAX_H2_ITEMS} records or members of each kind"
+                        ),
+                    });
+                }
+                w.u8(12);
+                for tags in [records, lifted] {
+                    w.u32(tags.len() as u32);
+                    for t in tags {
+                        w.raw(&t.0);
+                    }
+                }
+                w.u32(consents.len() as u32);
+                for m in consents {
+                    w.raw(m);
+                }
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -505,6 +552,28 @@ impl ControlOp {
                 epoch: Hash(r.array()?),
                 sealed_reason: r.bytes(MAX_SEALED_REASON)?.to_vec(),
             },
+            12 => {
+                let tags = |r: &mut Reader<'_>| -> Result<Vec<RecordTag>, SchemaError> {
+                    let n = r.count(MAX_H2_ITEMS, 16)?;
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(RecordTag(r.array()?));
+                    }
+                    Ok(v)
+                };
+                let records = tags(&mut r)?;
+                let lifted = tags(&mut r)?;
+                let n = r.count(MAX_H2_ITEMS, 32)?;
+                let mut consents = Vec::with_capacity(n);
+                for _ in 0..n {
+                    consents.push(r.array()?);
+                }
+                ControlBody::H2 {
+                    records,
+                    lifted,
+                    consents,
+                }
+            }
             t => {
                 return Err(SchemaError::malformed(
                     "control operation",
@@ -716,6 +785,12 @@ pub struct CaseState {
     pub receipts: BTreeMap<Hash, BTreeMap<[u8; 32], (Hash, i64)>>,
     /// When the case was closed (read-only): the operation, by whom, when.
     pub closed: Option<(Hash, [u8; 32], i64)>,
+    /// Records under handling code H2, by tag, with their originator
+    /// ([`ControlBody::H2`]; the first declaration in fold order stands).
+    pub h2: BTreeMap<RecordTag, [u8; 32]>,
+    /// (originator, member): the originator consented that its H2 records
+    /// go to the member ([`ControlBody::H2`]).
+    pub consents: BTreeSet<([u8; 32], [u8; 32])>,
 }
 
 /// An erasure that took effect.
@@ -1004,6 +1079,58 @@ fn appointment(
     }
 }
 
+/// An H2 operation is valid from a writer (only writers originate
+/// records): its records not under H2 by another node, its lifted records
+/// under H2 by itself, its consents for current members other than itself,
+/// nothing named twice, and something new.
+fn h2(
+    st: &CaseState,
+    author: &[u8; 32],
+    records: &[RecordTag],
+    lifted: &[RecordTag],
+    consents: &[[u8; 32]],
+) -> Result<(), String> {
+    if !st.role_of(author).is_some_and(Role::may_write) {
+        return Err("an H2 operation by a node that writes no records in the case".into());
+    }
+    let mut tags = BTreeSet::new();
+    for t in records.iter().chain(lifted) {
+        if !tags.insert(*t) {
+            return Err("an H2 operation naming a record twice".into());
+        }
+    }
+    if records
+        .iter()
+        .any(|t| st.h2.get(t).is_some_and(|o| o != author))
+    {
+        return Err("a record another node put under H2".into());
+    }
+    if lifted.iter().any(|t| st.h2.get(t) != Some(author)) {
+        return Err("lifting H2 from a record its author did not put under it".into());
+    }
+    let mut seen = BTreeSet::new();
+    for m in consents {
+        if m == author {
+            return Err("a consent naming its own author".into());
+        }
+        if st.role_of(m).is_none() {
+            return Err("a consent naming a node that is not a member".into());
+        }
+        if !seen.insert(*m) {
+            return Err("a consent naming a member twice".into());
+        }
+    }
+    let new = records.iter().any(|t| !st.h2.contains_key(t))
+        || !lifted.is_empty()
+        || consents
+            .iter()
+            .any(|m| !st.consents.contains(&(*author, *m)));
+    if !new {
+        return Err("an H2 operation that changes nothing".into());
+    }
+    Ok(())
+}
+
 fn epoch_of(id: Hash, salt: &[u8; 32], wraps: &[KeyWrap]) -> EpochInfo {
     EpochInfo {
         id,
@@ -1050,6 +1177,14 @@ impl authority::Rules for CaseRules<'_> {
                 Ok(())
             };
         }
+        if let ControlBody::H2 {
+            records,
+            lifted,
+            consents,
+        } = &op.body
+        {
+            return h2(st, &op.author, records, lifted, consents);
+        }
         if st.role_of(&op.author) != Some(Role::Lead) {
             return Err("author is not a lead of the case".into());
         }
@@ -1057,6 +1192,7 @@ impl authority::Rules for CaseRules<'_> {
             ControlBody::Create { .. } => Err("second create operation".into()),
             ControlBody::AppointLead { .. } => Err("an appointment is judged above".into()),
             ControlBody::ErasureReceipt { .. } => Err("a receipt is judged above".into()),
+            ControlBody::H2 { .. } => Err("an H2 operation is judged above".into()),
             ControlBody::CloseCase => match st.closed {
                 Some(_) => Err("the case is closed already".into()),
                 None => Ok(()),
@@ -1163,6 +1299,8 @@ impl authority::Rules for CaseRules<'_> {
                     erasures: Vec::new(),
                     receipts: BTreeMap::new(),
                     closed: None,
+                    h2: BTreeMap::new(),
+                    consents: BTreeSet::new(),
                 });
             }
             return;
@@ -1238,6 +1376,23 @@ impl authority::Rules for CaseRules<'_> {
                     });
                 }
                 st.closed.get_or_insert((op.hash(), op.author, op.time_ms));
+            }
+            ControlBody::H2 {
+                records,
+                lifted,
+                consents,
+            } => {
+                for t in records {
+                    st.h2.entry(*t).or_insert(op.author);
+                }
+                for t in lifted {
+                    if st.h2.get(t) == Some(&op.author) {
+                        st.h2.remove(t);
+                    }
+                }
+                for m in consents {
+                    st.consents.insert((op.author, *m));
+                }
             }
             ControlBody::ErasureReceipt { erasure } => {
                 st.receipts
@@ -1497,6 +1652,175 @@ mod tests {
         assert_eq!(n, 720);
     }
 
+    /// H2 operations: from a writer, for current members other than
+    /// itself; a record put under H2 by one node cannot be claimed or lifted
+    /// by another. Two leads declaring the same record apart (a tie, each
+    /// valid in its causal past): the first in fold order stays its
+    /// originator, in every delivery order; so do consents and lifts.
+    #[test]
+    fn h2_operations_are_a_writers_and_resolve_alike_in_every_order() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Lead,
+            },
+        )
+        .unwrap();
+        let lead = f.lead.public().ed25519;
+        let other = f.other.public().ed25519;
+        let tag = |n: u8| RecordTag([n; 16]);
+        let op = |keys: &NodeKeys,
+                  parents: Vec<Hash>,
+                  t: i64,
+                  records: Vec<RecordTag>,
+                  lifted: Vec<RecordTag>,
+                  consents: Vec<[u8; 32]>| {
+            ControlOp::create(
+                keys,
+                f.case,
+                parents,
+                t,
+                ControlBody::H2 {
+                    records,
+                    lifted,
+                    consents,
+                },
+            )
+            .unwrap()
+        };
+        let st = resolve(f.case, &[f.create.clone(), add.clone()]).unwrap();
+        let heads = st.heads.clone();
+        // Refused: its own author, a non-member, a member twice, a record
+        // twice, lifting what it did not declare, nothing at all.
+        let h = heads.clone();
+        assert!(authorize(&st, &op(&f.lead, h.clone(), 3, vec![], vec![], vec![lead])).is_err());
+        assert!(
+            authorize(
+                &st,
+                &op(&f.lead, h.clone(), 3, vec![], vec![], vec![[9; 32]])
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &st,
+                &op(&f.lead, h.clone(), 3, vec![], vec![], vec![other, other])
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &st,
+                &op(&f.lead, h.clone(), 3, vec![tag(1), tag(1)], vec![], vec![])
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &st,
+                &op(&f.lead, h.clone(), 3, vec![], vec![tag(1)], vec![])
+            )
+            .is_err()
+        );
+        assert!(
+            ControlOp::create(
+                &f.lead,
+                f.case,
+                h.clone(),
+                3,
+                ControlBody::H2 {
+                    records: vec![],
+                    lifted: vec![],
+                    consents: vec![]
+                }
+            )
+            .is_err()
+        );
+        let outsider = NodeKeys::generate().unwrap();
+        assert!(
+            authorize(
+                &st,
+                &op(&outsider, h.clone(), 3, vec![tag(1)], vec![], vec![])
+            )
+            .is_err()
+        );
+        // Once the lead's, a record is not the other's to claim or lift.
+        let mine = op(&f.lead, h.clone(), 3, vec![tag(1)], vec![], vec![other]);
+        let st1 = resolve(f.case, &[f.create.clone(), add.clone(), mine.clone()]).unwrap();
+        let h1 = st1.heads.clone();
+        assert!(
+            authorize(
+                &st1,
+                &op(&f.other, h1.clone(), 4, vec![tag(1)], vec![], vec![])
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &st1,
+                &op(&f.other, h1.clone(), 4, vec![], vec![tag(1)], vec![])
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &st1,
+                &op(&f.lead, h1.clone(), 4, vec![tag(1)], vec![], vec![other])
+            )
+            .is_err(),
+            "changes nothing"
+        );
+        // The tie: both declare record 2 apart; the lead declares record 3
+        // and lifts it after; the other consents for the lead.
+        let a = op(
+            &f.lead,
+            h.clone(),
+            3,
+            vec![tag(2), tag(3)],
+            vec![],
+            vec![other],
+        );
+        let b = op(&f.other, h.clone(), 4, vec![tag(2)], vec![], vec![lead]);
+        let lift = op(&f.lead, vec![a.hash()], 5, vec![], vec![tag(3)], vec![]);
+        let later = [a, b, lift];
+        let reference = {
+            let mut ops = vec![f.create.clone(), add.clone()];
+            ops.extend(later.iter().cloned());
+            resolve(f.case, &ops).unwrap()
+        };
+        assert_eq!(reference.h2.len(), 1, "{:?}", reference.h2);
+        assert!(reference.h2.contains_key(&tag(2)));
+        assert!(!reference.h2.contains_key(&tag(3)), "lifted");
+        let want: BTreeSet<([u8; 32], [u8; 32])> = [(lead, other), (other, lead)].into();
+        assert_eq!(reference.consents, want);
+        let mut order: Vec<usize> = (0..later.len()).collect();
+        let mut n = 0;
+        permute(&mut order, 0, &mut |idx| {
+            let mut ops = vec![f.create.clone(), add.clone()];
+            ops.extend(idx.iter().map(|&i| later[i].clone()));
+            let st = resolve(f.case, &ops).unwrap();
+            assert_eq!(st.h2, reference.h2);
+            assert_eq!(st.consents, reference.consents);
+            n += 1;
+        });
+        assert_eq!(n, 6);
+        // Bytes round trip.
+        let op = &later[1];
+        assert_eq!(
+            ControlOp::decode_verified(op.bytes()).unwrap().body,
+            ControlBody::H2 {
+                records: vec![tag(2)],
+                lifted: vec![],
+                consents: vec![lead]
+            }
+        );
+    }
+
     fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
         if k == v.len() {
             f(v);
@@ -1528,6 +1852,8 @@ mod tests {
             erasures: vec![],
             receipts: BTreeMap::new(),
             closed: None,
+            h2: BTreeMap::new(),
+            consents: BTreeSet::new(),
         };
         st.members.insert(
             lead,

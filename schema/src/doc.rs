@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! ROOT { id, type, case, originator, created, updated: str,
-//!        grading?: str, releasable_to: [str], fields: { name: scalar },
+//!        grading?: str, handling?: str (H0 when absent),
+//!        releasable_to: [str], fields: { name: scalar },
 //!        ...keys this version does not know: kept untouched }
 //! ```
 //!
@@ -23,13 +24,13 @@ use automerge::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::grading::Grading;
+use crate::grading::{Grading, HandlingCode};
 use crate::record::{
     FieldValue, Fields, MAX_FIELD_NAME, MAX_VALUE_BYTES, RecordInput, RecordType, ReleasableTo,
 };
 use crate::{CaseId, RecordId, SchemaError};
 
-const ENVELOPE_KEYS: [&str; 9] = [
+const ENVELOPE_KEYS: [&str; 10] = [
     "id",
     "type",
     "case",
@@ -37,9 +38,15 @@ const ENVELOPE_KEYS: [&str; 9] = [
     "created",
     "updated",
     "grading",
+    "handling",
     "releasable_to",
     "fields",
 ];
+
+/// The envelope keys the record's originator may change later (a signed,
+/// audited regrade); every other envelope key is fixed when the record is
+/// made.
+pub const REGRADABLE_KEYS: [&str; 2] = ["grading", "handling"];
 
 /// What the node assigns to a new record.
 #[derive(Clone, Debug)]
@@ -58,6 +65,7 @@ pub struct RecordEdit {
     pub set: Fields,
     pub unset: Vec<String>,
     pub grading: Option<Grading>,
+    pub handling: Option<HandlingCode>,
     pub releasable_to: Option<ReleasableTo>,
 }
 
@@ -73,6 +81,9 @@ pub struct RecordView {
     pub created: String,
     pub updated: String,
     pub grading: Option<String>,
+    /// H0 for a record that names none.
+    #[serde(default)]
+    pub handling: HandlingCode,
     pub releasable_to: Vec<String>,
     /// Top-level keys written by a newer version: shown and kept, never dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -114,11 +125,19 @@ impl RecordView {
                 None => None,
             },
             releasable_to: ReleasableTo(self.releasable_to.clone()),
+            handling: self.handling.clone(),
         })
     }
 
     pub fn record_type(&self) -> Result<RecordType, SchemaError> {
         self.record_type.parse()
+    }
+
+    /// Whether the record may be kept from a member of its case: it has a
+    /// releasable_to list, or handling code H2 (whose originator decides
+    /// who else gets it). What a store marks to check per recipient.
+    pub fn restricted(&self) -> bool {
+        !self.releasable_to.is_empty() || self.handling.is_h2()
     }
 }
 
@@ -226,6 +245,12 @@ pub fn first_change(
     if let Some(g) = &grading {
         put_root(&mut ops, "grading", g);
     }
+    // H0 is what a record without the key has: not written, to keep every
+    // record's first change as small as before handling codes.
+    let handling = input.handling.to_string();
+    if input.handling != HandlingCode::H0 {
+        put_root(&mut ops, "handling", &handling);
+    }
     // An op's id is its position in the change, counting from 1.
     let next_id = |ops: &Vec<Op>| OpId(ops.len() as u64 + 1, actor.clone());
     let list = next_id(&ops);
@@ -283,6 +308,7 @@ pub fn first_change(
         created: env.created.clone(),
         updated: env.created.clone(),
         grading,
+        handling: input.handling.clone(),
         releasable_to: input.releasable_to.0.clone(),
         extra: BTreeMap::new(),
     };
@@ -308,6 +334,9 @@ pub fn apply_edit(
     }
     if let Some(g) = &edit.grading {
         doc.put(ROOT, "grading", g.to_string()).map_err(am)?;
+    }
+    if let Some(h) = &edit.handling {
+        doc.put(ROOT, "handling", h.to_string()).map_err(am)?;
     }
     if let Some(r) = &edit.releasable_to {
         put_releasable(doc, r)?;
@@ -488,7 +517,7 @@ pub fn check_change(change: &Change) -> Result<automerge::ExpandedChange, Schema
 }
 
 /// The object of a record document that holds its `releasable_to` list, as
-/// [`envelope_touched`] needs it (None if the record has none).
+/// [`later_change_refusal`] needs it (None if the record has none).
 pub fn releasable_list(doc: &AutoCommit) -> Option<(u64, ActorId)> {
     match doc.get(ROOT, "releasable_to") {
         Ok(Some((Value::Object(ObjType::List), automerge::ObjId::Id(counter, actor, _)))) => {
@@ -498,33 +527,66 @@ pub fn releasable_list(doc: &AutoCommit) -> Option<(u64, ActorId)> {
     }
 }
 
-/// The envelope key a later change of a record would alter, if any: a put or
-/// delete at the document's root on an envelope key other than `updated`, or
-/// any op inside the `releasable_to` list (`list`, from [`releasable_list`]).
-/// Read from the change's ops alone, so checking it costs the change's size,
-/// not the record's.
-pub fn envelope_touched(
+/// Why a later change of a record is refused, if it is: it alters an
+/// envelope key other than `updated` (a put or delete at the document's
+/// root, or any op inside the `releasable_to` list: `list`, from
+/// [`releasable_list`]), except the [`REGRADABLE_KEYS`], which the record's
+/// originator (`by_originator`: the change's signed author is it) may set to
+/// a valid grading or handling code. Read from the change's ops alone, so
+/// checking it costs the change's size, not the record's.
+pub fn later_change_refusal(
     expanded: &automerge::ExpandedChange,
     list: Option<&(u64, ActorId)>,
-) -> Option<&'static str> {
+    by_originator: bool,
+) -> Option<String> {
     use automerge::legacy::{Key, ObjectId};
     for op in &expanded.operations {
         match (&op.obj, &op.key) {
             (ObjectId::Root, Key::Map(k)) => {
-                if let Some(key) = ENVELOPE_KEYS
+                let Some(key) = ENVELOPE_KEYS
                     .iter()
                     .find(|e| **e == k.as_str() && **e != "updated")
-                {
-                    return Some(key);
+                else {
+                    continue;
+                };
+                if !REGRADABLE_KEYS.contains(key) {
+                    return Some(format!("a change may not rewrite the record's `{key}`"));
+                }
+                if !by_originator {
+                    return Some(format!(
+                        "only the record's originator changes its `{key}` (a regrade)"
+                    ));
+                }
+                if let Err(e) = regrade_value(key, &op.action) {
+                    return Some(format!("`{key}`: {e}"));
                 }
             }
             (ObjectId::Id(id), _) if list.is_some_and(|(c, a)| id.0 == *c && id.1 == *a) => {
-                return Some("releasable_to");
+                return Some("a change may not rewrite the record's `releasable_to`".into());
             }
             _ => {}
         }
     }
     None
+}
+
+/// A regrade's new value: a valid grading or handling code, or removed
+/// (no grading; handling H0).
+fn regrade_value(key: &str, action: &automerge::legacy::OpType) -> Result<(), String> {
+    use automerge::legacy::OpType;
+    match action {
+        OpType::Delete => Ok(()),
+        OpType::Put(ScalarValue::Str(s)) if key == "grading" => crate::record::parse_grading(s)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        OpType::Put(ScalarValue::Str(s)) => s.parse::<HandlingCode>().map(|_| ()),
+        _ => Err("must be text".into()),
+    }
+}
+
+/// The record's originator (a PeerId) as its document names it.
+pub fn originator_of(doc: &AutoCommit) -> Option<String> {
+    get_str(doc, "originator").ok().flatten()
 }
 
 /// Rebuilds a document from a saved snapshot.
@@ -712,6 +774,10 @@ pub fn view_of_first_change(expanded: &automerge::ExpandedChange) -> Option<Reco
         created: need("created")?,
         updated: need("updated")?,
         grading: need("grading"),
+        handling: match need("handling") {
+            Some(h) => h.parse().ok()?,
+            None => HandlingCode::H0,
+        },
         releasable_to,
         extra,
     })
@@ -761,6 +827,12 @@ pub fn view(doc: &AutoCommit) -> Result<RecordView, SchemaError> {
         created: need("created")?,
         updated: need("updated")?,
         grading: get_str(doc, "grading")?,
+        handling: match get_str(doc, "handling")? {
+            Some(h) => h
+                .parse()
+                .map_err(|e: String| SchemaError::malformed("record document", e))?,
+            None => HandlingCode::H0,
+        },
         releasable_to,
         extra,
     })
@@ -781,6 +853,7 @@ mod tests {
 
     fn person(name: &str) -> RecordInput {
         RecordInput {
+            handling: Default::default(),
             record_type: RecordType::Person,
             fields: [("name".to_string(), FieldValue::Str(name.into()))].into(),
             grading: Some("3x5x2:1AP".parse().unwrap()),
@@ -913,6 +986,7 @@ mod tests {
         let shapes: Vec<RecordInput> = vec![
             person("Ștefan Țăranu"),
             RecordInput {
+                handling: Default::default(),
                 record_type: RecordType::Note,
                 fields: [
                     ("text".to_string(), FieldValue::Str(String::new())),
@@ -925,6 +999,7 @@ mod tests {
                 releasable_to: ReleasableTo(vec![]),
             },
             RecordInput {
+                handling: Default::default(),
                 releasable_to: ReleasableTo((0..30).map(|i| format!("C{i}")).collect()),
                 ..person("many")
             },
@@ -972,6 +1047,7 @@ mod tests {
             created: "2026-11-26T10:00:00+00:00".into(),
         };
         let input = RecordInput {
+            handling: Default::default(),
             record_type: RecordType::Person,
             fields: [("name".to_string(), FieldValue::Str("Victim A".into()))].into(),
             grading: None,
@@ -986,7 +1062,14 @@ mod tests {
             f(&mut d);
             d.commit();
             let c = d.get_last_local_change().unwrap().clone();
-            envelope_touched(&c.decode(), list.as_ref())
+            later_change_refusal(&c.decode(), list.as_ref(), false)
+        };
+        let by_originator = |f: &dyn Fn(&mut AutoCommit)| {
+            let mut d = base.clone();
+            f(&mut d);
+            d.commit();
+            let c = d.get_last_local_change().unwrap().clone();
+            later_change_refusal(&c.decode(), list.as_ref(), true)
         };
         let edit = RecordEdit {
             set: [("status".to_string(), FieldValue::Str("arrested".into()))].into(),
@@ -999,25 +1082,45 @@ mod tests {
             None
         );
         assert_eq!(
-            later(&|d| d.put(ROOT, "type", "note").unwrap()),
-            Some("type")
+            later(&|d| d.put(ROOT, "type", "note").unwrap()).as_deref(),
+            Some("a change may not rewrite the record's `type`")
         );
         assert_eq!(
-            later(&|d| d.put(ROOT, "grading", "3x5x2:1AC").unwrap()),
-            Some("grading")
+            by_originator(&|d| d.put(ROOT, "originator", "me").unwrap()).as_deref(),
+            Some("a change may not rewrite the record's `originator`")
         );
+        // Grading and handling: the originator's, to valid values only.
+        for (k, v) in [("grading", "3x5x2:1AC"), ("handling", "H2")] {
+            assert_eq!(
+                later(&|d| d.put(ROOT, k, v).unwrap()),
+                Some(format!(
+                    "only the record's originator changes its `{k}` (a regrade)"
+                ))
+            );
+            assert_eq!(by_originator(&|d| d.put(ROOT, k, v).unwrap()), None);
+        }
+        for (k, v) in [("grading", "3x5x2:9ZZ"), ("handling", "H9")] {
+            assert!(
+                by_originator(&|d| d.put(ROOT, k, v).unwrap())
+                    .is_some_and(|r| r.starts_with(&format!("`{k}`: "))),
+                "{k}={v} accepted"
+            );
+        }
+        assert!(by_originator(&|d| d.put(ROOT, "handling", 2).unwrap()).is_some());
         assert_eq!(
             later(&|d| {
                 let (_, l) = d.get(ROOT, "releasable_to").unwrap().unwrap();
                 d.insert(&l, 0, "NL").unwrap();
-            }),
-            Some("releasable_to")
+            })
+            .as_deref(),
+            Some("a change may not rewrite the record's `releasable_to`")
         );
         assert_eq!(
-            later(&|d| {
+            by_originator(&|d| {
                 d.put_object(ROOT, "releasable_to", ObjType::List).unwrap();
-            }),
-            Some("releasable_to")
+            })
+            .as_deref(),
+            Some("a change may not rewrite the record's `releasable_to`")
         );
     }
 }

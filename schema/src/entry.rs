@@ -465,6 +465,46 @@ impl LogEntry {
             .then(|| self.without_where(erased))
     }
 
+    /// This entry with each part from whichever copy holds it: `other` is
+    /// another copy of it (the same hash, so the same parts, each checked
+    /// against the head when decoded), which may hold parts this one lacks
+    /// (withheld from this node before). `None` if it is another entry.
+    pub fn filled_from(&self, other: &LogEntry) -> Option<LogEntry> {
+        if !self.hash.ct_eq(&other.hash) || self.parts.len() != other.parts.len() {
+            return None;
+        }
+        let mut w = Writer::new();
+        w.raw(&self.bytes[..self.head_len]);
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for (p, q) in self.parts.iter().zip(&other.parts) {
+            let from = match (p.range, q.range) {
+                (Some((s, e)), _) => Some(&self.bytes[s..e]),
+                (None, Some((s, e))) => Some(&other.bytes[s..e]),
+                (None, None) => None,
+            };
+            let range = match from {
+                Some(b) => {
+                    w.u8(1);
+                    let start = w.buf.len();
+                    w.raw(b);
+                    Some((start, w.buf.len()))
+                }
+                None => {
+                    w.u8(0);
+                    None
+                }
+            };
+            parts.push(Part { range, ..p.clone() });
+        }
+        Some(LogEntry {
+            header: self.header.clone(),
+            parts,
+            head_len: self.head_len,
+            bytes: w.buf,
+            hash: self.hash,
+        })
+    }
+
     fn without_where(&self, erased: impl Fn(&RecordTag) -> bool) -> LogEntry {
         let mut w = Writer::new();
         w.raw(&self.bytes[..self.head_len]);
@@ -710,6 +750,32 @@ mod tests {
         );
         assert_eq!(d.parts().len(), 2);
         assert!(d.open(&SymmetricKey::generate().unwrap()).is_err());
+    }
+
+    /// Two copies of one entry, each missing another record's part (held
+    /// back from two nodes), fill each other back to the whole entry; a
+    /// copy of another entry fills nothing.
+    #[test]
+    fn copies_of_an_entry_fill_each_others_withheld_parts() {
+        let keys = NodeKeys::generate().unwrap();
+        let key = SymmetricKey::generate().unwrap();
+        let e = sample(&keys, &key);
+        let one = record_tag(&e.header.case, &RecordId([1; 16]));
+        let two = record_tag(&e.header.case, &RecordId([2; 16]));
+        let a = LogEntry::decode_verified(e.without(&[one]).bytes()).unwrap();
+        let b = LogEntry::decode_verified(e.without(&[two]).bytes()).unwrap();
+        let filled = a.filled_from(&b).unwrap();
+        assert_eq!(filled.bytes(), e.bytes());
+        assert_eq!(b.filled_from(&a).unwrap().bytes(), e.bytes());
+        let again = LogEntry::decode_verified(filled.bytes()).unwrap();
+        assert_eq!(again.open(&key).unwrap().len(), 3);
+        let nothing = e.without(&[one, two]);
+        assert_eq!(nothing.filled_from(&a).unwrap().bytes(), a.bytes());
+        let other = sample(&keys, &key);
+        assert!(
+            a.filled_from(&other).is_none(),
+            "another entry (another signature)"
+        );
     }
 
     #[test]

@@ -165,24 +165,33 @@ fn parse_3x5x2(code: &str, conditions: Option<&str>) -> Result<Grading, String> 
 }
 
 fn parse_conditions(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         // An empty string after the colon is almost certainly a mistake;
         // omit the colon to record C with no conditions text.
         return Err("3x5x2 conditions must not be empty (omit the second ':' for none)".into());
     }
+    conditions_text("3x5x2", text)
+}
+
+/// Free-text conditions (3x5x2 `C`, handling code H3): trimmed, bounded,
+/// one printable line.
+fn conditions_text(what: &str, text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{what} conditions must not be empty"));
+    }
     if text.chars().count() > MAX_CONDITIONS_CHARS {
         return Err(format!(
-            "3x5x2 conditions must be at most {MAX_CONDITIONS_CHARS} characters"
+            "{what} conditions must be at most {MAX_CONDITIONS_CHARS} characters"
         ));
     }
     // Control characters (newlines, escapes) would let a peer break the
     // one-line canonical form or drive a terminal; bidi overrides would let
     // it make the conditions read differently from what is stored.
     if text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
-        return Err(
-            "3x5x2 conditions must not contain control or bidi formatting characters".into(),
-        );
+        return Err(format!(
+            "{what} conditions must not contain control or bidi formatting characters"
+        ));
     }
     Ok(text.to_string())
 }
@@ -273,6 +282,97 @@ impl TryFrom<String> for Grading {
 impl From<Grading> for String {
     fn from(g: Grading) -> Self {
         g.to_string()
+    }
+}
+
+/// A handling code (Europol's SIENA codes), on every record: how far the
+/// agency that shared it lets it go. Canonical text `H0`, `H1`, `H2`, or
+/// `H3:CONDITIONS`; a record without one is H0.
+///
+/// - H0: for law-enforcement purposes only.
+/// - H1: not to be used in judicial proceedings without the originator's
+///   permission.
+/// - H2: not to be disseminated further without the originator's
+///   permission (enforced: a new member of the case gets another agency's
+///   H2 records only with that originator's signed consent, and no bundle
+///   or selector export carries them).
+/// - H3: other restrictions, in free text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HandlingCode {
+    #[default]
+    H0,
+    H1,
+    H2,
+    H3(String),
+}
+
+impl HandlingCode {
+    /// What the code asks of a holder, in a few words (for `record show`).
+    pub fn meaning(&self) -> &'static str {
+        match self {
+            HandlingCode::H0 => "law-enforcement use only",
+            HandlingCode::H1 => "not for judicial use without the originator's permission",
+            HandlingCode::H2 => "no further dissemination without the originator's permission",
+            HandlingCode::H3(_) => "other restrictions apply",
+        }
+    }
+
+    pub fn is_h2(&self) -> bool {
+        matches!(self, HandlingCode::H2)
+    }
+}
+
+impl fmt::Display for HandlingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlingCode::H0 => f.write_str("H0"),
+            HandlingCode::H1 => f.write_str("H1"),
+            HandlingCode::H2 => f.write_str("H2"),
+            HandlingCode::H3(c) => write!(f, "H3:{c}"),
+        }
+    }
+}
+
+impl FromStr for HandlingCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (code, conditions) = match s.trim().split_once(':') {
+            Some((c, rest)) => (c.trim(), Some(rest)),
+            None => (s.trim(), None),
+        };
+        let h = match (code.to_ascii_uppercase().as_str(), conditions) {
+            ("H0", None) => HandlingCode::H0,
+            ("H1", None) => HandlingCode::H1,
+            ("H2", None) => HandlingCode::H2,
+            ("H3", Some(text)) => HandlingCode::H3(conditions_text("H3", text)?),
+            ("H3", None) => {
+                return Err("H3 needs its conditions: H3:TEXT".into());
+            }
+            ("H0" | "H1" | "H2", Some(_)) => {
+                return Err(format!("{code} takes no conditions; only H3 does"));
+            }
+            _ => {
+                return Err(format!(
+                    "unknown handling code{}: use H0, H1, H2 or H3:CONDITIONS",
+                    quoted(s)
+                ));
+            }
+        };
+        Ok(h)
+    }
+}
+
+impl TryFrom<String> for HandlingCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<HandlingCode> for String {
+    fn from(h: HandlingCode) -> String {
+        h.to_string()
     }
 }
 
@@ -541,5 +641,38 @@ mod tests {
             Grading::try_from("5x5x5:b24".to_string()).map(String::from),
             Ok("5x5x5:B24".to_string())
         );
+    }
+
+    #[test]
+    fn handling_codes_round_trip_and_refuse_the_rest() {
+        for (text, want) in [
+            ("H0", HandlingCode::H0),
+            ("h1", HandlingCode::H1),
+            (" H2 ", HandlingCode::H2),
+            (
+                "H3: ask DS Reid first ",
+                HandlingCode::H3("ask DS Reid first".into()),
+            ),
+        ] {
+            let h: HandlingCode = text.parse().unwrap();
+            assert_eq!(h, want, "{text}");
+            assert_eq!(h.to_string().parse::<HandlingCode>().unwrap(), h);
+        }
+        for bad in [
+            "",
+            "H4",
+            "H3",
+            "H3:",
+            "H2:x",
+            "H0:y",
+            "3x5x2:1AP",
+            "H3:a\u{202e}b",
+            "H3:a\nb",
+        ] {
+            assert!(bad.parse::<HandlingCode>().is_err(), "{bad:?} accepted");
+        }
+        let long = format!("H3:{}", "x".repeat(MAX_CONDITIONS_CHARS + 1));
+        assert!(long.parse::<HandlingCode>().is_err());
+        assert_eq!(HandlingCode::default(), HandlingCode::H0);
     }
 }

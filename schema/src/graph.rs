@@ -217,6 +217,7 @@ mod tests {
             created: "t".into(),
             updated: "t".into(),
             grading: None,
+            handling: Default::default(),
             releasable_to: vec![],
             extra: Default::default(),
         }

@@ -32,8 +32,11 @@ pub struct HistoryStep {
     pub set: BTreeMap<String, FieldValue>,
     /// Fields removed.
     pub unset: Vec<String>,
-    /// Grading or releasable_to as they became, where this change set them.
+    /// Grading, handling code or releasable_to as they became, where this
+    /// change set them (a handling code at creation only when not H0).
     pub grading: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handling: Option<String>,
     pub releasable_to: Option<Vec<String>>,
 }
 
@@ -106,6 +109,10 @@ fn step(
         grading: (before.map(|b| &b.grading) != Some(&after.grading))
             .then(|| after.grading.clone())
             .flatten(),
+        handling: match before {
+            None => (after.handling != Default::default()).then(|| after.handling.to_string()),
+            Some(b) => (b.handling != after.handling).then(|| after.handling.to_string()),
+        },
         // At creation only a restriction is news; after, any change is.
         releasable_to: match before {
             None => (!after.releasable_to.is_empty()).then(|| after.releasable_to.clone()),
@@ -134,6 +141,7 @@ mod tests {
 
     fn input() -> RecordInput {
         RecordInput {
+            handling: Default::default(),
             record_type: RecordType::Person,
             fields: [("name".to_string(), FieldValue::Str("Marin Dobre".into()))].into(),
             grading: None,

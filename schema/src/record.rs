@@ -242,6 +242,8 @@ pub struct RecordInput {
     pub fields: Fields,
     pub grading: Option<Grading>,
     pub releasable_to: ReleasableTo,
+    /// H0 unless given.
+    pub handling: crate::grading::HandlingCode,
 }
 
 fn invalid(field: &str, reason: &str) -> SchemaError {
@@ -487,6 +489,7 @@ mod tests {
 
     fn input(t: &str, fields: &[(&str, &str)]) -> RecordInput {
         RecordInput {
+            handling: Default::default(),
             record_type: t.parse().unwrap(),
             fields: fields
                 .iter()

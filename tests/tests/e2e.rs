@@ -33,6 +33,8 @@ mod erasure;
 mod evidence;
 /// Federation trust registry; members by PeerId.
 mod federation;
+/// Handling codes: H2 with the originator's consent, regrades.
+mod handling;
 /// A case changes hands; never without an admin or a lead.
 mod handover;
 /// A hostile enrolled peer speaking the protocol: every misbehaviour is refused.

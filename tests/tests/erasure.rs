@@ -417,6 +417,7 @@ fn a_contributor_cannot_erase_fake_a_receipt_or_withhold_a_part() {
                 (epoch, &key),
                 own,
                 &RecordInput {
+                    handling: Default::default(),
                     record_type: RecordType::Person,
                     fields: [("name".to_string(), FieldValue::Str("Hidden".into()))].into(),
                     grading: None,

@@ -449,6 +449,7 @@ fn a_member_cannot_take_another_cases_file_by_naming_its_root() {
     let (hn, epoch_x, key_x, federation_id) = writer(h, case_x);
     let target: libp2p::PeerId = crate::util::peer_of(a).parse().unwrap();
     let claim = |id_field: &str| RecordInput {
+        handling: Default::default(),
         record_type: RecordType::Evidence,
         fields: [
             ("file", FieldValue::Str("ledger.xlsx".into())),

@@ -168,6 +168,7 @@ impl Hostile {
         id: RecordId,
     ) -> LogEntry {
         let input = RecordInput {
+            handling: Default::default(),
             record_type: RecordType::Person,
             fields: [("name".to_string(), FieldValue::Str(name.to_string()))].into(),
             grading: None,
@@ -1535,7 +1536,8 @@ fn a_fork_by_a_writer_not_allowed_to_write_it_erases_nothing() {
 
 /// Issue 14, finding 9: a contributor cannot pass a record off as another
 /// node's (originator), write changes under another node's Automerge actor,
-/// or rewrite an existing record's envelope (type, grading, releasable_to).
+/// or rewrite an existing record's envelope (type, releasable_to; grading
+/// and handling code are its originator's alone).
 #[test]
 fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
     use automerge::ReadDoc;
@@ -1546,7 +1548,14 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
         &x,
         "person",
         &[("name", "Victim A")],
-        &["--grading", "3x5x2:1AP", "--releasable-to", "GB,RO,NL"],
+        &[
+            "--grading",
+            "3x5x2:1AP",
+            "--releasable-to",
+            "GB,RO,NL",
+            "--handling",
+            "H1",
+        ],
     );
     let sa = Server::start(a, &[]);
     h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
@@ -1629,6 +1638,7 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
                     created: "2026-11-26T10:00:00+00:00".into(),
                 };
                 let input = RecordInput {
+                    handling: Default::default(),
                     record_type: RecordType::Note,
                     fields: [("text".to_string(), FieldValue::Str("by A (not)".into()))].into(),
                     grading: None,
@@ -1672,6 +1682,13 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
             }),
             rid,
         ),
+        (
+            "handling code rewritten",
+            edit(me, &|d| {
+                d.put(automerge::ROOT, "handling", "H0").unwrap();
+            }),
+            rid,
+        ),
     ];
     let target: PeerId = peer_of(a).parse().unwrap();
     let before = a.show(&honest);
@@ -1697,12 +1714,18 @@ fn an_enrolled_contributor_cannot_rewrite_a_records_envelope() {
         );
     });
     let after = a.show(&honest);
-    for k in ["type", "grading", "releasable_to", "originator"] {
+    for k in ["type", "grading", "handling", "releasable_to", "originator"] {
         assert_eq!(before[k], after[k], "{k}");
     }
     assert_eq!(after["fields"]["status"], "seen by H");
     let recorded = refusals(a);
-    for what in ["another actor", "as originator", "may not rewrite"] {
+    for what in [
+        "another actor",
+        "as originator",
+        "may not rewrite",
+        "only the record's originator changes its `grading`",
+        "only the record's originator changes its `handling`",
+    ] {
         assert!(
             recorded.contains(what),
             "no rejection naming {what:?}:\n{recorded}"

@@ -135,6 +135,32 @@ struct View {
     readers: Vec<String>,
 }
 
+/// The (originator, member) pairs of H2 consents in a `case show --json`.
+fn h2_consents(state: &Option<Value>) -> BTreeSet<(String, String)> {
+    state
+        .as_ref()
+        .and_then(|v| v["h2_consents"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["originator"].as_str()?.to_string(),
+                c["member"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Whether the node `peer` may hold record `r` by its handling code: not
+/// H2, its own, or its originator consented (every node is of another
+/// agency here).
+fn may_hold_h2(r: &Value, peer: &str, consents: &BTreeSet<(String, String)>) -> bool {
+    let originator = r["originator"].as_str().unwrap_or_default();
+    r["handling"] != "H2"
+        || originator == peer
+        || consents.contains(&(originator.to_string(), peer.to_string()))
+}
+
 fn view(node: &Node, case: &str) -> Option<View> {
     let out = node.cmd(&["case", "show", case, "--json"]);
     if !out.status.success() {
@@ -268,8 +294,44 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
     let mut stale_writes = 0usize;
     // Each node's last backup: (step, file).
     let mut backups: Vec<Option<(usize, std::path::PathBuf)>> = vec![None; n];
+    // Nodes that made an H2 record, and consents still to give (originator,
+    // member, tries): an originator consents for most members added after
+    // its first H2 record, once its node knows of them. Chosen by step
+    // number, not the random stream, so each seed's other steps stay as
+    // they were.
+    let mut h2_writers: BTreeSet<usize> = BTreeSet::new();
+    let mut pending_consents: std::collections::VecDeque<(usize, usize, usize)> =
+        Default::default();
     let count = env_count("CASESYNC_PARTITION_STEPS", 30);
     for s in 0..count {
+        if let Some((o, j, tries)) = pending_consents.pop_front() {
+            let out = c.nodes[o].cmd(&[
+                "case",
+                "consent",
+                &case,
+                &c.peers[j],
+                "--reason",
+                "partition test",
+            ]);
+            let why = out.stderr.trim().to_string();
+            if out.status.success() {
+                *did.entry("h2_consents").or_default() += 1;
+                steps.push(format!(
+                    "{s}: node {o} consents that node {j} holds its H2 records"
+                ));
+            } else {
+                // Not yet known there, known as removed, or given already.
+                assert!(
+                    why.contains("not a member")
+                        || why.contains("already")
+                        || why.contains("writes no records"),
+                    "seed {seed}: node {o} consenting for node {j}: {why}"
+                );
+                if why.contains("not a member") && tries < 5 {
+                    pending_consents.push_back((o, j, tries + 1));
+                }
+            }
+        }
         if s == 0 {
             // A forced tie: the two sides of a partition each take one
             // control operation by a different lead (the same number of new
@@ -309,8 +371,15 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                         .map(|j| NAMES[j].1)
                         .collect::<Vec<_>>()
                         .join(",");
-                    if rng.percent(20) {
+                    let restricted = rng.percent(20);
+                    if restricted {
                         args.extend(["--releasable-to", &countries]);
+                    }
+                    // Some under H2: a node added later gets them only with
+                    // their originator's consent.
+                    let h2 = !restricted && s % 5 == 2;
+                    if h2 {
+                        args.extend(["--handling", "H2"]);
                     }
                     let out = c.nodes[k].cmd(&args);
                     if !out.status.success() {
@@ -342,6 +411,10 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                     }
                     records.push(id.clone());
                     *did.entry("adds").or_default() += 1;
+                    if h2 {
+                        h2_writers.insert(k);
+                        *did.entry("h2_adds").or_default() += 1;
+                    }
                     format!("node {k} adds {id}")
                 }
                 _ => format!("node {k} cannot write the case yet"),
@@ -397,6 +470,11 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                         if out.status.success() {
                             ever_added.insert(j);
                             *did.entry("member_adds").or_default() += 1;
+                            for &o in &h2_writers {
+                                if o != j && !(o + j + s).is_multiple_of(3) {
+                                    pending_consents.push_back((o, j, 0));
+                                }
+                            }
                             format!("node {k} adds node {j} as {role}")
                         } else {
                             // A record there is not releasable to j's country,
@@ -601,11 +679,13 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
         // A member outside some record's releasable_to holds the rest of the
         // case (its author's later entries are held back with it); the
         // others hold all of it.
+        let consents = h2_consents(&state);
         let may_hold_all = |j: usize| {
             list.iter().all(|r| {
                 r["releasable_to"]
                     .as_array()
                     .is_none_or(|a| a.is_empty() || a.iter().any(|x| x == NAMES[j].1))
+                    && may_hold_h2(r, &c.peers[j], &consents)
             })
         };
         // Without the counts of records and entries, which differ for a
@@ -651,6 +731,22 @@ fn run_seed(seed: u64, steps: &mut Vec<String>) {
                 "seed {seed}: node {j} ({}) holds {} releasable to {allowed:?}",
                 NAMES[j].1,
                 r["id"]
+            );
+        }
+    }
+    // No node holds another's H2 record without its originator's consent
+    // (given when the record was made, for the members then, or later).
+    let consents = h2_consents(&case_state(&c.nodes[0], &case));
+    for (j, node) in c.nodes.iter().enumerate() {
+        if view(node, &case).is_none() {
+            continue;
+        }
+        for r in node.list(&case) {
+            assert!(
+                may_hold_h2(&r, &c.peers[j], &consents),
+                "seed {seed}: node {j} holds H2 record {} of {} without its consent",
+                r["id"],
+                r["originator"]
             );
         }
     }

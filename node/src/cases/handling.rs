@@ -1,8 +1,11 @@
 //! Handling: who may hold which record (releasable_to against the cards
-//! enrolled in the registry), and how far each author's log may go to a node.
+//! enrolled in the registry; handling code H2 against its originator's
+//! consents), and how far each author's log may go to a node.
 
 use super::*;
 use std::collections::HashMap;
+
+use casesync_schema::entry::RecordTag;
 
 /// Every record of a case (optionally of one type), from the sealed views.
 pub fn views_in_case(
@@ -46,6 +49,8 @@ pub(crate) fn check_handling_for_member(
 /// card enrolled in the registry, never of a card the node presented (a node
 /// can sign a card with any organisation or country it likes).
 pub struct MemberLabels {
+    /// The node's identity key.
+    pub key: [u8; 32],
     pub name: String,
     pub org: String,
     pub country: String,
@@ -66,6 +71,7 @@ pub fn member_labels(conn: &Connection, case: &Case) -> Result<Vec<MemberLabels>
                 .map(|n| &n.card)
                 .unwrap_or(&m.card);
             MemberLabels {
+                key: *k,
                 name: card.name.clone(),
                 org: card.org.clone(),
                 country: card.country.clone(),
@@ -84,6 +90,7 @@ pub fn own_labels(node: &Node, conn: &Connection) -> Result<MemberLabels> {
         .map(|n| &n.card)
         .unwrap_or(&node.card);
     Ok(MemberLabels {
+        key: node.keys.public().ed25519,
         name: card.name.clone(),
         org: card.org.clone(),
         country: card.country.clone(),
@@ -102,14 +109,120 @@ pub fn labels_of(
         .map(|n| &n.card)
         .or_else(|| case.state.members.get(peer).map(|m| &m.card))?;
     Some(MemberLabels {
+        key: *peer,
         name: card.name.clone(),
         org: card.org.clone(),
         country: card.country.clone(),
     })
 }
 
+/// Which node may hold which record of one case: releasable_to against the
+/// node's enrolled labels, and for a record under handling code H2 of
+/// another agency, its originator's consent ([`ControlBody::Consent`]).
+/// Built once per case and recipient set (it maps the originators' PeerIds
+/// to their keys and agencies).
+///
+/// [`ControlBody::Consent`]: casesync_schema::control::ControlBody::Consent
+pub struct Handling<'a> {
+    case: &'a Case,
+    /// PeerId -> (key, organisation as enrolled, else as in the case).
+    originators: HashMap<String, ([u8; 32], String)>,
+    /// Key -> organisation, of the same nodes.
+    orgs: HashMap<[u8; 32], String>,
+}
+
+impl<'a> Handling<'a> {
+    pub fn new(
+        registry: Option<&casesync_schema::registry::RegistryState>,
+        case: &'a Case,
+    ) -> Handling<'a> {
+        let mut originators = HashMap::new();
+        let mut orgs = HashMap::new();
+        let cards = case.state.members.iter().map(|(k, m)| (k, &m.card)).chain(
+            registry
+                .into_iter()
+                .flat_map(|r| r.nodes.iter().map(|(k, n)| (k, &n.card))),
+        );
+        for (key, card) in cards {
+            if let Ok(p) = casesync_crypto::identity::peer_id_of(key) {
+                let org = registry
+                    .and_then(|r| r.nodes.get(key))
+                    .map_or(&card.org, |n| &n.card.org);
+                originators.entry(p).or_insert((*key, org.clone()));
+                orgs.entry(*key).or_insert(org.clone());
+            }
+        }
+        Handling {
+            case,
+            originators,
+            orgs,
+        }
+    }
+
+    /// Whether `view` may go to (and rest on) the node `to`.
+    pub fn permits(&self, view: &casesync_schema::doc::RecordView, to: &MemberLabels) -> bool {
+        ReleasableTo(view.releasable_to.clone()).permits(&to.org, &to.country)
+            && (!view.handling.is_h2() || self.h2_permits(&view.originator, to))
+    }
+
+    /// An H2 record goes to its originator, to nodes of the originator's
+    /// agency, and to members it consented to; to no one else (an
+    /// originator this node cannot place withholds it from everyone else).
+    fn h2_permits(&self, originator: &str, to: &MemberLabels) -> bool {
+        self.originators
+            .get(originator)
+            .is_some_and(|(key, _)| self.may_hold_h2_of(key, to))
+    }
+
+    /// Whether `to` may hold the H2 records of the node `originator`: it is
+    /// that node, of its agency, or has its consent.
+    fn may_hold_h2_of(&self, originator: &[u8; 32], to: &MemberLabels) -> bool {
+        *originator == to.key
+            || self
+                .orgs
+                .get(originator)
+                .is_some_and(|o| o.eq_ignore_ascii_case(&to.org))
+            || self.case.state.consents.contains(&(*originator, to.key))
+    }
+
+    /// The records under H2 (by the tags the case's control log declares)
+    /// whose parts are taken out of every entry sent to `to`: what a relay,
+    /// which reads no record, decides as well as a member.
+    pub fn withheld_tags(&self, to: &MemberLabels) -> Vec<RecordTag> {
+        self.case
+            .state
+            .h2
+            .iter()
+            .filter(|(_, o)| !self.may_hold_h2_of(o, to))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// Whether `view` is under H2 and another agency's than `own_org`'s
+    /// (one this node cannot place counts as another's): only its
+    /// originator lets it go further than the case's members it consented
+    /// to, so no bundle, selector export or match answer carries it except
+    /// back to the originator's own agency.
+    pub fn others_h2(&self, view: &casesync_schema::doc::RecordView, own_org: &str) -> bool {
+        view.handling.is_h2()
+            && !self
+                .originator_org(&view.originator)
+                .is_some_and(|o| o.eq_ignore_ascii_case(own_org))
+    }
+
+    /// The originator's organisation, if this node can place it.
+    pub fn originator_org(&self, originator: &str) -> Option<&str> {
+        self.originators.get(originator).map(|(_, o)| o.as_str())
+    }
+
+    /// The originator's key, if this node can place it.
+    pub fn originator_key(&self, originator: &str) -> Option<[u8; 32]> {
+        self.originators.get(originator).map(|(k, _)| *k)
+    }
+}
+
 /// Where each author's log must stop for `to` in `case`: the first entry that
-/// carries a change of a record whose releasable_to leaves `to` out. Those
+/// carries a change of a record outside whose releasable_to `to` is. Those
 /// entries, and every later one of the same author (which build on them), are
 /// withheld from `to`: a record never reaches a node outside its
 /// releasable_to, whatever the order in which records and members arrived.
@@ -146,6 +259,44 @@ pub fn withheld_for(
     Ok(out)
 }
 
+/// Refuses `what` (an export that leaves the case) when `case` holds
+/// another agency's records under handling code H2 ([`Handling::others_h2`]),
+/// but those of `to_org`'s own.
+pub fn refuse_others_h2(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    what: &str,
+    to_org: Option<&str>,
+) -> Result<()> {
+    let registry = crate::trust::load(conn)?;
+    let handling = Handling::new(registry.as_ref(), case);
+    let own_org = own_labels(node, conn)?.org;
+    let mut found: Vec<(String, String)> = Vec::new();
+    for row in store::restricted_records(conn, case.case_ref)? {
+        let view = node.storage.record_view(&row)?;
+        if !handling.others_h2(&view, &own_org) {
+            continue;
+        }
+        let org = handling
+            .originator_org(&view.originator)
+            .unwrap_or("an agency this node does not know")
+            .to_string();
+        if to_org.is_some_and(|t| t.eq_ignore_ascii_case(&org)) {
+            continue;
+        }
+        found.push((view.id, org));
+    }
+    let Some((first, org)) = found.first() else {
+        return Ok(());
+    };
+    Err(NodeError::Refused(format!(
+        "case {} holds {} record(s) under handling code H2 from another agency (first: {first}, from {org}): they go no further without their originator's permission, so {what} cannot carry them",
+        case.id,
+        found.len()
+    )))
+}
+
 /// A record whose releasable_to excludes a current member cannot enter the case.
 pub fn check_handling_for_record(
     members: &[MemberLabels],
@@ -163,4 +314,195 @@ pub fn check_handling_for_record(
         }
     }
     Ok(())
+}
+
+/// Signs, in the caller's transaction, that `records` (this node's) are
+/// under H2 and `lifted` no longer are; with records put under H2, this
+/// node's consent for every current member that lacks it (the members it
+/// shares them with). Nothing when it would change nothing.
+pub(crate) fn declare_h2(
+    node: &Node,
+    tx: &Connection,
+    case: &Case,
+    records: Vec<RecordTag>,
+    lifted: Vec<RecordTag>,
+) -> Result<()> {
+    use casesync_schema::control::MAX_H2_ITEMS;
+    let me = node.keys.public().ed25519;
+    let records: Vec<RecordTag> = records
+        .into_iter()
+        .filter(|t| !case.state.h2.contains_key(t))
+        .collect();
+    let consents: Vec<[u8; 32]> = if records.is_empty() {
+        Vec::new()
+    } else {
+        case.state
+            .members
+            .keys()
+            .filter(|k| **k != me && !case.state.consents.contains(&(me, **k)))
+            .take(MAX_H2_ITEMS)
+            .copied()
+            .collect()
+    };
+    let lifted: Vec<RecordTag> = lifted
+        .into_iter()
+        .filter(|t| case.state.h2.get(t) == Some(&me))
+        .collect();
+    let mut state = case.state.clone();
+    let mut parents = case.state.heads.clone();
+    // An import may put more records under H2 than one operation names;
+    // the first carries the consents.
+    let mut bodies: Vec<ControlBody> = records
+        .chunks(MAX_H2_ITEMS)
+        .enumerate()
+        .map(|(i, c)| ControlBody::H2 {
+            records: c.to_vec(),
+            lifted: Vec::new(),
+            consents: if i == 0 { consents.clone() } else { Vec::new() },
+        })
+        .collect();
+    if !lifted.is_empty() {
+        bodies.push(ControlBody::H2 {
+            records: Vec::new(),
+            lifted,
+            consents: Vec::new(),
+        });
+    }
+    for body in bodies {
+        let (ms, _) = crate::clock::now();
+        let op = ControlOp::create(&node.keys, case.id, parents, ms, body)?;
+        control::authorize(&state, &op).map_err(NodeError::Refused)?;
+        store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+        // What the next one is judged against.
+        if let ControlBody::H2 {
+            records,
+            lifted,
+            consents,
+        } = &op.body
+        {
+            for t in records {
+                state.h2.insert(*t, me);
+            }
+            for t in lifted {
+                state.h2.remove(t);
+            }
+            for m in consents {
+                state.consents.insert((me, *m));
+            }
+        }
+        parents = vec![op.hash()];
+    }
+    Ok(())
+}
+
+/// What `case consent` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Consented {
+    pub case: String,
+    pub peer_id: String,
+    pub name: String,
+    pub org: String,
+    /// This node's records under H2 in the case: what may now go to it.
+    pub h2_records: usize,
+}
+
+/// `case consent CASE MEMBER --reason TEXT`: this node, as originator,
+/// consents that its records under handling code H2 in `case` go to
+/// `member` (one added after they were shared). Signed into the control
+/// log, so every member holding them sends them on; audited with the reason.
+pub fn consent(
+    node: &Node,
+    actor: &crate::audit::Actor,
+    case_text: &str,
+    member: &str,
+    reason: &str,
+) -> Result<Consented> {
+    audit::audited(
+        node,
+        actor,
+        Action::CaseConsent,
+        Some(case_text),
+        None,
+        || {
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(NodeError::Refused(
+                    "a consent needs --reason: the audit log keeps it".into(),
+                ));
+            }
+            node.store.write(|tx| -> Result<Consented> {
+                let case = load_by_text(node, tx, case_text)?;
+                require_access(actor, tx, &case, crate::access::Need::Manage)?;
+                let m = member_named(&case, member)?;
+                let key = m.card.identity.ed25519;
+                let me = node.keys.public().ed25519;
+                if case.state.consents.contains(&(me, key)) {
+                    return Err(NodeError::Refused(format!(
+                        "{} ({}) has this node's consent for case {} already",
+                        m.card.name,
+                        m.card.peer_id(),
+                        case.id
+                    )));
+                }
+                let op = lead_op(
+                    node,
+                    &case,
+                    ControlBody::H2 {
+                        records: Vec::new(),
+                        lifted: Vec::new(),
+                        consents: vec![key],
+                    },
+                )?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                let h2_records = case.state.h2.values().filter(|o| **o == me).count();
+                let out = Consented {
+                    case: case.id.to_string(),
+                    peer_id: m.card.peer_id(),
+                    name: m.card.name.clone(),
+                    org: m.card.org.clone(),
+                    h2_records,
+                };
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::CaseConsent)
+                        .case(case.id)
+                        .peer(&out.peer_id)
+                        .detail(format!(
+                            "this node's {h2_records} record(s) under H2 may go to {} ({}); reason: {reason}",
+                            out.name, out.org
+                        )),
+                )?;
+                Ok(out)
+            })
+        },
+    )
+}
+
+/// The records under H2 of other agencies in `case` that `member` may not
+/// hold yet (no consent from their originator), counted by originator
+/// organisation: what `case member add` tells the lead stays away from the
+/// new member.
+pub fn h2_held_back(
+    conn: &Connection,
+    case: &Case,
+    member: &[u8; 32],
+) -> Result<Vec<(String, usize)>> {
+    let registry = crate::trust::load(conn)?;
+    let handling = Handling::new(registry.as_ref(), case);
+    let Some(to) = labels_of(registry.as_ref(), case, member) else {
+        return Ok(Vec::new());
+    };
+    let mut by_org: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in handling.withheld_tags(&to) {
+        let org = case
+            .state
+            .h2
+            .get(&t)
+            .and_then(|o| handling.orgs.get(o))
+            .map_or("an agency this node does not know", |o| o.as_str());
+        *by_org.entry(org.to_string()).or_default() += 1;
+    }
+    Ok(by_org.into_iter().collect())
 }

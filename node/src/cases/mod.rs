@@ -355,8 +355,16 @@ pub struct CaseSummary {
     /// Who can read what is sealed under the newest epoch: only current
     /// members once a lead has put a merge into effect.
     pub key_epoch_readers: Vec<String>,
+    /// Who consented that their H2 records go to whom (originator, member).
+    pub h2_consents: Vec<ConsentSummary>,
     pub records: u64,
     pub entries: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ConsentSummary {
+    pub originator: String,
+    pub member: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -426,6 +434,15 @@ pub fn summary(node: &Node, conn: &Connection, c: &Case) -> Result<CaseSummary> 
         key_epoch_readers: newest
             .map(|e| e.wraps.keys().map(peer).collect())
             .unwrap_or_default(),
+        h2_consents: c
+            .state
+            .consents
+            .iter()
+            .map(|(o, m)| ConsentSummary {
+                originator: peer(o),
+                member: peer(m),
+            })
+            .collect(),
         records,
         entries,
     })

@@ -368,6 +368,22 @@ pub enum CaseCommand {
     /// Close a case (a lead): read-only for every member from then on
     #[command(after_help = "Example:\n  casesync case close CASE")]
     Close { case: String },
+    /// Consent, as originator, that this node's records under handling code
+    /// H2 in the case go to a member added after they were shared
+    #[command(
+        after_help = "An H2 record (no further dissemination without the originator's permission) reaches the members of its case when it is made; a member added later gets another agency's H2 records only once that agency consents. The consent is signed into the case's control log, so every member holding the records sends them on.
+
+Example:
+  casesync --justification \"JIT agreement annex 2\" case consent CASE 12D3KooW... --reason \"Europol joined the JIT\""
+    )]
+    Consent {
+        case: String,
+        /// The member's PeerId or card
+        member: String,
+        /// Why: kept in the audit log
+        #[arg(long)]
+        reason: String,
+    },
     /// Erase a whole case from every member (a lead): each destroys the
     /// content of all its records and signs a receipt; the case is closed
     #[command(
@@ -463,7 +479,7 @@ pub enum RecordCommand {
         after_help = "Types and required fields: person (name), organisation (name), vehicle (registration),\n\
 phone (number), bank_account (iban or number), crypto_wallet (address, currency),\n\
 location (address or lat/lon), event (title, when), link (from, to, link_type), note (text), evidence (file)\n\n\
-Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\" --field category=suspect --grading 3x5x2:1AP\n  casesync record add CASE --type bank_account --field iban=RO41RNCB0082044617040001 --releasable-to GB,RO\n  casesync record add CASE --file record.json"
+Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\" --field category=suspect --grading 3x5x2:1AP --handling H2\n  casesync record add CASE --type bank_account --field iban=RO41RNCB0082044617040001 --releasable-to GB,RO\n  casesync record add CASE --file record.json"
     )]
     Add {
         case: String,
@@ -481,6 +497,33 @@ Examples:\n  casesync record add CASE --type person --field name=\"Marin Dobre\"
         /// Countries or organisations that may receive it, e.g. GB,RO
         #[arg(long, value_name = "LIST")]
         releasable_to: Option<String>,
+        /// Handling code: H0 (law-enforcement use only, the default), H1 (not
+        /// for judicial use without permission), H2 (no further dissemination
+        /// without permission), H3:CONDITIONS
+        #[arg(long, value_name = "CODE")]
+        handling: Option<String>,
+    },
+    /// Change a record's grading or handling code (its originator only): a
+    /// signed change every member checks, audited with the reason
+    #[command(
+        after_help = "Only the node that shared the record (its originator) regrades it; every member refuses a regrade signed by anyone else. Putting a record under H2 consents for the members of the case then; a member added later gets it after `casesync case consent`.
+
+Example:
+  casesync record regrade RECORD --handling H2 --reason \"source protection\"
+  casesync record regrade RECORD --grading 3x5x2:2BP --reason \"corroborated by a second source\""
+    )]
+    Regrade {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+        /// New grading, SYSTEM:CODE
+        #[arg(long)]
+        grading: Option<String>,
+        /// New handling code: H0, H1, H2 or H3:CONDITIONS
+        #[arg(long, value_name = "CODE")]
+        handling: Option<String>,
+        /// Why: kept in the audit log
+        #[arg(long)]
+        reason: String,
     },
     /// Change fields of a record
     #[command(
@@ -536,6 +579,18 @@ Example:
         /// The record id (RECORD@CASE where two cases hold the same id)
         record: String,
     },
+    /// Where a record this node shared went (its originator only): each
+    /// member node, since when it holds it and how often it was read there
+    #[command(
+        after_help = "Each node holding another agency's record reports to the record's originator, signed, when it stored the record and how often it was read there (each person counted under a pseudonym that node keys), whenever the two meet (`serve`, at most once a minute). Nodes that have not reported yet show `no report yet`.
+
+Example:
+  casesync record provenance RECORD --json"
+    )]
+    Provenance {
+        /// The record id (RECORD@CASE where two cases hold the same id)
+        record: String,
+    },
     /// List the records of a case
     #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
     List {
@@ -545,8 +600,8 @@ Example:
     },
     /// Import records from JSON Lines or CSV, all or nothing
     #[command(
-        after_help = "JSON Lines: one object per line, {\"type\": \"person\", \"fields\": {\"name\": \"...\"}, \"grading\": \"3x5x2:1AP\", \"releasable_to\": [\"GB\"]}\n\
-CSV: a header row with a `type` column, optional `grading` and `releasable_to` columns, every other column a field.\n\n\
+        after_help = "JSON Lines: one object per line, {\"type\": \"person\", \"fields\": {\"name\": \"...\"}, \"grading\": \"3x5x2:1AP\", \"handling\": \"H2\", \"releasable_to\": [\"GB\"]}\n\
+CSV: a header row with a `type` column, optional `grading`, `handling` and `releasable_to` columns, every other column a field.\n\n\
 Example:\n  casesync record import CASE people.jsonl"
     )]
     Import {

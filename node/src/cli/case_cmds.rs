@@ -57,6 +57,25 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 outln!("closed case {id}: read-only for every member as the closing reaches it");
             }
         }
+        CaseCommand::Consent {
+            case,
+            member,
+            reason,
+        } => {
+            let c = cases::consent(&node, &actor, case, member, reason)?;
+            if cli.json {
+                print_json(&c)?;
+            } else {
+                outln!(
+                    "consented: this node's {} record(s) under H2 in case {} may go to {} ({}, {})",
+                    c.h2_records,
+                    c.case,
+                    c.name,
+                    c.org,
+                    c.peer_id
+                );
+            }
+        }
         CaseCommand::Erase { case, reason } => {
             let s = casesync_node::erasure::erase_case(&node, &actor, case, reason)?;
             if cli.json {
@@ -133,15 +152,34 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                         r["reason"].as_str().unwrap_or_default()
                     );
                 }
+                for r in v["h2_consents"].as_array().into_iter().flatten() {
+                    outln!(
+                        "  H2 consent   {} lets {} hold its H2 records",
+                        r["originator"].as_str().unwrap_or_default(),
+                        r["member"].as_str().unwrap_or_default()
+                    );
+                }
             }
         }
         CaseCommand::Member(MemberCommand::Add { case, member, role }) => {
             let role = role.parse()?;
             let (id, card) = cases::add_member(&node, &actor, case, member, role)?;
+            let held_back = {
+                let conn = node.store.conn();
+                let c = cases::load(&node, conn, &id)?;
+                cases::h2_held_back(conn, &c, &card.identity.ed25519)?
+            };
             if cli.json {
-                print_json(
-                    &json!({"case": id.to_string(), "peer_id": card.peer_id(), "name": card.name, "role": role.name()}),
-                )?;
+                print_json(&json!({
+                    "case": id.to_string(),
+                    "peer_id": card.peer_id(),
+                    "name": card.name,
+                    "role": role.name(),
+                    "h2_held_back": held_back
+                        .iter()
+                        .map(|(org, n)| json!({"org": org, "records": n}))
+                        .collect::<Vec<_>>(),
+                }))?;
             } else {
                 outln!(
                     "added {} ({}) to case {id} as {}",
@@ -149,6 +187,13 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     card.peer_id(),
                     role.name()
                 );
+                for (org, n) in &held_back {
+                    outln!(
+                        "{n} record(s) of {org} under handling code H2 stay away from {} until {org} consents (`casesync case consent {id} {}` on its node)",
+                        card.name,
+                        card.peer_id()
+                    );
+                }
             }
         }
         CaseCommand::Member(MemberCommand::Remove {

@@ -31,6 +31,7 @@ pub(crate) fn print_record(cli: &Cli, v: &RecordView) -> Result<()> {
     if let Some(g) = &v.grading {
         outln!("grading:       {g}");
     }
+    outln!("handling:      {} ({})", v.handling, v.handling.meaning());
     if !v.releasable_to.is_empty() {
         outln!("releasable to: {}", v.releasable_to.join(", "));
     }
@@ -58,6 +59,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             file,
             grading,
             releasable_to,
+            handling,
         } => {
             let mut input = match file {
                 Some(path) => {
@@ -71,6 +73,7 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                         .as_deref()
                         .ok_or_else(|| anyhow!("--type is required (or --file RECORD.json)"))?;
                     casesync_schema::record::RecordInput {
+                        handling: Default::default(),
                         record_type: t.parse()?,
                         fields: Default::default(),
                         grading: None,
@@ -89,6 +92,9 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             }
             if let Some(r) = releasable_to {
                 input.releasable_to = ReleasableTo::parse_list(r)?;
+            }
+            if let Some(h) = handling {
+                input.handling = h.parse().map_err(|e: String| anyhow!("--handling: {e}"))?;
             }
             let v = records::add(&node, &actor, case, input)?;
             if cli.json {
@@ -113,6 +119,34 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                 outln!("{}", v.id);
             }
         }
+        RecordCommand::Regrade {
+            record,
+            grading,
+            handling,
+            reason,
+        } => {
+            let change = records::Regrade {
+                grading: grading
+                    .as_deref()
+                    .map(casesync_schema::record::parse_grading)
+                    .transpose()?,
+                handling: handling
+                    .as_deref()
+                    .map(|h| h.parse().map_err(|e: String| anyhow!("--handling: {e}")))
+                    .transpose()?,
+            };
+            let v = records::regrade(&node, &actor, record, &change, reason)?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                outln!(
+                    "record {}: grading {}, handling {}",
+                    v.id,
+                    v.grading.as_deref().unwrap_or("none"),
+                    v.handling
+                );
+            }
+        }
         RecordCommand::Show { record } => {
             let v = records::show(&node, &actor, record)?;
             print_record(cli, &v)?;
@@ -129,6 +163,36 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                     &started.erasure[..12],
                     started.record
                 );
+            }
+        }
+        RecordCommand::Provenance { record } => {
+            let p = casesync_node::provenance::show(&node, &actor, record)?;
+            if cli.json {
+                print_json(&p)?;
+            } else {
+                outln!("record {} of case {}:", p.record, p.case);
+                for h in &p.holders {
+                    let reads = match (h.reads, h.readers) {
+                        (Some(r), Some(p)) => format!(", read {r} time(s) by {p} person(s)"),
+                        _ => String::new(),
+                    };
+                    outln!(
+                        "  {}  {} ({})  {}{}{}{}",
+                        h.node,
+                        h.name,
+                        h.org,
+                        h.state,
+                        h.since
+                            .as_ref()
+                            .map(|s| format!(" since {s}"))
+                            .unwrap_or_default(),
+                        reads,
+                        match (&h.reported, &h.report) {
+                            (Some(t), Some(r)) => format!(" (signed report {r}, {t})"),
+                            _ => String::new(),
+                        }
+                    );
+                }
             }
         }
         RecordCommand::Erasure { record } => {
@@ -218,7 +282,14 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                 print_json(&list)?;
             } else {
                 for v in &list {
-                    outln!("{}  {:<13}  {}", v.id, v.record_type, summary(v));
+                    let code = v.handling.to_string();
+                    outln!(
+                        "{}  {:<13}  {}  {}",
+                        v.id,
+                        v.record_type,
+                        &code[..2],
+                        summary(v)
+                    );
                 }
                 outln!("{} record(s)", list.len());
             }

@@ -396,7 +396,7 @@ async fn case_path(
     .await
 }
 
-#[utoipa::path(post, path = "/api/cases/{case}/records", tag = "records", params(("case" = String, Path, description = "case id")), request_body(content = JsonObject, description = "as an import line: type, fields, grading, releasable_to"), responses((status = 200, description = "the record as `record show --json`", body = JsonObject), (status = 400, description = "invalid: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/cases/{case}/records", tag = "records", params(("case" = String, Path, description = "case id")), request_body(content = JsonObject, description = "as an import line: type, fields, grading, handling, releasable_to"), responses((status = 200, description = "the record as `record show --json`", body = JsonObject), (status = 400, description = "invalid: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn add_record(
     State(app): State<App>,
     caller: Caller,

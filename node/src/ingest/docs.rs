@@ -12,14 +12,19 @@ use super::*;
 #[derive(Default)]
 pub(super) struct DocCache {
     docs: HashMap<i64, CachedDoc>,
+    /// The case's members' keys by PeerId, once a new record needs them
+    /// (`provenance::note_stored`).
+    member_keys: Option<HashMap<String, [u8; 32]>>,
 }
 
 pub(super) struct CachedDoc {
     doc: automerge::AutoCommit,
     index: [u8; 32],
     rid: RecordId,
-    /// The object of its `releasable_to` list (`doc::envelope_touched`).
+    /// The object of its `releasable_to` list (`doc::later_change_refusal`).
     pub(super) list: Option<(u64, automerge::ActorId)>,
+    /// Its originator's PeerId: the one node that may regrade it.
+    pub(super) originator: Option<String>,
     /// Changes of this batch's accepted entries, and of the entry being applied.
     applied: Vec<automerge::Change>,
     pub(super) pending: Vec<automerge::Change>,
@@ -42,8 +47,10 @@ impl DocCache {
         };
         let doc = crate::records::load_doc(node, conn, case, row, rid, &entries)?;
         let list = doc::releasable_list(&doc);
+        let originator = doc::originator_of(&doc);
         Ok(CachedDoc {
             doc,
+            originator,
             index: row.rid_index,
             rid: *rid,
             list,
@@ -66,6 +73,12 @@ impl DocCache {
                 e.insert(Self::load(node, conn, case, row, rid)?)
             }
         })
+    }
+
+    /// The keys of `case`'s members by PeerId (built once per delivery).
+    pub(super) fn member_keys(&mut self, case: &Case) -> &HashMap<String, [u8; 32]> {
+        self.member_keys
+            .get_or_insert_with(|| crate::receipts::member_keys(case))
     }
 
     /// The entry whose changes were taken is accepted.
@@ -114,6 +127,7 @@ impl DocCache {
                     .seal_snapshot(&d.index, &digest.0, &d.doc.save())?,
                 &node.storage.seal_view(&d.index, &digest.0, &view)?,
                 &digest,
+                opened.restricted(),
             )?;
         }
         Ok(())

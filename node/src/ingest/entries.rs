@@ -117,6 +117,27 @@ pub(super) fn ingest_entries(
                     Ready::Duplicate => {
                         report.duplicates += 1;
                         progressed = true;
+                        let filled = store::savepoint(conn, || {
+                            fill_withheld(node, conn, case, &e, &mut docs, |partial| {
+                                prepare(storage, &actor, &me, case, &ends, &keys, partial)
+                            })
+                            .unwrap_or_else(|e| Err(e.to_string()))
+                        })?;
+                        match filled {
+                            Ok((n, rids)) => {
+                                docs.entry_done();
+                                report.parts_filled += n;
+                                report
+                                    .records
+                                    .extend(rids.into_iter().map(|r| (case_id, r)));
+                            }
+                            Err(reason) => {
+                                docs.entry_failed();
+                                report
+                                    .rejected
+                                    .push(format!("entry {}: {reason}", name(&case_id, &e)))
+                            }
+                        }
                     }
                     Ready::Conflict(reason) => report
                         .rejected
@@ -202,23 +223,88 @@ pub(super) fn ingest_entries(
 
 /// `e` with the parts of erased records taken out (an erased record never
 /// comes back, from a peer or a bundle); refused if a part is missing that
-/// no erasure known here accounts for (a peer withholding a record's
-/// content would otherwise leave this node without it for good).
+/// no erasure known here accounts for, nor handling code H2 (withheld from
+/// this node until the originator consents: noted, and asked for again).
 pub(super) fn without_erased(
     e: LogEntry,
     state: &control::CaseState,
 ) -> std::result::Result<LogEntry, String> {
     if e.parts()
         .iter()
-        .any(|p| !p.is_here() && !state.is_erased(&p.tag))
+        .any(|p| !p.is_here() && !state.is_erased(&p.tag) && !state.h2.contains_key(&p.tag))
     {
         return Err(format!(
-            "{}/{}: a record's content is missing from it, and this node knows no erasure of that record",
+            "{}/{}: a record's content is missing from it, and this node knows no erasure of that record nor that it is under H2",
             e.header.seq,
             e.hash().short()
         ));
     }
     Ok(e.erasing(|t| state.is_erased(t)).unwrap_or(e))
+}
+
+/// A copy of an entry held here arrived: the parts it carries that were
+/// withheld from this node (H2, before the originator consented) are
+/// filled in, their changes checked as any entry's (`prepare`, on the
+/// entry with those parts alone) and materialized. Returns how many parts,
+/// and the records they changed.
+fn fill_withheld(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    e: &LogEntry,
+    docs: &mut DocCache,
+    prepare: impl FnOnce(&LogEntry) -> Prepared,
+) -> Result<std::result::Result<(usize, Vec<RecordId>), String>> {
+    let h = &e.header;
+    let Some(stored) = store::entry_at(conn, case.case_ref, &h.author, h.seq)? else {
+        return Ok(Ok((0, Vec::new())));
+    };
+    let withheld = store::withheld_parts_of_entry(conn, stored.row)?;
+    let newly: Vec<RecordTag> = withheld
+        .iter()
+        .map(|t| RecordTag(*t))
+        .filter(|t| e.holds(t))
+        .collect();
+    if newly.is_empty() {
+        return Ok(Ok((0, Vec::new())));
+    }
+    let held = LogEntry::decode_verified(&stored.bytes)?;
+    let Some(merged) = held.filled_from(e) else {
+        return Ok(Err("is not the entry held here at its seq".into()));
+    };
+    let others: Vec<RecordTag> = merged
+        .parts()
+        .iter()
+        .map(|p| p.tag)
+        .filter(|t| !newly.contains(t))
+        .collect();
+    let parsed = match prepare(&merged.without(&others)) {
+        Ok(p) => p,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    crate::store::rewrite_entry(conn, stored.row, merged.bytes())?;
+    for t in &newly {
+        store::delete_withheld_part(conn, stored.row, &t.0)?;
+    }
+    let mut counts = (0, 0);
+    let mut rids = Vec::new();
+    for (rid, change, created) in parsed {
+        rids.push(rid);
+        if let Err(e) = materialize(
+            node,
+            conn,
+            case,
+            (stored.row, &e.hash(), &h.author),
+            &rid,
+            change,
+            created,
+            &mut counts,
+            docs,
+        ) {
+            return Ok(Err(e.to_string()));
+        }
+    }
+    Ok(Ok((newly.len(), rids)))
 }
 
 /// Whether `e`'s author was removed and `e`'s seq is within where its log
@@ -334,6 +420,8 @@ pub(super) struct NewRecord {
     originator: String,
     /// Who it may be released to (empty: anyone in the case).
     releasable_to: Vec<String>,
+    /// `RecordView::restricted`.
+    restricted: bool,
 }
 
 /// An entry's changes, opened, each with the record it would create if the
@@ -490,6 +578,7 @@ pub(super) fn new_record(
         )?,
         originator: view.originator.clone(),
         releasable_to: view.releasable_to.clone(),
+        restricted: view.restricted(),
         view,
     })
 }
@@ -517,6 +606,11 @@ pub(super) fn apply_entry(
         .any(|v| frozen.get(&v.author).is_some_and(|at| v.seq >= *at));
     let row = store::insert_entry(conn, case.case_ref, &h.author, h.seq, &e.hash(), e.bytes())
         .map_err(|e| e.to_string())?;
+    for p in e.parts().iter().filter(|p| !p.is_here()) {
+        if !case.state.is_erased(&p.tag) {
+            store::insert_withheld_part(conn, row, &p.tag.0).map_err(|e| e.to_string())?;
+        }
+    }
     let mut counts = (0, 0);
     let mut rids = Vec::with_capacity(parsed.len());
     for (rid, change, created) in parsed {
@@ -533,7 +627,7 @@ pub(super) fn apply_entry(
             node,
             conn,
             case,
-            (row, &e.hash()),
+            (row, &e.hash(), &h.author),
             &rid,
             change,
             created,
@@ -551,7 +645,7 @@ pub(super) fn materialize(
     node: &Node,
     conn: &Connection,
     case: &Case,
-    (entry_row, entry_hash): (i64, &Hash),
+    (entry_row, entry_hash, author): (i64, &Hash, &[u8; 32]),
     rid: &RecordId,
     change: automerge::Change,
     created: Option<NewRecord>,
@@ -566,11 +660,15 @@ pub(super) fn materialize(
             let d = docs.get(node, conn, case, &row, rid)?;
             // The envelope is fixed when the record is made: no later change,
             // whoever signs it, rewrites what the record is, whose it is or
-            // where it may go. Read from the change's ops (its own size).
-            if let Some(key) = doc::envelope_touched(&change.decode(), d.list.as_ref()) {
-                return Err(NodeError::Refused(format!(
-                    "record {rid}: a change may not rewrite the record's `{key}`"
-                )));
+            // where it may go; only its originator regrades it (grading and
+            // handling code). Read from the change's ops (its own size).
+            let by_originator = d.originator.as_deref().is_some_and(|o| {
+                casesync_crypto::identity::peer_id_of(author).is_ok_and(|p| p == o)
+            });
+            if let Some(why) =
+                doc::later_change_refusal(&change.decode(), d.list.as_ref(), by_originator)
+            {
+                return Err(NodeError::Refused(format!("record {rid}: {why}")));
             }
             d.pending.push(change);
             store::link_record_entry(conn, row.row, entry_row)?;
@@ -595,11 +693,12 @@ pub(super) fn materialize(
                 &r.index,
                 &r.type_index,
                 &r.sealed_view,
-                !r.releasable_to.is_empty(),
+                r.restricted,
                 &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
             crate::search::index_record(node, conn, row, case.case_ref, &r.view)?;
+            crate::receipts::note_stored(node, conn, docs.member_keys(case), row, &r.view)?;
             counts.0 += 1;
         }
     }

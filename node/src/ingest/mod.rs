@@ -12,7 +12,7 @@ use casesync_crypto::Hash;
 use casesync_schema::bundle::{BundleBody, CaseItems};
 use casesync_schema::control::{self, CaseMeta, ControlOp, LogEnd};
 use casesync_schema::doc;
-use casesync_schema::entry::{self, LogEntry, RecordChange, ViewItem};
+use casesync_schema::entry::{self, LogEntry, RecordChange, RecordTag, ViewItem};
 use casesync_schema::record::ReleasableTo;
 use casesync_schema::registry::{self, RegistryOp};
 use casesync_schema::{CaseId, RecordId};
@@ -83,6 +83,9 @@ pub struct IngestReport {
     pub records_updated: usize,
     /// Entries kept until what they build on arrives.
     pub waiting: usize,
+    /// Parts of entries held here filled in: records under H2 whose
+    /// originator has since consented that this node hold them.
+    pub parts_filled: usize,
     /// Items refused, each with its reason.
     pub rejected: Vec<String>,
     /// Entries accepted, as (case, author, seq): for the audit log.
@@ -186,6 +189,7 @@ impl IngestReport {
             records_created,
             records_updated,
             waiting,
+            parts_filled,
             rejected,
             accepted,
             records,
@@ -198,6 +202,7 @@ impl IngestReport {
         self.records_created += records_created;
         self.records_updated += records_updated;
         self.waiting += waiting;
+        self.parts_filled += parts_filled;
         self.rejected.extend(rejected);
         self.accepted.extend(accepted);
         self.records.extend(records);

@@ -123,6 +123,26 @@ pub enum SyncRequest {
         #[serde(with = "serde_bytes")]
         after: Vec<u8>,
     },
+    /// "Send me these entries of a case again": entries the sender holds
+    /// without parts withheld from it (H2) that it may now hold.
+    Refill {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        case: Vec<u8>,
+        wants: Vec<LogHave>,
+    },
+    /// Provenance: a signed report to a record's originator of when the
+    /// sender stored its records and how often they were read there
+    /// (`provenance::Report`).
+    Provenance {
+        #[serde(with = "serde_bytes")]
+        federation: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        report: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -173,6 +193,14 @@ pub enum SyncResponse {
     MatchPreparing { records_left: u64 },
     /// A follow-up was filed with the case it names, for its lead.
     MatchFollowUpFiled,
+    /// The entries a refill asked for, as they may go to the asker now
+    /// (an encoded bundle body).
+    Refilled {
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// A provenance report was filed: how many of its records.
+    ProvenanceFiled { items: u64 },
     /// The request was refused; nothing was sent or stored.
     Refused { reason: String },
 }

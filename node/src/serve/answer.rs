@@ -227,6 +227,47 @@ pub(super) fn answer_inner(
             same_federation(&federation, &fed)?;
             crate::deconfliction::answer_set(node, peer, &after)
         }
+        SyncRequest::Refill {
+            federation,
+            case,
+            wants,
+        } => {
+            same_federation(&federation, &fed)?;
+            if wants.len() > sync::MAX_REFILL {
+                return Err(NodeError::Protocol(format!(
+                    "a refill asks for at most {} entries",
+                    sync::MAX_REFILL
+                )));
+            }
+            let items = node.store.write(|tx| {
+                let items = sync::refill_for(node, tx, &key, &case, &wants)?;
+                items.audit(node, actor, tx, &peer.to_base58())?;
+                Ok::<_, NodeError>(items)
+            })?;
+            Ok(SyncResponse::Refilled {
+                body: items.body.encode(),
+            })
+        }
+        SyncRequest::Provenance {
+            federation,
+            report,
+            signature,
+        } => {
+            same_federation(&federation, &fed)?;
+            Ok(
+                match crate::provenance::answer_report(
+                    node,
+                    actor,
+                    &peer.to_base58(),
+                    &key,
+                    &report,
+                    &signature,
+                )? {
+                    Ok(items) => SyncResponse::ProvenanceFiled { items },
+                    Err(reason) => SyncResponse::Refused { reason },
+                },
+            )
+        }
     }
 }
 

@@ -103,6 +103,15 @@ pub async fn exchange(
 ) -> Result<(Exchange, Option<Known>)> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
+    // Receipts of the peer's records held here, when due: never in the way
+    // of the exchange itself (a failure is logged; the next round retries).
+    if let Err(e) = report_provenance(node, actor, client, peer, &key, &fed).await {
+        warn(format!("provenance report to {peer}: {e}"));
+    }
+    // Parts withheld from this node (H2) that it may now hold.
+    if let Err(e) = refill(node, actor, client, peer, &key, &fed).await {
+        warn(format!("asking {peer} for withheld parts: {e}"));
+    }
     let in_sync = || Exchange {
         peer: peer.to_base58(),
         received: 0,
@@ -195,4 +204,77 @@ pub async fn exchange(
         },
         Some((theirs, their_registry)),
     ))
+}
+
+/// Sends `peer` the storage and read receipts due to it as originator
+/// (`provenance::due_report`), if any.
+async fn report_provenance(
+    node: &Node,
+    actor: &Actor,
+    client: &Client,
+    peer: PeerId,
+    key: &[u8; 32],
+    federation: &[u8],
+) -> Result<()> {
+    let Some(out) = crate::provenance::due_report(node, &peer.to_base58(), key)? else {
+        return Ok(());
+    };
+    match ask(
+        client,
+        peer,
+        SyncRequest::Provenance {
+            federation: federation.to_vec(),
+            report: out.report.clone(),
+            signature: out.signature.clone(),
+        },
+    )
+    .await?
+    {
+        SyncResponse::ProvenanceFiled { items } => {
+            crate::provenance::reported(node, actor, &peer.to_base58(), &out, items)
+        }
+        SyncResponse::Refused { reason } => Err(NodeError::Refused(format!(
+            "{peer} refused the report: {reason}"
+        ))),
+        _ => Err(out_of_turn(&peer)),
+    }
+}
+
+/// Asks `peer` again for the entries held here without parts this node may
+/// now hold (`sync::refill_wants`), and takes in what it sends.
+async fn refill(
+    node: &Node,
+    actor: &Actor,
+    client: &Client,
+    peer: PeerId,
+    key: &[u8; 32],
+    federation: &[u8],
+) -> Result<()> {
+    let wants = sync::refill_wants(node, node.store.conn(), key)?;
+    for (case, wants) in wants {
+        let resp = ask(
+            client,
+            peer,
+            SyncRequest::Refill {
+                federation: federation.to_vec(),
+                case: case.0.to_vec(),
+                wants,
+            },
+        )
+        .await?;
+        match resp {
+            SyncResponse::Refilled { body } => {
+                let body = BundleBody::decode_within(&body, &MESSAGE_LIMITS)?;
+                let r = node
+                    .store
+                    .write(|tx| receive(node, actor, tx, &body, &peer, key))?;
+                log_rejections(&peer, &r.rejected);
+            }
+            SyncResponse::Refused { reason } => {
+                return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
+            }
+            _ => return Err(out_of_turn(&peer)),
+        }
+    }
+    Ok(())
 }

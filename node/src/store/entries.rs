@@ -362,3 +362,82 @@ pub fn entry_count(c: &Connection, case_ref: i64) -> Result<u64> {
         |r| r.get::<_, i64>(0),
     )? as u64)
 }
+
+/// Notes that a part of entry `entry_ref` (record `tag`) is held here
+/// without its bytes: withheld from this node (handling code H2).
+pub fn insert_withheld_part(c: &Connection, entry_ref: i64, tag: &[u8; 16]) -> Result<()> {
+    exec(
+        c,
+        "INSERT OR IGNORE INTO withheld_parts (entry_ref, tag) VALUES (?1, ?2)",
+        params![entry_ref, &tag[..]],
+    )?;
+    Ok(())
+}
+
+pub fn delete_withheld_part(c: &Connection, entry_ref: i64, tag: &[u8; 16]) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM withheld_parts WHERE entry_ref = ?1 AND tag = ?2",
+        params![entry_ref, &tag[..]],
+    )?;
+    Ok(())
+}
+
+/// The tags of the parts of one entry withheld from this node.
+pub fn withheld_parts_of_entry(c: &Connection, entry_ref: i64) -> Result<Vec<[u8; 16]>> {
+    let mut s = c.prepare_cached("SELECT tag FROM withheld_parts WHERE entry_ref = ?1")?;
+    Ok(s.query_map([entry_ref], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter_map(|t| <[u8; 16]>::try_from(t.as_slice()).ok())
+        .collect())
+}
+
+/// A part of an entry withheld from this node: the entry's author and
+/// seq, and the record's tag.
+pub struct WithheldPart {
+    pub author: [u8; 32],
+    pub seq: u64,
+    pub tag: [u8; 16],
+}
+
+/// Parts withheld from this node in a case, in log order, at most `limit`.
+pub fn withheld_in_case(c: &Connection, case_ref: i64, limit: usize) -> Result<Vec<WithheldPart>> {
+    let mut s = c.prepare_cached(
+        "SELECT e.author, e.seq, w.tag FROM withheld_parts w JOIN entries e ON e.id = w.entry_ref \
+         WHERE e.case_ref = ?1 ORDER BY e.author, e.seq LIMIT ?2",
+    )?;
+    let rows = s
+        .query_map(params![case_ref, limit as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(a, s, t)| {
+            Some(WithheldPart {
+                author: <[u8; 32]>::try_from(a.as_slice()).ok()?,
+                seq: s as u64,
+                tag: <[u8; 16]>::try_from(t.as_slice()).ok()?,
+            })
+        })
+        .collect())
+}
+
+/// The entry of one author's log at `seq` in a case.
+pub fn entry_at(
+    c: &Connection,
+    case_ref: i64,
+    author: &[u8; 32],
+    seq: u64,
+) -> Result<Option<StoredEntry>> {
+    Ok(
+        entries_after(c, case_ref, author, seq.saturating_sub(1), 1)?
+            .into_iter()
+            .find(|e| e.seq as u64 == seq),
+    )
+}

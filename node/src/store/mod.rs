@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("020_erasures.sql"),
     include_str!("021_review.sql"),
     include_str!("022_approvals.sql"),
+    include_str!("023_h2_and_provenance.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +283,7 @@ mod evidence;
 mod matching;
 mod meta;
 mod peers;
+mod provenance;
 mod records;
 mod registry;
 mod review;
@@ -296,6 +298,7 @@ pub use evidence::*;
 pub use matching::*;
 pub use meta::*;
 pub use peers::*;
+pub use provenance::*;
 pub use records::*;
 pub use registry::*;
 pub use review::*;

@@ -28,7 +28,8 @@ pub(super) fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     })
 }
 
-/// `restricted`: the record has a releasable_to list (fixed when it is made).
+/// `restricted`: the record may be kept from a member (`RecordView::restricted`:
+/// a releasable_to list, or handling code H2).
 pub fn insert_record(
     c: &Connection,
     case_ref: i64,
@@ -52,8 +53,8 @@ pub fn insert_record(
     Ok(c.last_insert_rowid())
 }
 
-/// The records of a case that have a releasable_to list (or were stored
-/// before that was recorded).
+/// The records of a case that may be kept from a member (a releasable_to
+/// list or handling code H2; or stored before that was recorded).
 pub fn restricted_records(c: &Connection, case_ref: i64) -> Result<Vec<RecordRow>> {
     let mut s = c.prepare_cached(
         "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND restricted = 1 ORDER BY id",
@@ -68,8 +69,9 @@ pub fn update_record(
     snapshot: &[u8],
     view: &[u8],
     log_digest: &Hash,
+    restricted: bool,
 ) -> Result<()> {
-    set_record(c, row, Some(snapshot), view, log_digest)
+    set_record(c, row, Some(snapshot), view, log_digest, restricted)
 }
 
 pub fn link_record_entry(c: &Connection, record_ref: i64, entry_ref: i64) -> Result<()> {
@@ -166,11 +168,12 @@ pub fn set_record(
     snapshot: Option<&[u8]>,
     view: &[u8],
     log_digest: &Hash,
+    restricted: bool,
 ) -> Result<()> {
     exec(
         c,
-        "UPDATE records SET snapshot = ?2, view = ?3, log_digest = ?4 WHERE id = ?1",
-        params![row, snapshot, view, &log_digest.0[..]],
+        "UPDATE records SET snapshot = ?2, view = ?3, log_digest = ?4, restricted = ?5 WHERE id = ?1",
+        params![row, snapshot, view, &log_digest.0[..], restricted as i64],
     )?;
     Ok(())
 }

@@ -171,7 +171,7 @@ async function loadRecords() {
   for (const r of page.records) {
     const link = el("a", summary(r), { href: "#/record/" + encodeURIComponent(r.id) });
     const chartLink = el("a", "chart", { href: "#/chart/" + encodeURIComponent(route.id) + "/" + encodeURIComponent(r.id), "aria-label": "chart from " + summary(r) });
-    body.appendChild(row([r.type, link, r.grading || "", (r.releasable_to || []).join(", ") || "all members", r.updated, chartLink]));
+    body.appendChild(row([r.type, link, r.grading || "", handlingCode(r), (r.releasable_to || []).join(", ") || "all members", r.updated, chartLink]));
   }
   if (caseInfo && !$("type-filter").value && !$("text-filter").value.trim()) {
     caseInfo.records = page.total;
@@ -183,6 +183,20 @@ async function loadRecords() {
   $("next").disabled = last >= page.total;
 }
 
+// Handling codes (Europol's SIENA codes): H0 when a record names none.
+const HANDLING = {
+  H0: "law-enforcement use only",
+  H1: "not for judicial use without the originator's permission",
+  H2: "no further dissemination without the originator's permission",
+  H3: "other restrictions apply",
+};
+function handlingCode(r) { return (r.handling || "H0").slice(0, 2); }
+function handlingText(r) {
+  const code = handlingCode(r);
+  const conditions = (r.handling || "").slice(3);
+  return code + ": " + (HANDLING[code] || "") + (conditions ? " (" + conditions + ")" : "");
+}
+
 async function renderRecord(id) {
   const r = await api("GET", "/api/records/" + encodeURIComponent(id));
   $("record-title").textContent = r.type + ": " + summary(r);
@@ -192,6 +206,7 @@ async function renderRecord(id) {
   dl.replaceChildren();
   const facts = [
     ["Grading", r.grading || "not graded"],
+    ["Handling", handlingText(r)],
     ["Releasable to", (r.releasable_to || []).length ? r.releasable_to.join(", ") : "every member of the case"],
     ["Originator", r.originator], ["Created", r.created], ["Updated", r.updated], ["Id", r.id],
   ];
@@ -209,6 +224,7 @@ async function renderRecord(id) {
     for (const [k, v] of Object.entries(h.set)) parts.push(k + " = " + v);
     for (const k of h.unset) parts.push("removed " + k);
     if (h.grading) parts.push("grading " + h.grading);
+    if (h.handling) parts.push("handling " + h.handling);
     if (h.releasable_to) parts.push("releasable to " + (h.releasable_to.join(", ") || "every member"));
     const who = h.name ? h.name + " (" + h.org + ")" : h.node;
     hb.appendChild(row([h.time, who, (h.created ? "created: " : "") + parts.join("; ")]));
@@ -479,12 +495,13 @@ function setup() {
     }
     const body = { type: $("add-type").value, fields };
     if ($("add-grading").value.trim()) body.grading = $("add-grading").value.trim();
+    if ($("add-handling").value.trim()) body.handling = $("add-handling").value.trim();
     const rel = $("add-releasable").value.split(",").map((s) => s.trim()).filter(Boolean);
     if (rel.length) body.releasable_to = rel;
     try {
       await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/records", body);
       resetAddForm();
-      $("add-grading").value = ""; $("add-releasable").value = "";
+      $("add-grading").value = ""; $("add-handling").value = ""; $("add-releasable").value = "";
       say("Record added.");
       await loadRecords();
     } catch (err) { say(err.message); }
