@@ -287,6 +287,8 @@ fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result
         for row in &rows {
             store::delete_record(tx, row.row)?;
         }
+        // Parts withheld from this node (H2) are not asked for again.
+        store::forget_withheld_parts(tx, case.case_ref, (!e.whole_case).then_some(&e.tag.0))?;
         let (ms, _) = crate::clock::now();
         store::note_erasure_done(tx, case.case_ref, &e.tag.0, &e.op, ms, n)?;
         Ok(n)

@@ -19,7 +19,7 @@ use crate::cases::{self, Case};
 use crate::{Node, NodeError, Result, store};
 
 /// Domain of a report's signature.
-const REPORT_CONTEXT: &[u8] = b"casesync/provenance-report/v1";
+pub const REPORT_CONTEXT: &[u8] = b"casesync/provenance-report/v1";
 /// Most records one report names.
 pub const MAX_ITEMS: usize = 1000;
 /// Largest report accepted (the items' bound with room for their readers).

@@ -44,6 +44,9 @@ pub struct CaseStatus {
     pub built_on_frozen: Vec<BuiltOnFrozen>,
     /// Entries that wait for entries they build on.
     pub waiting: u64,
+    /// Parts of entries held here without their bytes: records under H2
+    /// whose originator has not consented that this node hold them.
+    pub withheld_parts: u64,
 }
 
 /// One author's log in a case: its last entry.
@@ -117,6 +120,7 @@ pub fn status(node: &Node, actor: &crate::access::Actor) -> Result<Status> {
             frozen,
             built_on_frozen,
             waiting: store::waiting_count(conn, c.case_ref)?,
+            withheld_parts: store::withheld_count(conn, c.case_ref)?,
         });
     }
     Ok(Status {

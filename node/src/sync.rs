@@ -578,13 +578,17 @@ pub fn refill_wants(
         if held.is_empty() {
             continue;
         }
-        let still: HashSet<RecordTag> = cases::Handling::new(registry.as_ref(), &c)
-            .withheld_tags(&me)
-            .into_iter()
-            .collect();
+        let handling = cases::Handling::new(registry.as_ref(), &c);
+        // Still withheld from this node, or from the peer too (it has
+        // nothing to give), or erased since.
+        let mut still: HashSet<RecordTag> = handling.withheld_tags(&me).into_iter().collect();
+        if let Some(l) = cases::labels_of(registry.as_ref(), &c, peer) {
+            still.extend(handling.withheld_tags(&l));
+        }
         let mut wants: Vec<LogHave> = Vec::new();
         for p in held {
-            if still.contains(&RecordTag(p.tag)) {
+            let tag = RecordTag(p.tag);
+            if still.contains(&tag) || c.state.is_erased(&tag) {
                 continue;
             }
             if wants

@@ -224,10 +224,11 @@ fn an_h2_record_reaches_a_later_member_only_with_its_originators_consent() {
         "A holds B's creation and its own edit"
     );
     let status = c.json(&["status"]);
-    assert!(
-        status["cases"][0]["waiting"].as_u64().unwrap_or(0) == 0,
+    assert_eq!(
+        status["cases"][0]["waiting"], 0,
         "nothing waits on what is withheld: {status}"
     );
+    assert_eq!(status["cases"][0]["withheld_parts"], 2, "{status}");
     assert!(
         c.cmd(&["record", "show", &secret])
             .error_line()
@@ -273,6 +274,7 @@ fn an_h2_record_reaches_a_later_member_only_with_its_originators_consent() {
     assert_eq!(c.show(&secret)["handling"], "H2");
     assert_eq!(c.show(&secret), a.show(&secret));
     assert_eq!(parts_held(c, &case, &secret), 2);
+    assert_eq!(c.json(&["status"])["cases"][0]["withheld_parts"], 0);
     let report = c.json(&["log", "verify"]);
     assert_eq!(report["failed"], 0, "{report}");
 
@@ -396,4 +398,123 @@ fn the_originator_sees_which_partners_hold_its_record_and_how_often_it_was_read(
         "{got}"
     );
     drop((sa, sb, sc));
+}
+
+/// An enrolled member that signs what it likes cannot file receipts of a
+/// record in a case it does not share, of a record the node did not make,
+/// or in another node's name; a report for another node is refused, and a
+/// forged signature costs the connection.
+#[test]
+fn a_partner_cannot_file_receipts_it_has_no_standing_for() {
+    use crate::hostile_peer::{connect, local};
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use casesync_node::provenance::{Item, REPORT_CONTEXT, Report};
+    let t = TestDir::new("provenance_hostile");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let x = a.create_case("X");
+    a.add_member(&x, b, "contributor");
+    a.add_member(&x, h, "contributor");
+    let y = a.create_case("Y");
+    a.add_member(&y, b, "contributor");
+    let in_x = a.add(&x, "person", &[("name", "In X")], &[]);
+    let in_y = a.add(&y, "person", &[("name", "In Y")], &[]);
+    let sa = Server::start(a, &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let of_b = b.add(&x, "person", &[("name", "B's own")], &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let hn = casesync_node::DataDir::new(&h.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let conn = hn.store.conn();
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let item = |case: &str, record: &str| Item {
+        case: case.to_string(),
+        record: record.to_string(),
+        stored_ms: 1,
+        reads: 5,
+        readers: [("abcd".to_string(), 5)].into(),
+    };
+    let signed = |to: &str, items: Vec<Item>| {
+        let report = serde_json::to_vec(&Report {
+            to: to.to_string(),
+            time: "now".into(),
+            items,
+        })
+        .unwrap();
+        let signature = hn.keys.sign(REPORT_CONTEXT, &report).to_vec();
+        (report, signature)
+    };
+    let request = |(report, signature): (Vec<u8>, Vec<u8>)| SyncRequest::Provenance {
+        federation: federation.0.to_vec(),
+        report,
+        signature,
+    };
+    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        // One of three items stands: A's record of a case H shares.
+        let r = hostile
+            .ask(request(signed(
+                &peer_of(a),
+                vec![item(&x, &in_x), item(&y, &in_y), item(&x, &of_b)],
+            )))
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, SyncResponse::ProvenanceFiled { items: 1 }),
+            "{r:?}"
+        );
+        // Signed for B: refused whole.
+        let r = hostile
+            .ask(request(signed(&peer_of(b), vec![item(&x, &in_x)])))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r, SyncResponse::Refused { reason } if reason.contains("another node")),
+            "{r:?}"
+        );
+        // A signature over other bytes: a protocol violation.
+        let (report, _) = signed(&peer_of(a), vec![item(&x, &in_x)]);
+        let (_, other) = signed(&peer_of(a), vec![]);
+        match hostile.ask(request((report, other))).await {
+            Ok(SyncResponse::Refused { .. }) | Err(_) => {}
+            Ok(r) => panic!("a forged report was answered {r:?}"),
+        }
+    });
+    let p = a.json(&["record", "provenance", &in_x]);
+    let rogue: Vec<&serde_json::Value> = p["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["node"] == peer_of(h).as_str())
+        .collect();
+    assert_eq!(rogue.len(), 1, "{p}");
+    assert_eq!(rogue[0]["reads"], 5, "{p}");
+    let p = a.json(&["record", "provenance", &in_y]);
+    assert!(
+        p["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["node"] != peer_of(h).as_str()),
+        "{p}"
+    );
+    let got = a.json(&["audit", "list", "--action", "provenance.receive"]);
+    let outcomes: Vec<&str> = got
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["peer"] == peer_of(h).as_str())
+        .filter_map(|e| e["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["ok", "refused"], "{got}");
 }

@@ -133,6 +133,12 @@ pub(crate) fn status_command(cli: &Cli) -> Result<ExitCode> {
                 e.built_on
             );
         }
+        if c.withheld_parts > 0 {
+            outln!(
+                "  {} record part(s) withheld from this node (handling code H2): they arrive once their originator consents",
+                c.withheld_parts
+            );
+        }
         if c.waiting > 0 {
             outln!("  {} entries wait for entries they build on", c.waiting);
         }

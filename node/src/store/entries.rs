@@ -441,3 +441,25 @@ pub fn entry_at(
             .find(|e| e.seq as u64 == seq),
     )
 }
+
+/// Forgets the parts withheld from this node of record `tag` in a case (of
+/// every record with `None`): erased, they are never asked for again.
+pub fn forget_withheld_parts(c: &Connection, case_ref: i64, tag: Option<&[u8; 16]>) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM withheld_parts WHERE entry_ref IN (SELECT id FROM entries WHERE case_ref = ?1) \
+         AND (?2 IS NULL OR tag = ?2)",
+        params![case_ref, tag.map(|t| t.to_vec())],
+    )?;
+    Ok(())
+}
+
+/// How many parts are withheld from this node in a case.
+pub fn withheld_count(c: &Connection, case_ref: i64) -> Result<u64> {
+    Ok(query_one(
+        c,
+        "SELECT COUNT(*) FROM withheld_parts w JOIN entries e ON e.id = w.entry_ref WHERE e.case_ref = ?1",
+        [case_ref],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
