@@ -103,15 +103,6 @@ pub async fn exchange(
 ) -> Result<(Exchange, Option<Known>)> {
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
-    // Receipts of the peer's records held here, when due: never in the way
-    // of the exchange itself (a failure is logged; the next round retries).
-    if let Err(e) = report_provenance(node, actor, client, peer, &key, &fed).await {
-        warn(format!("provenance report to {peer}: {e}"));
-    }
-    // Parts withheld from this node (H2) that it may now hold.
-    if let Err(e) = refill(node, actor, client, peer, &key, &fed).await {
-        warn(format!("asking {peer} for withheld parts: {e}"));
-    }
     let in_sync = || Exchange {
         peer: peer.to_base58(),
         received: 0,
@@ -143,6 +134,18 @@ pub async fn exchange(
                         crate::log::notice_rollback(node, actor, &your_earlier_head, &peer)?
                 {
                     warn(line);
+                }
+                // Once per anti-entropy round (and `sync --once`), after the
+                // digests crossed (so a partner's rollback notice comes
+                // first): receipts of the peer's records held here when due,
+                // and parts withheld from this node that it may now hold.
+                // Never in the way of the exchange itself: a failure is
+                // logged, and the next round retries.
+                if let Err(e) = report_provenance(node, actor, client, peer, &key, &fed).await {
+                    warn(format!("provenance report to {peer}: {e}"));
+                }
+                if let Err(e) = refill(node, actor, client, peer, &key, &fed).await {
+                    warn(format!("asking {peer} for withheld parts: {e}"));
                 }
                 if same {
                     return Ok((in_sync(), known));
