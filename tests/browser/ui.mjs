@@ -106,6 +106,14 @@ try {
   await sam.locator("#history tbody tr").first().waitFor();
   assert.match(await sam.locator("#history").textContent(), /uk-east \(Unit uk-east\)/);
   assert.match(await sam.locator("#record-handling").textContent(), /every member of the case/);
+  // This node made it: where it went, and its regrade (the originator's).
+  await sam.locator("#provenance tbody", { hasText: "originator" }).waitFor();
+  assert.match(await sam.locator("#record-handling").textContent(), /H0: law-enforcement use only/);
+  await sam.locator("#regrade-handling").fill("H1");
+  await sam.locator("#regrade-reason").fill("source protection");
+  await sam.getByRole("button", { name: "Regrade" }).click();
+  await sam.locator("#record-handling", { hasText: "H1: not for judicial use" }).waitFor();
+  await sam.locator("#history tbody", { hasText: "handling H1" }).waitFor();
 
   // The chart, from the person; expanded from the phone.
   await sam.getByRole("link", { name: "Chart from this record" }).click();
@@ -196,6 +204,22 @@ try {
   cs(env.A_DIR, "user", "disable", "ana");
   await ana.getByRole("link", { name: "Cases", exact: true }).click();
   await ana.locator("#login-view").waitFor({ state: "visible" });
+
+  // Four eyes: a request filed at the shell waits for the supervisor on
+  // the approvals page, who denies it there with a reason.
+  cs(env.A_DIR, "approvals", "policy", "--require", "erase");
+  let filed = "";
+  try { cs(env.A_DIR, "--operator", "dpo", "record", "erase", id("phone"), "--reason", "duplicate"); }
+  catch (e) { filed = String(e.stderr); }
+  const req = (filed.match(/request (\d+) is filed/) || [])[1];
+  assert.ok(req, `no request filed: ${filed}`);
+  await sam.getByRole("link", { name: "Approvals", exact: true }).click();
+  await sam.locator("#approvals-table tbody", { hasText: "dpo" }).waitFor();
+  await sam.getByLabel("reason to deny request " + req).fill("keep it: still evidence");
+  await sam.getByRole("button", { name: "deny request " + req }).click();
+  await sam.locator("#approvals-done", { hasText: "Request " + req + " denied." }).waitFor();
+  await sam.locator("#approvals-table tbody", { hasText: "denied by sam" }).waitFor();
+  cs(env.A_DIR, "approvals", "policy", "--require", "none");
 
   // The audit page shows the person's consultations.
   await sam.getByRole("link", { name: "Audit", exact: true }).click();

@@ -1219,3 +1219,130 @@ fn evidence_downloads_verified_with_images_inline_and_never_html() {
         "{trail}"
     );
 }
+
+/// Issue 19 through the API (what the web UI calls): a four-eyes request
+/// listed to a second supervisor, approved there, refused to its own
+/// requester, and denied; the originator's regrade, provenance and H2
+/// consent.
+#[test]
+fn approvals_regrades_provenance_and_consent_through_the_api() {
+    let t = TestDir::new("http-governance");
+    let (n, s) = agency(&t);
+    add_user(&n, "sue", "supervisor", PW);
+    let addr = s.http.clone().unwrap();
+    let ada = Browser::login(&addr, "ada", PW);
+    let sam = Browser::login(&addr, "sam", PW);
+    let sue = Browser::login(&addr, "sue", PW);
+    let ro = t.node("ro-police");
+    ro.init("ro-police", "IGPR", "RO");
+    let r = ada.send(
+        "POST",
+        "/api/trust/invite",
+        &json!({"card": crate::util::card_of(&ro)}),
+    );
+    ro.cmd(&["federation", "join", r.json()["token"].as_str().unwrap()])
+        .ok();
+    let case = sam.create_case("Op Ledger");
+    // An H2 record of this node's, then a regrade by its originator.
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/records"),
+        &json!({"type": "person", "fields": {"name": "Source"}, "handling": "H2"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rid = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["handling"], "H2");
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{rid}/regrade"),
+        &json!({"grading": "3x5x2:1AP", "reason": ""}),
+    );
+    assert_eq!(r.status, 400, "a regrade needs its reason");
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{rid}/regrade"),
+        &json!({"grading": "3x5x2:1AP", "handling": "H3:ask DS Reid", "reason": "source met"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["handling"], "H3:ask DS Reid");
+    assert_eq!(r.json()["grading"], "3x5x2:1AP");
+    let me = sam.get("/api/me").json();
+    assert_eq!(me["node"], crate::util::peer_of(&n).as_str(), "{me}");
+    let p = sam.get(&format!("/api/records/{rid}/provenance"));
+    assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    assert_eq!(p.json()["holders"][0]["state"], "originator");
+    // Four eyes on adding a member.
+    n.cmd(&["approvals", "policy", "--require", "member-add"])
+        .ok();
+    let peer = crate::util::peer_of(&ro);
+    let add = |who: &Browser| {
+        who.send(
+            "POST",
+            &format!("/api/cases/{case}/members"),
+            &json!({"member": peer, "role": "contributor"}),
+        )
+    };
+    let r = add(&sam);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("request 1 is filed"));
+    let listed = sue.get("/api/approvals").json();
+    assert_eq!(listed[0]["id"], 1, "{listed}");
+    assert_eq!(listed[0]["requester"], "sam", "{listed}");
+    let r = sam.send("POST", "/api/approvals/1/approve", &json!({}));
+    assert_eq!(r.status, 400, "nobody approves their own request");
+    let r = sue.send("POST", "/api/approvals/1/approve", &json!({}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["done"], "member-added", "{}", r.json());
+    let r = sue.send("POST", "/api/approvals/1/deny", &json!({"reason": "late"}));
+    assert_eq!(r.status, 400, "decided once");
+    // Consent for the new member (the record is no longer H2, but the
+    // consent is this node's word all the same).
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/consents"),
+        &json!({"peer": peer, "reason": "JIT annex"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["org"], "IGPR");
+    // A second request, denied with a reason.
+    let other = t.node("de-bka");
+    other.init("de-bka", "BKA", "DE");
+    let r = ada.send(
+        "POST",
+        "/api/trust/invite",
+        &json!({"card": crate::util::card_of(&other)}),
+    );
+    other
+        .cmd(&["federation", "join", r.json()["token"].as_str().unwrap()])
+        .ok();
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/members"),
+        &json!({"member": crate::util::peer_of(&other), "role": "observer"}),
+    );
+    assert_eq!(r.status, 400);
+    let r = sue.send(
+        "POST",
+        "/api/approvals/2/deny",
+        &json!({"reason": "not in the JIT"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let listed = sue.get("/api/approvals").json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == 2 && a["state"] == "denied"),
+        "{listed}"
+    );
+    let audit = n.json(&["audit", "list", "--action", "approval.approve"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operator"] == "sue" && e["outcome"] == "ok"),
+        "{audit}"
+    );
+}

@@ -87,6 +87,12 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(trust_invite))
             .routes(utoipa_axum::routes!(trust_revoke))
             .routes(utoipa_axum::routes!(search))
+            .routes(utoipa_axum::routes!(record_provenance))
+            .routes(utoipa_axum::routes!(regrade_record))
+            .routes(utoipa_axum::routes!(case_consent))
+            .routes(utoipa_axum::routes!(list_approvals))
+            .routes(utoipa_axum::routes!(approve_request))
+            .routes(utoipa_axum::routes!(deny_request))
             .merge(
                 // An import is larger than any other request: its own bound.
                 utoipa_axum::router::OpenApiRouter::new()
@@ -234,9 +240,16 @@ fn who(actor: &Actor) -> Value {
     json!({"name": actor.operator, "role": role})
 }
 
-#[utoipa::path(get, path = "/api/me", tag = "session", responses((status = 200, description = "name and role", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/me", tag = "session", responses((status = 200, description = "name and role, and this node's PeerId", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
 async fn me(State(app): State<App>, caller: Caller) -> ApiResult {
-    app.as_person(caller, |_, actor| Ok(Json(who(actor)))).await
+    app.as_person(caller, |node, actor| {
+        let mut v = who(actor);
+        // This node's PeerId: records it made are the ones it regrades and
+        // keeps the provenance of.
+        v["node"] = json!(node.card.peer_id());
+        Ok(Json(v))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/status", tag = "node", responses((status = 200, description = "as `casesync status --json`", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
@@ -968,6 +981,124 @@ async fn search(State(app): State<App>, caller: Caller, Query(q): Query<SearchQu
         };
         let hits = crate::search::search(node, actor, &query)?;
         Ok(Json(serde_json::to_value(hits).map_err(internal)?))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/records/{record}/provenance", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), responses((status = 200, description = "as `record provenance --json` (the record's originator only)", body = JsonObject), (status = 400, description = "this node did not make the record", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn record_provenance(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let p = crate::provenance::show(node, actor, &id)?;
+        Ok(Json(serde_json::to_value(p).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Regrade {
+    /// New grading, SYSTEM:CODE
+    grading: Option<String>,
+    /// New handling code: H0, H1, H2 or H3:CONDITIONS
+    handling: Option<String>,
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/records/{record}/regrade", tag = "records", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), request_body = Regrade, responses((status = 200, description = "the record as `record show --json`", body = JsonObject), (status = 400, description = "invalid, or not this node's record: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn regrade_record(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(r): Json<Regrade>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let change = records::Regrade {
+            grading: r
+                .grading
+                .as_deref()
+                .filter(|g| !g.trim().is_empty())
+                .map(casesync_schema::record::parse_grading)
+                .transpose()
+                .map_err(crate::NodeError::from)?,
+            handling: r
+                .handling
+                .as_deref()
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| {
+                    h.parse()
+                        .map_err(|e: String| crate::NodeError::Refused(format!("handling: {e}")))
+                })
+                .transpose()?,
+        };
+        let v = records::regrade(node, actor, &id, &change, &r.reason)?;
+        Ok(Json(serde_json::to_value(v).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Consent {
+    /// The member's PeerId
+    peer: String,
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/consents", tag = "cases", params(("case" = String, Path, description = "case id")), request_body = Consent, responses((status = 200, description = "as `case consent --json`", body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn case_consent(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(c): Json<Consent>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let done = cases::consent(node, actor, &case, &c.peer, &c.reason)?;
+        Ok(Json(serde_json::to_value(done).map_err(internal)?))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/approvals", tag = "approvals", responses((status = 200, description = "as `approvals list --json`: the requests this person could decide", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn list_approvals(State(app): State<App>, caller: Caller) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let list = crate::approvals::list(node, actor)?;
+        Ok(Json(serde_json::to_value(list).map_err(internal)?))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/approvals/{id}/approve", tag = "approvals", params(("id" = i64, Path, description = "request id")), responses((status = 200, description = "as `approvals approve --json`", body = JsonObject), (status = 400, description = "not decidable by this person (their own, decided, expired), or a bundle export (approved at the node's shell, which says where it goes)", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn approve_request(State(app): State<App>, caller: Caller, Path(id): Path<i64>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        if crate::approvals::action_of(node, id)?.as_deref() == Some("bundle-export") {
+            return Err(crate::NodeError::Refused(format!(
+                "request {id} exports a bundle: approve it at the node's shell, which says where it goes (`casesync approvals approve {id} --out FILE`)"
+            ))
+            .into());
+        }
+        let done = crate::four_eyes::approve(node, actor, id)?;
+        Ok(Json(serde_json::to_value(done).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Denial {
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/approvals/{id}/deny", tag = "approvals", params(("id" = i64, Path, description = "request id")), request_body = Denial, responses((status = 200, body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn deny_request(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(d): Json<Denial>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        crate::approvals::deny(node, actor, id, &d.reason)?;
+        Ok(Json(json!({"id": id, "state": "denied"})))
     })
     .await
 }

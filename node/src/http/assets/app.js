@@ -64,7 +64,7 @@ async function api(method, path, body) {
 }
 
 function showView(id) {
-  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view", "search-view"]) {
+  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view", "search-view", "approvals-view"]) {
     $(v).hidden = v !== id;
   }
   const logged = id !== "login-view";
@@ -91,6 +91,7 @@ function parseRoute() {
     case "chart": return { view: "chart", caseId: parts[1], from: parts[2] };
     case "audit": return { view: "audit" };
     case "admin": return { view: "admin" };
+    case "approvals": return { view: "approvals" };
     case "search": return { view: "search", q: parts.slice(1).join("/") };
     default: return { view: "cases" };
   }
@@ -102,6 +103,7 @@ async function render() {
     try { me = await api("GET", "/api/me"); } catch (e) { showView("login-view"); return; }
     $("who").textContent = me.name + " (" + me.role + ")";
     $("nav-admin").hidden = me.role !== "admin";
+    $("nav-approvals").hidden = me.role === "analyst";
     startEvents();
   }
   const next = parseRoute();
@@ -113,6 +115,7 @@ async function render() {
     else if (route.view === "chart") await renderChart(route.caseId, route.from);
     else if (route.view === "audit") await renderAudit();
     else if (route.view === "admin") await renderAdmin();
+    else if (route.view === "approvals") await renderApprovals();
     else if (route.view === "search") await renderSearch(route.q);
     else await renderCases();
   } catch (e) { say(e.message); }
@@ -216,6 +219,7 @@ async function renderRecord(id) {
   for (const [k, v] of Object.entries(r.fields)) fb.appendChild(row([k, v]));
   showFile(r);
   await showAlsoIn(r);
+  await showProvenance(r);
   const hist = await api("GET", "/api/records/" + encodeURIComponent(id) + "/history");
   const hb = $("history").tBodies[0];
   hb.replaceChildren();
@@ -384,6 +388,46 @@ async function renderSearch(q) {
   showView("search-view");
 }
 
+async function renderApprovals() {
+  const list = await api("GET", "/api/approvals");
+  const body = $("approvals-table").tBodies[0];
+  body.replaceChildren();
+  for (const a of list) {
+    const decide = el("span");
+    if (a.state === "pending") {
+      const ok = el("button", "approve", { type: "button", "aria-label": "approve request " + a.id });
+      ok.addEventListener("click", () => api("POST", "/api/approvals/" + a.id + "/approve", {})
+        .then(() => { $("approvals-done").textContent = "Request " + a.id + " approved and carried out."; return renderApprovals(); })
+        .catch((e) => say(e.message)));
+      const why = el("input", "", { "aria-label": "reason to deny request " + a.id, placeholder: "reason to deny" });
+      const no = el("button", "deny", { type: "button", "aria-label": "deny request " + a.id });
+      no.addEventListener("click", () => api("POST", "/api/approvals/" + a.id + "/deny", { reason: why.value })
+        .then(() => { $("approvals-done").textContent = "Request " + a.id + " denied."; return renderApprovals(); })
+        .catch((e) => say(e.message)));
+      decide.appendChild(ok); decide.appendChild(document.createTextNode(" "));
+      decide.appendChild(why); decide.appendChild(no);
+    }
+    body.appendChild(row([String(a.id), a.requester, a.what, a.expires, a.state + (a.decided_by ? " by " + a.decided_by : ""), decide]));
+  }
+  if (!list.length) body.appendChild(row(["", "", "No request waits for you.", "", "", ""]));
+  showView("approvals-view");
+}
+
+async function showProvenance(r) {
+  // Only the record's originator (this node, or not) keeps its provenance
+  // and regrades it.
+  let p = null;
+  if (r.originator === me.node) p = await api("GET", "/api/records/" + encodeURIComponent(r.id) + "/provenance");
+  $("record-originator").hidden = !p;
+  if (!p) return;
+  const body = $("provenance").tBodies[0];
+  body.replaceChildren();
+  for (const h of p.holders) {
+    body.appendChild(row([(h.name || h.node) + (h.org ? " (" + h.org + ")" : ""), h.state, h.since || "",
+      h.reads === null || h.reads === undefined ? "" : h.reads + " (" + h.readers + ")", h.report ? h.report + ", " + h.reported : ""]));
+  }
+}
+
 async function renderAdmin() {
   const users = await api("GET", "/api/users");
   const ub = $("user-table").tBodies[0];
@@ -522,6 +566,26 @@ function setup() {
       await api("PATCH", "/api/records/" + encodeURIComponent(route.id), body);
       $("edit-key").value = ""; $("edit-value").value = "";
       await renderRecord(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("regrade").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/records/" + encodeURIComponent(route.id) + "/regrade", {
+        grading: $("regrade-grading").value.trim() || null,
+        handling: $("regrade-handling").value.trim() || null,
+        reason: $("regrade-reason").value,
+      });
+      $("regrade-grading").value = ""; $("regrade-handling").value = ""; $("regrade-reason").value = "";
+      await renderRecord(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("consent-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/consents", { peer: $("consent-peer").value.trim(), reason: $("consent-reason").value });
+      $("consent-peer").value = ""; $("consent-reason").value = "";
+      say("Consented: this node's " + r.h2_records + " record(s) under H2 may go to " + r.name + " (" + r.org + ").");
     } catch (err) { say(err.message); }
   });
   $("search-form").addEventListener("submit", (e) => {
