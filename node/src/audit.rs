@@ -88,6 +88,8 @@ actions! {
     RecordErasure => "record.erasure", "consultation";
     CaseErase => "case.erase", "erasure";
     CaseClose => "case.close", "alteration";
+    // A closed case taken out of (or put back in) this node's working lists.
+    CaseArchive => "case.archive", "alteration";
     // Handling: the originator's regrade of a record (grading or handling
     // code, with the reason), and its consent that its H2 records go to a
     // member.

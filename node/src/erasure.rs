@@ -231,6 +231,45 @@ pub fn close_case(node: &Node, actor: &Actor, case_text: &str) -> Result<String>
     )
 }
 
+/// `case archive CASE [--undo]`: takes a closed case out of this node's
+/// working lists (`case list`, the web UI's cases), or puts it back. Only
+/// this node's view: the case is held, synced, reviewed and erased as
+/// before, and `case list --all` shows it. Returns whether it is archived.
+pub fn archive_case(node: &Node, actor: &Actor, case_text: &str, archive: bool) -> Result<bool> {
+    audit::audited(
+        node,
+        actor,
+        Action::CaseArchive,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<bool> {
+                let case = cases::load_by_text(node, tx, case_text)?;
+                cases::require_access(actor, tx, &case, Need::Manage)?;
+                if archive && case.state.closed.is_none() {
+                    return Err(NodeError::Refused(format!(
+                        "case {} is open: a lead closes it first (`casesync case close {}`), then it can be archived",
+                        case.id, case.id
+                    )));
+                }
+                let (ms, _) = crate::clock::now();
+                store::set_meta_stamp(tx, &cases::archive_key(&case), if archive { ms } else { 0 })?;
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::CaseArchive).case(case.id).detail(if archive {
+                        "archived: out of this node's working lists"
+                    } else {
+                        "back in this node's working lists"
+                    }),
+                )?;
+                Ok(archive)
+            })
+        },
+    )
+}
+
 /// Carries out erasure `e` here: the content of the record it names (or
 /// of every record of the case) goes, then this node signs its receipt.
 fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result<String> {

@@ -499,6 +499,8 @@ fn a_closed_case_is_read_only_and_an_erased_case_is_gone_from_every_member() {
             .all(|n| n.try_list(&case).is_some_and(|l| l.len() == 3))
     });
 
+    let open = b.cmd(&["case", "archive", &case]).error_line();
+    assert!(open.contains("is open"), "{open}");
     a.cmd(&["case", "close", &case]).ok();
     eventually(60, "B sees the case closed", || {
         b.cmd(&[
@@ -526,6 +528,34 @@ fn a_closed_case_is_read_only_and_an_erased_case_is_gone_from_every_member() {
         .error_line()
         .contains("read-only")
     );
+
+    // Archived on B: out of its working list, still held and shown.
+    let listed = |n: &Node, all: bool| -> Vec<String> {
+        let mut args = vec!["case", "list"];
+        if all {
+            args.push("--all");
+        }
+        n.json(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(b.json(&["case", "archive", &case])["archived"], true);
+    assert!(!listed(b, false).contains(&case));
+    assert!(listed(b, true).contains(&case));
+    assert!(
+        listed(a, false).contains(&case),
+        "archiving is B's own view"
+    );
+    assert!(b.json(&["case", "show", &case])["archived"].is_string());
+    assert!(b.try_list(&case).is_some_and(|l| l.len() >= 3));
+    assert_eq!(
+        b.json(&["case", "archive", &case, "--undo"])["archived"],
+        false
+    );
+    assert!(listed(b, false).contains(&case));
 
     let s = a.json(&["case", "erase", &case, "--reason", "retention period over"]);
     assert_eq!(s["case"], case.as_str(), "{s}");

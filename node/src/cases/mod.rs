@@ -245,6 +245,29 @@ pub fn list_for(node: &Node, actor: &audit::Actor) -> Result<Vec<Case>> {
     Ok(out)
 }
 
+/// Where this node notes that it archived `case` (a time, 0 when not).
+pub(crate) fn archive_key(case: &Case) -> String {
+    format!("archived.{}", case.id)
+}
+
+/// When this node archived `case`, if it did (`erasure::archive_case`).
+pub fn archived_at(conn: &Connection, case: &Case) -> Result<Option<i64>> {
+    Ok(Some(store::meta_stamp(conn, &archive_key(case))?).filter(|ms| *ms > 0))
+}
+
+/// The cases of a person's working list: [`list_for`] without the cases
+/// this node archived, unless `all`.
+pub fn working_list(node: &Node, actor: &audit::Actor, all: bool) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    let mut out = Vec::new();
+    for c in list_for(node, actor)? {
+        if all || archived_at(conn, &c)?.is_none() {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Every case this node holds, for the node's own work (sync, a lead's
 /// repairs); a person's list is [`list_for`].
 pub fn list(node: &Node) -> Result<Vec<Case>> {
@@ -357,6 +380,10 @@ pub struct CaseSummary {
     pub key_epoch_readers: Vec<String>,
     /// Who consented that their H2 records go to whom (originator, member).
     pub h2_consents: Vec<ConsentSummary>,
+    /// When a lead closed the case (read-only), and when this node archived
+    /// it, if so.
+    pub closed: Option<String>,
+    pub archived: Option<String>,
     pub records: u64,
     pub entries: u64,
 }
@@ -434,6 +461,8 @@ pub fn summary(node: &Node, conn: &Connection, c: &Case) -> Result<CaseSummary> 
         key_epoch_readers: newest
             .map(|e| e.wraps.keys().map(peer).collect())
             .unwrap_or_default(),
+        closed: c.state.closed.map(|(_, _, ms)| crate::clock::format_ms(ms)),
+        archived: archived_at(conn, c)?.map(crate::clock::format_ms),
         h2_consents: c
             .state
             .consents

@@ -359,15 +359,30 @@ pub enum CaseCommand {
         #[arg(long)]
         require_justification: bool,
     },
-    /// List the cases this node holds
-    #[command(after_help = "Example:\n  casesync case list --json")]
-    List,
+    /// List the cases this node holds (but those it archived)
+    #[command(
+        after_help = "Example:\n  casesync case list --json\n  casesync case list --all   # archived cases too"
+    )]
+    List {
+        /// Archived cases too
+        #[arg(long)]
+        all: bool,
+    },
     /// Title, members and roles, key epoch, record count
     #[command(after_help = "Example:\n  casesync case show 0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8d")]
     Show { case: String },
     /// Close a case (a lead): read-only for every member from then on
     #[command(after_help = "Example:\n  casesync case close CASE")]
     Close { case: String },
+    /// Take a closed case out of this node's working lists (`case list`, the
+    /// web UI), or put it back with --undo; it is still held, synced, reviewed
+    #[command(after_help = "Example:\n  casesync case archive CASE\n  casesync case list --all")]
+    Archive {
+        case: String,
+        /// Put it back in the working lists
+        #[arg(long)]
+        undo: bool,
+    },
     /// Consent, as originator, that this node's records under handling code
     /// H2 in the case go to a member added after they were shared
     #[command(

@@ -25,8 +25,8 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 outln!("{id}");
             }
         }
-        CaseCommand::List => {
-            let all = cases::list_for(&node, &actor)?;
+        CaseCommand::List { all } => {
+            let all = cases::working_list(&node, &actor, *all)?;
             if cli.json {
                 let v = all
                     .iter()
@@ -47,6 +47,18 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                         c.meta.title
                     );
                 }
+            }
+        }
+        CaseCommand::Archive { case, undo } => {
+            let archived = casesync_node::erasure::archive_case(&node, &actor, case, !undo)?;
+            if cli.json {
+                print_json(&serde_json::json!({"case": case, "archived": archived}))?;
+            } else if archived {
+                outln!(
+                    "archived case {case}: out of this node's working lists (`casesync case list --all` shows it)"
+                );
+            } else {
+                outln!("case {case} is back in this node's working lists");
             }
         }
         CaseCommand::Close { case } => {

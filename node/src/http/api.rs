@@ -270,10 +270,21 @@ fn case_json(node: &Node, c: &Case) -> Result<Value, ApiError> {
     serde_json::to_value(cases::summary(node, node.store.conn(), c)?).map_err(internal)
 }
 
-#[utoipa::path(get, path = "/api/cases", tag = "cases", responses((status = 200, description = "the cases this person may see", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
-async fn list_cases(State(app): State<App>, caller: Caller) -> ApiResult {
-    app.as_person(caller, |node, actor| {
-        let all = cases::list_for(node, actor)?;
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CaseListQuery {
+    /// Archived cases too
+    all: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/cases", tag = "cases", params(CaseListQuery), responses((status = 200, description = "the cases this person may see (without those this node archived, unless `all`)", body = [JsonObject]), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn list_cases(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<CaseListQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let all = cases::working_list(node, actor, q.all.unwrap_or(false))?;
         let v = all
             .iter()
             .map(|c| case_json(node, c))
