@@ -131,6 +131,7 @@ async function renderCases() {
   }
   if (!list.length) body.appendChild(row([me.role === "analyst" ? "No case is assigned to you yet." : "No case yet.", "", "", ""]));
   $("new-case").hidden = me.role !== "supervisor";
+  if (route.view !== "cases") return;
   showView("cases-view");
 }
 
@@ -149,6 +150,7 @@ async function renderCase(id) {
   $("case-audit-export").href = "/api/cases/" + encodeURIComponent(c.id) + "/audit.jsonl";
   $("case-audit-export").hidden = me.role !== "supervisor";
   await loadRecords();
+  if (route.view !== "case" || route.id !== id) return;
   showView("case-view");
 }
 
@@ -233,6 +235,9 @@ async function renderRecord(id) {
     const who = h.name ? h.name + " (" + h.org + ")" : h.node;
     hb.appendChild(row([h.time, who, (h.created ? "created: " : "") + parts.join("; ")]));
   }
+  // A render started by a live update may finish after the person went
+  // elsewhere: it must not bring this page back over theirs.
+  if (route.view !== "record" || route.id !== id) return;
   showView("record-view");
 }
 
