@@ -107,7 +107,8 @@ pub fn export(
                 // their parts, as in a sync.
                 let registry = crate::trust::load(conn)?;
                 let strip = match &labels {
-                    Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(l),
+                    Some(l) => cases::Handling::checked(node, conn, registry.as_ref(), &c)?
+                        .withheld_tags(l),
                     None => Vec::new(),
                 };
                 let mut entries = Vec::new();

@@ -293,7 +293,7 @@ fn store_records(
         let row = store::insert_record(
             conn,
             case.case_ref,
-            &b.rid_index,
+            (&b.rid_index, &record_tag(&case.id, &b.id).0),
             &b.type_index,
             &view,
             b.restricted,

@@ -272,7 +272,9 @@ pub fn items_for(
         // are taken out of every entry (it asks for them again once their
         // originator consents).
         let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
-            Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(&l),
+            Some(l) => {
+                cases::Handling::checked(node, conn, registry.as_ref(), &c)?.withheld_tags(&l)
+            }
             None => Vec::new(),
         };
         let mut items = CaseItems {
@@ -524,7 +526,7 @@ pub fn refill_for(
     };
     let registry = crate::trust::load(conn)?;
     let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
-        Some(l) => cases::Handling::new(registry.as_ref(), &c).withheld_tags(&l),
+        Some(l) => cases::Handling::checked(node, conn, registry.as_ref(), &c)?.withheld_tags(&l),
         None => Vec::new(),
     };
     let withheld = match cases::labels_of(registry.as_ref(), &c, peer) {
@@ -569,6 +571,14 @@ pub fn refill_wants(
 ) -> Result<Vec<(CaseId, Vec<LogHave>)>> {
     let registry = crate::trust::load(conn)?;
     let me = cases::own_labels(node, conn)?;
+    // Now and then, parts still withheld by this node's reading are asked
+    // for too: a node that does not hold a record cannot tell a false H2
+    // declaration (a writer declaring another's record) from a true one,
+    // and a peer that holds the record sends what that peer may send.
+    let probe_key = format!("refill.probe.{}", casesync_crypto::hash::hex(peer));
+    let (now, _) = crate::clock::now();
+    let probe = now - store::meta_stamp(conn, &probe_key)? >= REFILL_PROBE_MS;
+    let mut probed = false;
     let mut out = Vec::new();
     for c in cases::list(node)? {
         if c.state.role_of(peer).is_none() {
@@ -578,13 +588,18 @@ pub fn refill_wants(
         if held.is_empty() {
             continue;
         }
-        let handling = cases::Handling::new(registry.as_ref(), &c);
+        let handling = cases::Handling::checked(node, conn, registry.as_ref(), &c)?;
         // Still withheld from this node, or from the peer too (it has
         // nothing to give), or erased since.
-        let mut still: HashSet<RecordTag> = handling.withheld_tags(&me).into_iter().collect();
+        let mut still: HashSet<RecordTag> = if probe {
+            HashSet::new()
+        } else {
+            handling.withheld_tags(&me).into_iter().collect()
+        };
         if let Some(l) = cases::labels_of(registry.as_ref(), &c, peer) {
             still.extend(handling.withheld_tags(&l));
         }
+        probed |= probe;
         let mut wants: Vec<LogHave> = Vec::new();
         for p in held {
             let tag = RecordTag(p.tag);
@@ -610,5 +625,12 @@ pub fn refill_wants(
             out.push((c.id, wants));
         }
     }
+    if probed {
+        store::set_meta_stamp(conn, &probe_key, now)?;
+    }
     Ok(out)
 }
+
+/// How often a node asks a peer for parts it reads as still withheld from
+/// it ([`refill_wants`]).
+const REFILL_PROBE_MS: i64 = 10 * 60 * 1000;

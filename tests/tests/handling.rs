@@ -518,3 +518,82 @@ fn a_partner_cannot_file_receipts_it_has_no_standing_for() {
         .collect();
     assert_eq!(outcomes, ["ok", "refused"], "{got}");
 }
+
+/// A writer that declares another agency's record H2 (to keep it from a
+/// member it does not consent to) changes nothing where the record is
+/// held: the declaring node did not make it, so its holders send it whole.
+#[test]
+fn a_writer_cannot_keep_anothers_record_away_by_declaring_it_h2() {
+    use crate::hostile_peer::{connect, local};
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use casesync_schema::bundle::{BundleBody, CaseItems};
+    use casesync_schema::control::{ControlBody, ControlOp};
+    use casesync_schema::entry::record_tag;
+    let t = TestDir::new("h2_false_declaration");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("rogue", "NL"), ("europol", "DE")]);
+    let (a, h, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("X");
+    a.add_member(&case, h, "contributor");
+    let r = a.add(&case, "person", &[("name", "Open Record")], &[]);
+    let sa = Server::start(a, &[]);
+    h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
+        .ok();
+    let hn = casesync_node::DataDir::new(&h.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let conn = hn.store.conn();
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let case_id: casesync_schema::CaseId = case.parse().unwrap();
+    let state = casesync_node::cases::load(&hn, conn, &case_id)
+        .unwrap()
+        .state;
+    let op = ControlOp::create(
+        &hn.keys,
+        case_id,
+        state.heads.clone(),
+        1,
+        ControlBody::H2 {
+            records: vec![record_tag(&case_id, &r.parse().unwrap())],
+            lifted: vec![],
+            consents: vec![],
+        },
+    )
+    .unwrap();
+    let body = BundleBody {
+        registry_ops: vec![],
+        cases: vec![CaseItems {
+            case: case_id,
+            control_ops: vec![op.bytes().to_vec()],
+            entries: vec![],
+        }],
+    };
+    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        let r = hostile
+            .ask(SyncRequest::Deliver {
+                federation: federation.0.to_vec(),
+                body: body.encode(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, SyncResponse::Accepted { .. }), "{r:?}");
+    });
+    // The declaration folds (it is H's word about a tag), but A, holding
+    // the record A made, does not stand by it.
+    a.add_member(&case, c, "contributor");
+    let added = a.json(&["case", "show", &case]);
+    assert!(
+        added["h2_consents"].as_array().unwrap().is_empty(),
+        "{added}"
+    );
+    let sc = Server::start(c, &[&sa.addr]);
+    eventually(60, "C holds A's record", || {
+        id_of(c, &case, "Open Record").is_some()
+    });
+    assert_eq!(c.json(&["status"])["cases"][0]["withheld_parts"], 0);
+    drop((sa, sc));
+}

@@ -129,6 +129,10 @@ pub struct Handling<'a> {
     originators: HashMap<String, ([u8; 32], String)>,
     /// Key -> organisation, of the same nodes.
     orgs: HashMap<[u8; 32], String>,
+    /// The case's H2 declarations this node stands by (tag -> originator):
+    /// all of them, or ([`Handling::checked`]) those no record held here
+    /// contradicts.
+    h2: std::collections::BTreeMap<RecordTag, [u8; 32]>,
 }
 
 impl<'a> Handling<'a> {
@@ -156,7 +160,39 @@ impl<'a> Handling<'a> {
             case,
             originators,
             orgs,
+            h2: case.state.h2.clone(),
         }
+    }
+
+    /// [`Handling::new`], less the H2 declarations of records this node
+    /// holds that the declaring node did not make: a writer cannot keep
+    /// another agency's record from members by declaring it H2 first.
+    /// (A node that does not hold the record goes by the declaration.)
+    pub fn checked(
+        node: &Node,
+        conn: &Connection,
+        registry: Option<&casesync_schema::registry::RegistryState>,
+        case: &'a Case,
+    ) -> Result<Handling<'a>> {
+        let mut h = Handling::new(registry, case);
+        let mut keep = std::collections::BTreeMap::new();
+        for (tag, declarer) in &case.state.h2 {
+            let made_by = match store::record_by_tag(conn, case.case_ref, &tag.0)? {
+                Some(row) => {
+                    let view = node.storage.record_view(&row)?;
+                    Some(h.originators.get(&view.originator).map(|(k, _)| *k))
+                }
+                None => None,
+            };
+            // Held, and made by another node (or one this node cannot
+            // place): the declaration does not stand here.
+            if made_by.is_some_and(|m| m != Some(*declarer)) {
+                continue;
+            }
+            keep.insert(*tag, *declarer);
+        }
+        h.h2 = keep;
+        Ok(h)
     }
 
     /// Whether `view` may go to (and rest on) the node `to`.
@@ -189,9 +225,7 @@ impl<'a> Handling<'a> {
     /// whose parts are taken out of every entry sent to `to`: what a relay,
     /// which reads no record, decides as well as a member.
     pub fn withheld_tags(&self, to: &MemberLabels) -> Vec<RecordTag> {
-        self.case
-            .state
-            .h2
+        self.h2
             .iter()
             .filter(|(_, o)| !self.may_hold_h2_of(o, to))
             .map(|(t, _)| *t)
@@ -485,12 +519,13 @@ pub fn consent(
 /// organisation: what `case member add` tells the lead stays away from the
 /// new member.
 pub fn h2_held_back(
+    node: &Node,
     conn: &Connection,
     case: &Case,
     member: &[u8; 32],
 ) -> Result<Vec<(String, usize)>> {
     let registry = crate::trust::load(conn)?;
-    let handling = Handling::new(registry.as_ref(), case);
+    let handling = Handling::checked(node, conn, registry.as_ref(), case)?;
     let Some(to) = labels_of(registry.as_ref(), case, member) else {
         return Ok(Vec::new());
     };

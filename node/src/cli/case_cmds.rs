@@ -179,7 +179,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
             let held_back = {
                 let conn = node.store.conn();
                 let c = cases::load(&node, conn, &id)?;
-                cases::h2_held_back(conn, &c, &card.identity.ed25519)?
+                cases::h2_held_back(&node, conn, &c, &card.identity.ed25519)?
             };
             if cli.json {
                 print_json(&json!({

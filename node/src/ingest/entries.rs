@@ -690,7 +690,7 @@ pub(super) fn materialize(
             let row = store::insert_record(
                 conn,
                 case.case_ref,
-                &r.index,
+                (&r.index, &entry::record_tag(&case.id, rid).0),
                 &r.type_index,
                 &r.sealed_view,
                 r.restricted,

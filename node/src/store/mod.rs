@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("021_review.sql"),
     include_str!("022_approvals.sql"),
     include_str!("023_h2_and_provenance.sql"),
+    include_str!("024_record_tags.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

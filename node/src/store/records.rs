@@ -33,14 +33,14 @@ pub(super) fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
 pub fn insert_record(
     c: &Connection,
     case_ref: i64,
-    rid_index: &[u8; 32],
+    (rid_index, tag): (&[u8; 32], &[u8; 16]),
     type_index: &[u8; 32],
     view: &[u8],
     restricted: bool,
     log_digest: &Hash,
 ) -> Result<i64> {
     let mut s = c.prepare_cached(
-        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view, restricted, log_digest) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)",
+        "INSERT INTO records (case_ref, rid_index, type_index, snapshot, view, restricted, log_digest, tag) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7)",
     )?;
     s.execute(params![
         case_ref,
@@ -48,9 +48,20 @@ pub fn insert_record(
         &type_index[..],
         view,
         restricted as i64,
-        &log_digest.0[..]
+        &log_digest.0[..],
+        &tag[..]
     ])?;
     Ok(c.last_insert_rowid())
+}
+
+/// The record of a case with entry tag `tag`, if this node holds it (and
+/// stored it since tags were kept).
+pub fn record_by_tag(c: &Connection, case_ref: i64, tag: &[u8; 16]) -> Result<Option<RecordRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND tag = ?2",
+    )?;
+    Ok(s.query_row(params![case_ref, &tag[..]], record_row)
+        .optional()?)
 }
 
 /// The records of a case that may be kept from a member (a releasable_to
