@@ -99,18 +99,13 @@ pub fn export(
                     org: to.org.clone(),
                     country: to.country.clone(),
                 });
-                let held_back = match &labels {
-                    Some(l) => cases::withheld_for(node, conn, &c, l)?,
-                    None => Default::default(),
-                };
                 // Records under H2 the recipient may not hold go without
                 // their parts, as in a sync.
                 let registry = crate::trust::load(conn)?;
-                let strip = match &labels {
-                    Some(l) => cases::Handling::checked(node, conn, registry.as_ref(), &c)?
-                        .withheld_tags(l),
-                    None => Vec::new(),
-                };
+                let cases::KeptBack {
+                    logs: held_back,
+                    parts: strip,
+                } = cases::kept_back(node, conn, registry.as_ref(), &c, labels.as_ref())?;
                 let mut entries = Vec::new();
                 store::for_each_entry_of_case(conn, c.case_ref, |e| {
                     let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {

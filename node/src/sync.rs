@@ -262,21 +262,21 @@ pub fn items_for(
         }
         let idx = their.iter().position(|h| h.case[..] == c.id.0[..]);
         let control = c.state.control_digest();
-        // Handling: what of each author's log may go to this peer at all.
-        let withheld = match cases::labels_of(registry.as_ref(), &c, peer) {
-            Some(l) => cases::withheld_for(node, conn, &c, &l)?,
-            None => HashMap::new(),
-        };
+        // Handling: what of each author's log may go to this peer at all,
+        // and the parts of records under H2 it may not hold yet, taken out
+        // of every entry (it asks for them again once their originator
+        // consents).
+        let cases::KeptBack {
+            logs: withheld,
+            parts: strip,
+        } = cases::kept_back(
+            node,
+            conn,
+            registry.as_ref(),
+            &c,
+            cases::labels_of(registry.as_ref(), &c, peer).as_ref(),
+        )?;
         let within = |author: &[u8; 32], seq: u64| withheld.get(author).is_none_or(|w| seq < *w);
-        // Handling code H2: the parts of records the peer may not hold yet
-        // are taken out of every entry (it asks for them again once their
-        // originator consents).
-        let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
-            Some(l) => {
-                cases::Handling::checked(node, conn, registry.as_ref(), &c)?.withheld_tags(&l)
-            }
-            None => Vec::new(),
-        };
         let mut items = CaseItems {
             case: CaseId(c.id.0),
             control_ops: Vec::new(),
@@ -525,14 +525,16 @@ pub fn refill_for(
         });
     };
     let registry = crate::trust::load(conn)?;
-    let strip = match cases::labels_of(registry.as_ref(), &c, peer) {
-        Some(l) => cases::Handling::checked(node, conn, registry.as_ref(), &c)?.withheld_tags(&l),
-        None => Vec::new(),
-    };
-    let withheld = match cases::labels_of(registry.as_ref(), &c, peer) {
-        Some(l) => cases::withheld_for(node, conn, &c, &l)?,
-        None => HashMap::new(),
-    };
+    let cases::KeptBack {
+        logs: withheld,
+        parts: strip,
+    } = cases::kept_back(
+        node,
+        conn,
+        registry.as_ref(),
+        &c,
+        cases::labels_of(registry.as_ref(), &c, peer).as_ref(),
+    )?;
     let mut entries = Vec::new();
     for w in wants.iter().take(MAX_REFILL) {
         let Ok(author) = <[u8; 32]>::try_from(w.author.as_slice()) else {

@@ -818,6 +818,32 @@ impl CaseState {
     pub fn role_of(&self, node: &[u8; 32]) -> Option<Role> {
         self.members.get(node).map(|m| m.role)
     }
+    /// What an H2 operation by `author` does to the state (anything else
+    /// does nothing here): its records are under H2 as the first
+    /// declaration in fold order has them, its lifts end its own
+    /// declarations, its consents stand. Also what a node writing several
+    /// such operations at once judges the next against.
+    pub fn fold_h2(&mut self, author: &[u8; 32], body: &ControlBody) {
+        let ControlBody::H2 {
+            records,
+            lifted,
+            consents,
+        } = body
+        else {
+            return;
+        };
+        for t in records {
+            self.h2.entry(*t).or_insert(*author);
+        }
+        for t in lifted {
+            if self.h2.get(t) == Some(author) {
+                self.h2.remove(t);
+            }
+        }
+        for m in consents {
+            self.consents.insert((*author, *m));
+        }
+    }
     /// Whether the record tagged `tag` is erased (by itself, or with the
     /// whole case): none of its content may be kept.
     pub fn is_erased(&self, tag: &RecordTag) -> bool {
@@ -1377,23 +1403,7 @@ impl authority::Rules for CaseRules<'_> {
                 }
                 st.closed.get_or_insert((op.hash(), op.author, op.time_ms));
             }
-            ControlBody::H2 {
-                records,
-                lifted,
-                consents,
-            } => {
-                for t in records {
-                    st.h2.entry(*t).or_insert(op.author);
-                }
-                for t in lifted {
-                    if st.h2.get(t) == Some(&op.author) {
-                        st.h2.remove(t);
-                    }
-                }
-                for m in consents {
-                    st.consents.insert((op.author, *m));
-                }
-            }
+            ControlBody::H2 { .. } => st.fold_h2(&op.author, &op.body),
             ControlBody::ErasureReceipt { erasure } => {
                 st.receipts
                     .entry(*erasure)

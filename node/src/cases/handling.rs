@@ -195,19 +195,26 @@ impl<'a> Handling<'a> {
         Ok(h)
     }
 
-    /// Whether `view` may go to (and rest on) the node `to`.
+    /// Whether `view` may go to (and rest on) the node `to`: within its
+    /// releasable_to, and not an H2 record withheld from `to` (the one H2
+    /// rule, [`Handling::withholds`]). A view naming no valid id goes
+    /// nowhere.
     pub fn permits(&self, view: &casesync_schema::doc::RecordView, to: &MemberLabels) -> bool {
         ReleasableTo(view.releasable_to.clone()).permits(&to.org, &to.country)
-            && (!view.handling.is_h2() || self.h2_permits(&view.originator, to))
+            && view
+                .id
+                .parse::<casesync_schema::RecordId>()
+                .is_ok_and(|rid| {
+                    !self.withholds(&casesync_schema::entry::record_tag(&self.case.id, &rid), to)
+                })
     }
 
-    /// An H2 record goes to its originator, to nodes of the originator's
-    /// agency, and to members it consented to; to no one else (an
-    /// originator this node cannot place withholds it from everyone else).
-    fn h2_permits(&self, originator: &str, to: &MemberLabels) -> bool {
-        self.originators
-            .get(originator)
-            .is_some_and(|(key, _)| self.may_hold_h2_of(key, to))
+    /// Whether the record tagged `tag` is under H2 (as this node stands by
+    /// the declarations) and `to` may not hold it.
+    fn withholds(&self, tag: &RecordTag, to: &MemberLabels) -> bool {
+        self.h2
+            .get(tag)
+            .is_some_and(|o| !self.may_hold_h2_of(o, to))
     }
 
     /// Whether `to` may hold the H2 records of the node `originator`: it is
@@ -226,9 +233,9 @@ impl<'a> Handling<'a> {
     /// which reads no record, decides as well as a member.
     pub fn withheld_tags(&self, to: &MemberLabels) -> Vec<RecordTag> {
         self.h2
-            .iter()
-            .filter(|(_, o)| !self.may_hold_h2_of(o, to))
-            .map(|(t, _)| *t)
+            .keys()
+            .filter(|t| self.withholds(t, to))
+            .copied()
             .collect()
     }
 
@@ -247,11 +254,6 @@ impl<'a> Handling<'a> {
     /// The originator's organisation, if this node can place it.
     pub fn originator_org(&self, originator: &str) -> Option<&str> {
         self.originators.get(originator).map(|(_, o)| o.as_str())
-    }
-
-    /// The originator's key, if this node can place it.
-    pub fn originator_key(&self, originator: &str) -> Option<[u8; 32]> {
-        self.originators.get(originator).map(|(k, _)| *k)
     }
 }
 
@@ -331,6 +333,35 @@ pub fn refuse_others_h2(
     )))
 }
 
+/// What handling keeps from a node in a case, for a sync, a refill or a
+/// bundle: whole logs from an entry on (releasable_to, [`withheld_for`]:
+/// author -> first seq held back), and the parts of records under H2 it
+/// may not hold ([`Handling::withheld_tags`]). Nothing for a node this one
+/// cannot place (`to` is `None`).
+pub struct KeptBack {
+    pub logs: HashMap<[u8; 32], u64>,
+    pub parts: Vec<RecordTag>,
+}
+
+pub fn kept_back(
+    node: &Node,
+    conn: &Connection,
+    registry: Option<&casesync_schema::registry::RegistryState>,
+    case: &Case,
+    to: Option<&MemberLabels>,
+) -> Result<KeptBack> {
+    Ok(match to {
+        Some(l) => KeptBack {
+            logs: withheld_for(node, conn, case, l)?,
+            parts: Handling::checked(node, conn, registry, case)?.withheld_tags(l),
+        },
+        None => KeptBack {
+            logs: HashMap::new(),
+            parts: Vec::new(),
+        },
+    })
+}
+
 /// A record whose releasable_to excludes a current member cannot enter the case.
 pub fn check_handling_for_record(
     members: &[MemberLabels],
@@ -408,22 +439,7 @@ pub(crate) fn declare_h2(
         control::authorize(&state, &op).map_err(NodeError::Refused)?;
         store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
         // What the next one is judged against.
-        if let ControlBody::H2 {
-            records,
-            lifted,
-            consents,
-        } = &op.body
-        {
-            for t in records {
-                state.h2.insert(*t, me);
-            }
-            for t in lifted {
-                state.h2.remove(t);
-            }
-            for m in consents {
-                state.consents.insert((me, *m));
-            }
-        }
+        state.fold_h2(&me, &op.body);
         parents = vec![op.hash()];
     }
     Ok(())
