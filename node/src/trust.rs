@@ -211,13 +211,156 @@ fn as_admin(node: &Node, conn: &Connection, action: &str) -> Result<RegistryStat
     Ok(st)
 }
 
-/// Signs `body` on the registry's current heads and stores it.
+/// Signs `body` on the registry's current heads and stores it. Under the
+/// federation's two-admin policy it stores nothing: the signed statement
+/// goes back, as a request token, in the refusal, for another admin to
+/// second (`approvals approve TOKEN`).
 fn append(node: &Node, conn: &Connection, st: &RegistryState, body: RegistryBody) -> Result<()> {
     let (ms, _) = crate::clock::now();
     let op = RegistryOp::create(&node.keys, st.federation, st.heads.clone(), ms, body)?;
+    if registry::second_admin_needed(st, &op.body) {
+        // Said now if a second admin could not make it valid either.
+        registry::authorize_body(st, &op).map_err(NodeError::Refused)?;
+        return Err(NodeError::Refused(format!(
+            "federation \"{}\" needs two admins for this: send this request to an admin of another admin node, who approves it with `casesync approvals approve TOKEN` within 72 hours (nothing changes until then): {}",
+            st.name,
+            registry::encode_request(&op)
+        )));
+    }
     registry::authorize(st, &op).map_err(NodeError::Refused)?;
     store::insert_registry_op(conn, &op.hash(), op.bytes())?;
     Ok(())
+}
+
+/// Whether `text` is a request token (`approvals approve` takes both kinds).
+pub fn is_request_token(text: &str) -> bool {
+    registry::is_request(text)
+}
+
+/// What a second admin's approval did.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "done", rename_all = "kebab-case")]
+pub enum Seconded {
+    Enrolled { peer: String, token: String },
+    Revoked { peer: String },
+    Policy { two_admins: bool },
+}
+
+/// `approvals approve TOKEN` on another admin node: verifies the first
+/// admin's statement, countersigns it and stores the pair; it takes effect
+/// at every node as sync brings it. An enrollment's join token is made here.
+pub fn second(node: &Node, actor: &crate::audit::Actor, token: &str) -> Result<Seconded> {
+    crate::audit::audited(node, actor, Action::ApprovalApprove, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
+        let first = registry::decode_request(token)
+            .map_err(|e| NodeError::Refused(format!("the request token does not verify: {e}")))?;
+        node.store.write(|tx| -> Result<Seconded> {
+            let st = as_admin(node, tx, "approve enrollments and revocations of")?;
+            if first.federation != st.federation {
+                return Err(NodeError::Refused(
+                    "the request is for another federation".into(),
+                ));
+            }
+            let requester = st
+                .nodes
+                .get(&first.author)
+                .map(|n| format!("{} ({}, {})", n.card.name, n.card.org, n.card.peer_id()))
+                .unwrap_or_else(|| "an unknown node".into());
+            let (ms, _) = crate::clock::now();
+            let op = RegistryOp::create(
+                &node.keys,
+                st.federation,
+                st.heads.clone(),
+                ms,
+                RegistryBody::Seconded {
+                    first: Box::new(first.clone()),
+                },
+            )
+            .map_err(|e| NodeError::Refused(e.to_string()))?;
+            registry::authorize(&st, &op).map_err(|e| {
+                NodeError::Refused(format!("cannot approve the request of {requester}: {e}"))
+            })?;
+            store::insert_registry_op(tx, &op.hash(), op.bytes())?;
+            let (done, what) = match &first.body {
+                RegistryBody::Enroll { card, admin } => {
+                    let all = stored_ops(tx)?;
+                    let token = registry::seal_token(
+                        &node.keys,
+                        card,
+                        &all,
+                        ms.saturating_add(registry::TOKEN_VALID_MS),
+                    )?;
+                    (
+                        Seconded::Enrolled {
+                            peer: card.peer_id(),
+                            token,
+                        },
+                        format!(
+                            "enroll {} ({}, {}){}",
+                            card.name,
+                            card.org,
+                            card.peer_id(),
+                            if *admin { " as an admin" } else { "" }
+                        ),
+                    )
+                }
+                RegistryBody::Revoke { node: id, reason } => {
+                    let peer = st
+                        .nodes
+                        .get(id)
+                        .map(|n| n.card.peer_id())
+                        .unwrap_or_default();
+                    (
+                        Seconded::Revoked { peer: peer.clone() },
+                        format!("revoke {peer}: {reason}"),
+                    )
+                }
+                RegistryBody::Policy { two_admins } => (
+                    Seconded::Policy {
+                        two_admins: *two_admins,
+                    },
+                    format!(
+                        "set the federation's two-admin policy {}",
+                        on_off(*two_admins)
+                    ),
+                ),
+                RegistryBody::Genesis { .. } | RegistryBody::Seconded { .. } => {
+                    return Err(NodeError::Refused(
+                        "nothing to approve in this request".into(),
+                    ));
+                }
+            };
+            let ev = Event::new(Action::ApprovalApprove).detail(format!(
+                "seconded the request of admin node {requester}: {what} (statement {})",
+                op.hash().short()
+            ));
+            audit::append(node, actor, tx, ev)?;
+            Ok(done)
+        })
+    })
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// `federation policy [--two-admins on|off]`: the federation's four-eyes
+/// policy; setting it is a registry statement (turning it off takes two admins).
+pub fn set_policy(node: &Node, actor: &crate::audit::Actor, two_admins: bool) -> Result<bool> {
+    crate::audit::audited(node, actor, Action::ApprovalPolicy, None, None, || {
+        actor.require(crate::access::Need::Trust)?;
+        node.store.write(|tx| -> Result<bool> {
+            let st = as_admin(node, tx, "set the policy for")?;
+            append(node, tx, &st, RegistryBody::Policy { two_admins })?;
+            let ev = Event::new(Action::ApprovalPolicy).detail(format!(
+                "federation \"{}\": two admins for enroll and revoke {}",
+                st.name,
+                on_off(two_admins)
+            ));
+            audit::append(node, actor, tx, ev)?;
+            Ok(two_admins)
+        })
+    })
 }
 
 /// Enrolls the node of `card` (admin only); returns the join token to send it.

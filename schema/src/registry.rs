@@ -48,7 +48,21 @@ pub enum RegistryBody {
     Enroll { card: NodeCard, admin: bool },
     /// An admin revokes a node: final; it may never be enrolled again.
     Revoke { node: [u8; 32], reason: String },
+    /// Four-eyes for the federation (issue 19): while on, and while the
+    /// federation has two admins or more, an enrollment or a revocation
+    /// (and turning this off) takes two admins: one signs the statement,
+    /// another [`RegistryBody::Seconded`] it. Turning it on needs two admins
+    /// enrolled.
+    Policy { two_admins: bool },
+    /// A second admin's countersignature: carries the first admin's whole
+    /// signed statement (an `Enroll`, `Revoke` or `Policy`, made within
+    /// [`SECOND_WITHIN_MS`] of this one), which takes effect here, as if
+    /// written at this place in the graph.
+    Seconded { first: Box<RegistryOp> },
 }
+
+/// How long a first admin's statement waits for its second admin.
+pub const SECOND_WITHIN_MS: i64 = 72 * 3600 * 1000;
 
 #[derive(Clone, Debug)]
 pub struct RegistryOp {
@@ -60,6 +74,14 @@ pub struct RegistryOp {
     bytes: Vec<u8>,
     hash: Hash,
 }
+
+/// Statements are equal when their bytes are (the hash covers them all).
+impl PartialEq for RegistryOp {
+    fn eq(&self, other: &RegistryOp) -> bool {
+        self.hash == other.hash
+    }
+}
+impl Eq for RegistryOp {}
 
 impl AuthorityOp for RegistryOp {
     fn op_hash(&self) -> Hash {
@@ -74,12 +96,14 @@ impl AuthorityOp for RegistryOp {
     fn op_removes(&self) -> Option<[u8; 32]> {
         match &self.body {
             RegistryBody::Revoke { node, .. } => Some(*node),
+            RegistryBody::Seconded { first } => first.op_removes(),
             _ => None,
         }
     }
     fn op_grants(&self) -> Option<[u8; 32]> {
         match &self.body {
             RegistryBody::Enroll { card, admin: true } => Some(card.identity.ed25519),
+            RegistryBody::Seconded { first } => first.op_grants(),
             _ => None,
         }
     }
@@ -135,6 +159,23 @@ impl RegistryOp {
                 w.raw(node);
                 w.str(reason);
             }
+            RegistryBody::Policy { two_admins } => {
+                w.u8(4);
+                w.u8(*two_admins as u8);
+            }
+            RegistryBody::Seconded { first } => {
+                if matches!(
+                    first.body,
+                    RegistryBody::Genesis { .. } | RegistryBody::Seconded { .. }
+                ) {
+                    return Err(SchemaError::InvalidField {
+                        field: "first".into(),
+                        reason: "only an enrollment, a revocation or a policy is seconded".into(),
+                    });
+                }
+                w.u8(5);
+                w.bytes(first.bytes());
+            }
         }
         let sig = keys.sign(SIGN_CONTEXT, &w.buf);
         w.raw(&sig);
@@ -181,6 +222,29 @@ impl RegistryOp {
                 node: r.array()?,
                 reason: r.str(MAX_REASON)?.to_string(),
             },
+            4 => RegistryBody::Policy {
+                two_admins: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(SchemaError::malformed("registry statement", "bad policy")),
+                },
+            },
+            5 => {
+                // Verified like any statement; a countersignature is one level deep.
+                let first = RegistryOp::decode_verified(r.bytes(MAX_OP_BYTES)?)?;
+                if matches!(
+                    first.body,
+                    RegistryBody::Genesis { .. } | RegistryBody::Seconded { .. }
+                ) {
+                    return Err(SchemaError::malformed(
+                        "registry statement",
+                        "only an enrollment, a revocation or a policy is seconded",
+                    ));
+                }
+                RegistryBody::Seconded {
+                    first: Box::new(first),
+                }
+            }
             t => {
                 return Err(SchemaError::malformed(
                     "registry statement",
@@ -228,6 +292,8 @@ pub struct RegistryState {
     /// Statements whose author held the authority in their causal past: the
     /// only ones a node keeps (`authority::Folded::folds`).
     pub folds: std::collections::BTreeSet<Hash>,
+    /// The federation's four-eyes policy ([`RegistryBody::Policy`]).
+    pub two_admins: bool,
 }
 
 impl RegistryState {
@@ -240,6 +306,29 @@ impl RegistryState {
     pub fn by_peer_id(&self, peer_id: &str) -> Option<&Enrolled> {
         self.nodes.values().find(|n| n.card.peer_id() == peer_id)
     }
+    /// Active admins.
+    pub fn admins(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.admin && !n.revoked)
+            .count()
+    }
+    /// Whether an enrollment, a revocation or turning the policy off needs
+    /// a second admin now: the policy is on and there are two admins to ask
+    /// (a federation left with one, by revocations, is not locked).
+    pub fn needs_second_admin(&self) -> bool {
+        self.two_admins && self.admins() >= 2
+    }
+}
+
+/// Whether a statement of `body` needs a second admin in `state`.
+pub fn second_admin_needed(state: &RegistryState, body: &RegistryBody) -> bool {
+    state.needs_second_admin()
+        && match body {
+            RegistryBody::Enroll { .. } | RegistryBody::Revoke { .. } => true,
+            RegistryBody::Policy { two_admins } => !two_admins,
+            RegistryBody::Genesis { .. } | RegistryBody::Seconded { .. } => false,
+        }
 }
 
 /// Resolves the statements of `federation` into its state (the authority-graph
@@ -297,24 +386,13 @@ impl authority::Rules for RegistryRules {
         if !st.is_admin(&op.author) {
             return Err("author is not an admin of the federation".into());
         }
-        match &op.body {
-            RegistryBody::Genesis { .. } => Err("second genesis".into()),
-            RegistryBody::Enroll { card, admin } => match st.nodes.get(&card.identity.ed25519) {
-                Some(n) if n.revoked => Err("node was revoked; revocation is final".into()),
-                Some(n) if *admin && !n.admin => Ok(()),
-                Some(_) => Err("node is already enrolled".into()),
-                None => Ok(()),
-            },
-            RegistryBody::Revoke { node, .. } => match st.nodes.get(node) {
-                None => Err("node is not enrolled".into()),
-                Some(n) if n.revoked => Err("node is already revoked".into()),
-                Some(n) if n.admin && st.nodes.values().filter(|m| m.admin).count() == 1 => Err(
-                    "the federation would be left without an admin: enroll another admin first"
-                        .into(),
-                ),
-                Some(_) => Ok(()),
-            },
+        if second_admin_needed(st, &op.body) {
+            return Err(
+                "the federation's policy needs a second admin for this: another admin seconds it"
+                    .into(),
+            );
         }
+        authorize_body(st, op)
     }
 
     fn has_authority(&self, state: &RegistryState) -> bool {
@@ -341,12 +419,23 @@ impl authority::Rules for RegistryRules {
                     heads: vec![],
                     rejected: vec![],
                     folds: Default::default(),
+                    two_admins: false,
                 });
             }
             return;
         };
-        match &op.body {
+        apply_body(st, op.hash, &op.body);
+    }
+}
+
+/// The effect of an authorized statement's body (`by`: the statement that
+/// carries it, which a revocation names).
+fn apply_body(st: &mut RegistryState, by: Hash, body: &RegistryBody) {
+    {
+        match body {
             RegistryBody::Genesis { .. } => {}
+            RegistryBody::Policy { two_admins } => st.two_admins = *two_admins,
+            RegistryBody::Seconded { first } => apply_body(st, by, &first.body),
             RegistryBody::Enroll { card, admin } => {
                 let n = st
                     .nodes
@@ -366,9 +455,61 @@ impl authority::Rules for RegistryRules {
                 {
                     n.revoked = true;
                     n.admin = false;
-                    n.revocation = Some((reason.clone(), op.hash));
+                    n.revocation = Some((reason.clone(), by));
                 }
             }
+        }
+    }
+}
+
+/// Whether an admin may write `op`'s body in `st`, the four-eyes policy aside.
+pub fn authorize_body(st: &RegistryState, op: &RegistryOp) -> Result<(), String> {
+    match &op.body {
+        RegistryBody::Genesis { .. } => Err("second genesis".into()),
+        RegistryBody::Enroll { card, admin } => match st.nodes.get(&card.identity.ed25519) {
+            Some(n) if n.revoked => Err("node was revoked; revocation is final".into()),
+            Some(n) if *admin && !n.admin => Ok(()),
+            Some(_) => Err("node is already enrolled".into()),
+            None => Ok(()),
+        },
+        RegistryBody::Revoke { node, .. } => match st.nodes.get(node) {
+            None => Err("node is not enrolled".into()),
+            Some(n) if n.revoked => Err("node is already revoked".into()),
+            Some(n) if n.admin && st.nodes.values().filter(|m| m.admin).count() == 1 => Err(
+                "the federation would be left without an admin: enroll another admin first".into(),
+            ),
+            Some(_) => Ok(()),
+        },
+        RegistryBody::Policy { two_admins } => {
+            if *two_admins == st.two_admins {
+                Err(format!(
+                    "the policy already {}",
+                    if st.two_admins {
+                        "needs two admins"
+                    } else {
+                        "lets one admin act"
+                    }
+                ))
+            } else if *two_admins && st.admins() < 2 {
+                Err("two admins need two admin nodes: enroll a second admin first".into())
+            } else {
+                Ok(())
+            }
+        }
+        RegistryBody::Seconded { first } => {
+            if first.federation != st.federation {
+                return Err("the seconded statement is of another federation".into());
+            }
+            if first.author == op.author {
+                return Err("an admin cannot second its own statement".into());
+            }
+            if !st.is_admin(&first.author) {
+                return Err("the seconded statement's author is not an admin".into());
+            }
+            if op.time_ms < first.time_ms || op.time_ms - first.time_ms > SECOND_WITHIN_MS {
+                return Err("the seconded statement has expired (72 hours)".into());
+            }
+            authorize_body(st, first)
         }
     }
 }
@@ -520,6 +661,40 @@ fn token_bytes(token: &str, prefix: &str) -> Result<Vec<u8>, SchemaError> {
         .map_err(|_| SchemaError::malformed("join token", "not valid base64url"))
 }
 
+const REQUEST_PREFIX: &str = "csreq1.";
+
+/// A first admin's signed statement as a line for a second admin (the
+/// federation's two-admin policy): `csreq1.` + base64url of its bytes.
+pub fn encode_request(op: &RegistryOp) -> String {
+    format!("{REQUEST_PREFIX}{}", URL_SAFE_NO_PAD.encode(op.bytes()))
+}
+
+/// Whether `text` looks like a request token.
+pub fn is_request(text: &str) -> bool {
+    text.trim().starts_with(REQUEST_PREFIX)
+}
+
+/// Decodes a request token: bounded, then the statement verified.
+pub fn decode_request(text: &str) -> Result<RegistryOp, SchemaError> {
+    let body = text.trim().strip_prefix(REQUEST_PREFIX).ok_or_else(|| {
+        SchemaError::malformed(
+            "request token",
+            format!("expected text starting with {REQUEST_PREFIX}"),
+        )
+    })?;
+    if body.len() > MAX_OP_BYTES * 4 / 3 + 4 {
+        return Err(SchemaError::TooLarge {
+            what: "request token",
+            size: body.len(),
+            limit: MAX_OP_BYTES * 4 / 3 + 4,
+        });
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| SchemaError::malformed("request token", "not valid base64url"))?;
+    RegistryOp::decode_verified(&bytes)
+}
+
 /// Decodes a join token, verifying every statement in it.
 pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
     let bytes = token_bytes(token, TOKEN_PREFIX)?;
@@ -627,6 +802,175 @@ mod tests {
 
     /// Revocation: final, wins over what the revoked admin did concurrently, and
     /// of two admins that revoke each other the senior stays, in any order.
+    #[test]
+    fn a_two_admin_policy_takes_a_second_admin_for_enroll_revoke_and_turning_it_off() {
+        let (ak, ac) = node("uk-east", "GB");
+        let (bk, bc) = node("ro-police", "RO");
+        let (ck, cc) = node("europol", "NL");
+        let (_, dc) = node("nl-police", "NL");
+        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
+            RegistryOp::create(k, fed, parents, t, body).unwrap()
+        };
+        let g = op(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [7; 16],
+                admin: ac,
+            },
+        );
+        let fed = g.hash();
+        let enroll = |card: &NodeCard, admin: bool| RegistryBody::Enroll {
+            card: card.clone(),
+            admin,
+        };
+        let mut ops = vec![g.clone()];
+        let state = |ops: &[RegistryOp]| resolve(fed, ops).unwrap();
+        // With one admin the policy cannot go on.
+        let early = op(
+            &ak,
+            fed,
+            vec![fed],
+            2,
+            RegistryBody::Policy { two_admins: true },
+        );
+        assert!(
+            authorize(&state(&ops), &early)
+                .unwrap_err()
+                .contains("second admin first")
+        );
+        let b = op(&ak, fed, vec![fed], 2, enroll(&bc, true));
+        let c = op(&ak, fed, vec![b.hash()], 3, enroll(&cc, false));
+        ops.extend([b.clone(), c.clone()]);
+        let on = op(
+            &ak,
+            fed,
+            state(&ops).heads,
+            4,
+            RegistryBody::Policy { two_admins: true },
+        );
+        authorize(&state(&ops), &on).unwrap();
+        ops.push(on.clone());
+        assert!(state(&ops).needs_second_admin());
+        // One admin alone: refused, whatever it enrolls or revokes.
+        let heads = state(&ops).heads;
+        let d_alone = op(&ak, fed, heads.clone(), 5, enroll(&dc, false));
+        let st = state(&ops);
+        assert!(
+            authorize(&st, &d_alone)
+                .unwrap_err()
+                .contains("second admin")
+        );
+        let revoke_c = RegistryBody::Revoke {
+            node: ck.public().ed25519,
+            reason: "left the team".into(),
+        };
+        let c_alone = op(&bk, fed, heads.clone(), 5, revoke_c.clone());
+        assert!(authorize(&st, &c_alone).is_err());
+        // Seconded: by itself, by a non-admin, too late: refused.
+        let second = |k: &NodeKeys, first: &RegistryOp, t: i64| {
+            op(
+                k,
+                fed,
+                heads.clone(),
+                t,
+                RegistryBody::Seconded {
+                    first: Box::new(first.clone()),
+                },
+            )
+        };
+        assert!(
+            authorize(&st, &second(&ak, &d_alone, 6))
+                .unwrap_err()
+                .contains("its own")
+        );
+        assert!(authorize(&st, &second(&ck, &d_alone, 6)).is_err());
+        let late = second(&bk, &d_alone, 5 + SECOND_WITHIN_MS + 1);
+        assert!(authorize(&st, &late).unwrap_err().contains("expired"));
+        // A second admin's countersignature carries it, and survives a round trip.
+        let d_seconded = second(&bk, &d_alone, 6);
+        authorize(&st, &d_seconded).unwrap();
+        let d_seconded = RegistryOp::decode_verified(d_seconded.bytes()).unwrap();
+        // The first statement alone, published anyway, is rejected by everyone.
+        ops.extend([d_alone.clone(), d_seconded.clone()]);
+        let st = state(&ops);
+        assert!(st.is_active(&dc.identity.ed25519));
+        assert_eq!(st.rejected.len(), 1);
+        assert_eq!(st.rejected[0].0, d_alone.hash());
+        // The same in any order.
+        let mut reversed = ops.clone();
+        reversed.reverse();
+        let other = state(&reversed);
+        assert_eq!(other.heads, st.heads);
+        assert!(other.is_active(&dc.identity.ed25519) && other.two_admins);
+        // Turning the policy off takes two admins as well.
+        let off = op(
+            &bk,
+            fed,
+            st.heads.clone(),
+            7,
+            RegistryBody::Policy { two_admins: false },
+        );
+        assert!(authorize(&st, &off).is_err());
+        let off2 = op(
+            &ak,
+            fed,
+            st.heads.clone(),
+            8,
+            RegistryBody::Seconded {
+                first: Box::new(off.clone()),
+            },
+        );
+        authorize(&st, &off2).unwrap();
+        ops.push(off2);
+        let st = state(&ops);
+        assert!(!st.two_admins);
+        // A statement of a seconded kind cannot itself be seconded or be a genesis.
+        assert!(
+            RegistryOp::create(
+                &bk,
+                fed,
+                vec![],
+                9,
+                RegistryBody::Seconded {
+                    first: Box::new(g.clone())
+                }
+            )
+            .is_err()
+        );
+        // Revoking down to one admin leaves that admin able to act alone.
+        let mut ops2 = ops[..4].to_vec(); // genesis, b, c, policy on
+        let st2 = state(&ops2);
+        let revoke_b = op(
+            &ak,
+            fed,
+            st2.heads.clone(),
+            10,
+            RegistryBody::Revoke {
+                node: bk.public().ed25519,
+                reason: "key lost".into(),
+            },
+        );
+        let seconded = op(
+            &bk,
+            fed,
+            st2.heads.clone(),
+            11,
+            RegistryBody::Seconded {
+                first: Box::new(revoke_b),
+            },
+        );
+        ops2.push(seconded);
+        let st2 = state(&ops2);
+        assert!(!st2.is_active(&bk.public().ed25519));
+        assert!(st2.two_admins && !st2.needs_second_admin());
+        let d = op(&ak, fed, st2.heads.clone(), 12, enroll(&dc, false));
+        authorize(&st2, &d).unwrap();
+    }
+
     #[test]
     fn revocation_is_final_and_wins_over_concurrent_statements() {
         let (ak, ac) = node("uk-east", "GB");

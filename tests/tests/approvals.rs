@@ -7,8 +7,8 @@
 use serde_json::Value;
 
 use crate::clock::libfaketime;
-use crate::network::federation;
-use crate::util::{Node, TestDir, peer_of};
+use crate::network::{Server, federation};
+use crate::util::{Node, TestDir, card_of, peer_of};
 
 fn by(n: &Node, who: &str, args: &[&str]) -> crate::util::Output {
     n.cmd_env(args, &[("CASESYNC_OPERATOR", who)])
@@ -191,4 +191,120 @@ fn a_second_person_approves_denies_or_lets_a_request_expire() {
             .error_line()
             .contains("unknown record")
     );
+}
+
+/// The request token at the end of a refusal under the two-admin policy.
+fn request_token(line: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with("csreq1."))
+        .unwrap_or_else(|| panic!("no request token: {line}"))
+        .to_string()
+}
+
+#[test]
+fn two_admin_nodes_enroll_and_revoke_together_under_the_federations_policy() {
+    let t = TestDir::new("approvals_federation");
+    let names = [
+        ("uk-east", "GB"),
+        ("europol", "NL"),
+        ("ro-police", "RO"),
+        ("nl-police", "NL"),
+    ];
+    let nodes: Vec<Node> = names.iter().map(|(n, _)| t.node(n)).collect();
+    for (n, (name, cc)) in nodes.iter().zip(names) {
+        n.init(name, &format!("Unit {name}"), cc);
+    }
+    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    a.cmd(&["federation", "create", "--name", "JIT"]).ok();
+    // One admin node: the policy cannot go on.
+    let one = a
+        .cmd(&["federation", "policy", "--two-admins", "on"])
+        .error_line();
+    assert!(one.contains("enroll a second admin first"), "{one}");
+    let tb = a
+        .cmd(&["federation", "invite", &card_of(b), "--admin"])
+        .ok();
+    b.cmd(&["federation", "join", tb.trim()]).ok();
+    assert_eq!(
+        a.json(&["federation", "policy", "--two-admins", "on"])["two_admins"],
+        true
+    );
+    assert_eq!(a.json(&["federation", "policy"])["two_admins"], true);
+
+    // A alone enrolls nothing: the refusal carries the request, nothing is stored.
+    let line = a.cmd(&["federation", "invite", &card_of(c)]).error_line();
+    assert!(line.contains("needs two admins"), "{line}");
+    let enroll_c = request_token(&line);
+    let listed = |n: &Node| {
+        n.json(&["trust", "list"])["nodes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(a), 2);
+    // A cannot second its own request; a forged or garbled request is refused.
+    let own = a.cmd(&["approvals", "approve", &enroll_c]).error_line();
+    assert!(own.contains("its own statement"), "{own}");
+    let mut bad = enroll_c.clone().into_bytes();
+    let i = bad.len() - 10;
+    bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+    let forged = b
+        .cmd(&["approvals", "approve", std::str::from_utf8(&bad).unwrap()])
+        .error_line();
+    assert!(forged.contains("does not verify"), "{forged}");
+    // A non-admin node cannot second.
+    let td = a.cmd(&["federation", "invite", &card_of(d)]).error_line();
+    let enroll_d = request_token(&td);
+
+    // B seconds: its join token lets C in; both statements reach A by sync.
+    let done = b.json(&["approvals", "approve", &enroll_c]);
+    assert_eq!(done["done"], "enrolled", "{done}");
+    assert_eq!(done["peer"], peer_of(c).as_str());
+    c.cmd(&["federation", "join", done["token"].as_str().unwrap()])
+        .ok();
+    let not_admin = c.cmd(&["approvals", "approve", &enroll_d]).error_line();
+    assert!(not_admin.contains("admin"), "{not_admin}");
+    let audit = b
+        .json(&["audit", "list", "--action", "approval.approve"])
+        .to_string();
+    assert!(
+        audit.contains("seconded the request of admin node uk-east"),
+        "{audit}"
+    );
+    let sb = Server::start(b, &[]);
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    assert_eq!(listed(a), 3);
+    assert_eq!(a.json(&["log", "verify"])["failed"], 0);
+
+    // A revocation takes two as well; so does turning the policy off.
+    let line = b
+        .cmd(&["trust", "revoke", &peer_of(c), "--reason", "left the team"])
+        .error_line();
+    let revoke_c = request_token(&line);
+    let off = a
+        .cmd(&["federation", "policy", "--two-admins", "off"])
+        .error_line();
+    let off = request_token(&off);
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    assert_eq!(
+        a.json(&["approvals", "approve", &revoke_c])["done"],
+        "revoked"
+    );
+    let status = |n: &Node| {
+        n.json(&["trust", "list"])["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["peer_id"] == peer_of(c).as_str())
+            .map(|x| x["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(status(a).as_deref(), Some("revoked"));
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    assert_eq!(status(b).as_deref(), Some("revoked"));
+    assert_eq!(b.json(&["approvals", "approve", &off])["two_admins"], false);
+    a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
+    assert_eq!(a.json(&["federation", "policy"])["two_admins"], false);
+    // One admin acts alone again.
+    a.cmd(&["federation", "invite", &card_of(d)]).ok();
+    drop(sb);
 }

@@ -3,6 +3,7 @@
 use super::*;
 use casesync_node::approvals;
 use casesync_node::four_eyes::{self, Done};
+use casesync_node::trust::Seconded;
 
 pub(crate) fn approvals_command(cli: &Cli, cmd: &ApprovalsCommand) -> Result<ExitCode> {
     let node = unlock(cli)?;
@@ -32,7 +33,28 @@ pub(crate) fn approvals_command(cli: &Cli, cmd: &ApprovalsCommand) -> Result<Exi
                 }
             }
         }
+        ApprovalsCommand::Approve { id, .. } if casesync_node::trust::is_request_token(id) => {
+            let done = casesync_node::trust::second(&node, &actor, id)?;
+            if cli.json {
+                print_json(&done)?;
+            } else {
+                match &done {
+                    Seconded::Enrolled { peer, token } => outln!(
+                        "approved: {peer} is enrolled once sync brings the statement; the join token for it:\n{token}"
+                    ),
+                    Seconded::Revoked { peer } => outln!("approved: {peer} revoked"),
+                    Seconded::Policy { two_admins } => outln!(
+                        "approved: the two-admin policy is {}",
+                        if *two_admins { "on" } else { "off" }
+                    ),
+                }
+            }
+        }
         ApprovalsCommand::Approve { id, out } => {
+            let id: i64 = id.trim().parse().map_err(|_| {
+                anyhow!("{id:?} is neither a request number (see `casesync approvals list`) nor a request token (csreq1.)")
+            })?;
+            let id = &id;
             // A bundle export needs somewhere to go before anything is decided.
             if approvals::action_of(&node, *id)?.as_deref() == Some("bundle-export")
                 && out.is_none()

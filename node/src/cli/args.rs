@@ -327,6 +327,20 @@ Example:\n  casesync federation join \"$(cat ro-police.token)\" --expect-federat
 join another. Refused once the node holds any case.\n\nExample:\n  casesync federation leave"
     )]
     Leave,
+    /// Show or set the federation's four-eyes policy: with --two-admins on,
+    /// enrolling or revoking a node (or turning this off) takes two admin nodes
+    #[command(
+        after_help = "Needs two admin nodes. Under the policy, `federation invite` and `trust revoke` print a\n\
+request token (csreq1.) instead of acting; an admin of another admin node approves it with\n\
+`casesync approvals approve TOKEN` within 72 hours, and the statement, signed by both, reaches\n\
+every node by sync. A federation left with one admin is not locked: that admin acts alone.\n\n\
+Examples:\n  casesync federation policy\n  casesync federation policy --two-admins on"
+    )]
+    Policy {
+        /// on or off
+        #[arg(long, value_name = "on|off")]
+        two_admins: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -936,10 +950,13 @@ pub enum ApprovalsCommand {
     /// Approve a request as the second person: it is carried out now, both
     /// names in its audit entry
     #[command(
-        after_help = "Examples:\n  CASESYNC_OPERATOR=bob casesync approvals approve 3\n  casesync --operator bob approvals approve 4 --out case.bundle   # a bundle export"
+        after_help = "ID is a request number on this node, or a request token (csreq1.) that an admin of\n\
+another admin node sent under the federation's two-admin policy: this node countersigns it.\n\n\
+Examples:\n  CASESYNC_OPERATOR=bob casesync approvals approve 3\n  casesync --operator bob approvals approve 4 --out case.bundle   # a bundle export\n  casesync approvals approve \"$(cat enroll-request.txt)\""
     )]
     Approve {
-        id: i64,
+        /// A request number, or a request token (csreq1.)
+        id: String,
         /// Where an approved bundle export is written
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,

@@ -107,6 +107,26 @@ pub(crate) fn federation_command(cli: &Cli, cmd: &FederationCommand) -> Result<E
                 );
             }
         }
+        FederationCommand::Policy { two_admins } => {
+            let on = match two_admins.as_deref() {
+                None => {
+                    let st = trust::load(node.store.conn())?.ok_or_else(|| {
+                        anyhow!("this node belongs to no federation: `casesync federation create` or `join` first")
+                    })?;
+                    st.two_admins
+                }
+                Some("on") => trust::set_policy(&node, &actor, true)?,
+                Some("off") => trust::set_policy(&node, &actor, false)?,
+                Some(other) => bail!("--two-admins takes on or off, not {other:?}"),
+            };
+            if cli.json {
+                print_json(&json!({"two_admins": on}))?;
+            } else if on {
+                outln!("two admins for enroll and revoke (and for turning this off)");
+            } else {
+                outln!("one admin enrolls and revokes");
+            }
+        }
         FederationCommand::Leave => {
             let name = trust::leave(&node, &actor)?;
             if cli.json {
