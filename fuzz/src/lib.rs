@@ -359,7 +359,8 @@ fn control_checked(bytes: &[u8]) -> bool {
         ControlBody::KeyEpoch { salt, wraps } | ControlBody::RemoveMember { salt, wraps, .. } => {
             (*salt, wraps, None)
         }
-        ControlBody::EraseRecord { tag, sealed, .. } => {
+        ControlBody::EraseRecord { tag, sealed, .. }
+        | ControlBody::EraseRequest { tag, sealed, .. } => {
             let _ = control::open_erasure(&op.case, tag, fixed_key(), sealed);
             ([0; 32], &Vec::new(), None)
         }
@@ -369,7 +370,8 @@ fn control_checked(bytes: &[u8]) -> bool {
         | ControlBody::ErasureReceipt { .. }
         | ControlBody::CloseCase
         | ControlBody::EraseCase { .. }
-        | ControlBody::H2 { .. } => ([0; 32], &Vec::new(), None),
+        | ControlBody::H2 { .. }
+        | ControlBody::Policy { .. } => ([0; 32], &Vec::new(), None),
     };
     let context = control::wrap_context(&op.case, &salt);
     for w in wraps.iter().filter(|w| &w.recipient == fixed_ed25519()) {

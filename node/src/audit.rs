@@ -108,6 +108,9 @@ actions! {
     // Four-eyes: the policy, a request filed by the first person, the list
     // approvers read, and the second person's decision.
     ApprovalPolicy => "approval.policy", "trust";
+    // A lead set the case's policy (four-eyes at every member, erasure by
+    // originators).
+    CasePolicy => "case.policy", "trust";
     ApprovalRequest => "approval.request", "access";
     ApprovalList => "approval.list", "access";
     ApprovalApprove => "approval.approve", "access";

@@ -28,8 +28,12 @@ use crate::{Node, NodeError, Result, approvals, evidence, records, store};
 pub struct Started {
     pub record: String,
     pub case: String,
-    /// The erasure operation's hash: receipts name it.
+    /// The erasure operation's hash: receipts name it. For an
+    /// originator's request, the request's.
     pub erasure: String,
+    /// An originator's request, for a lead's node to carry out
+    /// ([`grant_requests`]), not yet an erasure.
+    pub requested: bool,
 }
 
 fn require_reason(reason: &str) -> Result<()> {
@@ -42,7 +46,10 @@ fn require_reason(reason: &str) -> Result<()> {
 }
 
 /// `record erase RECORD --reason TEXT`: a lead of the record's case signs
-/// the erasure, then this node carries it out (and signs its receipt).
+/// the erasure, then this node carries it out (and signs its receipt). On a
+/// node that does not lead the case, the record's originator signs a
+/// request instead, where the case's policy lets originators erase; a
+/// lead's node carries it out when the request reaches it.
 pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Result<Started> {
     require_reason(reason)?;
     let started = audit::audited(
@@ -61,9 +68,12 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
                 },
             )?;
             node.store.write(|tx| -> Result<Started> {
-                let (case, rid, _) =
+                let (case, rid, view) =
                     records::open_for(node, actor, tx, record_text, Need::Manage)?;
-                cases::require_lead(node, &case, "erase records")?;
+                let me = node.keys.public().ed25519;
+                if case.state.role_of(&me) != Some(control::Role::Lead) {
+                    return request(node, actor, tx, &case, &rid, &view, reason);
+                }
                 let (epoch, key) = cases::current_epoch(node, tx, &case)?;
                 let (tag, sealed) = control::seal_erasure(&case.id, &rid, &key, reason)?;
                 let op =
@@ -81,6 +91,7 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
                     record: rid.to_string(),
                     case: case.id.to_string(),
                     erasure: op.hash().to_hex(),
+                    requested: false,
                 })
             })
         },
@@ -89,11 +100,133 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
     Ok(started)
 }
 
+/// The originator's side of `record erase` on a node that does not lead
+/// the case: a signed request, where the case's policy allows it.
+fn request(
+    node: &Node,
+    actor: &Actor,
+    tx: &rusqlite::Connection,
+    case: &Case,
+    rid: &RecordId,
+    view: &casesync_schema::doc::RecordView,
+    reason: &str,
+) -> Result<Started> {
+    let me = node.card.peer_id();
+    if view.originator != me || !case.state.policy.originator_erases {
+        return Err(NodeError::Refused(format!(
+            "only a lead of case {} can erase records{}",
+            case.id,
+            if view.originator != me {
+                String::new()
+            } else {
+                " (the case's policy does not let originators ask for erasure: a lead sets it with `casesync case policy CASE --originator-erases on`)".to_string()
+            }
+        )));
+    }
+    let (epoch, key) = cases::current_epoch(node, tx, case)?;
+    let (tag, sealed) = control::seal_erasure(&case.id, rid, &key, reason)?;
+    let op = cases::lead_op(node, case, ControlBody::EraseRequest { tag, epoch, sealed })?;
+    store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+    let ev = Event::new(Action::RecordErase)
+        .case(case.id)
+        .records([rid.to_string()])
+        .detail(format!(
+            "erasure requested as originator (request {}), reason: {reason}; a lead's node erases it when the request reaches it",
+            op.hash().short()
+        ));
+    audit::append(node, actor, tx, ev)?;
+    Ok(Started {
+        record: rid.to_string(),
+        case: case.id.to_string(),
+        erasure: op.hash().to_hex(),
+        requested: true,
+    })
+}
+
+/// On a lead's node: carries out the erasure requests of originators
+/// (`ControlBody::EraseRequest`) whose record this node holds and whose
+/// originator is the asker, by signing the erasure. A request for a record
+/// the asker did not originate is refused here once, in the log and the
+/// audit log; one for a record this node does not hold (withheld, or not
+/// yet arrived) waits.
+fn grant_requests(node: &Node, actor: &Actor) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let me = node.keys.public().ed25519;
+    for case in cases::list(node)? {
+        if case.state.role_of(&me) != Some(control::Role::Lead) {
+            continue;
+        }
+        for (tag, req) in &case.state.erase_requests {
+            if case.state.is_erased(tag) {
+                continue;
+            }
+            let seen = format!("erase_request.refused.{}", req.op.to_hex());
+            if store::meta_get(node.store.conn(), &seen)?.is_some() {
+                continue;
+            }
+            let Ok(key) = cases::epoch_key(node, node.store.conn(), &case, &req.epoch) else {
+                continue;
+            };
+            let Ok((rid, reason)) = control::open_erasure(&case.id, tag, &key, &req.sealed) else {
+                continue;
+            };
+            let asker = casesync_crypto::identity::peer_id_of(&req.author).unwrap_or_default();
+            let named = format!("{rid}@{}", case.id);
+            let Ok(view) = records::view_of(node, node.store.conn(), &named) else {
+                continue;
+            };
+            let line = node.store.write(|tx| -> Result<String> {
+                if view.originator != asker {
+                    store::meta_put(tx, &seen, b"1")?;
+                    let ev = Event::new(Action::RecordErase)
+                        .case(case.id)
+                        .records([rid.to_string()])
+                        .refused(format!(
+                            "erasure request {} refused: {} asked, but the record's originator is {}",
+                            req.op.short(),
+                            crate::short(&asker),
+                            crate::short(&view.originator)
+                        ));
+                    audit::append(node, actor, tx, ev)?;
+                    return Ok(format!(
+                        "case {}: refused erasure request {} by {} for record {rid}, which it did not originate",
+                        case.id,
+                        req.op.short(),
+                        crate::short(&asker)
+                    ));
+                }
+                let reason = format!("at the request of its originator {asker}: {reason}");
+                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
+                let (tag, sealed) = control::seal_erasure(&case.id, &rid, &key, &reason)?;
+                let op =
+                    cases::lead_op(node, &case, ControlBody::EraseRecord { tag, epoch, sealed })?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                let ev = Event::new(Action::RecordErase)
+                    .case(case.id)
+                    .records([rid.to_string()])
+                    .detail(format!(
+                        "erasure {} signed {reason} (request {})",
+                        op.hash().short(),
+                        req.op.short()
+                    ));
+                audit::append(node, actor, tx, ev)?;
+                Ok(format!(
+                    "case {}: erasure {} of record {rid} signed at its originator's request",
+                    case.id,
+                    op.hash().short()
+                ))
+            })?;
+            done.push(line);
+        }
+    }
+    Ok(done)
+}
+
 /// Carries out every erasure in the control logs of this node's cases that
 /// it has not yet: destroys, then signs a receipt. Returns a line per erasure
 /// carried out, for the log.
 pub fn carry_out(node: &Node, actor: &Actor) -> Result<Vec<String>> {
-    let mut done = Vec::new();
+    let mut done = grant_requests(node, actor)?;
     let me = node.keys.public().ed25519;
     for case in cases::list(node)? {
         for e in &case.state.erasures {
@@ -191,6 +324,7 @@ pub fn erase_case(node: &Node, actor: &Actor, case_text: &str, reason: &str) -> 
                 )),
             )?;
             Ok(Started {
+                requested: false,
                 record: String::new(),
                 case: case.id.to_string(),
                 erasure: op.hash().to_hex(),
@@ -450,9 +584,22 @@ pub fn status(node: &Node, actor: &Actor, record_text: &str) -> Result<Status> {
             }
             let (case, e) = match found.len() {
                 0 => {
-                    return Err(NodeError::Refused(format!(
-                        "record {rid} has not been erased in any case this node holds"
-                    )));
+                    let asked = cases::list(node)?.into_iter().find_map(|c| {
+                        c.state
+                            .erase_requests
+                            .get(&record_tag(&c.id, &rid))
+                            .map(|r| (r.op, r.time_ms))
+                    });
+                    return Err(NodeError::Refused(match asked {
+                        Some((op, ms)) => format!(
+                            "record {rid} is not erased yet: its originator asked for it at {} (request {}); a lead's node erases it when the request reaches it",
+                            crate::clock::format_ms(ms),
+                            op.short()
+                        ),
+                        None => {
+                            format!("record {rid} has not been erased in any case this node holds")
+                        }
+                    }));
                 }
                 1 => found.remove(0),
                 n => {

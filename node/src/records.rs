@@ -843,6 +843,17 @@ pub fn show(node: &Node, actor: &Actor, record_text: &str) -> Result<RecordView>
 
 /// A record's case, id and verified view, after checking `actor` may do
 /// `need` on it: for operations on a record that audit themselves (evidence).
+/// The case of the record `record_text` names, for a person with `need`.
+pub(crate) fn case_of(
+    node: &Node,
+    actor: &Actor,
+    conn: &Connection,
+    record_text: &str,
+    need: Need,
+) -> Result<Case> {
+    Ok(find_for(node, actor, conn, record_text, need)?.0)
+}
+
 pub(crate) fn open_for(
     node: &Node,
     actor: &Actor,

@@ -189,7 +189,30 @@ pub enum ControlBody {
         lifted: Vec<RecordTag>,
         consents: Vec<[u8; 32]>,
     },
+    /// A lead sets the case's policy (issue 19), binding every member node:
+    /// which operations need a second person there (`four_eyes`, names in
+    /// [`CASE_FOUR_EYES`]), and whether a writer may ask for the erasure of
+    /// a record it originated ([`ControlBody::EraseRequest`]). The latest
+    /// in fold order stands.
+    Policy {
+        four_eyes: Vec<String>,
+        originator_erases: bool,
+    },
+    /// A writer asks for the erasure of a record it says it originated,
+    /// where the case's policy lets originators erase: a lead's node checks
+    /// the record's originator against its content and, if it is the
+    /// asker, signs the [`ControlBody::EraseRecord`]. Sealed like an
+    /// erasure ([`seal_erasure`]). The control log cannot tell an
+    /// originator from a tag, so the request itself erases nothing.
+    EraseRequest {
+        tag: RecordTag,
+        epoch: Hash,
+        sealed: Vec<u8>,
+    },
 }
+
+/// What a case's policy may ask a second person for, at every member node.
+pub const CASE_FOUR_EYES: [&str; 3] = ["member-add", "bundle-export", "erase"];
 
 /// Most records, or members, one H2 operation names.
 pub const MAX_H2_ITEMS: usize = 4096;
@@ -421,6 +444,39 @@ impl ControlOp {
                 w.raw(epoch.as_bytes());
                 w.bytes(sealed_reason);
             }
+            ControlBody::Policy {
+                four_eyes,
+                originator_erases,
+            } => {
+                let mut seen = BTreeSet::new();
+                if four_eyes
+                    .iter()
+                    .any(|n| !CASE_FOUR_EYES.contains(&n.as_str()) || !seen.insert(n))
+                {
+                    return Err(SchemaError::InvalidField {
+                        field: "four_eyes".into(),
+                        reason: format!("each of {} at most once", CASE_FOUR_EYES.join(", ")),
+                    });
+                }
+                w.u8(13);
+                w.u8(four_eyes.len() as u8);
+                for n in four_eyes {
+                    w.str(n);
+                }
+                w.u8(*originator_erases as u8);
+            }
+            ControlBody::EraseRequest { tag, epoch, sealed } => {
+                if sealed.len() > MAX_SEALED_ERASURE {
+                    return Err(SchemaError::InvalidField {
+                        field: "reason".into(),
+                        reason: format!("at most {MAX_REASON} bytes"),
+                    });
+                }
+                w.u8(14);
+                w.raw(&tag.0);
+                w.raw(epoch.as_bytes());
+                w.bytes(sealed);
+            }
             ControlBody::H2 {
                 records,
                 lifted,
@@ -574,6 +630,34 @@ impl ControlOp {
                     consents,
                 }
             }
+            13 => {
+                let n = r.u8()? as usize;
+                if n > CASE_FOUR_EYES.len() {
+                    return Err(SchemaError::malformed("control operation", "bad policy"));
+                }
+                let mut four_eyes: Vec<String> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = r.str(32)?;
+                    if !CASE_FOUR_EYES.contains(&name) || four_eyes.iter().any(|x| x == name) {
+                        return Err(SchemaError::malformed("control operation", "bad policy"));
+                    }
+                    four_eyes.push(name.to_string());
+                }
+                let originator_erases = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(SchemaError::malformed("control operation", "bad policy")),
+                };
+                ControlBody::Policy {
+                    four_eyes,
+                    originator_erases,
+                }
+            }
+            14 => ControlBody::EraseRequest {
+                tag: RecordTag(r.array()?),
+                epoch: Hash(r.array()?),
+                sealed: r.bytes(MAX_SEALED_ERASURE)?.to_vec(),
+            },
             t => {
                 return Err(SchemaError::malformed(
                     "control operation",
@@ -791,6 +875,29 @@ pub struct CaseState {
     /// (originator, member): the originator consented that its H2 records
     /// go to the member ([`ControlBody::H2`]).
     pub consents: BTreeSet<([u8; 32], [u8; 32])>,
+    /// The case's policy ([`ControlBody::Policy`]).
+    pub policy: CasePolicy,
+    /// Erasures asked for by originators ([`ControlBody::EraseRequest`]),
+    /// by tag: the first in fold order stands.
+    pub erase_requests: BTreeMap<RecordTag, EraseRequest>,
+}
+
+/// A case's policy: what needs a second person at every member node, and
+/// whether originators may ask for their records' erasure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CasePolicy {
+    pub four_eyes: BTreeSet<String>,
+    pub originator_erases: bool,
+}
+
+/// An originator's request for the erasure of its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EraseRequest {
+    pub op: Hash,
+    pub author: [u8; 32],
+    pub time_ms: i64,
+    pub epoch: Hash,
+    pub sealed: Vec<u8>,
 }
 
 /// An erasure that took effect.
@@ -1211,6 +1318,21 @@ impl authority::Rules for CaseRules<'_> {
         {
             return h2(st, &op.author, records, lifted, consents);
         }
+        if let ControlBody::EraseRequest { tag, epoch, .. } = &op.body {
+            return if !st.role_of(&op.author).is_some_and(Role::may_write) {
+                Err("an erasure request by a node that writes no records in the case".into())
+            } else if !st.policy.originator_erases {
+                Err("the case's policy does not let originators ask for erasure".into())
+            } else if st.epoch(epoch).is_none() {
+                Err("erasure request sealed under an epoch the case does not have".into())
+            } else if st.is_erased(tag) {
+                Err("the record is erased already".into())
+            } else if st.erase_requests.contains_key(tag) {
+                Err("the record's erasure is asked for already".into())
+            } else {
+                Ok(())
+            };
+        }
         if st.role_of(&op.author) != Some(Role::Lead) {
             return Err("author is not a lead of the case".into());
         }
@@ -1219,6 +1341,21 @@ impl authority::Rules for CaseRules<'_> {
             ControlBody::AppointLead { .. } => Err("an appointment is judged above".into()),
             ControlBody::ErasureReceipt { .. } => Err("a receipt is judged above".into()),
             ControlBody::H2 { .. } => Err("an H2 operation is judged above".into()),
+            ControlBody::EraseRequest { .. } => Err("an erasure request is judged above".into()),
+            ControlBody::Policy {
+                four_eyes,
+                originator_erases,
+            } => {
+                let p = CasePolicy {
+                    four_eyes: four_eyes.iter().cloned().collect(),
+                    originator_erases: *originator_erases,
+                };
+                if p == st.policy {
+                    Err("the case has this policy already".into())
+                } else {
+                    Ok(())
+                }
+            }
             ControlBody::CloseCase => match st.closed {
                 Some(_) => Err("the case is closed already".into()),
                 None => Ok(()),
@@ -1327,6 +1464,8 @@ impl authority::Rules for CaseRules<'_> {
                     closed: None,
                     h2: BTreeMap::new(),
                     consents: BTreeSet::new(),
+                    policy: CasePolicy::default(),
+                    erase_requests: BTreeMap::new(),
                 });
             }
             return;
@@ -1404,6 +1543,24 @@ impl authority::Rules for CaseRules<'_> {
                 st.closed.get_or_insert((op.hash(), op.author, op.time_ms));
             }
             ControlBody::H2 { .. } => st.fold_h2(&op.author, &op.body),
+            ControlBody::Policy {
+                four_eyes,
+                originator_erases,
+            } => {
+                st.policy = CasePolicy {
+                    four_eyes: four_eyes.iter().cloned().collect(),
+                    originator_erases: *originator_erases,
+                };
+            }
+            ControlBody::EraseRequest { tag, epoch, sealed } => {
+                st.erase_requests.entry(*tag).or_insert(EraseRequest {
+                    op: op.hash(),
+                    author: op.author,
+                    time_ms: op.time_ms,
+                    epoch: *epoch,
+                    sealed: sealed.clone(),
+                });
+            }
             ControlBody::ErasureReceipt { erasure } => {
                 st.receipts
                     .entry(*erasure)
@@ -1585,6 +1742,120 @@ mod tests {
         assert!(authorize(&c, &receipt(&f.other, c.heads.clone(), e.op)).is_err());
         // Erasing it again does not fold.
         assert!(authorize(&c, &erase_by(&f.lead, c.heads.clone(), "again")).is_err());
+    }
+
+    /// A case's policy is a lead's; an erasure request a writer's, only
+    /// under a policy that lets originators ask, once per record, never
+    /// for an erased one; concurrent policies and requests resolve alike
+    /// in every order.
+    #[test]
+    fn a_case_policy_is_a_leads_and_lets_originators_ask_for_erasure() {
+        let f = fixture();
+        let add = ControlOp::create(
+            &f.lead,
+            f.case,
+            vec![f.create.hash()],
+            2,
+            ControlBody::AddMember {
+                card: f.other_card.clone(),
+                role: Role::Contributor,
+            },
+        )
+        .unwrap();
+        let epoch = f.create.hash();
+        let record = RecordId([6; 16]);
+        let op = |keys: &NodeKeys, parents: Vec<Hash>, body: ControlBody| {
+            ControlOp::create(keys, f.case, parents, 3, body).unwrap()
+        };
+        let policy = |four_eyes: &[&str], originator_erases: bool| ControlBody::Policy {
+            four_eyes: four_eyes.iter().map(|s| s.to_string()).collect(),
+            originator_erases,
+        };
+        let (tag, sealed) = seal_erasure(&f.case, &record, &f.key, "my source withdrew").unwrap();
+        let request = ControlBody::EraseRequest {
+            tag,
+            epoch,
+            sealed: sealed.clone(),
+        };
+        // Names outside the list, or twice, are not a policy.
+        for bad in [&["erase", "erase"][..], &["enroll"][..]] {
+            assert!(ControlOp::create(&f.lead, f.case, vec![], 3, policy(bad, false)).is_err());
+        }
+        let base = vec![f.create.clone(), add.clone()];
+        let st = resolve(f.case, &base).unwrap();
+        assert_eq!(st.policy, CasePolicy::default());
+        let ask = op(&f.other, vec![add.hash()], request.clone());
+        assert!(
+            authorize(&st, &ask)
+                .unwrap_err()
+                .contains("does not let originators")
+        );
+        let by_other = op(&f.other, vec![add.hash()], policy(&["erase"], true));
+        assert!(authorize(&st, &by_other).is_err());
+        let set = op(
+            &f.lead,
+            vec![add.hash()],
+            policy(&["erase", "member-add"], true),
+        );
+        authorize(&st, &set).unwrap();
+        let set = ControlOp::decode_verified(set.bytes()).unwrap();
+        let mut ops = base.clone();
+        ops.push(set.clone());
+        let st = resolve(f.case, &ops).unwrap();
+        assert!(st.policy.originator_erases && st.policy.four_eyes.contains("member-add"));
+        assert!(
+            authorize(
+                &st,
+                &op(
+                    &f.lead,
+                    st.heads.clone(),
+                    policy(&["member-add", "erase"], true)
+                )
+            )
+            .is_err()
+        );
+        // The request: a writer's, once per record.
+        let ask = op(&f.other, st.heads.clone(), request.clone());
+        authorize(&st, &ask).unwrap();
+        let stranger = NodeKeys::generate().unwrap();
+        assert!(authorize(&st, &op(&stranger, st.heads.clone(), request.clone())).is_err());
+        ops.push(ask.clone());
+        let st = resolve(f.case, &ops).unwrap();
+        assert_eq!(st.erase_requests[&tag].author, f.other.public().ed25519);
+        let (rid, reason) =
+            open_erasure(&f.case, &tag, &f.key, &st.erase_requests[&tag].sealed).unwrap();
+        assert_eq!((rid, reason.as_str()), (record, "my source withdrew"));
+        assert!(authorize(&st, &op(&f.lead, st.heads.clone(), request.clone())).is_err());
+        // The request erases nothing; a lead's erasure does, and ends requests.
+        assert!(!st.is_erased(&tag));
+        let erase = op(
+            &f.lead,
+            st.heads.clone(),
+            ControlBody::EraseRecord { tag, epoch, sealed },
+        );
+        ops.push(erase.clone());
+        let st = resolve(f.case, &ops).unwrap();
+        assert!(st.is_erased(&tag));
+        assert!(authorize(&st, &op(&f.other, st.heads.clone(), request.clone())).is_err());
+        // A concurrent second policy, in every order of the last four: one state.
+        let other_policy = op(&f.lead, vec![add.hash()], policy(&["bundle-export"], true));
+        let tail = [set, ask, erase, other_policy];
+        let mut order: Vec<usize> = (0..tail.len()).collect();
+        let mut seen: Option<(CasePolicy, Vec<RecordTag>, Vec<Hash>)> = None;
+        permute(&mut order, 0, &mut |idx| {
+            let mut ops = base.clone();
+            ops.extend(idx.iter().map(|&i| tail[i].clone()));
+            let st = resolve(f.case, &ops).unwrap();
+            let got = (
+                st.policy.clone(),
+                st.erase_requests.keys().copied().collect(),
+                st.erasures.iter().map(|e| e.op).collect(),
+            );
+            match &seen {
+                None => seen = Some(got),
+                Some(s) => assert_eq!(s, &got),
+            }
+        });
     }
 
     /// Every member converges on the same erasures and receipts whatever
@@ -1864,6 +2135,8 @@ mod tests {
             closed: None,
             h2: BTreeMap::new(),
             consents: BTreeSet::new(),
+            policy: CasePolicy::default(),
+            erase_requests: BTreeMap::new(),
         };
         st.members.insert(
             lead,

@@ -588,3 +588,184 @@ fn a_closed_case_is_read_only_and_an_erased_case_is_gone_from_every_member() {
         assert_eq!(left, 0, "evidence pieces are left");
     }
 }
+
+/// A case's policy, signed by its lead, binds every member: a partner's
+/// bundle export needs a second person there; an originator that does not
+/// lead the case asks for its record's erasure and the lead's node carries
+/// it out; a writer asking for the erasure of a record it did not make
+/// (signed with its own key, past its node's checks) erases nothing.
+#[test]
+fn a_cases_policy_binds_every_member_and_lets_an_originator_erase() {
+    use crate::hostile_peer::{connect, local};
+    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
+    use casesync_schema::bundle::{BundleBody, CaseItems};
+    use casesync_schema::control::{self, ControlBody, ControlOp};
+    let t = TestDir::new("erasure_policy");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("rogue", "NL")],
+    );
+    let (a, b, h) = (&nodes[0], &nodes[1], &nodes[2]);
+    let case = a.create_case("Op Lantern");
+    a.add_member(&case, b, "contributor");
+    a.add_member(&case, h, "contributor");
+    let ra = a.add(&case, "person", &[("name", "Lead's Person")], &[]);
+    let sa = Server::start(a, &[]);
+    let sb = Server::start(b, &[&sa.addr]);
+    eventually(60, "B holds the case", || {
+        b.cmd(&["record", "show", &ra]).status.success()
+    });
+    let rb = b.add(&case, "person", &[("name", "Source Person")], &[]);
+    // Without a policy, an originator that does not lead may not erase.
+    let refused = b
+        .cmd(&["record", "erase", &rb, "--reason", "source withdrew"])
+        .error_line();
+    assert!(refused.contains("--originator-erases on"), "{refused}");
+    // Only a lead sets the policy.
+    let not_lead = b
+        .cmd(&["case", "policy", &case, "--originator-erases", "on"])
+        .error_line();
+    assert!(not_lead.contains("only a lead"), "{not_lead}");
+    let p = a.json(&[
+        "case",
+        "policy",
+        &case,
+        "--four-eyes",
+        "bundle-export,member-add",
+        "--originator-erases",
+        "on",
+    ]);
+    assert_eq!(p["originator_erases"], true, "{p}");
+    eventually(60, "B holds the policy and A's record", || {
+        b.json(&["case", "show", &case])["policy"]["four_eyes"]
+            .as_array()
+            .is_some_and(|v| v.len() == 2)
+            && b.cmd(&["record", "show", &ra]).status.success()
+    });
+
+    // B's own node policy asks nothing; the case's does.
+    let out = t.join("b.bundle");
+    let line = b
+        .cmd_env(
+            &[
+                "bundle",
+                "export",
+                "--case",
+                &case,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[("CASESYNC_OPERATOR", "alice")],
+        )
+        .error_line();
+    assert!(
+        line.contains(&format!("the policy of case {case}")),
+        "{line}"
+    );
+    assert!(!out.exists());
+    let id = line
+        .split("request ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    b.cmd_env(
+        &["approvals", "approve", &id, "--out", out.to_str().unwrap()],
+        &[("CASESYNC_OPERATOR", "bob")],
+    )
+    .ok();
+    assert!(out.exists());
+
+    // B may not erase A's record; it asks for its own.
+    let theirs = b
+        .cmd(&["record", "erase", &ra, "--reason", "not mine"])
+        .error_line();
+    assert!(theirs.contains("only a lead"), "{theirs}");
+    let asked = b.json(&["record", "erase", &rb, "--reason", "source withdrew"]);
+    assert_eq!(asked["requested"], true, "{asked}");
+    // A's node erases it from every member; the receipts reach A.
+    let sh = Server::start(h, &[&sa.addr]);
+    eventually(90, "the erasure is carried out with three receipts", || {
+        let st = a.cmd(&["--json", "record", "erasure", &rb]);
+        st.status.success() && {
+            let v: Value = serde_json::from_str(&st.stdout).unwrap();
+            v["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["state"] == "erased")
+                .count()
+                == 3
+        }
+    });
+    let st = a.json(&["record", "erasure", &rb]);
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("at the request of its originator {}", peer_of(b))),
+        "{st}"
+    );
+    for n in [a, b, h] {
+        assert!(!n.cmd(&["record", "show", &rb]).status.success());
+        assert_eq!(n.json(&["log", "verify"])["failed"], 0);
+    }
+
+    // A hostile writer signs a request for A's record and delivers it to A.
+    drop(sh);
+    let hn = casesync_node::DataDir::new(&h.dir)
+        .unlock(crate::util::PASSPHRASE.as_bytes())
+        .unwrap();
+    let conn = hn.store.conn();
+    let federation = casesync_node::trust::load(conn)
+        .unwrap()
+        .unwrap()
+        .federation;
+    let case_id: casesync_schema::CaseId = case.parse().unwrap();
+    let held = casesync_node::cases::load(&hn, conn, &case_id).unwrap();
+    let (epoch, key) = casesync_node::cases::current_epoch(&hn, conn, &held).unwrap();
+    let (tag, sealed) =
+        control::seal_erasure(&case_id, &ra.parse().unwrap(), &key, "mine now").unwrap();
+    let op = ControlOp::create(
+        &hn.keys,
+        case_id,
+        held.state.heads.clone(),
+        1,
+        ControlBody::EraseRequest { tag, epoch, sealed },
+    )
+    .unwrap();
+    let body = BundleBody {
+        registry_ops: vec![],
+        cases: vec![CaseItems {
+            case: case_id,
+            control_ops: vec![op.bytes().to_vec()],
+            entries: vec![],
+        }],
+    };
+    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
+    local(async {
+        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
+        let r = hostile
+            .ask(SyncRequest::Deliver {
+                federation: federation.0.to_vec(),
+                body: body.encode(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, SyncResponse::Accepted { .. }), "{r:?}");
+    });
+    // A refuses it (audited) and A's record stays, on A and on B.
+    eventually(60, "A refuses the request", || {
+        a.json(&["audit", "list", "--action", "record.erase"])
+            .to_string()
+            .contains("did not originate")
+            || a.json(&["audit", "list", "--action", "record.erase"])
+                .to_string()
+                .contains("the record's originator is")
+    });
+    assert!(a.cmd(&["record", "show", &ra]).status.success());
+    let not_erased = a.cmd(&["record", "erasure", &ra]).error_line();
+    assert!(not_erased.contains("not erased yet"), "{not_erased}");
+    assert!(b.cmd(&["record", "show", &ra]).status.success());
+    drop((sa, sb));
+}

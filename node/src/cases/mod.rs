@@ -384,8 +384,17 @@ pub struct CaseSummary {
     /// it, if so.
     pub closed: Option<String>,
     pub archived: Option<String>,
+    /// The case's policy, binding every member node: what needs a second
+    /// person there, and whether originators may ask for erasure.
+    pub policy: PolicySummary,
     pub records: u64,
     pub entries: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PolicySummary {
+    pub four_eyes: Vec<String>,
+    pub originator_erases: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -463,6 +472,10 @@ pub fn summary(node: &Node, conn: &Connection, c: &Case) -> Result<CaseSummary> 
             .unwrap_or_default(),
         closed: c.state.closed.map(|(_, _, ms)| crate::clock::format_ms(ms)),
         archived: archived_at(conn, c)?.map(crate::clock::format_ms),
+        policy: PolicySummary {
+            four_eyes: c.state.policy.four_eyes.iter().cloned().collect(),
+            originator_erases: c.state.policy.originator_erases,
+        },
         h2_consents: c
             .state
             .consents

@@ -385,6 +385,27 @@ pub enum CaseCommand {
     /// Title, members and roles, key epoch, record count
     #[command(after_help = "Example:\n  casesync case show 0192f0c1-7c1e-4b3a-9c1d-2f4e5a6b7c8d")]
     Show { case: String },
+    /// Show or set (a lead) the case's policy, which binds every member node:
+    /// which operations need a second person there, and whether originators
+    /// may ask for their records' erasure
+    #[command(
+        after_help = "--four-eyes takes member-add, bundle-export, erase (comma-separated) or none. A\n\
+member node's person asking for one of them files a request that another person there\n\
+approves (`casesync approvals`), as under that node's own `approvals policy`.\n\
+With --originator-erases on, `record erase` by the agency that made a record, on a node\n\
+that does not lead the case, signs a request; a lead's node checks it made the record and\n\
+erases it from every member.\n\n\
+Examples:\n  casesync case policy CASE\n  casesync case policy CASE --four-eyes member-add,erase --originator-erases on"
+    )]
+    Policy {
+        case: String,
+        /// Comma-separated operations, or none
+        #[arg(long, value_name = "LIST")]
+        four_eyes: Option<String>,
+        /// on or off
+        #[arg(long, value_name = "on|off")]
+        originator_erases: Option<String>,
+    },
     /// Close a case (a lead): read-only for every member from then on
     #[command(after_help = "Example:\n  casesync case close CASE")]
     Close { case: String },

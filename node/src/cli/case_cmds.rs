@@ -61,6 +61,38 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 outln!("case {case} is back in this node's working lists");
             }
         }
+        CaseCommand::Policy {
+            case,
+            four_eyes,
+            originator_erases,
+        } => {
+            let erases = match originator_erases.as_deref() {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(other) => bail!("--originator-erases takes on or off, not {other:?}"),
+            };
+            let p = if four_eyes.is_none() && erases.is_none() {
+                let (c, _) = cases::show(&node, &actor, case, |_| Ok(()))?;
+                c.state.policy
+            } else {
+                casesync_node::approvals::set_case_policy(
+                    &node,
+                    &actor,
+                    case,
+                    four_eyes.as_deref(),
+                    erases,
+                )?
+            };
+            if cli.json {
+                print_json(&json!({
+                    "four_eyes": p.four_eyes,
+                    "originator_erases": p.originator_erases,
+                }))?;
+            } else {
+                outln!("{}", casesync_node::approvals::describe_case_policy(&p));
+            }
+        }
         CaseCommand::Close { case } => {
             let id = casesync_node::erasure::close_case(&node, &actor, case)?;
             if cli.json {
@@ -138,6 +170,12 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 );
                 if c.meta.require_justification {
                     outln!("policy:    every action needs --justification");
+                }
+                if c.state.policy != Default::default() {
+                    outln!(
+                        "policy:    {}",
+                        casesync_node::approvals::describe_case_policy(&c.state.policy)
+                    );
                 }
                 outln!("members:");
                 for m in v["members"].as_array().into_iter().flatten() {

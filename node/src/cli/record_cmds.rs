@@ -155,6 +155,14 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
             let started = casesync_node::erasure::erase(&node, &actor, record, reason)?;
             if cli.json {
                 print_json(&started)?;
+            } else if started.requested {
+                outln!(
+                    "asked, as its originator, for the erasure of record {} of case {} (request {}): a lead's node erases it from every member when the request reaches it; see `casesync record erasure {}`",
+                    started.record,
+                    started.case,
+                    &started.erasure[..12],
+                    started.record
+                );
             } else {
                 outln!(
                     "erased record {} of case {} here (erasure {}); each member erases it as the erasure reaches it and signs a receipt: see `casesync record erasure {}`",
