@@ -76,6 +76,13 @@ try {
   await sam.locator("#case-view").waitFor({ state: "visible" });
   assert.equal(await sam.locator("#case-title").textContent(), "Op Lantern");
   const caseId = decodeURIComponent(new URL(sam.url()).hash.split("/")[2]);
+  // The case's policy, set from this lead node, binds every member node.
+  await sam.locator("#case-members summary").click();
+  await sam.getByLabel("Two people to erase").check();
+  await sam.getByLabel("A record's originator may ask for its erasure").check();
+  await sam.getByRole("button", { name: "Set policy" }).click();
+  await sam.locator("#case-policy", { hasText: "two people at every member node for erase; originators may ask" }).waitFor();
+  await sam.locator("#case-members summary").click();
 
   await addRecord(sam, "person", { name: "Marin Dobre", dob: "1984-03-02" });
   await addRecord(sam, "phone", { number: "+40 722 123 456" });

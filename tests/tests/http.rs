@@ -1345,4 +1345,23 @@ fn approvals_regrades_provenance_and_consent_through_the_api() {
             .any(|e| e["operator"] == "sue" && e["outcome"] == "ok"),
         "{audit}"
     );
+    // The case's policy, from this (lead) node, shown on the case.
+    let r = sam.send(
+        "PUT",
+        &format!("/api/cases/{case}/policy"),
+        &json!({"four_eyes": ["enroll"], "originator_erases": true}),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = sam.send(
+        "PUT",
+        &format!("/api/cases/{case}/policy"),
+        &json!({"four_eyes": ["erase"], "originator_erases": true}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let shown = sam.get(&format!("/api/cases/{case}")).json();
+    assert_eq!(
+        shown["policy"],
+        json!({"four_eyes": ["erase"], "originator_erases": true}),
+        "{shown}"
+    );
 }

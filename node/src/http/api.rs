@@ -90,6 +90,7 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(record_provenance))
             .routes(utoipa_axum::routes!(regrade_record))
             .routes(utoipa_axum::routes!(case_consent))
+            .routes(utoipa_axum::routes!(case_policy))
             .routes(utoipa_axum::routes!(list_approvals))
             .routes(utoipa_axum::routes!(approve_request))
             .routes(utoipa_axum::routes!(deny_request))
@@ -1067,6 +1068,43 @@ async fn case_consent(
     app.as_person(caller, move |node, actor| {
         let done = cases::consent(node, actor, &case, &c.peer, &c.reason)?;
         Ok(Json(serde_json::to_value(done).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct CasePolicyBody {
+    /// What needs a second person at every member node: member-add,
+    /// bundle-export, erase
+    four_eyes: Vec<String>,
+    /// Whether a record's originator may ask for its erasure
+    originator_erases: bool,
+}
+
+#[utoipa::path(put, path = "/api/cases/{case}/policy", tag = "cases", params(("case" = String, Path, description = "case id")), request_body = CasePolicyBody, responses((status = 200, description = "as `case policy --json`", body = JsonObject), (status = 400, description = "not a lead's node, or an unknown operation", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn case_policy(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(p): Json<CasePolicyBody>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let list = if p.four_eyes.is_empty() {
+            "none".to_string()
+        } else {
+            p.four_eyes.join(",")
+        };
+        let set = crate::approvals::set_case_policy(
+            node,
+            actor,
+            &case,
+            Some(&list),
+            Some(p.originator_erases),
+        )?;
+        Ok(Json(serde_json::json!({
+            "four_eyes": set.four_eyes,
+            "originator_erases": set.originator_erases,
+        })))
     })
     .await
 }

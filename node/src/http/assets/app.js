@@ -143,6 +143,12 @@ async function renderCase(id) {
   const mb = $("member-table").tBodies[0];
   mb.replaceChildren();
   for (const m of c.members) mb.appendChild(row([m.name, m.org, m.country, m.role]));
+  const pol = c.policy || { four_eyes: [], originator_erases: false };
+  $("case-policy").textContent = "Case policy: two people at every member node for " +
+    (pol.four_eyes.length ? pol.four_eyes.join(", ") : "nothing") + "; originators " +
+    (pol.originator_erases ? "may" : "may not") + " ask for their records' erasure.";
+  for (const name of ["member-add", "bundle-export", "erase"]) $("policy-" + name).checked = pol.four_eyes.includes(name);
+  $("policy-originator-erases").checked = pol.originator_erases;
   $("assign-form").hidden = me.role !== "supervisor";
   $("member-forms").hidden = me.role !== "supervisor";
   $("case-audit-link").href = "#/audit";
@@ -583,6 +589,15 @@ function setup() {
       });
       $("regrade-grading").value = ""; $("regrade-handling").value = ""; $("regrade-reason").value = "";
       await renderRecord(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("policy-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const four_eyes = ["member-add", "bundle-export", "erase"].filter((n) => $("policy-" + n).checked);
+    try {
+      await api("PUT", "/api/cases/" + encodeURIComponent(route.id) + "/policy", { four_eyes, originator_erases: $("policy-originator-erases").checked });
+      say("Case policy set.");
+      await renderCase(route.id);
     } catch (err) { say(err.message); }
   });
   $("consent-form").addEventListener("submit", async (e) => {
