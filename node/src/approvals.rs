@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Need;
 use crate::audit::{self, Action, Actor, Event};
-use casesync_schema::control::{self, ControlBody};
+use casesync_schema::CaseId;
+use casesync_schema::control::CasePolicy;
 
 use crate::{Node, NodeError, Result, store};
 
@@ -191,7 +192,16 @@ pub fn set_policy(
 /// Called first by every guarded operation: passes when the policy does not
 /// ask for two people, or when this is the second person's run; otherwise
 /// files a request (committed on its own) and refuses, naming it.
-pub fn guard(node: &Node, actor: &Actor, request: &Request) -> Result<()> {
+///
+/// `cases` are the cases the operation touches, with their policies (signed
+/// by a lead into each control log, binding every member node): the caller
+/// loads them, this module being below `cases`.
+pub fn guard(
+    node: &Node,
+    actor: &Actor,
+    request: &Request,
+    cases: &[(CaseId, &CasePolicy)],
+) -> Result<()> {
     if actor.approved_by.is_some() {
         return Ok(());
     }
@@ -199,8 +209,11 @@ pub fn guard(node: &Node, actor: &Actor, request: &Request) -> Result<()> {
     let by_case = if p.require.contains(request.action()) {
         None
     } else {
-        match case_requiring(node, actor, request)? {
-            Some(case) => Some(case),
+        match cases
+            .iter()
+            .find(|(_, cp)| cp.four_eyes.contains(request.action()))
+        {
+            Some((case, _)) => Some(case.to_string()),
             None => return Ok(()),
         }
     };
@@ -235,124 +248,6 @@ pub fn guard(node: &Node, actor: &Actor, request: &Request) -> Result<()> {
         request.action(),
         p.expires_hours
     )))
-}
-
-/// The case whose policy (signed by a lead into its control log, binding
-/// every member node) asks a second person for `request`, if one does.
-fn case_requiring(node: &Node, actor: &Actor, request: &Request) -> Result<Option<String>> {
-    let action = request.action();
-    let conn = node.store.conn();
-    let asks = |case: &crate::cases::Case| {
-        case.state
-            .policy
-            .four_eyes
-            .contains(action)
-            .then(|| case.id.to_string())
-    };
-    Ok(match request {
-        Request::MemberAdd { case, .. } | Request::EraseCase { case, .. } => {
-            asks(&crate::cases::load_by_text(node, conn, case)?)
-        }
-        Request::Erase { record, .. } => asks(&crate::records::case_of(
-            node,
-            actor,
-            conn,
-            record,
-            Need::Manage,
-        )?),
-        Request::BundleExport { cases, .. } if cases.is_empty() => {
-            crate::cases::list(node)?.iter().find_map(asks)
-        }
-        Request::BundleExport { cases, .. } => {
-            let mut found = None;
-            for c in cases {
-                found = found.or(asks(&crate::cases::load_by_text(node, conn, c)?));
-            }
-            found
-        }
-        Request::Enroll { .. } | Request::Revoke { .. } => None,
-    })
-}
-
-/// `case policy CASE`: a lead sets which operations need a second person
-/// at every member node of the case (of [`control::CASE_FOUR_EYES`]) and
-/// whether originators may ask for their records' erasure; signed into the
-/// case's control log. `None` keeps a part as it is.
-pub fn set_case_policy(
-    node: &Node,
-    actor: &Actor,
-    case_text: &str,
-    four_eyes: Option<&str>,
-    originator_erases: Option<bool>,
-) -> Result<control::CasePolicy> {
-    audit::audited(
-        node,
-        actor,
-        Action::CasePolicy,
-        Some(case_text),
-        None,
-        || {
-            node.store.write(|tx| -> Result<control::CasePolicy> {
-                let case = crate::cases::load_by_text(node, tx, case_text)?;
-                crate::cases::require_access(actor, tx, &case, Need::Manage)?;
-                crate::cases::require_lead(node, &case, "set its policy")?;
-                let mut p = case.state.policy.clone();
-                if let Some(list) = four_eyes {
-                    p.four_eyes = BTreeSet::new();
-                    for r in list.split(',').map(str::trim) {
-                        if r.is_empty() || r == "none" {
-                            continue;
-                        }
-                        if !control::CASE_FOUR_EYES.contains(&r) {
-                            return Err(NodeError::Refused(format!(
-                                "{r:?} is not an operation a case's policy can guard: one of {}",
-                                control::CASE_FOUR_EYES.join(", ")
-                            )));
-                        }
-                        p.four_eyes.insert(r.to_string());
-                    }
-                }
-                if let Some(o) = originator_erases {
-                    p.originator_erases = o;
-                }
-                let op = crate::cases::lead_op(
-                    node,
-                    &case,
-                    ControlBody::Policy {
-                        four_eyes: p.four_eyes.iter().cloned().collect(),
-                        originator_erases: p.originator_erases,
-                    },
-                )?;
-                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-                audit::append(
-                    node,
-                    actor,
-                    tx,
-                    Event::new(Action::CasePolicy)
-                        .case(case.id)
-                        .detail(describe_case_policy(&p)),
-                )?;
-                Ok(p)
-            })
-        },
-    )
-}
-
-/// A case's policy in a line.
-pub fn describe_case_policy(p: &control::CasePolicy) -> String {
-    format!(
-        "two people at every member node for: {}; originators {} ask for their records' erasure",
-        if p.four_eyes.is_empty() {
-            "nothing".to_string()
-        } else {
-            p.four_eyes.iter().cloned().collect::<Vec<_>>().join(", ")
-        },
-        if p.originator_erases {
-            "may"
-        } else {
-            "may not"
-        }
-    )
 }
 
 /// A request, for `approvals list`.

@@ -35,6 +35,15 @@ pub fn export(
         (case_texts.len() == 1).then(|| case_texts[0].as_str()),
         None,
         || {
+            let touched = if case_texts.is_empty() {
+                cases::list(node)?
+            } else {
+                case_texts
+                    .iter()
+                    .map(|c| cases::load_by_text(node, node.store.conn(), c))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let policies: Vec<_> = touched.iter().map(|c| (c.id, &c.state.policy)).collect();
             crate::approvals::guard(
                 node,
                 actor,
@@ -42,6 +51,7 @@ pub fn export(
                     cases: case_texts.to_vec(),
                     recipient: recipient.map(String::from),
                 },
+                &policies,
             )?;
             let conn = node.store.conn();
             let to: Option<NodeCard> = recipient

@@ -59,6 +59,7 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
         None,
         Some(record_text),
         || {
+            let held = records::case_of(node, actor, node.store.conn(), record_text, Need::Manage)?;
             approvals::guard(
                 node,
                 actor,
@@ -66,6 +67,7 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
                     record: record_text.to_string(),
                     reason: reason.to_string(),
                 },
+                &[(held.id, &held.state.policy)],
             )?;
             node.store.write(|tx| -> Result<Started> {
                 let (case, rid, view) =
@@ -286,6 +288,7 @@ pub fn erase_case(node: &Node, actor: &Actor, case_text: &str, reason: &str) -> 
         Some(case_text),
         None,
         || {
+            let held = cases::load_by_text(node, node.store.conn(), case_text)?;
             approvals::guard(
                 node,
                 actor,
@@ -293,6 +296,7 @@ pub fn erase_case(node: &Node, actor: &Actor, case_text: &str, reason: &str) -> 
                     case: case_text.to_string(),
                     reason: reason.to_string(),
                 },
+                &[(held.id, &held.state.policy)],
             )?;
             node.store.write(|tx| -> Result<Started> {
             let case = cases::load_by_text(node, tx, case_text)?;

@@ -379,6 +379,7 @@ pub fn invite(
                 card: card.to_text(),
                 admin,
             },
+            &[],
         )?;
         node.store.write(|tx| -> Result<String> {
             let st = as_admin(node, tx, "invite")?;
@@ -463,6 +464,7 @@ pub fn revoke(
                 peer: peer_id.trim().to_string(),
                 reason: reason.to_string(),
             },
+            &[],
         )?;
         node.store.write(|tx| -> Result<Enrolled> {
             let st = as_admin(node, tx, "revoke")?;

@@ -221,6 +221,7 @@ pub fn add_member(
         Some(case_text),
         None,
         || {
+            let held = load_by_text(node, node.store.conn(), case_text)?;
             crate::approvals::guard(
                 node,
                 actor,
@@ -229,6 +230,7 @@ pub fn add_member(
                     member: member.to_string(),
                     role: role.name().to_string(),
                 },
+                &[(held.id, &held.state.policy)],
             )?;
             node.store.write(|tx| -> Result<(CaseId, NodeCard)> {
                 let case = load_by_text(node, tx, case_text)?;

@@ -596,3 +596,84 @@ pub fn show<T>(
         Ok((c, shown))
     })
 }
+
+/// `case policy CASE`: a lead sets which operations need a second person
+/// at every member node of the case (of [`control::CASE_FOUR_EYES`]) and
+/// whether originators may ask for their records' erasure; signed into the
+/// case's control log. `None` keeps a part as it is.
+pub fn set_policy(
+    node: &Node,
+    actor: &audit::Actor,
+    case_text: &str,
+    four_eyes: Option<&str>,
+    originator_erases: Option<bool>,
+) -> Result<control::CasePolicy> {
+    audit::audited(
+        node,
+        actor,
+        Action::CasePolicy,
+        Some(case_text),
+        None,
+        || {
+            node.store.write(|tx| -> Result<control::CasePolicy> {
+                let case = load_by_text(node, tx, case_text)?;
+                require_access(actor, tx, &case, crate::access::Need::Manage)?;
+                require_lead(node, &case, "set its policy")?;
+                let mut p = case.state.policy.clone();
+                if let Some(list) = four_eyes {
+                    p.four_eyes = std::collections::BTreeSet::new();
+                    for r in list.split(',').map(str::trim) {
+                        if r.is_empty() || r == "none" {
+                            continue;
+                        }
+                        if !control::CASE_FOUR_EYES.contains(&r) {
+                            return Err(NodeError::Refused(format!(
+                                "{r:?} is not an operation a case's policy can guard: one of {}",
+                                control::CASE_FOUR_EYES.join(", ")
+                            )));
+                        }
+                        p.four_eyes.insert(r.to_string());
+                    }
+                }
+                if let Some(o) = originator_erases {
+                    p.originator_erases = o;
+                }
+                let op = lead_op(
+                    node,
+                    &case,
+                    ControlBody::Policy {
+                        four_eyes: p.four_eyes.iter().cloned().collect(),
+                        originator_erases: p.originator_erases,
+                    },
+                )?;
+                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
+                audit::append(
+                    node,
+                    actor,
+                    tx,
+                    Event::new(Action::CasePolicy)
+                        .case(case.id)
+                        .detail(describe_policy(&p)),
+                )?;
+                Ok(p)
+            })
+        },
+    )
+}
+
+/// A case's policy in a line.
+pub fn describe_policy(p: &control::CasePolicy) -> String {
+    format!(
+        "two people at every member node for: {}; originators {} ask for their records' erasure",
+        if p.four_eyes.is_empty() {
+            "nothing".to_string()
+        } else {
+            p.four_eyes.iter().cloned().collect::<Vec<_>>().join(", ")
+        },
+        if p.originator_erases {
+            "may"
+        } else {
+            "may not"
+        }
+    )
+}

@@ -76,13 +76,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                 let (c, _) = cases::show(&node, &actor, case, |_| Ok(()))?;
                 c.state.policy
             } else {
-                casesync_node::approvals::set_case_policy(
-                    &node,
-                    &actor,
-                    case,
-                    four_eyes.as_deref(),
-                    erases,
-                )?
+                cases::set_policy(&node, &actor, case, four_eyes.as_deref(), erases)?
             };
             if cli.json {
                 print_json(&json!({
@@ -90,7 +84,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     "originator_erases": p.originator_erases,
                 }))?;
             } else {
-                outln!("{}", casesync_node::approvals::describe_case_policy(&p));
+                outln!("{}", cases::describe_policy(&p));
             }
         }
         CaseCommand::Close { case } => {
@@ -172,10 +166,7 @@ pub(crate) fn case_command(cli: &Cli, cmd: &CaseCommand) -> Result<ExitCode> {
                     outln!("policy:    every action needs --justification");
                 }
                 if c.state.policy != Default::default() {
-                    outln!(
-                        "policy:    {}",
-                        casesync_node::approvals::describe_case_policy(&c.state.policy)
-                    );
+                    outln!("policy:    {}", cases::describe_policy(&c.state.policy));
                 }
                 outln!("members:");
                 for m in v["members"].as_array().into_iter().flatten() {

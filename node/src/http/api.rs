@@ -1094,13 +1094,7 @@ async fn case_policy(
         } else {
             p.four_eyes.join(",")
         };
-        let set = crate::approvals::set_case_policy(
-            node,
-            actor,
-            &case,
-            Some(&list),
-            Some(p.originator_erases),
-        )?;
+        let set = cases::set_policy(node, actor, &case, Some(&list), Some(p.originator_erases))?;
         Ok(Json(serde_json::json!({
             "four_eyes": set.four_eyes,
             "originator_erases": set.originator_erases,
