@@ -971,6 +971,125 @@ mod tests {
         authorize(&st2, &d).unwrap();
     }
 
+    /// Two admins seconding each other's statements while apart, a lone
+    /// statement slipped in beside them, and the policy turned off by a
+    /// pair: one state in every one of the 24 orders.
+    #[test]
+    fn seconded_statements_resolve_alike_in_every_order() {
+        let (ak, ac) = node("uk-east", "GB");
+        let (bk, bc) = node("ro-police", "RO");
+        let (ck, cc) = node("europol", "NL");
+        let (_, dc) = node("nl-police", "NL");
+        let (_, ec) = node("de-bka", "DE");
+        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
+            RegistryOp::create(k, fed, parents, t, body).unwrap()
+        };
+        let g = op(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [9; 16],
+                admin: ac,
+            },
+        );
+        let fed = g.hash();
+        let enroll = |card: &NodeCard| RegistryBody::Enroll {
+            card: card.clone(),
+            admin: false,
+        };
+        let b = op(
+            &ak,
+            fed,
+            vec![fed],
+            2,
+            RegistryBody::Enroll {
+                card: bc,
+                admin: true,
+            },
+        );
+        let c = op(&ak, fed, vec![b.hash()], 3, enroll(&cc));
+        let on = op(
+            &ak,
+            fed,
+            vec![c.hash()],
+            4,
+            RegistryBody::Policy { two_admins: true },
+        );
+        let base = vec![g, b, c, on.clone()];
+        let at = vec![on.hash()];
+        let seconded = |k: &NodeKeys, first: RegistryOp, t: i64| {
+            op(
+                k,
+                fed,
+                at.clone(),
+                t,
+                RegistryBody::Seconded {
+                    first: Box::new(first),
+                },
+            )
+        };
+        let d = seconded(&bk, op(&ak, fed, at.clone(), 5, enroll(&dc)), 6);
+        let revoke_c = RegistryBody::Revoke {
+            node: ck.public().ed25519,
+            reason: "left".into(),
+        };
+        let rc = seconded(&ak, op(&bk, fed, at.clone(), 5, revoke_c), 7);
+        let lone = op(&ak, fed, at.clone(), 5, enroll(&ec));
+        let off = seconded(
+            &ak,
+            op(
+                &bk,
+                fed,
+                at.clone(),
+                5,
+                RegistryBody::Policy { two_admins: false },
+            ),
+            8,
+        );
+        let tail = [d, rc, lone.clone(), off];
+        type Seen = (Vec<([u8; 32], bool, bool)>, bool, Vec<Hash>);
+        let mut seen: Option<Seen> = None;
+        let mut order: Vec<usize> = (0..tail.len()).collect();
+        fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+            if k == v.len() {
+                f(v);
+                return;
+            }
+            for i in k..v.len() {
+                v.swap(k, i);
+                permute(v, k + 1, f);
+                v.swap(k, i);
+            }
+        }
+        permute(&mut order, 0, &mut |idx| {
+            let mut ops = base.clone();
+            for &i in idx {
+                ops.insert(0, tail[i].clone());
+            }
+            let st = resolve(fed, &ops).unwrap();
+            let got = (
+                st.nodes
+                    .iter()
+                    .map(|(k, n)| (*k, n.admin, n.revoked))
+                    .collect(),
+                st.two_admins,
+                st.heads.clone(),
+            );
+            assert!(st.rejected.iter().any(|(h, _)| *h == lone.hash()));
+            assert!(!st.is_active(&ec.identity.ed25519));
+            assert!(st.is_active(&dc.identity.ed25519));
+            assert!(!st.is_active(&ck.public().ed25519));
+            assert!(!st.two_admins);
+            match &seen {
+                None => seen = Some(got),
+                Some(s) => assert_eq!(s, &got),
+            }
+        });
+    }
+
     #[test]
     fn revocation_is_final_and_wins_over_concurrent_statements() {
         let (ak, ac) = node("uk-east", "GB");
