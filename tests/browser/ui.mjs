@@ -78,10 +78,10 @@ try {
   const caseId = decodeURIComponent(new URL(sam.url()).hash.split("/")[2]);
   // The case's policy, set from this lead node, binds every member node.
   await sam.locator("#case-members summary").click();
-  await sam.getByLabel("Two people to erase").check();
+  await sam.getByLabel("Two people to export a bundle").check();
   await sam.getByLabel("A record's originator may ask for its erasure").check();
   await sam.getByRole("button", { name: "Set policy" }).click();
-  await sam.locator("#case-policy", { hasText: "two people at every member node for erase; originators may ask" }).waitFor();
+  await sam.locator("#case-policy", { hasText: "two people at every member node for bundle-export; originators may ask" }).waitFor();
   await sam.locator("#case-members summary").click();
 
   await addRecord(sam, "person", { name: "Marin Dobre", dob: "1984-03-02" });
@@ -227,6 +227,31 @@ try {
   await sam.locator("#approvals-done", { hasText: "Request " + req + " denied." }).waitFor();
   await sam.locator("#approvals-table tbody", { hasText: "denied by sam" }).waitFor();
   cs(env.A_DIR, "approvals", "policy", "--require", "none");
+
+  // Erasure from the record page of a lead's node: the erasure page shows
+  // each member and this node's receipt. Review: nothing is due yet.
+  sam.on("dialog", (d) => d.accept());
+  await sam.goto(BASE + "/#/record/" + encodeURIComponent(id("phone")));
+  await sam.locator("#record-view").waitFor({ state: "visible" });
+  await sam.getByLabel("Erase this record from every member: reason").fill("duplicate of the Op Ledger phone");
+  await sam.getByRole("button", { name: "Erase record" }).click();
+  await sam.locator("#erasure-view").waitFor({ state: "visible" });
+  await sam.locator("#erasure-table tbody tr", { hasText: "uk-east" }).filter({ hasText: "erased" }).waitFor();
+  assert.match(await sam.locator("#erasure-summary").textContent(), /duplicate of the Op Ledger phone/);
+  await sam.getByRole("link", { name: "Review", exact: true }).click();
+  await sam.locator("#review-table tbody", { hasText: "No record is due for review." }).waitFor();
+  // A case closed, then archived: out of the working list.
+  await sam.getByRole("link", { name: "Cases", exact: true }).click();
+  await sam.locator("#case-table a", { hasText: "Op Ledger" }).click();
+  await sam.locator("#case-title", { hasText: "Op Ledger" }).waitFor();
+  await sam.locator("#case-closing summary").click();
+  await sam.getByRole("button", { name: /Close the case/ }).click();
+  await sam.locator("#case-state", { hasText: "Closed" }).waitFor();
+  await sam.getByRole("button", { name: "Archive here" }).click();
+  await sam.locator("#case-state", { hasText: "archived on this node" }).waitFor();
+  await sam.getByRole("link", { name: "Cases", exact: true }).click();
+  await sam.locator("#case-table a", { hasText: "Op Lantern" }).waitFor();
+  assert.ok(!/Op Ledger/.test(await sam.locator("#case-table").textContent()), "an archived case left the list");
 
   // The audit page shows the person's consultations.
   await sam.getByRole("link", { name: "Audit", exact: true }).click();

@@ -1365,3 +1365,121 @@ fn approvals_regrades_provenance_and_consent_through_the_api() {
         "{shown}"
     );
 }
+
+/// Erasure, closing, archiving and retention review through the API, as
+/// the CLI does them; the review under libfaketime, eleven years on.
+#[test]
+fn erasure_closing_and_review_through_the_api() {
+    let t = TestDir::new("http-erasure");
+    let (n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let sam = Browser::login(&addr, "sam", PW);
+    let ana = Browser::login(&addr, "ana", PW);
+    let case = sam.create_case("Op Ledger");
+    let add = |name: &str| {
+        let r = sam.send("POST", &format!("/api/cases/{case}/records"), &person(name));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let gone = add("Erased Person");
+    let kept = add("Kept Person");
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{gone}/erase"),
+        &json!({"reason": " "}),
+    );
+    assert_eq!(r.status, 400, "an erasure needs its reason");
+    let r = ana.send(
+        "POST",
+        &format!("/api/records/{gone}/erase"),
+        &json!({"reason": "x"}),
+    );
+    assert!(
+        r.status == 403 || r.status == 400,
+        "an analyst does not erase: {}",
+        r.status
+    );
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{gone}/erase"),
+        &json!({"reason": "unlawfully held"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["requested"], false);
+    let st = sam.get(&format!("/api/records/{gone}/erasure")).json();
+    assert_eq!(st["members"][0]["state"], "erased", "{st}");
+    assert_eq!(st["reason"], "unlawfully held", "{st}");
+    assert_eq!(sam.get(&format!("/api/records/{gone}")).status, 404);
+    // Closed, archived, listed only with ?all=true.
+    assert_eq!(
+        sam.send(
+            "POST",
+            &format!("/api/cases/{case}/archive"),
+            &json!({"archive": true})
+        )
+        .status,
+        400,
+        "only a closed case is archived"
+    );
+    let r = sam.send("POST", &format!("/api/cases/{case}/close"), &json!({}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = sam.send(
+        "POST",
+        &format!("/api/cases/{case}/archive"),
+        &json!({"archive": true}),
+    );
+    assert_eq!(
+        r.json()["archived"],
+        true,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(sam.get("/api/cases").json().as_array().unwrap().is_empty());
+    assert_eq!(
+        sam.get("/api/cases?all=true")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(s);
+
+    // Eleven years on, the kept record is due; retained, it is not.
+    let lib = crate::clock::libfaketime();
+    let env = [
+        ("LD_PRELOAD", lib.to_str().unwrap()),
+        ("FAKETIME", "+4018d"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let s = Server::start_with(&n, &[], &env, Some(&["--http", "127.0.0.1:0"]));
+    let sam = Browser::login(s.http.as_deref().unwrap(), "sam", PW);
+    let due = sam.get("/api/review/due").json();
+    let due = due.as_array().unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["record"], kept.as_str());
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{kept}/review"),
+        &json!({"decision": "keep", "reason": "x"}),
+    );
+    assert_eq!(r.status, 400);
+    let r = sam.send(
+        "POST",
+        &format!("/api/records/{kept}/review"),
+        &json!({"decision": "retain", "reason": "trial pending"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["decision"], "retain");
+    assert!(
+        sam.get("/api/review/due")
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let audit = n
+        .json(&["audit", "list", "--action", "review.retain"])
+        .to_string();
+    assert!(audit.contains("trial pending"), "{audit}");
+}

@@ -1,7 +1,7 @@
 //! The routes: the web UI's files at `/`, the JSON API under `/api/`. Each
 //! API handler is one engine call as the person logged in.
 //!
-//! Longer than most files here (about 870 lines): each of the 30 routes
+//! Longer than most files here (about 1,300 lines): each of the 47 routes
 //! carries its OpenAPI description beside its handler, which is most of the
 //! length; the routes read as one list, so they stay together.
 
@@ -54,7 +54,7 @@ struct ErrorDetail {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "casesync", description = "The JSON API of a casesync node's web front end (`serve --http`). Log in at /api/login; send the session's CSRF token in X-CSRF-Token with every change, and a case's required justification in X-Justification."),
-    tags((name = "session"), (name = "cases"), (name = "records"), (name = "audit"), (name = "users"), (name = "trust"), (name = "node"))
+    tags((name = "session"), (name = "cases"), (name = "records"), (name = "audit"), (name = "users"), (name = "trust"), (name = "node"), (name = "approvals"), (name = "governance"))
 )]
 struct ApiDoc;
 
@@ -91,6 +91,14 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(regrade_record))
             .routes(utoipa_axum::routes!(case_consent))
             .routes(utoipa_axum::routes!(case_policy))
+            .routes(utoipa_axum::routes!(erase_record))
+            .routes(utoipa_axum::routes!(record_erasure))
+            .routes(utoipa_axum::routes!(close_case))
+            .routes(utoipa_axum::routes!(archive_case))
+            .routes(utoipa_axum::routes!(erase_case))
+            .routes(utoipa_axum::routes!(case_erasure))
+            .routes(utoipa_axum::routes!(review_due))
+            .routes(utoipa_axum::routes!(review_record))
             .routes(utoipa_axum::routes!(list_approvals))
             .routes(utoipa_axum::routes!(approve_request))
             .routes(utoipa_axum::routes!(deny_request))
@@ -1068,6 +1076,147 @@ async fn case_consent(
     app.as_person(caller, move |node, actor| {
         let done = cases::consent(node, actor, &case, &c.peer, &c.reason)?;
         Ok(Json(serde_json::to_value(done).map_err(internal)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Reason {
+    /// Why: kept in the audit log (and, for an erasure, sealed in it for members)
+    reason: String,
+}
+
+fn json_of(v: impl serde::Serialize) -> ApiResult {
+    Ok(Json(serde_json::to_value(v).map_err(internal)?))
+}
+
+#[utoipa::path(post, path = "/api/records/{record}/erase", tag = "governance", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), request_body = Reason, responses((status = 200, description = "as `record erase --json`: the erasure signed (a lead), or an originator's request (`requested`)", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn erase_record(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(r): Json<Reason>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::erasure::erase(node, actor, &id, &r.reason)?)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/records/{record}/erasure", tag = "governance", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), responses((status = 200, description = "as `record erasure --json`: each member node pending or erased with its receipt, and copies made before", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn record_erasure(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::erasure::status(node, actor, &id)?)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/close", tag = "governance", params(("case" = String, Path, description = "case id")), responses((status = 200, description = "closed: read-only for every member", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn close_case(State(app): State<App>, caller: Caller, Path(case): Path<String>) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let id = crate::erasure::close_case(node, actor, &case)?;
+        json_of(serde_json::json!({"case": id, "closed": true}))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Archive {
+    /// true takes the (closed) case out of this node's working lists, false puts it back
+    archive: bool,
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/archive", tag = "governance", params(("case" = String, Path, description = "case id")), request_body = Archive, responses((status = 200, description = "as `case archive --json`", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn archive_case(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(a): Json<Archive>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let archived = crate::erasure::archive_case(node, actor, &case, a.archive)?;
+        json_of(serde_json::json!({"case": case, "archived": archived}))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/cases/{case}/erase", tag = "governance", params(("case" = String, Path, description = "case id")), request_body = Reason, responses((status = 200, description = "as `case erase --json`", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn erase_case(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Json(r): Json<Reason>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::erasure::erase_case(node, actor, &case, &r.reason)?)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/cases/{case}/erasure", tag = "governance", params(("case" = String, Path, description = "case id")), responses((status = 200, description = "as `case erasure --json`", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn case_erasure(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::erasure::case_status(node, actor, &case)?)
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DueQuery {
+    /// Only this case
+    case: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/review/due", tag = "governance", params(DueQuery), responses((status = 200, description = "as `review due --json`: records due for retention review, oldest first", body = [JsonObject]), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn review_due(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<DueQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::review::due(node, actor, q.case.as_deref())?)
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct Review {
+    /// retain or erase
+    decision: String,
+    reason: String,
+    /// For retain: the next review, YYYY-MM-DD (another full period if absent)
+    until: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/records/{record}/review", tag = "governance", params(("record" = String, Path, description = "record id (RECORD@CASE where two cases hold it)")), request_body = Review, responses((status = 200, description = "as `review retain|erase --json`", body = JsonObject), (status = 400, description = "refused: the CLI's message", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn review_record(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(r): Json<Review>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| match r.decision.as_str() {
+        "retain" => json_of(crate::review::retain(
+            node,
+            actor,
+            &id,
+            &r.reason,
+            r.until.as_deref(),
+        )?),
+        "erase" => json_of(crate::review::erase(node, actor, &id, &r.reason)?),
+        other => Err(crate::NodeError::Refused(format!(
+            "a review decides retain or erase, not {other:?}"
+        ))
+        .into()),
     })
     .await
 }

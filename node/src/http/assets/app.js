@@ -64,7 +64,7 @@ async function api(method, path, body) {
 }
 
 function showView(id) {
-  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view", "search-view", "approvals-view"]) {
+  for (const v of ["login-view", "cases-view", "case-view", "record-view", "chart-view", "audit-view", "admin-view", "search-view", "approvals-view", "review-view", "erasure-view"]) {
     $(v).hidden = v !== id;
   }
   const logged = id !== "login-view";
@@ -92,6 +92,8 @@ function parseRoute() {
     case "audit": return { view: "audit" };
     case "admin": return { view: "admin" };
     case "approvals": return { view: "approvals" };
+    case "review": return { view: "review" };
+    case "erasure": return { view: "erasure", id: parts[1] };
     case "search": return { view: "search", q: parts.slice(1).join("/") };
     default: return { view: "cases" };
   }
@@ -104,6 +106,7 @@ async function render() {
     $("who").textContent = me.name + " (" + me.role + ")";
     $("nav-admin").hidden = me.role !== "admin";
     $("nav-approvals").hidden = me.role === "analyst";
+    $("nav-review").hidden = me.role === "analyst";
     startEvents();
   }
   const next = parseRoute();
@@ -116,6 +119,8 @@ async function render() {
     else if (route.view === "audit") await renderAudit();
     else if (route.view === "admin") await renderAdmin();
     else if (route.view === "approvals") await renderApprovals();
+    else if (route.view === "review") await renderReview();
+    else if (route.view === "erasure") await renderErasure(route.id);
     else if (route.view === "search") await renderSearch(route.q);
     else await renderCases();
   } catch (e) { say(e.message); }
@@ -155,6 +160,13 @@ async function renderCase(id) {
   $("case-audit-link").dataset.case = c.id;
   $("case-audit-export").href = "/api/cases/" + encodeURIComponent(c.id) + "/audit.jsonl";
   $("case-audit-export").hidden = me.role !== "supervisor";
+  $("case-closing").hidden = me.role !== "supervisor";
+  $("case-state").textContent = c.closed
+    ? "Closed " + c.closed + (c.archived ? "; archived on this node " + c.archived + "." : ".")
+    : "Open.";
+  $("case-close").disabled = !!c.closed;
+  $("case-archive").disabled = !c.closed;
+  $("case-archive").textContent = c.archived ? "Put back in the working lists" : "Archive here";
   await loadRecords();
   if (route.view !== "case" || route.id !== id) return;
   showView("case-view");
@@ -228,6 +240,7 @@ async function renderRecord(id) {
   showFile(r);
   await showAlsoIn(r);
   await showProvenance(r);
+  $("record-erase-box").hidden = me.role !== "supervisor";
   const hist = await api("GET", "/api/records/" + encodeURIComponent(id) + "/history");
   const hb = $("history").tBodies[0];
   hb.replaceChildren();
@@ -439,6 +452,55 @@ async function showProvenance(r) {
   }
 }
 
+async function renderReview() {
+  const list = await api("GET", "/api/review/due");
+  const body = $("review-table").tBodies[0];
+  body.replaceChildren();
+  for (const d of list) {
+    const decide = el("span");
+    const named = d.record + "@" + d.case;
+    const decideWith = (decision) => {
+      const body = { decision, reason: $("review-reason").value };
+      if (decision === "retain" && $("review-until").value.trim()) body.until = $("review-until").value.trim();
+      return api("POST", "/api/records/" + encodeURIComponent(named) + "/review", body)
+        .then((r) => {
+          $("review-done").textContent = decision === "retain"
+            ? "Retained " + d.summary + " until " + r.next_review + "."
+            : "Erased " + d.summary + " from every member (erasure " + (r.erasure || "").slice(0, 12) + ").";
+          return renderReview();
+        })
+        .catch((e) => say(e.message));
+    };
+    const keep = el("button", "retain", { type: "button", "aria-label": "retain " + d.summary });
+    keep.addEventListener("click", () => decideWith("retain"));
+    const drop = el("button", "erase", { type: "button", "aria-label": "erase " + d.summary });
+    drop.addEventListener("click", () => { if (confirm("Erase " + d.summary + " from every member?")) decideWith("erase"); });
+    decide.appendChild(keep); decide.appendChild(document.createTextNode(" ")); decide.appendChild(drop);
+    const link = el("a", d.summary, { href: "#/record/" + encodeURIComponent(named) });
+    body.appendChild(row([link, d.type, d.case.slice(0, 8), d.due, String(d.group), decide]));
+  }
+  if (!list.length) body.appendChild(row(["No record is due for review.", "", "", "", "", ""]));
+  showView("review-view");
+}
+
+async function renderErasure(id) {
+  const st = await api("GET", "/api/records/" + encodeURIComponent(id) + "/erasure");
+  $("erasure-summary").textContent = "Record " + st.record + " of case " + st.case + ": erasure " + st.erasure.slice(0, 12) +
+    " by " + st.erased_by + (st.reason ? ", reason: " + st.reason : "") + ".";
+  const body = $("erasure-table").tBodies[0];
+  body.replaceChildren();
+  for (const m of st.members) {
+    body.appendChild(row([(m.name || m.node) + (m.org ? " (" + m.org + ")" : ""), m.state,
+      m.receipt ? m.receipt.operation.slice(0, 12) : ""]));
+  }
+  const copies = $("erasure-copies");
+  copies.replaceChildren();
+  for (const c of st.copies_before) copies.appendChild(el("li", c.time + ": " + c.action + " by " + c.operator + (c.detail ? " (" + c.detail + ")" : "")));
+  if (!st.copies_before.length) copies.appendChild(el("li", "none in this node's audit log"));
+  if (route.view !== "erasure" || route.id !== id) return;
+  showView("erasure-view");
+}
+
 async function renderAdmin() {
   const users = await api("GET", "/api/users");
   const ub = $("user-table").tBodies[0];
@@ -598,6 +660,43 @@ function setup() {
       await api("PUT", "/api/cases/" + encodeURIComponent(route.id) + "/policy", { four_eyes, originator_erases: $("policy-originator-erases").checked });
       say("Case policy set.");
       await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("case-close").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/close", {});
+      say("Case closed: read-only for every member as the closing reaches it.");
+      await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("case-archive").addEventListener("click", async () => {
+    try {
+      const r = await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/archive", { archive: !caseInfo.archived });
+      say(r.archived ? "Archived on this node: out of the working lists." : "Back in this node's working lists.");
+      await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("case-erase").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!confirm("Erase every record of this case from every member? This cannot be undone.")) return;
+    try {
+      await api("POST", "/api/cases/" + encodeURIComponent(route.id) + "/erase", { reason: $("case-erase-reason").value });
+      $("case-erase-reason").value = "";
+      say("The case is erased here; each member erases it as the erasure reaches it and signs a receipt.");
+      await renderCase(route.id);
+    } catch (err) { say(err.message); }
+  });
+  $("record-erase").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!confirm("Erase this record from every member? This cannot be undone.")) return;
+    try {
+      const r = await api("POST", "/api/records/" + encodeURIComponent(route.id) + "/erase", { reason: $("record-erase-reason").value });
+      $("record-erase-reason").value = "";
+      if (r.requested) {
+        say("Asked, as its originator, for the record's erasure: a lead's node erases it when the request reaches it.");
+      } else {
+        location.hash = "#/erasure/" + encodeURIComponent(r.record + "@" + r.case);
+      }
     } catch (err) { say(err.message); }
   });
   $("consent-form").addEventListener("submit", async (e) => {
