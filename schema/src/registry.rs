@@ -506,7 +506,9 @@ pub fn authorize_body(st: &RegistryState, op: &RegistryOp) -> Result<(), String>
             if !st.is_admin(&first.author) {
                 return Err("the seconded statement's author is not an admin".into());
             }
-            if op.time_ms < first.time_ms || op.time_ms - first.time_ms > SECOND_WITHIN_MS {
+            // Clocks disagree: only a second signed more than the window
+            // after the first (by their own clocks) is too late.
+            if op.time_ms.saturating_sub(first.time_ms) > SECOND_WITHIN_MS {
                 return Err("the seconded statement has expired (72 hours)".into());
             }
             authorize_body(st, first)
