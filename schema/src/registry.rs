@@ -12,7 +12,7 @@
 //! Longer than most files here: about 540 lines of code (statements, rules,
 //! join tokens) and 420 of tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -341,7 +341,23 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
             o.federation == federation || (o.federation == Hash::ZERO && o.hash == federation)
         })
         .collect();
-    let (state, folded) = authority::resolve(&RegistryRules { federation }, &mine);
+    let rules = RegistryRules {
+        federation,
+        void: BTreeSet::new(),
+    };
+    let (mut state, mut folded) = authority::resolve(&rules, &mine);
+    // The two-admin policy wins over statements one admin signed beside it
+    // (concurrently: an admin offline, or one writing on an older view of
+    // the registry), as a revocation wins over the revoked admin's: they
+    // are folded again without them. What is stored stays what the first
+    // fold says, so a statement that builds on a voided one is kept (and
+    // judged without it).
+    let void = lone_beside_policy(&mine, &folded.applied);
+    if !void.is_empty() {
+        let stored = std::mem::take(&mut folded.folds);
+        (state, folded) = authority::resolve(&RegistryRules { federation, void }, &mine);
+        folded.folds = stored;
+    }
     let mut state = state
         .ok_or_else(|| SchemaError::malformed("trust registry", "no valid genesis statement"))?;
     state.heads = folded.heads;
@@ -350,12 +366,71 @@ pub fn resolve(federation: Hash, ops: &[RegistryOp]) -> Result<RegistryState, Sc
     Ok(state)
 }
 
+const POLICY_WINS: &str =
+    "signed by one admin concurrently with the federation's two-admin policy (the policy wins)";
+
+/// Statements one admin signed alone (an enrollment, a revocation, turning
+/// the policy off) that applied, concurrent with (neither before nor after)
+/// an applied statement turning the two-admin policy on.
+fn lone_beside_policy(ops: &[&RegistryOp], applied: &[Hash]) -> BTreeSet<Hash> {
+    let applied: BTreeSet<Hash> = applied.iter().copied().collect();
+    let by_hash: HashMap<Hash, &RegistryOp> = ops.iter().map(|o| (o.hash, *o)).collect();
+    let ancestors = |from: Hash| {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<Hash> = by_hash
+            .get(&from)
+            .map(|o| o.parents.clone())
+            .unwrap_or_default();
+        while let Some(h) = todo.pop() {
+            if seen.insert(h)
+                && let Some(o) = by_hash.get(&h)
+            {
+                todo.extend(o.parents.iter().copied());
+            }
+        }
+        seen
+    };
+    let turns_on = |b: &RegistryBody| match b {
+        RegistryBody::Policy { two_admins } => *two_admins,
+        RegistryBody::Seconded { first } => {
+            matches!(first.body, RegistryBody::Policy { two_admins: true })
+        }
+        _ => false,
+    };
+    let on: Vec<(Hash, BTreeSet<Hash>)> = ops
+        .iter()
+        .filter(|o| applied.contains(&o.hash) && turns_on(&o.body))
+        .map(|o| (o.hash, ancestors(o.hash)))
+        .collect();
+    if on.is_empty() {
+        return BTreeSet::new();
+    }
+    ops.iter()
+        .filter(|o| {
+            applied.contains(&o.hash)
+                && matches!(
+                    o.body,
+                    RegistryBody::Enroll { .. }
+                        | RegistryBody::Revoke { .. }
+                        | RegistryBody::Policy { two_admins: false }
+                )
+        })
+        .filter(|o| {
+            let mine = ancestors(o.hash);
+            on.iter()
+                .any(|(p, before_p)| !before_p.contains(&o.hash) && !mine.contains(p))
+        })
+        .map(|o| o.hash)
+        .collect()
+}
+
 /// Whether `op`, written on top of `state` (its heads as parents), is one its
 /// author may write (see `control::authorize`).
 pub fn authorize(state: &RegistryState, op: &RegistryOp) -> Result<(), String> {
     authority::Rules::authorize(
         &RegistryRules {
             federation: state.federation,
+            void: BTreeSet::new(),
         },
         Some(state),
         op,
@@ -364,6 +439,8 @@ pub fn authorize(state: &RegistryState, op: &RegistryOp) -> Result<(), String> {
 
 struct RegistryRules {
     federation: Hash,
+    /// Statements voided by the two-admin policy ([`lone_beside_policy`]).
+    void: BTreeSet<Hash>,
 }
 
 impl authority::Rules for RegistryRules {
@@ -385,6 +462,9 @@ impl authority::Rules for RegistryRules {
         };
         if !st.is_admin(&op.author) {
             return Err("author is not an admin of the federation".into());
+        }
+        if self.void.contains(&op.hash) {
+            return Err(POLICY_WINS.into());
         }
         if second_admin_needed(st, &op.body) {
             return Err(
@@ -1088,6 +1168,155 @@ mod tests {
             match &seen {
                 None => seen = Some(got),
                 Some(s) => assert_eq!(s, &got),
+            }
+        });
+    }
+
+    /// An admin that signs alone beside the policy (offline when another
+    /// admin turned it on) changes nothing once the two meet, in any order;
+    /// what its lone statement granted is void too; what it signed before
+    /// the policy, and a pair's statement beside it, stand.
+    #[test]
+    fn the_two_admin_policy_wins_over_a_lone_statement_signed_beside_it() {
+        let (ak, ac) = node("uk-east", "GB");
+        let (bk, bc) = node("ro-police", "RO");
+        let (xk, xc) = node("rogue-admin", "XX");
+        let (_, yc) = node("ghost", "XX");
+        let (_, dc) = node("nl-police", "NL");
+        let (_, ec) = node("de-bka", "DE");
+        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
+            RegistryOp::create(k, fed, parents, t, body).unwrap()
+        };
+        let g = op(
+            &ak,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [3; 16],
+                admin: ac,
+            },
+        );
+        let fed = g.hash();
+        let b = op(
+            &ak,
+            fed,
+            vec![fed],
+            2,
+            RegistryBody::Enroll {
+                card: bc,
+                admin: true,
+            },
+        );
+        // Before the policy, in its past: stands.
+        let d = op(
+            &bk,
+            fed,
+            vec![b.hash()],
+            3,
+            RegistryBody::Enroll {
+                card: dc.clone(),
+                admin: false,
+            },
+        );
+        let on = op(
+            &ak,
+            fed,
+            vec![d.hash()],
+            4,
+            RegistryBody::Policy { two_admins: true },
+        );
+        // B, not having seen the policy, enrolls X as an admin alone; X
+        // then enrolls Y. A pair (A seconding B) enrolls E beside it too.
+        let x = op(
+            &bk,
+            fed,
+            vec![d.hash()],
+            5,
+            RegistryBody::Enroll {
+                card: xc.clone(),
+                admin: true,
+            },
+        );
+        let y = op(
+            &xk,
+            fed,
+            vec![x.hash()],
+            6,
+            RegistryBody::Enroll {
+                card: yc.clone(),
+                admin: false,
+            },
+        );
+        let first_e = op(
+            &bk,
+            fed,
+            vec![d.hash()],
+            5,
+            RegistryBody::Enroll {
+                card: ec.clone(),
+                admin: false,
+            },
+        );
+        let e = op(
+            &ak,
+            fed,
+            vec![d.hash()],
+            6,
+            RegistryBody::Seconded {
+                first: Box::new(first_e),
+            },
+        );
+        // Alone, before meeting the policy, all of it holds.
+        let before = resolve(
+            fed,
+            &[g.clone(), b.clone(), d.clone(), x.clone(), y.clone()],
+        )
+        .unwrap();
+        assert!(before.is_admin(&xc.identity.ed25519) && before.is_active(&yc.identity.ed25519));
+        let all = [g, b, d, on, x.clone(), y.clone(), e];
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        let mut seen: Option<Vec<Hash>> = None;
+        fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+            if k == v.len() {
+                f(v);
+                return;
+            }
+            for i in k..v.len() {
+                v.swap(k, i);
+                permute(v, k + 1, f);
+                v.swap(k, i);
+            }
+        }
+        permute(&mut order, 0, &mut |idx| {
+            let ops: Vec<RegistryOp> = idx.iter().map(|&i| all[i].clone()).collect();
+            let st = resolve(fed, &ops).unwrap();
+            assert!(st.two_admins);
+            assert!(
+                st.is_active(&dc.identity.ed25519),
+                "before the policy: stands"
+            );
+            assert!(
+                st.is_active(&ec.identity.ed25519),
+                "a pair beside it: stands"
+            );
+            assert!(!st.is_active(&xc.identity.ed25519), "alone beside it: void");
+            assert!(
+                !st.is_active(&yc.identity.ed25519),
+                "granted by the void: void"
+            );
+            let x_why = st
+                .rejected
+                .iter()
+                .find(|(h, _)| *h == x.hash())
+                .map(|(_, w)| w.clone());
+            assert!(x_why.unwrap_or_default().contains("the policy wins"));
+            // Still stored: what builds on it is judged without it.
+            assert!(st.folds.contains(&x.hash()) && st.folds.contains(&y.hash()));
+            match &seen {
+                None => seen = Some(st.heads.clone()),
+                Some(h) => assert_eq!(h, &st.heads),
             }
         });
     }

@@ -270,6 +270,10 @@ try {
   await ada.getByRole("button", { name: "Add account" }).click();
   await ada.locator("#user-otp", { hasText: "One-time password for carol" }).waitFor();
   await ada.locator("#trust-table tbody", { hasText: "ro-police" }).waitFor();
+  await ada.locator("#trust-policy", { hasText: "One admin node enrolls and revokes." }).waitFor();
+  // One admin node cannot ask for two: the refusal says what to do.
+  await ada.getByRole("button", { name: "Require two admin nodes" }).click();
+  await ada.locator("#message", { hasText: "enroll a second admin first" }).waitFor();
   await ada.screenshot({ path: env.SHOTS + "/admin.png", fullPage: true });
   console.log("browser: every step passed");
 } finally {

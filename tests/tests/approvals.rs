@@ -209,12 +209,13 @@ fn two_admin_nodes_enroll_and_revoke_together_under_the_federations_policy() {
         ("europol", "NL"),
         ("ro-police", "RO"),
         ("nl-police", "NL"),
+        ("de-bka", "DE"),
     ];
     let nodes: Vec<Node> = names.iter().map(|(n, _)| t.node(n)).collect();
     for (n, (name, cc)) in nodes.iter().zip(names) {
         n.init(name, &format!("Unit {name}"), cc);
     }
-    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    let (a, b, c, d, e) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3], &nodes[4]);
     a.cmd(&["federation", "create", "--name", "JIT"]).ok();
     // One admin node: the policy cannot go on.
     let one = a
@@ -230,6 +231,8 @@ fn two_admin_nodes_enroll_and_revoke_together_under_the_federations_policy() {
         true
     );
     assert_eq!(a.json(&["federation", "policy"])["two_admins"], true);
+    // B has not seen the policy yet: alone, it enrolls E on its own node.
+    b.cmd(&["federation", "invite", &card_of(e)]).ok();
 
     // A alone enrolls nothing: the refusal carries the request, nothing is stored.
     let line = a.cmd(&["federation", "invite", &card_of(c)]).error_line();
@@ -274,6 +277,19 @@ fn two_admin_nodes_enroll_and_revoke_together_under_the_federations_policy() {
     let sb = Server::start(b, &[]);
     a.cmd(&["sync", "--once", "--peer", &sb.addr]).ok();
     assert_eq!(listed(a), 3);
+    // Once the two meet, the policy wins over B's lone enrollment, on both.
+    let enrolled = |n: &Node, who: &Node| {
+        n.json(&["trust", "list"])["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["peer_id"] == peer_of(who).as_str())
+    };
+    assert!(!enrolled(a, e));
+    assert!(
+        !enrolled(b, e),
+        "B learnt the policy and voids its own lone statement"
+    );
     assert_eq!(a.json(&["log", "verify"])["failed"], 0);
 
     // A revocation takes two as well; so does turning the policy off.

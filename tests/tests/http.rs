@@ -1483,3 +1483,69 @@ fn erasure_closing_and_review_through_the_api() {
         .to_string();
     assert!(audit.contains("trial pending"), "{audit}");
 }
+
+/// The federation's two-admin policy from the admin page's API: set it,
+/// ask (a request token in the refusal), and approve another admin node's
+/// request.
+#[test]
+fn two_admin_nodes_through_the_api() {
+    let t = TestDir::new("http-two-admins");
+    let (_n, s) = agency(&t);
+    let addr = s.http.clone().unwrap();
+    let ada = Browser::login(&addr, "ada", PW);
+    let eu = t.node("europol");
+    eu.init("europol", "Europol", "NL");
+    let r = ada.send(
+        "POST",
+        "/api/trust/invite",
+        &json!({"card": crate::util::card_of(&eu), "admin": true}),
+    );
+    eu.cmd(&["federation", "join", r.json()["token"].as_str().unwrap()])
+        .ok();
+    let r = ada.send("POST", "/api/trust/policy", &json!({"two_admins": true}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(ada.get("/api/trust").json()["two_admins"], true);
+    // The serving node lets the new admin in once its allow list catches up.
+    crate::network::eventually(60, "europol syncs the policy", || {
+        eu.cmd(&["sync", "--once", "--peer", &s.addr])
+            .status
+            .success()
+    });
+    // Alone, this node only asks.
+    let ro = t.node("ro-police");
+    ro.init("ro-police", "IGPR", "RO");
+    let r = ada.send(
+        "POST",
+        "/api/trust/invite",
+        &json!({"card": crate::util::card_of(&ro)}),
+    );
+    assert_eq!(r.status, 400);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("needs two admins"), "{message}");
+    let own = message
+        .split_whitespace()
+        .find(|w| w.starts_with("csreq1."))
+        .unwrap()
+        .to_string();
+    let r = ada.send("POST", "/api/trust/second", &json!({"token": own}));
+    assert_eq!(r.status, 400, "not its own");
+    // The other admin node asks; this one approves, and the new node joins.
+    let line = eu
+        .cmd(&["federation", "invite", &crate::util::card_of(&ro)])
+        .error_line();
+    let theirs = line
+        .split_whitespace()
+        .find(|w| w.starts_with("csreq1."))
+        .unwrap()
+        .to_string();
+    let r = ada.send("POST", "/api/trust/second", &json!({"token": theirs}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["done"], "enrolled");
+    ro.cmd(&["federation", "join", r.json()["token"].as_str().unwrap()])
+        .ok();
+    let nodes = ada.get("/api/trust").json()["nodes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(nodes, 3);
+}

@@ -7,10 +7,19 @@ pub(crate) fn print_trust(cli: &Cli, roster: &trust::Roster) -> Result<()> {
     let nodes = roster.nodes();
     if cli.json {
         return print_json(
-            &json!({"federation": st.federation.to_hex(), "name": st.name, "nodes": nodes}),
+            &json!({"federation": st.federation.to_hex(), "name": st.name, "two_admins": st.two_admins, "nodes": nodes}),
         );
     }
-    outln!("federation {} ({})", st.name, st.federation.to_hex());
+    outln!(
+        "federation {} ({}){}",
+        st.name,
+        st.federation.to_hex(),
+        if st.two_admins {
+            "; two admin nodes enroll and revoke"
+        } else {
+            ""
+        }
+    );
     for n in st.nodes.values() {
         outln!(
             "{}  {:<14} {:<24} {}  {:<5}  {}",

@@ -85,6 +85,8 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(member_role))
             .routes(utoipa_axum::routes!(trust_list))
             .routes(utoipa_axum::routes!(trust_invite))
+            .routes(utoipa_axum::routes!(trust_policy))
+            .routes(utoipa_axum::routes!(trust_second))
             .routes(utoipa_axum::routes!(trust_revoke))
             .routes(utoipa_axum::routes!(search))
             .routes(utoipa_axum::routes!(record_provenance))
@@ -921,7 +923,7 @@ async fn trust_list(State(app): State<App>, caller: Caller) -> ApiResult {
     app.as_person(caller, |node, actor| {
         let r = crate::trust::roster_for(node, actor)?;
         let nodes = r.nodes();
-        Ok(Json(json!({"federation": r.registry.federation.to_hex(), "name": r.registry.name, "nodes": nodes})))
+        Ok(Json(json!({"federation": r.registry.federation.to_hex(), "name": r.registry.name, "two_admins": r.registry.two_admins, "nodes": nodes})))
     })
     .await
 }
@@ -948,6 +950,43 @@ async fn trust_invite(State(app): State<App>, caller: Caller, Json(i): Json<Invi
         Ok(Json(
             json!({"peer_id": card.peer_id(), "name": card.name, "admin": i.admin, "token": token}),
         ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct FederationPolicy {
+    /// Whether enrolling and revoking take two admin nodes
+    two_admins: bool,
+}
+
+#[utoipa::path(post, path = "/api/trust/policy", tag = "trust", request_body = FederationPolicy, responses((status = 200, description = "as `federation policy --json`", body = JsonObject), (status = 400, description = "refused (one admin node only; turning it off under the policy gives a request token in the message)", body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn trust_policy(
+    State(app): State<App>,
+    caller: Caller,
+    Json(p): Json<FederationPolicy>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let on = crate::trust::set_policy(node, actor, p.two_admins)?;
+        Ok(Json(json!({"two_admins": on})))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct SecondRequest {
+    /// Another admin node's request token (csreq1.)
+    token: String,
+}
+
+#[utoipa::path(post, path = "/api/trust/second", tag = "trust", request_body = SecondRequest, responses((status = 200, description = "as `approvals approve TOKEN --json`: what the countersigned statement does (an enrollment's join token)", body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn trust_second(
+    State(app): State<App>,
+    caller: Caller,
+    Json(r): Json<SecondRequest>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        json_of(crate::trust::second(node, actor, &r.token)?)
     })
     .await
 }

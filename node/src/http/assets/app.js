@@ -19,6 +19,7 @@ let route = { view: "cases" };
 let pageOffset = 0;
 let chart = null;
 let caseInfo = null;
+let trustTwoAdmins = false;
 // What the records table shows now: a live update that finds the same page
 // leaves the table alone (no flicker, and a click in flight lands).
 let shownPage = "";
@@ -524,6 +525,11 @@ async function renderAdmin() {
     const tb = $("trust-table").tBodies[0];
     tb.replaceChildren();
     for (const n of t.nodes) tb.appendChild(row([n.name, n.org, n.country, n.admin ? "admin" : "", n.status, n.peer_id]));
+    trustTwoAdmins = !!t.two_admins;
+    $("trust-policy").textContent = t.two_admins
+      ? "Enrolling or revoking a node takes two admin nodes: one asks (its request token), another approves below."
+      : "One admin node enrolls and revokes.";
+    $("trust-policy-toggle").textContent = t.two_admins ? "Let one admin node act (needs a second admin node)" : "Require two admin nodes";
   } catch (e) { $("trust-name").textContent = e.message; }
   showView("admin-view");
 }
@@ -760,6 +766,24 @@ function setup() {
       const r = await api("POST", "/api/trust/invite", { card: $("invite-card").value.trim(), admin: $("invite-admin").checked });
       $("invite-token").textContent = "Join token for " + r.name + " (give it to that node's operator; valid 7 days): " + r.token;
       $("invite-card").value = "";
+      await renderAdmin();
+    } catch (err) { say(err.message); }
+  });
+  $("trust-policy-toggle").addEventListener("click", async () => {
+    try {
+      const r = await api("POST", "/api/trust/policy", { two_admins: !trustTwoAdmins });
+      say(r.two_admins ? "Two admin nodes now enroll and revoke." : "One admin node enrolls and revokes.");
+      await renderAdmin();
+    } catch (err) { say(err.message); }
+  });
+  $("trust-second").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api("POST", "/api/trust/second", { token: $("second-token").value.trim() });
+      $("second-token").value = "";
+      $("second-done").textContent = r.done === "enrolled"
+        ? "Approved: " + r.peer + " is enrolled as sync brings the statement. Its join token (valid 7 days): " + r.token
+        : r.done === "revoked" ? "Approved: " + r.peer + " revoked." : "Approved: two admins " + (r.two_admins ? "on" : "off") + ".";
       await renderAdmin();
     } catch (err) { say(err.message); }
   });
