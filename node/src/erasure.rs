@@ -76,23 +76,16 @@ pub fn erase(node: &Node, actor: &Actor, record_text: &str, reason: &str) -> Res
                 if case.state.role_of(&me) != Some(control::Role::Lead) {
                     return request(node, actor, tx, &case, &rid, &view, reason);
                 }
-                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
-                let (tag, sealed) = control::seal_erasure(&case.id, &rid, &key, reason)?;
-                let op =
-                    cases::lead_op(node, &case, ControlBody::EraseRecord { tag, epoch, sealed })?;
-                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-                let ev = Event::new(Action::RecordErase)
-                    .case(case.id)
-                    .records([rid.to_string()])
-                    .detail(format!(
+                let op = sign_erasure(node, actor, tx, &case, &rid, reason, false, |op| {
+                    format!(
                         "erasure {} signed, reason: {reason}; every member destroys the record and answers with a receipt",
-                        op.hash().short()
-                    ));
-                audit::append(node, actor, tx, ev)?;
+                        op.short()
+                    )
+                })?;
                 Ok(Started {
                     record: rid.to_string(),
                     case: case.id.to_string(),
-                    erasure: op.hash().to_hex(),
+                    erasure: op.to_hex(),
                     requested: false,
                 })
             })
@@ -125,24 +118,50 @@ fn request(
             }
         )));
     }
+    let op = sign_erasure(node, actor, tx, case, rid, reason, true, |op| {
+        format!(
+            "erasure requested as originator (request {}), reason: {reason}; a lead's node erases it when the request reaches it",
+            op.short()
+        )
+    })?;
+    Ok(Started {
+        record: rid.to_string(),
+        case: case.id.to_string(),
+        erasure: op.to_hex(),
+        requested: true,
+    })
+}
+
+/// Seals the erasure of `rid` (its id and `reason`) under the case's
+/// current epoch and signs it into the control log: an `EraseRecord` (a
+/// lead's) or an originator's `EraseRequest`; audited with `detail` of the
+/// operation's hash. Returns that hash.
+#[allow(clippy::too_many_arguments)]
+fn sign_erasure(
+    node: &Node,
+    actor: &Actor,
+    tx: &rusqlite::Connection,
+    case: &Case,
+    rid: &RecordId,
+    reason: &str,
+    as_request: bool,
+    detail: impl FnOnce(&Hash) -> String,
+) -> Result<Hash> {
     let (epoch, key) = cases::current_epoch(node, tx, case)?;
     let (tag, sealed) = control::seal_erasure(&case.id, rid, &key, reason)?;
-    let op = cases::lead_op(node, case, ControlBody::EraseRequest { tag, epoch, sealed })?;
+    let body = if as_request {
+        ControlBody::EraseRequest { tag, epoch, sealed }
+    } else {
+        ControlBody::EraseRecord { tag, epoch, sealed }
+    };
+    let op = cases::lead_op(node, case, body)?;
     store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
     let ev = Event::new(Action::RecordErase)
         .case(case.id)
         .records([rid.to_string()])
-        .detail(format!(
-            "erasure requested as originator (request {}), reason: {reason}; a lead's node erases it when the request reaches it",
-            op.hash().short()
-        ));
+        .detail(detail(&op.hash()));
     audit::append(node, actor, tx, ev)?;
-    Ok(Started {
-        record: rid.to_string(),
-        case: case.id.to_string(),
-        erasure: op.hash().to_hex(),
-        requested: true,
-    })
+    Ok(op.hash())
 }
 
 /// On a lead's node: carries out the erasure requests of originators
@@ -198,24 +217,17 @@ fn grant_requests(node: &Node, actor: &Actor) -> Result<Vec<String>> {
                     ));
                 }
                 let reason = format!("at the request of its originator {asker}: {reason}");
-                let (epoch, key) = cases::current_epoch(node, tx, &case)?;
-                let (tag, sealed) = control::seal_erasure(&case.id, &rid, &key, &reason)?;
-                let op =
-                    cases::lead_op(node, &case, ControlBody::EraseRecord { tag, epoch, sealed })?;
-                store::insert_control_op(tx, case.case_ref, &op.hash(), op.bytes())?;
-                let ev = Event::new(Action::RecordErase)
-                    .case(case.id)
-                    .records([rid.to_string()])
-                    .detail(format!(
+                let op = sign_erasure(node, actor, tx, &case, &rid, &reason, false, |op| {
+                    format!(
                         "erasure {} signed {reason} (request {})",
-                        op.hash().short(),
+                        op.short(),
                         req.op.short()
-                    ));
-                audit::append(node, actor, tx, ev)?;
+                    )
+                })?;
                 Ok(format!(
                     "case {}: erasure {} of record {rid} signed at its originator's request",
                     case.id,
-                    op.hash().short()
+                    op.short()
                 ))
             })?;
             done.push(line);

@@ -590,6 +590,21 @@ pub(crate) fn read_header<const S: usize>(
     })
 }
 
+/// Calls `f` with every order of `v` (from position `k` on): the property
+/// tests of control logs and the registry deliver operations in each.
+#[cfg(test)]
+pub(crate) fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+    if k == v.len() {
+        f(v);
+        return;
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        permute(v, k + 1, f);
+        v.swap(k, i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1617,6 +1617,7 @@ impl authority::Rules for CaseRules<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::permute;
 
     struct Fixture {
         lead: NodeKeys,
@@ -2100,18 +2101,6 @@ mod tests {
                 consents: vec![lead]
             }
         );
-    }
-
-    fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
-        if k == v.len() {
-            f(v);
-            return;
-        }
-        for i in k..v.len() {
-            v.swap(k, i);
-            permute(v, k + 1, f);
-            v.swap(k, i);
-        }
     }
 
     #[test]

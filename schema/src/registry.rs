@@ -796,6 +796,7 @@ pub fn decode_token(token: &str) -> Result<Vec<RegistryOp>, SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::permute;
 
     fn node(name: &str, country: &str) -> (NodeKeys, NodeCard) {
         let k = NodeKeys::generate().unwrap();
@@ -1135,17 +1136,6 @@ mod tests {
         type Seen = (Vec<([u8; 32], bool, bool)>, bool, Vec<Hash>);
         let mut seen: Option<Seen> = None;
         let mut order: Vec<usize> = (0..tail.len()).collect();
-        fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
-            if k == v.len() {
-                f(v);
-                return;
-            }
-            for i in k..v.len() {
-                v.swap(k, i);
-                permute(v, k + 1, f);
-                v.swap(k, i);
-            }
-        }
         permute(&mut order, 0, &mut |idx| {
             let mut ops = base.clone();
             for &i in idx {
@@ -1278,17 +1268,6 @@ mod tests {
         let all = [g, b, d, on, x.clone(), y.clone(), e];
         let mut order: Vec<usize> = (0..all.len()).collect();
         let mut seen: Option<Vec<Hash>> = None;
-        fn permute(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
-            if k == v.len() {
-                f(v);
-                return;
-            }
-            for i in k..v.len() {
-                v.swap(k, i);
-                permute(v, k + 1, f);
-                v.swap(k, i);
-            }
-        }
         permute(&mut order, 0, &mut |idx| {
             let ops: Vec<RegistryOp> = idx.iter().map(|&i| all[i].clone()).collect();
             let st = resolve(fed, &ops).unwrap();

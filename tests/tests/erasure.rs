@@ -596,9 +596,6 @@ fn a_closed_case_is_read_only_and_an_erased_case_is_gone_from_every_member() {
 /// (signed with its own key, past its node's checks) erases nothing.
 #[test]
 fn a_cases_policy_binds_every_member_and_lets_an_originator_erase() {
-    use crate::hostile_peer::{connect, local};
-    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
-    use casesync_schema::bundle::{BundleBody, CaseItems};
     use casesync_schema::control::{self, ControlBody, ControlOp};
     let t = TestDir::new("erasure_policy");
     let nodes = federation(
@@ -734,26 +731,14 @@ fn a_cases_policy_binds_every_member_and_lets_an_originator_erase() {
         ControlBody::EraseRequest { tag, epoch, sealed },
     )
     .unwrap();
-    let body = BundleBody {
-        registry_ops: vec![],
-        cases: vec![CaseItems {
-            case: case_id,
-            control_ops: vec![op.bytes().to_vec()],
-            entries: vec![],
-        }],
-    };
-    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
-    local(async {
-        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
-        let r = hostile
-            .ask(SyncRequest::Deliver {
-                federation: federation.0.to_vec(),
-                body: body.encode(),
-            })
-            .await
-            .unwrap();
-        assert!(matches!(r, SyncResponse::Accepted { .. }), "{r:?}");
-    });
+    crate::hostile_peer::push_control(
+        &hn.keys,
+        federation,
+        &sa.addr,
+        &peer_of(a),
+        case_id,
+        vec![op.bytes().to_vec()],
+    );
     // A refuses it (audited) and A's record stays, on A and on B.
     eventually(60, "A refuses the request", || {
         a.json(&["audit", "list", "--action", "record.erase"])

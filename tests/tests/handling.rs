@@ -524,9 +524,6 @@ fn a_partner_cannot_file_receipts_it_has_no_standing_for() {
 /// held: the declaring node did not make it, so its holders send it whole.
 #[test]
 fn a_writer_cannot_keep_anothers_record_away_by_declaring_it_h2() {
-    use crate::hostile_peer::{connect, local};
-    use casesync_node::net::protocol::{SyncRequest, SyncResponse};
-    use casesync_schema::bundle::{BundleBody, CaseItems};
     use casesync_schema::control::{ControlBody, ControlOp};
     use casesync_schema::entry::record_tag;
     let t = TestDir::new("h2_false_declaration");
@@ -562,26 +559,14 @@ fn a_writer_cannot_keep_anothers_record_away_by_declaring_it_h2() {
         },
     )
     .unwrap();
-    let body = BundleBody {
-        registry_ops: vec![],
-        cases: vec![CaseItems {
-            case: case_id,
-            control_ops: vec![op.bytes().to_vec()],
-            entries: vec![],
-        }],
-    };
-    let target: libp2p::PeerId = peer_of(a).parse().unwrap();
-    local(async {
-        let hostile = connect(&hn.keys, &sa.addr, target, federation).await;
-        let r = hostile
-            .ask(SyncRequest::Deliver {
-                federation: federation.0.to_vec(),
-                body: body.encode(),
-            })
-            .await
-            .unwrap();
-        assert!(matches!(r, SyncResponse::Accepted { .. }), "{r:?}");
-    });
+    crate::hostile_peer::push_control(
+        &hn.keys,
+        federation,
+        &sa.addr,
+        &peer_of(a),
+        case_id,
+        vec![op.bytes().to_vec()],
+    );
     // The declaration folds (it is H's word about a tag), but A, holding
     // the record A made, does not stand by it.
     a.add_member(&case, c, "contributor");

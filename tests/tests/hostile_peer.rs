@@ -100,11 +100,21 @@ impl Hostile {
     }
 
     pub(crate) async fn deliver(&self, case: CaseId, entries: Vec<Vec<u8>>) -> SyncResponse {
+        self.deliver_items(case, vec![], entries).await
+    }
+
+    /// Delivers control operations and entries of `case`, as pushed items.
+    pub(crate) async fn deliver_items(
+        &self,
+        case: CaseId,
+        control_ops: Vec<Vec<u8>>,
+        entries: Vec<Vec<u8>>,
+    ) -> SyncResponse {
         let body = BundleBody {
             registry_ops: vec![],
             cases: vec![CaseItems {
                 case,
-                control_ops: vec![],
+                control_ops,
                 entries,
             }],
         };
@@ -1193,6 +1203,25 @@ pub(crate) async fn connect(
 }
 
 /// Runs `f` on a single-threaded runtime inside a `LocalSet` (libp2p's task).
+/// An enrolled member (its `keys`) pushes control operations it signed
+/// (`ops`) of `case` to the serving node `target` at `addr`, past its own
+/// node's checks; the answer, which must be an acceptance.
+pub(crate) fn push_control(
+    keys: &casesync_crypto::NodeKeys,
+    federation: Hash,
+    addr: &str,
+    target: &str,
+    case: CaseId,
+    ops: Vec<Vec<u8>>,
+) {
+    let target: PeerId = target.parse().unwrap();
+    local(async {
+        let hostile = connect(keys, addr, target, federation).await;
+        let r = hostile.deliver_items(case, ops, vec![]).await;
+        assert!(matches!(r, SyncResponse::Accepted { .. }), "{r:?}");
+    });
+}
+
 pub(crate) fn local<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
