@@ -977,12 +977,23 @@ pub fn history(node: &Node, actor: &Actor, record_text: &str) -> Result<Vec<Hist
     )
 }
 
-pub fn list(
+/// Most records one page of `record list --limit` holds.
+pub const MAX_LIST_PAGE: usize = 10_000;
+
+/// A page of a case's records in a stable order, the same on every node
+/// (by entry tag): `limit` (1 to [`MAX_LIST_PAGE`]) after the record
+/// `after` names (from the start without it; it need not be held any
+/// more): `record list --limit N --after RECORD`. Reads only the sealed
+/// views; audited with the records shown.
+pub fn list_page(
     node: &Node,
     actor: &Actor,
     case_text: &str,
     record_type: Option<RecordType>,
+    after: Option<&str>,
+    limit: usize,
 ) -> Result<Vec<RecordView>> {
+    let limit = limit.clamp(1, MAX_LIST_PAGE);
     audit::audited(
         node,
         actor,
@@ -990,20 +1001,141 @@ pub fn list(
         Some(case_text),
         None,
         || {
-            node.store.write(|tx| -> Result<Vec<RecordView>> {
-                let case = cases::load_by_text(node, tx, case_text)?;
-                cases::require_access(actor, tx, &case, Need::Read)?;
-                let mut v = cases::views_in_case(node, tx, &case, record_type)?;
-                v.sort_by(|a, b| a.id.cmp(&b.id));
-                let mut ev = Event::new(Action::RecordList)
-                    .case(case.id)
-                    .records(v.iter().map(|r| r.id.clone()));
-                if let Some(t) = record_type {
-                    ev = ev.detail(format!("type {}", t.name()));
-                }
-                audit::append(node, actor, tx, ev)?;
-                Ok(v)
-            })
+            let conn = node.store.conn();
+            let case = cases::load_by_text(node, conn, case_text)?;
+            cases::require_access(actor, conn, &case, Need::Read)?;
+            let from = match after {
+                Some(text) => record_tag(&case.id, &parse_record_id(text.trim())?)
+                    .0
+                    .to_vec(),
+                None => Vec::new(),
+            };
+            let (page, _) = page_after(node, conn, &case, record_type, &from, limit)?;
+            audit_listing(node, actor, &case, record_type, &page)?;
+            Ok(page)
         },
     )
+}
+
+/// Every record of a case, in [`list_page`]'s order, a page at a time: each page is audited before `each` sees its records, so a case
+/// of any size is listed in flat memory (`record list` without --limit).
+/// Returns how many records were listed.
+pub fn list_each(
+    node: &Node,
+    actor: &Actor,
+    case_text: &str,
+    record_type: Option<RecordType>,
+    each: &mut dyn FnMut(&RecordView) -> Result<()>,
+) -> Result<usize> {
+    audit::audited(
+        node,
+        actor,
+        Action::RecordList,
+        Some(case_text),
+        None,
+        || {
+            let conn = node.store.conn();
+            let case = cases::load_by_text(node, conn, case_text)?;
+            cases::require_access(actor, conn, &case, Need::Read)?;
+            let (mut from, mut listed) = (Vec::new(), 0usize);
+            loop {
+                let (page, last) =
+                    page_after(node, conn, &case, record_type, &from, MAX_LIST_PAGE)?;
+                // An empty case is still a listing, audited as one.
+                if page.is_empty() && listed > 0 {
+                    return Ok(listed);
+                }
+                audit_listing(node, actor, &case, record_type, &page)?;
+                for v in &page {
+                    each(v)?;
+                }
+                listed += page.len();
+                match last {
+                    Some(tag) if page.len() == MAX_LIST_PAGE => from = tag,
+                    _ => return Ok(listed),
+                }
+            }
+        },
+    )
+}
+
+/// Every record of a case, in [`list_page`]'s order, collected: for a
+/// front end that wants a whole case at once ([`list_each`] streams one of
+/// any size).
+pub fn list(
+    node: &Node,
+    actor: &Actor,
+    case_text: &str,
+    record_type: Option<RecordType>,
+) -> Result<Vec<RecordView>> {
+    let mut all = Vec::new();
+    list_each(node, actor, case_text, record_type, &mut |v| {
+        all.push(v.clone());
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// Up to `limit` views whose tag sorts after `from`, and the last tag read.
+fn page_after(
+    node: &Node,
+    conn: &Connection,
+    case: &Case,
+    record_type: Option<RecordType>,
+    from: &[u8],
+    limit: usize,
+) -> Result<(Vec<RecordView>, Option<Vec<u8>>)> {
+    tag_untagged(node, case)?;
+    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
+    let rows = store::records_page(conn, case.case_ref, type_index.as_ref(), from, limit)?;
+    // Opening (AEAD) and parsing each view is most of a listing: on every core.
+    let storage = &node.storage;
+    let views = rows
+        .par_iter()
+        .map(|(r, _)| storage.record_view(r))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((views, rows.last().map(|(_, tag)| tag.clone())))
+}
+
+/// Gives rows stored before records kept their tag (migration 024) their
+/// tag, from their sealed view, so a listing in tag order has them all.
+/// Nothing to do (one index probe) once done.
+fn tag_untagged(node: &Node, case: &Case) -> Result<()> {
+    loop {
+        let rows = store::records_without_tag(node.store.conn(), case.case_ref, 10_000)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tags = rows
+            .iter()
+            .map(|r| {
+                let v = node.storage.record_view(r)?;
+                Ok((r.row, record_tag(&case.id, &parse_record_id(&v.id)?)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        node.store.write(|tx| -> Result<()> {
+            for (row, tag) in &tags {
+                store::set_record_tag(tx, *row, &tag.0)?;
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// One audit entry for a page of a listing, with every record it shows.
+fn audit_listing(
+    node: &Node,
+    actor: &Actor,
+    case: &Case,
+    record_type: Option<RecordType>,
+    page: &[RecordView],
+) -> Result<()> {
+    let mut ev = Event::new(Action::RecordList)
+        .case(case.id)
+        .records(page.iter().map(|r| r.id.clone()));
+    if let Some(t) = record_type {
+        ev = ev.detail(format!("type {}", t.name()));
+    }
+    audit::append_alone(node, actor, ev)?;
+    Ok(())
 }

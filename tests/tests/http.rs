@@ -1383,6 +1383,26 @@ fn erasure_closing_and_review_through_the_api() {
     };
     let gone = add("Erased Person");
     let kept = add("Kept Person");
+    // Pages in a stable order, one record each, then an empty page.
+    let page = |after: Option<&str>| {
+        let q = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let v = sam
+            .get(&format!("/api/cases/{case}/records/after?limit=1{q}"))
+            .json();
+        (
+            v["records"].as_array().unwrap().len(),
+            v["next_after"].as_str().map(String::from),
+        )
+    };
+    let (n1, after1) = page(None);
+    let (n2, after2) = page(after1.as_deref());
+    assert_eq!((n1, n2), (1, 1));
+    let mut both = vec![after1.clone().unwrap(), after2.clone().unwrap()];
+    both.sort();
+    let mut want = vec![gone.clone(), kept.clone()];
+    want.sort();
+    assert_eq!(both, want);
+    assert_eq!(page(after2.as_deref()), (0, None));
     let r = sam.send(
         "POST",
         &format!("/api/records/{gone}/erase"),

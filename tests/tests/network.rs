@@ -784,3 +784,92 @@ fn serve_logs_as_json_lines_when_asked_and_rust_log_filters_them() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!sa.log().contains("cannot reach"), "{}", sa.log());
 }
+
+/// A first sync that a peer stops answering in the middle ends after
+/// `--timeout` seconds without progress (not in total), says what it
+/// received and that a rerun resumes; the rerun fetches only the rest.
+#[test]
+fn a_sync_cut_off_in_the_middle_resumes_without_fetching_again() {
+    use crate::proxy::Link;
+    let t = TestDir::new("net_resume");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Large");
+    a.add_member(&case, b, "contributor");
+    // About 12 MiB of entries that do not compress: several pulls' worth.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut text = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(
+                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        [(seed % 62) as usize],
+                )
+            })
+            .collect()
+    };
+    for part in 0..6 {
+        let lines: String = (0..1000)
+            .map(|i| {
+                format!(
+                    "{{\"type\":\"note\",\"fields\":{{\"text\":\"{part}-{i} {}\"}}}}\n",
+                    text(2000)
+                )
+            })
+            .collect();
+        let file = t.write(&format!("notes-{part}.jsonl"), lines);
+        a.cmd(&["record", "import", &case, file.to_str().unwrap()])
+            .ok();
+    }
+    let total = a.json(&["case", "show", &case])["entries"]
+        .as_u64()
+        .unwrap();
+    let sa = Server::start(a, &[]);
+    let link = Link::new();
+    link.set_target(crate::partition::port_of(&sa.addr));
+    let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", link.port(), peer_of(a));
+    // The link carries about 5 MiB, then holds everything.
+    link.stall_after(5 << 20);
+    let first = b.cmd(&["--json", "sync", "--once", "--peer", &via, "--timeout", "3"]);
+    let got: serde_json::Value = serde_json::from_str(&first.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", first.stdout));
+    let e = first.err();
+    assert!(
+        e.contains("sync stopped before it finished") && e.contains("run it again to resume"),
+        "{e}"
+    );
+    let part = got[0]["received"].as_u64().unwrap();
+    assert!(part > 0 && part < total, "{part} of {total}: {got}");
+    assert!(
+        got[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("without progress"),
+        "{got}"
+    );
+    // Kept: the rerun fetches only the rest.
+    link.unstall();
+    let again: serde_json::Value = serde_json::from_str(
+        &b.cmd(&[
+            "--json",
+            "sync",
+            "--once",
+            "--peer",
+            &via,
+            "--timeout",
+            "30",
+        ])
+        .ok(),
+    )
+    .unwrap();
+    assert_eq!(
+        again[0]["received"].as_u64().unwrap(),
+        total - part,
+        "{again}"
+    );
+    assert_eq!(b.json(&["case", "show", &case])["entries"], total);
+    assert_eq!(list(a, &case), list(b, &case));
+}

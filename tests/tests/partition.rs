@@ -40,7 +40,7 @@ struct Cluster {
     servers: Vec<Option<Server>>,
 }
 
-fn port_of(addr: &str) -> u16 {
+pub(crate) fn port_of(addr: &str) -> u16 {
     let parts: Vec<&str> = addr.split('/').collect();
     parts
         .iter()

@@ -28,6 +28,9 @@ struct State {
     target: Option<SocketAddr>,
     up: bool,
     delay: Duration,
+    /// Bytes still forwarded before the link stalls (holds what arrives,
+    /// connections open), if set: [`Link::stall_after`].
+    budget: Option<usize>,
     /// Both sockets of every live connection, to close them on a cut or reset.
     open: Vec<(TcpStream, TcpStream)>,
 }
@@ -45,6 +48,7 @@ impl Link {
                 target: None,
                 up: true,
                 delay: Duration::ZERO,
+                budget: None,
                 open: Vec::new(),
             }),
             stop: AtomicBool::new(false),
@@ -87,6 +91,17 @@ impl Link {
     /// Holds every chunk this long before forwarding it.
     pub(crate) fn set_delay(&self, d: Duration) {
         lock(&self.shared).delay = d;
+    }
+
+    /// Forwards `bytes` more (both ways together), then holds everything,
+    /// connections open, until [`Link::unstall`]: a peer that stops
+    /// answering in the middle of a sync.
+    pub(crate) fn stall_after(&self, bytes: usize) {
+        lock(&self.shared).budget = Some(bytes);
+    }
+
+    pub(crate) fn unstall(&self) {
+        lock(&self.shared).budget = None;
     }
 
     pub(crate) fn forwarded(&self) -> usize {
@@ -157,6 +172,23 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
         let delay = lock(shared).delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
+        }
+        // Stalled: hold the chunk until unstalled (or the proxy stops).
+        loop {
+            let mut st = lock(shared);
+            match st.budget {
+                Some(b) if b < n => {}
+                Some(b) => {
+                    st.budget = Some(b - n);
+                    break;
+                }
+                None => break,
+            }
+            drop(st);
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         if to.write_all(&buf[..n]).is_err() {
             break;

@@ -146,7 +146,10 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
     },
     /// Connect to peers, sync every shared case once, print what moved
     #[command(
-        after_help = "Exits non-zero if no peer answered.\n\nExample:\n  casesync sync --once --peer /ip4/127.0.0.1/tcp/7002/p2p/12D3KooW... --timeout 30"
+        after_help = "Runs until every peer is synced; gives up only after --timeout seconds in which nothing\n\
+moved (so a large first sync is not cut off), and then says what it received: what arrived\n\
+is kept, and running it again resumes. On a terminal it shows the counts as it goes. Exits\n\
+non-zero if no peer answered, or if it stopped before finishing.\n\nExample:\n  casesync sync --once --peer /ip4/127.0.0.1/tcp/7002/p2p/12D3KooW... --timeout 30"
     )]
     Sync {
         /// Sync once and exit (the only mode; `serve` syncs continuously)
@@ -155,7 +158,7 @@ Example:\n  casesync serve --listen /ip4/127.0.0.1/tcp/7001 --peer /ip4/127.0.0.
         /// A peer to sync with (repeatable) [default: the peers of `peer list`]
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
-        /// Give up after this many seconds
+        /// Give up after this many seconds without progress (not in total)
         #[arg(long, default_value_t = 30, value_name = "SECS")]
         timeout: u64,
     },
@@ -641,12 +644,27 @@ Example:
         /// The record id (RECORD@CASE where two cases hold the same id)
         record: String,
     },
-    /// List the records of a case
-    #[command(after_help = "Example:\n  casesync record list CASE --type person --json")]
+    /// List the records of a case, in an order that is stable and the same
+    /// on every node: streamed whole, or a page at a time with --limit and --after
+    #[command(
+        after_help = "Without --limit the whole case is streamed (in flat memory, however many records). With\n\
+--limit N, one page of N records (at most 10,000); the next page starts --after the last\n\
+record of this one, and an empty page is the end. The order (by the record's tag in log\n\
+entries) is stable and the same on every node, so paging returns each record once, and\n\
+two nodes holding the same records list them alike. Each page is audited with the records\n\
+shown.\n\n\
+Examples:\n  casesync record list CASE --type person --json\n  casesync record list CASE --limit 1000 --after 0192f0c1-7c1e-7b3a-9c1d-2f4e5a6b7c8d --json"
+    )]
     List {
         case: String,
         #[arg(long = "type", value_name = "TYPE")]
         record_type: Option<String>,
+        /// Records in this page (1 to 10,000)
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Start after this record (the last of the previous page)
+        #[arg(long, value_name = "RECORD", requires = "limit")]
+        after: Option<String>,
     },
     /// Import records from JSON Lines or CSV, all or nothing
     #[command(

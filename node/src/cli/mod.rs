@@ -383,6 +383,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if !results.iter().any(|r| r.error.is_none()) {
+                let (received, sent) = results
+                    .iter()
+                    .fold((0, 0), |(r, s), x| (r + x.received, s + x.sent));
+                if received + sent > 0 {
+                    bail!(
+                        "sync stopped before it finished: {received} entries received and {sent} sent are kept; run it again to resume"
+                    );
+                }
                 bail!(
                     "no peer answered: check the addresses (they end in /p2p/PEER_ID), that the peers run `casesync serve`, and that they are enrolled"
                 );

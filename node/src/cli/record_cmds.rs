@@ -283,24 +283,60 @@ pub(crate) fn record_command(cli: &Cli, cmd: &RecordCommand) -> Result<ExitCode>
                 }
             }
         }
-        RecordCommand::List { case, record_type } => {
+        RecordCommand::List {
+            case,
+            record_type,
+            limit,
+            after,
+        } => {
             let t: Option<RecordType> = record_type.as_deref().map(str::parse).transpose()?;
-            let list = records::list(&node, &actor, case, t)?;
-            if cli.json {
-                print_json(&list)?;
-            } else {
-                for v in &list {
+            if limit == &Some(0) || limit.is_some_and(|n| n > records::MAX_LIST_PAGE) {
+                bail!("--limit takes 1 to {} records", records::MAX_LIST_PAGE);
+            }
+            // Written as they come, through one buffer: a case of millions
+            // of records is never held whole.
+            use std::io::Write as _;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut first = true;
+            let mut write = |v: &casesync_schema::doc::RecordView| -> casesync_node::Result<()> {
+                let line = if cli.json {
+                    let item = serde_json::to_string_pretty(v)
+                        .map_err(|e| casesync_node::NodeError::Io(e.to_string()))?;
+                    let sep = if first { "[\n" } else { ",\n" };
+                    format!("{sep}{item}")
+                } else {
                     let code = v.handling.to_string();
-                    outln!(
-                        "{}  {:<13}  {}  {}",
+                    format!(
+                        "{}  {:<13}  {}  {}\n",
                         v.id,
                         v.record_type,
                         &code[..2],
                         summary(v)
-                    );
+                    )
+                };
+                first = false;
+                out.write_all(line.as_bytes())
+                    .unwrap_or_else(|e| stdout_failed(e));
+                Ok(())
+            };
+            let listed = match limit {
+                Some(n) => {
+                    let page = records::list_page(&node, &actor, case, t, after.as_deref(), *n)?;
+                    for v in &page {
+                        write(v)?;
+                    }
+                    page.len()
                 }
-                outln!("{} record(s)", list.len());
-            }
+                None => records::list_each(&node, &actor, case, t, &mut write)?,
+            };
+            let tail = match (cli.json, listed) {
+                (true, 0) => "[]\n".to_string(),
+                (true, _) => "\n]\n".to_string(),
+                (false, n) => format!("{n} record(s)\n"),
+            };
+            out.write_all(tail.as_bytes())
+                .and_then(|_| out.flush())
+                .unwrap_or_else(|e| stdout_failed(e));
         }
         RecordCommand::Import { case, file, format } => {
             let mut f = std::fs::File::open(file)

@@ -1,7 +1,7 @@
 //! The routes: the web UI's files at `/`, the JSON API under `/api/`. Each
 //! API handler is one engine call as the person logged in.
 //!
-//! Longer than most files here (about 1,300 lines): each of the 47 routes
+//! Longer than most files here (about 1,300 lines): each of the 48 routes
 //! carries its OpenAPI description beside its handler, which is most of the
 //! length; the routes read as one list, so they stay together.
 
@@ -93,6 +93,7 @@ pub(super) fn routes() -> Router<App> {
             .routes(utoipa_axum::routes!(regrade_record))
             .routes(utoipa_axum::routes!(case_consent))
             .routes(utoipa_axum::routes!(case_policy))
+            .routes(utoipa_axum::routes!(records_after))
             .routes(utoipa_axum::routes!(erase_record))
             .routes(utoipa_axum::routes!(record_erasure))
             .routes(utoipa_axum::routes!(close_case))
@@ -427,6 +428,50 @@ async fn case_path(
     app.as_person(caller, move |node, actor| {
         let p = browse::path(node, actor, &case, &q.from, &q.to)?;
         Ok(Json(json!({"path": p})))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct KeysetQuery {
+    #[serde(rename = "type")]
+    record_type: Option<String>,
+    /// The last record of the previous page (absent: from the start)
+    after: Option<String>,
+    /// Records in the page, 1 to 10,000 (default 1,000)
+    limit: Option<usize>,
+}
+
+/// The case's records a page at a time in a stable order, the same on
+/// every node (as `record list --limit N --after RECORD`), read in flat
+/// memory however large the case: for scripts that go through a whole case.
+#[utoipa::path(get, path = "/api/cases/{case}/records/after", tag = "records", params(("case" = String, Path, description = "case id"), KeysetQuery), responses((status = 200, description = "records (an empty page is the end) and `next_after`, the record the next page starts after", body = JsonObject), (status = 400, body = ErrorBody), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
+async fn records_after(
+    State(app): State<App>,
+    caller: Caller,
+    Path(case): Path<String>,
+    Query(q): Query<KeysetQuery>,
+) -> ApiResult {
+    app.as_person(caller, move |node, actor| {
+        let record_type = q
+            .record_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: casesync_schema::SchemaError| crate::NodeError::Schema(e))?;
+        let limit = q.limit.unwrap_or(1000);
+        if limit == 0 || limit > records::MAX_LIST_PAGE {
+            return Err(crate::NodeError::Refused(format!(
+                "limit takes 1 to {} records",
+                records::MAX_LIST_PAGE
+            ))
+            .into());
+        }
+        let page = records::list_page(node, actor, &case, record_type, q.after.as_deref(), limit)?;
+        let next = page.last().map(|r| r.id.clone());
+        Ok(Json(json!({"records": page, "next_after": next})))
     })
     .await
 }

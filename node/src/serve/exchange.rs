@@ -26,6 +26,7 @@ pub(super) async fn pull(
     peer: PeerId,
     fed: &[u8],
     key: &[u8; 32],
+    progress: &Progress,
 ) -> Result<(u64, Known)> {
     let mut received = 0u64;
     let mut rounds = 0;
@@ -55,6 +56,7 @@ pub(super) async fn pull(
                     .write(|tx| receive(node, actor, tx, &body, &peer, key))?;
                 log_rejections(&peer, &r.rejected);
                 received += r.entries as u64;
+                progress.moved(peer, r.entries as u64, 0);
                 // A peer that keeps saying "more" without sending anything new is
                 // not making progress: stop rather than loop.
                 let progress = r.entries + r.control_ops + r.registry_ops > 0;
@@ -83,24 +85,35 @@ pub(super) type Answered = (
 /// in the last pull, advanced past everything delivered to it since.
 pub type Known = (Vec<CaseHave>, Vec<u8>);
 
-/// Pulls what `peer` has that this node lacks, then delivers what it lacks.
-/// With `probe` (anti-entropy), first compares digests and stops there if they
-/// match, and only pulls. A push (after a local write) skips the digest, since
-/// something changed, and delivers; given what the peer is `known` to hold, it
-/// skips the pull too and delivers at once (one round trip: the peer pushes its
-/// own writes, and anti-entropy repairs whatever the knowledge missed).
-/// With `digest_first` (`sync --once`), compares digests first as a probe does,
-/// and stops there if they match; otherwise pulls and delivers.
+/// How an exchange starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Anti-entropy: compares digests first and stops there if they match,
+    /// and only pulls.
+    Probe,
+    /// After a local write: skips the digest, since something changed, and
+    /// delivers; given what the peer is `known` to hold, it skips the pull
+    /// too and delivers at once (one round trip: the peer pushes its own
+    /// writes, and anti-entropy repairs whatever the knowledge missed).
+    Push,
+    /// `sync --once`: compares digests first as a probe does, and stops
+    /// there if they match; otherwise pulls and delivers.
+    DigestFirst,
+}
+
+/// Pulls what `peer` has that this node lacks, then delivers what it lacks,
+/// as `start` says; what moves is counted in `progress` as it goes.
 /// Returns what the peer is known to hold afterwards.
 pub async fn exchange(
     node: &Node,
     actor: &Actor,
     client: &Client,
     peer: PeerId,
-    probe: bool,
+    start: Start,
     known: Option<Known>,
-    digest_first: bool,
+    progress: &Progress,
 ) -> Result<(Exchange, Option<Known>)> {
+    let probe = start == Start::Probe;
     let (fed, key) = federation_and_peer(node, &peer)?;
     let key = key.ok_or_else(|| NodeError::Refused(format!("{peer} is not an enrolled node")))?;
     let in_sync = || Exchange {
@@ -109,7 +122,7 @@ pub async fn exchange(
         sent: 0,
         error: None,
     };
-    if probe || digest_first {
+    if start != Start::Push {
         let digest = sync::digest(node, node.store.conn(), &key)?;
         match ask(
             client,
@@ -126,6 +139,7 @@ pub async fn exchange(
                 same,
                 your_earlier_head,
             } => {
+                progress.moved(peer, 0, 0);
                 // A partner saw this node's audit log further than it is: the
                 // store went back (a copy put back in place, a disk snapshot
                 // rolled back). New chains, before anything more is written.
@@ -160,7 +174,7 @@ pub async fn exchange(
     let push_to_known = if probe { None } else { known };
     let (received, (mut theirs, mut their_registry)) = match push_to_known {
         Some(k) => (0, k),
-        None => pull(node, actor, client, peer, &fed, &key).await?,
+        None => pull(node, actor, client, peer, &fed, &key, progress).await?,
     };
     let mut sent = 0u64;
     // An anti-entropy round only pulls: the peer runs its own rounds and pulls
@@ -186,7 +200,10 @@ pub async fn exchange(
         )
         .await?
         {
-            SyncResponse::Accepted { entries, .. } => sent += entries.min(n as u64),
+            SyncResponse::Accepted { entries, .. } => {
+                sent += entries.min(n as u64);
+                progress.moved(peer, 0, entries.min(n as u64));
+            }
             SyncResponse::Refused { reason } => {
                 return Err(NodeError::Refused(format!("{peer} refused: {reason}")));
             }

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,8 @@ mod pieces;
 
 pub use answer::answer;
 use answer::*;
-pub use exchange::exchange;
 use exchange::*;
+pub use exchange::{Start, exchange};
 pub use pieces::FetchPolicy;
 
 /// Store connections kept open for the next exchanges.
@@ -85,6 +85,46 @@ pub struct Options {
     pub actor: Actor,
     /// Which evidence files' pieces `serve` fetches from members.
     pub fetch: FetchPolicy,
+}
+
+/// What exchanges have moved so far, as they go: `sync --once` gives up
+/// after its timeout passes with nothing moving (not after the timeout in
+/// all), shows the counts on a terminal, and says what arrived when it
+/// stops. Every batch received is committed as it lands, so a rerun
+/// resumes where this one stopped.
+pub struct Progress {
+    last: std::cell::Cell<Instant>,
+    /// Per peer: entries received and sent.
+    moved: RefCell<HashMap<PeerId, (u64, u64)>>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            last: std::cell::Cell::new(Instant::now()),
+            moved: RefCell::default(),
+        }
+    }
+    /// Something moved with `peer` (an answer, a batch).
+    pub(crate) fn moved(&self, peer: PeerId, received: u64, sent: u64) {
+        self.last.set(Instant::now());
+        let mut m = self.moved.borrow_mut();
+        let e = m.entry(peer).or_default();
+        e.0 += received;
+        e.1 += sent;
+    }
+    fn idle(&self) -> Duration {
+        self.last.get().elapsed()
+    }
+    fn of(&self, peer: &PeerId) -> (u64, u64) {
+        self.moved.borrow().get(peer).copied().unwrap_or_default()
+    }
+    fn totals(&self) -> (u64, u64) {
+        self.moved
+            .borrow()
+            .values()
+            .fold((0, 0), |(r, s), (a, b)| (r + a, s + b))
+    }
 }
 
 /// What one exchange with a peer moved.
@@ -398,6 +438,7 @@ pub async fn run(
     // `sync --once` first compares digests too: reconnecting in-sync nodes
     // then costs one digest each way, not a summary of every shared case.
     let digest_first = opts.once;
+    let progress = Rc::new(Progress::new());
     let start_exchange = |peer: PeerId, probe: bool| -> Result<()> {
         if !in_flight.borrow_mut().insert(peer) {
             let mut again = again.borrow_mut();
@@ -414,8 +455,14 @@ pub async fn run(
         let known = known.clone();
         let prior = known.borrow_mut().remove(&peer);
         let actor = actor.clone();
+        let progress = progress.clone();
         tokio::task::spawn_local(async move {
-            let r = match exchange(&handle, &actor, &c, peer, probe, prior, digest_first).await {
+            let start = match (probe, digest_first) {
+                (true, _) => Start::Probe,
+                (false, true) => Start::DigestFirst,
+                (false, false) => Start::Push,
+            };
+            let r = match exchange(&handle, &actor, &c, peer, start, prior, &progress).await {
                 Ok((x, k)) => {
                     if let Some(k) = k {
                         known.borrow_mut().insert(peer, k);
@@ -473,13 +520,24 @@ pub async fn run(
     fetch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let fetching: Rc<std::cell::Cell<bool>> = Rc::default();
     let piece_answers = Rc::new(tokio::sync::Semaphore::new(pieces::PIECE_ANSWERS_AT_ONCE));
-    let deadline = tokio::time::sleep(opts.timeout);
-    tokio::pin!(deadline);
+    // `sync --once` stops after `timeout` with nothing moving; on a
+    // terminal it shows what moved, every second.
+    let mut idle_tick = tokio::time::interval(Duration::from_secs(1));
+    idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let show = opts.once && std::io::stderr().is_terminal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = &mut deadline, if opts.once => break,
+            _ = idle_tick.tick(), if opts.once => {
+                if show {
+                    let (r, s) = progress.totals();
+                    eprint!("\rreceived {r} entries, sent {s}");
+                }
+                if progress.idle() >= opts.timeout {
+                    break;
+                }
+            }
             Some(ev) = events.recv() => match ev {
                 Event::Listening(a) => {
                     // Scripts read this line; one that stopped reading must
@@ -678,6 +736,33 @@ pub async fn run(
         }
     }
     if opts.once {
+        if show {
+            eprintln!();
+        }
+        // A peer still exchanging (or never answering) when the run
+        // stopped: what moved with it is kept, and a rerun resumes.
+        for p in &expected {
+            if results.contains_key(p) {
+                continue;
+            }
+            let (received, sent) = progress.of(p);
+            let secs = opts.timeout.as_secs();
+            results.insert(
+                *p,
+                Exchange {
+                    peer: p.to_base58(),
+                    received,
+                    sent,
+                    error: Some(if connected.contains(p) {
+                        format!(
+                            "stopped after {secs} s without progress, having received {received} entries and sent {sent} (kept: run `casesync sync --once` again to resume)"
+                        )
+                    } else {
+                        format!("did not answer within {secs} s")
+                    }),
+                },
+            );
+        }
         // What arrived may call for a lead's rotation; it travels with the
         // next sync.
         apply_control(&node, &actor);

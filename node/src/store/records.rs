@@ -139,6 +139,59 @@ pub fn records_in_case(
     Ok(rows)
 }
 
+/// Up to `limit` record rows of a case whose entry tag sorts after `after`
+/// (empty: from the start), in tag order, optionally of one type, without
+/// their snapshots: a page of a listing. Tags are the same on every node
+/// (`schema::entry::record_tag`), so is the order; read through the
+/// `(case_ref, tag)` index.
+pub fn records_page(
+    c: &Connection,
+    case_ref: i64,
+    type_index: Option<&[u8; 32]>,
+    after: &[u8],
+    limit: usize,
+) -> Result<Vec<(RecordRow, Vec<u8>)>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let with_tag = |r: &rusqlite::Row<'_>| Ok((record_row(r)?, r.get::<_, Vec<u8>>(6)?));
+    let rows = match type_index {
+        Some(t) => {
+            let mut s = c.prepare_cached(
+                "SELECT id, case_ref, NULL, view, rid_index, log_digest, tag FROM records WHERE case_ref = ?1 AND tag > ?2 AND type_index = ?3 ORDER BY tag LIMIT ?4",
+            )?;
+            s.query_map(params![case_ref, after, &t[..], limit], with_tag)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        None => {
+            let mut s = c.prepare_cached(
+                "SELECT id, case_ref, NULL, view, rid_index, log_digest, tag FROM records WHERE case_ref = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3",
+            )?;
+            s.query_map(params![case_ref, after, limit], with_tag)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    Ok(rows)
+}
+
+/// Rows of a case stored before records kept their tag (migration 024),
+/// with their sealed views, at most `limit`.
+pub fn records_without_tag(c: &Connection, case_ref: i64, limit: usize) -> Result<Vec<RecordRow>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, NULL, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND tag IS NULL LIMIT ?2",
+    )?;
+    Ok(s.query_map(params![case_ref, limit], record_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Gives record row `row` its entry tag.
+pub fn set_record_tag(c: &Connection, row: i64, tag: &[u8; 16]) -> Result<()> {
+    c.execute(
+        "UPDATE records SET tag = ?2 WHERE id = ?1",
+        params![row, &tag[..]],
+    )?;
+    Ok(())
+}
+
 /// Record rows whose history is incomplete: linked to an entry that is gone, or
 /// linked to no entry at all (a hand-edited store).
 pub fn records_with_missing_entries(c: &Connection) -> Result<Vec<i64>> {
