@@ -11,7 +11,7 @@
 use automerge::ActorId;
 use casesync_schema::RecordId;
 use casesync_schema::doc::{self, Envelope, RecordEdit, RecordView};
-use casesync_schema::entry::{LogEntry, RecordChange, record_tag};
+use casesync_schema::entry::{LogEntry, RecordChange, RecordTag, record_tag};
 use casesync_schema::record::{FieldValue, RecordInput, RecordType};
 use rayon::prelude::*;
 use rusqlite::Connection;
@@ -25,6 +25,8 @@ use crate::{Node, NodeError, Result, log};
 
 /// Records built in parallel per batch during bulk writes.
 const BATCH: usize = 2048;
+/// Most records one audit entry of an import lists (about 2 MiB of ids).
+const AUDIT_PART: usize = 50_000;
 
 pub(crate) fn automerge_actor(node: &Node) -> ActorId {
     doc::actor_for(&node.keys.public().ed25519)
@@ -420,9 +422,15 @@ pub(crate) fn import_with(
         // A pipeline: this thread reads, checks and stores; a builder thread
         // builds the batch read before (on every core) meanwhile. At most two
         // batches are in flight, so memory stays bounded.
+        // The records stored since the last audit entry: a large import is
+        // audited in parts, in its one transaction (all or nothing still),
+        // so what it holds does not grow with the file.
         let mut created: Vec<RecordId> = Vec::new();
-        // Whether each record, in the order stored, is under H2.
-        let mut h2: Vec<bool> = Vec::new();
+        let mut parts = 0usize;
+        // Whether each record read and not yet stored is under H2, in order;
+        // the tags of those stored that are.
+        let h2 = std::cell::RefCell::new(std::collections::VecDeque::<bool>::new());
+        let mut h2_tags: Vec<RecordTag> = Vec::new();
         let done = std::thread::scope(|s| -> Result<usize> {
             let (to_build, inputs) = std::sync::mpsc::sync_channel::<Vec<RecordInput>>(1);
             let (built_tx, built) = std::sync::mpsc::sync_channel::<Result<Vec<Built>>>(1);
@@ -442,7 +450,22 @@ pub(crate) fn import_with(
                     .recv()
                     .map_err(|_| NodeError::Io("the record builder stopped".into()))??;
                 *done += b.len();
-                created.extend(store_records(tx, node, &case, &epoch, &key, b)?);
+                for id in store_records(tx, node, &case, &epoch, &key, b)? {
+                    if h2.borrow_mut().pop_front().unwrap_or(false) {
+                        h2_tags.push(record_tag(&case.id, &id));
+                    }
+                    created.push(id);
+                }
+                if audited && created.len() >= AUDIT_PART {
+                    parts += 1;
+                    let ev = Event::new(Action::RecordImport)
+                        .case(case.id)
+                        .records(std::mem::take(&mut created))
+                        .detail(format!(
+                            "part {parts} of an import: {AUDIT_PART} record(s); more follow"
+                        ));
+                    audit::append(node, actor, tx, ev)?;
+                }
                 progress(*done);
                 Ok(())
             };
@@ -464,7 +487,7 @@ pub(crate) fn import_with(
                 check_link_targets(node, tx, &case, &input).map_err(|e| at(line, e))?;
                 cases::check_handling_for_record(&members, &input.releasable_to)
                     .map_err(|e| at(line, e))?;
-                h2.push(input.handling.is_h2());
+                h2.borrow_mut().push_back(input.handling.is_h2());
                 batch.push(input);
                 if batch.len() == BATCH {
                     send(std::mem::take(&mut batch), &mut in_flight, &mut done)?;
@@ -478,18 +501,19 @@ pub(crate) fn import_with(
             }
             Ok(done)
         })?;
-        let tags: Vec<_> = created
-            .iter()
-            .zip(&h2)
-            .filter(|(_, h)| **h)
-            .map(|(id, _)| record_tag(&case.id, id))
-            .collect();
-        cases::declare_h2(node, tx, &case, tags, vec![])?;
+        cases::declare_h2(node, tx, &case, h2_tags, vec![])?;
         if audited {
             let ev = Event::new(Action::RecordImport)
                 .case(case.id)
                 .records(created)
-                .detail(format!("{done} record(s) imported"));
+                .detail(if parts == 0 {
+                    format!("{done} record(s) imported")
+                } else {
+                    format!(
+                        "{done} record(s) imported, listed in {} parts: this and the {parts} before",
+                        parts + 1
+                    )
+                });
             audit::append(node, actor, tx, ev)?;
         }
         Ok(done)

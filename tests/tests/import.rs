@@ -306,3 +306,63 @@ fn import_shows_progress_on_a_terminal() {
     );
     assert_eq!(plain.ok().trim(), "imported 5000 record(s)");
 }
+
+/// An import larger than one audit entry lists (50,000 records) is audited
+/// in parts inside its one transaction: together the parts list every
+/// record once; the same file with a bad last line stores nothing and
+/// leaves no part of its audit behind.
+#[test]
+fn a_large_import_is_audited_in_parts_and_still_all_or_nothing() {
+    let (t, node, case) = setup("import_large");
+    let n = 60_001;
+    let good: String = (0..n)
+        .map(|i| format!("{{\"type\":\"note\",\"fields\":{{\"text\":\"note {i}\"}}}}\n"))
+        .collect();
+    let bad = format!("{good}{{\"type\":\"note\",\"fields\":{{}}}}\n");
+    let before = node.state(&[&case]);
+    let file = t.write("bad.jsonl", bad);
+    let line = node
+        .cmd(&["record", "import", &case, file.to_str().unwrap()])
+        .error_line();
+    assert!(line.contains(&format!("line {}", n + 1)), "{line}");
+    assert!(
+        before == node.state(&[&case]),
+        "a failed import changed the store"
+    );
+    let parts = |node: &crate::util::Node| -> Vec<Value> {
+        node.json(&["audit", "list", "--action", "record.import"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["outcome"] == "ok")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        parts(&node).is_empty(),
+        "no part of a failed import is audited"
+    );
+
+    let file = t.write("good.jsonl", good);
+    let out = node.json(&["record", "import", &case, file.to_str().unwrap()]);
+    assert_eq!(out["imported"], n, "{out}");
+    let parts = parts(&node);
+    assert_eq!(parts.len(), 2, "{} parts", parts.len());
+    let mut ids: Vec<String> = parts
+        .iter()
+        .flat_map(|e| e["records"].as_array().unwrap().iter())
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), n);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "every record listed once");
+    assert!(
+        parts.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("in 2 parts")),
+        "{:?}",
+        parts.iter().map(|e| &e["detail"]).collect::<Vec<_>>()
+    );
+}
