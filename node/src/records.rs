@@ -1018,32 +1018,23 @@ pub fn list_page(
     limit: usize,
 ) -> Result<Vec<RecordView>> {
     let limit = limit.clamp(1, MAX_LIST_PAGE);
-    audit::audited(
-        node,
-        actor,
-        Action::RecordList,
-        Some(case_text),
-        None,
-        || {
-            let conn = node.store.conn();
-            let case = cases::load_by_text(node, conn, case_text)?;
-            cases::require_access(actor, conn, &case, Need::Read)?;
-            let from = match after {
-                Some(text) => record_tag(&case.id, &parse_record_id(text.trim())?)
-                    .0
-                    .to_vec(),
-                None => Vec::new(),
-            };
-            let (page, _) = page_after(node, conn, &case, record_type, &from, limit)?;
-            audit_listing(node, actor, &case, record_type, &page)?;
-            Ok(page)
-        },
-    )
+    listing(node, actor, case_text, |conn, case| {
+        let from = match after {
+            Some(text) => record_tag(&case.id, &parse_record_id(text.trim())?)
+                .0
+                .to_vec(),
+            None => Vec::new(),
+        };
+        let (page, _) = page_after(node, conn, case, record_type, &from, limit)?;
+        audit_listing(node, actor, case, record_type, &page)?;
+        Ok(page)
+    })
 }
 
-/// Every record of a case, in [`list_page`]'s order, a page at a time: each page is audited before `each` sees its records, so a case
-/// of any size is listed in flat memory (`record list` without --limit).
-/// Returns how many records were listed.
+/// Every record of a case, in [`list_page`]'s order, a page at a time:
+/// each page is audited before `each` sees its records, so a case of any
+/// size is listed in flat memory (`record list` without --limit). Returns
+/// how many records were listed.
 pub fn list_each(
     node: &Node,
     actor: &Actor,
@@ -1051,6 +1042,35 @@ pub fn list_each(
     record_type: Option<RecordType>,
     each: &mut dyn FnMut(&RecordView) -> Result<()>,
 ) -> Result<usize> {
+    listing(node, actor, case_text, |conn, case| {
+        let (mut from, mut listed) = (Vec::new(), 0usize);
+        loop {
+            let (page, last) = page_after(node, conn, case, record_type, &from, MAX_LIST_PAGE)?;
+            // An empty case is still a listing, audited as one.
+            if page.is_empty() && listed > 0 {
+                return Ok(listed);
+            }
+            audit_listing(node, actor, case, record_type, &page)?;
+            for v in &page {
+                each(v)?;
+            }
+            listed += page.len();
+            match last {
+                Some(tag) if page.len() == MAX_LIST_PAGE => from = tag,
+                _ => return Ok(listed),
+            }
+        }
+    })
+}
+
+/// A listing of `case_text` for `actor`: audited (a refusal too), the case
+/// loaded and the person's right to read it checked before `f` reads.
+fn listing<T>(
+    node: &Node,
+    actor: &Actor,
+    case_text: &str,
+    f: impl FnOnce(&Connection, &Case) -> Result<T>,
+) -> Result<T> {
     audit::audited(
         node,
         actor,
@@ -1061,24 +1081,7 @@ pub fn list_each(
             let conn = node.store.conn();
             let case = cases::load_by_text(node, conn, case_text)?;
             cases::require_access(actor, conn, &case, Need::Read)?;
-            let (mut from, mut listed) = (Vec::new(), 0usize);
-            loop {
-                let (page, last) =
-                    page_after(node, conn, &case, record_type, &from, MAX_LIST_PAGE)?;
-                // An empty case is still a listing, audited as one.
-                if page.is_empty() && listed > 0 {
-                    return Ok(listed);
-                }
-                audit_listing(node, actor, &case, record_type, &page)?;
-                for v in &page {
-                    each(v)?;
-                }
-                listed += page.len();
-                match last {
-                    Some(tag) if page.len() == MAX_LIST_PAGE => from = tag,
-                    _ => return Ok(listed),
-                }
-            }
+            f(conn, &case)
         },
     )
 }

@@ -351,6 +351,16 @@ struct RecordFilter {
     limit: Option<usize>,
 }
 
+/// A `type` query parameter: none when absent or empty.
+fn record_type_of(
+    t: Option<&str>,
+) -> Result<Option<casesync_schema::record::RecordType>, crate::NodeError> {
+    t.filter(|t| !t.is_empty())
+        .map(str::parse)
+        .transpose()
+        .map_err(crate::NodeError::Schema)
+}
+
 /// A page of the case's records: `?type=&q=&sort=updated|created|type|summary|id&desc=true&offset=&limit=`
 /// (at most 500 a page; `total` says how many pass the filter).
 #[utoipa::path(get, path = "/api/cases/{case}/records", tag = "records", params(("case" = String, Path, description = "case id"), RecordFilter), responses((status = 200, description = "a page: total, offset, records", body = JsonObject), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "not allowed, or a missing CSRF token", body = ErrorBody)))]
@@ -361,13 +371,7 @@ async fn list_records(
     Query(f): Query<RecordFilter>,
 ) -> ApiResult {
     app.as_person(caller, move |node, actor| {
-        let record_type = f
-            .record_type
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: casesync_schema::SchemaError| crate::NodeError::Schema(e))?;
+        let record_type = record_type_of(f.record_type.as_deref())?;
         let q = browse::PageQuery {
             record_type,
             text: f.q,
@@ -454,13 +458,7 @@ async fn records_after(
     Query(q): Query<KeysetQuery>,
 ) -> ApiResult {
     app.as_person(caller, move |node, actor| {
-        let record_type = q
-            .record_type
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: casesync_schema::SchemaError| crate::NodeError::Schema(e))?;
+        let record_type = record_type_of(q.record_type.as_deref())?;
         let limit = q.limit.unwrap_or(1000);
         if limit == 0 || limit > records::MAX_LIST_PAGE {
             return Err(crate::NodeError::Refused(format!(
