@@ -37,11 +37,7 @@ impl Policy {
     pub fn describe(&self) -> String {
         format!(
             "two people for: {}; requests wait {} hours",
-            if self.require.is_empty() {
-                "nothing".to_string()
-            } else {
-                self.require.iter().cloned().collect::<Vec<_>>().join(", ")
-            },
+            listed(&self.require),
             self.expires_hours
         )
     }
@@ -53,6 +49,39 @@ impl Default for Policy {
             require: BTreeSet::new(),
             expires_hours: 24,
         }
+    }
+}
+
+/// The operations named in comma-separated `lists` (`none` or nothing:
+/// none), each one of `allowed`; `whose` says what guards them, for the
+/// refusal.
+pub fn operations<'s>(
+    lists: impl Iterator<Item = &'s str>,
+    allowed: &[&str],
+    whose: &str,
+) -> Result<BTreeSet<String>> {
+    let mut set = BTreeSet::new();
+    for r in lists.flat_map(|l| l.split(',')).map(str::trim) {
+        if r.is_empty() || r == "none" {
+            continue;
+        }
+        if !allowed.contains(&r) {
+            return Err(NodeError::Refused(format!(
+                "{r:?} is not an operation {whose} can guard: one of {}",
+                allowed.join(", ")
+            )));
+        }
+        set.insert(r.to_string());
+    }
+    Ok(set)
+}
+
+/// Operations in a line: "nothing", or their names.
+pub fn listed(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "nothing".to_string()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -160,21 +189,7 @@ pub fn set_policy(
     audit::audited(node, actor, Action::ApprovalPolicy, None, None, || {
         actor.require(Need::Trust)?;
         let mut p = policy(node)?;
-        let mut set = BTreeSet::new();
-        for r in require.iter().flat_map(|r| r.split(',')) {
-            let r = r.trim();
-            if r.is_empty() || r == "none" {
-                continue;
-            }
-            if !GUARDED.contains(&r) {
-                return Err(NodeError::Refused(format!(
-                    "{r:?} is not an operation four-eyes can guard: one of {}",
-                    GUARDED.join(", ")
-                )));
-            }
-            set.insert(r.to_string());
-        }
-        p.require = set;
+        p.require = operations(require.iter().map(String::as_str), &GUARDED, "four-eyes")?;
         if let Some(h) = expires_hours {
             if !(1..=24 * 30).contains(&h) {
                 return Err(NodeError::Refused(

@@ -141,7 +141,7 @@ pub(crate) fn case_views(
     let (rows, views) = match patched {
         Some(p) => p,
         None => {
-            let all = crate::store::records_in_case(tx, case.case_ref, None)?;
+            let all = crate::store::records_in_case(tx, case.case_ref)?;
             (all.iter().map(|r| r.row).collect(), open_views(node, &all)?)
         }
     };

@@ -426,7 +426,7 @@ fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result
     let erased = |t: &RecordTag| e.whole_case || t == &e.tag;
     let rid = named(node, case, e).map(|(r, _)| r);
     let rows = match (e.whole_case, rid) {
-        (true, _) => store::records_in_case(node.store.conn(), case.case_ref, None)?,
+        (true, _) => store::records_in_case(node.store.conn(), case.case_ref)?,
         (false, Some(r)) => store::record_in_case(
             node.store.conn(),
             case.case_ref,

@@ -1064,7 +1064,8 @@ pub fn list_each(
 }
 
 /// A listing of `case_text` for `actor`: audited (a refusal too), the case
-/// loaded and the person's right to read it checked before `f` reads.
+/// loaded, the person's right to read it checked and every row tagged
+/// before `f` reads.
 fn listing<T>(
     node: &Node,
     actor: &Actor,
@@ -1081,6 +1082,7 @@ fn listing<T>(
             let conn = node.store.conn();
             let case = cases::load_by_text(node, conn, case_text)?;
             cases::require_access(actor, conn, &case, Need::Read)?;
+            tag_untagged(node, &case)?;
             f(conn, &case)
         },
     )
@@ -1112,7 +1114,6 @@ fn page_after(
     from: &[u8],
     limit: usize,
 ) -> Result<(Vec<RecordView>, Option<Vec<u8>>)> {
-    tag_untagged(node, case)?;
     let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
     let rows = store::records_page(conn, case.case_ref, type_index.as_ref(), from, limit)?;
     // Opening (AEAD) and parsing each view is most of a listing: on every core.

@@ -160,7 +160,7 @@ fn due_dates(
         .unwrap_or(Group::DEFAULT);
     let reviews = store::reviews_in_case(conn, case.case_ref)?;
     let mut out = Vec::new();
-    for row in store::records_in_case(conn, case.case_ref, None)? {
+    for row in store::records_in_case(conn, case.case_ref)? {
         let view = node.storage.record_view(&row)?;
         let Some(created) = parse_time(&view.created) else {
             continue;

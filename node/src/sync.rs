@@ -269,13 +269,7 @@ pub fn items_for(
         let cases::KeptBack {
             logs: withheld,
             parts: strip,
-        } = cases::kept_back(
-            node,
-            conn,
-            registry.as_ref(),
-            &c,
-            cases::labels_of(registry.as_ref(), &c, peer).as_ref(),
-        )?;
+        } = cases::kept_back_from_peer(node, conn, registry.as_ref(), &c, peer)?;
         let within = |author: &[u8; 32], seq: u64| withheld.get(author).is_none_or(|w| seq < *w);
         let mut items = CaseItems {
             case: CaseId(c.id.0),
@@ -528,13 +522,7 @@ pub fn refill_for(
     let cases::KeptBack {
         logs: withheld,
         parts: strip,
-    } = cases::kept_back(
-        node,
-        conn,
-        registry.as_ref(),
-        &c,
-        cases::labels_of(registry.as_ref(), &c, peer).as_ref(),
-    )?;
+    } = cases::kept_back_from_peer(node, conn, registry.as_ref(), &c, peer)?;
     let mut entries = Vec::new();
     for w in wants.iter().take(MAX_REFILL) {
         let Ok(author) = <[u8; 32]>::try_from(w.author.as_slice()) else {

@@ -283,13 +283,7 @@ pub fn second(node: &Node, actor: &crate::audit::Actor, token: &str) -> Result<S
             store::insert_registry_op(tx, &op.hash(), op.bytes())?;
             let (done, what) = match &first.body {
                 RegistryBody::Enroll { card, admin } => {
-                    let all = stored_ops(tx)?;
-                    let token = registry::seal_token(
-                        &node.keys,
-                        card,
-                        &all,
-                        ms.saturating_add(registry::TOKEN_VALID_MS),
-                    )?;
+                    let token = join_token(node, tx, card)?;
                     (
                         Seconded::Enrolled {
                             peer: card.peer_id(),
@@ -426,17 +420,7 @@ pub fn invite(
                     if admin { " as an admin" } else { "" }
                 ));
             audit::append(node, actor, tx, ev)?;
-            let all = store::registry_ops(tx)?
-                .iter()
-                .map(|o| RegistryOp::decode_verified(&o.bytes))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let (now, _) = crate::clock::now();
-            Ok(registry::seal_token(
-                &node.keys,
-                card,
-                &all,
-                now.saturating_add(registry::TOKEN_VALID_MS),
-            )?)
+            join_token(node, tx, card)
         })
     })
 }
@@ -505,6 +489,18 @@ pub fn revoke(
                 .ok_or_else(|| NodeError::Integrity("the revocation did not take effect".into()))
         })
     })
+}
+
+/// A join token for the node of `card`: every stored statement (each
+/// verified), sealed to it and signed by this node, valid 7 days.
+fn join_token(node: &Node, conn: &Connection, card: &NodeCard) -> Result<String> {
+    let (now, _) = crate::clock::now();
+    Ok(registry::seal_token(
+        &node.keys,
+        card,
+        &stored_ops(conn)?,
+        now.saturating_add(registry::TOKEN_VALID_MS),
+    )?)
 }
 
 /// Who invites this node where: what `federation join` shows before joining.

@@ -1629,6 +1629,23 @@ mod tests {
         create: ControlOp,
     }
 
+    impl Fixture {
+        /// The lead adds the other node as `role`, right after the genesis.
+        fn add_other(&self, role: Role) -> ControlOp {
+            ControlOp::create(
+                &self.lead,
+                self.case,
+                vec![self.create.hash()],
+                2,
+                ControlBody::AddMember {
+                    card: self.other_card.clone(),
+                    role,
+                },
+            )
+            .unwrap()
+        }
+    }
+
     fn fixture() -> Fixture {
         let lead = NodeKeys::generate().unwrap();
         let lead_card = NodeCard::issue(&lead, "uk-east", "ROCU", "GB", 1).unwrap();
@@ -1675,17 +1692,7 @@ mod tests {
     #[test]
     fn erasures_and_receipts_fold_by_their_rules() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Contributor,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Contributor);
         let epoch = f.create.hash();
         let record = RecordId([5; 16]);
         let erase_by = |keys: &NodeKeys, parents: Vec<Hash>, reason: &str| {
@@ -1752,17 +1759,7 @@ mod tests {
     #[test]
     fn a_case_policy_is_a_leads_and_lets_originators_ask_for_erasure() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Contributor,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Contributor);
         let epoch = f.create.hash();
         let record = RecordId([6; 16]);
         let op = |keys: &NodeKeys, parents: Vec<Hash>, body: ControlBody| {
@@ -1866,17 +1863,7 @@ mod tests {
     #[test]
     fn erasures_and_receipts_resolve_alike_in_every_order() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Lead,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Lead);
         let epoch = f.create.hash();
         let erase = |keys: &NodeKeys, record: u8, reason: &str| {
             let (tag, sealed) =
@@ -1942,17 +1929,7 @@ mod tests {
     #[test]
     fn h2_operations_are_a_writers_and_resolve_alike_in_every_order() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Lead,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Lead);
         let lead = f.lead.public().ed25519;
         let other = f.other.public().ed25519;
         let tag = |n: u8| RecordTag([n; 16]);
@@ -2343,17 +2320,7 @@ mod tests {
     #[test]
     fn create_add_share_and_unwrap_by_the_new_member() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Contributor,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Contributor);
         let share = ControlOp::create(
             &f.lead,
             f.case,
@@ -2639,17 +2606,7 @@ mod tests {
     #[test]
     fn of_two_leads_that_remove_each_other_concurrently_the_senior_stays() {
         let f = fixture();
-        let add = ControlOp::create(
-            &f.lead,
-            f.case,
-            vec![f.create.hash()],
-            2,
-            ControlBody::AddMember {
-                card: f.other_card.clone(),
-                role: Role::Lead,
-            },
-        )
-        .unwrap();
+        let add = f.add_other(Role::Lead);
         let remove = |by: &NodeKeys, who: [u8; 32]| {
             ControlOp::create(
                 by,

@@ -798,6 +798,32 @@ mod tests {
     use super::*;
     use crate::authority::permute;
 
+    /// A statement signed by `k`, at time `t`.
+    fn statement(
+        k: &NodeKeys,
+        fed: Hash,
+        parents: Vec<Hash>,
+        t: i64,
+        body: RegistryBody,
+    ) -> RegistryOp {
+        RegistryOp::create(k, fed, parents, t, body).unwrap()
+    }
+
+    /// The genesis of federation "JIT", `admin` (of `k`) its first admin.
+    fn genesis(k: &NodeKeys, admin: NodeCard, nonce: u8) -> RegistryOp {
+        statement(
+            k,
+            Hash::ZERO,
+            vec![],
+            1,
+            RegistryBody::Genesis {
+                name: "JIT".into(),
+                nonce: [nonce; 16],
+                admin,
+            },
+        )
+    }
+
     fn node(name: &str, country: &str) -> (NodeKeys, NodeCard) {
         let k = NodeKeys::generate().unwrap();
         let c = NodeCard::issue(&k, name, name, country, 1).unwrap();
@@ -883,28 +909,18 @@ mod tests {
         assert!(resolve(Hash([7; 32]), &[g]).is_err(), "wrong federation id");
     }
 
-    /// Revocation: final, wins over what the revoked admin did concurrently, and
-    /// of two admins that revoke each other the senior stays, in any order.
+    /// The two-admin policy: on only with two admins; then an enrollment,
+    /// a revocation or turning it off takes a second admin's countersignature
+    /// (not its own, not a non-admin's, within 72 hours); a federation
+    /// revoked down to one admin is not locked.
     #[test]
     fn a_two_admin_policy_takes_a_second_admin_for_enroll_revoke_and_turning_it_off() {
         let (ak, ac) = node("uk-east", "GB");
         let (bk, bc) = node("ro-police", "RO");
         let (ck, cc) = node("europol", "NL");
         let (_, dc) = node("nl-police", "NL");
-        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
-            RegistryOp::create(k, fed, parents, t, body).unwrap()
-        };
-        let g = op(
-            &ak,
-            Hash::ZERO,
-            vec![],
-            1,
-            RegistryBody::Genesis {
-                name: "JIT".into(),
-                nonce: [7; 16],
-                admin: ac,
-            },
-        );
+        let op = statement;
+        let g = genesis(&ak, ac, 7);
         let fed = g.hash();
         let enroll = |card: &NodeCard, admin: bool| RegistryBody::Enroll {
             card: card.clone(),
@@ -1064,20 +1080,8 @@ mod tests {
         let (ck, cc) = node("europol", "NL");
         let (_, dc) = node("nl-police", "NL");
         let (_, ec) = node("de-bka", "DE");
-        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
-            RegistryOp::create(k, fed, parents, t, body).unwrap()
-        };
-        let g = op(
-            &ak,
-            Hash::ZERO,
-            vec![],
-            1,
-            RegistryBody::Genesis {
-                name: "JIT".into(),
-                nonce: [9; 16],
-                admin: ac,
-            },
-        );
+        let op = statement;
+        let g = genesis(&ak, ac, 9);
         let fed = g.hash();
         let enroll = |card: &NodeCard| RegistryBody::Enroll {
             card: card.clone(),
@@ -1174,20 +1178,8 @@ mod tests {
         let (_, yc) = node("ghost", "XX");
         let (_, dc) = node("nl-police", "NL");
         let (_, ec) = node("de-bka", "DE");
-        let op = |k: &NodeKeys, fed: Hash, parents: Vec<Hash>, t: i64, body: RegistryBody| {
-            RegistryOp::create(k, fed, parents, t, body).unwrap()
-        };
-        let g = op(
-            &ak,
-            Hash::ZERO,
-            vec![],
-            1,
-            RegistryBody::Genesis {
-                name: "JIT".into(),
-                nonce: [3; 16],
-                admin: ac,
-            },
-        );
+        let op = statement;
+        let g = genesis(&ak, ac, 3);
         let fed = g.hash();
         let b = op(
             &ak,
@@ -1300,6 +1292,8 @@ mod tests {
         });
     }
 
+    /// Revocation: final, wins over what the revoked admin did concurrently, and
+    /// of two admins that revoke each other the senior stays, in any order.
     #[test]
     fn revocation_is_final_and_wins_over_concurrent_statements() {
         let (ak, ac) = node("uk-east", "GB");

@@ -710,14 +710,8 @@ fn a_cases_policy_binds_every_member_and_lets_an_originator_erase() {
 
     // A hostile writer signs a request for A's record and delivers it to A.
     drop(sh);
-    let hn = casesync_node::DataDir::new(&h.dir)
-        .unlock(crate::util::PASSPHRASE.as_bytes())
-        .unwrap();
+    let (hn, federation) = crate::hostile_peer::as_member(h);
     let conn = hn.store.conn();
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
     let case_id: casesync_schema::CaseId = case.parse().unwrap();
     let held = casesync_node::cases::load(&hn, conn, &case_id).unwrap();
     let (epoch, key) = casesync_node::cases::current_epoch(&hn, conn, &held).unwrap();

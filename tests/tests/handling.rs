@@ -428,14 +428,7 @@ fn a_partner_cannot_file_receipts_it_has_no_standing_for() {
     let of_b = b.add(&x, "person", &[("name", "B's own")], &[]);
     b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
         .ok();
-    let hn = casesync_node::DataDir::new(&h.dir)
-        .unlock(crate::util::PASSPHRASE.as_bytes())
-        .unwrap();
-    let conn = hn.store.conn();
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
+    let (hn, federation) = crate::hostile_peer::as_member(h);
     let item = |case: &str, record: &str| Item {
         case: case.to_string(),
         record: record.to_string(),
@@ -535,14 +528,8 @@ fn a_writer_cannot_keep_anothers_record_away_by_declaring_it_h2() {
     let sa = Server::start(a, &[]);
     h.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "30"])
         .ok();
-    let hn = casesync_node::DataDir::new(&h.dir)
-        .unlock(crate::util::PASSPHRASE.as_bytes())
-        .unwrap();
+    let (hn, federation) = crate::hostile_peer::as_member(h);
     let conn = hn.store.conn();
-    let federation = casesync_node::trust::load(conn)
-        .unwrap()
-        .unwrap()
-        .federation;
     let case_id: casesync_schema::CaseId = case.parse().unwrap();
     let state = casesync_node::cases::load(&hn, conn, &case_id)
         .unwrap()

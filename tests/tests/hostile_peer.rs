@@ -1203,6 +1203,17 @@ pub(crate) async fn connect(
 }
 
 /// Runs `f` on a single-threaded runtime inside a `LocalSet` (libp2p's task).
+/// `n`'s node unlocked in this process (to sign as it, past its own
+/// checks), with its federation's id.
+pub(crate) fn as_member(n: &Node) -> (casesync_node::Node, Hash) {
+    let node = DataDir::new(&n.dir).unlock(PASSPHRASE.as_bytes()).unwrap();
+    let federation = casesync_node::trust::load(node.store.conn())
+        .unwrap()
+        .unwrap()
+        .federation;
+    (node, federation)
+}
+
 /// An enrolled member (its `keys`) pushes control operations it signed
 /// (`ops`) of `case` to the serving node `target` at `addr`, past its own
 /// node's checks; the answer, which must be an acceptance.

@@ -7,15 +7,13 @@ use std::collections::HashMap;
 
 use casesync_schema::entry::RecordTag;
 
-/// Every record of a case (optionally of one type), from the sealed views.
+/// Every record of a case, from the sealed views.
 pub fn views_in_case(
     node: &Node,
     conn: &Connection,
     case: &Case,
-    record_type: Option<casesync_schema::record::RecordType>,
 ) -> Result<Vec<casesync_schema::doc::RecordView>> {
-    let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
-    let rows = store::records_in_case(conn, case.case_ref, type_index.as_ref())?;
+    let rows = store::records_in_case(conn, case.case_ref)?;
     // Opening (AEAD) and parsing each view is most of a listing: on every core.
     let storage = &node.storage;
     use rayon::prelude::*;
@@ -29,7 +27,7 @@ pub(crate) fn check_handling_for_member(
     case: &Case,
     card: &NodeCard,
 ) -> Result<()> {
-    for v in views_in_case(node, conn, case, None)? {
+    for v in views_in_case(node, conn, case)? {
         let r = ReleasableTo(v.releasable_to.clone());
         if !r.permits(&card.org, &card.country) {
             return Err(NodeError::Refused(format!(
@@ -360,6 +358,24 @@ pub fn kept_back(
             parts: Vec::new(),
         },
     })
+}
+
+/// [`kept_back`] from the enrolled node `peer` (its labels from the
+/// registry): what a sync and a refill hold back.
+pub fn kept_back_from_peer(
+    node: &Node,
+    conn: &Connection,
+    registry: Option<&casesync_schema::registry::RegistryState>,
+    case: &Case,
+    peer: &[u8; 32],
+) -> Result<KeptBack> {
+    kept_back(
+        node,
+        conn,
+        registry,
+        case,
+        labels_of(registry, case, peer).as_ref(),
+    )
 }
 
 /// A record whose releasable_to excludes a current member cannot enter the case.

@@ -621,19 +621,11 @@ pub fn set_policy(
                 require_lead(node, &case, "set its policy")?;
                 let mut p = case.state.policy.clone();
                 if let Some(list) = four_eyes {
-                    p.four_eyes = std::collections::BTreeSet::new();
-                    for r in list.split(',').map(str::trim) {
-                        if r.is_empty() || r == "none" {
-                            continue;
-                        }
-                        if !control::CASE_FOUR_EYES.contains(&r) {
-                            return Err(NodeError::Refused(format!(
-                                "{r:?} is not an operation a case's policy can guard: one of {}",
-                                control::CASE_FOUR_EYES.join(", ")
-                            )));
-                        }
-                        p.four_eyes.insert(r.to_string());
-                    }
+                    p.four_eyes = crate::approvals::operations(
+                        std::iter::once(list),
+                        &control::CASE_FOUR_EYES,
+                        "a case's policy",
+                    )?;
                 }
                 if let Some(o) = originator_erases {
                     p.originator_erases = o;
@@ -665,11 +657,7 @@ pub fn set_policy(
 pub fn describe_policy(p: &control::CasePolicy) -> String {
     format!(
         "two people at every member node for: {}; originators {} ask for their records' erasure",
-        if p.four_eyes.is_empty() {
-            "nothing".to_string()
-        } else {
-            p.four_eyes.iter().cloned().collect::<Vec<_>>().join(", ")
-        },
+        crate::approvals::listed(&p.four_eyes),
         if p.originator_erases {
             "may"
         } else {

@@ -525,6 +525,8 @@ pub async fn run(
     let mut idle_tick = tokio::time::interval(Duration::from_secs(1));
     idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let show = opts.once && std::io::stderr().is_terminal();
+    // Whether `sync --once` gave up for want of progress (not a signal).
+    let mut idle_out = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -535,6 +537,7 @@ pub async fn run(
                     eprint!("\rreceived {r} entries, sent {s}");
                 }
                 if progress.idle() >= opts.timeout {
+                    idle_out = true;
                     break;
                 }
             }
@@ -755,7 +758,12 @@ pub async fn run(
                     sent,
                     error: Some(if connected.contains(p) {
                         format!(
-                            "stopped after {secs} s without progress, having received {received} entries and sent {sent} (kept: run `casesync sync --once` again to resume)"
+                            "stopped {}, having received {received} entries and sent {sent} (kept: run `casesync sync --once` again to resume)",
+                            if idle_out {
+                                format!("after {secs} s without progress")
+                            } else {
+                                "when interrupted".to_string()
+                            }
                         )
                     } else {
                         format!("did not answer within {secs} s")

@@ -117,26 +117,13 @@ pub fn records_by_index(c: &Connection, rid_index: &[u8; 32]) -> Result<Vec<Reco
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub fn records_in_case(
-    c: &Connection,
-    case_ref: i64,
-    type_index: Option<&[u8; 32]>,
-) -> Result<Vec<RecordRow>> {
-    let rows = match type_index {
-        Some(t) => {
-            let mut s = c.prepare_cached(
-                "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 AND type_index = ?2 ORDER BY id",
-            )?;
-            s.query_map(params![case_ref, &t[..]], record_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        }
-        None => {
-            let mut s = c.prepare_cached("SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 ORDER BY id")?;
-            s.query_map([case_ref], record_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        }
-    };
-    Ok(rows)
+/// Every record row of a case, snapshots included, in row order.
+pub fn records_in_case(c: &Connection, case_ref: i64) -> Result<Vec<RecordRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_ref, snapshot, view, rid_index, log_digest FROM records WHERE case_ref = ?1 ORDER BY id",
+    )?;
+    Ok(s.query_map([case_ref], record_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Up to `limit` record rows of a case whose entry tag sorts after `after`
