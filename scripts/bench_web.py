@@ -251,7 +251,7 @@ def search_rows(bin_, work, result, rows):
         db = os.path.join(a, "casesync.db")
         idx_bytes = None
         try:
-            out = subprocess.run(["sqlite3", db, "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'search_terms%'"],
+            out = subprocess.run(["sqlite3", db, "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'search_index%'"],
                                  capture_output=True, text=True)
             idx_bytes = int(out.stdout.strip() or 0)
         except (OSError, ValueError):

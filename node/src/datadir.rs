@@ -120,6 +120,7 @@ impl DataDir {
             cases: Default::default(),
             views: Default::default(),
         };
+        crate::search::fill_index(&node)?;
         Ok(node)
     }
 
@@ -236,6 +237,7 @@ impl DataDir {
         };
         crate::audit::fold_pending(&node, actor)?;
         crate::log::notice_copied_store(&node, actor)?;
+        crate::search::fill_index(&node)?;
         Ok(node)
     }
 }

@@ -471,9 +471,11 @@ fn carry_out_one(node: &Node, actor: &Actor, case: &Case, e: &Erasure) -> Result
                 store::rewrite_waiting(tx, wait_row, &stripped)?;
             }
         }
-        // The rows (views, snapshots), their links to entries, and by
-        // cascade their search terms, match set rows and evidence file rows.
+        // The rows (views, snapshots), their search terms, their links to
+        // entries, and by cascade their match set rows and evidence file
+        // rows.
         for row in &rows {
+            crate::search::unfile(node, tx, row)?;
             store::delete_record(tx, row.row)?;
         }
         // Parts withheld from this node (H2) are not asked for again.

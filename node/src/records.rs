@@ -25,6 +25,9 @@ use crate::{Node, NodeError, Result, log};
 
 /// Records built in parallel per batch during bulk writes.
 const BATCH: usize = 2048;
+/// Text bytes in one batch of a bulk import, at most: records may be up to
+/// 512 KiB each, and two batches (read, and being built) are held at once.
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Most records one audit entry of an import lists (about 2 MiB of ids).
 const AUDIT_PART: usize = 50_000;
 
@@ -155,7 +158,7 @@ struct Built {
     change: Vec<u8>,
     restricted: bool,
     /// What the search index files it under.
-    terms: Vec<([u8; 16], i64)>,
+    terms: Vec<[u8; 16]>,
 }
 
 fn build(
@@ -302,7 +305,7 @@ fn store_records(
             &digest,
         )?;
         store::link_record_entry(conn, row, entry_row)?;
-        store::replace_search_terms(conn, row, case.case_ref, &b.terms)?;
+        store::file_search_terms(conn, row, &b.terms)?;
         ids.push(b.id);
     }
     Ok(ids)
@@ -481,6 +484,7 @@ pub(crate) fn import_with(
                 Ok::<(), NodeError>(())
             };
             let mut batch = Vec::with_capacity(BATCH);
+            let mut batch_bytes = 0usize;
             for item in source {
                 let (line, input) = item?;
                 let input = input.validate().map_err(|e| at(line, e.into()))?;
@@ -488,9 +492,11 @@ pub(crate) fn import_with(
                 cases::check_handling_for_record(&members, &input.releasable_to)
                     .map_err(|e| at(line, e))?;
                 h2.borrow_mut().push_back(input.handling.is_h2());
+                batch_bytes += input.content_bytes();
                 batch.push(input);
-                if batch.len() == BATCH {
+                if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
                     send(std::mem::take(&mut batch), &mut in_flight, &mut done)?;
+                    batch_bytes = 0;
                 }
             }
             if !batch.is_empty() {
@@ -573,6 +579,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         }
     }
     if changes.is_empty() {
+        crate::search::unfile(node, conn, &row)?;
         return store::delete_record(conn, row.row).map_err(Into::into);
     }
     let single = changes.len() == 1;
@@ -582,10 +589,11 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         // a frozen log, and only others' changes built on it are left. The
         // record goes; those entries stay in their authors' logs, and
         // `status` names them (`ingest::built_on_frozen`).
+        crate::search::unfile(node, conn, &row)?;
         return store::delete_record(conn, row.row).map_err(Into::into);
     };
     let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
-    crate::search::index_record(node, conn, row.row, case.case_ref, &view)?;
+    crate::search::refile(node, conn, &row, &view)?;
     let digest = log::stored_log_digest(conn, row.row)?;
     let snapshot = if single {
         None
@@ -707,7 +715,7 @@ fn commit_edit(
     }
     let idx = node.storage.record_index(&rid.0);
     let opened = doc::view(d)?;
-    crate::search::index_record(node, tx, row.row, case.case_ref, &opened)?;
+    crate::search::refile(node, tx, row, &opened)?;
     let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
     let snapshot = d.save();
     let digest = log::stored_log_digest(tx, row.row)?;
@@ -1007,8 +1015,9 @@ pub const MAX_LIST_PAGE: usize = 10_000;
 /// A page of a case's records in a stable order, the same on every node
 /// (by entry tag): `limit` (1 to [`MAX_LIST_PAGE`]) after the record
 /// `after` names (from the start without it; it need not be held any
-/// more): `record list --limit N --after RECORD`. Reads only the sealed
-/// views; audited with the records shown.
+/// more): `record list --limit N --after RECORD`. Fewer when the records
+/// are large (16 MiB of views a page); an empty page is the end. Reads
+/// only the sealed views; audited with the records shown.
 pub fn list_page(
     node: &Node,
     actor: &Actor,
@@ -1055,9 +1064,10 @@ pub fn list_each(
                 each(v)?;
             }
             listed += page.len();
+            // A page may stop short on bytes: only an empty one is the end.
             match last {
-                Some(tag) if page.len() == MAX_LIST_PAGE => from = tag,
-                _ => return Ok(listed),
+                Some(tag) => from = tag,
+                None => return Ok(listed),
             }
         }
     })
@@ -1105,7 +1115,12 @@ pub fn list(
     Ok(all)
 }
 
-/// Up to `limit` views whose tag sorts after `from`, and the last tag read.
+/// Sealed view bytes a page of a listing holds, at most (after its first
+/// record): a page may then hold fewer than asked, never more memory.
+const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Up to `limit` views whose tag sorts after `from` (fewer once they come
+/// to [`MAX_PAGE_BYTES`]), and the last tag read.
 fn page_after(
     node: &Node,
     conn: &Connection,
@@ -1115,7 +1130,13 @@ fn page_after(
     limit: usize,
 ) -> Result<(Vec<RecordView>, Option<Vec<u8>>)> {
     let type_index = record_type.map(|t| node.storage.type_index(&case.id.0, t.name()));
-    let rows = store::records_page(conn, case.case_ref, type_index.as_ref(), from, limit)?;
+    let rows = store::records_page(
+        conn,
+        case.case_ref,
+        type_index.as_ref(),
+        from,
+        (limit, MAX_PAGE_BYTES),
+    )?;
     // Opening (AEAD) and parsing each view is most of a listing: on every core.
     let storage = &node.storage;
     let views = rows

@@ -9,7 +9,7 @@
 //! when the same selector is in more than one case. Each search is audited
 //! as a consultation, the query sealed in its entry.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use casesync_schema::doc::RecordView;
 use casesync_schema::record::RecordType;
@@ -57,22 +57,19 @@ fn prefix_term(p: &str) -> Vec<u8> {
     [b"prefix\0".as_slice(), p.as_bytes()].concat()
 }
 
-/// The terms a record is filed under, with their weights (national phone
-/// numbers read in `region`, the node's country).
-pub fn terms(
-    storage: &StorageKeys,
-    region: Option<&str>,
-    view: &RecordView,
-) -> Vec<([u8; 16], i64)> {
-    let mut out: BTreeMap<[u8; 16], i64> = BTreeMap::new();
-    let mut add = |bytes: Vec<u8>, w: i64| {
-        let t = storage.search_term(&bytes);
-        let e = out.entry(t).or_insert(w);
-        *e = (*e).max(w);
+/// The terms a record is filed under (national phone numbers read in
+/// `region`, the node's country). A pure function of the view: a record is
+/// taken out of the index with the terms computed again from its stored
+/// view, so a change here must file every record again (bump
+/// [`INDEX_VERSION`]).
+pub fn terms(storage: &StorageKeys, region: Option<&str>, view: &RecordView) -> Vec<[u8; 16]> {
+    let mut out: BTreeSet<[u8; 16]> = BTreeSet::new();
+    let mut add = |bytes: Vec<u8>| {
+        out.insert(storage.search_term(&bytes));
     };
     if let Ok(t) = view.record_type.parse::<RecordType>() {
         for s in selectors::of_record(t, &view.fields, region) {
-            add(s.key_bytes(), W_SELECTOR);
+            add(s.key_bytes());
         }
     }
     let mut seen = BTreeSet::new();
@@ -83,54 +80,80 @@ pub fn terms(
                     continue;
                 }
                 for p in prefixes(&w) {
-                    add(prefix_term(&p), W_PREFIX);
+                    add(prefix_term(&p));
                 }
-                add(word_term(&w), W_WORD);
+                add(word_term(&w));
             }
         }
     }
     out.into_iter().take(MAX_TERMS * 4).collect()
 }
 
-/// Files a record under its terms, in the caller's transaction (the one that
-/// writes the record).
-pub fn index_record(
-    node: &Node,
-    tx: &Connection,
-    row: i64,
-    case_ref: i64,
-    view: &RecordView,
-) -> Result<()> {
-    let t = terms(&node.storage, Some(&node.card.country), view);
-    Ok(store::replace_search_terms(tx, row, case_ref, &t)?)
+fn terms_of(node: &Node, view: &RecordView) -> Vec<[u8; 16]> {
+    terms(&node.storage, Some(&node.card.country), view)
 }
 
-/// Meta key set once every record is filed: from then on each record is
-/// filed as it is written.
-const INDEX_COMPLETE: &str = "search_index_complete";
+/// Files a record just stored, in the transaction that stores it.
+pub fn file_new(node: &Node, tx: &Connection, row: i64, view: &RecordView) -> Result<()> {
+    Ok(store::file_search_terms(tx, row, &terms_of(node, view))?)
+}
 
-/// Files every record written before the index existed (once, at the first
-/// search after an upgrade).
-fn fill_index(node: &Node) -> Result<()> {
-    if store::meta_get(node.store.conn(), INDEX_COMPLETE)?.is_some() {
-        return Ok(());
+/// Files a record again under its new view, in the transaction that writes
+/// it; `old` is its row as stored until now.
+pub fn refile(node: &Node, tx: &Connection, old: &RecordRow, view: &RecordView) -> Result<()> {
+    let before = terms_of(node, &node.storage.record_view(old)?);
+    let after = terms_of(node, view);
+    if before != after {
+        store::unfile_search_terms(tx, old.row, &before)?;
+        store::file_search_terms(tx, old.row, &after)?;
     }
+    Ok(())
+}
+
+/// Takes a record out of the index before its row is deleted.
+pub fn unfile(node: &Node, tx: &Connection, old: &RecordRow) -> Result<()> {
+    let before = terms_of(node, &node.storage.record_view(old)?);
+    Ok(store::unfile_search_terms(tx, old.row, &before)?)
+}
+
+/// What `terms` files, and how: when this changes, every record is filed
+/// again at the next unlock.
+const INDEX_VERSION: &[u8] = b"2";
+/// Meta keys: the index version every record is filed under, and while
+/// filing, the last record row filed.
+const INDEX_COMPLETE: &str = "search_index_complete";
+const INDEX_FILED: &str = "search_index_filed";
+
+/// Files every record, once, after the index was made anew (an upgrade, or
+/// a change of [`INDEX_VERSION`]); from then on each record is filed as it
+/// is written. Runs at unlock, before anything can write a record, in
+/// transactions of 5,000 records that pick up where another left off.
+pub(crate) fn fill_index(node: &Node) -> Result<()> {
     loop {
         let done = node.store.write(|tx| -> Result<bool> {
-            let rows: Vec<RecordRow> = store::records_without_terms(tx, 5_000)?;
+            let version = store::meta_get(tx, INDEX_COMPLETE)?;
+            if version.as_deref() == Some(INDEX_VERSION) {
+                return Ok(true);
+            }
+            if version.is_some() {
+                // Filed under other terms: start again.
+                store::clear_search_index(tx)?;
+                store::meta_delete(tx, INDEX_COMPLETE)?;
+                store::meta_delete(tx, INDEX_FILED)?;
+            }
+            let after = store::meta_stamp(tx, INDEX_FILED)?;
+            let rows: Vec<RecordRow> = store::records_after(tx, after, 5_000)?;
             for r in &rows {
                 let v = node.storage.record_view(r)?;
-                let mut filed = terms(&node.storage, Some(&node.card.country), &v);
-                // A record with no term at all gets a marker, so it is not
-                // picked up again.
-                if filed.is_empty() {
-                    filed.push((node.storage.search_term(b"indexed\0"), 0));
-                }
-                store::replace_search_terms(tx, r.row, r.case_ref, &filed)?;
+                store::file_search_terms(tx, r.row, &terms_of(node, &v))?;
+            }
+            if let Some(last) = rows.last() {
+                store::set_meta_stamp(tx, INDEX_FILED, last.row)?;
             }
             let done = rows.len() < 5_000;
             if done {
-                store::meta_put(tx, INDEX_COMPLETE, b"1")?;
+                store::meta_put(tx, INDEX_COMPLETE, INDEX_VERSION)?;
+                store::meta_delete(tx, INDEX_FILED)?;
             }
             Ok(done)
         })?;
@@ -174,7 +197,6 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
                 "a search needs 1 to 256 characters".into(),
             ));
         }
-        fill_index(node)?;
         let region = Some(node.card.country.as_str());
         let sels: Vec<Selector> = match q.kind {
             Some(k) => vec![selectors::parse(k, text, region).map_err(NodeError::Refused)?],
@@ -191,7 +213,7 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
         let mut score: HashMap<i64, (i64, i64, Vec<Selector>)> = HashMap::new();
         for s in &sels {
             let t = node.storage.search_term(&s.key_bytes());
-            for (r, c, _) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
+            for (r, c) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
                 let e = score.entry(r).or_insert((c, 0, Vec::new()));
                 e.1 += W_SELECTOR * 10;
                 e.2.push(s.clone());
@@ -210,7 +232,7 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
                     let t = node.storage.search_term(&bytes);
                     let rows = store::records_with_term(conn, &t, MAX_CANDIDATES)?;
                     capped |= rows.len() as i64 >= MAX_CANDIDATES;
-                    for (r, c, _) in rows {
+                    for (r, c) in rows {
                         let e = this.entry(r).or_insert((c, 0));
                         e.1 = e.1.max(weight);
                     }

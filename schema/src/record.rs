@@ -274,6 +274,18 @@ fn is_date_field(name: &str) -> bool {
 }
 
 impl RecordInput {
+    /// Bytes of its text values: what [`MAX_RECORD_BYTES`] bounds, and what
+    /// a bulk import counts to bound what it holds.
+    pub fn content_bytes(&self) -> usize {
+        self.fields
+            .values()
+            .map(|v| match v {
+                FieldValue::Str(s) => s.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Checks required fields and every known identifier; normalizes values that
     /// have one canonical spelling (IBAN, currency, hashes, enums).
     pub fn validate(mut self) -> Result<RecordInput, SchemaError> {
@@ -281,20 +293,18 @@ impl RecordInput {
         if self.fields.len() > MAX_FIELDS {
             return Err(invalid("fields", &format!("at most {MAX_FIELDS} fields")));
         }
-        let mut total = 0usize;
         for (name, value) in &self.fields {
             check_field_name(name)?;
-            if let FieldValue::Str(s) = value {
-                if s.len() > MAX_VALUE_BYTES {
-                    return Err(invalid(
-                        name,
-                        &format!("longer than {MAX_VALUE_BYTES} bytes"),
-                    ));
-                }
-                total += s.len();
+            if let FieldValue::Str(s) = value
+                && s.len() > MAX_VALUE_BYTES
+            {
+                return Err(invalid(
+                    name,
+                    &format!("longer than {MAX_VALUE_BYTES} bytes"),
+                ));
             }
         }
-        if total > MAX_RECORD_BYTES {
+        if self.content_bytes() > MAX_RECORD_BYTES {
             return Err(invalid(
                 "fields",
                 &format!("record content exceeds {MAX_RECORD_BYTES} bytes"),

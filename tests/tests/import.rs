@@ -366,3 +366,70 @@ fn a_large_import_is_audited_in_parts_and_still_all_or_nothing() {
         parts.iter().map(|e| &e["detail"]).collect::<Vec<_>>()
     );
 }
+
+/// An import holds a bounded amount of the file at a time, however large
+/// the file and its records: 200 MB of notes (240 KB each) import under an
+/// 80 MiB limit on the process's data, and the same file with a bad last
+/// line stores nothing under that limit. Listing them holds a bounded
+/// amount too.
+#[test]
+fn an_import_far_larger_than_its_memory_limit_completes_or_stores_nothing() {
+    use std::io::Write;
+    const LIMIT: u64 = 80 << 20;
+    let (t, node, case) = setup("import_limited");
+    let path = t.join("big.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut seed = 7u64;
+    let n = 800;
+    for i in 0..n {
+        let mut fields = serde_json::Map::new();
+        fields.insert("title".into(), json!(format!("Note {i}")));
+        for part in ["text", "part_2", "part_3", "part_4"] {
+            let words: Vec<String> = (0..6_000)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    format!("w{}", seed >> 37)
+                })
+                .collect();
+            fields.insert(part.into(), json!(words.join(" ")));
+        }
+        writeln!(f, "{}", json!({"type": "note", "fields": fields})).unwrap();
+    }
+    f.flush().unwrap();
+    let good_len = f.get_ref().metadata().unwrap().len();
+    writeln!(f, "{}", json!({"type": "note", "fields": {}})).unwrap();
+    drop(f);
+    assert!(
+        good_len > 2 * LIMIT,
+        "the file ({good_len} bytes) is far larger than the limit"
+    );
+    let file = path.to_str().unwrap();
+
+    let out = node.cmd_limited(LIMIT, &["record", "import", &case, file]);
+    let line = out.error_line();
+    assert!(line.contains(&format!("line {}", n + 1)), "{line}");
+    let held = || node.json(&["case", "show", &case])["records"].clone();
+    assert_eq!(held(), 0, "a failed import stored records");
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(good_len)
+        .unwrap();
+    let out = node.cmd_limited(LIMIT, &["--json", "record", "import", &case, file]);
+    let v: Value = serde_json::from_str(&out.ok()).unwrap();
+    assert_eq!(v["imported"], n, "{v}");
+    assert_eq!(held(), n);
+
+    // Listed under the same limit: streamed whole, and a page stops short
+    // on bytes (16 MiB of views) rather than holding 1,000 such records.
+    let out = node.cmd_limited(LIMIT, &["record", "list", &case]).ok();
+    assert_eq!(out.lines().filter(|l| l.contains(" note ")).count(), n);
+    let out = node.cmd_limited(
+        LIMIT,
+        &["--json", "record", "list", &case, "--limit", "1000"],
+    );
+    let page: Vec<Value> = serde_json::from_str(&out.ok()).unwrap();
+    assert!(page.len() > 10 && page.len() < n, "{} records", page.len());
+}

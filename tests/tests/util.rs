@@ -194,7 +194,12 @@ impl Node {
     /// The command to run `casesync --data-dir DIR ARGS...` as this node, with the
     /// test passphrase and operator, no stdin and captured output.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        self.configured(Command::new(bin()), args)
+    }
+
+    /// `c` (the binary, or a wrapper whose last argument is the binary) with
+    /// this node's data dir, `args` and the test environment.
+    fn configured(&self, mut c: Command, args: &[&str]) -> Command {
         c.arg("--data-dir")
             .arg(&self.dir)
             .args(args)
@@ -237,6 +242,21 @@ impl Node {
             c.env(k, v);
         }
         let cmdline = self.cmdline(args, env);
+        self.output_of(c, cmdline)
+    }
+
+    /// Runs the binary with `args` under a limit of `bytes` on its data
+    /// (heap and private mappings: `prlimit --data`), as a machine with
+    /// little memory would.
+    pub fn cmd_limited(&self, bytes: u64, args: &[&str]) -> Output {
+        let mut wrapper = Command::new("prlimit");
+        wrapper.arg(format!("--data={bytes}")).arg("--").arg(bin());
+        let c = self.configured(wrapper, args);
+        let cmdline = format!("prlimit --data={bytes} -- {}", self.cmdline(args, &[]));
+        self.output_of(c, cmdline)
+    }
+
+    fn output_of(&self, mut c: Command, cmdline: String) -> Output {
         let out = c
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
@@ -411,7 +431,12 @@ pub fn dump_db(path: &Path) -> String {
     let conn = rusqlite::Connection::open(path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
     let mut tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        // A virtual table (the search index) is read through its shadow
+        // tables, which are listed as tables of their own.
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+        )
         .and_then(|mut s| {
             s.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()

@@ -648,8 +648,8 @@ Example:
     /// on every node: streamed whole, or a page at a time with --limit and --after
     #[command(
         after_help = "Without --limit the whole case is streamed (in flat memory, however many records). With\n\
---limit N, one page of N records (at most 10,000); the next page starts --after the last\n\
-record of this one, and an empty page is the end. The order (by the record's tag in log\n\
+--limit N, one page of N records (at most 10,000; fewer where large records come to 16 MiB);\n\
+the next page starts --after the last record of this one, and an empty page is the end. The order (by the record's tag in log\n\
 entries) is stable and the same on every node, so paging returns each record once, and\n\
 two nodes holding the same records list them alike. Each page is audited with the records\n\
 shown.\n\n\
@@ -659,7 +659,7 @@ Examples:\n  casesync record list CASE --type person --json\n  casesync record l
         case: String,
         #[arg(long = "type", value_name = "TYPE")]
         record_type: Option<String>,
-        /// Records in this page (1 to 10,000)
+        /// Records in this page (1 to 10,000; fewer where large records come to 16 MiB)
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
         /// Start after this record (the last of the previous page)

@@ -105,18 +105,18 @@ impl DocCache {
             if d.applied.is_empty() {
                 continue;
             }
+            let Some(old) = store::record_by_row(conn, row)? else {
+                continue;
+            };
             if doc::apply_changes(&mut d.doc, d.applied.clone()).is_err() {
-                let Some(r) = store::record_by_row(conn, row)? else {
-                    continue;
-                };
-                let mut fresh = Self::load(node, conn, case, &r, &d.rid)?;
+                let mut fresh = Self::load(node, conn, case, &old, &d.rid)?;
                 for c in &d.applied {
                     let _ = doc::apply_changes(&mut fresh.doc, vec![c.clone()]);
                 }
                 d.doc = fresh.doc;
             }
             let opened = doc::view(&d.doc)?;
-            crate::search::index_record(node, conn, row, case.case_ref, &opened)?;
+            crate::search::refile(node, conn, &old, &opened)?;
             let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
             let digest = log::stored_log_digest(conn, row)?;
             store::update_record(

@@ -697,7 +697,7 @@ pub(super) fn materialize(
                 &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
-            crate::search::index_record(node, conn, row, case.case_ref, &r.view)?;
+            crate::search::file_new(node, conn, row, &r.view)?;
             crate::receipts::note_stored(node, conn, docs.member_keys(case), row, &r.view)?;
             counts.0 += 1;
         }

@@ -20,6 +20,11 @@ pub fn meta_put(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+pub fn meta_delete(c: &Connection, key: &str) -> Result<()> {
+    exec(c, "DELETE FROM meta WHERE key = ?1", [key])?;
+    Ok(())
+}
+
 /// A bookmark of background work (the last entry id it looked at): 0 if
 /// never set or not 8 bytes.
 pub fn meta_stamp(c: &Connection, key: &str) -> Result<i64> {

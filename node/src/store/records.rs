@@ -136,23 +136,36 @@ pub fn records_page(
     case_ref: i64,
     type_index: Option<&[u8; 32]>,
     after: &[u8],
-    limit: usize,
+    (limit, max_bytes): (usize, usize),
 ) -> Result<Vec<(RecordRow, Vec<u8>)>> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let n = i64::try_from(limit).unwrap_or(i64::MAX);
     let with_tag = |r: &rusqlite::Row<'_>| Ok((record_row(r)?, r.get::<_, Vec<u8>>(6)?));
+    // Records may be up to 512 KiB: a page stops at `max_bytes` of views
+    // too (after at least one), so it holds a bounded amount whatever the
+    // records are.
+    let mut bytes = 0usize;
+    let within = |row: &rusqlite::Result<(RecordRow, Vec<u8>)>| {
+        let go = bytes < max_bytes;
+        if let Ok((r, _)) = row {
+            bytes += r.view.len();
+        }
+        go
+    };
     let rows = match type_index {
         Some(t) => {
             let mut s = c.prepare_cached(
                 "SELECT id, case_ref, NULL, view, rid_index, log_digest, tag FROM records WHERE case_ref = ?1 AND tag > ?2 AND type_index = ?3 ORDER BY tag LIMIT ?4",
             )?;
-            s.query_map(params![case_ref, after, &t[..], limit], with_tag)?
+            s.query_map(params![case_ref, after, &t[..], n], with_tag)?
+                .take_while(within)
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
         None => {
             let mut s = c.prepare_cached(
                 "SELECT id, case_ref, NULL, view, rid_index, log_digest, tag FROM records WHERE case_ref = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3",
             )?;
-            s.query_map(params![case_ref, after, limit], with_tag)?
+            s.query_map(params![case_ref, after, n], with_tag)?
+                .take_while(within)
                 .collect::<rusqlite::Result<Vec<_>>>()?
         }
     };
