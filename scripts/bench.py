@@ -28,6 +28,7 @@ from benchlib import (
     line_latency,
     percentile,
     remove_in_background,
+    guard,
 )
 
 
@@ -170,17 +171,22 @@ def memory_rows(bin_, work, result, rows):
     (issue 21, findings 10-11): the largest bundle a partner can send (an
     export of BENCH_BUNDLE_RECORDS records, split into files within the
     bundle size), a stranger's bundle padded to just under it, a CSV with one
-    300 MiB cell, and JSON Lines of the same. Target: none above 256 MiB."""
+    300 MiB cell, and JSON Lines of the same. Target: none above 256 MiB.
+    The same records give the scale rows (issue 22): the import's time, the
+    store on disk, listing them streamed and a page, and the first sync of
+    them all to a new member (time, peak RSS on both sides)."""
     n = int(os.environ.get("BENCH_BUNDLE_RECORDS", "1000000"))
     base = os.path.join(work, "memory")
     os.makedirs(base, exist_ok=True)
-    a, b = federation(bin_, base, ["mem-a", "mem-b"])
+    a, b, c = federation(bin_, base, ["mem-a", "mem-b", "mem-c"])
     _, case = run(bin_, a, ["case", "create", "--title", "memory"])
     case = case.strip()
-    run(bin_, a, ["case", "member", "add", case, peer_id(bin_, b), "--role", "contributor"])
+    for m in (b, c):
+        run(bin_, a, ["case", "member", "add", case, peer_id(bin_, m), "--role", "contributor"])
     src = os.path.join(base, "people.jsonl")
     make_jsonl(src, n)
-    _, import_rss = run_rss(bin_, a, ["record", "import", case, src])
+    import_s, import_rss = run_rss(bin_, a, ["record", "import", case, src])
+    scale_rows(bin_, (a, c), case, n, (import_s, import_rss), result, rows)
     out = os.path.join(base, "all.bundle")
     _, shown = run(bin_, a, ["--json", "bundle", "export", "--out", out, "--for", peer_id(bin_, b)])
     files = json.loads(shown)["files"]
@@ -232,12 +238,64 @@ def memory_rows(bin_, work, result, rows):
                  "refused", "", ""))
 
 
+def scale_rows(bin_, nodes, case, n, imported, result, rows):
+    """A node holding `n` records (the memory rows' import into `a`): what
+    it costs on disk, to list, and to sync whole to a new member `c`."""
+    import sqlite3
+    a, c = nodes
+    import_s, import_rss = imported
+    size = dir_bytes(a)
+    db = sqlite3.connect(os.path.join(a, "casesync.db"))
+    try:
+        tables = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
+    except sqlite3.Error:
+        tables = {}
+    db.close()
+    part = lambda prefix: sum(v for k, v in tables.items() if k.startswith(prefix))
+    list_s, list_rss = run_rss(bin_, a, ["record", "list", case])
+    page_s, _ = run_rss(bin_, a, ["record", "list", case, "--limit", "1000"])
+    p, addr = serve(bin_, a, [])
+    try:
+        sync_s, sync_rss = run_rss(bin_, c, ["sync", "--once", "--peer", addr])
+        with open(f"/proc/{p.pid}/status") as f:
+            hwm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+    finally:
+        p.terminate()
+        p.wait()
+    _, shown = run(bin_, c, ["--json", "case", "show", case])
+    held = json.loads(shown)["records"]
+    if held != n:
+        sys.exit(f"error: the first sync of {n} records left {held} on the new member")
+    mib = lambda x: round(x / 2**20, 1)
+    r = {"records": n, "import_s": round(import_s, 1), "import_records_per_s": round(n / import_s),
+         "import_peak_rss_mib": mib(import_rss), "disk_bytes_per_record": round(size / n),
+         "disk_table_bytes_per_record": {k: round(part(k) / n) for k in ("records", "entries", "search_index", "audit_log")},
+         "list_s": round(list_s, 2), "list_peak_rss_mib": mib(list_rss), "page_1000_s": round(page_s, 3),
+         "sync_s": round(sync_s, 1), "sync_records_per_s": round(n / sync_s),
+         "sync_receiver_peak_rss_mib": mib(sync_rss), "sync_sender_peak_rss_mib": mib(hwm)}
+    result["scale"] = r
+    t = r["disk_table_bytes_per_record"]
+    rows.append((f"{n:,} records: import", f"{import_s:.0f} s ({r['import_records_per_s']:,}/s)",
+                 f"peak RSS {r['import_peak_rss_mib']} MiB", "", ""))
+    rows.append((f"{n:,} records: on disk", f"{r['disk_bytes_per_record']} B/record",
+                 f"views {t['records']}, entries {t['entries']}, search {t['search_index']}, audit {t['audit_log']}",
+                 "", ""))
+    rows.append((f"{n:,} records: record list", f"{list_s:.1f} s streamed", f"peak RSS {r['list_peak_rss_mib']} MiB",
+                 f"page of 1,000: {page_s * 1000:.0f} ms", ""))
+    rows.append((f"{n:,} records: first sync --once", f"{sync_s:.0f} s ({r['sync_records_per_s']:,}/s)",
+                 f"receiver peak RSS {r['sync_receiver_peak_rss_mib']} MiB",
+                 f"sender peak RSS {r['sync_sender_peak_rss_mib']} MiB",
+                 f"{sync_s / import_s:.2f}x the import's time"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true", help="the side-by-side table only, at small sizes")
     ap.add_argument("--no-compare", action="store_true", help="casesync's own rows only")
+    ap.add_argument("--scale-only", action="store_true",
+                    help="the memory and scale rows only, at BENCH_BUNDLE_RECORDS records (scripts/soak.sh)")
     a = ap.parse_args()
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "10000,100000").split(",")]
     work = os.path.abspath(os.path.join(a.out, "work"))
@@ -249,12 +307,13 @@ def main():
         import compare
         compare.compare(a.bin, work, a.quick, result)
         os.makedirs(a.out, exist_ok=True)
-        with open(os.path.join(a.out, "compare.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        guard(os.path.join(a.out, "compare.json"), result)
         print(f"\nwrote {os.path.join(a.out, 'compare.json')}")
         if a.quick:
             remove_in_background(work)
             return
+    if a.scale_only:
+        sizes = []
     largest = None
     for n in sizes:
         src = os.path.join(work, f"people-{n}.jsonl")
@@ -271,6 +330,10 @@ def main():
         rows.append((f"import {n:,} records", f"{r['records_per_s']:,} records/s", f"{dt:.2f} s",
                      f"{r['bytes_per_record']} B/record on disk", f"peak RSS {r['peak_rss_mib']} MiB"))
         largest = (n, data, case)
+    if largest is None:
+        memory_rows(a.bin, work, result, rows)
+        finish(a.out, rows, result, work)
+        return
     n, data, case = largest
     # Opening: `id` reads the store without unlocking; `case show` unlocks (Argon2id)
     # and resolves the case; both are whole process runs.
@@ -310,14 +373,18 @@ def main():
         import bench_web
         bench_web.web_rows(a.bin, work, result, rows)
         bench_web.search_rows(a.bin, work, result, rows)
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "node.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    finish(a.out, rows, result, work)
+
+
+def finish(out, rows, result, work):
+    """Prints the table, compares with the run before, writes node.json."""
+    os.makedirs(out, exist_ok=True)
     w = [max(len(r[i]) for r in rows) for i in range(5)]
     print()
     for r in rows:
         print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
-    print(f"\nwrote {os.path.join(a.out, 'node.json')}")
+    guard(os.path.join(out, "node.json"), result)
+    print(f"\nwrote {os.path.join(out, 'node.json')}")
     shutil.rmtree(work, ignore_errors=True)
 
 

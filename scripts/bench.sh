@@ -9,7 +9,11 @@
 # control log, one record's edits at once, a registry; two sizes each), and
 # the web front end under 50 connections on a 100,000-record case while a
 # partner syncs in, with the link chart of 1,000 records rendered in chromium.
-# Prints a table and writes target/bench/node.json. First, the same scenarios
+# At BENCH_BUNDLE_RECORDS (1,000,000) records on one node: import, disk,
+# listing, and the first sync of them all to a new member (both sides' peak
+# RSS). Prints a table and writes target/bench/node.json, and names each
+# figure that fell behind the previous run's by more than 25% (the regression
+# guard; the previous file is kept as node.prev.json). First, the same scenarios
 # side by side with automerge-repo and samod (see BENCHMARKS.md):
 # target/bench/compare.json.
 #

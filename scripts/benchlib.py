@@ -254,3 +254,81 @@ def remove_in_background(path):
     p = subprocess.Popen(rm, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     print(f"removing {path} in the background (pid {p.pid})")
+
+
+def _flatten(v, path, out):
+    """Numbers of a result by path; list items by their size or count key;
+    a list of raw samples by its median."""
+    if isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        import statistics
+        out[path] = float(statistics.median(v))
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _flatten(x, f"{path}.{k}" if path else k, out)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            tag = str(i)
+            if isinstance(x, dict):
+                for key in ("records", "nodes", "cases", "count", "size", "peer", "system"):
+                    if key in x and not isinstance(x[key], (dict, list)):
+                        tag = f"{key}={x[key]}"
+                        break
+            _flatten(x, f"{path}[{tag}]", out)
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        out[path] = float(v)
+
+
+def _better(key):
+    """+1 if more is better, -1 if less is, 0 if the name does not say."""
+    k = key.rsplit(".", 1)[-1]
+    if k.endswith("per_s") or k.endswith("speedup"):
+        return 1
+    if (k.endswith("_s") or k.endswith("_ms") or k.endswith("seconds") or "rss" in k
+            or "bytes" in k or k.endswith("_mib")):
+        return -1
+    return 0
+
+
+def fell_behind(prev, cur, tolerance=0.25):
+    """The figures of `cur` worse than the same figures of `prev` by more than
+    `tolerance` (a fraction: the machines are shared and noisy), as
+    (path, before, now) for the regression guard at the end of a run."""
+    a, b = {}, {}
+    _flatten(prev, "", a)
+    _flatten(cur, "", b)
+    worse = []
+    for path, now in sorted(b.items()):
+        before = a.get(path)
+        d = _better(path)
+        if before is None or d == 0 or before <= 0:
+            continue
+        change = (now - before) / before
+        if -d * change > tolerance:
+            worse.append((path, before, now))
+    return worse
+
+
+def guard(out_path, result):
+    """Compares `result` with the run before it (the file at `out_path`,
+    kept as *.prev.json) and prints what fell behind; then writes `result`."""
+    prev = None
+    if os.path.exists(out_path):
+        try:
+            with open(out_path) as f:
+                prev = json.load(f)
+            shutil.copyfile(out_path, out_path.replace(".json", ".prev.json"))
+        except (OSError, ValueError):
+            prev = None
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=2)
+    name = os.path.basename(out_path)
+    if prev is None:
+        print(f"\nregression guard: no previous {name} to compare with")
+        return
+    worse = fell_behind(prev, result)
+    if not worse:
+        print(f"\nregression guard: nothing in {name} fell behind the previous run by more than 25%")
+        return
+    print(f"\nregression guard: {len(worse)} figure(s) of {name} fell behind the previous run by more than 25%:")
+    for path, before, now in worse:
+        print(f"  {path}: {before:g} -> {now:g}")

@@ -6,7 +6,11 @@
 #   3. the HTTP API under schemathesis, API_FUZZ requests per operation;
 #   4. three serving nodes with steady edits for MINUTES, RSS sampled;
 #   5. an evidence fetch and an erasure cut by EVIDENCE_KILLS and
-#      ERASURE_KILLS kills (50 each).
+#      ERASURE_KILLS kills (50 each);
+#   6. one node holding SCALE records (10,000,000; 0 skips): import, disk,
+#      listing, the first sync of them all to a new member, and bundle and
+#      import memory (the bench's scale and memory rows at that size; about
+#      17 GB of disk and two hours).
 # Prints kills survived per scenario, seeds run and failing seeds (with the
 # command that replays one), and RSS start/end/peak per node.
 #
@@ -78,4 +82,9 @@ PY
 
 echo "==> RSS soak: 3 nodes, $MINUTES min of steady edits"
 python3 scripts/soak_rss.py "$MINUTES" || status=1
+if [ "${SCALE:-10000000}" != 0 ]; then
+  echo "==> scale: one node holding ${SCALE:-10000000} records"
+  BENCH_BUNDLE_RECORDS=${SCALE:-10000000} python3 scripts/bench.py --bin target/release/casesync \
+    --out target/soak/scale --no-compare --scale-only || { status=1; echo "scale: FAILED"; }
+fi
 exit $status
