@@ -16,6 +16,9 @@ pub const PUBLIC_KEY_LEN: usize = 32;
 pub struct NodeKeys {
     signing: SigningKey,
     x25519_secret: Zeroizing<[u8; 32]>,
+    /// Derived once: an X25519 public key is a scalar multiplication, and
+    /// ingest asks for it per record received.
+    public: PublicIdentity,
 }
 
 impl NodeKeys {
@@ -27,9 +30,16 @@ impl NodeKeys {
     }
 
     pub fn from_secret_bytes(ed25519_seed: &[u8; 32], x25519_secret: &[u8; 32]) -> NodeKeys {
+        let signing = SigningKey::from_bytes(ed25519_seed);
+        let secret = x25519_dalek::StaticSecret::from(*x25519_secret);
+        let public = PublicIdentity {
+            ed25519: signing.verifying_key().to_bytes(),
+            x25519: x25519_dalek::PublicKey::from(&secret).to_bytes(),
+        };
         NodeKeys {
-            signing: SigningKey::from_bytes(ed25519_seed),
+            signing,
             x25519_secret: Zeroizing::new(*x25519_secret),
+            public,
         }
     }
 
@@ -42,11 +52,7 @@ impl NodeKeys {
     }
 
     pub fn public(&self) -> PublicIdentity {
-        let secret = x25519_dalek::StaticSecret::from(*self.x25519_secret);
-        PublicIdentity {
-            ed25519: self.signing.verifying_key().to_bytes(),
-            x25519: x25519_dalek::PublicKey::from(&secret).to_bytes(),
-        }
+        self.public
     }
 
     /// Signs `message` under a domain-separation `context`, so a signature made
@@ -77,6 +83,7 @@ impl Clone for NodeKeys {
         NodeKeys {
             signing: self.signing.clone(),
             x25519_secret: self.x25519_secret.clone(),
+            public: self.public,
         }
     }
 }

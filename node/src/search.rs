@@ -93,11 +93,6 @@ fn terms_of(node: &Node, view: &RecordView) -> Vec<[u8; 16]> {
     terms(&node.storage, Some(&node.card.country), view)
 }
 
-/// Files a record just stored, in the transaction that stores it.
-pub fn file_new(node: &Node, tx: &Connection, row: i64, view: &RecordView) -> Result<()> {
-    Ok(store::file_search_terms(tx, row, &terms_of(node, view))?)
-}
-
 /// Files a record again under its new view, in the transaction that writes
 /// it; `old` is its row as stored until now.
 pub fn refile(node: &Node, tx: &Connection, old: &RecordRow, view: &RecordView) -> Result<()> {

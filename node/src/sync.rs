@@ -395,7 +395,11 @@ pub fn items_for(
                 continue;
             }
             let mut last = from;
-            for e in store::entries_after(conn, c.case_ref, &author, from, 4096)? {
+            let room = (
+                MAX_ENTRIES_PER_MESSAGE.saturating_sub(count) + 1,
+                budget.saturating_sub(used),
+            );
+            for e in store::entries_within(conn, c.case_ref, &author, from, room)? {
                 if e.seq as u64 > seq {
                     break;
                 }

@@ -785,9 +785,10 @@ fn serve_logs_as_json_lines_when_asked_and_rust_log_filters_them() {
     assert!(!sa.log().contains("cannot reach"), "{}", sa.log());
 }
 
-/// A first sync that a peer stops answering in the middle ends after
-/// `--timeout` seconds without progress (not in total), says what it
-/// received and that a rerun resumes; the rerun fetches only the rest.
+/// A first sync that a peer stops answering in the middle (at 5 MiB, then
+/// at random points) ends after `--timeout` seconds without progress (not in
+/// total), says what it received and that a rerun resumes; the reruns fetch
+/// only the rest, so the runs together receive each entry once.
 #[test]
 fn a_sync_cut_off_in_the_middle_resumes_without_fetching_again() {
     use crate::proxy::Link;
@@ -831,44 +832,82 @@ fn a_sync_cut_off_in_the_middle_resumes_without_fetching_again() {
     let link = Link::new();
     link.set_target(crate::partition::port_of(&sa.addr));
     let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", link.port(), peer_of(a));
-    // The link carries about 5 MiB, then holds everything.
-    link.stall_after(5 << 20);
-    let first = b.cmd(&["--json", "sync", "--once", "--peer", &via, "--timeout", "3"]);
-    let got: serde_json::Value = serde_json::from_str(&first.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", first.stdout));
-    let e = first.err();
+    // The link is cut (it forwards so much, then holds everything): 5 MiB
+    // into the first run, then at a random point 3 to 6 MiB into each next
+    // one, which may fall before a batch is whole. Each cut run stops, keeps
+    // what arrived and says a rerun resumes (also when nothing arrived: the
+    // peer answered); the runs together receive every entry exactly once.
+    // CASESYNC_CUT_SEED replays a run.
+    let cut_seed: u64 = std::env::var("CASESYNC_CUT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    let mut rng = cut_seed | 1;
+    let mut next_cut = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (3 << 20) + (rng % (3 << 20)) as usize
+    };
+    let mut received = Vec::new();
+    let mut finished = false;
+    for run in 0..3 {
+        link.stall_after(if run == 0 { 5 << 20 } else { next_cut() });
+        let run = b.cmd(&["--json", "sync", "--once", "--peer", &via, "--timeout", "3"]);
+        let got: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}, CASESYNC_CUT_SEED={cut_seed}): {}",
+                run.stdout
+            )
+        });
+        received.push(got[0]["received"].as_u64().unwrap());
+        link.unstall();
+        if run.status.success() {
+            finished = true;
+            break;
+        }
+        let e = run.err();
+        assert!(
+            e.contains("sync stopped before it finished") && e.contains("run it again to resume"),
+            "CASESYNC_CUT_SEED={cut_seed}: {e}"
+        );
+        assert!(
+            got[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("without progress"),
+            "CASESYNC_CUT_SEED={cut_seed}: {got}"
+        );
+    }
     assert!(
-        e.contains("sync stopped before it finished") && e.contains("run it again to resume"),
-        "{e}"
+        received[0] > 0 && received[0] < total,
+        "CASESYNC_CUT_SEED={cut_seed}: {received:?} of {total}"
     );
-    let part = got[0]["received"].as_u64().unwrap();
-    assert!(part > 0 && part < total, "{part} of {total}: {got}");
-    assert!(
-        got[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("without progress"),
-        "{got}"
-    );
-    // Kept: the rerun fetches only the rest.
-    link.unstall();
-    let again: serde_json::Value = serde_json::from_str(
-        &b.cmd(&[
-            "--json",
-            "sync",
-            "--once",
-            "--peer",
-            &via,
-            "--timeout",
-            "30",
-        ])
-        .ok(),
-    )
-    .unwrap();
+    // Kept: the last run fetches only the rest.
+    if !finished {
+        let again: serde_json::Value = serde_json::from_str(
+            &b.cmd(&[
+                "--json",
+                "sync",
+                "--once",
+                "--peer",
+                &via,
+                "--timeout",
+                "30",
+            ])
+            .ok(),
+        )
+        .unwrap();
+        received.push(again[0]["received"].as_u64().unwrap());
+    }
     assert_eq!(
-        again[0]["received"].as_u64().unwrap(),
-        total - part,
-        "{again}"
+        received.iter().sum::<u64>(),
+        total,
+        "CASESYNC_CUT_SEED={cut_seed}: no entry is fetched twice: {received:?}"
     );
     assert_eq!(b.json(&["case", "show", &case])["entries"], total);
     assert_eq!(list(a, &case), list(b, &case));

@@ -52,8 +52,7 @@ pub(super) fn ingest_entries(
     // the writes. Entries whose predecessor or view is not here yet wait for the
     // next pass; passes go on while they make progress.
     let keys = epoch_keys(node, conn, case, verified.iter().map(|(e, _)| e));
-    let storage = &node.storage;
-    let actor = crate::records::automerge_actor(node);
+    let builder = Builder::of(node);
     let me = cases::own_labels(node, conn)?;
     let mut frozen: HashMap<[u8; 32], u64> = store::equivocations(conn, case_ref)?
         .into_iter()
@@ -79,7 +78,7 @@ pub(super) fn ingest_entries(
             }
             let prepared: Vec<Prepared> = chunk
                 .par_iter()
-                .map(|(e, _)| prepare(storage, &actor, &me, case, &ends, &keys, e))
+                .map(|(e, _)| prepare(&builder, &me, case, &ends, &keys, e))
                 .collect();
             for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
                 let frozen_at = frozen.get(&e.header.author).copied();
@@ -119,7 +118,7 @@ pub(super) fn ingest_entries(
                         progressed = true;
                         let filled = store::savepoint(conn, || {
                             fill_withheld(node, conn, case, &e, &mut docs, |partial| {
-                                prepare(storage, &actor, &me, case, &ends, &keys, partial)
+                                prepare(&builder, &me, case, &ends, &keys, partial)
                             })
                             .unwrap_or_else(|e| Err(e.to_string()))
                         })?;
@@ -415,8 +414,10 @@ pub(super) struct NewRecord {
     log_digest: Hash,
     type_index: [u8; 32],
     sealed_view: Vec<u8>,
-    /// The view itself, to file the record in the search index.
+    /// The view itself (`receipts::note_stored` reads it).
     view: casesync_schema::doc::RecordView,
+    /// Its search terms (`search::terms`), to file it.
+    terms: Vec<[u8; 16]>,
     originator: String,
     /// Who it may be released to (empty: anyone in the case).
     releasable_to: Vec<String>,
@@ -433,8 +434,7 @@ pub(super) type Prepared =
 /// the epoch, opening and parsing the payload, building new records. Pure, so
 /// it runs on every core.
 pub(super) fn prepare(
-    storage: &StorageKeys,
-    actor: &ActorId,
+    builder: &Builder<'_>,
     me: &cases::MemberLabels,
     case: &Case,
     ends: &LogEnds,
@@ -507,16 +507,8 @@ pub(super) fn prepare(
             let expanded =
                 doc::check_change(&change).map_err(|e| format!("record {}: {e}", c.record))?;
             let created = if change.deps().is_empty() {
-                let r = new_record(
-                    storage,
-                    actor,
-                    case,
-                    &c.record,
-                    &change,
-                    &expanded,
-                    &e.hash(),
-                )
-                .map_err(|e| format!("record {}: {e}", c.record))?;
+                let r = new_record(builder, case, &c.record, &change, &expanded, &e.hash())
+                    .map_err(|e| format!("record {}: {e}", c.record))?;
                 // The originator is the signed author of the first change.
                 if r.originator != originator {
                     return Err(format!(
@@ -546,10 +538,28 @@ pub(super) fn prepare(
         .collect()
 }
 
+/// What building a new record needs of the node, without the store: its
+/// storage keys, its Automerge actor and its country (for the search terms,
+/// computed here, on every core, rather than in the writing transaction).
+pub(super) struct Builder<'a> {
+    storage: &'a StorageKeys,
+    actor: ActorId,
+    region: &'a str,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn of(node: &'a Node) -> Builder<'a> {
+        Builder {
+            storage: &node.storage,
+            actor: crate::records::automerge_actor(node),
+            region: &node.card.country,
+        }
+    }
+}
+
 /// The record that `change`, its first, makes.
 pub(super) fn new_record(
-    storage: &StorageKeys,
-    actor: &ActorId,
+    builder: &Builder<'_>,
     case: &Case,
     rid: &RecordId,
     change: &automerge::Change,
@@ -558,8 +568,12 @@ pub(super) fn new_record(
 ) -> Result<NewRecord> {
     let view = match doc::view_of_first_change(expanded) {
         Some(v) => v,
-        None => doc::view(&doc::from_changes(vec![change.clone()], actor.clone())?)?,
+        None => doc::view(&doc::from_changes(
+            vec![change.clone()],
+            builder.actor.clone(),
+        )?)?,
     };
+    let storage = builder.storage;
     if view.id != rid.to_string() || view.case != case.id.to_string() {
         return Err(NodeError::Refused(format!(
             "record {rid}: its document names another record or case"
@@ -579,6 +593,7 @@ pub(super) fn new_record(
         originator: view.originator.clone(),
         releasable_to: view.releasable_to.clone(),
         restricted: view.restricted(),
+        terms: crate::search::terms(storage, Some(builder.region), &view),
         view,
     })
 }
@@ -678,8 +693,7 @@ pub(super) fn materialize(
             let r = match created {
                 Some(r) => r,
                 None => new_record(
-                    &node.storage,
-                    &crate::records::automerge_actor(node),
+                    &Builder::of(node),
                     case,
                     rid,
                     &change,
@@ -697,7 +711,7 @@ pub(super) fn materialize(
                 &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
-            crate::search::file_new(node, conn, row, &r.view)?;
+            store::file_search_terms(conn, row, &r.terms)?;
             crate::receipts::note_stored(node, conn, docs.member_keys(case), row, &r.view)?;
             counts.0 += 1;
         }

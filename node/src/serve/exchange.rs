@@ -121,6 +121,7 @@ pub async fn exchange(
         received: 0,
         sent: 0,
         error: None,
+        answered: true,
     };
     if start != Start::Push {
         let digest = sync::digest(node, node.store.conn(), &key)?;
@@ -221,6 +222,7 @@ pub async fn exchange(
             received,
             sent,
             error: None,
+            answered: true,
         },
         Some((theirs, their_registry)),
     ))

@@ -119,6 +119,10 @@ impl Progress {
     fn of(&self, peer: &PeerId) -> (u64, u64) {
         self.moved.borrow().get(peer).copied().unwrap_or_default()
     }
+    /// Whether anything came back from `peer` (an answer, before any batch).
+    fn answered(&self, peer: &PeerId) -> bool {
+        self.moved.borrow().contains_key(peer)
+    }
     fn totals(&self) -> (u64, u64) {
         self.moved
             .borrow()
@@ -134,6 +138,9 @@ pub struct Exchange {
     pub received: u64,
     pub sent: u64,
     pub error: Option<String>,
+    /// The peer answered (even if the exchange then stopped before anything
+    /// was received): "no peer answered" is never said of it.
+    pub answered: bool,
 }
 
 /// What `serve` and `sync` say as they go, through `tracing` (`RUST_LOG`
@@ -469,12 +476,17 @@ pub async fn run(
                     }
                     x
                 }
-                Err(e) => Exchange {
-                    peer: peer.to_base58(),
-                    received: 0,
-                    sent: 0,
-                    error: Some(e.to_string()),
-                },
+                Err(e) => {
+                    // What was stored before the failure is kept and counted.
+                    let (received, sent) = progress.of(&peer);
+                    Exchange {
+                        peer: peer.to_base58(),
+                        received,
+                        sent,
+                        error: Some(e.to_string()),
+                        answered: progress.answered(&peer),
+                    }
+                }
             };
             handles.give_back(handle);
             let _ = tx.send(r);
@@ -768,6 +780,7 @@ pub async fn run(
                     } else {
                         format!("did not answer within {secs} s")
                     }),
+                    answered: connected.contains(p) || progress.answered(p),
                 },
             );
         }

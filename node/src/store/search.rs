@@ -8,12 +8,19 @@ use super::*;
 /// hundreds of millions of terms a large node holds are not mistaken for one.
 const TERM_BYTES: usize = 10;
 
-fn token(term: &[u8; 16]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(TERM_BYTES * 2);
+/// Lower-case hex of the kept bytes (a record has about 60 terms: no
+/// formatter per byte).
+fn push_token(s: &mut String, term: &[u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in &term[..TERM_BYTES] {
-        let _ = write!(s, "{b:02x}");
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
+}
+
+fn token(term: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(TERM_BYTES * 2);
+    push_token(&mut s, term);
     s
 }
 
@@ -23,7 +30,7 @@ fn text(terms: &[[u8; 16]]) -> String {
         if !s.is_empty() {
             s.push(' ');
         }
-        s.push_str(&token(t));
+        push_token(&mut s, t);
     }
     s
 }
