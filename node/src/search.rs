@@ -30,8 +30,8 @@ const W_PREFIX: i64 = 1;
 const MAX_TERMS: usize = 256;
 /// Records one term may bring in before ranking.
 const MAX_CANDIDATES: i64 = 10_000;
-/// Records a term brought in: row -> (case row, score).
-type Candidates = HashMap<i64, (i64, i64)>;
+/// Records a term brought in: row -> score.
+type Candidates = HashMap<i64, i64>;
 
 /// Results one search returns, at most.
 pub const MAX_RESULTS: usize = 200;
@@ -124,6 +124,10 @@ const INDEX_FILED: &str = "search_index_filed";
 /// is written. Runs at unlock, before anything can write a record, in
 /// transactions of 5,000 records that pick up where another left off.
 pub(crate) fn fill_index(node: &Node) -> Result<()> {
+    // Every unlock asks: a read, not the write lock, when all is filed.
+    if store::meta_get(node.store.conn(), INDEX_COMPLETE)?.as_deref() == Some(INDEX_VERSION) {
+        return Ok(());
+    }
     loop {
         let done = node.store.write(|tx| -> Result<bool> {
             let version = store::meta_get(tx, INDEX_COMPLETE)?;
@@ -205,13 +209,13 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
             .transpose()?;
         // Score each candidate: selectors, then every query word (as a word,
         // or else as a prefix) must be there for a text match.
-        let mut score: HashMap<i64, (i64, i64, Vec<Selector>)> = HashMap::new();
+        let mut score: HashMap<i64, (i64, Vec<Selector>)> = HashMap::new();
         for s in &sels {
             let t = node.storage.search_term(&s.key_bytes());
-            for (r, c) in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
-                let e = score.entry(r).or_insert((c, 0, Vec::new()));
-                e.1 += W_SELECTOR * 10;
-                e.2.push(s.clone());
+            for r in store::records_with_term(conn, &t, MAX_CANDIDATES)? {
+                let e = score.entry(r).or_default();
+                e.0 += W_SELECTOR * 10;
+                e.1.push(s.clone());
             }
         }
         if q.kind.is_none() || q.kind == Some(SelectorKind::Name) {
@@ -227,9 +231,9 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
                     let t = node.storage.search_term(&bytes);
                     let rows = store::records_with_term(conn, &t, MAX_CANDIDATES)?;
                     capped |= rows.len() as i64 >= MAX_CANDIDATES;
-                    for (r, c) in rows {
-                        let e = this.entry(r).or_insert((c, 0));
-                        e.1 = e.1.max(weight);
+                    for r in rows {
+                        let e = this.entry(r).or_insert(0);
+                        *e = (*e).max(weight);
                     }
                 }
                 per_word.push((this, capped));
@@ -244,18 +248,30 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
                     None => this,
                     Some(prev) => prev
                         .into_iter()
-                        .filter_map(|(r, (c, s))| this.get(&r).map(|(_, s2)| (r, (c, s + s2))))
+                        .filter_map(|(r, s)| this.get(&r).map(|s2| (r, s + s2)))
                         .collect(),
                 });
             }
-            for (r, (c, s)) in text_hits.unwrap_or_default() {
-                score.entry(r).or_insert((c, 0, Vec::new())).1 += s;
+            for (r, s) in text_hits.unwrap_or_default() {
+                score.entry(r).or_default().0 += s;
             }
         }
-        // Access, then the views of what is left.
+        // Best first; then each one's case and the person's access to it,
+        // until there are enough (the index gives rows only: a record's case
+        // is looked up for the candidates that may be shown, not for each of
+        // up to 20,000 a common word brings in).
+        let mut ranked: Vec<(i64, i64, Vec<Selector>)> =
+            score.into_iter().map(|(r, (s, sel))| (r, s, sel)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut may: HashMap<i64, bool> = HashMap::new();
         let mut found: Vec<(i64, i64, i64, Vec<Selector>)> = Vec::new();
-        for (r, (c, s, sel)) in score {
+        for (r, s, sel) in ranked {
+            if found.len() >= MAX_RESULTS {
+                break;
+            }
+            let Some(c) = store::case_of_record(conn, r)? else {
+                continue;
+            };
             if only_case.as_ref().is_some_and(|oc| oc.case_ref != c) {
                 continue;
             }
@@ -271,8 +287,6 @@ pub fn search(node: &Node, actor: &Actor, q: &Query) -> Result<Vec<Hit>> {
                 found.push((r, c, s, sel));
             }
         }
-        found.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-        found.truncate(MAX_RESULTS);
         // Which cases hold each selector, for "also in".
         let mut holders: HashMap<Selector, BTreeSet<i64>> = HashMap::new();
         for (_, c, _, sel) in &found {

@@ -55,18 +55,25 @@ pub fn unfile_search_terms(c: &Connection, record_ref: i64, terms: &[[u8; 16]]) 
     Ok(())
 }
 
-/// (record, case) for every record filed under `term`, at most `limit`.
-pub fn records_with_term(c: &Connection, term: &[u8; 16], limit: i64) -> Result<Vec<(i64, i64)>> {
-    let mut s = c.prepare_cached(
-        "SELECT r.id, r.case_ref FROM search_index s JOIN records r ON r.id = s.rowid \
-         WHERE search_index MATCH ?1 LIMIT ?2",
-    )?;
+/// The record rows filed under `term`, at most `limit`, lowest first.
+pub fn records_with_term(c: &Connection, term: &[u8; 16], limit: i64) -> Result<Vec<i64>> {
+    let mut s =
+        c.prepare_cached("SELECT rowid FROM search_index WHERE search_index MATCH ?1 LIMIT ?2")?;
     let rows = s
-        .query_map(params![format!("\"{}\"", token(term)), limit], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
+        .query_map(params![format!("\"{}\"", token(term)), limit], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// The case row of record row `row`, if it is still held.
+pub fn case_of_record(c: &Connection, row: i64) -> Result<Option<i64>> {
+    Ok(query_one(
+        c,
+        "SELECT case_ref FROM records WHERE id = ?1",
+        [row],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// Records after row `after`, in row order, at most `limit`: for filing
@@ -129,14 +136,13 @@ mod tests {
         .unwrap();
         file_search_terms(c, 1, &[term(1), term(2)]).unwrap();
         file_search_terms(c, 2, &[term(1), term(3)]).unwrap();
-        assert_eq!(
-            records_with_term(c, &term(1), 10).unwrap(),
-            [(1, 1), (2, 1)]
-        );
-        assert_eq!(records_with_term(c, &term(1), 1).unwrap(), [(1, 1)]);
+        assert_eq!(case_of_record(c, 2).unwrap(), Some(1));
+        assert_eq!(case_of_record(c, 3).unwrap(), None);
+        assert_eq!(records_with_term(c, &term(1), 10).unwrap(), [1, 2]);
+        assert_eq!(records_with_term(c, &term(1), 1).unwrap(), [1]);
         check_search_index(c).unwrap();
         unfile_search_terms(c, 1, &[term(1), term(2)]).unwrap();
-        assert_eq!(records_with_term(c, &term(1), 10).unwrap(), [(2, 1)]);
+        assert_eq!(records_with_term(c, &term(1), 10).unwrap(), [2]);
         assert!(records_with_term(c, &term(2), 10).unwrap().is_empty());
         check_search_index(c).unwrap();
         // Filed again under other terms, as an edit does.
@@ -145,7 +151,7 @@ mod tests {
         for gone in [1, 2, 3] {
             assert!(records_with_term(c, &term(gone), 10).unwrap().is_empty());
         }
-        assert_eq!(records_with_term(c, &term(4), 10).unwrap(), [(2, 1)]);
+        assert_eq!(records_with_term(c, &term(4), 10).unwrap(), [2]);
         check_search_index(c).unwrap();
         clear_search_index(c).unwrap();
         check_search_index(c).unwrap();
