@@ -136,18 +136,10 @@ pub fn export(
                     entries,
                 });
             }
-            // Tests make parts small to exercise splitting without gigabytes.
-            let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(bundle::PART_TARGET_BYTES)
-                .min(bundle::PART_TARGET_BYTES);
-            let parts = bundle::split(body.clone(), target)
-                .iter()
-                .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
             // Audited before the file exists: a disclosure may be recorded that a
-            // failed write then did not make, never the other way round.
+            // failed write then did not make, never the other way round. Before
+            // the split too, which then takes the body rather than a copy of it
+            // (at 1,000,000 records, 400 MB less).
             let peer = to.as_ref().map(|t| t.peer_id());
             node.store.write(|tx| {
                 crate::audit::disclosed(
@@ -168,9 +160,20 @@ pub fn export(
                     &withheld,
                 )
             })?;
+            let n_cases = body.cases.len();
+            // Tests make parts small to exercise splitting without gigabytes.
+            let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(bundle::PART_TARGET_BYTES)
+                .min(bundle::PART_TARGET_BYTES);
+            let parts = bundle::split(body, target)
+                .iter()
+                .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(ExportReport {
                 parts,
-                cases: body.cases.len(),
+                cases: n_cases,
                 control_ops: n_ops,
                 entries: n_entries,
                 skipped,
