@@ -96,7 +96,7 @@ fn terms_of(node: &Node, view: &RecordView) -> Vec<[u8; 16]> {
 /// Files a record again under its new view, in the transaction that writes
 /// it; `old` is its row as stored until now.
 pub fn refile(node: &Node, tx: &Connection, old: &RecordRow, view: &RecordView) -> Result<()> {
-    let before = terms_of(node, &node.storage.record_view(old)?);
+    let before = filed_terms(node, old)?;
     let after = terms_of(node, view);
     if before != after {
         store::unfile_search_terms(tx, old.row, &before)?;
@@ -107,8 +107,17 @@ pub fn refile(node: &Node, tx: &Connection, old: &RecordRow, view: &RecordView) 
 
 /// Takes a record out of the index before its row is deleted.
 pub fn unfile(node: &Node, tx: &Connection, old: &RecordRow) -> Result<()> {
-    let before = terms_of(node, &node.storage.record_view(old)?);
-    Ok(store::unfile_search_terms(tx, old.row, &before)?)
+    Ok(store::unfile_search_terms(
+        tx,
+        old.row,
+        &filed_terms(node, old)?,
+    )?)
+}
+
+/// The terms a stored row is filed under: those of its stored view (the
+/// index keeps no copy).
+fn filed_terms(node: &Node, row: &RecordRow) -> Result<Vec<[u8; 16]>> {
+    Ok(terms_of(node, &node.storage.record_view(row)?))
 }
 
 /// What `terms` files, and how: when this changes, every record is filed
@@ -143,8 +152,7 @@ pub(crate) fn fill_index(node: &Node) -> Result<()> {
             let after = store::meta_stamp(tx, INDEX_FILED)?;
             let rows: Vec<RecordRow> = store::records_after(tx, after, 5_000)?;
             for r in &rows {
-                let v = node.storage.record_view(r)?;
-                store::file_search_terms(tx, r.row, &terms_of(node, &v))?;
+                store::file_search_terms(tx, r.row, &filed_terms(node, r)?)?;
             }
             if let Some(last) = rows.last() {
                 store::set_meta_stamp(tx, INDEX_FILED, last.row)?;

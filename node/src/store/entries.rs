@@ -170,8 +170,8 @@ pub fn entries_after(
     entries_within(c, case_ref, author, seq, (limit, usize::MAX))
 }
 
-/// Like [`entries_after`], stopping at the first entry that takes the bytes
-/// read past `max_bytes` (it is included, so a caller with nothing yet can
+/// Like [`entries_after`], stopping after the entry that brings the bytes
+/// read to `max_bytes` (it is included, so a caller with nothing yet can
 /// still send one large entry): a batch for a peer reads what it can send,
 /// not the rest of the log (at 1,000,000 records, 400 MB per batch).
 pub fn entries_within(
@@ -184,19 +184,12 @@ pub fn entries_within(
     let mut s = c.prepare_cached(&format!(
         "SELECT {ENTRY_COLS} FROM entries e WHERE e.case_ref = ?1 AND e.author = ?2 AND e.seq > ?3 ORDER BY e.seq LIMIT ?4"
     ))?;
-    let mut bytes = 0usize;
     let rows = s
         .query_map(
             params![case_ref, &author[..], seq as i64, limit as i64],
             entry_row,
         )?
-        .take_while(|e| {
-            let go = bytes <= max_bytes;
-            if let Ok(e) = e {
-                bytes = bytes.saturating_add(e.bytes.len());
-            }
-            go
-        })
+        .take_while(within_bytes(max_bytes, |e: &StoredEntry| e.bytes.len()))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -102,6 +102,24 @@ fn query_one<T>(
     c.prepare_cached(sql)?.query_row(params, f)
 }
 
+/// For `take_while` over a query's rows: rows while fewer than `max_bytes`
+/// (by `size`) have been read, so the row that reaches the bound is the
+/// last one and the first is always taken. What a page or batch holds is
+/// then bounded whatever the rows' sizes.
+fn within_bytes<T>(
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> impl FnMut(&rusqlite::Result<T>) -> bool {
+    let mut read = 0usize;
+    move |row| {
+        let go = read < max_bytes;
+        if let Ok(r) = row {
+            read = read.saturating_add(size(r));
+        }
+        go
+    }
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(Duration::from_secs(30))?;

@@ -141,16 +141,8 @@ pub fn records_page(
     let n = i64::try_from(limit).unwrap_or(i64::MAX);
     let with_tag = |r: &rusqlite::Row<'_>| Ok((record_row(r)?, r.get::<_, Vec<u8>>(6)?));
     // Records may be up to 512 KiB: a page stops at `max_bytes` of views
-    // too (after at least one), so it holds a bounded amount whatever the
-    // records are.
-    let mut bytes = 0usize;
-    let within = |row: &rusqlite::Result<(RecordRow, Vec<u8>)>| {
-        let go = bytes < max_bytes;
-        if let Ok((r, _)) = row {
-            bytes += r.view.len();
-        }
-        go
-    };
+    // too (after at least one).
+    let within = within_bytes(max_bytes, |(r, _): &(RecordRow, Vec<u8>)| r.view.len());
     let rows = match type_index {
         Some(t) => {
             let mut s = c.prepare_cached(

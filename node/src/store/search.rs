@@ -8,31 +8,13 @@ use super::*;
 /// hundreds of millions of terms a large node holds are not mistaken for one.
 const TERM_BYTES: usize = 10;
 
-/// Lower-case hex of the kept bytes (a record has about 60 terms: no
-/// formatter per byte).
-fn push_token(s: &mut String, term: &[u8; 16]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in &term[..TERM_BYTES] {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-}
-
+/// Lower-case hex of the kept bytes.
 fn token(term: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(TERM_BYTES * 2);
-    push_token(&mut s, term);
-    s
+    casesync_crypto::hash::hex(&term[..TERM_BYTES])
 }
 
 fn text(terms: &[[u8; 16]]) -> String {
-    let mut s = String::with_capacity(terms.len() * (TERM_BYTES * 2 + 1));
-    for t in terms {
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        push_token(&mut s, t);
-    }
-    s
+    terms.iter().map(token).collect::<Vec<_>>().join(" ")
 }
 
 /// Files a record not filed before under `terms`. Filing one twice would
