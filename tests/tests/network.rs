@@ -912,3 +912,49 @@ fn a_sync_cut_off_in_the_middle_resumes_without_fetching_again() {
     assert_eq!(b.json(&["case", "show", &case])["entries"], total);
     assert_eq!(list(a, &case), list(b, &case));
 }
+
+/// Issue 22 (bytes on the wire): a node dials each peer it is given once.
+/// `sync --once` and `serve` both dialed every `--peer` address at start and
+/// again on their first redial tick, so each reached its peer over two
+/// connections (two handshakes, two digest rounds). An edit pushed over the
+/// one connection arrives, and no second connection follows.
+#[test]
+fn a_peer_given_with_peer_is_reached_over_one_connection() {
+    use crate::proxy::Link;
+    let t = TestDir::new("net_one_conn");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Single");
+    a.add_member(&case, b, "contributor");
+    let victor = a.add(&case, "person", &[("name", "Victor Ilie")], &[]);
+    let sa = Server::start(a, &[]);
+    let link = Link::new();
+    link.set_target(crate::partition::port_of(&sa.addr));
+    let via = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", link.port(), peer_of(a));
+
+    b.cmd(&["sync", "--once", "--peer", &via, "--timeout", "30"])
+        .ok();
+    assert!(b.cmd(&["record", "show", &victor]).status.success());
+    assert_eq!(
+        link.forwarded(),
+        1,
+        "sync --once opened more than one connection"
+    );
+
+    let sb = Server::start(b, &[&via]);
+    a.cmd(&["record", "edit", &victor, "--field", "status=arrested"])
+        .ok();
+    eventually(30, "B holds A's edit", || {
+        b.cmd(&["record", "show", &victor])
+            .ok()
+            .contains("arrested")
+    });
+    // Past the first redial ticks (every second).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        link.forwarded(),
+        2,
+        "serve opened more than one connection to its peer:\n{}",
+        sb.log()
+    );
+}

@@ -2,7 +2,7 @@
 //! `--peer` address is the proxy's port), so the test decides what crosses.
 //! It can cut the link (close every connection and refuse new ones), heal it,
 //! reset its connections, and delay every chunk it forwards. Nodes dial only
-//! the addresses they are given (identify's address cache is off), so a cut
+//! the addresses they are given (they run no identify), so a cut
 //! link is a real partition.
 
 use std::io::{Read, Write};

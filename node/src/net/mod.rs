@@ -1,4 +1,4 @@
-//! The network: one task owns the libp2p Swarm (TCP + Noise + Yamux, identify,
+//! The network: one task owns the libp2p Swarm (TCP + Noise + Yamux,
 //! request-response with CBOR, connection limits); the rest of the node drives it through a
 //! cloneable [`Client`] and receives [`Event`]s (the pattern of rust-libp2p's
 //! file-sharing example).
@@ -18,8 +18,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, noise, tcp,
-    yamux,
+    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, noise, tcp, yamux,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,7 +56,6 @@ struct Behaviour {
     admission: admission::Behaviour,
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
-    identify: identify::Behaviour,
     /// Requests peers send this node (inbound only).
     serve: request_response::Behaviour<SyncCodec>,
     /// Requests this node sends (outbound only): its own streams per
@@ -277,18 +275,16 @@ pub fn new(
             yamux::Config::default,
         )
         .map_err(|e| e.to_string())?
-        .with_behaviour(|key| Behaviour {
+        // No identify: a node dials only addresses its operator gave (`--peer`,
+        // `peer add`), never ones a peer reports about itself (which a hostile
+        // peer could point anywhere), and nothing else uses what identify
+        // says; it cost about 1.5 KB on every connection.
+        .with_behaviour(|_| Behaviour {
             allow: allow_block_list::Behaviour::default(),
             admission: admission::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
-            ),
-            // No address cache: a node dials only addresses its operator gave
-            // (`--peer`, `peer add`), never ones a peer reported about itself,
-            // which a hostile peer could point anywhere.
-            identify: identify::Behaviour::new(
-                identify::Config::new("/casesync/1".into(), key.public()).with_cache_size(0),
             ),
             serve: sync_behaviour(ProtocolSupport::Inbound, MAX_STREAMS_PER_CONNECTION),
             ask: sync_behaviour(ProtocolSupport::Outbound, MAX_OWN_STREAMS_PER_CONNECTION),
@@ -500,7 +496,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(
                 BehaviourEvent::PiecesServe(e) | BehaviourEvent::PiecesAsk(e),
             ) => self.on_pieces(e).await,
-            // identify and allow-list events, and the rest: nothing to do.
+            // allow-list events, and the rest: nothing to do.
             _ => {}
         }
     }

@@ -417,15 +417,9 @@ pub async fn run(
             })
         })
         .collect();
-    for a in &dial {
-        let c = client.clone();
-        let a = a.clone();
-        tokio::task::spawn_local(async move {
-            if let Err(e) = c.dial(a.clone()).await {
-                warn(format!("cannot reach {a}: {e}"));
-            }
-        });
-    }
+    // Every address is dialed by the redial tick, whose first tick is at
+    // once: a dial here as well opened a second connection to each peer (a
+    // second handshake, about 600 bytes and a signature check each way).
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Exchange>();
     // Answers computed off the network task: (peer, channel, handle back,
@@ -616,14 +610,23 @@ pub async fn run(
             },
             _ = fetch_tick.tick(), if !opts.once && !fetching.get() => {
                 fetching.set(true);
-                tokio::task::spawn_local(pieces::fetch(
+                let round = pieces::fetch(
                     handles.take(&node)?,
                     actor.clone(),
                     client.clone(),
                     connected.iter().copied().collect(),
                     opts.fetch,
                     fetching.clone(),
-                ));
+                );
+                let handles = handles.clone();
+                // Its store handles go back to the spares: a round every
+                // second that opened a connection each time left the next
+                // push or answer to open one too (a schema load, ~1 ms).
+                tokio::task::spawn_local(async move {
+                    for h in round.await {
+                        handles.give_back(h);
+                    }
+                });
             }
             Some((peer, channel, done)) = answered_rx.recv() => {
                 let Some((handle, response, violation)) = done else {

@@ -92,12 +92,12 @@ pub(super) async fn fetch(
     connected: Vec<PeerId>,
     policy: FetchPolicy,
     running: Rc<Cell<bool>>,
-) {
+) -> Vec<Node> {
     let federation = match trust::load(node.store.conn()) {
         Ok(Some(st)) => st.federation.0.to_vec(),
         _ => {
             running.set(false);
-            return;
+            return vec![node];
         }
     };
     let planner = std::sync::Arc::new(std::sync::Mutex::new(node));
@@ -180,6 +180,14 @@ pub(super) async fn fetch(
         let _ = stored.await;
     }
     running.set(false);
+    // The store handles back to the caller's spares: every blocking task
+    // that held one has been awaited, so each is here alone.
+    [Some(planner), storer]
+        .into_iter()
+        .flatten()
+        .filter_map(|h| std::sync::Arc::try_unwrap(h).ok())
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect()
 }
 
 /// Asks each member of the plan for its pieces at once (one request per
