@@ -294,6 +294,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true", help="the side-by-side table only, at small sizes")
     ap.add_argument("--no-compare", action="store_true", help="casesync's own rows only")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="the side-by-side table only, at full sizes (BENCHMARKS.md's main table)")
     ap.add_argument("--scale-only", action="store_true",
                     help="the memory and scale rows only, at BENCH_BUNDLE_RECORDS records (scripts/soak.sh)")
     a = ap.parse_args()
@@ -309,7 +311,7 @@ def main():
         os.makedirs(a.out, exist_ok=True)
         guard(os.path.join(a.out, "compare.json"), result)
         print(f"\nwrote {os.path.join(a.out, 'compare.json')}")
-        if a.quick:
+        if a.quick or a.compare_only:
             remove_in_background(work)
             return
     if a.scale_only:

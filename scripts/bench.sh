@@ -19,6 +19,7 @@
 #
 #   scripts/bench.sh                          # 10,000 and 100,000 records, 20 attempts
 #   scripts/bench.sh --quick                  # the side-by-side table at small sizes
+#   scripts/bench.sh --compare-only           # the side-by-side table at full sizes
 #   BENCH_ONLY=sync,latency scripts/bench.sh --quick   # some scenarios of it
 #   BENCH_SIZES=1000 scripts/bench.sh         # quick run
 #   BENCH_SYNC=0 scripts/bench.sh             # local rows only
