@@ -13,7 +13,6 @@
 //! Longer than most files here (about 770 lines): the chain, the events and
 //! their sealing, verification and export are one owner of the audit log.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use casesync_crypto::Hash;
@@ -280,28 +279,44 @@ impl Event {
 /// Names log entries compactly: `CASE/AUTHOR/FROM-TO` for each run of seqs of
 /// one author in one case.
 pub fn entry_ranges(items: impl IntoIterator<Item = (CaseId, [u8; 32], u64)>) -> Vec<String> {
-    let mut runs: BTreeMap<(CaseId, [u8; 32]), Vec<u64>> = BTreeMap::new();
-    for (case, author, seq) in items {
-        runs.entry((case, author)).or_default().push(seq);
+    let mut all: Vec<(CaseId, [u8; 32], u64)> = items.into_iter().collect();
+    all.sort_unstable();
+    let mut runs = EntryRuns::default();
+    for (case, author, seq) in all {
+        runs.add(case, author, seq);
     }
-    let mut out = Vec::new();
-    for ((case, author), mut seqs) in runs {
-        seqs.sort_unstable();
-        seqs.dedup();
-        let who = casesync_crypto::identity::peer_id_of(&author).unwrap_or_else(|_| hex(&author));
-        let mut i = 0;
-        while i < seqs.len() {
-            let from = seqs[i];
-            let mut to = from;
-            while i + 1 < seqs.len() && seqs[i + 1] == to + 1 {
-                i += 1;
-                to = seqs[i];
-            }
-            out.push(format!("{case}/{who}/{from}-{to}"));
-            i += 1;
+    runs.names()
+}
+
+/// [`entry_ranges`] of items that arrive sorted (by case, author, seq), one
+/// at a time: holds the runs, not the items (an export of millions of
+/// entries).
+#[derive(Default)]
+pub struct EntryRuns(Vec<(CaseId, [u8; 32], u64, u64)>);
+
+impl EntryRuns {
+    pub fn add(&mut self, case: CaseId, author: [u8; 32], seq: u64) {
+        if let Some((c, a, _, to)) = self.0.last_mut()
+            && *c == case
+            && *a == author
+            && seq <= to.saturating_add(1)
+        {
+            *to = seq.max(*to);
+            return;
         }
+        self.0.push((case, author, seq, seq));
     }
-    out
+
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(case, author, from, to)| {
+                let who =
+                    casesync_crypto::identity::peer_id_of(author).unwrap_or_else(|_| hex(author));
+                format!("{case}/{who}/{from}-{to}")
+            })
+            .collect()
+    }
 }
 
 /// Appends `ev` to the chain inside the caller's transaction `tx`: call it in
@@ -558,25 +573,64 @@ pub fn disclosed(
     body: &casesync_schema::bundle::BundleBody,
     sent: &[(CaseId, [u8; 32], u64)],
 ) -> Result<()> {
-    for c in &body.cases {
+    let cases: Vec<CaseDisclosure> = body
+        .cases
+        .iter()
+        .map(|c| CaseDisclosure {
+            case: c.case,
+            entries: entry_ranges(sent.iter().filter(|s| s.0 == c.case).copied()),
+            entry_count: c.entries.len(),
+            control_ops: c.control_ops.len(),
+        })
+        .collect();
+    disclosed_cases(
+        node,
+        actor,
+        tx,
+        action,
+        peer,
+        &cases,
+        body.registry_ops.len(),
+    )
+}
+
+/// What one disclosure holds of one case: its entries (as
+/// [`entry_ranges`] names them), how many, and how many control operations.
+pub struct CaseDisclosure {
+    pub case: CaseId,
+    pub entries: Vec<String>,
+    pub entry_count: usize,
+    pub control_ops: usize,
+}
+
+/// [`disclosed`] from what each case holds, for a disclosure recorded
+/// before its items are read (a bundle export, which writes each part as
+/// it is made).
+pub fn disclosed_cases(
+    node: &impl Keyholder,
+    actor: &Actor,
+    tx: &Connection,
+    action: Action,
+    peer: Option<&str>,
+    cases: &[CaseDisclosure],
+    registry_ops: usize,
+) -> Result<()> {
+    for c in cases {
         let mut ev = Event::new(action)
             .case(c.case)
-            .entries(entry_ranges(sent.iter().filter(|s| s.0 == c.case).copied()))
+            .entries(c.entries.clone())
             .detail(format!(
                 "{} entries, {} control operations",
-                c.entries.len(),
-                c.control_ops.len()
+                c.entry_count, c.control_ops
             ));
         if let Some(p) = peer {
             ev = ev.peer(p);
         }
         append(node, actor, tx, ev)?;
     }
-    if body.cases.is_empty() && !body.registry_ops.is_empty() {
-        let mut ev = Event::new(action).detail(format!(
-            "{} registry statements (no case data)",
-            body.registry_ops.len()
-        ));
+    if cases.is_empty() && registry_ops > 0 {
+        let mut ev =
+            Event::new(action).detail(format!("{registry_ops} registry statements (no case data)"));
         if let Some(p) = peer {
             ev = ev.peer(p);
         }

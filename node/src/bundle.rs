@@ -3,30 +3,64 @@
 //! air-gapped transfer. Import runs every item through [`crate::ingest`], the
 //! same checks as the network.
 
-use casesync_schema::NodeCard;
-use casesync_schema::bundle::{self, BundleBody, CaseItems};
+use std::collections::HashMap;
+
+use casesync_schema::bundle::{self, BundleBody};
+use casesync_schema::{CaseId, NodeCard};
 
 use crate::audit::Action;
 use crate::ingest::{self, IngestReport};
 use crate::{Node, NodeError, Result, cases, store};
 
 pub struct ExportReport {
-    /// The bundle files, in the order they are to be imported: one, unless
-    /// the export is larger than a bundle may be (`bundle::split`).
-    pub parts: Vec<Vec<u8>>,
+    /// Bundle files handed to the sink, in the order they are to be
+    /// imported: one, unless the export is larger than a bundle may be
+    /// (`bundle::Splitter`).
+    pub parts: usize,
+    /// Their bytes together.
+    pub bytes: usize,
     pub cases: usize,
     pub control_ops: usize,
     pub entries: usize,
     pub skipped: Vec<String>,
 }
 
+/// One case of an export, as its first pass over the store found it.
+struct Planned {
+    case: CaseId,
+    case_ref: i64,
+    control_ops: Vec<Vec<u8>>,
+    /// Parts of records under H2 the recipient may not hold yet.
+    strip: Vec<casesync_schema::entry::RecordTag>,
+    /// The seqs recorded as disclosed, per author: runs, in order.
+    runs: HashMap<[u8; 32], Vec<(u64, u64)>>,
+}
+
+impl Planned {
+    fn recorded(&self, author: &[u8; 32], seq: u64) -> bool {
+        self.runs.get(author).is_some_and(|runs| {
+            let i = runs.partition_point(|(_, to)| *to < seq);
+            runs.get(i).is_some_and(|(from, _)| *from <= seq)
+        })
+    }
+}
+
 /// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
 /// cases it is a member of go in (a case's entries go to its members only).
+///
+/// Memory stays flat whatever the size: a first pass over the store notes
+/// which entries go (their seqs, not their bytes), the disclosure is audited,
+/// and a second pass reads the entries and hands each part to `sink` as soon
+/// as it is sealed (the CLI writes OUT, OUT.2, ...). The second pass sends
+/// only entries the audit names: one stored in between is left for the next
+/// export, and one taken out in between (a frozen log) is recorded but not
+/// sent, never the other way round. Nothing reaches `sink` when no case goes.
 pub fn export(
     node: &Node,
     actor: &crate::audit::Actor,
     case_texts: &[String],
     recipient: Option<&str>,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<ExportReport> {
     crate::audit::audited(
         node,
@@ -65,15 +99,13 @@ pub fn export(
                     .map(|t| cases::load_by_text(node, conn, t))
                     .collect::<Result<_>>()?
             };
-            let mut body = BundleBody {
-                registry_ops: store::registry_ops(conn)?
-                    .into_iter()
-                    .map(|o| o.bytes)
-                    .collect(),
-                cases: Vec::new(),
-            };
+            let registry_ops: Vec<Vec<u8>> = store::registry_ops(conn)?
+                .into_iter()
+                .map(|o| o.bytes)
+                .collect();
             let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
-            let mut sent = Vec::new();
+            let mut planned = Vec::new();
+            let mut disclosures = Vec::new();
             let mut withheld = Vec::new();
             for c in chosen {
                 cases::require_access(actor, conn, &c, crate::access::Need::Manage)?;
@@ -116,40 +148,54 @@ pub fn export(
                     logs: held_back,
                     parts: strip,
                 } = cases::kept_back(node, conn, registry.as_ref(), &c, labels.as_ref())?;
-                let mut entries = Vec::new();
-                store::for_each_entry_of_case(conn, c.case_ref, |e| {
-                    let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
+                let mut runs = crate::audit::EntryRuns::default();
+                let mut by_author: HashMap<[u8; 32], Vec<(u64, u64)>> = HashMap::new();
+                let mut count = 0usize;
+                store::for_each_entry_key_of_case(conn, c.case_ref, |author, seq| {
+                    let Ok(author) = <[u8; 32]>::try_from(author) else {
                         return;
                     };
-                    if held_back.get(&author).is_some_and(|w| e.seq as u64 >= *w) {
+                    let seq = seq as u64;
+                    if held_back.get(&author).is_some_and(|w| seq >= *w) {
                         return;
                     }
-                    sent.push((c.id, author, e.seq as u64));
-                    entries.push(crate::sync::for_peer(e.bytes, &strip))
+                    runs.add(c.id, author, seq);
+                    let r = by_author.entry(author).or_default();
+                    match r.last_mut() {
+                        Some((_, to)) if seq == to.saturating_add(1) => *to = seq,
+                        _ => r.push((seq, seq)),
+                    }
+                    count += 1;
                 })?;
                 withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
                 n_ops += control_ops.len();
-                n_entries += entries.len();
-                body.cases.push(CaseItems {
+                n_entries += count;
+                disclosures.push(crate::audit::CaseDisclosure {
                     case: c.id,
+                    entries: runs.names(),
+                    entry_count: count,
+                    control_ops: control_ops.len(),
+                });
+                planned.push(Planned {
+                    case: c.id,
+                    case_ref: c.case_ref,
                     control_ops,
-                    entries,
+                    strip,
+                    runs: by_author,
                 });
             }
-            // Audited before the file exists: a disclosure may be recorded that a
-            // failed write then did not make, never the other way round. Before
-            // the split too, which then takes the body rather than a copy of it
-            // (at 1,000,000 records, 400 MB less).
+            // Audited before any file exists: a disclosure may be recorded
+            // that a failed write then did not make, never the other way round.
             let peer = to.as_ref().map(|t| t.peer_id());
             node.store.write(|tx| {
-                crate::audit::disclosed(
+                crate::audit::disclosed_cases(
                     node,
                     actor,
                     tx,
                     Action::BundleExport,
                     peer.as_deref(),
-                    &body,
-                    &sent,
+                    &disclosures,
+                    registry_ops.len(),
                 )?;
                 crate::audit::withheld(
                     node,
@@ -160,26 +206,83 @@ pub fn export(
                     &withheld,
                 )
             })?;
-            let n_cases = body.cases.len();
+            let mut report = ExportReport {
+                parts: 0,
+                bytes: 0,
+                cases: planned.len(),
+                control_ops: n_ops,
+                entries: n_entries,
+                skipped,
+            };
+            if planned.is_empty() {
+                return Ok(report);
+            }
             // Tests make parts small to exercise splitting without gigabytes.
             let target = std::env::var("CASESYNC_BUNDLE_PART_BYTES")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(bundle::PART_TARGET_BYTES)
                 .min(bundle::PART_TARGET_BYTES);
-            let parts = bundle::split(body, target)
-                .iter()
-                .map(|part| bundle::seal(&node.keys, &node.card, to.as_ref(), part))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(ExportReport {
-                parts,
-                cases: n_cases,
-                control_ops: n_ops,
-                entries: n_entries,
-                skipped,
-            })
+            let mut emit = |body: BundleBody| -> Result<()> {
+                let sealed = bundle::seal(&node.keys, &node.card, to.as_ref(), &body)?;
+                drop(body);
+                sink(&sealed)?;
+                report.parts += 1;
+                report.bytes += sealed.len();
+                Ok(())
+            };
+            let mut splitter = bundle::Splitter::new(registry_ops, target);
+            for p in planned {
+                splitter.start_case(p.case, p.control_ops.clone());
+                let mut failed = None;
+                store::for_each_entry_of_case(conn, p.case_ref, |e| {
+                    let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
+                        return;
+                    };
+                    if failed.is_some() || !p.recorded(&author, e.seq as u64) {
+                        return;
+                    }
+                    if let Some(done) = splitter.push(crate::sync::for_peer(e.bytes, &p.strip))
+                        && let Err(x) = emit(done)
+                    {
+                        failed = Some(x);
+                    }
+                })?;
+                if let Some(x) = failed {
+                    return Err(x);
+                }
+            }
+            emit(splitter.finish())?;
+            Ok(report)
         },
     )
+}
+
+/// Where `bundle export` writes: OUT, then OUT.2, OUT.3, ... past the size
+/// of one bundle, each readable by the owner only (an unencrypted bundle is
+/// case data), each written and synced before the next is made.
+pub struct PartFiles {
+    out: std::path::PathBuf,
+    pub written: Vec<std::path::PathBuf>,
+}
+
+impl PartFiles {
+    pub fn new(out: &std::path::Path) -> PartFiles {
+        PartFiles {
+            out: out.to_path_buf(),
+            written: Vec::new(),
+        }
+    }
+
+    pub fn write(&mut self, part: &[u8]) -> Result<()> {
+        let path = match self.written.len() {
+            0 => self.out.clone(),
+            n => std::path::PathBuf::from(format!("{}.{}", self.out.display(), n + 1)),
+        };
+        crate::files::write_private_file(&path, part)?;
+        self.written.push(path);
+        Ok(())
+    }
 }
 
 /// Reads a bundle file for [`import`], judging it before reading it whole:
@@ -305,4 +408,28 @@ pub fn import(
         Ok(r)
     })?;
     Ok((sender, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second pass of an export sends exactly what the first recorded:
+    /// not an entry stored in a gap or past the end since.
+    #[test]
+    fn an_export_sends_only_the_seqs_its_audit_names() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let p = Planned {
+            case: CaseId([0; 16]),
+            case_ref: 1,
+            control_ops: Vec::new(),
+            strip: Vec::new(),
+            runs: HashMap::from([(a, vec![(1, 3), (5, 7)]), (b, vec![(2, 2)])]),
+        };
+        let sent: Vec<u64> = (0..10).filter(|s| p.recorded(&a, *s)).collect();
+        assert_eq!(sent, vec![1, 2, 3, 5, 6, 7]);
+        let sent: Vec<u64> = (0..10).filter(|s| p.recorded(&b, *s)).collect();
+        assert_eq!(sent, vec![2]);
+        assert!(!p.recorded(&[3; 32], 1));
+    }
 }

@@ -16,10 +16,10 @@ pub enum Done {
         case: String,
         member: String,
     },
-    /// The bundle's parts, for the approver's front end to write.
+    /// A bundle, its parts handed to the approver's sink as they were made.
     Exported {
-        #[serde(skip)]
-        parts: Vec<Vec<u8>>,
+        parts: usize,
+        bytes: usize,
         cases: usize,
         entries: usize,
     },
@@ -33,8 +33,14 @@ pub enum Done {
 }
 
 /// `approvals approve ID`: `actor` (not who asked, with the rights the
-/// operation needs) approves request `id`, which is carried out now.
-pub fn approve(node: &Node, actor: &Actor, id: i64) -> Result<Done> {
+/// operation needs) approves request `id`, which is carried out now. A
+/// bundle export hands its parts to `sink` (`bundle::export`).
+pub fn approve(
+    node: &Node,
+    actor: &Actor,
+    id: i64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Done> {
     audit::audited(node, actor, Action::ApprovalApprove, None, None, || {
         let (row, filed) = approvals::decidable(node, actor, id)?;
         // Decided first (one approval, one run), then carried out.
@@ -55,11 +61,16 @@ pub fn approve(node: &Node, actor: &Actor, id: i64) -> Result<Done> {
             account: actor.account.clone(),
             approved_by: Some(actor.operator.clone()),
         };
-        run(node, &second, &filed.request)
+        run(node, &second, &filed.request, sink)
     })
 }
 
-fn run(node: &Node, actor: &Actor, request: &Request) -> Result<Done> {
+fn run(
+    node: &Node,
+    actor: &Actor,
+    request: &Request,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Done> {
     Ok(match request {
         Request::MemberAdd { case, member, role } => {
             let role = role
@@ -72,9 +83,10 @@ fn run(node: &Node, actor: &Actor, request: &Request) -> Result<Done> {
             }
         }
         Request::BundleExport { cases, recipient } => {
-            let r = bundle::export(node, actor, cases, recipient.as_deref())?;
+            let r = bundle::export(node, actor, cases, recipient.as_deref(), sink)?;
             Done::Exported {
                 parts: r.parts,
+                bytes: r.bytes,
                 cases: r.cases,
                 entries: r.entries,
             }

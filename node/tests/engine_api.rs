@@ -108,8 +108,9 @@ fn every_operation_audits_itself_refusals_included() {
     let e = trust::revoke(&a, &sam, "12D3KooWnotanode", "test").unwrap_err();
     assert!(e.to_string().contains("not"), "{e}");
     let file = root.join("all.bundle");
-    let out = bundle::export(&a, &sam, &[], None).unwrap();
-    std::fs::write(&file, &out.parts[0]).unwrap();
+    let mut files = bundle::PartFiles::new(&file);
+    let out = bundle::export(&a, &sam, &[], None, &mut |p| files.write(p)).unwrap();
+    assert_eq!((out.parts, files.written.len()), (1, 1));
     let e = bundle::import_file(&b, &sam, &root.join("missing.bundle")).unwrap_err();
     assert!(e.to_string().contains("cannot read"), "{e}");
     backup::backup(&a, &sam, &root.join("a.csbackup")).unwrap();

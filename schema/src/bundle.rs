@@ -58,39 +58,104 @@ pub struct CaseItems {
 /// every part importable by itself: each carries the registry statements, and
 /// each case's control operations with its entries (a receiver judges entries
 /// by the case's control log). Entries keep their order, so parts imported in
-/// order never wait for each other.
+/// order never wait for each other. [`Splitter`] does the same for entries
+/// that arrive one at a time.
 pub fn split(body: BundleBody, target: usize) -> Vec<BundleBody> {
-    let size = |items: &[Vec<u8>]| items.iter().map(|i| i.len() + 4).sum::<usize>();
-    let registry_size = size(&body.registry_ops);
-    let fresh = || BundleBody {
-        registry_ops: body.registry_ops.clone(),
-        cases: Vec::new(),
-    };
+    let mut s = Splitter::new(body.registry_ops, target);
     let mut parts = Vec::new();
-    let mut part = fresh();
-    let mut used = registry_size;
-    for case in &body.cases {
-        let start = || CaseItems {
-            case: case.case,
-            control_ops: case.control_ops.clone(),
-            entries: Vec::new(),
-        };
-        let control_size = 20 + size(&case.control_ops);
-        let mut items = start();
-        used += control_size;
-        for e in &case.entries {
-            if used + e.len() + 4 > target && !items.entries.is_empty() {
-                part.cases.push(std::mem::replace(&mut items, start()));
-                parts.push(std::mem::replace(&mut part, fresh()));
-                used = registry_size + control_size;
-            }
-            items.entries.push(e.clone());
-            used += e.len() + 4;
+    for case in body.cases {
+        s.start_case(case.case, case.control_ops);
+        for e in case.entries {
+            parts.extend(s.push(e));
         }
-        part.cases.push(items);
     }
-    parts.push(part);
+    parts.push(s.finish());
     parts
+}
+
+/// [`split`] for entries that arrive one at a time (an export read from the
+/// store): it holds at most one part, and hands each back as soon as the
+/// next entry would take it past the target.
+pub struct Splitter {
+    target: usize,
+    registry_ops: Vec<Vec<u8>>,
+    registry_size: usize,
+    part: BundleBody,
+    /// The case whose entries are being added (not yet in `part`), and what
+    /// its control operations cost in each part.
+    case: Option<(CaseItems, usize)>,
+    used: usize,
+}
+
+fn items_size(items: &[Vec<u8>]) -> usize {
+    items.iter().map(|i| i.len() + 4).sum()
+}
+
+impl Splitter {
+    pub fn new(registry_ops: Vec<Vec<u8>>, target: usize) -> Splitter {
+        let registry_size = items_size(&registry_ops);
+        Splitter {
+            target,
+            part: BundleBody {
+                registry_ops: registry_ops.clone(),
+                cases: Vec::new(),
+            },
+            registry_ops,
+            registry_size,
+            case: None,
+            used: registry_size,
+        }
+    }
+
+    /// The entries that follow are of `case`, judged by `control_ops` (which
+    /// every part with any of them carries).
+    pub fn start_case(&mut self, case: CaseId, control_ops: Vec<Vec<u8>>) {
+        if let Some((items, _)) = self.case.take() {
+            self.part.cases.push(items);
+        }
+        let control_size = 20 + items_size(&control_ops);
+        self.used += control_size;
+        self.case = Some((
+            CaseItems {
+                case,
+                control_ops,
+                entries: Vec::new(),
+            },
+            control_size,
+        ));
+    }
+
+    /// Adds an entry of the current case; returns the part it did not fit
+    /// in, now complete. An entry before any case is dropped.
+    pub fn push(&mut self, entry: Vec<u8>) -> Option<BundleBody> {
+        let (items, control_size) = self.case.as_mut()?;
+        let mut done = None;
+        if self.used + entry.len() + 4 > self.target && !items.entries.is_empty() {
+            let fresh = CaseItems {
+                case: items.case,
+                control_ops: items.control_ops.clone(),
+                entries: Vec::new(),
+            };
+            self.part.cases.push(std::mem::replace(items, fresh));
+            let next = BundleBody {
+                registry_ops: self.registry_ops.clone(),
+                cases: Vec::new(),
+            };
+            done = Some(std::mem::replace(&mut self.part, next));
+            self.used = self.registry_size + *control_size;
+        }
+        self.used += entry.len() + 4;
+        items.entries.push(entry);
+        done
+    }
+
+    /// The last part (the only one if nothing was handed back before).
+    pub fn finish(mut self) -> BundleBody {
+        if let Some((items, _)) = self.case.take() {
+            self.part.cases.push(items);
+        }
+        self.part
+    }
 }
 
 fn write_list(w: &mut Writer, items: &[Vec<u8>]) {

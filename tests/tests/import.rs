@@ -432,4 +432,33 @@ fn an_import_far_larger_than_its_memory_limit_completes_or_stores_nothing() {
     );
     let page: Vec<Value> = serde_json::from_str(&out.ok()).unwrap();
     assert!(page.len() > 10 && page.len() < n, "{} records", page.len());
+
+    // Exported under the same limit: each part is sealed and written as it
+    // is made (parts of 4 MiB here), never the whole case in memory at
+    // once (which this limit would abort). Every entry goes, once, and the
+    // parts together are far larger than the limit.
+    let bundle = t.join("big.bundle");
+    let out = node.cmd_limited_env(
+        LIMIT,
+        &[
+            "--json",
+            "bundle",
+            "export",
+            "--out",
+            bundle.to_str().unwrap(),
+            "--case",
+            &case,
+        ],
+        &[("CASESYNC_BUNDLE_PART_BYTES", "4194304")],
+    );
+    let v: Value = serde_json::from_str(&out.ok()).unwrap();
+    let entries = node.json(&["case", "show", &case])["entries"].clone();
+    assert_eq!(v["entries"], entries, "{v}");
+    let files = v["files"].as_array().unwrap();
+    let on_disk: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f.as_str().unwrap()).unwrap().len())
+        .sum();
+    assert_eq!(on_disk, v["bytes"].as_u64().unwrap());
+    assert!(on_disk > LIMIT, "{on_disk} bytes in {} files", files.len());
 }

@@ -249,10 +249,18 @@ impl Node {
     /// (heap and private mappings: `prlimit --data`), as a machine with
     /// little memory would.
     pub fn cmd_limited(&self, bytes: u64, args: &[&str]) -> Output {
+        self.cmd_limited_env(bytes, args, &[])
+    }
+
+    /// [`Node::cmd_limited`] with `env` set.
+    pub fn cmd_limited_env(&self, bytes: u64, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut wrapper = Command::new("prlimit");
         wrapper.arg(format!("--data={bytes}")).arg("--").arg(bin());
-        let c = self.configured(wrapper, args);
-        let cmdline = format!("prlimit --data={bytes} -- {}", self.cmdline(args, &[]));
+        let mut c = self.configured(wrapper, args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let cmdline = format!("prlimit --data={bytes} -- {}", self.cmdline(args, env));
         self.output_of(c, cmdline)
     }
 

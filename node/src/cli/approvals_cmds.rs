@@ -61,18 +61,13 @@ pub(crate) fn approvals_command(cli: &Cli, cmd: &ApprovalsCommand) -> Result<Exi
             {
                 bail!("request {id} exports a bundle: say where with --out FILE");
             }
-            let done = four_eyes::approve(&node, &actor, *id)?;
-            if let (Done::Exported { parts, .. }, Some(out)) = (&done, out) {
-                let files: Vec<std::path::PathBuf> = (1..=parts.len())
-                    .map(|i| match i {
-                        1 => out.clone(),
-                        i => std::path::PathBuf::from(format!("{}.{i}", out.display())),
-                    })
-                    .collect();
-                for (f, part) in files.iter().zip(parts) {
-                    casesync_node::files::write_private_file(f, part)?;
-                }
-            }
+            let mut files = out.as_deref().map(casesync_node::bundle::PartFiles::new);
+            let done = four_eyes::approve(&node, &actor, *id, &mut |part| match &mut files {
+                Some(f) => f.write(part),
+                None => Err(casesync_node::NodeError::Refused(
+                    "a bundle export needs --out FILE".into(),
+                )),
+            })?;
             if cli.json {
                 print_json(&done)?;
             } else {

@@ -11,7 +11,12 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
             cases,
             recipient,
         } => {
-            let r = bundle::export(&node, &actor, cases, recipient.as_deref())?;
+            // Each part is written as soon as it is made (OUT, OUT.2, ...),
+            // readable by the owner only: an unencrypted bundle is case data.
+            let mut sink = bundle::PartFiles::new(out);
+            let r = bundle::export(&node, &actor, cases, recipient.as_deref(), &mut |part| {
+                sink.write(part)
+            })?;
             if r.cases == 0 {
                 bail!(
                     "nothing to export: {}",
@@ -22,18 +27,8 @@ pub(crate) fn bundle_command(cli: &Cli, cmd: &BundleCommand) -> Result<ExitCode>
                     }
                 );
             }
-            // Readable by the owner only: an unencrypted bundle is case data.
-            // Past the size of one bundle, the parts go to OUT, OUT.2, ...
-            let files: Vec<std::path::PathBuf> = (1..=r.parts.len())
-                .map(|i| match i {
-                    1 => out.clone(),
-                    i => std::path::PathBuf::from(format!("{}.{i}", out.display())),
-                })
-                .collect();
-            for (f, part) in files.iter().zip(&r.parts) {
-                casesync_node::files::write_private_file(f, part)?;
-            }
-            let bytes: usize = r.parts.iter().map(Vec::len).sum();
+            let files = sink.written;
+            let bytes = r.bytes;
             if cli.json {
                 print_json(
                     &json!({"out": out, "bytes": bytes, "files": files, "cases": r.cases, "control_ops": r.control_ops, "entries": r.entries, "skipped": r.skipped}),

@@ -1352,7 +1352,12 @@ async fn approve_request(State(app): State<App>, caller: Caller, Path(id): Path<
             ))
             .into());
         }
-        let done = crate::four_eyes::approve(node, actor, id)?;
+        // A bundle export was refused above: nothing is written here.
+        let done = crate::four_eyes::approve(node, actor, id, &mut |_| {
+            Err(crate::NodeError::Refused(
+                "a bundle is written at the node's shell".into(),
+            ))
+        })?;
         Ok(Json(serde_json::to_value(done).map_err(internal)?))
     })
     .await

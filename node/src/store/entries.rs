@@ -159,6 +159,24 @@ pub fn for_each_entry_of_case(
     Ok(())
 }
 
+/// The (author, seq) of each entry of a case, in that order, without the
+/// entries' bytes.
+pub fn for_each_entry_key_of_case(
+    c: &Connection,
+    case_ref: i64,
+    mut f: impl FnMut(&[u8], i64),
+) -> Result<()> {
+    let mut s = c.prepare_cached(
+        "SELECT e.author, e.seq FROM entries e WHERE e.case_ref = ?1 ORDER BY e.author, e.seq",
+    )?;
+    let mut rows = s.query([case_ref])?;
+    while let Some(r) = rows.next()? {
+        let author: Vec<u8> = r.get(0)?;
+        f(&author, r.get(1)?);
+    }
+    Ok(())
+}
+
 /// Up to `limit` entries of one author's log after `seq`, in order.
 pub fn entries_after(
     c: &Connection,
