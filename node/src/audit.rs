@@ -307,6 +307,16 @@ impl EntryRuns {
         self.0.push((case, author, seq, seq));
     }
 
+    /// Whether `seq` of `author` in `case` was added.
+    pub fn holds(&self, case: CaseId, author: &[u8; 32], seq: u64) -> bool {
+        let i = self
+            .0
+            .partition_point(|(c, a, _, to)| (*c, a, *to) < (case, author, seq));
+        self.0
+            .get(i)
+            .is_some_and(|(c, a, from, _)| *c == case && a == author && *from <= seq)
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.0
             .iter()
@@ -865,6 +875,35 @@ mod tests {
                 format!("{c2}/{who}/1-1"),
             ]
         );
+    }
+
+    /// An export sends exactly what its audit entry names (`bundle::export`):
+    /// not an entry stored since in a gap or past the end.
+    #[test]
+    fn entry_runs_hold_exactly_what_was_added() {
+        let (c1, c2) = (CaseId([1; 16]), CaseId([2; 16]));
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let mut runs = EntryRuns::default();
+        for (case, author, seq) in [
+            (c1, a, 1),
+            (c1, a, 2),
+            (c1, a, 3),
+            (c1, a, 5),
+            (c1, a, 6),
+            (c1, a, 7),
+            (c1, b, 2),
+            (c2, a, 4),
+        ] {
+            runs.add(case, author, seq);
+        }
+        let held = |case, author: &[u8; 32]| -> Vec<u64> {
+            (0..10).filter(|s| runs.holds(case, author, *s)).collect()
+        };
+        assert_eq!(held(c1, &a), vec![1, 2, 3, 5, 6, 7]);
+        assert_eq!(held(c1, &b), vec![2]);
+        assert_eq!(held(c2, &a), vec![4]);
+        assert!(held(c2, &b).is_empty());
+        assert_eq!(runs.names().len(), 4);
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! air-gapped transfer. Import runs every item through [`crate::ingest`], the
 //! same checks as the network.
 
-use std::collections::HashMap;
-
 use casesync_schema::bundle::{self, BundleBody};
 use casesync_schema::{CaseId, NodeCard};
 
@@ -32,17 +30,8 @@ struct Planned {
     control_ops: Vec<Vec<u8>>,
     /// Parts of records under H2 the recipient may not hold yet.
     strip: Vec<casesync_schema::entry::RecordTag>,
-    /// The seqs recorded as disclosed, per author: runs, in order.
-    runs: HashMap<[u8; 32], Vec<(u64, u64)>>,
-}
-
-impl Planned {
-    fn recorded(&self, author: &[u8; 32], seq: u64) -> bool {
-        self.runs.get(author).is_some_and(|runs| {
-            let i = runs.partition_point(|(_, to)| *to < seq);
-            runs.get(i).is_some_and(|(from, _)| *from <= seq)
-        })
-    }
+    /// The entries recorded as disclosed.
+    runs: crate::audit::EntryRuns,
 }
 
 /// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
@@ -149,7 +138,6 @@ pub fn export(
                     parts: strip,
                 } = cases::kept_back(node, conn, registry.as_ref(), &c, labels.as_ref())?;
                 let mut runs = crate::audit::EntryRuns::default();
-                let mut by_author: HashMap<[u8; 32], Vec<(u64, u64)>> = HashMap::new();
                 let mut count = 0usize;
                 store::for_each_entry_key_of_case(conn, c.case_ref, |author, seq| {
                     let Ok(author) = <[u8; 32]>::try_from(author) else {
@@ -160,11 +148,6 @@ pub fn export(
                         return;
                     }
                     runs.add(c.id, author, seq);
-                    let r = by_author.entry(author).or_default();
-                    match r.last_mut() {
-                        Some((_, to)) if seq == to.saturating_add(1) => *to = seq,
-                        _ => r.push((seq, seq)),
-                    }
                     count += 1;
                 })?;
                 withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
@@ -181,7 +164,7 @@ pub fn export(
                     case_ref: c.case_ref,
                     control_ops,
                     strip,
-                    runs: by_author,
+                    runs,
                 });
             }
             // Audited before any file exists: a disclosure may be recorded
@@ -239,7 +222,7 @@ pub fn export(
                     let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
                         return;
                     };
-                    if failed.is_some() || !p.recorded(&author, e.seq as u64) {
+                    if failed.is_some() || !p.runs.holds(p.case, &author, e.seq as u64) {
                         return;
                     }
                     if let Some(done) = splitter.push(crate::sync::for_peer(e.bytes, &p.strip))
@@ -408,28 +391,4 @@ pub fn import(
         Ok(r)
     })?;
     Ok((sender, report))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The second pass of an export sends exactly what the first recorded:
-    /// not an entry stored in a gap or past the end since.
-    #[test]
-    fn an_export_sends_only_the_seqs_its_audit_names() {
-        let (a, b) = ([1u8; 32], [2u8; 32]);
-        let p = Planned {
-            case: CaseId([0; 16]),
-            case_ref: 1,
-            control_ops: Vec::new(),
-            strip: Vec::new(),
-            runs: HashMap::from([(a, vec![(1, 3), (5, 7)]), (b, vec![(2, 2)])]),
-        };
-        let sent: Vec<u64> = (0..10).filter(|s| p.recorded(&a, *s)).collect();
-        assert_eq!(sent, vec![1, 2, 3, 5, 6, 7]);
-        let sent: Vec<u64> = (0..10).filter(|s| p.recorded(&b, *s)).collect();
-        assert_eq!(sent, vec![2]);
-        assert!(!p.recorded(&[3; 32], 1));
-    }
 }
