@@ -30,8 +30,9 @@ struct Planned {
     control_ops: Vec<Vec<u8>>,
     /// Parts of records under H2 the recipient may not hold yet.
     strip: Vec<casesync_schema::entry::RecordTag>,
-    /// The entries recorded as disclosed.
+    /// The entries recorded as disclosed, and how many.
     runs: crate::audit::EntryRuns,
+    entries: usize,
 }
 
 /// Builds a bundle of `case_texts` (all cases if empty). With a recipient, only
@@ -92,9 +93,8 @@ pub fn export(
                 .into_iter()
                 .map(|o| o.bytes)
                 .collect();
-            let (mut n_ops, mut n_entries, mut skipped) = (0, 0, Vec::new());
+            let mut skipped = Vec::new();
             let mut planned = Vec::new();
-            let mut disclosures = Vec::new();
             let mut withheld = Vec::new();
             for c in chosen {
                 cases::require_access(actor, conn, &c, crate::access::Need::Manage)?;
@@ -151,25 +151,27 @@ pub fn export(
                     count += 1;
                 })?;
                 withheld.extend(held_back.into_iter().map(|(a, s)| (c.id, a, s)));
-                n_ops += control_ops.len();
-                n_entries += count;
-                disclosures.push(crate::audit::CaseDisclosure {
-                    case: c.id,
-                    entries: runs.names(),
-                    entry_count: count,
-                    control_ops: control_ops.len(),
-                });
                 planned.push(Planned {
                     case: c.id,
                     case_ref: c.case_ref,
                     control_ops,
                     strip,
                     runs,
+                    entries: count,
                 });
             }
             // Audited before any file exists: a disclosure may be recorded
             // that a failed write then did not make, never the other way round.
             let peer = to.as_ref().map(|t| t.peer_id());
+            let disclosures: Vec<_> = planned
+                .iter()
+                .map(|p| crate::audit::CaseDisclosure {
+                    case: p.case,
+                    entries: p.runs.names(),
+                    entry_count: p.entries,
+                    control_ops: p.control_ops.len(),
+                })
+                .collect();
             node.store.write(|tx| {
                 crate::audit::disclosed_cases(
                     node,
@@ -193,8 +195,8 @@ pub fn export(
                 parts: 0,
                 bytes: 0,
                 cases: planned.len(),
-                control_ops: n_ops,
-                entries: n_entries,
+                control_ops: disclosures.iter().map(|d| d.control_ops).sum(),
+                entries: disclosures.iter().map(|d| d.entry_count).sum(),
                 skipped,
             };
             if planned.is_empty() {
@@ -215,17 +217,25 @@ pub fn export(
                 Ok(())
             };
             let mut splitter = bundle::Splitter::new(registry_ops, target);
-            for p in planned {
-                splitter.start_case(p.case, p.control_ops.clone());
+            for Planned {
+                case,
+                case_ref,
+                control_ops,
+                strip,
+                runs,
+                ..
+            } in planned
+            {
+                splitter.start_case(case, control_ops);
                 let mut failed = None;
-                store::for_each_entry_of_case(conn, p.case_ref, |e| {
+                store::for_each_entry_of_case(conn, case_ref, |e| {
                     let Ok(author) = <[u8; 32]>::try_from(e.author.as_slice()) else {
                         return;
                     };
-                    if failed.is_some() || !p.runs.holds(p.case, &author, e.seq as u64) {
+                    if failed.is_some() || !runs.holds(case, &author, e.seq as u64) {
                         return;
                     }
-                    if let Some(done) = splitter.push(crate::sync::for_peer(e.bytes, &p.strip))
+                    if let Some(done) = splitter.push(crate::sync::for_peer(e.bytes, &strip))
                         && let Err(x) = emit(done)
                     {
                         failed = Some(x);
