@@ -346,22 +346,35 @@ def summarize(runs, attempts=None):
     }
 
 
-def casesync_latency(bin_, work, edits):
-    base = os.path.join(work, "cs-latency")
+def casesync_latency(bin_, work, edits, other_cases=0):
+    """Edit-to-visible on a case the two nodes share, with `other_cases` more
+    shared cases of one record each beside it (a push costs the cases that
+    changed, not every case held)."""
+    base = os.path.join(work, f"cs-latency-{other_cases}")
+    shutil.rmtree(base, ignore_errors=True)
     a, bb = b.federation(bin_, base, ["a", "b"])
+    member = b.peer_id(bin_, bb)
+    for i in range(other_cases):
+        other = b.run(bin_, a, ["case", "create", "--title", f"other {i}"])[1].strip()
+        b.run(bin_, a, ["case", "member", "add", other, member, "--role", "contributor"])
+        b.run(bin_, a, ["record", "add", other, "--type", "person", "--field", f"name=o{i}"])
     case = b.run(bin_, a, ["case", "create", "--title", "latency"])[1].strip()
-    b.run(bin_, a, ["case", "member", "add", case, b.peer_id(bin_, bb), "--role", "contributor"])
+    b.run(bin_, a, ["case", "member", "add", case, member, "--role", "contributor"])
     rid = b.run(bin_, a, ["record", "add", case, "--type", "person", "--field", "name=x"])[1].strip()
     pa, addr = b.serve(bin_, a, [])
     pb, _ = b.serve(bin_, bb, [addr])
     try:
-        b.wait_entries(bb, 1, timeout=120)
+        b.wait_entries(bb, other_cases + 1, timeout=120)
         lat = b.edit_latency(bin_, [a, bb], case, rid, n=edits)
     finally:
         stop(pa)
         stop(pb)
     return lat
 
+
+# Other cases two nodes share beside the edited one, for casesync's busy
+# latency row.
+BUSY_CASES = 200
 
 # Latency runs start with a few edits the watcher ignores: casesync's runs
 # first wait for an entry to cross (b.wait_entries), which warms every node
@@ -752,6 +765,11 @@ def compare(bin_, work, quick, result):
         for name, lat in lats.items():
             data[f"{name}_latency_ms"] = lat
         latency_row(f"edit-to-visible, 2 nodes, {edits} edits (p50 / p99)", lats)
+        # casesync alone: a node holds many cases (the peers' documents are
+        # independent of one another).
+        busy = casesync_latency(bin_, work, edits, other_cases=BUSY_CASES)
+        data["casesync_latency_busy_ms"] = busy
+        latency_row(f"  casesync with {BUSY_CASES} more shared cases", {"casesync": busy})
 
     lap("latency", want("latency"))
     # (a) many small cases. For the peers a case is ONE document holding its

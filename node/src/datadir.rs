@@ -119,6 +119,7 @@ impl DataDir {
             store,
             cases: Default::default(),
             views: Default::default(),
+            digests: Default::default(),
         };
         crate::search::fill_index(&node)?;
         Ok(node)
@@ -234,6 +235,7 @@ impl DataDir {
             store,
             cases: Default::default(),
             views: Default::default(),
+            digests: Default::default(),
         };
         crate::audit::fold_pending(&node, actor)?;
         crate::log::notice_copied_store(&node, actor)?;

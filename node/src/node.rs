@@ -14,7 +14,7 @@ use casesync_schema::{CaseId, NodeCard};
 
 use crate::error::Result;
 use crate::sealing::StorageKeys;
-use crate::store::Store;
+use crate::store::{ChangeMark, Store};
 
 pub(crate) const KEYSTORE_FILE: &str = "keystore";
 pub(crate) const DB_FILE: &str = "casesync.db";
@@ -38,6 +38,8 @@ pub struct Node {
     pub(crate) cases: CaseCache,
     /// The opened views of the cases the web UI pages through, per process.
     pub(crate) views: ViewCache,
+    /// The last sync digest computed for each peer, with the store's mark.
+    pub(crate) digests: DigestCache,
 }
 
 impl DataDir {
@@ -86,6 +88,7 @@ impl Node {
             store: Store::open(&self.dir.db_path())?,
             cases: self.cases.clone(),
             views: self.views.clone(),
+            digests: self.digests.clone(),
         })
     }
 }
@@ -112,6 +115,33 @@ impl CaseCache {
     pub(crate) fn put(&self, id: &CaseId, fingerprint: Hash, state: &CaseState) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(id.0, (fingerprint, state.clone()));
+    }
+}
+
+/// The last sync digest (`sync::digest`) computed for each peer: the
+/// store's mark it was computed at, and what each case it shares with the
+/// peer added to it, so the next one looks again only at the cases changed
+/// since. About 100 bytes per shared case and peer.
+#[derive(Clone, Default)]
+pub struct DigestCache(Arc<Mutex<HashMap<[u8; 32], DigestParts>>>);
+
+pub(crate) struct DigestParts {
+    pub(crate) mark: ChangeMark,
+    /// By case id.
+    pub(crate) parts: std::collections::BTreeMap<[u8; 16], Vec<u8>>,
+    pub(crate) digest: Hash,
+}
+
+impl DigestCache {
+    /// Taken out while a digest is computed (two threads computing one for
+    /// the same peer each start from what they find; the last put stays).
+    pub(crate) fn take(&self, peer: &[u8; 32]) -> Option<DigestParts> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(peer)
+    }
+    pub(crate) fn put(&self, peer: &[u8; 32], parts: DigestParts) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(*peer, parts);
     }
 }
 

@@ -34,12 +34,22 @@ struct Held {
 
 /// What this node holds of every case (or only those `peer` is a member of).
 fn held(node: &Node, conn: &Connection, peer: Option<&[u8; 32]>) -> Result<Vec<Held>> {
+    held_of(node, conn, peer, cases::list(node)?)
+}
+
+/// [`held`] of `cases` only.
+fn held_of(
+    node: &Node,
+    conn: &Connection,
+    peer: Option<&[u8; 32]>,
+    cases: Vec<cases::Case>,
+) -> Result<Vec<Held>> {
     let mut out = Vec::new();
     let registry = match peer {
         Some(_) => crate::trust::load(conn)?,
         None => None,
     };
-    for c in cases::list(node)? {
+    for c in cases {
         if let Some(p) = peer
             && c.state.role_of(p).is_none()
         {
@@ -135,24 +145,68 @@ pub fn registry_digest(conn: &Connection) -> Result<Hash> {
 /// part of what they hold), so an anti-entropy round between in-sync peers is
 /// this one digest each way whatever the number of cases.
 pub fn digest(node: &Node, conn: &Connection, peer: &[u8; 32]) -> Result<Hash> {
+    // It depends on nothing but the store's rows (and who `peer` is), case by
+    // case: the parts of the last one are kept with the store's mark, and
+    // only the cases changed since are looked at again. A round while
+    // nothing changed costs one look at the mark, and after an edit one
+    // case, not every case the peer shares.
+    let mark = store::change_mark(conn)?;
+    let parts = match node.digests.take(peer) {
+        Some(c) if c.mark == mark => {
+            let d = c.digest;
+            node.digests.put(peer, c);
+            return Ok(d);
+        }
+        Some(mut c) if mark.cases_found_since(&c.mark) => {
+            let changed = cases::changed_since(node, &c.mark)?;
+            for x in &changed {
+                c.parts.remove(&x.id.0);
+            }
+            for h in held_of(node, conn, Some(peer), changed)? {
+                c.parts.insert(h.case, digest_part(&h));
+            }
+            c.parts
+        }
+        _ => held(node, conn, Some(peer))?
+            .iter()
+            .map(|h| (h.case, digest_part(h)))
+            .collect(),
+    };
     let mut w: Vec<u8> = b"casesync/sync-digest/v2".to_vec();
     w.extend_from_slice(&registry_digest(conn)?.0);
-    for h in held(node, conn, Some(peer))? {
-        w.extend_from_slice(&h.case);
-        w.extend_from_slice(&h.control.0);
-        w.extend_from_slice(&(h.heads.len() as u64).to_be_bytes());
-        for (author, seq, hash) in &h.heads {
-            w.extend_from_slice(author);
-            w.extend_from_slice(&seq.to_be_bytes());
-            w.extend_from_slice(&hash.0);
-        }
-        w.extend_from_slice(&(h.frozen.len() as u64).to_be_bytes());
-        for (author, seq) in &h.frozen {
-            w.extend_from_slice(author);
-            w.extend_from_slice(&seq.to_be_bytes());
-        }
+    // By case id, as `held` orders them.
+    for part in parts.values() {
+        w.extend_from_slice(part);
     }
-    Ok(sha256(&w))
+    let digest = sha256(&w);
+    node.digests.put(
+        peer,
+        crate::node::DigestParts {
+            mark,
+            parts,
+            digest,
+        },
+    );
+    Ok(digest)
+}
+
+/// What one case adds to a [`digest`].
+fn digest_part(h: &Held) -> Vec<u8> {
+    let mut w = Vec::with_capacity(64 + h.heads.len() * 72 + h.frozen.len() * 40);
+    w.extend_from_slice(&h.case);
+    w.extend_from_slice(&h.control.0);
+    w.extend_from_slice(&(h.heads.len() as u64).to_be_bytes());
+    for (author, seq, hash) in &h.heads {
+        w.extend_from_slice(author);
+        w.extend_from_slice(&seq.to_be_bytes());
+        w.extend_from_slice(&hash.0);
+    }
+    w.extend_from_slice(&(h.frozen.len() as u64).to_be_bytes());
+    for (author, seq) in &h.frozen {
+        w.extend_from_slice(author);
+        w.extend_from_slice(&seq.to_be_bytes());
+    }
+    w
 }
 
 /// The peer's last seq in `chain` of `author`'s log, and the hash it holds
@@ -181,11 +235,28 @@ pub(crate) fn for_peer(bytes: Vec<u8>, strip: &[RecordTag]) -> Vec<u8> {
     }
 }
 
+/// Which cases a batch of items looks at.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope {
+    /// Every case the peer is a member of.
+    Every,
+    /// Only the cases changed since the mark (`cases::changed_since`): the
+    /// peer is known to hold everything else it may hold, as it was at the
+    /// mark (a push after a complete delivery). So a push costs the cases
+    /// that changed, not every case the node holds. A new registry
+    /// statement, or rows removed, widen it to every case
+    /// ([`store::ChangeMark::cases_found_since`]).
+    ChangedSince(store::ChangeMark),
+}
+
 /// One batch of items for a peer.
 pub struct Items {
     pub body: BundleBody,
     /// Whether more remain after this batch.
     pub more: bool,
+    /// The store's mark when the batch was read: once a batch comes back
+    /// without `more`, the peer holds everything up to it.
+    pub mark: store::ChangeMark,
     /// The log entries in `body`, (case, author, seq), for the audit log.
     pub sent: Vec<(CaseId, [u8; 32], u64)>,
     /// Logs held back from the peer because an entry carries a record whose
@@ -224,11 +295,12 @@ impl Items {
     }
 }
 
-/// Items `peer` lacks of the cases it is a member of, given its summary `their`,
-/// and the registry statements if the digest of its set (`their_registry`)
-/// differs from ours, within `budget` bytes of entries. `their` and
-/// `their_registry` are advanced past what is included, so calling again yields
-/// the next batch.
+/// Items `peer` lacks of the cases it is a member of (of those `scope`
+/// names), given its summary `their`, and the registry statements if the
+/// digest of its set (`their_registry`) differs from ours, within `budget`
+/// bytes of entries. `their` and `their_registry` are advanced past what is
+/// included, so calling again yields the next batch. Call it in a
+/// transaction, so the batch and its mark are of one state of the store.
 pub fn items_for(
     node: &Node,
     conn: &Connection,
@@ -236,7 +308,9 @@ pub fn items_for(
     their: &mut Vec<CaseHave>,
     their_registry: &mut Vec<u8>,
     budget: usize,
+    scope: Scope,
 ) -> Result<Items> {
+    let mark = store::change_mark(conn)?;
     let mut body = BundleBody {
         registry_ops: Vec::new(),
         cases: Vec::new(),
@@ -252,7 +326,13 @@ pub fn items_for(
     // Control operations in this message, all cases together
     // (`MESSAGE_LIMITS`).
     let mut control_sent = 0usize;
-    for c in cases::list(node)? {
+    let cases = match scope {
+        Scope::ChangedSince(since) if mark.cases_found_since(&since) => {
+            cases::changed_since(node, &since)?
+        }
+        _ => cases::list(node)?,
+    };
+    for c in cases {
         if c.state.role_of(peer).is_none() {
             continue;
         }
@@ -484,6 +564,7 @@ pub fn items_for(
     Ok(Items {
         body,
         more,
+        mark,
         sent,
         withheld: withheld_logs,
     })
@@ -518,6 +599,7 @@ pub fn refill_for(
         return Ok(Items {
             body,
             more: false,
+            mark: store::change_mark(conn)?,
             sent,
             withheld: Vec::new(),
         });
@@ -550,6 +632,7 @@ pub fn refill_for(
     Ok(Items {
         body,
         more: false,
+        mark: store::change_mark(conn)?,
         sent,
         withheld: Vec::new(),
     })
@@ -574,7 +657,7 @@ pub fn refill_wants(
     let probe = now - store::meta_stamp(conn, &probe_key)? >= REFILL_PROBE_MS;
     let mut probed = false;
     let mut out = Vec::new();
-    for c in cases::list(node)? {
+    for c in cases::with_withheld_parts(node)? {
         if c.state.role_of(peer).is_none() {
             continue;
         }

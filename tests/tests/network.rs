@@ -958,3 +958,216 @@ fn a_peer_given_with_peer_is_reached_over_one_connection() {
         sb.log()
     );
 }
+
+/// One look at what `peer` lacks, in one read of `node`'s store: the
+/// batch's body, what it says was sent, whether more remain, and its mark.
+fn look(
+    node: &casesync_node::Node,
+    peer: &[u8; 32],
+    known: &mut (Vec<casesync_node::net::protocol::CaseHave>, Vec<u8>),
+    scope: casesync_node::sync::Scope,
+) -> (Vec<u8>, usize, bool, casesync_node::store::ChangeMark) {
+    let items = node
+        .store
+        .read(|tx| {
+            casesync_node::sync::items_for(
+                node,
+                tx,
+                peer,
+                &mut known.0,
+                &mut known.1,
+                casesync_node::net::protocol::RESPONSE_BUDGET,
+                scope,
+            )
+        })
+        .unwrap();
+    (
+        items.body.encode(),
+        items.sent.len(),
+        items.more,
+        items.mark,
+    )
+}
+
+/// A push after a complete delivery looks only at the cases changed since
+/// (so it costs those, not every case the node holds), and must carry
+/// exactly what a look at every case would: changes in several cases at
+/// once, two in one case, a control operation alone, and a registry
+/// statement (which widens it to every case). Each round checks both looks
+/// against one state of the store, then goes on from the scoped one; and
+/// the anti-entropy digest, brought up to date case by case, against one
+/// computed afresh.
+#[test]
+fn a_push_looks_only_at_changed_cases_and_carries_what_a_full_look_would() {
+    use casesync_node::sync::Scope;
+    use casesync_schema::bundle::BundleBody;
+    let t = TestDir::new("net_push_scope");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let cases: Vec<String> = (0..4)
+        .map(|i| {
+            let case = a.create_case(&format!("Op {i}"));
+            // Case 3 is not shared with b: nothing of it may ever go.
+            if i < 3 {
+                a.add_member(&case, b, "contributor");
+            }
+            case
+        })
+        .collect();
+    let records: Vec<String> = cases
+        .iter()
+        .map(|case| a.add(case, "person", &[("name", "Marin Dobre")], &[]))
+        .collect();
+    let unlock = |n: &Node| {
+        casesync_node::DataDir::new(&n.dir)
+            .unlock(crate::util::PASSPHRASE.as_bytes())
+            .unwrap()
+    };
+    let an = unlock(a);
+    let peer = unlock(b).keys.public().ed25519;
+    // b holds nothing: everything goes, batch by batch, to a first mark.
+    let mut known = (Vec::new(), Vec::new());
+    let mut mark = loop {
+        let (_, _, more, mark) = look(&an, &peer, &mut known, Scope::Every);
+        if !more {
+            break mark;
+        }
+    };
+    let (body, sent, _, _) = look(&an, &peer, &mut known.clone(), Scope::ChangedSince(mark));
+    assert_eq!(sent, 0, "nothing changed since the mark, yet a push sends");
+    let nothing = BundleBody::decode(&body).unwrap();
+    assert!(nothing.cases.is_empty() && nothing.registry_ops.is_empty());
+
+    // The anti-entropy digest, kept by case and brought up to date from the
+    // cases changed since, is the one computed afresh (by a handle with
+    // nothing kept).
+    let digests_agree = |what: &str| {
+        let kept = casesync_node::sync::digest(&an, an.store.conn(), &peer).unwrap();
+        let fresh = unlock(a);
+        let new = casesync_node::sync::digest(&fresh, fresh.store.conn(), &peer).unwrap();
+        assert_eq!(
+            kept, new,
+            "{what}: the kept digest is not the one computed afresh"
+        );
+    };
+    digests_agree("at first");
+    let case_of = |id: &[u8; 16]| cases.iter().position(|c| uuid_bytes(c) == id[..]);
+    let mut round = |what: &str, changed: &[usize], registry: bool| {
+        digests_agree(what);
+        let mut every = known.clone();
+        let full = look(&an, &peer, &mut every, Scope::Every);
+        let scoped = look(&an, &peer, &mut known, Scope::ChangedSince(mark));
+        assert_eq!(
+            (&scoped.0, scoped.1, scoped.2),
+            (&full.0, full.1, full.2),
+            "{what}: the push differs from a look at every case"
+        );
+        assert_eq!(scoped.3, full.3);
+        let body = BundleBody::decode(&scoped.0).unwrap();
+        let mut went: Vec<usize> = body
+            .cases
+            .iter()
+            .map(|c| case_of(&c.case.0).expect("a case of a's"))
+            .collect();
+        went.sort();
+        assert_eq!(went, changed, "{what}: cases sent");
+        assert_eq!(!body.registry_ops.is_empty(), registry, "{what}: registry");
+        assert!(!scoped.2, "{what}: one batch holds it all");
+        mark = scoped.3;
+    };
+
+    // Two cases at once, one of them twice; the case b is no member of too.
+    a.cmd(&["record", "edit", &records[1], "--field", "status=seen"])
+        .ok();
+    a.cmd(&["record", "edit", &records[1], "--field", "alias=Dobre"])
+        .ok();
+    a.add(&cases[2], "phone", &[("number", "+40 721 000 111")], &[]);
+    a.add(&cases[3], "phone", &[("number", "+44 7700 900123")], &[]);
+    round("edits in two cases", &[1, 2], false);
+
+    // A control operation alone (a member added), in a case untouched since.
+    a.add_member(&cases[0], c, "observer");
+    round("a control operation alone", &[0], false);
+
+    // A registry statement: every case is looked at, and the statement goes
+    // (with the removal from case 0 that the revocation makes).
+    a.cmd(&["trust", "revoke", &peer_of(c), "--reason", "left the team"])
+        .ok();
+    a.cmd(&["record", "edit", &records[2], "--field", "status=moved"])
+        .ok();
+    round("a registry statement", &[0, 2], true);
+}
+
+/// Between serving nodes whose anti-entropy rounds are an hour apart, only
+/// pushes move anything: after the first complete delivery each push looks
+/// only at the cases changed since, and every change still arrives, in any
+/// case, one after another or several at once, a control operation alone
+/// included.
+#[test]
+fn every_change_is_pushed_when_pushes_look_only_at_changed_cases() {
+    let t = TestDir::new("net_push_changed");
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let cases: Vec<String> = (0..3).map(|i| a.create_case(&format!("Op {i}"))).collect();
+    for case in &cases {
+        a.add_member(case, b, "contributor");
+    }
+    let records: Vec<String> = cases
+        .iter()
+        .map(|case| a.add(case, "person", &[("name", "Marin Dobre")], &[]))
+        .collect();
+    let hour: &[&str] = &["--anti-entropy", "3600"];
+    let sa = Server::start_with(a, &[], &[], Some(hour));
+    let _sb = Server::start_with(b, &[&sa.addr], &[], Some(hour));
+    for r in &records {
+        eventually(60, "b receives the cases on connecting", || {
+            b.cmd(&["record", "show", r]).status.success()
+        });
+    }
+    let status_at = |n: &Node, r: &str| {
+        let v = n.json(&["record", "show", r]);
+        crate::util::fields_of(&v)
+            .get("status")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // One case after another (the first push looks at every case, the next
+    // ones at what changed), then two at once.
+    for (step, i) in [0, 1, 2, 1].into_iter().enumerate() {
+        let status = format!("step {step}");
+        a.cmd(&[
+            "record",
+            "edit",
+            &records[i],
+            "--field",
+            &format!("status={status}"),
+        ])
+        .ok();
+        eventually(30, &format!("b receives {status} by push"), || {
+            status_at(b, &records[i]) == status
+        });
+    }
+    a.cmd(&["record", "edit", &records[0], "--field", "status=both"])
+        .ok();
+    a.cmd(&["record", "edit", &records[2], "--field", "status=both"])
+        .ok();
+    for r in [&records[0], &records[2]] {
+        eventually(30, "b receives two cases' edits by push", || {
+            status_at(b, r) == "both"
+        });
+    }
+    // A control operation alone, in a case untouched since the last push.
+    let c_peer = peer_of(c);
+    assert!(!b.cmd(&["case", "show", &cases[1]]).ok().contains(&c_peer));
+    a.add_member(&cases[1], c, "observer");
+    eventually(30, "b learns of the new member by push", || {
+        b.cmd(&["case", "show", &cases[1]]).ok().contains(&c_peer)
+    });
+}

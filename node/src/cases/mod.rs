@@ -272,8 +272,25 @@ pub fn working_list(node: &Node, actor: &audit::Actor, all: bool) -> Result<Vec<
 /// repairs); a person's list is [`list_for`].
 pub fn list(node: &Node) -> Result<Vec<Case>> {
     let conn = node.store.conn();
-    store::list_cases(conn)?
-        .into_iter()
+    load_rows(node, conn, store::list_cases(conn)?)
+}
+
+/// The cases that changed after `mark` ([`store::cases_changed_since`]): what
+/// a push to a peer known to hold everything up to `mark` looks at.
+pub fn changed_since(node: &Node, mark: &store::ChangeMark) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    load_rows(node, conn, store::cases_changed_since(conn, mark)?)
+}
+
+/// The cases holding entries with parts withheld from this node
+/// ([`store::cases_with_withheld_parts`]).
+pub fn with_withheld_parts(node: &Node) -> Result<Vec<Case>> {
+    let conn = node.store.conn();
+    load_rows(node, conn, store::cases_with_withheld_parts(conn)?)
+}
+
+fn load_rows(node: &Node, conn: &Connection, rows: Vec<store::CaseRow>) -> Result<Vec<Case>> {
+    rows.into_iter()
         .map(|row| load_row(node, conn, row))
         .collect()
 }

@@ -178,7 +178,15 @@ pub(super) fn answer_inner(
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let items = items_to_send(node, actor, peer, &key, &mut have, &mut registry)?;
+            let items = items_to_send(
+                node,
+                actor,
+                peer,
+                &key,
+                &mut have,
+                &mut registry,
+                sync::Scope::Every,
+            )?;
             let mine = sync::summary(node, conn, Some(&key))?;
             Ok(SyncResponse::Items {
                 body: items.body.encode(),
@@ -281,9 +289,18 @@ pub(super) fn items_to_send(
     key: &[u8; 32],
     theirs: &mut Vec<CaseHave>,
     their_registry: &mut Vec<u8>,
+    scope: sync::Scope,
 ) -> Result<sync::Items> {
     node.store.write(|tx| {
-        let items = sync::items_for(node, tx, key, theirs, their_registry, RESPONSE_BUDGET)?;
+        let items = sync::items_for(
+            node,
+            tx,
+            key,
+            theirs,
+            their_registry,
+            RESPONSE_BUDGET,
+            scope,
+        )?;
         items.audit(node, actor, tx, &peer.to_base58())?;
         Ok(items)
     })

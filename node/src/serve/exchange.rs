@@ -61,7 +61,14 @@ pub(super) async fn pull(
                 // not making progress: stop rather than loop.
                 let progress = r.entries + r.control_ops + r.registry_ops > 0;
                 if !more || (!progress && rounds > 1) || rounds > 10_000 {
-                    return Ok((received, (have, registry)));
+                    return Ok((
+                        received,
+                        Known {
+                            theirs: have,
+                            registry,
+                            complete_at: None,
+                        },
+                    ));
                 }
             }
             SyncResponse::Refused { reason } => {
@@ -83,7 +90,14 @@ pub(super) type Answered = (
 
 /// What this node knows a peer holds: the summary and registry digest it sent
 /// in the last pull, advanced past everything delivered to it since.
-pub type Known = (Vec<CaseHave>, Vec<u8>);
+pub struct Known {
+    pub theirs: Vec<CaseHave>,
+    pub registry: Vec<u8>,
+    /// The store's mark when a delivery last left the peer holding all it
+    /// may hold of this node's store (none before one did): the next push
+    /// looks only at cases changed since ([`sync::Scope::ChangedSince`]).
+    pub complete_at: Option<store::ChangeMark>,
+}
 
 /// How an exchange starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +187,7 @@ pub async fn exchange(
         }
     }
     let push_to_known = if probe { None } else { known };
-    let (received, (mut theirs, mut their_registry)) = match push_to_known {
+    let (received, mut known) = match push_to_known {
         Some(k) => (0, k),
         None => pull(node, actor, client, peer, &fed, &key, progress).await?,
     };
@@ -185,9 +199,23 @@ pub async fn exchange(
         if probe {
             break;
         }
-        let sync::Items { body, more, .. } =
-            items_to_send(node, actor, &peer, &key, &mut theirs, &mut their_registry)?;
+        let scope = match known.complete_at {
+            Some(mark) => sync::Scope::ChangedSince(mark),
+            None => sync::Scope::Every,
+        };
+        let sync::Items {
+            body, more, mark, ..
+        } = items_to_send(
+            node,
+            actor,
+            &peer,
+            &key,
+            &mut known.theirs,
+            &mut known.registry,
+            scope,
+        )?;
         if body.cases.is_empty() && body.registry_ops.is_empty() {
+            known.complete_at = Some(mark);
             break;
         }
         let n: usize = body.cases.iter().map(|c| c.entries.len()).sum();
@@ -211,6 +239,8 @@ pub async fn exchange(
             _ => return Err(out_of_turn(&peer)),
         }
         if !more {
+            // The peer now holds all it may of what the store held at `mark`.
+            known.complete_at = Some(mark);
             break;
         }
     }
@@ -224,7 +254,7 @@ pub async fn exchange(
             error: None,
             answered: true,
         },
-        Some((theirs, their_registry)),
+        Some(known),
     ))
 }
 

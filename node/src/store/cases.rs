@@ -58,6 +58,38 @@ pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
     Ok(rows)
 }
 
+/// The cases with an entry, control operation or proof of equivocation
+/// stored after `mark`, in the order of [`list_cases`].
+pub fn cases_changed_since(c: &Connection, mark: &super::ChangeMark) -> Result<Vec<CaseRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_id, sealed_meta FROM cases WHERE id IN \
+         (SELECT case_ref FROM entries WHERE id > ?1 \
+          UNION SELECT case_ref FROM control_ops WHERE id > ?2 \
+          UNION SELECT case_ref FROM equivocations WHERE id > ?3) ORDER BY id",
+    )?;
+    let rows = s
+        .query_map(
+            params![mark.entries, mark.control_ops, mark.equivocations],
+            case_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The cases holding entries with parts withheld from this node, in the
+/// order of [`list_cases`] (most nodes hold none: a refill round then costs
+/// this one query, not a look at every case).
+pub fn cases_with_withheld_parts(c: &Connection) -> Result<Vec<CaseRow>> {
+    let mut s = c.prepare_cached(
+        "SELECT id, case_id, sealed_meta FROM cases WHERE id IN \
+         (SELECT e.case_ref FROM withheld_parts w JOIN entries e ON e.id = w.entry_ref) ORDER BY id",
+    )?;
+    let rows = s
+        .query_map([], case_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 pub fn insert_control_op(c: &Connection, case_ref: i64, hash: &Hash, bytes: &[u8]) -> Result<()> {
     exec(
         c,

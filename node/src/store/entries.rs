@@ -308,11 +308,14 @@ pub fn remove_entries_in(
          (SELECT id FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3 AND seq <= ?4)",
         params![case_ref, &author[..], from, to],
     )?;
-    exec(
+    let gone = exec(
         c,
         "DELETE FROM entries WHERE case_ref = ?1 AND author = ?2 AND seq >= ?3 AND seq <= ?4",
         params![case_ref, &author[..], from, to],
     )?;
+    if gone > 0 {
+        count_removal(c)?;
+    }
     Ok(records)
 }
 
@@ -379,11 +382,60 @@ pub fn waiting_total(c: &Connection) -> Result<(u64, u64)> {
 /// A number that changes whenever anything is appended to the store (by this or
 /// another process): how `serve` notices local writes to push.
 pub fn change_marker(c: &Connection) -> Result<(i64, i64, i64)> {
+    let m = change_mark(c)?;
+    Ok((m.entries, m.control_ops, m.registry_ops))
+}
+
+/// How far the rows that sync sends reach: the highest id of each table,
+/// and how many times such rows were removed (entries taken out by a cut,
+/// a federation left). Rows are added with higher ids than any before, so
+/// with no removal in between, a case with no row above a mark has not
+/// changed since the mark was read. (A row deleted at the very top gives
+/// its id to the next one: the count of removals tells the two apart.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangeMark {
+    pub entries: i64,
+    pub control_ops: i64,
+    pub registry_ops: i64,
+    pub equivocations: i64,
+    pub removals: i64,
+}
+
+impl ChangeMark {
+    /// Whether the cases changed since `earlier` are those with rows above
+    /// it ([`cases_changed_since`]): nothing was removed in between, and no
+    /// registry statement came (labels decide what may go where, in every
+    /// case).
+    pub fn cases_found_since(&self, earlier: &ChangeMark) -> bool {
+        self.registry_ops == earlier.registry_ops && self.removals == earlier.removals
+    }
+}
+
+/// The meta key counting removals of rows sync sends ([`ChangeMark::removals`]).
+const REMOVALS: &str = "sync.removals";
+
+/// Counts a removal of rows sync sends ([`ChangeMark`]), in the removing
+/// transaction.
+pub(super) fn count_removal(c: &Connection) -> Result<()> {
+    set_meta_stamp(c, REMOVALS, meta_stamp(c, REMOVALS)?.saturating_add(1))
+}
+
+pub fn change_mark(c: &Connection) -> Result<ChangeMark> {
+    let removals = meta_stamp(c, REMOVALS)?;
     Ok(query_one(
         c,
-        "SELECT (SELECT IFNULL(MAX(id), 0) FROM entries), (SELECT IFNULL(MAX(id), 0) FROM control_ops), (SELECT IFNULL(MAX(id), 0) FROM registry_ops)",
+        "SELECT (SELECT IFNULL(MAX(id), 0) FROM entries), (SELECT IFNULL(MAX(id), 0) FROM control_ops), \
+         (SELECT IFNULL(MAX(id), 0) FROM registry_ops), (SELECT IFNULL(MAX(id), 0) FROM equivocations)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| {
+            Ok(ChangeMark {
+                entries: r.get(0)?,
+                control_ops: r.get(1)?,
+                registry_ops: r.get(2)?,
+                equivocations: r.get(3)?,
+                removals,
+            })
+        },
     )?)
 }
 

@@ -29,7 +29,7 @@ pub fn registry_op_hashes(c: &Connection) -> Result<Vec<Hash>> {
 pub fn forget_federation(c: &Connection) -> Result<()> {
     exec(c, "DELETE FROM registry_ops", [])?;
     exec(c, "DELETE FROM meta WHERE key = 'federation'", [])?;
-    Ok(())
+    super::count_removal(c)
 }
 
 pub fn registry_ops(c: &Connection) -> Result<Vec<StoredOp>> {
