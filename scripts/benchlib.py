@@ -207,20 +207,21 @@ def wait_entries(data, count, timeout=120):
     sys.exit(f"error: {data} did not reach {count} entries")
 
 
-def edit_latency(bin_, nodes, case, rid, n=30):
+def edit_latency(bin_, nodes, case, rid, n=30, warmup=0):
     """Edits on nodes[0]; time until the last node holds the new entry (polling its
-    store read-only, so no unlock cost is counted)."""
+    store read-only, so no unlock cost is counted). The first `warmup` edits
+    are not counted, as the peers' watchers ignore theirs."""
     lat = []
-    for i in range(n):
+    for i in range(warmup + n):
         before = max_entry(nodes[-1])[1]
         run(bin_, nodes[0], ["record", "edit", rid, "--field", f"status=s{i}"])
         t_written = time.monotonic()
         t_seen = wait_entries(nodes[-1], before + 1)
         lat.append((t_seen - t_written) * 1000)
-    return lat
+    return lat[warmup:]
 
 
-def line_latency(bin_, base, count, n=30):
+def line_latency(bin_, base, count, n=30, warmup=0):
     """Edit-to-visible along a line of `count` serving nodes, n0 - n1 - ... (each
     dials the one before): edits on n0, latency until the last node holds each
     (milliseconds, one per edit). Also used by compare.py."""
@@ -237,7 +238,7 @@ def line_latency(bin_, base, count, n=30):
             procs.append(p)
             prev.append(addr)
         wait_entries(nodes[-1], 1, timeout=120)
-        return edit_latency(bin_, nodes, case, rid, n=n)
+        return edit_latency(bin_, nodes, case, rid, n=n, warmup=warmup)
     finally:
         for p in procs:
             p.terminate()
