@@ -254,9 +254,6 @@ pub struct Items {
     pub body: BundleBody,
     /// Whether more remain after this batch.
     pub more: bool,
-    /// The store's mark when the batch was read: once a batch comes back
-    /// without `more`, the peer holds everything up to it.
-    pub mark: store::ChangeMark,
     /// The log entries in `body`, (case, author, seq), for the audit log.
     pub sent: Vec<(CaseId, [u8; 32], u64)>,
     /// Logs held back from the peer because an entry carries a record whose
@@ -299,8 +296,10 @@ impl Items {
 /// names), given its summary `their`, and the registry statements if the
 /// digest of its set (`their_registry`) differs from ours, within `budget`
 /// bytes of entries. `their` and `their_registry` are advanced past what is
-/// included, so calling again yields the next batch. Call it in a
-/// transaction, so the batch and its mark are of one state of the store.
+/// included, so calling again yields the next batch. With the batch, the
+/// store's mark it was read at: once a batch comes back without `more`, the
+/// peer holds everything up to it. Call it in a transaction, so the batch
+/// and its mark are of one state of the store.
 pub fn items_for(
     node: &Node,
     conn: &Connection,
@@ -309,7 +308,7 @@ pub fn items_for(
     their_registry: &mut Vec<u8>,
     budget: usize,
     scope: Scope,
-) -> Result<Items> {
+) -> Result<(Items, store::ChangeMark)> {
     let mark = store::change_mark(conn)?;
     let mut body = BundleBody {
         registry_ops: Vec::new(),
@@ -561,13 +560,15 @@ pub fn items_for(
             .map(|o| o.bytes)
             .collect();
     }
-    Ok(Items {
-        body,
-        more,
+    Ok((
+        Items {
+            body,
+            more,
+            sent,
+            withheld: withheld_logs,
+        },
         mark,
-        sent,
-        withheld: withheld_logs,
-    })
+    ))
 }
 
 /// Most entries one refill asks for.
@@ -599,7 +600,6 @@ pub fn refill_for(
         return Ok(Items {
             body,
             more: false,
-            mark: store::change_mark(conn)?,
             sent,
             withheld: Vec::new(),
         });
@@ -632,7 +632,6 @@ pub fn refill_for(
     Ok(Items {
         body,
         more: false,
-        mark: store::change_mark(conn)?,
         sent,
         withheld: Vec::new(),
     })

@@ -967,7 +967,7 @@ fn look(
     known: &mut (Vec<casesync_node::net::protocol::CaseHave>, Vec<u8>),
     scope: casesync_node::sync::Scope,
 ) -> (Vec<u8>, usize, bool, casesync_node::store::ChangeMark) {
-    let items = node
+    let (items, mark) = node
         .store
         .read(|tx| {
             casesync_node::sync::items_for(
@@ -981,12 +981,7 @@ fn look(
             )
         })
         .unwrap();
-    (
-        items.body.encode(),
-        items.sent.len(),
-        items.more,
-        items.mark,
-    )
+    (items.body.encode(), items.sent.len(), items.more, mark)
 }
 
 /// A push after a complete delivery looks only at the cases changed since

@@ -178,7 +178,7 @@ pub(super) fn answer_inner(
             mut have,
         } => {
             same_federation(&federation, &fed)?;
-            let items = items_to_send(
+            let (items, _) = items_to_send(
                 node,
                 actor,
                 peer,
@@ -290,9 +290,9 @@ pub(super) fn items_to_send(
     theirs: &mut Vec<CaseHave>,
     their_registry: &mut Vec<u8>,
     scope: sync::Scope,
-) -> Result<sync::Items> {
+) -> Result<(sync::Items, store::ChangeMark)> {
     node.store.write(|tx| {
-        let items = sync::items_for(
+        let (items, mark) = sync::items_for(
             node,
             tx,
             key,
@@ -302,7 +302,7 @@ pub(super) fn items_to_send(
             scope,
         )?;
         items.audit(node, actor, tx, &peer.to_base58())?;
-        Ok(items)
+        Ok((items, mark))
     })
 }
 

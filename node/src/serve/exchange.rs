@@ -203,9 +203,7 @@ pub async fn exchange(
             Some(mark) => sync::Scope::ChangedSince(mark),
             None => sync::Scope::Every,
         };
-        let sync::Items {
-            body, more, mark, ..
-        } = items_to_send(
+        let (sync::Items { body, more, .. }, mark) = items_to_send(
             node,
             actor,
             &peer,

@@ -50,44 +50,43 @@ pub fn case_by_ref(c: &Connection, case_ref: i64) -> Result<Option<CaseRow>> {
     .optional()?)
 }
 
-pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
-    let mut s = c.prepare_cached("SELECT id, case_id, sealed_meta FROM cases ORDER BY id")?;
+/// The rows of the cases `filter` (a WHERE clause, or nothing) keeps, in
+/// row order.
+fn case_rows(c: &Connection, filter: &str, params: impl rusqlite::Params) -> Result<Vec<CaseRow>> {
+    let mut s = c.prepare_cached(&format!(
+        "SELECT id, case_id, sealed_meta FROM cases {filter} ORDER BY id"
+    ))?;
     let rows = s
-        .query_map([], case_row)?
+        .query_map(params, case_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+pub fn list_cases(c: &Connection) -> Result<Vec<CaseRow>> {
+    case_rows(c, "", [])
 }
 
 /// The cases with an entry, control operation or proof of equivocation
 /// stored after `mark`, in the order of [`list_cases`].
 pub fn cases_changed_since(c: &Connection, mark: &super::ChangeMark) -> Result<Vec<CaseRow>> {
-    let mut s = c.prepare_cached(
-        "SELECT id, case_id, sealed_meta FROM cases WHERE id IN \
-         (SELECT case_ref FROM entries WHERE id > ?1 \
-          UNION SELECT case_ref FROM control_ops WHERE id > ?2 \
-          UNION SELECT case_ref FROM equivocations WHERE id > ?3) ORDER BY id",
-    )?;
-    let rows = s
-        .query_map(
-            params![mark.entries, mark.control_ops, mark.equivocations],
-            case_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    case_rows(
+        c,
+        "WHERE id IN (SELECT case_ref FROM entries WHERE id > ?1 \
+         UNION SELECT case_ref FROM control_ops WHERE id > ?2 \
+         UNION SELECT case_ref FROM equivocations WHERE id > ?3)",
+        params![mark.entries, mark.control_ops, mark.equivocations],
+    )
 }
 
 /// The cases holding entries with parts withheld from this node, in the
 /// order of [`list_cases`] (most nodes hold none: a refill round then costs
 /// this one query, not a look at every case).
 pub fn cases_with_withheld_parts(c: &Connection) -> Result<Vec<CaseRow>> {
-    let mut s = c.prepare_cached(
-        "SELECT id, case_id, sealed_meta FROM cases WHERE id IN \
-         (SELECT e.case_ref FROM withheld_parts w JOIN entries e ON e.id = w.entry_ref) ORDER BY id",
-    )?;
-    let rows = s
-        .query_map([], case_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    case_rows(
+        c,
+        "WHERE id IN (SELECT e.case_ref FROM withheld_parts w JOIN entries e ON e.id = w.entry_ref)",
+        [],
+    )
 }
 
 pub fn insert_control_op(c: &Connection, case_ref: i64, hash: &Hash, bytes: &[u8]) -> Result<()> {
