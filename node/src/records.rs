@@ -154,7 +154,7 @@ struct Built {
     rid_index: [u8; 32],
     type_index: [u8; 32],
     /// Sealed once the entry that carries it exists (the seal binds its hash).
-    view: Vec<u8>,
+    view: RecordView,
     change: Vec<u8>,
     restricted: bool,
     /// What the search index files it under.
@@ -171,15 +171,14 @@ fn build(
 ) -> std::result::Result<Built, NodeError> {
     let (change, view) = doc::first_change(actor.clone(), &env, input, ms);
     let terms = crate::search::terms(storage, Some(region), &view);
-    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     let rid_index = storage.record_index(&env.id.0);
     Ok(Built {
         id: env.id,
         rid_index,
         type_index: storage.type_index(&env.case.0, input.record_type.name()),
-        view: json,
-        change,
         restricted: view.restricted(),
+        view,
+        change,
         terms,
     })
 }
@@ -592,7 +591,6 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         crate::search::unfile(node, conn, &row)?;
         return store::delete_record(conn, row.row).map_err(Into::into);
     };
-    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     crate::search::refile(node, conn, &row, &view)?;
     let digest = log::stored_log_digest(conn, row.row)?;
     let snapshot = if single {
@@ -607,7 +605,7 @@ pub(crate) fn rebuild(node: &Node, conn: &Connection, case: &Case, record_row: i
         conn,
         row.row,
         snapshot.as_deref(),
-        &node.storage.seal_view(&row.rid_index, &digest.0, &json)?,
+        &node.storage.seal_view(&row.rid_index, &digest.0, &view)?,
         &digest,
         view.restricted(),
     )?;
@@ -716,14 +714,13 @@ fn commit_edit(
     let idx = node.storage.record_index(&rid.0);
     let opened = doc::view(d)?;
     crate::search::refile(node, tx, row, &opened)?;
-    let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
     let snapshot = d.save();
     let digest = log::stored_log_digest(tx, row.row)?;
     store::update_record(
         tx,
         row.row,
         &node.storage.seal_snapshot(&idx, &digest.0, &snapshot)?,
-        &node.storage.seal_view(&idx, &digest.0, &view)?,
+        &node.storage.seal_view(&idx, &digest.0, &opened)?,
         &digest,
         opened.restricted(),
     )?;

@@ -150,41 +150,41 @@ impl StorageKeys {
             .map_err(|_| open_err(&format!("audit entry {seq}")))
     }
 
-    /// Opens and parses a record's stored view.
+    /// Opens and decodes a record's stored view (`schema::stored_view`:
+    /// compact, or JSON as kept before).
     pub fn record_view(
         &self,
         row: &crate::store::RecordRow,
     ) -> Result<casesync_schema::doc::RecordView> {
-        let bytes = self.open_view(&row.rid_index, &row.log_digest, &row.view)?;
-        serde_json::from_slice(&bytes)
+        let bytes = self
+            .views
+            .open(
+                &aad(
+                    "records.view",
+                    &bound_to_log(&row.rid_index, &row.log_digest),
+                ),
+                &row.view,
+            )
+            .map_err(|_| open_err("record view"))?;
+        casesync_schema::stored_view::decode(&bytes)
             .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))
     }
 
-    /// A record's view, bound to its row and to the log digest it was built
-    /// from (`log::record_log_digest`; empty for rows from before it).
+    /// A record's view, encoded for the store and sealed, bound to its row
+    /// and to the log digest it was built from (`log::record_log_digest`;
+    /// empty for rows from before it).
     pub fn seal_view(
         &self,
         rid_index: &[u8; 32],
         log_digest: &[u8],
-        view: &[u8],
+        view: &casesync_schema::doc::RecordView,
     ) -> Result<Vec<u8>> {
+        let bytes = casesync_schema::stored_view::encode(view)
+            .map_err(|e| NodeError::Integrity(format!("record view cannot be stored: {e}")))?;
         Ok(self.views.seal(
             &aad("records.view", &bound_to_log(rid_index, log_digest)),
-            view,
+            &bytes,
         )?)
-    }
-    pub fn open_view(
-        &self,
-        rid_index: &[u8; 32],
-        log_digest: &[u8],
-        sealed: &[u8],
-    ) -> Result<Vec<u8>> {
-        self.views
-            .open(
-                &aad("records.view", &bound_to_log(rid_index, log_digest)),
-                sealed,
-            )
-            .map_err(|_| open_err("record view"))
     }
     pub fn seal_snapshot(
         &self,
@@ -250,5 +250,67 @@ impl StorageKeys {
             .try_into()
             .map_err(|_| open_err("case key"))?;
         Ok(SymmetricKey::from_bytes(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordRow;
+    use casesync_schema::doc::RecordView;
+    use casesync_schema::grading::HandlingCode;
+    use casesync_schema::record::FieldValue;
+
+    fn view() -> RecordView {
+        RecordView {
+            id: "01a2526e-a289-7190-b0c6-496ef9f38f10".into(),
+            case: "634c174a-24c8-4820-8dd6-bc9e81be7340".into(),
+            record_type: "person".into(),
+            fields: [("name".to_string(), FieldValue::Str("Marin Dobre".into()))].into(),
+            originator: "12D3KooWBPGacUU4HzBqGdvTVA25xwFwjqAwXqvujcGacnHdih36".into(),
+            created: "2026-12-07T21:35:11.966+00:00".into(),
+            updated: "2026-12-07T21:40:00.000+00:00".into(),
+            grading: Some("B2".into()),
+            handling: HandlingCode::H1,
+            releasable_to: vec!["GB".into()],
+            extra: Default::default(),
+        }
+    }
+
+    fn row(rid_index: [u8; 32], view: Vec<u8>) -> RecordRow {
+        RecordRow {
+            row: 1,
+            case_ref: 1,
+            rid_index,
+            snapshot: None,
+            view,
+            log_digest: vec![7; 32],
+        }
+    }
+
+    /// A view sealed by an earlier version (JSON) opens as it did; one
+    /// sealed now is smaller and opens the same; either sealed for one row
+    /// does not open as another's.
+    #[test]
+    fn views_kept_as_json_before_open_and_new_ones_are_smaller() {
+        let keys = StorageKeys::new(&SymmetricKey::generate().unwrap());
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let v = view();
+        let json = serde_json::to_vec(&v).unwrap();
+        let old = keys
+            .views
+            .seal(&aad("records.view", &bound_to_log(&a, &[7; 32])), &json)
+            .unwrap();
+        let new = keys.seal_view(&a, &[7; 32], &v).unwrap();
+        assert!(
+            new.len() < old.len(),
+            "{} vs {} bytes",
+            new.len(),
+            old.len()
+        );
+        for sealed in [old, new] {
+            assert_eq!(keys.record_view(&row(a, sealed.clone())).unwrap(), v);
+            assert!(keys.record_view(&row(b, sealed)).is_err());
+        }
     }
 }

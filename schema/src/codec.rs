@@ -41,6 +41,21 @@ impl Writer {
     pub fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
+    /// An unsigned LEB128 integer: one byte below 128. For encodings kept
+    /// many times over (a stored record view), where u32 lengths would be a
+    /// tenth of the bytes.
+    pub fn var(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+    /// Bytes prefixed with their length as [`Writer::var`].
+    pub fn var_bytes(&mut self, b: &[u8]) {
+        self.var(b.len() as u64);
+        self.raw(b);
+    }
 }
 
 impl Default for Writer {
@@ -116,6 +131,47 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self, cap: usize) -> Result<&'a str, SchemaError> {
         let b = self.bytes(cap)?;
         std::str::from_utf8(b).map_err(|_| self.err("invalid UTF-8"))
+    }
+
+    /// An unsigned LEB128 integer ([`Writer::var`]); more than 64 bits is
+    /// malformed.
+    pub fn var(&mut self) -> Result<u64, SchemaError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let low = u64::from(b & 0x7f);
+            if shift == 63 && low > 1 {
+                return Err(self.err("integer over 64 bits"));
+            }
+            v |= low << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("integer over 64 bits"))
+    }
+
+    /// Bytes written by [`Writer::var_bytes`], at most `cap` long.
+    pub fn var_bytes(&mut self, cap: usize) -> Result<&'a [u8], SchemaError> {
+        let n = self.var()?;
+        if n > cap as u64 {
+            return Err(self.err(&format!("field of {n} bytes exceeds limit {cap}")));
+        }
+        self.take(n as usize)
+    }
+
+    pub fn var_str(&mut self, cap: usize) -> Result<&'a str, SchemaError> {
+        let b = self.var_bytes(cap)?;
+        std::str::from_utf8(b).map_err(|_| self.err("invalid UTF-8"))
+    }
+
+    /// A count as [`Reader::count`], written with [`Writer::var`].
+    pub fn var_count(&mut self, cap: usize, min_item: usize) -> Result<usize, SchemaError> {
+        let n = self.var()?;
+        if n > cap as u64 || (n as usize).saturating_mul(min_item.max(1)) > self.remaining() {
+            return Err(self.err(&format!("count {n} exceeds limit or data")));
+        }
+        Ok(n as usize)
     }
 
     /// A count of items that each take at least `min_item` bytes, at most `cap`:
@@ -202,5 +258,45 @@ mod tests {
         assert!(r.count(usize::MAX, 1).is_err(), "count larger than data");
         let mut r = Reader::new(&[0, 0, 0, 9, 1], "test");
         assert!(r.bytes(100).is_err(), "truncated");
+    }
+
+    #[test]
+    fn var_integers_round_trip_and_refuse_overlong() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut w = Writer::new();
+            w.var(v);
+            let mut r = Reader::new(&w.buf, "test");
+            assert_eq!(r.var().unwrap(), v);
+            r.finish().unwrap();
+        }
+        let mut w = Writer::new();
+        w.var(127);
+        assert_eq!(w.buf.len(), 1, "below 128 takes one byte");
+        let mut r = Reader::new(&[0xff; 11], "test");
+        assert!(r.var().is_err(), "more than 64 bits");
+        let mut r = Reader::new(
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            "test",
+        );
+        assert!(r.var().is_err(), "the tenth byte carries one bit at most");
+        let mut r = Reader::new(&[0x80], "test");
+        assert!(r.var().is_err(), "truncated");
+        let mut r = Reader::new(&[0x05, b'a'], "test");
+        assert!(r.var_bytes(100).is_err(), "length past the data");
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f], "test");
+        assert!(
+            r.var_count(usize::MAX, 1).is_err(),
+            "count larger than data"
+        );
     }
 }

@@ -594,7 +594,7 @@ const PAYLOAD_VERSION: u8 = 1;
 /// change of each record type, field names and empty values (what every
 /// record's first change repeats). Part of the format: changing it would
 /// make older entries unreadable, so a new one needs a new entry version.
-const DICTIONARY_BASE: &[u8] = include_bytes!("entry_dictionary.bin");
+pub(crate) const DICTIONARY_BASE: &[u8] = include_bytes!("entry_dictionary.bin");
 
 /// The dictionary the parts of an entry with header `h` are compressed
 /// with: the frozen base, then what every change its author writes in this

@@ -34,6 +34,7 @@ pub mod record;
 pub mod registry;
 pub mod retention;
 pub mod selectors;
+pub mod stored_view;
 pub mod validate;
 
 /// What the unit tests share.

@@ -269,11 +269,7 @@ pub fn withheld_for(
 ) -> Result<HashMap<[u8; 32], u64>> {
     let mut out: HashMap<[u8; 32], u64> = HashMap::new();
     for row in store::restricted_records(conn, case.case_ref)? {
-        let bytes = node
-            .storage
-            .open_view(&row.rid_index, &row.log_digest, &row.view)?;
-        let view: casesync_schema::doc::RecordView = serde_json::from_slice(&bytes)
-            .map_err(|e| NodeError::Integrity(format!("stored record view is malformed: {e}")))?;
+        let view = node.storage.record_view(&row)?;
         if ReleasableTo(view.releasable_to).permits(&to.org, &to.country) {
             continue;
         }

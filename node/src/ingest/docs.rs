@@ -117,7 +117,6 @@ impl DocCache {
             }
             let opened = doc::view(&d.doc)?;
             crate::search::refile(node, conn, &old, &opened)?;
-            let view = serde_json::to_vec(&opened).map_err(|e| NodeError::Io(e.to_string()))?;
             let digest = log::stored_log_digest(conn, row)?;
             store::update_record(
                 conn,
@@ -125,7 +124,7 @@ impl DocCache {
                 &node
                     .storage
                     .seal_snapshot(&d.index, &digest.0, &d.doc.save())?,
-                &node.storage.seal_view(&d.index, &digest.0, &view)?,
+                &node.storage.seal_view(&d.index, &digest.0, &opened)?,
                 &digest,
                 opened.restricted(),
             )?;

@@ -580,7 +580,6 @@ pub(super) fn new_record(
         )));
     }
     let index = storage.record_index(&rid.0);
-    let json = serde_json::to_vec(&view).map_err(|e| NodeError::Io(e.to_string()))?;
     Ok(NewRecord {
         index,
         type_index: storage.type_index(&case.id.0, &view.record_type),
@@ -588,7 +587,7 @@ pub(super) fn new_record(
         sealed_view: storage.seal_view(
             &index,
             &log::record_log_digest(std::slice::from_ref(entry)).0,
-            &json,
+            &view,
         )?,
         originator: view.originator.clone(),
         releasable_to: view.releasable_to.clone(),
