@@ -294,7 +294,7 @@ pub fn discover(node: &Node) -> Result<u64> {
     // The evidence type's index of each case a changed record is in, found
     // as they come (a look at every case the node holds cost a serving node
     // tens of ms a second after every edit, with hundreds of cases).
-    let mut evidence_type: HashMap<i64, Option<[u8; 32]>> = HashMap::new();
+    let mut evidence_type: HashMap<i64, Option<[u8; 16]>> = HashMap::new();
     let (mut after, mut found) = (0i64, 0u64);
     loop {
         let rows = store::records_changed_after(conn, stamp, after, 2_000)?;

@@ -152,7 +152,7 @@ fn check_link_targets(
 struct Built {
     id: RecordId,
     rid_index: [u8; 32],
-    type_index: [u8; 32],
+    type_index: [u8; 16],
     /// Sealed once the entry that carries it exists (the seal binds its hash).
     view: RecordView,
     change: Vec<u8>,

@@ -72,10 +72,15 @@ impl StorageKeys {
         self.record_ids.index(record_id)
     }
 
-    pub fn type_index(&self, case_id: &[u8; 16], record_type: &str) -> [u8; 32] {
+    /// 16 bytes of a keyed hash of case and type: enough to tell apart the
+    /// types of one case, and half the bytes in every row and its index.
+    pub fn type_index(&self, case_id: &[u8; 16], record_type: &str) -> [u8; 16] {
         let mut v = case_id.to_vec();
         v.extend_from_slice(record_type.as_bytes());
-        self.record_types.index(&v)
+        let full = self.record_types.index(&v);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
     }
 
     /// A search term (a selector or a word) as the index files it: 16 bytes

@@ -412,7 +412,7 @@ pub(super) struct NewRecord {
     index: [u8; 32],
     /// The digest its view is sealed with: that of the entry that makes it.
     log_digest: Hash,
-    type_index: [u8; 32],
+    type_index: [u8; 16],
     sealed_view: Vec<u8>,
     /// The view itself (`receipts::note_stored` reads it).
     view: casesync_schema::doc::RecordView,

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("023_h2_and_provenance.sql"),
     include_str!("024_record_tags.sql"),
     include_str!("025_search_index.sql"),
+    include_str!("026_record_row_size.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ pub fn insert_record(
     c: &Connection,
     case_ref: i64,
     (rid_index, tag): (&[u8; 32], &[u8; 16]),
-    type_index: &[u8; 32],
+    type_index: &[u8; 16],
     view: &[u8],
     restricted: bool,
     log_digest: &Hash,
@@ -134,7 +134,7 @@ pub fn records_in_case(c: &Connection, case_ref: i64) -> Result<Vec<RecordRow>> 
 pub fn records_page(
     c: &Connection,
     case_ref: i64,
-    type_index: Option<&[u8; 32]>,
+    type_index: Option<&[u8; 16]>,
     after: &[u8],
     (limit, max_bytes): (usize, usize),
 ) -> Result<Vec<(RecordRow, Vec<u8>)>> {
@@ -295,7 +295,7 @@ pub fn records_changed_since(
 }
 
 /// A record's blind type index (`sealing::type_index`).
-pub fn record_type_index(c: &Connection, row: i64) -> Result<Option<[u8; 32]>> {
+pub fn record_type_index(c: &Connection, row: i64) -> Result<Option<[u8; 16]>> {
     let v: Option<Vec<u8>> = query_one(
         c,
         "SELECT type_index FROM records WHERE id = ?1",
@@ -303,5 +303,5 @@ pub fn record_type_index(c: &Connection, row: i64) -> Result<Option<[u8; 32]>> {
         |r| r.get(0),
     )
     .optional()?;
-    Ok(v.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()))
+    Ok(v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
 }
