@@ -174,7 +174,7 @@ mod tests {
             tx.execute_batch(
                 "INSERT INTO cases (id, case_id, sealed_meta) VALUES (1, x'01', x'00'), (2, x'02', x'00');
                  INSERT INTO entries (id, case_ref, author, seq, hash, bytes) VALUES (5, 1, x'aa', 1, x'bb', x'cc');
-                 INSERT INTO records (id, case_ref, rid_index, type_index, snapshot, view) VALUES (7, 1, x'99', x'98', NULL, x'97');
+                 INSERT INTO records (id, case_ref, rid_index, type_index, snapshot, view) VALUES (7, 1, x'99', randomblob(32), NULL, x'97');
                  INSERT INTO record_entries (record_ref, entry_ref) VALUES (7, 5);",
             )
             .unwrap();
@@ -198,6 +198,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(kept, (7, 5));
+        // Migration 026 keeps 16 bytes of each type index.
+        let type_len: i64 = c
+            .query_row(
+                "SELECT length(type_index) FROM records WHERE id = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(type_len, 16);
         // The same id in another case is another record; twice in one case is refused.
         c.execute(
             "INSERT INTO records (case_ref, rid_index, type_index, view) VALUES (2, x'99', x'98', x'97')",
