@@ -147,11 +147,35 @@ impl BlindIndexKey {
     }
 
     pub fn index(&self, value: &[u8]) -> [u8; 32] {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
-        let tag = ring::hmac::sign(&key, value);
+        self.indexer().index(value)
+    }
+
+    /// The key made ready for many values in a row: HMAC's inner and outer
+    /// states are computed once, not per value. A record is filed under
+    /// thirty-odd search terms, and making the key for each was half the
+    /// cost of filing it (a tenth of a receiving node's CPU).
+    pub fn indexer(&self) -> BlindIndexer {
+        BlindIndexer(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0))
+    }
+}
+
+/// [`BlindIndexKey::indexer`]: for one batch of values, then dropped. ring
+/// does not zeroize its HMAC states, so it is never kept beyond the batch,
+/// as the key made inside each [`BlindIndexKey::index`] call was not.
+pub struct BlindIndexer(ring::hmac::Key);
+
+impl BlindIndexer {
+    pub fn index(&self, value: &[u8]) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.0, value);
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
+    }
+}
+
+impl fmt::Debug for BlindIndexer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlindIndexer(<redacted>)")
     }
 }
 
@@ -198,5 +222,12 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(a, BlindIndexKey::derive(&k, "records").index(b"x"));
         assert!(!format!("{:?}", BlindIndexKey::derive(&k, "t")).contains('7'));
+        // Made once for many values, the same indexes as one at a time.
+        let key = BlindIndexKey::derive(&k, "records");
+        let many = key.indexer();
+        assert_eq!(many.index(b"x"), a);
+        assert_eq!(many.index(b"y"), key.index(b"y"));
+        assert_ne!(many.index(b"y"), a);
+        assert_eq!(format!("{many:?}"), "BlindIndexer(<redacted>)");
     }
 }

@@ -29,6 +29,18 @@ pub struct StorageKeys {
     readers: BlindIndexKey,
 }
 
+/// [`StorageKeys::search_terms`]: kept for one record's terms, then dropped.
+pub struct SearchTerms(casesync_crypto::hash::BlindIndexer);
+
+impl SearchTerms {
+    pub fn term(&self, term: &[u8]) -> [u8; 16] {
+        let full = self.0.index(term);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+}
+
 fn aad(table: &str, row: &[u8]) -> Vec<u8> {
     let mut a = Vec::with_capacity(table.len() + 1 + row.len());
     a.extend_from_slice(table.as_bytes());
@@ -86,10 +98,13 @@ impl StorageKeys {
     /// A search term (a selector or a word) as the index files it: 16 bytes
     /// of a keyed hash, so the index holds no plaintext.
     pub fn search_term(&self, term: &[u8]) -> [u8; 16] {
-        let full = self.search_terms.index(term);
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[..16]);
-        out
+        self.search_terms().term(term)
+    }
+
+    /// [`StorageKeys::search_term`] for the many terms of one record, the
+    /// keyed hash made ready once.
+    pub fn search_terms(&self) -> SearchTerms {
+        SearchTerms(self.search_terms.indexer())
     }
 
     /// This node's OPRF key for answering partners' deconfliction requests:

@@ -64,8 +64,9 @@ fn prefix_term(p: &str) -> Vec<u8> {
 /// [`INDEX_VERSION`]).
 pub fn terms(storage: &StorageKeys, region: Option<&str>, view: &RecordView) -> Vec<[u8; 16]> {
     let mut out: BTreeSet<[u8; 16]> = BTreeSet::new();
+    let hash = storage.search_terms();
     let mut add = |bytes: Vec<u8>| {
-        out.insert(storage.search_term(&bytes));
+        out.insert(hash.term(&bytes));
     };
     if let Ok(t) = view.record_type.parse::<RecordType>() {
         for s in selectors::of_record(t, &view.fields, region) {

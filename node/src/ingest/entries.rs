@@ -67,22 +67,26 @@ pub(super) fn ingest_entries(
         let mut progressed = false;
         let mut waiting = Vec::new();
         let mut rest = pending.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut chunk = Vec::new();
-            let mut size = 0;
-            while let Some(item) =
-                rest.next_if(|(e, _)| chunk.is_empty() || size + e.bytes().len() <= PREPARE_BYTES)
-            {
-                size += item.0.bytes().len();
-                chunk.push(item);
-            }
-            let prepared: Vec<Prepared> = chunk
+        let prepare_all = |chunk: &[(LogEntry, Option<i64>)]| -> Vec<Prepared> {
+            chunk
                 .par_iter()
                 .map(|(e, _)| prepare(&builder, &me, case, &ends, &keys, e))
-                .collect();
-            for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
-                let frozen_at = frozen.get(&e.header.author).copied();
-                let ready = match readiness(conn, case_ref, &e, &frozen)? {
+                .collect()
+        };
+        let mut chunk = next_chunk(&mut rest);
+        let mut prepared = prepare_all(&chunk);
+        while !chunk.is_empty() {
+            // The next chunk is prepared on the pool while this thread writes
+            // this one: writing is one thread's (one connection, in log
+            // order), preparing needs no store, and one after the other left
+            // a core idle half the time (an initial sync used 1.05 cores).
+            let next = next_chunk(&mut rest);
+            let mut next_prepared = Vec::new();
+            let written: Result<()> = rayon::in_place_scope(|s| {
+                s.spawn(|_| next_prepared = prepare_all(&next));
+                for ((e, row), prepared) in chunk.into_iter().zip(prepared) {
+                    let frozen_at = frozen.get(&e.header.author).copied();
+                    let ready = match readiness(conn, case_ref, &e, &frozen)? {
                     _ if frozen_at.is_some_and(|f| e.header.seq >= f) => Ready::Conflict(format!(
                         "its author's log in this case is frozen before seq {} (a proved equivocation)",
                         frozen_at.unwrap_or_default()
@@ -107,86 +111,91 @@ pub(super) fn ingest_entries(
                     },
                     r => r,
                 };
-                if !matches!(ready, Ready::Wait)
-                    && let Some(row) = row
-                {
-                    store::delete_waiting(conn, row)?;
-                }
-                match ready {
-                    Ready::Duplicate => {
-                        report.duplicates += 1;
-                        progressed = true;
-                        let filled = store::savepoint(conn, || {
-                            fill_withheld(node, conn, case, &e, &mut docs, |partial| {
-                                prepare(&builder, &me, case, &ends, &keys, partial)
-                            })
-                            .unwrap_or_else(|e| Err(e.to_string()))
-                        })?;
-                        match filled {
-                            Ok((n, rids)) => {
-                                docs.entry_done();
-                                report.parts_filled += n;
-                                report
-                                    .records
-                                    .extend(rids.into_iter().map(|r| (case_id, r)));
-                            }
-                            Err(reason) => {
-                                docs.entry_failed();
-                                report
-                                    .rejected
-                                    .push(format!("entry {}: {reason}", name(&case_id, &e)))
+                    if !matches!(ready, Ready::Wait)
+                        && let Some(row) = row
+                    {
+                        store::delete_waiting(conn, row)?;
+                    }
+                    match ready {
+                        Ready::Duplicate => {
+                            report.duplicates += 1;
+                            progressed = true;
+                            let filled = store::savepoint(conn, || {
+                                fill_withheld(node, conn, case, &e, &mut docs, |partial| {
+                                    prepare(&builder, &me, case, &ends, &keys, partial)
+                                })
+                                .unwrap_or_else(|e| Err(e.to_string()))
+                            })?;
+                            match filled {
+                                Ok((n, rids)) => {
+                                    docs.entry_done();
+                                    report.parts_filled += n;
+                                    report
+                                        .records
+                                        .extend(rids.into_iter().map(|r| (case_id, r)));
+                                }
+                                Err(reason) => {
+                                    docs.entry_failed();
+                                    report
+                                        .rejected
+                                        .push(format!("entry {}: {reason}", name(&case_id, &e)))
+                                }
                             }
                         }
-                    }
-                    Ready::Conflict(reason) => report
-                        .rejected
-                        .push(format!("entry {}: {reason}", name(&case_id, &e))),
-                    Ready::Wait => waiting.push((e, row)),
-                    Ready::Equivocation => {
-                        // The freeze rebuilds records from their entries.
-                        docs.flush(node, conn, case)?;
-                        let at = freeze(node, conn, case, &e)?;
-                        frozen.insert(e.header.author, at);
-                        report.erased.push((
+                        Ready::Conflict(reason) => report
+                            .rejected
+                            .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                        Ready::Wait => waiting.push((e, row)),
+                        Ready::Equivocation => {
+                            // The freeze rebuilds records from their entries.
+                            docs.flush(node, conn, case)?;
+                            let at = freeze(node, conn, case, &e)?;
+                            frozen.insert(e.header.author, at);
+                            report.erased.push((
                             case_id,
                             format!(
                                 "entries of {} from seq {at} on: its log is frozen (a proved equivocation)",
                                 casesync_crypto::identity::peer_id_of(&e.header.author).unwrap_or_default()
                             ),
                         ));
-                        report.rejected.push(format!(
+                            report.rejected.push(format!(
                             "entry {}: equivocation: its author signed two different entries with this seq; both are kept as proof and its log in this case is frozen before seq {at}",
                             name(&case_id, &e)
                         ));
-                    }
-                    Ready::Yes => {
-                        progressed = true;
-                        let applied = store::savepoint(conn, || {
-                            apply_entry(node, conn, case, &e, prepared, &frozen, &mut docs)
-                        })?;
-                        match &applied {
-                            Ok(_) => docs.entry_done(),
-                            Err(_) => docs.entry_failed(),
                         }
-                        match applied {
-                            Ok((created, updated, rids)) => {
-                                report.entries += 1;
-                                report.records_created += created;
-                                report.records_updated += updated;
-                                report
-                                    .accepted
-                                    .push((case_id, e.header.author, e.header.seq));
-                                report
-                                    .records
-                                    .extend(rids.into_iter().map(|r| (case_id, r)));
+                        Ready::Yes => {
+                            progressed = true;
+                            let applied = store::savepoint(conn, || {
+                                apply_entry(node, conn, case, &e, prepared, &frozen, &mut docs)
+                            })?;
+                            match &applied {
+                                Ok(_) => docs.entry_done(),
+                                Err(_) => docs.entry_failed(),
                             }
-                            Err(reason) => report
-                                .rejected
-                                .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                            match applied {
+                                Ok((created, updated, rids)) => {
+                                    report.entries += 1;
+                                    report.records_created += created;
+                                    report.records_updated += updated;
+                                    report
+                                        .accepted
+                                        .push((case_id, e.header.author, e.header.seq));
+                                    report
+                                        .records
+                                        .extend(rids.into_iter().map(|r| (case_id, r)));
+                                }
+                                Err(reason) => report
+                                    .rejected
+                                    .push(format!("entry {}: {reason}", name(&case_id, &e))),
+                            }
                         }
                     }
                 }
-            }
+                Ok(())
+            });
+            written?;
+            chunk = next;
+            prepared = next_prepared;
         }
         pending = waiting;
         if !progressed || pending.is_empty() {
@@ -218,6 +227,22 @@ pub(super) fn ingest_entries(
         }
     }
     Ok(())
+}
+
+/// The next entries to prepare together: up to [`PREPARE_BYTES`] of them,
+/// at least one while any are left.
+fn next_chunk(
+    rest: &mut std::iter::Peekable<std::vec::IntoIter<(LogEntry, Option<i64>)>>,
+) -> Vec<(LogEntry, Option<i64>)> {
+    let mut chunk = Vec::new();
+    let mut size = 0;
+    while let Some(item) =
+        rest.next_if(|(e, _)| chunk.is_empty() || size + e.bytes().len() <= PREPARE_BYTES)
+    {
+        size += item.0.bytes().len();
+        chunk.push(item);
+    }
+    chunk
 }
 
 /// `e` with the parts of erased records taken out (an erased record never
