@@ -516,15 +516,18 @@ fn paging_returns_every_record_once_in_a_stable_order() {
 
 /// The search index follows every way a record changes: filed when added,
 /// filed again when an edit arrives from a partner (the old name no longer
-/// finds it), taken out when it is erased, and rebuilt once, with each
+/// finds it), filed once when a record and its edit arrive together, taken out when it is erased, and rebuilt once, with each
 /// record filed once, when a node finds its index from another version. FTS5's
 /// own check of the index passes after each (`log verify`).
 #[test]
 fn the_search_index_follows_edits_from_partners_erasure_and_a_rebuild() {
     use crate::network::federation;
     let t = TestDir::new("records_search_index");
-    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
-    let (a, b) = (&nodes[0], &nodes[1]);
+    let nodes = federation(
+        &t,
+        &[("uk-east", "GB"), ("ro-police", "RO"), ("europol", "NL")],
+    );
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let case = a.create_case("Op Index");
     a.add_member(&case, b, "contributor");
     let id = a.add(&case, "person", &[("name", "Marin Dobre")], &[]);
@@ -577,6 +580,18 @@ fn the_search_index_follows_edits_from_partners_erasure_and_a_rebuild() {
     assert_eq!(found(a, "ion pop"), vec![id.clone()]);
     verified(a);
     verified(b);
+
+    // A node new to the case gets the record's creation and the edit in
+    // one delivery (a receiving node files new records after the entries
+    // that make them, and before the edits of the same delivery): filed
+    // once, under the edited name only.
+    a.add_member(&case, c, "contributor");
+    bundle(a, c, "to-c.bundle");
+    assert_eq!(str_of(&c.show(&id)["fields"], "name"), "Ion Popa");
+    assert_eq!(found(c, "popa"), vec![id.clone()]);
+    assert_eq!(found(c, "marin"), Vec::<String>::new());
+    assert_eq!(found(c, "dobre"), vec![other.clone()]);
+    verified(c);
 
     // Erased: no term finds it any more.
     a.cmd(&["record", "erase", &id, "--reason", "held in error"])

@@ -15,6 +15,15 @@ pub(super) struct DocCache {
     /// The case's members' keys by PeerId, once a new record needs them
     /// (`provenance::note_stored`).
     member_keys: Option<HashMap<String, [u8; 32]>>,
+    /// The search terms of the records accepted entries made, filed after
+    /// a chunk of entries ([`DocCache::file_new_records`]) or at
+    /// [`DocCache::flush`]. FTS5 writes what it holds out as a new segment
+    /// at every savepoint, and each entry is applied in one: filing as each
+    /// record was made wrote a segment per entry, and merged them again (a
+    /// sixth of a receiving node's writing thread).
+    filing: Vec<(i64, Vec<[u8; 16]>)>,
+    /// Those of the entry being applied.
+    filing_pending: Vec<(i64, Vec<[u8; 16]>)>,
 }
 
 pub(super) struct CachedDoc {
@@ -81,12 +90,19 @@ impl DocCache {
             .get_or_insert_with(|| crate::receipts::member_keys(case))
     }
 
+    /// A record the entry being applied made, to be filed under `terms`
+    /// in the search index once the batch is done.
+    pub(super) fn file_later(&mut self, row: i64, terms: Vec<[u8; 16]>) {
+        self.filing_pending.push((row, terms));
+    }
+
     /// The entry whose changes were taken is accepted.
     pub(super) fn entry_done(&mut self) {
         for d in self.docs.values_mut() {
             let pending = std::mem::take(&mut d.pending);
             d.applied.extend(pending);
         }
+        self.filing.append(&mut self.filing_pending);
     }
 
     /// The entry was refused (its savepoint rolled back): its changes go.
@@ -94,13 +110,25 @@ impl DocCache {
         for d in self.docs.values_mut() {
             d.pending.clear();
         }
+        self.filing_pending.clear();
     }
 
     /// Applies each document's accepted changes in one pass, writes its
     /// snapshot and view, and forgets it. A change Automerge will not apply
     /// (it passed every check before) is left out, as one whose dependencies
     /// are missing is: its entry stays, as on every node.
+    /// Files the records accepted entries made so far in the search index.
+    pub(super) fn file_new_records(&mut self, conn: &Connection) -> Result<()> {
+        for (row, terms) in self.filing.drain(..) {
+            store::file_search_terms(conn, row, &terms)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn flush(&mut self, node: &Node, conn: &Connection, case: &Case) -> Result<()> {
+        // New records first: a record edited in the batch it was made in is
+        // taken out of the index under its first terms below.
+        self.file_new_records(conn)?;
         for (row, mut d) in self.docs.drain() {
             if d.applied.is_empty() {
                 continue;

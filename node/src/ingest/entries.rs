@@ -191,7 +191,8 @@ pub(super) fn ingest_entries(
                         }
                     }
                 }
-                Ok(())
+                // After the chunk's last savepoint: one segment per chunk.
+                docs.file_new_records(conn)
             });
             written?;
             chunk = next;
@@ -735,7 +736,7 @@ pub(super) fn materialize(
                 &r.log_digest,
             )?;
             store::link_record_entry(conn, row, entry_row)?;
-            store::file_search_terms(conn, row, &r.terms)?;
+            docs.file_later(row, r.terms);
             crate::receipts::note_stored(node, conn, docs.member_keys(case), row, &r.view)?;
             counts.0 += 1;
         }
