@@ -1166,3 +1166,100 @@ fn every_change_is_pushed_when_pushes_look_only_at_changed_cases() {
         b.cmd(&["case", "show", &cases[1]]).ok().contains(&c_peer)
     });
 }
+
+/// A delivery of many chunks: a receiving node prepares each chunk of
+/// entries (about 1 MiB) on the pool while it writes the one before, and
+/// files new records after their chunk. Records made in the first chunk
+/// and edited in entries of a later one, and every other record, arrive as
+/// the sender holds them: the same listing, the edits applied, each record
+/// filed once in the search index under what it now says, and FTS5's own
+/// check passes (`log verify`).
+#[test]
+fn a_delivery_of_many_chunks_arrives_whole_with_edits_across_chunks() {
+    let t = TestDir::new("net_chunks");
+    let nodes = federation(&t, &[("uk-east", "GB"), ("ro-police", "RO")]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let case = a.create_case("Op Chunks");
+    a.add_member(&case, b, "contributor");
+    // Notes of random hex do not compress: about 2.5 MiB of entries.
+    let lines: String = (0..5000)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"person\",\"fields\":{{\"name\":\"Person{i} Popa\",\"notes\":\"{}\"}}}}\n",
+                crate::util::random_hex(100)
+            )
+        })
+        .collect();
+    let file = t.write("people.jsonl", lines);
+    a.cmd(&["record", "import", &case, file.to_str().unwrap()])
+        .ok();
+    let id_of = |name: &str| -> String {
+        a.list(&case)
+            .iter()
+            .find(|r| crate::util::str_of(&r["fields"], "name") == name)
+            .map(|r| crate::util::str_of(r, "id").to_string())
+            .unwrap()
+    };
+    // The first records imported are in the first entries; their edits in
+    // the last ones.
+    let edited: Vec<String> = (0..5).map(|i| id_of(&format!("Person{i} Popa"))).collect();
+    for (i, id) in edited.iter().enumerate() {
+        a.cmd(&[
+            "record",
+            "edit",
+            id,
+            "--field",
+            &format!("name=Renamed{i} Ionescu"),
+        ])
+        .ok();
+    }
+    let sa = Server::start(a, &[]);
+    b.cmd(&["sync", "--once", "--peer", &sa.addr, "--timeout", "120"])
+        .ok();
+    let bytes: i64 = b
+        .db()
+        .query_row("SELECT SUM(length(bytes)) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        bytes > 2 << 20,
+        "only {bytes} bytes of entries: not several chunks"
+    );
+    let held = |n: &Node| -> Vec<(String, serde_json::Value)> {
+        n.list(&case)
+            .iter()
+            .map(|r| {
+                (
+                    crate::util::str_of(r, "id").to_string(),
+                    r["fields"].clone(),
+                )
+            })
+            .collect()
+    };
+    let on_b = held(b);
+    assert_eq!(on_b.len(), 5000);
+    assert_eq!(on_b, held(a), "b holds the case otherwise than a");
+    for (i, id) in edited.iter().enumerate() {
+        let hits: Vec<String> = b
+            .json(&["search", &format!("renamed{i}")])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| crate::util::str_of(h, "record").to_string())
+            .collect();
+        assert_eq!(hits, vec![id.clone()], "renamed{i}");
+        let old = b.json(&["search", &format!("person{i}")]);
+        assert!(
+            !old.as_array()
+                .unwrap()
+                .iter()
+                .any(|h| crate::util::str_of(h, "record") == id),
+            "found under its old name: {old}"
+        );
+        if i == 0 {
+            // No other record's name starts with "person0".
+            assert_eq!(old, serde_json::json!([]), "{old}");
+        }
+    }
+    let v = b.json(&["log", "verify"]);
+    assert_eq!(v["failed"], 0, "{v}");
+}
