@@ -184,7 +184,8 @@ pub fn unfiled(node: &Node) -> Result<u64> {
 }
 
 /// Brings the set up to date with every record written since it was last
-/// filled; returns how many records were (re)filed.
+/// filled; returns how many records were (re)filed (a record changed by
+/// entries far apart may count twice).
 pub fn refresh(node: &Node) -> Result<u64> {
     use rayon::prelude::*;
     let _one = FILLING.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,11 +201,20 @@ pub fn refresh(node: &Node) -> Result<u64> {
         .map(|c| (c.case_ref, c.id.0))
         .collect();
     let region = Some(node.card.country.as_str());
-    let (mut after, mut filed) = (0i64, 0u64);
+    let (mut cursor, mut filed) = ((stamp, i64::MAX), 0u64);
     loop {
-        let rows = store::records_changed_after(conn, stamp, after, FILL_BATCH)?;
-        let Some(last) = rows.last() else { break };
-        after = last.row;
+        // A record changed by entries of two pages is filed twice, from its
+        // current view both times: the same rows.
+        let links = store::records_changed_between(conn, cursor, upto, FILL_BATCH)?;
+        let Some(last) = links.last() else { break };
+        cursor = (last.entry, last.row);
+        let mut wanted: Vec<i64> = links.iter().map(|l| l.row).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows = Vec::with_capacity(wanted.len());
+        for row in wanted {
+            rows.extend(store::record_by_row(conn, row)?);
+        }
         type Filed = (i64, i64, Vec<([u8; 16], Vec<u8>)>);
         let storage = &node.storage;
         let computed: Vec<Filed> = rows

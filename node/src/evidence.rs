@@ -295,25 +295,32 @@ pub fn discover(node: &Node) -> Result<u64> {
     // as they come (a look at every case the node holds cost a serving node
     // tens of ms a second after every edit, with hundreds of cases).
     let mut evidence_type: HashMap<i64, Option<[u8; 16]>> = HashMap::new();
-    let (mut after, mut found) = (0i64, 0u64);
+    let (mut cursor, mut found) = ((stamp, i64::MAX), 0u64);
+    // An evidence record changed by several entries comes once per entry.
+    let mut seen = std::collections::HashSet::new();
     loop {
-        let rows = store::records_changed_after(conn, stamp, after, 2_000)?;
-        let Some(last) = rows.last() else { break };
-        after = last.row;
-        for r in &rows {
-            let wanted = match evidence_type.get(&r.case_ref) {
+        // Only the links: most changed records are not evidence, and their
+        // views are never read.
+        let links = store::records_changed_between(conn, cursor, upto, 2_000)?;
+        let Some(last) = links.last() else { break };
+        cursor = (last.entry, last.row);
+        for l in &links {
+            let wanted = match evidence_type.get(&l.case_ref) {
                 Some(t) => *t,
                 None => {
-                    let t = store::case_by_ref(conn, r.case_ref)?
+                    let t = store::case_by_ref(conn, l.case_ref)?
                         .map(|c| node.storage.type_index(&c.case_id, "evidence"));
-                    evidence_type.insert(r.case_ref, t);
+                    evidence_type.insert(l.case_ref, t);
                     t
                 }
             };
-            if store::record_type_index(conn, r.row)? != wanted {
+            if wanted.is_none_or(|w| l.type_index.as_slice() != w) || !seen.insert(l.row) {
                 continue;
             }
-            let view = node.storage.record_view(r)?;
+            let Some(r) = store::record_by_row(conn, l.row)? else {
+                continue;
+            };
+            let view = node.storage.record_view(&r)?;
             let Some(root) = content_root(&view) else {
                 continue;
             };

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("024_record_tags.sql"),
     include_str!("025_search_index.sql"),
     include_str!("026_record_row_size.sql"),
+    include_str!("027_record_entries_by_entry.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
