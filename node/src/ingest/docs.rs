@@ -113,10 +113,6 @@ impl DocCache {
         self.filing_pending.clear();
     }
 
-    /// Applies each document's accepted changes in one pass, writes its
-    /// snapshot and view, and forgets it. A change Automerge will not apply
-    /// (it passed every check before) is left out, as one whose dependencies
-    /// are missing is: its entry stays, as on every node.
     /// Files the records accepted entries made so far in the search index.
     pub(super) fn file_new_records(&mut self, conn: &Connection) -> Result<()> {
         for (row, terms) in self.filing.drain(..) {
@@ -125,6 +121,10 @@ impl DocCache {
         Ok(())
     }
 
+    /// Applies each document's accepted changes in one pass, writes its
+    /// snapshot and view, and forgets it. A change Automerge will not apply
+    /// (it passed every check before) is left out, as one whose dependencies
+    /// are missing is: its entry stays, as on every node.
     pub(super) fn flush(&mut self, node: &Node, conn: &Connection, case: &Case) -> Result<()> {
         // New records first: a record edited in the batch it was made in is
         // taken out of the index under its first terms below.

@@ -162,8 +162,8 @@ mod tests {
     /// number is a multiple of (r % 7) + 1 and to the entry r + 5, so
     /// records share entries, entries carry many records, and a record
     /// comes in entries far apart.
-    fn linked_store() -> (Store, Vec<(i64, i64)>) {
-        let dir = std::env::temp_dir().join(format!("casesync-changed-{}", std::process::id()));
+    fn linked_store(name: &str) -> (Store, Vec<(i64, i64)>) {
+        let dir = std::env::temp_dir().join(format!("casesync-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let s = Store::open(&dir.join("db.sqlite")).unwrap();
@@ -204,7 +204,7 @@ mod tests {
     /// order, and nothing else.
     #[test]
     fn a_walk_of_changed_records_gives_every_link_once_in_order() {
-        let (s, links) = linked_store();
+        let (s, links) = linked_store("changed-walk");
         let c = s.conn();
         for since in [0, 1, 6, 17, 39, 40] {
             for upto in [since, since + 1, 25, 40] {
@@ -236,7 +236,7 @@ mod tests {
     /// page of a walk over a large store costs the whole table.
     #[test]
     fn a_page_of_changed_records_is_read_from_the_index_by_entry() {
-        let (s, _) = linked_store();
+        let (s, _) = linked_store("changed-plan");
         let plan: Vec<String> = s
             .conn()
             .prepare(&format!("EXPLAIN QUERY PLAN {CHANGED_BETWEEN}"))

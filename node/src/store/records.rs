@@ -293,15 +293,3 @@ pub fn records_changed_since(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
-
-/// A record's blind type index (`sealing::type_index`).
-pub fn record_type_index(c: &Connection, row: i64) -> Result<Option<[u8; 16]>> {
-    let v: Option<Vec<u8>> = query_one(
-        c,
-        "SELECT type_index FROM records WHERE id = ?1",
-        [row],
-        |r| r.get(0),
-    )
-    .optional()?;
-    Ok(v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok()))
-}
